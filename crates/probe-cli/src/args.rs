@@ -1,0 +1,245 @@
+//! The command line, as clap sees it. Parsing only: every value is turned into
+//! probe-core's own types here, so bad input is refused before anything runs.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use probe_core::{ConnectionMode, Outcome, StatusSet, VersionSource};
+
+/// Measures how much a service is really down while it is redeployed.
+#[derive(Debug, Parser)]
+#[command(name = "rollprobe", version, about, long_about = None)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Probe URL at a fixed rate; with `-- COMMAND...`, run that rollout while probing.
+    Run(Box<RunArgs>),
+    /// Rebuild the report from a recorded samples.csv.
+    Report(ReportArgs),
+    /// Compare runs: one row per report.json.
+    Compare(CompareArgs),
+    /// Redeploy a local service twice (Recreate, then rolling) while probing it.
+    Demo(DemoArgs),
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    probe_core::parse_duration(s).map_err(|e| e.to_string())
+}
+
+fn parse_rate(s: &str) -> Result<f64, String> {
+    let rate: f64 = s
+        .parse()
+        .map_err(|_| format!("'{s}' is not a number of requests per second"))?;
+    if !(rate.is_finite() && rate > 0.0 && rate <= 1_000_000.0) {
+        return Err(format!(
+            "the rate must be above 0 and at most 1000000, not {s}"
+        ));
+    }
+    Ok(rate)
+}
+
+fn parse_header(s: &str) -> Result<(String, String), String> {
+    let (k, v) = s
+        .split_once(':')
+        .ok_or_else(|| format!("'{s}' is not a header: use 'Name: value'"))?;
+    let k = k.trim();
+    if k.is_empty() {
+        return Err(format!("'{s}' has no header name: use 'Name: value'"));
+    }
+    Ok((k.to_string(), v.trim().to_string()))
+}
+
+fn parse_status(s: &str) -> Result<StatusSet, String> {
+    s.parse()
+        .map_err(|e: probe_core::ConfigError| e.to_string())
+}
+
+fn parse_version(s: &str) -> Result<VersionSource, String> {
+    s.parse()
+        .map_err(|e: probe_core::ConfigError| e.to_string())
+}
+
+fn parse_connection(s: &str) -> Result<ConnectionMode, String> {
+    s.parse()
+        .map_err(|e: probe_core::ConfigError| e.to_string())
+}
+
+/// A `--max-failures` value: a limit on all failures, or on one kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FailureLimit {
+    /// `None`: all target failures.
+    pub kind: Option<Outcome>,
+    /// Most allowed.
+    pub max: u64,
+}
+
+fn parse_failure_limit(s: &str) -> Result<FailureLimit, String> {
+    let (kind, n) = match s.split_once('=') {
+        Some((k, n)) => (
+            Some(k.trim().parse::<Outcome>().map_err(|e| e.to_string())?),
+            n,
+        ),
+        None => (None, s),
+    };
+    let max = n
+        .trim()
+        .parse()
+        .map_err(|_| format!("'{n}' is not a whole number of failures"))?;
+    Ok(FailureLimit { kind, max })
+}
+
+/// Output format of a run's summary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum Format {
+    /// A summary for people.
+    #[default]
+    Text,
+    /// report.json on stdout.
+    Json,
+}
+
+/// Output format of `compare`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum TableFormat {
+    /// An aligned table.
+    #[default]
+    Text,
+    /// CSV.
+    Csv,
+    /// JSON.
+    Json,
+}
+
+/// How requests are made and judged: shared by `run` and the lab.
+#[derive(Debug, Args)]
+pub struct ProbeArgs {
+    /// Requests per second (open loop: sent on schedule whatever the answers).
+    #[arg(long, default_value = "50", value_parser = parse_rate, value_name = "N")]
+    pub rate: f64,
+    /// fresh: a new connection per request (sees connect errors); keepalive: pooled.
+    #[arg(long, default_value = "fresh", value_parser = parse_connection, value_name = "MODE")]
+    pub connection: ConnectionMode,
+    /// Response timeout, from connected to the full answer.
+    #[arg(long, default_value = "5s", value_parser = parse_duration, value_name = "DUR")]
+    pub timeout: Duration,
+    /// Connect timeout (keep it above 3s so a failed ARP shows as host_unreachable).
+    #[arg(long, default_value = "5s", value_parser = parse_duration, value_name = "DUR")]
+    pub connect_timeout: Duration,
+    /// Cap on requests in flight; ticks over it are counted as skipped [default: rate x timeouts].
+    #[arg(long, value_name = "N")]
+    pub max_in_flight: Option<usize>,
+    /// Statuses that count as ok, e.g. 200-299,304.
+    #[arg(long, default_value = "200-299", value_parser = parse_status, value_name = "LIST")]
+    pub expect_status: StatusSet,
+    /// Where the version comes from: body, header:NAME, json:/pointer or regex:RE.
+    #[arg(long, default_value = "body", value_parser = parse_version, value_name = "SRC")]
+    pub version_from: VersionSource,
+    /// HTTP method.
+    #[arg(
+        short = 'X',
+        long = "method",
+        default_value = "GET",
+        value_name = "METHOD"
+    )]
+    pub method: String,
+    /// Extra request header, 'Name: value' (repeatable).
+    #[arg(short = 'H', long = "header", value_parser = parse_header, value_name = "HEADER")]
+    pub headers: Vec<(String, String)>,
+    /// Request body.
+    #[arg(long, value_name = "BODY")]
+    pub data: Option<String>,
+}
+
+/// What to do with the result: shared by `run` and the lab.
+#[derive(Debug, Args)]
+pub struct OutputArgs {
+    /// Name of the run in reports, e.g. recreate.
+    #[arg(long, value_name = "NAME")]
+    pub label: Option<String>,
+    /// Write report.json, samples.csv, events.csv and windows.csv into DIR.
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// What goes to stdout at the end.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+    /// Exit 1 if more than N requests failed; KIND=N limits one kind (repeatable).
+    #[arg(long, value_parser = parse_failure_limit, value_name = "[KIND=]N")]
+    pub max_failures: Vec<FailureLimit>,
+    /// Exit 1 if the downtime was longer than DUR.
+    #[arg(long, value_parser = parse_duration, value_name = "DUR")]
+    pub max_downtime: Option<Duration>,
+    /// No progress line on stderr.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+/// `rollprobe run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The URL to probe, e.g. http://10.0.0.7:8080/test/version.
+    pub url: String,
+    #[command(flatten)]
+    pub probe: ProbeArgs,
+    #[command(flatten)]
+    pub output: OutputArgs,
+    /// Stop after this long (without a trigger: otherwise Ctrl-C stops).
+    #[arg(long, value_parser = parse_duration, value_name = "DUR")]
+    pub duration: Option<Duration>,
+    /// With a trigger: probe this long before starting it.
+    #[arg(long, default_value = "2s", value_parser = parse_duration, value_name = "DUR")]
+    pub warmup: Duration,
+    /// With a trigger: keep probing this long after it exits.
+    #[arg(long, default_value = "5s", value_parser = parse_duration, value_name = "DUR")]
+    pub settle: Duration,
+    /// Each line read from stdin becomes a mark on the timeline.
+    #[arg(long)]
+    pub marks_stdin: bool,
+    /// The rollout command to run while probing (after --).
+    #[arg(last = true, value_name = "TRIGGER")]
+    pub trigger: Vec<String>,
+}
+
+/// `rollprobe report`.
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// A samples.csv written by `rollprobe run --out`.
+    pub samples: PathBuf,
+    /// The events file [default: events.csv beside the samples, if there is one].
+    #[arg(long, value_name = "FILE")]
+    pub events: Option<PathBuf>,
+    /// What goes to stdout.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+}
+
+/// `rollprobe compare`.
+#[derive(Debug, Args)]
+pub struct CompareArgs {
+    /// report.json files.
+    #[arg(required = true)]
+    pub reports: Vec<PathBuf>,
+    /// Table format.
+    #[arg(long, value_enum, default_value_t = TableFormat::Text)]
+    pub format: TableFormat,
+}
+
+/// `rollprobe demo`.
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Where the two runs' reports go.
+    #[arg(long, default_value = "rollprobe-demo", value_name = "DIR")]
+    pub out: PathBuf,
+    /// Requests per second.
+    #[arg(long, default_value = "200", value_parser = parse_rate, value_name = "N")]
+    pub rate: f64,
+    /// No progress line on stderr.
+    #[arg(long, short)]
+    pub quiet: bool,
+}

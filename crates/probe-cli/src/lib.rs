@@ -1,0 +1,92 @@
+//! The `rollprobe` command line: parses arguments and wires probe-core's
+//! pipeline together. No measurement logic lives here.
+//!
+//! Exit codes: 0 ok, 1 a threshold was breached, 2 bad usage or input (one line
+//! on stderr, before any request is sent), 3 the prober itself failed.
+
+mod args;
+pub mod demo;
+mod progress;
+mod run;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+pub use args::Cli;
+
+/// An error that ends the command, with the exit code it stands for.
+#[derive(Debug)]
+pub enum CliError {
+    /// Bad usage or input: exit 2.
+    Usage(String),
+    /// The prober itself failed: exit 3.
+    Failed(String),
+}
+
+impl From<probe_core::ProbeError> for CliError {
+    fn from(e: probe_core::ProbeError) -> Self {
+        match e {
+            probe_core::ProbeError::Config(c) => CliError::Usage(c.to_string()),
+            other => CliError::Failed(other.to_string()),
+        }
+    }
+}
+
+/// Runs the command line and returns the process's exit code.
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            use clap::error::ErrorKind;
+            if matches!(
+                e.kind(),
+                ErrorKind::DisplayHelp
+                    | ErrorKind::DisplayVersion
+                    | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+            ) {
+                let _ = e.print();
+                return if e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
+                    ExitCode::from(2)
+                } else {
+                    ExitCode::SUCCESS
+                };
+            }
+            // One clear line: clap's first line, without its usage block.
+            let text = e.to_string();
+            let first = text.lines().next().unwrap_or("invalid usage");
+            let first = first.strip_prefix("error: ").unwrap_or(first);
+            eprintln!("rollprobe: {first} (see rollprobe --help)");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("rollprobe: cannot start the async runtime: {e}");
+            return ExitCode::from(3);
+        }
+    };
+    let result = runtime.block_on(async move {
+        match cli.command {
+            args::Command::Run(a) => run::run(*a).await,
+            args::Command::Report(a) => run::report(a),
+            args::Command::Compare(a) => run::compare(a),
+            args::Command::Demo(a) => demo::demo(a).await,
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(CliError::Usage(msg)) => {
+            eprintln!("rollprobe: {msg}");
+            ExitCode::from(2)
+        }
+        Err(CliError::Failed(msg)) => {
+            eprintln!("rollprobe: {msg}");
+            ExitCode::from(3)
+        }
+    }
+}

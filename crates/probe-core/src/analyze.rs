@@ -1,0 +1,582 @@
+//! From samples to figures, in one streaming pass.
+//!
+//! Samples complete out of order, but outage windows and version flips are
+//! defined in send order. A reorder buffer keyed by sequence number releases
+//! samples in order; it holds at most the requests in flight (timeout x rate), so
+//! memory stays flat however long the run. Everything else is counters, HDR
+//! histograms and a timeline whose buckets widen as the run grows.
+//!
+//! The same [`Analyzer`] serves the live run and `rollprobe report`, which is
+//! what makes a report reproducible from its samples.csv.
+
+use std::collections::{BTreeMap, HashMap};
+
+use hdrhistogram::Histogram;
+
+use crate::classify::errno_name;
+use crate::event::Event;
+use crate::outcome::Outcome;
+use crate::report::{
+    Downtime, EventRef, FailureDetail, Latency, MixedWindow, OutageWindow, Phase, ProbeHealth,
+    Report, Timeline, Totals, VersionSeen, REPORT_SCHEMA,
+};
+use crate::sample::{RunFooter, RunHeader, Sample};
+
+/// Events that open the "during" phase.
+const PHASE_START_KINDS: [&str; 2] = ["trigger_start", "rollout_start"];
+/// Events that close it.
+const PHASE_END_KINDS: [&str; 2] = ["trigger_exit", "rollout_complete"];
+
+/// Buckets kept for the timeline before adjacent ones are merged.
+const MAX_BUCKETS: usize = 4096;
+/// Characters in the rendered strip.
+const STRIP_WIDTH: usize = 72;
+
+/// Latency histograms record microseconds up to one hour.
+fn new_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("static bounds are valid")
+}
+
+fn record_ms(h: &mut Histogram<u64>, value_ms: f64) {
+    let us = (value_ms * 1000.0).round().clamp(1.0, 3_600_000_000.0) as u64;
+    h.saturating_record(us);
+}
+
+fn latency_of(h: &Histogram<u64>) -> Latency {
+    if h.is_empty() {
+        return Latency::default();
+    }
+    let q = |p: f64| h.value_at_quantile(p) as f64 / 1000.0;
+    Latency {
+        count: h.len(),
+        p50: q(0.5),
+        p90: q(0.9),
+        p99: q(0.99),
+        p999: q(0.999),
+        max: h.max() as f64 / 1000.0,
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum PhaseName {
+    Before = 0,
+    During = 1,
+    After = 2,
+}
+
+struct PhaseStats {
+    sent: u64,
+    ok: u64,
+    failed: u64,
+    latency: Histogram<u64>,
+}
+
+#[derive(Clone, Default)]
+struct Bucket {
+    sent: u32,
+    by_kind: [u32; Outcome::ALL.len()],
+    version_changed: bool,
+}
+
+impl Bucket {
+    fn merge(&mut self, other: &Bucket) {
+        self.sent += other.sent;
+        for (a, b) in self.by_kind.iter_mut().zip(other.by_kind.iter()) {
+            *a += b;
+        }
+        self.version_changed |= other.version_changed;
+    }
+
+    fn symbol(&self) -> char {
+        if self.sent == 0 {
+            return ' ';
+        }
+        let worst = Outcome::ALL
+            .iter()
+            .zip(self.by_kind.iter())
+            .filter(|(k, n)| k.is_failure() && **n > 0)
+            .max_by_key(|(_, n)| **n);
+        match worst {
+            Some((k, _)) => k.symbol(),
+            None if self.version_changed => '|',
+            None => '.',
+        }
+    }
+}
+
+fn kind_index(k: Outcome) -> usize {
+    Outcome::ALL
+        .iter()
+        .position(|x| *x == k)
+        .expect("every outcome is in ALL")
+}
+
+struct OpenWindow {
+    start_ms: f64,
+    last_failure_ms: f64,
+    failed: u64,
+    kinds: BTreeMap<String, u64>,
+}
+
+/// Streaming analysis of one run. Feed it samples (in any order) and events
+/// (in time order), then call [`Analyzer::finish`].
+///
+/// ```
+/// use probe_core::{Analyzer, Outcome, Sample};
+/// let mut a = Analyzer::new(10.0);
+/// for (seq, outcome) in [Outcome::Ok, Outcome::ConnectionRefused, Outcome::Ok].into_iter().enumerate() {
+///     a.push(Sample {
+///         seq: seq as u64, intended_ms: seq as f64 * 100.0, sent_ms: Some(seq as f64 * 100.0),
+///         wall_time: String::new(), outcome, errno: None, errno_name: None, status: None,
+///         version: None, connect_ms: None, ttfb_ms: None, total_ms: Some(1.0),
+///         connection: None, error: None,
+///     });
+/// }
+/// let windows = a.windows_so_far();
+/// assert_eq!(windows.len(), 1);
+/// assert_eq!((windows[0].start_ms, windows[0].end_ms), (100.0, 200.0));
+/// ```
+pub struct Analyzer {
+    period_ms: f64,
+    next_seq: u64,
+    pending: BTreeMap<u64, Sample>,
+    totals: Totals,
+    late: u64,
+    failures: BTreeMap<Outcome, u64>,
+    details: BTreeMap<(Outcome, Option<i32>), u64>,
+    windows: Vec<OutageWindow>,
+    open: Option<OpenWindow>,
+    versions: Vec<VersionSeen>,
+    version_index: HashMap<String, usize>,
+    last_version: Option<usize>,
+    flips: u64,
+    latency: Histogram<u64>,
+    service: Histogram<u64>,
+    send_lag: Histogram<u64>,
+    max_lag_ms: f64,
+    events: Vec<Event>,
+    during_start: Option<f64>,
+    during_end: Option<f64>,
+    phases: [PhaseStats; 3],
+    bucket_ms: f64,
+    buckets: Vec<Bucket>,
+    last_intended_ms: f64,
+}
+
+impl Analyzer {
+    /// An analyzer for a run at `rate` requests per second.
+    pub fn new(rate: f64) -> Analyzer {
+        let phase = || PhaseStats {
+            sent: 0,
+            ok: 0,
+            failed: 0,
+            latency: new_histogram(),
+        };
+        Analyzer {
+            period_ms: 1000.0 / rate,
+            next_seq: 0,
+            pending: BTreeMap::new(),
+            totals: Totals::default(),
+            late: 0,
+            failures: BTreeMap::new(),
+            details: BTreeMap::new(),
+            windows: Vec::new(),
+            open: None,
+            versions: Vec::new(),
+            version_index: HashMap::new(),
+            last_version: None,
+            flips: 0,
+            latency: new_histogram(),
+            service: new_histogram(),
+            send_lag: new_histogram(),
+            max_lag_ms: 0.0,
+            events: Vec::new(),
+            during_start: None,
+            during_end: None,
+            phases: [phase(), phase(), phase()],
+            bucket_ms: 100.0,
+            buckets: Vec::new(),
+            last_intended_ms: 0.0,
+        }
+    }
+
+    /// Adds an event. Events must arrive before any sample intended after them,
+    /// which the probe guarantees by sending both through one ordered channel.
+    pub fn event(&mut self, event: Event) {
+        if PHASE_START_KINDS.contains(&event.kind.as_str()) && self.during_start.is_none() {
+            self.during_start = Some(event.at_ms);
+        } else if PHASE_END_KINDS.contains(&event.kind.as_str())
+            && self.during_start.is_some()
+            && self.during_end.is_none()
+        {
+            self.during_end = Some(event.at_ms);
+        }
+        self.events.push(event);
+    }
+
+    /// Adds a completed sample; samples may arrive in any order.
+    pub fn push(&mut self, sample: Sample) {
+        if sample.seq < self.next_seq {
+            // A duplicate sequence number can only come from a corrupt file.
+            return;
+        }
+        self.pending.insert(sample.seq, sample);
+        while let Some(entry) = self.pending.first_entry() {
+            if *entry.key() != self.next_seq {
+                break;
+            }
+            let sample = entry.remove();
+            self.next_seq += 1;
+            self.process(sample);
+        }
+    }
+
+    /// The windows closed so far (for tests and live views).
+    pub fn windows_so_far(&self) -> &[OutageWindow] {
+        &self.windows
+    }
+
+    fn phase_of(&self, intended_ms: f64) -> PhaseName {
+        match (self.during_start, self.during_end) {
+            (Some(s), _) if intended_ms < s => PhaseName::Before,
+            (Some(_), Some(e)) if intended_ms >= e => PhaseName::After,
+            (Some(_), _) => PhaseName::During,
+            (None, _) => PhaseName::Before,
+        }
+    }
+
+    fn bucket(&mut self, intended_ms: f64) -> &mut Bucket {
+        let mut index = (intended_ms / self.bucket_ms).max(0.0) as usize;
+        while index >= MAX_BUCKETS {
+            let merged: Vec<Bucket> = self
+                .buckets
+                .chunks(2)
+                .map(|pair| {
+                    let mut b = pair[0].clone();
+                    if let Some(second) = pair.get(1) {
+                        b.merge(second);
+                    }
+                    b
+                })
+                .collect();
+            self.buckets = merged;
+            self.bucket_ms *= 2.0;
+            index = (intended_ms / self.bucket_ms).max(0.0) as usize;
+        }
+        if self.buckets.len() <= index {
+            self.buckets.resize(index + 1, Bucket::default());
+        }
+        &mut self.buckets[index]
+    }
+
+    fn process(&mut self, s: Sample) {
+        self.last_intended_ms = self.last_intended_ms.max(s.intended_ms);
+        if s.outcome == Outcome::Skipped {
+            self.totals.skipped += 1;
+            return;
+        }
+        self.totals.sent += 1;
+        if let Some(lag) = s.send_lag_ms() {
+            record_ms(&mut self.send_lag, lag);
+            self.max_lag_ms = self.max_lag_ms.max(lag);
+            if lag > self.period_ms {
+                self.late += 1;
+            }
+        }
+        let phase = self.phase_of(s.intended_ms) as usize;
+        self.phases[phase].sent += 1;
+        self.bucket(s.intended_ms).by_kind[kind_index(s.outcome)] += 1;
+        self.bucket(s.intended_ms).sent += 1;
+
+        if s.outcome.is_failure() {
+            *self.failures.entry(s.outcome).or_default() += 1;
+            *self.details.entry((s.outcome, s.errno)).or_default() += 1;
+        }
+        if s.outcome.is_local() {
+            // The prober's own fault: neither up nor down for the target.
+            self.totals.local += 1;
+            return;
+        }
+        if s.outcome.is_target_failure() {
+            self.totals.failed += 1;
+            self.phases[phase].failed += 1;
+            let w = self.open.get_or_insert_with(|| OpenWindow {
+                start_ms: s.intended_ms,
+                last_failure_ms: s.intended_ms,
+                failed: 0,
+                kinds: BTreeMap::new(),
+            });
+            w.failed += 1;
+            w.last_failure_ms = s.intended_ms;
+            *w.kinds.entry(s.outcome.as_str().to_string()).or_default() += 1;
+            return;
+        }
+        // ok
+        self.totals.ok += 1;
+        self.phases[phase].ok += 1;
+        if let Some(w) = self.open.take() {
+            self.close_window(w, s.intended_ms, false);
+        }
+        if let Some(ms) = s.response_ms() {
+            record_ms(&mut self.latency, ms);
+            record_ms(&mut self.phases[phase].latency, ms);
+        }
+        if let Some(total) = s.total_ms {
+            record_ms(&mut self.service, total);
+        }
+        if let Some(v) = s.version {
+            let idx = match self.version_index.get(&v) {
+                Some(&i) => i,
+                None => {
+                    self.versions.push(VersionSeen {
+                        version: v.clone(),
+                        first_ms: s.intended_ms,
+                        last_ms: s.intended_ms,
+                        count: 0,
+                    });
+                    self.version_index.insert(v, self.versions.len() - 1);
+                    self.versions.len() - 1
+                }
+            };
+            let seen = &mut self.versions[idx];
+            seen.count += 1;
+            seen.first_ms = seen.first_ms.min(s.intended_ms);
+            seen.last_ms = seen.last_ms.max(s.intended_ms);
+            if self.last_version.is_some_and(|last| last != idx) {
+                self.flips += 1;
+                self.bucket(s.intended_ms).version_changed = true;
+            }
+            self.last_version = Some(idx);
+        }
+    }
+
+    fn close_window(&mut self, w: OpenWindow, end_ms: f64, open: bool) {
+        self.windows.push(OutageWindow {
+            start_ms: w.start_ms,
+            end_ms,
+            duration_ms: end_ms - w.start_ms,
+            failed: w.failed,
+            kinds: w.kinds,
+            open,
+            after_event: None,
+            cause: None,
+        });
+    }
+
+    /// Drains the reorder buffer and builds the report.
+    pub fn finish(mut self, header: &RunHeader, footer: Option<&RunFooter>) -> Report {
+        // Whatever is still pending had a gap before it (a run killed with
+        // requests in flight): take it in order.
+        let rest = std::mem::take(&mut self.pending);
+        for (_, s) in rest {
+            self.process(s);
+        }
+        if let Some(w) = self.open.take() {
+            let end = w.last_failure_ms + self.period_ms;
+            self.close_window(w, end, true);
+        }
+        for w in &mut self.windows {
+            w.after_event = self
+                .events
+                .iter()
+                .filter(|e| e.at_ms <= w.start_ms)
+                .max_by(|a, b| a.at_ms.total_cmp(&b.at_ms))
+                .map(|e| EventRef {
+                    kind: e.kind.clone(),
+                    detail: e.detail.clone(),
+                    at_ms: e.at_ms,
+                    offset_ms: w.start_ms - e.at_ms,
+                });
+        }
+        // fold from +0.0: f64's sum() of nothing is -0.0, which prints as "-0".
+        let total_ms = self.windows.iter().fold(0.0, |acc, w| acc + w.duration_ms);
+        let longest_ms = self
+            .windows
+            .iter()
+            .map(|w| w.duration_ms)
+            .fold(0.0, f64::max);
+        let counted = self.totals.sent - self.totals.local;
+        self.totals.availability = (counted > 0).then(|| self.totals.ok as f64 / counted as f64);
+
+        let mixed = self.mixed_window();
+        let duration_ms = footer
+            .map(|f| f.duration_ms)
+            .unwrap_or(self.last_intended_ms + self.period_ms);
+        let phases = self.phases(duration_ms);
+        let failure_details = self
+            .details
+            .iter()
+            .map(|(&(kind, errno), &count)| FailureDetail {
+                kind: kind.as_str().to_string(),
+                errno,
+                errno_name: errno.and_then(errno_name).map(str::to_string),
+                message: errno.map(os_message),
+                count,
+                hint: kind.hint().to_string(),
+            })
+            .collect();
+        Report {
+            schema: REPORT_SCHEMA.to_string(),
+            label: header.label.clone(),
+            target: header.target.clone(),
+            config: header.config.clone(),
+            started_at: header.started_at.clone(),
+            ended_at: footer
+                .map(|f| f.ended_at.clone())
+                .unwrap_or_else(|| offset_time(&header.started_at, duration_ms)),
+            duration_ms,
+            interrupted: footer.map(|f| f.interrupted).unwrap_or(true),
+            failures: self
+                .failures
+                .iter()
+                .map(|(k, n)| (k.as_str().to_string(), *n))
+                .collect(),
+            failure_details,
+            downtime: Downtime {
+                total_ms,
+                longest_ms,
+                windows: self.windows,
+            },
+            mixed_ms: mixed
+                .as_ref()
+                .map(|m| (m.end_ms - m.start_ms).max(0.0))
+                .unwrap_or(0.0),
+            mixed,
+            versions: self.versions,
+            flips: self.flips,
+            latency_ms: latency_of(&self.latency),
+            service_ms: latency_of(&self.service),
+            events: self.events,
+            phases,
+            probe: ProbeHealth {
+                send_lag_p50_ms: latency_of(&self.send_lag).p50,
+                send_lag_p99_ms: latency_of(&self.send_lag).p99,
+                send_lag_max_ms: self.max_lag_ms,
+                late: self.late,
+                skipped: self.totals.skipped,
+            },
+            timeline: Timeline {
+                bucket_ms: 0.0,
+                strip: String::new(),
+            },
+            totals: self.totals,
+        }
+        .with_timeline(&self.buckets, self.bucket_ms)
+    }
+
+    fn mixed_window(&self) -> Option<MixedWindow> {
+        if self.versions.len() < 2 {
+            return None;
+        }
+        let old = &self.versions[0];
+        let new = self
+            .versions
+            .iter()
+            .max_by(|a, b| a.first_ms.total_cmp(&b.first_ms))
+            .expect("at least two versions");
+        Some(MixedWindow {
+            old: old.version.clone(),
+            new: new.version.clone(),
+            start_ms: new.first_ms,
+            end_ms: old.last_ms,
+        })
+    }
+
+    fn phases(&self, duration_ms: f64) -> Vec<Phase> {
+        let Some(start) = self.during_start else {
+            return Vec::new();
+        };
+        let bounds = [
+            (PhaseName::Before, "before", 0.0, Some(start)),
+            (PhaseName::During, "during", start, self.during_end),
+            (
+                PhaseName::After,
+                "after",
+                self.during_end.unwrap_or(duration_ms),
+                None,
+            ),
+        ];
+        bounds
+            .iter()
+            .filter(|(name, ..)| *name != PhaseName::After || self.during_end.is_some())
+            .map(|&(name, label, start_ms, end_ms)| {
+                let stats = &self.phases[name as usize];
+                let downtime_ms = self
+                    .windows
+                    .iter()
+                    .filter(|w| self.phase_of(w.start_ms) == name)
+                    .fold(0.0, |acc, w| acc + w.duration_ms);
+                Phase {
+                    name: label.to_string(),
+                    start_ms,
+                    end_ms,
+                    sent: stats.sent,
+                    ok: stats.ok,
+                    failed: stats.failed,
+                    downtime_ms,
+                    latency_ms: latency_of(&stats.latency),
+                }
+            })
+            .collect()
+    }
+}
+
+impl Report {
+    fn with_timeline(mut self, buckets: &[Bucket], bucket_ms: f64) -> Report {
+        let per_char = buckets.len().div_ceil(STRIP_WIDTH).max(1);
+        let strip = buckets
+            .chunks(per_char)
+            .map(|chunk| {
+                let mut b = Bucket::default();
+                for x in chunk {
+                    b.merge(x);
+                }
+                b.symbol()
+            })
+            .collect();
+        self.timeline = Timeline {
+            bucket_ms: bucket_ms * per_char as f64,
+            strip,
+        };
+        self
+    }
+}
+
+/// The OS's message for an errno, without Rust's " (os error N)" suffix.
+pub(crate) fn os_message(errno: i32) -> String {
+    let text = std::io::Error::from_raw_os_error(errno).to_string();
+    match text.rfind(" (os error") {
+        Some(pos) => text[..pos].to_string(),
+        None => text,
+    }
+}
+
+fn offset_time(started_at: &str, ms: f64) -> String {
+    match chrono::DateTime::parse_from_rfc3339(started_at) {
+        Ok(t) => crate::clock::format_wall(
+            t.with_timezone(&chrono::Utc) + chrono::Duration::microseconds((ms * 1000.0) as i64),
+        ),
+        Err(_) => started_at.to_string(),
+    }
+}
+
+/// Rebuilds a report from a recorded run and its events.
+///
+/// ```no_run
+/// let run = probe_core::read_samples(std::path::Path::new("out/samples.csv")).unwrap();
+/// let events = probe_core::read_events(std::path::Path::new("out/events.csv")).unwrap();
+/// let report = probe_core::analyze_recorded(&run, events);
+/// println!("{}", report.summary());
+/// ```
+pub fn analyze_recorded(run: &crate::sample::RecordedRun, events: Vec<Event>) -> Report {
+    let mut analyzer = Analyzer::new(run.header.config.rate);
+    let mut events = events;
+    events.sort_by(|a, b| a.at_ms.total_cmp(&b.at_ms));
+    for e in events {
+        analyzer.event(e);
+    }
+    for s in &run.samples {
+        analyzer.push(s.clone());
+    }
+    analyzer.finish(&run.header, run.footer.as_ref())
+}

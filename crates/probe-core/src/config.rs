@@ -1,0 +1,532 @@
+//! What a probe run is asked to do, validated before the first request.
+//!
+//! Every check that can fail on the user's input lives here, so that bad input
+//! is refused with one clear line before any probing starts.
+
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// A mistake in the probe's configuration, said in one line.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    /// The URL did not parse or is not http/https.
+    #[error("invalid URL '{url}': {reason}")]
+    Url {
+        /// What was given.
+        url: String,
+        /// Why it was refused.
+        reason: String,
+    },
+    /// A duration such as `5s` did not parse.
+    #[error("invalid duration '{0}': use a number with ms, s, m or h, e.g. 500ms, 5s, 2m")]
+    Duration(String),
+    /// A numeric option is out of range.
+    #[error("invalid {name} '{value}': {reason}")]
+    Value {
+        /// The option's name.
+        name: &'static str,
+        /// What was given.
+        value: String,
+        /// Why it was refused.
+        reason: String,
+    },
+}
+
+/// Parses `500ms`, `5s`, `2m`, `1h`, `1.5s`; a bare number means seconds.
+///
+/// ```
+/// use std::time::Duration;
+/// assert_eq!(probe_core::parse_duration("500ms").unwrap(), Duration::from_millis(500));
+/// assert_eq!(probe_core::parse_duration("2m").unwrap(), Duration::from_secs(120));
+/// assert!(probe_core::parse_duration("soon").is_err());
+/// ```
+pub fn parse_duration(text: &str) -> Result<Duration, ConfigError> {
+    let t = text.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let value: f64 = num
+        .parse()
+        .map_err(|_| ConfigError::Duration(text.to_string()))?;
+    let seconds = match unit.trim() {
+        "ms" => value / 1000.0,
+        "" | "s" => value,
+        "m" => value * 60.0,
+        "h" => value * 3600.0,
+        _ => return Err(ConfigError::Duration(text.to_string())),
+    };
+    if !seconds.is_finite() || !(0.0..=1e9).contains(&seconds) {
+        return Err(ConfigError::Duration(text.to_string()));
+    }
+    Ok(Duration::from_secs_f64(seconds))
+}
+
+/// How connections are made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum ConnectionMode {
+    /// A new TCP connection per request, like curl: sees connect-level faults.
+    #[default]
+    Fresh,
+    /// Reused connections from a pool, like real clients: sees resets and
+    /// idle connections closed by terminating pods.
+    Keepalive,
+}
+
+impl FromStr for ConnectionMode {
+    type Err = ConfigError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "fresh" => Ok(ConnectionMode::Fresh),
+            "keepalive" | "keep-alive" => Ok(ConnectionMode::Keepalive),
+            _ => Err(ConfigError::Value {
+                name: "connection mode",
+                value: s.to_string(),
+                reason: "use fresh or keepalive".into(),
+            }),
+        }
+    }
+}
+
+impl fmt::Display for ConnectionMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ConnectionMode::Fresh => "fresh",
+            ConnectionMode::Keepalive => "keepalive",
+        })
+    }
+}
+
+/// The set of statuses that count as `ok`, e.g. `200-299,304`.
+///
+/// ```
+/// let set: probe_core::StatusSet = "200-299,304".parse().unwrap();
+/// assert!(set.contains(204) && set.contains(304) && !set.contains(404));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatusSet {
+    ranges: Vec<(u16, u16)>,
+}
+
+impl Default for StatusSet {
+    fn default() -> Self {
+        StatusSet {
+            ranges: vec![(200, 299)],
+        }
+    }
+}
+
+impl StatusSet {
+    /// Whether `status` is expected.
+    pub fn contains(&self, status: u16) -> bool {
+        self.ranges
+            .iter()
+            .any(|&(lo, hi)| lo <= status && status <= hi)
+    }
+}
+
+impl FromStr for StatusSet {
+    type Err = ConfigError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = |reason: &str| ConfigError::Value {
+            name: "expected status list",
+            value: s.to_string(),
+            reason: reason.to_string(),
+        };
+        let mut ranges = Vec::new();
+        for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let (lo, hi) = match part.split_once('-') {
+                Some((a, b)) => (a.trim(), b.trim()),
+                None => (part, part),
+            };
+            let lo: u16 = lo
+                .parse()
+                .map_err(|_| bad("use statuses like 200-299,304"))?;
+            let hi: u16 = hi
+                .parse()
+                .map_err(|_| bad("use statuses like 200-299,304"))?;
+            if !(100..=599).contains(&lo) || !(100..=599).contains(&hi) || lo > hi {
+                return Err(bad("statuses run from 100 to 599, low before high"));
+            }
+            ranges.push((lo, hi));
+        }
+        if ranges.is_empty() {
+            return Err(bad("the list is empty"));
+        }
+        Ok(StatusSet { ranges })
+    }
+}
+
+impl fmt::Display for StatusSet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let parts: Vec<String> = self
+            .ranges
+            .iter()
+            .map(|&(lo, hi)| {
+                if lo == hi {
+                    lo.to_string()
+                } else {
+                    format!("{lo}-{hi}")
+                }
+            })
+            .collect();
+        f.write_str(&parts.join(","))
+    }
+}
+
+/// Where the version string of an ok response comes from.
+///
+/// ```
+/// use probe_core::VersionSource;
+/// let src: VersionSource = "json:/build/version".parse().unwrap();
+/// let none = probe_core::HeaderMap::new();
+/// assert_eq!(src.extract(&none, br#"{"build":{"version":"v2"}}"#).as_deref(), Some("v2"));
+/// let body: VersionSource = "body".parse().unwrap();
+/// assert_eq!(body.extract(&none, b" v1\n").as_deref(), Some("v1"));
+/// ```
+#[derive(Debug, Clone, Default)]
+pub enum VersionSource {
+    /// The trimmed body, when it is short (at most 64 bytes) and one line.
+    #[default]
+    Body,
+    /// A response header (case-insensitive name).
+    Header(String),
+    /// A JSON pointer into the body.
+    Json(String),
+    /// A regex over the body: the first capture group, else the whole match.
+    Regex(regex::Regex),
+}
+
+/// The longest body that `body` takes as a version as it is.
+const MAX_BODY_VERSION: usize = 64;
+
+impl VersionSource {
+    /// Extracts the version from a response's headers and body prefix.
+    pub fn extract(&self, headers: &crate::HeaderMap, body: &[u8]) -> Option<String> {
+        match self {
+            VersionSource::Body => {
+                let text = std::str::from_utf8(body).ok()?.trim();
+                (!text.is_empty() && text.len() <= MAX_BODY_VERSION && !text.contains('\n'))
+                    .then(|| text.to_string())
+            }
+            VersionSource::Header(name) => headers
+                .get(name.as_str())
+                .and_then(|v| v.to_str().ok())
+                .map(|v| v.trim().to_string()),
+            VersionSource::Json(pointer) => {
+                let value: serde_json::Value = serde_json::from_slice(body).ok()?;
+                match value.pointer(pointer)? {
+                    serde_json::Value::String(s) => Some(s.clone()),
+                    serde_json::Value::Null => None,
+                    other => Some(other.to_string()),
+                }
+            }
+            VersionSource::Regex(re) => {
+                let text = String::from_utf8_lossy(body);
+                let caps = re.captures(&text)?;
+                caps.get(1)
+                    .or_else(|| caps.get(0))
+                    .map(|m| m.as_str().to_string())
+            }
+        }
+    }
+}
+
+impl FromStr for VersionSource {
+    type Err = ConfigError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = |reason: String| ConfigError::Value {
+            name: "version source",
+            value: s.to_string(),
+            reason,
+        };
+        if s == "body" {
+            return Ok(VersionSource::Body);
+        }
+        match s.split_once(':') {
+            Some(("header", name))
+                if hyper::header::HeaderName::from_bytes(name.as_bytes()).is_ok() =>
+            {
+                Ok(VersionSource::Header(name.to_ascii_lowercase()))
+            }
+            Some(("json", ptr)) if ptr.starts_with('/') => Ok(VersionSource::Json(ptr.into())),
+            Some(("regex", re)) => regex::Regex::new(re)
+                .map(VersionSource::Regex)
+                .map_err(|e| bad(e.to_string().lines().last().unwrap_or("").to_string())),
+            _ => Err(bad(
+                "use body, header:NAME, json:/pointer or regex:RE".to_string()
+            )),
+        }
+    }
+}
+
+impl fmt::Display for VersionSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            VersionSource::Body => f.write_str("body"),
+            VersionSource::Header(h) => write!(f, "header:{h}"),
+            VersionSource::Json(p) => write!(f, "json:{p}"),
+            VersionSource::Regex(r) => write!(f, "regex:{}", r.as_str()),
+        }
+    }
+}
+
+/// The validated target: scheme, host, port and the request to send.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// The URL as given.
+    pub url: url::Url,
+    /// Whether TLS is used.
+    pub https: bool,
+    /// Host name or address literal, without brackets.
+    pub host: String,
+    /// TCP port.
+    pub port: u16,
+}
+
+impl Target {
+    /// Parses and checks a target URL (http or https, with a host).
+    ///
+    /// ```
+    /// let t = probe_core::Target::parse("http://127.0.0.1:8080/test/version").unwrap();
+    /// assert_eq!((t.host.as_str(), t.port, t.https), ("127.0.0.1", 8080, false));
+    /// assert!(probe_core::Target::parse("ftp://x/").is_err());
+    /// ```
+    pub fn parse(text: &str) -> Result<Target, ConfigError> {
+        let bad = |reason: &str| ConfigError::Url {
+            url: text.to_string(),
+            reason: reason.to_string(),
+        };
+        let url = url::Url::parse(text).map_err(|e| bad(&e.to_string()))?;
+        let https = match url.scheme() {
+            "http" => false,
+            "https" => true,
+            _ => return Err(bad("only http:// and https:// are supported")),
+        };
+        let host = match url.host() {
+            Some(url::Host::Domain(d)) => d.to_string(),
+            Some(url::Host::Ipv4(a)) => a.to_string(),
+            Some(url::Host::Ipv6(a)) => a.to_string(),
+            None => return Err(bad("the URL has no host")),
+        };
+        let port = url
+            .port_or_known_default()
+            .ok_or_else(|| bad("the URL has no port"))?;
+        Ok(Target {
+            url,
+            https,
+            host,
+            port,
+        })
+    }
+
+    /// The request target: path and query.
+    pub fn path_and_query(&self) -> String {
+        match self.url.query() {
+            Some(q) => format!("{}?{q}", self.url.path()),
+            None => self.url.path().to_string(),
+        }
+    }
+
+    /// The Host header value.
+    pub fn authority(&self) -> String {
+        let host = match self.url.host() {
+            Some(url::Host::Ipv6(a)) => format!("[{a}]"),
+            _ => self.host.clone(),
+        };
+        match self.url.port() {
+            Some(p) => format!("{host}:{p}"),
+            None => host,
+        }
+    }
+}
+
+/// Everything a probe run needs; built with [`crate::ProbeBuilder`].
+#[derive(Debug, Clone)]
+pub struct ProbeConfig {
+    /// What is probed.
+    pub target: Target,
+    /// Requests per second (open loop).
+    pub rate: f64,
+    /// Stop by itself after this long (`None`: until [`crate::Probe::stop`]).
+    pub duration: Option<Duration>,
+    /// From connected to the full response.
+    pub timeout: Duration,
+    /// For the TCP (and TLS) handshake. Above 3 s, so that a failed ARP shows as
+    /// `host_unreachable` rather than as a timeout.
+    pub connect_timeout: Duration,
+    /// Cap on outstanding requests; ticks beyond it are counted as skipped.
+    pub max_in_flight: usize,
+    /// Fresh connection per request, or a keep-alive pool.
+    pub connection: ConnectionMode,
+    /// Statuses that count as ok.
+    pub expect_status: StatusSet,
+    /// Where the version comes from.
+    pub version_from: VersionSource,
+    /// HTTP method.
+    pub method: String,
+    /// Extra request headers.
+    pub headers: Vec<(String, String)>,
+    /// Request body.
+    pub body: Option<String>,
+    /// A name for the run, e.g. the strategy under test.
+    pub label: Option<String>,
+}
+
+impl ProbeConfig {
+    /// The defaults of DESIGN.md for a target.
+    pub fn new(target: Target) -> ProbeConfig {
+        ProbeConfig {
+            target,
+            rate: 50.0,
+            duration: None,
+            timeout: Duration::from_secs(5),
+            connect_timeout: Duration::from_secs(5),
+            max_in_flight: 0,
+            connection: ConnectionMode::Fresh,
+            expect_status: StatusSet::default(),
+            version_from: VersionSource::Body,
+            method: "GET".into(),
+            headers: Vec::new(),
+            body: None,
+            label: None,
+        }
+    }
+
+    /// Checks the values that parsing alone cannot.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let value = |name, value: String, reason: &str| ConfigError::Value {
+            name,
+            value,
+            reason: reason.to_string(),
+        };
+        if !(self.rate.is_finite() && self.rate > 0.0 && self.rate <= 1_000_000.0) {
+            return Err(value(
+                "rate",
+                self.rate.to_string(),
+                "use a rate above 0 and at most 1000000 requests per second",
+            ));
+        }
+        if self.timeout.is_zero() {
+            return Err(value("timeout", "0".into(), "must be above zero"));
+        }
+        if self.connect_timeout.is_zero() {
+            return Err(value("connect timeout", "0".into(), "must be above zero"));
+        }
+        if hyper::Method::from_bytes(self.method.as_bytes()).is_err() {
+            return Err(value("method", self.method.clone(), "not an HTTP method"));
+        }
+        for (k, v) in &self.headers {
+            if hyper::header::HeaderName::from_bytes(k.as_bytes()).is_err()
+                || hyper::header::HeaderValue::from_str(v).is_err()
+            {
+                return Err(value("header", format!("{k}: {v}"), "use 'Name: value'"));
+            }
+        }
+        Ok(())
+    }
+
+    /// The in-flight cap in force: the configured one, or by default enough for
+    /// every request of one full timeout period (so an outage never skips ticks).
+    pub fn effective_max_in_flight(&self) -> usize {
+        if self.max_in_flight > 0 {
+            return self.max_in_flight;
+        }
+        let window = (self.timeout + self.connect_timeout).as_secs_f64();
+        ((self.rate * window).ceil() as usize + 16).clamp(16, 100_000)
+    }
+}
+
+/// The configuration as recorded in reports (plain values, stable keys).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RecordedConfig {
+    /// Requests per second.
+    pub rate: f64,
+    /// Fresh or keepalive.
+    pub connection: ConnectionMode,
+    /// Response timeout, ms.
+    pub timeout_ms: u64,
+    /// Connect timeout, ms.
+    pub connect_timeout_ms: u64,
+    /// The cap on outstanding requests in force.
+    pub max_in_flight: usize,
+    /// Expected statuses, e.g. `200-299`.
+    pub expect_status: String,
+    /// Version source, e.g. `body`.
+    pub version_from: String,
+    /// HTTP method.
+    pub method: String,
+}
+
+impl From<&ProbeConfig> for RecordedConfig {
+    fn from(c: &ProbeConfig) -> Self {
+        RecordedConfig {
+            rate: c.rate,
+            connection: c.connection,
+            timeout_ms: c.timeout.as_millis() as u64,
+            connect_timeout_ms: c.connect_timeout.as_millis() as u64,
+            max_in_flight: c.effective_max_in_flight(),
+            expect_status: c.expect_status.to_string(),
+            version_from: c.version_from.to_string(),
+            method: c.method.clone(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("1.5s").unwrap(), Duration::from_millis(1500));
+        assert_eq!(parse_duration("7").unwrap(), Duration::from_secs(7));
+        assert!(parse_duration("5 parsecs").is_err());
+        assert!(parse_duration("").is_err());
+        assert!(parse_duration("-1s").is_err());
+    }
+
+    #[test]
+    fn status_sets() {
+        assert!("600".parse::<StatusSet>().is_err());
+        assert!("299-200".parse::<StatusSet>().is_err());
+        assert_eq!(
+            "200-299,304".parse::<StatusSet>().unwrap().to_string(),
+            "200-299,304"
+        );
+    }
+
+    #[test]
+    fn version_sources() {
+        let h: VersionSource = "header:X-Version".parse().unwrap();
+        let mut headers = crate::HeaderMap::new();
+        headers.insert("x-version", "v3".parse().unwrap());
+        assert_eq!(h.extract(&headers, b"").as_deref(), Some("v3"));
+        let r: VersionSource = r"regex:version=(\w+)".parse().unwrap();
+        assert_eq!(
+            r.extract(&crate::HeaderMap::new(), b"app version=v9 ok")
+                .as_deref(),
+            Some("v9")
+        );
+        assert!("regex:(".parse::<VersionSource>().is_err());
+        assert!("xml:/a".parse::<VersionSource>().is_err());
+        let long = vec![b'a'; 100];
+        assert_eq!(
+            VersionSource::Body.extract(&crate::HeaderMap::new(), &long),
+            None
+        );
+    }
+
+    #[test]
+    fn rate_must_be_positive() {
+        let mut c = ProbeConfig::new(Target::parse("http://127.0.0.1:1/").unwrap());
+        c.rate = 0.0;
+        assert!(c.validate().is_err());
+        c.rate = 10.0;
+        assert!(c.validate().is_ok());
+    }
+}

@@ -1,0 +1,380 @@
+//! Sending one request and timing its phases.
+//!
+//! We drive hyper's HTTP/1 client connection directly rather than through a
+//! high-level client because the prober must see what such clients hide: the
+//! connect phase on its own (its errno, its time), whether a connection was new
+//! or reused, and the exact moment the response head arrived. The pool for
+//! `keepalive` is a plain stack of idle connections: the newest idle connection
+//! is reused, a closed one is dropped, and a failure is never retried, because a
+//! retry would hide exactly what we came to measure.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::client::conn::http1::SendRequest;
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
+
+use crate::classify::{classify_error, errno_name, outcome_for_status, Classified};
+use crate::config::{ConnectionMode, ProbeConfig};
+use crate::outcome::Outcome;
+
+/// The most of a body that is read; enough for any version string.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// What one request came to, before it is stamped into a [`crate::Sample`].
+#[derive(Debug, Clone)]
+pub struct Attempt {
+    /// How it ended.
+    pub outcome: Outcome,
+    /// The OS error number, if the failure had one.
+    pub errno: Option<i32>,
+    /// HTTP status, when a response head arrived.
+    pub status: Option<u16>,
+    /// The version of an ok answer.
+    pub version: Option<String>,
+    /// Handshake time (TCP + TLS) on a new connection, ms.
+    pub connect_ms: Option<f64>,
+    /// Time to the response head, ms from the start of the attempt.
+    pub ttfb_ms: Option<f64>,
+    /// Time to the end, ms from the start of the attempt.
+    pub total_ms: f64,
+    /// Whether a pooled connection was reused.
+    pub reused: bool,
+    /// The error chain of a failure.
+    pub error: Option<String>,
+}
+
+impl Attempt {
+    /// The errno's symbolic name.
+    pub fn errno_name(&self) -> Option<&'static str> {
+        self.errno.and_then(errno_name)
+    }
+}
+
+type Sender = SendRequest<Full<Bytes>>;
+
+/// Sends requests as configured; cheap to share between tasks.
+pub struct Executor {
+    config: Arc<ProbeConfig>,
+    tls: Option<tokio_rustls::TlsConnector>,
+    idle: Mutex<Vec<Sender>>,
+    request_body: Bytes,
+    host_header: hyper::header::HeaderValue,
+    path: hyper::Uri,
+}
+
+struct Failure {
+    classified: Classified,
+    connect_ms: Option<f64>,
+    ttfb_ms: Option<f64>,
+    status: Option<u16>,
+}
+
+impl Failure {
+    fn at_connect(classified: Classified) -> Failure {
+        Failure {
+            classified,
+            connect_ms: None,
+            ttfb_ms: None,
+            status: None,
+        }
+    }
+}
+
+fn timed_out(outcome: Outcome, what: &str, after: Duration) -> Classified {
+    Classified {
+        outcome,
+        errno: None,
+        message: format!("{what} did not finish within {after:?}"),
+    }
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+impl Executor {
+    /// Prepares everything that does not change between requests.
+    pub fn new(config: Arc<ProbeConfig>) -> Executor {
+        let tls = config.target.https.then(|| {
+            let roots = rustls::RootCertStore {
+                roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+            };
+            let provider = Arc::new(rustls::crypto::ring::default_provider());
+            let tls_config = rustls::ClientConfig::builder_with_provider(provider)
+                .with_safe_default_protocol_versions()
+                .expect("ring supports the default TLS versions")
+                .with_root_certificates(roots)
+                .with_no_client_auth();
+            tokio_rustls::TlsConnector::from(Arc::new(tls_config))
+        });
+        let host_header = hyper::header::HeaderValue::from_str(&config.target.authority())
+            .expect("a parsed URL's authority is a valid header value");
+        let path = config
+            .target
+            .path_and_query()
+            .parse()
+            .unwrap_or_else(|_| hyper::Uri::from_static("/"));
+        Executor {
+            request_body: Bytes::from(config.body.clone().unwrap_or_default()),
+            config,
+            tls,
+            idle: Mutex::new(Vec::new()),
+            host_header,
+            path,
+        }
+    }
+
+    /// Sends one request and reports how it went. Never retries.
+    pub async fn execute(&self) -> Attempt {
+        let start = Instant::now();
+        let pooled = match self.config.connection {
+            ConnectionMode::Keepalive => self.take_idle(),
+            ConnectionMode::Fresh => None,
+        };
+        let reused = pooled.is_some();
+        let result = match pooled {
+            Some(sender) => self.exchange(sender, start, None).await,
+            None => match self.connect().await {
+                Ok(sender) => {
+                    let connect_ms = ms(start.elapsed());
+                    self.exchange(sender, start, Some(connect_ms)).await
+                }
+                Err(f) => Err(f),
+            },
+        };
+        let total_ms = ms(start.elapsed());
+        match result {
+            Ok(mut attempt) => {
+                attempt.total_ms = total_ms;
+                attempt.reused = reused;
+                attempt
+            }
+            Err(f) => Attempt {
+                outcome: f.classified.outcome,
+                errno: f.classified.errno,
+                status: f.status,
+                version: None,
+                connect_ms: f.connect_ms,
+                ttfb_ms: f.ttfb_ms,
+                total_ms,
+                reused,
+                error: Some(f.classified.message),
+            },
+        }
+    }
+
+    fn take_idle(&self) -> Option<Sender> {
+        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        while let Some(sender) = idle.pop() {
+            if !sender.is_closed() {
+                return Some(sender);
+            }
+        }
+        None
+    }
+
+    fn put_idle(&self, sender: Sender) {
+        if sender.is_closed() {
+            return;
+        }
+        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        if idle.len() < self.config.effective_max_in_flight() {
+            idle.push(sender);
+        }
+    }
+
+    async fn resolve(&self) -> Result<Vec<SocketAddr>, Classified> {
+        let target = &self.config.target;
+        if let Ok(ip) = target.host.parse::<IpAddr>() {
+            return Ok(vec![SocketAddr::new(ip, target.port)]);
+        }
+        match tokio::net::lookup_host((target.host.as_str(), target.port)).await {
+            Ok(addrs) => {
+                let addrs: Vec<SocketAddr> = addrs.collect();
+                if addrs.is_empty() {
+                    Err(Classified {
+                        outcome: Outcome::Dns,
+                        errno: None,
+                        message: format!("{} resolved to no address", target.host),
+                    })
+                } else {
+                    Ok(addrs)
+                }
+            }
+            Err(e) => {
+                let mut c = classify_error(&e, Outcome::Dns);
+                // getaddrinfo's failures carry no errno; an errno here is a local one.
+                if !c.outcome.is_local() {
+                    c.outcome = Outcome::Dns;
+                }
+                c.message = format!("resolving {}: {}", target.host, c.message);
+                Err(c)
+            }
+        }
+    }
+
+    async fn connect(&self) -> Result<Sender, Failure> {
+        let limit = self.config.connect_timeout;
+        let connecting = async {
+            let addrs = self.resolve().await?;
+            let mut last = None;
+            for addr in addrs {
+                match TcpStream::connect(addr).await {
+                    Ok(stream) => {
+                        let _ = stream.set_nodelay(true);
+                        return self.handshake(stream).await;
+                    }
+                    Err(e) => last = Some(classify_error(&e, Outcome::Other)),
+                }
+            }
+            Err(last.expect("resolve returns at least one address"))
+        };
+        match tokio::time::timeout(limit, connecting).await {
+            Ok(result) => result.map_err(Failure::at_connect),
+            Err(_) => Err(Failure::at_connect(timed_out(
+                Outcome::ConnectTimeout,
+                "connect",
+                limit,
+            ))),
+        }
+    }
+
+    async fn handshake(&self, stream: TcpStream) -> Result<Sender, Classified> {
+        let builder = hyper::client::conn::http1::Builder::new();
+        match &self.tls {
+            None => {
+                let (sender, conn) = builder
+                    .handshake(TokioIo::new(stream))
+                    .await
+                    .map_err(|e| classify_error(&e, Outcome::Other))?;
+                tokio::spawn(conn);
+                Ok(sender)
+            }
+            Some(tls) => {
+                let name = rustls::pki_types::ServerName::try_from(self.config.target.host.clone())
+                    .map_err(|e| classify_error(&e, Outcome::Tls))?;
+                let stream = tls.connect(name, stream).await.map_err(|e| {
+                    let mut c = classify_error(&e, Outcome::Tls);
+                    // A handshake that fails without an errno is a TLS failure,
+                    // whatever io::ErrorKind rustls wrapped it in.
+                    if c.errno.is_none() {
+                        c.outcome = Outcome::Tls;
+                    }
+                    c
+                })?;
+                let (sender, conn) = builder
+                    .handshake(TokioIo::new(stream))
+                    .await
+                    .map_err(|e| classify_error(&e, Outcome::Other))?;
+                tokio::spawn(conn);
+                Ok(sender)
+            }
+        }
+    }
+
+    fn request(&self) -> hyper::Request<Full<Bytes>> {
+        let mut req = hyper::Request::builder()
+            .method(self.config.method.as_str())
+            .uri(self.path.clone())
+            .header(hyper::header::HOST, self.host_header.clone())
+            .header(
+                hyper::header::USER_AGENT,
+                concat!("rollprobe/", env!("CARGO_PKG_VERSION")),
+            );
+        for (k, v) in &self.config.headers {
+            req = req.header(k.as_str(), v.as_str());
+        }
+        req.body(Full::new(self.request_body.clone()))
+            .expect("method and headers were validated")
+    }
+
+    async fn exchange(
+        &self,
+        mut sender: Sender,
+        start: Instant,
+        connect_ms: Option<f64>,
+    ) -> Result<Attempt, Failure> {
+        let limit = self.config.timeout;
+        let mut ttfb_ms = None;
+        let mut status = None;
+        let work = async {
+            let response = sender.send_request(self.request()).await.map_err(|e| {
+                let mut c = classify_error(&e, Outcome::Other);
+                if c.outcome == Outcome::Other && e.is_parse() {
+                    c.message = format!("invalid HTTP response: {}", c.message);
+                }
+                c
+            })?;
+            ttfb_ms = Some(ms(start.elapsed()));
+            status = Some(response.status().as_u16());
+            let (parts, mut body) = response.into_parts();
+            let mut prefix: Vec<u8> = Vec::new();
+            let mut complete = true;
+            while let Some(frame) = body.frame().await {
+                let frame = frame.map_err(|e| classify_error(&e, Outcome::ConnectionClosed))?;
+                if let Some(data) = frame.data_ref() {
+                    let room = MAX_BODY_BYTES - prefix.len();
+                    prefix.extend_from_slice(&data[..data.len().min(room)]);
+                    if prefix.len() >= MAX_BODY_BYTES {
+                        complete = false;
+                        break;
+                    }
+                }
+            }
+            Ok::<_, Classified>((parts, prefix, complete))
+        };
+        let (parts, prefix, complete) = match tokio::time::timeout(limit, work).await {
+            Ok(Ok(done)) => done,
+            Ok(Err(classified)) => {
+                return Err(Failure {
+                    classified,
+                    connect_ms,
+                    ttfb_ms,
+                    status,
+                })
+            }
+            Err(_) => {
+                return Err(Failure {
+                    classified: timed_out(Outcome::ResponseTimeout, "the response", limit),
+                    connect_ms,
+                    ttfb_ms,
+                    status,
+                })
+            }
+        };
+        if complete && self.config.connection == ConnectionMode::Keepalive {
+            self.put_idle(sender);
+        }
+        let code = parts.status.as_u16();
+        let (outcome, version, error) = if self.config.expect_status.contains(code) {
+            let version = self.config.version_from.extract(&parts.headers, &prefix);
+            (Outcome::Ok, version, None)
+        } else {
+            let server = parts
+                .headers
+                .get(hyper::header::SERVER)
+                .and_then(|v| v.to_str().ok());
+            let outcome = outcome_for_status(code, server, &prefix);
+            let snippet = String::from_utf8_lossy(&prefix[..prefix.len().min(120)])
+                .trim()
+                .replace(['\r', '\n'], " ");
+            (outcome, None, Some(format!("HTTP {code}: {snippet}")))
+        };
+        Ok(Attempt {
+            outcome,
+            errno: None,
+            status: Some(code),
+            version,
+            connect_ms,
+            ttfb_ms,
+            total_ms: 0.0,
+            reused: false,
+            error,
+        })
+    }
+}

@@ -1,0 +1,63 @@
+//! # probe_core: how much is a service really down while it is redeployed?
+//!
+//! The library behind the `rollprobe` command. It fires HTTP requests at a fixed
+//! rate (open loop), names every failure by its real cause (the OS errno, the
+//! HTTP status, the proxy that answered), tracks which version answered, puts
+//! events on the same clock, and reports outage windows, downtime, versions and
+//! latency.
+//!
+//! Data flows one way: schedule ([`Probe`]) -> execute ([`Executor`]) ->
+//! classify ([`classify_error`]) -> record ([`SampleWriter`]) -> analyze
+//! ([`Analyzer`]) -> report ([`Report`]).
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), probe_core::ProbeError> {
+//! let probe = probe_core::Probe::builder("http://127.0.0.1:8080/test/version")
+//!     .rate(200)
+//!     .start()
+//!     .await?;
+//! probe.mark("rollout-start");
+//! // ... roll the service ...
+//! let report = probe.stop().await?;
+//! assert_eq!(report.totals.failed, 0, "{}", report.summary());
+//! # Ok(()) }
+//! ```
+
+#![warn(missing_docs)]
+
+mod analyze;
+mod classify;
+mod clock;
+mod config;
+mod event;
+mod execute;
+mod outcome;
+mod probe;
+mod render;
+mod report;
+mod sample;
+
+pub use analyze::{analyze_recorded, Analyzer};
+pub use classify::{
+    classify_error, errno_name, is_envoy_no_upstream, outcome_for_errno, outcome_for_status,
+    Classified,
+};
+pub use clock::{format_wall, Clock};
+pub use config::{
+    parse_duration, ConfigError, ConnectionMode, ProbeConfig, RecordedConfig, StatusSet, Target,
+    VersionSource,
+};
+pub use event::{read_events, Event, EventWriter};
+pub use execute::{Attempt, Executor, MAX_BODY_BYTES};
+pub use hyper::HeaderMap;
+pub use outcome::{Outcome, UnknownOutcome};
+pub use probe::{write_report_files, LiveStats, Probe, ProbeBuilder, ProbeError, ProbeHandle};
+pub use render::{write_windows_csv, Comparison, ComparisonRow, Thresholds};
+pub use report::{
+    Downtime, EventRef, FailureDetail, Latency, MixedWindow, OutageWindow, Phase, ProbeHealth,
+    Report, Timeline, Totals, VersionSeen, REPORT_SCHEMA,
+};
+pub use sample::{
+    read_samples, ReadError, RecordedRun, RunFooter, RunHeader, Sample, SampleWriter,
+    SAMPLES_SCHEMA,
+};

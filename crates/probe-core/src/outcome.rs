@@ -1,0 +1,271 @@
+//! The stable name of every way a request can end.
+//!
+//! These names are a public contract: they appear in samples.csv, report.json,
+//! `--max-failures` gates and people's dashboards, so a variant is never renamed.
+//! Each kind carries a one-line hint of what it usually means during a Kubernetes
+//! rollout, because "Connection refused" alone tells an SRE nothing about *why*.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// How one scheduled request ended.
+///
+/// ```
+/// use probe_core::Outcome;
+/// let kind: Outcome = "host_unreachable".parse().unwrap();
+/// assert!(kind.is_failure());
+/// assert!(!kind.is_local());
+/// assert_eq!(kind.as_str(), "host_unreachable");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Outcome {
+    /// Expected status and the body could be read.
+    Ok,
+    /// ECONNREFUSED: nothing listens, or kube-proxy's REJECT rule answered.
+    ConnectionRefused,
+    /// EHOSTUNREACH: the address stopped answering ARP/neighbour discovery.
+    HostUnreachable,
+    /// ENETUNREACH: no route to the address.
+    NetworkUnreachable,
+    /// The TCP handshake did not finish within the connect timeout.
+    ConnectTimeout,
+    /// ECONNRESET: the peer aborted the connection.
+    ConnectionReset,
+    /// The peer closed the connection before a full response.
+    ConnectionClosed,
+    /// No full response within the response timeout.
+    ResponseTimeout,
+    /// A 5xx status that is not an Envoy "no upstream" answer.
+    Http5xx,
+    /// A 503 produced by Envoy (Istio sidecar or gateway) without a healthy upstream.
+    ProxyNoUpstream,
+    /// Any other status outside the expected set.
+    UnexpectedStatus,
+    /// Name resolution failed.
+    Dns,
+    /// The TLS handshake failed.
+    Tls,
+    /// EMFILE: the prober ran out of file descriptors.
+    LocalEmfile,
+    /// ENFILE: the system ran out of file descriptors.
+    LocalEnfile,
+    /// EADDRNOTAVAIL: the prober ran out of local ports.
+    LocalEaddrnotavail,
+    /// ENOBUFS: the kernel ran out of buffer space.
+    LocalEnobufs,
+    /// ENOMEM: out of memory.
+    LocalEnomem,
+    /// Anything else; the errno and message are kept in the sample.
+    Other,
+    /// The tick was not sent because `max_in_flight` requests were outstanding.
+    /// Not a request, not a failure: counted so that nothing is silently dropped.
+    Skipped,
+}
+
+impl Outcome {
+    /// Every outcome, in report order.
+    pub const ALL: [Outcome; 20] = [
+        Outcome::Ok,
+        Outcome::ConnectionRefused,
+        Outcome::HostUnreachable,
+        Outcome::NetworkUnreachable,
+        Outcome::ConnectTimeout,
+        Outcome::ConnectionReset,
+        Outcome::ConnectionClosed,
+        Outcome::ResponseTimeout,
+        Outcome::Http5xx,
+        Outcome::ProxyNoUpstream,
+        Outcome::UnexpectedStatus,
+        Outcome::Dns,
+        Outcome::Tls,
+        Outcome::LocalEmfile,
+        Outcome::LocalEnfile,
+        Outcome::LocalEaddrnotavail,
+        Outcome::LocalEnobufs,
+        Outcome::LocalEnomem,
+        Outcome::Other,
+        Outcome::Skipped,
+    ];
+
+    /// The stable name used in CSV and JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Ok => "ok",
+            Outcome::ConnectionRefused => "connection_refused",
+            Outcome::HostUnreachable => "host_unreachable",
+            Outcome::NetworkUnreachable => "network_unreachable",
+            Outcome::ConnectTimeout => "connect_timeout",
+            Outcome::ConnectionReset => "connection_reset",
+            Outcome::ConnectionClosed => "connection_closed",
+            Outcome::ResponseTimeout => "response_timeout",
+            Outcome::Http5xx => "http_5xx",
+            Outcome::ProxyNoUpstream => "proxy_no_upstream",
+            Outcome::UnexpectedStatus => "unexpected_status",
+            Outcome::Dns => "dns",
+            Outcome::Tls => "tls",
+            Outcome::LocalEmfile => "local_emfile",
+            Outcome::LocalEnfile => "local_enfile",
+            Outcome::LocalEaddrnotavail => "local_eaddrnotavail",
+            Outcome::LocalEnobufs => "local_enobufs",
+            Outcome::LocalEnomem => "local_enomem",
+            Outcome::Other => "other",
+            Outcome::Skipped => "skipped",
+        }
+    }
+
+    /// A request was sent and did not end `ok` (local failures included).
+    pub fn is_failure(self) -> bool {
+        !matches!(self, Outcome::Ok | Outcome::Skipped)
+    }
+
+    /// The prober's own fault: never counted as the target's downtime.
+    pub fn is_local(self) -> bool {
+        matches!(
+            self,
+            Outcome::LocalEmfile
+                | Outcome::LocalEnfile
+                | Outcome::LocalEaddrnotavail
+                | Outcome::LocalEnobufs
+                | Outcome::LocalEnomem
+        )
+    }
+
+    /// A failure that counts against the target (not local, not skipped).
+    pub fn is_target_failure(self) -> bool {
+        self.is_failure() && !self.is_local()
+    }
+
+    /// One character for the timeline strip.
+    pub fn symbol(self) -> char {
+        match self {
+            Outcome::Ok => '.',
+            Outcome::ConnectionRefused => 'R',
+            Outcome::HostUnreachable => 'H',
+            Outcome::NetworkUnreachable => 'N',
+            Outcome::ConnectTimeout => 'T',
+            Outcome::ConnectionReset => 'X',
+            Outcome::ConnectionClosed => 'C',
+            Outcome::ResponseTimeout => 'W',
+            Outcome::Http5xx => '5',
+            Outcome::ProxyNoUpstream => 'P',
+            Outcome::UnexpectedStatus => 'U',
+            Outcome::Dns => 'D',
+            Outcome::Tls => 'S',
+            Outcome::LocalEmfile
+            | Outcome::LocalEnfile
+            | Outcome::LocalEaddrnotavail
+            | Outcome::LocalEnobufs
+            | Outcome::LocalEnomem => 'L',
+            Outcome::Other => '?',
+            Outcome::Skipped => ' ',
+        }
+    }
+
+    /// What this failure usually means during a Kubernetes rollout.
+    pub fn hint(self) -> &'static str {
+        match self {
+            Outcome::Ok => "answered as expected",
+            Outcome::ConnectionRefused => {
+                "nothing accepted the connection: the Service had no ready endpoint (kube-proxy REJECT), \
+                 or the pod was routed to before its app listened (no readinessProbe) or after it exited"
+            }
+            Outcome::HostUnreachable => {
+                "the address stopped answering: a LoadBalancer IP with no ready endpoint behind it, \
+                 or a pod IP that is gone"
+            }
+            Outcome::NetworkUnreachable => "no route to the address from the prober",
+            Outcome::ConnectTimeout => {
+                "packets were dropped: a DROP policy, a removed real server or stale conntrack"
+            }
+            Outcome::ConnectionReset => "the connection was aborted: a pod killed with it open",
+            Outcome::ConnectionClosed => {
+                "the server closed the connection before answering: a keep-alive connection to a pod shutting down"
+            }
+            Outcome::ResponseTimeout => "no full answer in time: an overloaded or hung pod",
+            Outcome::Http5xx => "the server or a proxy answered 5xx: often an ingress without a healthy upstream",
+            Outcome::ProxyNoUpstream => {
+                "Envoy answered 503 (no healthy upstream): an Istio sidecar or gateway without ready endpoints"
+            }
+            Outcome::UnexpectedStatus => "a status outside --expect-status",
+            Outcome::Dns => "the name did not resolve",
+            Outcome::Tls => "the TLS handshake failed",
+            Outcome::LocalEmfile
+            | Outcome::LocalEnfile
+            | Outcome::LocalEaddrnotavail
+            | Outcome::LocalEnobufs
+            | Outcome::LocalEnomem => {
+                "the PROBER ran out of a resource (not the target's fault): lower --rate or --max-in-flight, or raise ulimit -n"
+            }
+            Outcome::Other => "an error rollprobe has no name for yet; see the error column",
+            Outcome::Skipped => "not sent: --max-in-flight requests were still outstanding",
+        }
+    }
+}
+
+impl fmt::Display for Outcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The name is not one of [`Outcome::ALL`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown failure kind '{0}' (known: {known})", known = known_names())]
+pub struct UnknownOutcome(pub String);
+
+fn known_names() -> String {
+    Outcome::ALL
+        .iter()
+        .map(|k| k.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+impl FromStr for Outcome {
+    type Err = UnknownOutcome;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Outcome::ALL
+            .iter()
+            .copied()
+            .find(|k| k.as_str() == s)
+            .ok_or_else(|| UnknownOutcome(s.to_string()))
+    }
+}
+
+impl Serialize for Outcome {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for Outcome {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip_and_are_unique() {
+        let mut seen = std::collections::HashSet::new();
+        for k in Outcome::ALL {
+            assert!(seen.insert(k.as_str()), "duplicate name {k}");
+            assert_eq!(k.as_str().parse::<Outcome>().unwrap(), k);
+        }
+        assert!("no_such_kind".parse::<Outcome>().is_err());
+    }
+
+    #[test]
+    fn local_kinds_are_failures_but_not_target_failures() {
+        assert!(Outcome::LocalEmfile.is_failure());
+        assert!(!Outcome::LocalEmfile.is_target_failure());
+        assert!(!Outcome::Skipped.is_failure());
+        assert!(Outcome::ConnectionRefused.is_target_failure());
+    }
+}

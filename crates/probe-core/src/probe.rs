@@ -1,0 +1,609 @@
+//! Running a probe: the open-loop schedule, the requests, and the recorder.
+//!
+//! Request `i` is due at `t0 + i/rate` whatever happened to request `i-1`: a
+//! prober that waits for slow answers before sending the next request measures
+//! its own patience, not the outage (coordinated omission). The schedule runs on
+//! its own OS thread, because a thread sleeping in `nanosleep` wakes within tens
+//! of microseconds, while an async timer rounds to the millisecond; each due tick
+//! becomes a task on the tokio runtime. A cap on requests in flight protects the
+//! prober; a tick over the cap is recorded as `skipped`, never dropped.
+//!
+//! Every completed request and every event goes through one channel to a single
+//! recorder task, which streams samples to disk and feeds the [`Analyzer`]. The
+//! channel's sender sits behind a mutex that is held while an event's time is
+//! read, so no sample intended after an event can reach the analyzer before it.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use tokio::sync::{mpsc, oneshot, Notify};
+
+use crate::analyze::Analyzer;
+use crate::clock::Clock;
+use crate::config::{
+    ConfigError, ConnectionMode, ProbeConfig, RecordedConfig, StatusSet, Target, VersionSource,
+};
+use crate::event::{Event, EventWriter};
+use crate::execute::Executor;
+use crate::outcome::Outcome;
+use crate::render::write_windows_csv;
+use crate::report::Report;
+use crate::sample::{RunFooter, RunHeader, Sample, SampleWriter, SAMPLES_SCHEMA};
+
+/// Why a probe could not start or finish.
+#[derive(Debug, thiserror::Error)]
+pub enum ProbeError {
+    /// The configuration was refused.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// An output file could not be written.
+    #[error("cannot write {path}: {source}")]
+    Output {
+        /// The file or folder.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// Writing an output file failed during or at the end of the run. The
+    /// measurement itself is complete and is kept here, so nothing is lost.
+    #[error("cannot write {path}: {source} (the report itself is complete)")]
+    OutputLost {
+        /// The full report of the run.
+        report: Box<Report>,
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The probe's own machinery failed.
+    #[error("the prober failed: {0}")]
+    Internal(String),
+}
+
+/// Builds a [`Probe`]; every setter has the default of DESIGN.md.
+///
+/// ```
+/// # async fn demo() -> Result<(), probe_core::ProbeError> {
+/// let probe = probe_core::Probe::builder("http://127.0.0.1:8080/test/version")
+///     .rate(200)
+///     .duration(std::time::Duration::from_secs(10))
+///     .start()
+///     .await?;
+/// probe.mark("rollout-start");
+/// let report = probe.stop().await?;
+/// println!("{}", report.summary());
+/// # Ok(()) }
+/// ```
+pub struct ProbeBuilder {
+    config: Result<ProbeConfig, ConfigError>,
+    out_dir: Option<PathBuf>,
+}
+
+impl ProbeBuilder {
+    fn set(mut self, change: impl FnOnce(&mut ProbeConfig)) -> Self {
+        if let Ok(c) = &mut self.config {
+            change(c);
+        }
+        self
+    }
+
+    /// Requests per second (default 50).
+    pub fn rate(self, rate: impl Into<f64>) -> Self {
+        let rate = rate.into();
+        self.set(|c| c.rate = rate)
+    }
+
+    /// Stop by itself after this long (default: run until [`Probe::stop`]).
+    pub fn duration(self, d: Duration) -> Self {
+        self.set(|c| c.duration = Some(d))
+    }
+
+    /// Response timeout, from connected to the full response (default 5 s).
+    pub fn timeout(self, d: Duration) -> Self {
+        self.set(|c| c.timeout = d)
+    }
+
+    /// Connect timeout (default 5 s, above the 3 s of a failed ARP).
+    pub fn connect_timeout(self, d: Duration) -> Self {
+        self.set(|c| c.connect_timeout = d)
+    }
+
+    /// Cap on outstanding requests (default: enough for one full timeout).
+    pub fn max_in_flight(self, n: usize) -> Self {
+        self.set(|c| c.max_in_flight = n)
+    }
+
+    /// Fresh connection per request, or a keep-alive pool (default fresh).
+    pub fn connection(self, mode: ConnectionMode) -> Self {
+        self.set(|c| c.connection = mode)
+    }
+
+    /// Statuses that count as ok (default 200-299).
+    pub fn expect_status(self, set: StatusSet) -> Self {
+        self.set(|c| c.expect_status = set)
+    }
+
+    /// Where the version comes from (default: the short trimmed body).
+    pub fn version_from(self, source: VersionSource) -> Self {
+        self.set(|c| c.version_from = source)
+    }
+
+    /// HTTP method (default GET).
+    pub fn method(self, method: impl Into<String>) -> Self {
+        let method = method.into();
+        self.set(|c| c.method = method)
+    }
+
+    /// Adds a request header.
+    pub fn header(self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        let (name, value) = (name.into(), value.into());
+        self.set(|c| c.headers.push((name, value)))
+    }
+
+    /// Request body.
+    pub fn body(self, body: impl Into<String>) -> Self {
+        let body = body.into();
+        self.set(|c| c.body = Some(body))
+    }
+
+    /// Names the run (e.g. the strategy under test).
+    pub fn label(self, label: impl Into<String>) -> Self {
+        let label = label.into();
+        self.set(|c| c.label = Some(label))
+    }
+
+    /// Writes samples.csv, events.csv, report.json and windows.csv into `dir`.
+    pub fn out_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.out_dir = Some(dir.into());
+        self
+    }
+
+    /// The validated configuration, without starting anything.
+    pub fn config(&self) -> Result<&ProbeConfig, ConfigError> {
+        let c = self.config.as_ref().map_err(Clone::clone)?;
+        c.validate()?;
+        Ok(c)
+    }
+
+    /// Validates everything, opens the output files, and starts probing.
+    /// Must be called inside a tokio runtime.
+    pub async fn start(self) -> Result<Probe, ProbeError> {
+        self.config()?;
+        let config = self.config?;
+        Probe::start_with(config, self.out_dir.as_deref()).await
+    }
+}
+
+/// Live counters for a progress line.
+#[derive(Debug, Clone, Default)]
+pub struct LiveStats {
+    /// Requests completed.
+    pub sent: u64,
+    /// Ok answers.
+    pub ok: u64,
+    /// Failures by kind (local included).
+    pub by_kind: BTreeMap<Outcome, u64>,
+    /// Ticks skipped over the in-flight cap.
+    pub skipped: u64,
+    /// The version of the latest ok answer.
+    pub version: Option<String>,
+}
+
+enum Record {
+    Sample(Sample),
+    Event(Event),
+    Finish(RunFooter, oneshot::Sender<Result<Report, ProbeError>>),
+}
+
+struct Shared {
+    config: Arc<ProbeConfig>,
+    clock: Clock,
+    tx: Mutex<mpsc::UnboundedSender<Record>>,
+    stop: AtomicBool,
+    in_flight: AtomicUsize,
+    schedule_done: AtomicBool,
+    schedule_done_notify: Notify,
+    live: Mutex<LiveStats>,
+}
+
+impl Shared {
+    fn sender(&self) -> MutexGuard<'_, mpsc::UnboundedSender<Record>> {
+        self.tx.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn event(&self, kind: &str, detail: &str) {
+        let tx = self.sender();
+        let at_ms = round_ms(self.clock.now_ms());
+        let _ = tx.send(Record::Event(Event::new(at_ms, kind, detail)));
+    }
+}
+
+/// A handle on a running probe, cheap to clone and send to other tasks or
+/// threads: emits events onto its timeline (a trigger runner, the lab's
+/// controller ...) and reads its live counters (a progress line).
+///
+/// ```
+/// # async fn demo(probe: &probe_core::Probe) {
+/// let handle = probe.handle();
+/// std::thread::spawn(move || handle.emit("pod_ready", "backend-1 10.244.0.7"));
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct ProbeHandle {
+    shared: Arc<Shared>,
+}
+
+impl ProbeHandle {
+    /// Live counters, for a progress line.
+    pub fn live(&self) -> LiveStats {
+        self.shared
+            .live
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Puts an event of `kind` on the timeline, stamped now.
+    pub fn emit(&self, kind: &str, detail: &str) {
+        self.shared.event(kind, detail);
+    }
+
+    /// Milliseconds since the probe started.
+    pub fn now_ms(&self) -> f64 {
+        self.shared.clock.now_ms()
+    }
+}
+
+/// A running probe. See [`ProbeBuilder`] for an example.
+pub struct Probe {
+    shared: Arc<Shared>,
+    scheduler: Option<std::thread::JoinHandle<()>>,
+    recorder: tokio::task::JoinHandle<()>,
+}
+
+/// Rounds to the microsecond, so values survive the CSV round trip unchanged.
+fn round_ms(ms: f64) -> f64 {
+    (ms * 1000.0).round() / 1000.0
+}
+
+impl Probe {
+    /// Starts building a probe of `url`.
+    pub fn builder(url: &str) -> ProbeBuilder {
+        ProbeBuilder {
+            config: Target::parse(url).map(ProbeConfig::new),
+            out_dir: None,
+        }
+    }
+
+    /// Starts a probe from a complete configuration.
+    pub async fn start_with(
+        config: ProbeConfig,
+        out_dir: Option<&Path>,
+    ) -> Result<Probe, ProbeError> {
+        config.validate()?;
+        let config = Arc::new(config);
+        let clock = Clock::start();
+        let header = RunHeader {
+            schema: SAMPLES_SCHEMA.to_string(),
+            label: config.label.clone(),
+            target: config.target.url.to_string(),
+            config: RecordedConfig::from(config.as_ref()),
+            started_at: clock.started_at(),
+        };
+        let outputs = match out_dir {
+            Some(dir) => Some(Outputs::create(dir, &header)?),
+            None => None,
+        };
+        let (tx, rx) = mpsc::unbounded_channel();
+        let shared = Arc::new(Shared {
+            config: config.clone(),
+            clock,
+            tx: Mutex::new(tx),
+            stop: AtomicBool::new(false),
+            in_flight: AtomicUsize::new(0),
+            schedule_done: AtomicBool::new(false),
+            schedule_done_notify: Notify::new(),
+            live: Mutex::new(LiveStats::default()),
+        });
+        let recorder = tokio::spawn(record(rx, header, outputs, shared.clone()));
+        let executor = Arc::new(Executor::new(config));
+        let handle = tokio::runtime::Handle::current();
+        let for_thread = shared.clone();
+        let scheduler = std::thread::Builder::new()
+            .name("rollprobe-schedule".into())
+            .spawn(move || schedule(for_thread, executor, handle))
+            .map_err(|e| ProbeError::Internal(format!("cannot start the scheduler thread: {e}")))?;
+        Ok(Probe {
+            shared,
+            scheduler: Some(scheduler),
+            recorder,
+        })
+    }
+
+    /// Puts a `mark` event on the timeline.
+    pub fn mark(&self, detail: &str) {
+        self.shared.event("mark", detail);
+    }
+
+    /// Puts an event of any kind on the timeline.
+    pub fn event(&self, kind: &str, detail: &str) {
+        self.shared.event(kind, detail);
+    }
+
+    /// A handle for emitting events and reading counters from elsewhere.
+    pub fn handle(&self) -> ProbeHandle {
+        ProbeHandle {
+            shared: self.shared.clone(),
+        }
+    }
+
+    /// Milliseconds since the probe started.
+    pub fn elapsed_ms(&self) -> f64 {
+        self.shared.clock.now_ms()
+    }
+
+    /// Live counters, for a progress line.
+    pub fn live(&self) -> LiveStats {
+        self.handle().live()
+    }
+
+    /// Whether the schedule has ended by itself (its duration is over).
+    pub fn schedule_is_finished(&self) -> bool {
+        self.shared.schedule_done.load(Ordering::Acquire)
+    }
+
+    /// Resolves when the schedule has ended by itself (its duration is over).
+    /// Never resolves for a probe without a duration.
+    pub async fn schedule_finished(&self) {
+        loop {
+            let notified = self.shared.schedule_done_notify.notified();
+            if self.shared.schedule_done.load(Ordering::Acquire) {
+                return;
+            }
+            notified.await;
+        }
+    }
+
+    /// Stops sending, waits for requests in flight, and returns the report.
+    pub async fn stop(self) -> Result<Report, ProbeError> {
+        self.finish(false).await
+    }
+
+    /// Like [`Probe::stop`], but the report says the run was interrupted.
+    pub async fn stop_interrupted(self) -> Result<Report, ProbeError> {
+        self.finish(true).await
+    }
+
+    async fn finish(mut self, interrupted: bool) -> Result<Report, ProbeError> {
+        self.shared.stop.store(true, Ordering::Release);
+        if let Some(t) = self.scheduler.take() {
+            tokio::task::spawn_blocking(move || t.join())
+                .await
+                .map_err(|e| ProbeError::Internal(e.to_string()))?
+                .map_err(|_| ProbeError::Internal("the scheduler thread panicked".into()))?;
+        }
+        // Requests end by their own timeouts; wait for them, with a margin.
+        let c = &self.shared.config;
+        let limit = Instant::now() + c.connect_timeout + c.timeout + Duration::from_secs(2);
+        while self.shared.in_flight.load(Ordering::Acquire) > 0 && Instant::now() < limit {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let duration_ms = round_ms(self.shared.clock.now_ms());
+        let footer = RunFooter {
+            ended_at: self.shared.clock.wall_at(duration_ms),
+            duration_ms,
+            interrupted,
+        };
+        let (done_tx, done_rx) = oneshot::channel();
+        let _ = self.shared.sender().send(Record::Finish(footer, done_tx));
+        let report = done_rx
+            .await
+            .map_err(|_| ProbeError::Internal("the recorder stopped early".into()))?;
+        let _ = (&mut self.recorder).await;
+        report
+    }
+}
+
+impl Drop for Probe {
+    fn drop(&mut self) {
+        // A probe dropped without stop(): end the schedule thread anyway.
+        self.shared.stop.store(true, Ordering::Release);
+    }
+}
+
+fn schedule(shared: Arc<Shared>, executor: Arc<Executor>, runtime: tokio::runtime::Handle) {
+    let origin = shared.clock.origin();
+    let rate = shared.config.rate;
+    let end = shared.config.duration.map(|d| origin + d);
+    let max_in_flight = shared.config.effective_max_in_flight();
+    let mut seq: u64 = 0;
+    'ticks: loop {
+        let due = origin + Duration::from_secs_f64(seq as f64 / rate);
+        if end.is_some_and(|end| due >= end) {
+            break;
+        }
+        loop {
+            if shared.stop.load(Ordering::Acquire) {
+                break 'ticks;
+            }
+            let now = Instant::now();
+            if now >= due {
+                break;
+            }
+            // Short naps so that stop() is seen quickly even at low rates.
+            std::thread::sleep((due - now).min(Duration::from_millis(50)));
+        }
+        let intended_ms = round_ms(shared.clock.ms_at(due));
+        if shared.in_flight.load(Ordering::Acquire) >= max_in_flight {
+            let sample = skipped_sample(seq, intended_ms, &shared.clock);
+            let _ = shared.sender().send(Record::Sample(sample));
+        } else {
+            shared.in_flight.fetch_add(1, Ordering::AcqRel);
+            let shared = shared.clone();
+            let executor = executor.clone();
+            runtime.spawn(async move {
+                let sent = Instant::now();
+                let attempt = executor.execute().await;
+                shared.in_flight.fetch_sub(1, Ordering::AcqRel);
+                let sample = Sample {
+                    seq,
+                    intended_ms,
+                    sent_ms: Some(round_ms(shared.clock.ms_at(sent))),
+                    wall_time: shared.clock.wall_at(intended_ms),
+                    outcome: attempt.outcome,
+                    errno: attempt.errno,
+                    errno_name: attempt.errno_name().map(str::to_string),
+                    status: attempt.status,
+                    version: attempt.version,
+                    connect_ms: attempt.connect_ms.map(round_ms),
+                    ttfb_ms: attempt.ttfb_ms.map(round_ms),
+                    total_ms: Some(round_ms(attempt.total_ms)),
+                    connection: Some(if attempt.reused { "reused" } else { "new" }.to_string()),
+                    error: attempt.error,
+                };
+                let _ = shared.sender().send(Record::Sample(sample));
+            });
+        }
+        seq += 1;
+    }
+    shared.schedule_done.store(true, Ordering::Release);
+    shared.schedule_done_notify.notify_waiters();
+}
+
+fn skipped_sample(seq: u64, intended_ms: f64, clock: &Clock) -> Sample {
+    Sample {
+        seq,
+        intended_ms,
+        sent_ms: None,
+        wall_time: clock.wall_at(intended_ms),
+        outcome: Outcome::Skipped,
+        errno: None,
+        errno_name: None,
+        status: None,
+        version: None,
+        connect_ms: None,
+        ttfb_ms: None,
+        total_ms: None,
+        connection: None,
+        error: Some("not sent: max in flight reached".into()),
+    }
+}
+
+/// The files of a run with `--out`.
+struct Outputs {
+    dir: PathBuf,
+    samples: SampleWriter,
+    events: EventWriter,
+}
+
+impl Outputs {
+    fn create(dir: &Path, header: &RunHeader) -> Result<Outputs, ProbeError> {
+        let fail = |path: PathBuf| move |source| ProbeError::Output { path, source };
+        std::fs::create_dir_all(dir).map_err(fail(dir.to_path_buf()))?;
+        let samples_path = dir.join("samples.csv");
+        let samples = SampleWriter::create(&samples_path, header).map_err(fail(samples_path))?;
+        let events_path = dir.join("events.csv");
+        let events = EventWriter::create(&events_path).map_err(fail(events_path))?;
+        Ok(Outputs {
+            dir: dir.to_path_buf(),
+            samples,
+            events,
+        })
+    }
+}
+
+async fn record(
+    mut rx: mpsc::UnboundedReceiver<Record>,
+    header: RunHeader,
+    mut outputs: Option<Outputs>,
+    shared: Arc<Shared>,
+) {
+    let mut analyzer = Analyzer::new(shared.config.rate);
+    // The first write error is kept and reported at the end; measuring goes on.
+    let mut write_error: Option<ProbeError> = None;
+    let mut note = |result: std::io::Result<()>, path: &Path, outputs: &mut Option<Outputs>| {
+        if let Err(source) = result {
+            if write_error.is_none() {
+                write_error = Some(ProbeError::Output {
+                    path: path.to_path_buf(),
+                    source,
+                });
+            }
+            *outputs = None;
+        }
+    };
+    while let Some(record) = rx.recv().await {
+        match record {
+            Record::Sample(sample) => {
+                if let Some(o) = outputs.as_mut() {
+                    let r = o.samples.write(&sample);
+                    let path = o.dir.join("samples.csv");
+                    note(r, &path, &mut outputs);
+                }
+                {
+                    let mut live = shared.live.lock().unwrap_or_else(|p| p.into_inner());
+                    match sample.outcome {
+                        Outcome::Skipped => live.skipped += 1,
+                        Outcome::Ok => {
+                            live.sent += 1;
+                            live.ok += 1;
+                            if sample.version.is_some() {
+                                live.version.clone_from(&sample.version);
+                            }
+                        }
+                        k => {
+                            live.sent += 1;
+                            *live.by_kind.entry(k).or_default() += 1;
+                        }
+                    }
+                }
+                analyzer.push(sample);
+            }
+            Record::Event(event) => {
+                if let Some(o) = outputs.as_mut() {
+                    let r = o.events.write(&event);
+                    let path = o.dir.join("events.csv");
+                    note(r, &path, &mut outputs);
+                }
+                analyzer.event(event);
+            }
+            Record::Finish(footer, done) => {
+                let mut result = Ok(());
+                let dir = outputs.as_ref().map(|o| o.dir.clone());
+                if let Some(o) = outputs.take() {
+                    let path = o.dir.join("samples.csv");
+                    note(o.samples.finish(&footer), &path, &mut outputs);
+                }
+                let report = analyzer.finish(&header, Some(&footer));
+                if let (Some(dir), None) = (dir, &write_error) {
+                    result = write_report_files(&dir, &report);
+                }
+                let _ = done.send(match write_error.or(result.err()) {
+                    None => Ok(report),
+                    Some(ProbeError::Output { path, source }) => Err(ProbeError::OutputLost {
+                        report: Box::new(report),
+                        path,
+                        source,
+                    }),
+                    Some(other) => Err(other),
+                });
+                return;
+            }
+        }
+    }
+}
+
+/// Writes report.json and windows.csv for a finished report.
+pub fn write_report_files(dir: &Path, report: &Report) -> Result<(), ProbeError> {
+    let json = dir.join("report.json");
+    std::fs::write(&json, report.to_json())
+        .map_err(|source| ProbeError::Output { path: json, source })?;
+    let windows = dir.join("windows.csv");
+    write_windows_csv(&windows, report).map_err(|source| ProbeError::Output {
+        path: windows,
+        source,
+    })
+}

@@ -1,0 +1,256 @@
+//! The report: the serde type behind report.json (`rollprobe.report/v1`).
+//!
+//! Keys are a public contract: adding one is fine, renaming one is a new schema
+//! version. Times are ms since the start unless the key says otherwise.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::RecordedConfig;
+use crate::event::Event;
+
+/// The schema tag of report.json.
+pub const REPORT_SCHEMA: &str = "rollprobe.report/v1";
+
+/// Everything measured in one run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    /// Always [`REPORT_SCHEMA`].
+    pub schema: String,
+    /// The run's name, e.g. `recreate`.
+    pub label: Option<String>,
+    /// The probed URL.
+    pub target: String,
+    /// The settings of the run.
+    pub config: RecordedConfig,
+    /// Wall-clock start, RFC 3339 UTC.
+    pub started_at: String,
+    /// Wall-clock end, RFC 3339 UTC.
+    pub ended_at: String,
+    /// Length of the run, ms.
+    pub duration_ms: f64,
+    /// Stopped by Ctrl-C or killed, rather than by plan.
+    pub interrupted: bool,
+    /// Request counts.
+    pub totals: Totals,
+    /// Failures by kind name (local kinds included, `ok` and `skipped` not).
+    pub failures: BTreeMap<String, u64>,
+    /// Failures by kind and errno, with the OS message and the usual cause.
+    pub failure_details: Vec<FailureDetail>,
+    /// Outage windows and their total.
+    pub downtime: Downtime,
+    /// Every version that answered, in order of first answer.
+    pub versions: Vec<VersionSeen>,
+    /// From the first answer of the newest version to the last answer of the
+    /// oldest one; 0 when they did not overlap or only one version answered.
+    pub mixed_ms: f64,
+    /// The mixed window itself, when two versions answered.
+    pub mixed: Option<MixedWindow>,
+    /// How often consecutive ok answers changed version.
+    pub flips: u64,
+    /// Latency of ok answers measured from the intended send time (what a user
+    /// waiting on that schedule saw; no coordinated omission).
+    pub latency_ms: Latency,
+    /// Latency of ok answers measured from the actual send (the server's share).
+    pub service_ms: Latency,
+    /// Markers on the probe's clock.
+    pub events: Vec<Event>,
+    /// Before, during and after the rollout, when a trigger or rollout events marked it.
+    pub phases: Vec<Phase>,
+    /// The prober's own health.
+    pub probe: ProbeHealth,
+    /// A one-line picture of the run.
+    pub timeline: Timeline,
+}
+
+/// Request counts of a run.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Totals {
+    /// Requests sent (ok + failed + local).
+    pub sent: u64,
+    /// Answered as expected.
+    pub ok: u64,
+    /// Failed for a reason on the target's side.
+    pub failed: u64,
+    /// Failed for a reason on the prober's side (`local_*`).
+    pub local: u64,
+    /// Ticks not sent because of the in-flight cap.
+    pub skipped: u64,
+    /// ok / (sent - local); `None` when nothing counted was sent.
+    pub availability: Option<f64>,
+}
+
+/// One (kind, errno) pair and how often it happened.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FailureDetail {
+    /// The kind's stable name.
+    pub kind: String,
+    /// The errno, if the failure had one.
+    pub errno: Option<i32>,
+    /// Its symbolic name, e.g. `EHOSTUNREACH`.
+    pub errno_name: Option<String>,
+    /// The OS's message for it, e.g. `No route to host`.
+    pub message: Option<String>,
+    /// How many samples.
+    pub count: u64,
+    /// What it usually means in Kubernetes.
+    pub hint: String,
+}
+
+/// Outage windows: maximal runs of consecutive failures in send order.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Downtime {
+    /// Sum of the windows' lengths, ms.
+    pub total_ms: f64,
+    /// The longest window, ms.
+    pub longest_ms: f64,
+    /// Every window, in time order.
+    pub windows: Vec<OutageWindow>,
+}
+
+/// A maximal run of consecutive failed samples.
+///
+/// It starts at the intended time of its first failure and ends at the intended
+/// time of the first success after it, so its length is what an observer would
+/// call "down", to within 1/rate.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OutageWindow {
+    /// Intended time of the first failure, ms.
+    pub start_ms: f64,
+    /// Intended time of the first success after it, ms (for an open window,
+    /// one period after its last failure).
+    pub end_ms: f64,
+    /// `end_ms - start_ms`.
+    pub duration_ms: f64,
+    /// Failed samples in it.
+    pub failed: u64,
+    /// Failed samples by kind.
+    pub kinds: BTreeMap<String, u64>,
+    /// Still failing when the run ended.
+    pub open: bool,
+    /// The latest event at or before the window's start.
+    pub after_event: Option<EventRef>,
+    /// Why it happened, when the rollout's events explain it.
+    #[serde(default)]
+    pub cause: Option<String>,
+}
+
+/// A pointer from a window to the event before it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EventRef {
+    /// The event's kind.
+    pub kind: String,
+    /// The event's detail.
+    pub detail: String,
+    /// When it happened, ms.
+    pub at_ms: f64,
+    /// How long before the window it happened, ms.
+    pub offset_ms: f64,
+}
+
+/// A version that answered.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VersionSeen {
+    /// The version string.
+    pub version: String,
+    /// Intended time of its first ok answer, ms.
+    pub first_ms: f64,
+    /// Intended time of its last ok answer, ms.
+    pub last_ms: f64,
+    /// Ok answers from it.
+    pub count: u64,
+}
+
+/// When the old and the new version both answered.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MixedWindow {
+    /// The first version to answer.
+    pub old: String,
+    /// The last version to appear.
+    pub new: String,
+    /// First answer of `new`, ms.
+    pub start_ms: f64,
+    /// Last answer of `old`, ms.
+    pub end_ms: f64,
+}
+
+/// Latency percentiles, ms.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Latency {
+    /// How many values.
+    pub count: u64,
+    /// Median.
+    pub p50: f64,
+    /// 90th percentile.
+    pub p90: f64,
+    /// 99th percentile.
+    pub p99: f64,
+    /// 99.9th percentile.
+    pub p999: f64,
+    /// Largest.
+    pub max: f64,
+}
+
+/// A part of the run: `before`, `during` or `after` the rollout.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Phase {
+    /// `before`, `during` or `after`.
+    pub name: String,
+    /// Start, ms.
+    pub start_ms: f64,
+    /// End, ms (`None`: the run ended in it).
+    pub end_ms: Option<f64>,
+    /// Requests sent in it.
+    pub sent: u64,
+    /// Ok answers.
+    pub ok: u64,
+    /// Target failures.
+    pub failed: u64,
+    /// Downtime of the windows that started in it, ms.
+    pub downtime_ms: f64,
+    /// Latency of its ok answers from the intended time.
+    pub latency_ms: Latency,
+}
+
+/// The prober's own health: if these are bad, so is every other figure.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ProbeHealth {
+    /// Median send lag (actual - intended), ms.
+    pub send_lag_p50_ms: f64,
+    /// 99th percentile send lag, ms.
+    pub send_lag_p99_ms: f64,
+    /// Largest send lag, ms.
+    pub send_lag_max_ms: f64,
+    /// Ticks sent more than one period (1/rate) after their time.
+    pub late: u64,
+    /// Ticks not sent at all because of the in-flight cap.
+    pub skipped: u64,
+}
+
+/// A one-line picture of the run: one character per time bucket.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Timeline {
+    /// The length of time each character stands for, ms.
+    pub bucket_ms: f64,
+    /// `.` all ok, `|` the version changed, a letter: the most common failure
+    /// (see [`crate::Outcome::symbol`]), space: nothing sent.
+    pub strip: String,
+}
+
+impl Report {
+    /// Parses a report.json.
+    pub fn from_json(text: &str) -> Result<Report, serde_json::Error> {
+        serde_json::from_str(text)
+    }
+
+    /// Pretty JSON.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).expect("a report always serializes")
+    }
+
+    /// The human summary printed at the end of a run.
+    pub fn summary(&self) -> String {
+        crate::render::summary(self)
+    }
+}

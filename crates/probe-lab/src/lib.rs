@@ -1,0 +1,1 @@
+//! probe-lab: the Kubernetes data path in network namespaces (being built).
