@@ -1,0 +1,965 @@
+//! Kubernetes manifests: the subset of `apps/v1` Deployment and `v1` Service that decides
+//! what a client sees during a rollout.
+//!
+//! Parsing is two-step on purpose. Each YAML document is first read into permissive raw
+//! structs (every field optional, unknown fields ignored, as the API server's decoder does
+//! for fields it does not know), and then validated into the strict model types below.
+//! That second step is what lets a missing required field be reported as one line that
+//! names the object and the field path (`spec.selector`), instead of a serde message about
+//! a struct the user never wrote.
+//!
+//! The rolling-update arithmetic follows the Deployment controller
+//! (`pkg/controller/deployment/util.ResolveFenceposts`): `maxSurge` rounds up,
+//! `maxUnavailable` rounds down, and the API validation rejects both being zero.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+use crate::LabError;
+
+/// Labels of an object, or a label selector's `matchLabels`.
+pub type Labels = BTreeMap<String, String>;
+
+/// One object from a manifest file.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Object {
+    /// An `apps/v1` Deployment.
+    Deployment(Deployment),
+    /// A `v1` Service.
+    Service(Service),
+}
+
+impl Object {
+    /// The object's `metadata.name`.
+    pub fn name(&self) -> &str {
+        match self {
+            Object::Deployment(d) => &d.name,
+            Object::Service(s) => &s.name,
+        }
+    }
+}
+
+/// A Deployment, reduced to the fields the lab's controller acts on.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Deployment {
+    /// `metadata.name`.
+    pub name: String,
+    /// `spec.replicas` (default 1).
+    pub replicas: i32,
+    /// `spec.strategy` (default RollingUpdate 25%/25%).
+    pub strategy: Strategy,
+    /// `spec.minReadySeconds` (default 0): a ready pod counts as available only after this long.
+    pub min_ready_seconds: u32,
+    /// `spec.selector.matchLabels` (required).
+    pub selector: Labels,
+    /// `spec.template`.
+    pub template: PodTemplate,
+}
+
+/// `spec.strategy` of a Deployment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Strategy {
+    /// All old pods are gone before any new one is created.
+    Recreate,
+    /// Old pods are replaced step by step within the surge/unavailable budget.
+    RollingUpdate {
+        /// How many pods above `replicas` may exist during the update.
+        max_surge: IntOrPercent,
+        /// How many pods below `replicas` may be unavailable during the update.
+        max_unavailable: IntOrPercent,
+    },
+}
+
+impl Default for Strategy {
+    /// Kubernetes' default: RollingUpdate with 25% surge and 25% unavailable.
+    fn default() -> Self {
+        Strategy::RollingUpdate {
+            max_surge: IntOrPercent::Percent(25),
+            max_unavailable: IntOrPercent::Percent(25),
+        }
+    }
+}
+
+/// An `IntOrString` field such as `maxSurge: 1` or `maxSurge: "25%"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IntOrPercent {
+    /// An absolute number of pods.
+    Int(i32),
+    /// A percentage of `replicas`.
+    Percent(i32),
+}
+
+impl IntOrPercent {
+    /// Resolves the value against `total` pods, rounding a percentage up or down
+    /// (Kubernetes' `GetScaledValueFromIntOrPercent`).
+    ///
+    /// ```
+    /// use probe_lab::IntOrPercent;
+    /// assert_eq!(IntOrPercent::Percent(25).scaled(2, true), 1);
+    /// assert_eq!(IntOrPercent::Percent(25).scaled(2, false), 0);
+    /// assert_eq!(IntOrPercent::Int(3).scaled(10, false), 3);
+    /// ```
+    pub fn scaled(self, total: i32, round_up: bool) -> i32 {
+        match self {
+            IntOrPercent::Int(v) => v,
+            IntOrPercent::Percent(p) => {
+                let num = i64::from(p) * i64::from(total);
+                let v = if round_up {
+                    (num + 99).div_euclid(100)
+                } else {
+                    num.div_euclid(100)
+                };
+                v as i32
+            }
+        }
+    }
+
+    fn is_zero(self) -> bool {
+        matches!(self, IntOrPercent::Int(0) | IntOrPercent::Percent(0))
+    }
+}
+
+impl std::fmt::Display for IntOrPercent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            IntOrPercent::Int(v) => write!(f, "{v}"),
+            IntOrPercent::Percent(p) => write!(f, "{p}%"),
+        }
+    }
+}
+
+/// Resolves `maxSurge` and `maxUnavailable` for `replicas` pods, as the Deployment
+/// controller does: surge rounds up, unavailable rounds down, and if both come out as 0
+/// (for example 25% of 1 replica for `maxUnavailable` with `maxSurge: 0`), unavailable
+/// becomes 1 so that the rollout can progress. Both *written* as zero is rejected earlier,
+/// by [`parse_manifests`], as the API server's validation does.
+///
+/// Returns `(max_surge, max_unavailable)`.
+///
+/// ```
+/// use probe_lab::{resolve_fenceposts, IntOrPercent::*};
+/// // The seed's "zero downtime" case: 2 replicas, maxSurge 100%, maxUnavailable 0%.
+/// assert_eq!(resolve_fenceposts(Percent(100), Percent(0), 2), (2, 0));
+/// // Kubernetes' defaults with 2 replicas.
+/// assert_eq!(resolve_fenceposts(Percent(25), Percent(25), 2), (1, 0));
+/// ```
+pub fn resolve_fenceposts(
+    max_surge: IntOrPercent,
+    max_unavailable: IntOrPercent,
+    replicas: i32,
+) -> (i32, i32) {
+    let surge = max_surge.scaled(replicas, true);
+    let mut unavailable = max_unavailable.scaled(replicas, false);
+    if surge == 0 && unavailable == 0 {
+        unavailable = 1;
+    }
+    (surge, unavailable)
+}
+
+/// `spec.template` of a Deployment.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PodTemplate {
+    /// `metadata.labels` (must match the Deployment's selector).
+    pub labels: Labels,
+    /// The first container of `spec.containers` (the lab runs one process per pod).
+    pub container: Container,
+    /// `spec.terminationGracePeriodSeconds` (default 30): SIGTERM, then SIGKILL after this long.
+    pub termination_grace_period_seconds: u32,
+}
+
+/// One container of a pod template.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Container {
+    /// `name`.
+    pub name: String,
+    /// `image`, for example `shop/backend:v1`; its tag is the version the lab app reports.
+    pub image: String,
+    /// `env` entries with a literal `value` (others are ignored).
+    pub env: Vec<(String, String)>,
+    /// `ports[].containerPort` (informational: the app listens on `PORT`, default 8080).
+    pub ports: Vec<u16>,
+    /// `readinessProbe` with `httpGet`, if any.
+    pub readiness_probe: Option<HttpProbe>,
+}
+
+/// A `readinessProbe` with an `httpGet` handler.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpProbe {
+    /// `httpGet.path` (default `/`).
+    pub path: String,
+    /// `httpGet.port` (a number; named ports are not supported).
+    pub port: u16,
+    /// `initialDelaySeconds` (default 0).
+    pub initial_delay_seconds: u32,
+    /// `periodSeconds` (default 10).
+    pub period_seconds: u32,
+    /// `timeoutSeconds` (default 1).
+    pub timeout_seconds: u32,
+    /// `successThreshold` (default 1): consecutive successes to become ready.
+    pub success_threshold: u32,
+    /// `failureThreshold` (default 3): consecutive failures to become unready.
+    pub failure_threshold: u32,
+}
+
+/// `spec.type` of a Service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ServiceType {
+    /// A virtual IP reachable from the node (and pods).
+    ClusterIp,
+    /// A ClusterIP plus an external address announced on the client segment.
+    LoadBalancer,
+}
+
+/// One entry of a Service's `spec.ports`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServicePort {
+    /// `name` (optional).
+    pub name: Option<String>,
+    /// `port`: the port on the Service's addresses.
+    pub port: u16,
+    /// `targetPort` (default: `port`): the port on the pods.
+    pub target_port: u16,
+}
+
+/// A Service, reduced to what kube-proxy and the load balancer act on.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Service {
+    /// `metadata.name`.
+    pub name: String,
+    /// `spec.selector` (no selector: no endpoints).
+    pub selector: Labels,
+    /// `spec.ports` (at least one).
+    pub ports: Vec<ServicePort>,
+    /// `spec.type` (default ClusterIP).
+    pub service_type: ServiceType,
+    /// `spec.clusterIP`, if set (must lie in 10.96.0.0/16).
+    pub cluster_ip: Option<std::net::Ipv4Addr>,
+    /// `spec.loadBalancerIP`, if set (must lie in the lab's external pool).
+    pub load_balancer_ip: Option<std::net::Ipv4Addr>,
+}
+
+/// The version a lab app reports for an image: the tag after the last `:` of the last
+/// path segment (`shop/web:v2` -> `v2`; no tag -> `latest`; a digest is ignored).
+///
+/// ```
+/// assert_eq!(probe_lab::version_of_image("shop/web:v2"), "v2");
+/// assert_eq!(probe_lab::version_of_image("registry:5000/shop/web"), "latest");
+/// ```
+pub fn version_of_image(image: &str) -> String {
+    let image = image.split('@').next().unwrap_or(image);
+    let last = image.rsplit('/').next().unwrap_or(image);
+    match last.rsplit_once(':') {
+        Some((_, tag)) if !tag.is_empty() => tag.to_string(),
+        _ => "latest".to_string(),
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Raw, permissive shapes.
+
+#[derive(Deserialize, Default)]
+#[serde(default, rename_all = "camelCase")]
+struct RawMeta {
+    name: Option<String>,
+    labels: Option<Labels>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum RawIntOrString {
+    Int(i64),
+    Str(String),
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default, rename_all = "camelCase")]
+struct RawDeployment {
+    metadata: Option<RawMeta>,
+    spec: Option<RawDeploymentSpec>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default, rename_all = "camelCase")]
+struct RawDeploymentSpec {
+    replicas: Option<i64>,
+    min_ready_seconds: Option<i64>,
+    strategy: Option<RawStrategy>,
+    selector: Option<RawSelector>,
+    template: Option<RawTemplate>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default, rename_all = "camelCase")]
+struct RawStrategy {
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    rolling_update: Option<RawRollingUpdate>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default, rename_all = "camelCase")]
+struct RawRollingUpdate {
+    max_surge: Option<RawIntOrString>,
+    max_unavailable: Option<RawIntOrString>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default, rename_all = "camelCase")]
+struct RawSelector {
+    match_labels: Option<Labels>,
+    match_expressions: Option<serde_yaml::Value>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default, rename_all = "camelCase")]
+struct RawTemplate {
+    metadata: Option<RawMeta>,
+    spec: Option<RawPodSpec>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default, rename_all = "camelCase")]
+struct RawPodSpec {
+    containers: Option<Vec<RawContainer>>,
+    termination_grace_period_seconds: Option<i64>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default, rename_all = "camelCase")]
+struct RawContainer {
+    name: Option<String>,
+    image: Option<String>,
+    env: Option<Vec<RawEnv>>,
+    ports: Option<Vec<RawContainerPort>>,
+    readiness_probe: Option<RawProbe>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default, rename_all = "camelCase")]
+struct RawEnv {
+    name: Option<String>,
+    value: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default, rename_all = "camelCase")]
+struct RawContainerPort {
+    container_port: Option<i64>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default, rename_all = "camelCase")]
+struct RawProbe {
+    http_get: Option<RawHttpGet>,
+    initial_delay_seconds: Option<i64>,
+    period_seconds: Option<i64>,
+    timeout_seconds: Option<i64>,
+    success_threshold: Option<i64>,
+    failure_threshold: Option<i64>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default, rename_all = "camelCase")]
+struct RawHttpGet {
+    path: Option<String>,
+    port: Option<RawIntOrString>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default, rename_all = "camelCase")]
+struct RawService {
+    metadata: Option<RawMeta>,
+    spec: Option<RawServiceSpec>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default, rename_all = "camelCase")]
+struct RawServiceSpec {
+    selector: Option<Labels>,
+    ports: Option<Vec<RawServicePort>>,
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    #[serde(rename = "clusterIP")]
+    cluster_ip: Option<String>,
+    #[serde(rename = "loadBalancerIP")]
+    load_balancer_ip: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default, rename_all = "camelCase")]
+struct RawServicePort {
+    name: Option<String>,
+    port: Option<i64>,
+    target_port: Option<RawIntOrString>,
+    protocol: Option<String>,
+}
+
+// ---------------------------------------------------------------------------------------
+
+/// Where an error is: document number (1-based) and `Kind name`.
+struct Ctx {
+    doc: usize,
+    object: String,
+}
+
+impl Ctx {
+    fn err(&self, message: impl Into<String>) -> LabError {
+        LabError::Manifest {
+            doc: self.doc,
+            object: self.object.clone(),
+            message: message.into(),
+        }
+    }
+
+    fn missing(&self, field: &str) -> LabError {
+        self.err(format!("missing required field {field}"))
+    }
+
+    fn non_negative(&self, field: &str, v: Option<i64>, default: u32) -> Result<u32, LabError> {
+        match v {
+            None => Ok(default),
+            Some(v) if (0..=i64::from(u32::MAX)).contains(&v) => Ok(v as u32),
+            Some(v) => Err(self.err(format!("{field} must be >= 0, got {v}"))),
+        }
+    }
+
+    fn port(&self, field: &str, v: i64) -> Result<u16, LabError> {
+        if (1..=65535).contains(&v) {
+            Ok(v as u16)
+        } else {
+            Err(self.err(format!("{field} must be between 1 and 65535, got {v}")))
+        }
+    }
+}
+
+/// Parses a multi-document YAML string of Deployments and Services.
+///
+/// Empty documents are skipped; unknown fields are ignored; any other `kind` is an error
+/// (the lab would otherwise silently not do what the file asks). Errors display as one
+/// line naming the document, the object and the field, e.g.
+/// `manifest document 1 (Deployment backend-deployment): missing required field spec.selector`.
+///
+/// ```
+/// let objs = probe_lab::parse_manifests(r#"
+/// apiVersion: apps/v1
+/// kind: Deployment
+/// metadata: {name: web}
+/// spec:
+///   selector: {matchLabels: {app: web}}
+///   template:
+///     metadata: {labels: {app: web}}
+///     spec: {containers: [{name: web, image: "shop/web:v1"}]}
+/// ---
+/// apiVersion: v1
+/// kind: Service
+/// metadata: {name: web-svc}
+/// spec: {selector: {app: web}, ports: [{port: 8080}], type: LoadBalancer}
+/// "#).unwrap();
+/// assert_eq!(objs.len(), 2);
+/// assert_eq!(objs[1].name(), "web-svc");
+/// ```
+pub fn parse_manifests(yaml: &str) -> Result<Vec<Object>, LabError> {
+    let mut out = Vec::new();
+    for (i, doc) in serde_yaml::Deserializer::from_str(yaml).enumerate() {
+        let doc_no = i + 1;
+        let value = serde_yaml::Value::deserialize(doc).map_err(|e| LabError::Manifest {
+            doc: doc_no,
+            object: "?".into(),
+            message: one_line(&e.to_string()),
+        })?;
+        if value.is_null() {
+            continue;
+        }
+        let kind = value
+            .get("kind")
+            .and_then(|k| k.as_str())
+            .map(str::to_string);
+        let name = value
+            .get("metadata")
+            .and_then(|m| m.get("name"))
+            .and_then(|n| n.as_str())
+            .unwrap_or("?")
+            .to_string();
+        let ctx = Ctx {
+            doc: doc_no,
+            object: format!("{} {}", kind.as_deref().unwrap_or("?"), name),
+        };
+        let Some(kind) = kind else {
+            return Err(ctx.missing("kind"));
+        };
+        match kind.as_str() {
+            "Deployment" => {
+                let raw: RawDeployment =
+                    serde_yaml::from_value(value).map_err(|e| ctx.err(one_line(&e.to_string())))?;
+                out.push(Object::Deployment(deployment(&ctx, raw)?));
+            }
+            "Service" => {
+                let raw: RawService =
+                    serde_yaml::from_value(value).map_err(|e| ctx.err(one_line(&e.to_string())))?;
+                out.push(Object::Service(service(&ctx, raw)?));
+            }
+            other => {
+                return Err(ctx.err(format!(
+                    "kind {other} is not supported by the lab (only Deployment and Service)"
+                )))
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+fn int_or_percent(ctx: &Ctx, field: &str, v: RawIntOrString) -> Result<IntOrPercent, LabError> {
+    match v {
+        RawIntOrString::Int(i) if (0..=i64::from(i32::MAX)).contains(&i) => {
+            Ok(IntOrPercent::Int(i as i32))
+        }
+        RawIntOrString::Int(i) => Err(ctx.err(format!("{field} must be >= 0, got {i}"))),
+        RawIntOrString::Str(s) => {
+            let p = s
+                .trim()
+                .strip_suffix('%')
+                .and_then(|n| n.trim().parse::<i32>().ok())
+                .filter(|p| *p >= 0);
+            match p {
+                Some(p) => Ok(IntOrPercent::Percent(p)),
+                None => Err(ctx.err(format!(
+                    "{field} must be an integer or a percentage such as \"25%\", got {s:?}"
+                ))),
+            }
+        }
+    }
+}
+
+fn deployment(ctx: &Ctx, raw: RawDeployment) -> Result<Deployment, LabError> {
+    let name = raw
+        .metadata
+        .and_then(|m| m.name)
+        .ok_or_else(|| ctx.missing("metadata.name"))?;
+    let spec = raw.spec.ok_or_else(|| ctx.missing("spec"))?;
+    let replicas = match spec.replicas {
+        None => 1,
+        Some(r) if (0..=10_000).contains(&r) => r as i32,
+        Some(r) => return Err(ctx.err(format!("spec.replicas must be 0..=10000, got {r}"))),
+    };
+    let min_ready_seconds = ctx.non_negative("spec.minReadySeconds", spec.min_ready_seconds, 0)?;
+    let strategy = match spec.strategy {
+        None => Strategy::default(),
+        Some(s) => match s.kind.as_deref().unwrap_or("RollingUpdate") {
+            "Recreate" => {
+                if s.rolling_update.is_some() {
+                    return Err(ctx.err(
+                        "spec.strategy.rollingUpdate may not be specified when strategy type is Recreate",
+                    ));
+                }
+                Strategy::Recreate
+            }
+            "RollingUpdate" => {
+                let ru = s.rolling_update.unwrap_or_default();
+                let max_surge = match ru.max_surge {
+                    Some(v) => int_or_percent(ctx, "spec.strategy.rollingUpdate.maxSurge", v)?,
+                    None => IntOrPercent::Percent(25),
+                };
+                let max_unavailable = match ru.max_unavailable {
+                    Some(v) => {
+                        int_or_percent(ctx, "spec.strategy.rollingUpdate.maxUnavailable", v)?
+                    }
+                    None => IntOrPercent::Percent(25),
+                };
+                if max_surge.is_zero() && max_unavailable.is_zero() {
+                    return Err(ctx.err(
+                        "spec.strategy.rollingUpdate.maxUnavailable may not be 0 when maxSurge is 0",
+                    ));
+                }
+                if let IntOrPercent::Percent(p) = max_unavailable {
+                    if p > 100 {
+                        return Err(ctx.err(
+                            "spec.strategy.rollingUpdate.maxUnavailable must not be greater than 100%",
+                        ));
+                    }
+                }
+                Strategy::RollingUpdate {
+                    max_surge,
+                    max_unavailable,
+                }
+            }
+            other => {
+                return Err(ctx.err(format!(
+                    "spec.strategy.type must be Recreate or RollingUpdate, got {other:?}"
+                )))
+            }
+        },
+    };
+    let selector = spec.selector.ok_or_else(|| ctx.missing("spec.selector"))?;
+    if selector.match_expressions.is_some() {
+        return Err(ctx.err("spec.selector.matchExpressions is not supported by the lab"));
+    }
+    let selector = selector
+        .match_labels
+        .filter(|l| !l.is_empty())
+        .ok_or_else(|| ctx.missing("spec.selector.matchLabels"))?;
+    let template = spec.template.ok_or_else(|| ctx.missing("spec.template"))?;
+    let labels = template
+        .metadata
+        .and_then(|m| m.labels)
+        .ok_or_else(|| ctx.missing("spec.template.metadata.labels"))?;
+    if !selects(&selector, &labels) {
+        return Err(
+            ctx.err("spec.template.metadata.labels: `selector` does not match template `labels`")
+        );
+    }
+    let pod = template
+        .spec
+        .ok_or_else(|| ctx.missing("spec.template.spec"))?;
+    let grace = ctx.non_negative(
+        "spec.template.spec.terminationGracePeriodSeconds",
+        pod.termination_grace_period_seconds,
+        30,
+    )?;
+    let mut containers = pod
+        .containers
+        .filter(|c| !c.is_empty())
+        .ok_or_else(|| ctx.missing("spec.template.spec.containers"))?;
+    let c = containers.remove(0);
+    let cname = c
+        .name
+        .ok_or_else(|| ctx.missing("spec.template.spec.containers[0].name"))?;
+    let image = c
+        .image
+        .filter(|i| !i.trim().is_empty())
+        .ok_or_else(|| ctx.missing("spec.template.spec.containers[0].image"))?;
+    let mut env = Vec::new();
+    for (i, e) in c.env.unwrap_or_default().into_iter().enumerate() {
+        let n = e.name.ok_or_else(|| {
+            ctx.missing(&format!("spec.template.spec.containers[0].env[{i}].name"))
+        })?;
+        if let Some(v) = e.value {
+            env.push((n, v));
+        }
+    }
+    let mut ports = Vec::new();
+    for (i, p) in c.ports.unwrap_or_default().into_iter().enumerate() {
+        let field = format!("spec.template.spec.containers[0].ports[{i}].containerPort");
+        let v = p.container_port.ok_or_else(|| ctx.missing(&field))?;
+        ports.push(ctx.port(&field, v)?);
+    }
+    let readiness_probe = match c.readiness_probe {
+        None => None,
+        Some(p) => {
+            let base = "spec.template.spec.containers[0].readinessProbe";
+            let hg = p.http_get.ok_or_else(|| {
+                ctx.err(format!(
+                    "{base}: only httpGet probes are supported by the lab (missing {base}.httpGet)"
+                ))
+            })?;
+            let port = match hg.port {
+                None => return Err(ctx.missing(&format!("{base}.httpGet.port"))),
+                Some(RawIntOrString::Int(v)) => ctx.port(&format!("{base}.httpGet.port"), v)?,
+                Some(RawIntOrString::Str(s)) => match s.parse::<i64>() {
+                    Ok(v) => ctx.port(&format!("{base}.httpGet.port"), v)?,
+                    Err(_) => {
+                        return Err(ctx.err(format!(
+                            "{base}.httpGet.port: named ports ({s:?}) are not supported by the lab"
+                        )))
+                    }
+                },
+            };
+            let min1 = |field: &str, v: Option<i64>, d: u32| -> Result<u32, LabError> {
+                let v = ctx.non_negative(&format!("{base}.{field}"), v, d)?;
+                if v == 0 {
+                    Err(ctx.err(format!("{base}.{field} must be >= 1")))
+                } else {
+                    Ok(v)
+                }
+            };
+            Some(HttpProbe {
+                path: hg.path.unwrap_or_else(|| "/".into()),
+                port,
+                initial_delay_seconds: ctx.non_negative(
+                    &format!("{base}.initialDelaySeconds"),
+                    p.initial_delay_seconds,
+                    0,
+                )?,
+                period_seconds: min1("periodSeconds", p.period_seconds, 10)?,
+                timeout_seconds: min1("timeoutSeconds", p.timeout_seconds, 1)?,
+                success_threshold: min1("successThreshold", p.success_threshold, 1)?,
+                failure_threshold: min1("failureThreshold", p.failure_threshold, 3)?,
+            })
+        }
+    };
+    Ok(Deployment {
+        name,
+        replicas,
+        strategy,
+        min_ready_seconds,
+        selector,
+        template: PodTemplate {
+            labels,
+            container: Container {
+                name: cname,
+                image,
+                env,
+                ports,
+                readiness_probe,
+            },
+            termination_grace_period_seconds: grace,
+        },
+    })
+}
+
+fn service(ctx: &Ctx, raw: RawService) -> Result<Service, LabError> {
+    let name = raw
+        .metadata
+        .and_then(|m| m.name)
+        .ok_or_else(|| ctx.missing("metadata.name"))?;
+    let spec = raw.spec.ok_or_else(|| ctx.missing("spec"))?;
+    let service_type = match spec.kind.as_deref().unwrap_or("ClusterIP") {
+        "ClusterIP" => ServiceType::ClusterIp,
+        "LoadBalancer" => ServiceType::LoadBalancer,
+        other => {
+            return Err(ctx.err(format!(
+                "spec.type {other} is not supported by the lab (ClusterIP or LoadBalancer)"
+            )))
+        }
+    };
+    let raw_ports = spec
+        .ports
+        .filter(|p| !p.is_empty())
+        .ok_or_else(|| ctx.missing("spec.ports"))?;
+    let mut ports = Vec::new();
+    for (i, p) in raw_ports.into_iter().enumerate() {
+        if let Some(proto) = p.protocol.as_deref() {
+            if proto != "TCP" {
+                return Err(ctx.err(format!(
+                    "spec.ports[{i}].protocol {proto} is not supported by the lab (TCP only)"
+                )));
+            }
+        }
+        let field = format!("spec.ports[{i}].port");
+        let port = ctx.port(&field, p.port.ok_or_else(|| ctx.missing(&field))?)?;
+        let tfield = format!("spec.ports[{i}].targetPort");
+        let target_port = match p.target_port {
+            None => port,
+            Some(RawIntOrString::Int(v)) => ctx.port(&tfield, v)?,
+            Some(RawIntOrString::Str(s)) => match s.parse::<i64>() {
+                Ok(v) => ctx.port(&tfield, v)?,
+                Err(_) => {
+                    return Err(ctx.err(format!(
+                        "{tfield}: named ports ({s:?}) are not supported by the lab"
+                    )))
+                }
+            },
+        };
+        ports.push(ServicePort {
+            name: p.name,
+            port,
+            target_port,
+        });
+    }
+    let parse_ip =
+        |field: &str, v: Option<String>| -> Result<Option<std::net::Ipv4Addr>, LabError> {
+            match v.as_deref() {
+                None | Some("") | Some("None") => Ok(None),
+                Some(s) => s
+                    .parse()
+                    .map(Some)
+                    .map_err(|_| ctx.err(format!("{field} is not an IPv4 address: {s:?}"))),
+            }
+        };
+    Ok(Service {
+        name,
+        selector: spec.selector.unwrap_or_default(),
+        ports,
+        service_type,
+        cluster_ip: parse_ip("spec.clusterIP", spec.cluster_ip)?,
+        load_balancer_ip: parse_ip("spec.loadBalancerIP", spec.load_balancer_ip)?,
+    })
+}
+
+/// Whether `selector` selects an object with `labels` (every selector pair present).
+/// An empty selector selects nothing, as a Service without a selector has no endpoints.
+pub fn selects(selector: &Labels, labels: &Labels) -> bool {
+    !selector.is_empty() && selector.iter().all(|(k, v)| labels.get(k) == Some(v))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use IntOrPercent::*;
+
+    const DEPLOY: &str = r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: backend-deployment
+  annotations: {unknown: field}
+spec:
+  replicas: 2
+  strategy:
+    type: RollingUpdate
+    rollingUpdate:
+      maxUnavailable: 0%
+      maxSurge: 100%
+  minReadySeconds: 10
+  selector:
+    matchLabels:
+      type: backend
+  template:
+    metadata:
+      labels:
+        type: backend
+    spec:
+      containers:
+      - name: backend
+        image: shop/backend:v1
+        env: [{name: SHUTDOWN_DELAY_MS, value: "500"}]
+        readinessProbe:
+          httpGet: {path: /test/version, port: 8080}
+          initialDelaySeconds: 5
+          periodSeconds: 2
+          successThreshold: 3
+      terminationGracePeriodSeconds: 5
+"#;
+
+    #[test]
+    fn parses_a_full_deployment() {
+        let objs = parse_manifests(DEPLOY).unwrap();
+        let Object::Deployment(d) = &objs[0] else {
+            panic!()
+        };
+        assert_eq!(d.replicas, 2);
+        assert_eq!(d.min_ready_seconds, 10);
+        assert_eq!(
+            d.strategy,
+            Strategy::RollingUpdate {
+                max_surge: Percent(100),
+                max_unavailable: Percent(0)
+            }
+        );
+        assert_eq!(d.template.termination_grace_period_seconds, 5);
+        let p = d.template.container.readiness_probe.as_ref().unwrap();
+        assert_eq!(
+            (
+                p.initial_delay_seconds,
+                p.period_seconds,
+                p.success_threshold
+            ),
+            (5, 2, 3)
+        );
+        assert_eq!((p.timeout_seconds, p.failure_threshold), (1, 3));
+        assert_eq!(d.template.container.env[0].1, "500");
+    }
+
+    #[test]
+    fn defaults_are_kubernetes_defaults() {
+        let y = "kind: Deployment\nmetadata: {name: a}\nspec:\n  selector: {matchLabels: {x: y}}\n  template:\n    metadata: {labels: {x: y}}\n    spec: {containers: [{name: c, image: i}]}\n";
+        let Object::Deployment(d) = &parse_manifests(y).unwrap()[0] else {
+            panic!()
+        };
+        assert_eq!(d.replicas, 1);
+        assert_eq!(d.strategy, Strategy::default());
+        assert_eq!(d.template.termination_grace_period_seconds, 30);
+        assert_eq!(d.min_ready_seconds, 0);
+    }
+
+    #[test]
+    fn missing_fields_name_field_and_object_on_one_line() {
+        let y = DEPLOY.replace("  selector:\n    matchLabels:\n      type: backend\n", "");
+        let e = parse_manifests(&y).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "manifest document 1 (Deployment backend-deployment): missing required field spec.selector"
+        );
+        let y = "---\n---\nkind: Service\nmetadata: {name: s}\nspec: {selector: {a: b}}\n";
+        let e = parse_manifests(y).unwrap_err().to_string();
+        assert!(e.contains("(Service s)") && e.contains("spec.ports"), "{e}");
+        assert!(!e.contains('\n'));
+        let e = parse_manifests("kind: ConfigMap\nmetadata: {name: c}\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("ConfigMap is not supported"), "{e}");
+        let e = parse_manifests("metadata: {name: c}\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("missing required field kind"), "{e}");
+        let e = parse_manifests(&DEPLOY.replace("image: shop/backend:v1", "imagex: a"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("containers[0].image"), "{e}");
+    }
+
+    #[test]
+    fn invalid_rolling_update_values() {
+        let both0 = DEPLOY.replace("maxSurge: 100%", "maxSurge: 0");
+        let e = parse_manifests(&both0).unwrap_err().to_string();
+        assert!(e.contains("may not be 0 when maxSurge is 0"), "{e}");
+        let bad = DEPLOY.replace("maxSurge: 100%", "maxSurge: lots");
+        let e = parse_manifests(&bad).unwrap_err().to_string();
+        assert!(
+            e.contains("maxSurge must be an integer or a percentage"),
+            "{e}"
+        );
+        let int = DEPLOY.replace("maxSurge: 100%", "maxSurge: 3");
+        let Object::Deployment(d) = &parse_manifests(&int).unwrap()[0] else {
+            panic!()
+        };
+        assert!(matches!(
+            d.strategy,
+            Strategy::RollingUpdate {
+                max_surge: Int(3),
+                ..
+            }
+        ));
+    }
+
+    /// The examples of the Kubernetes documentation and the controller's own tests.
+    #[test]
+    fn fencepost_rounding() {
+        // docs: 10 replicas, 30% -> surge 3, unavailable 3
+        assert_eq!(resolve_fenceposts(Percent(30), Percent(30), 10), (3, 3));
+        // 25%/25% defaults
+        assert_eq!(resolve_fenceposts(Percent(25), Percent(25), 1), (1, 0));
+        assert_eq!(resolve_fenceposts(Percent(25), Percent(25), 2), (1, 0));
+        assert_eq!(resolve_fenceposts(Percent(25), Percent(25), 3), (1, 0));
+        assert_eq!(resolve_fenceposts(Percent(25), Percent(25), 4), (1, 1));
+        assert_eq!(resolve_fenceposts(Percent(25), Percent(25), 5), (2, 1));
+        assert_eq!(resolve_fenceposts(Percent(25), Percent(25), 10), (3, 2));
+        // seed: 0% / 100% with 2 replicas -> 2 new pods at once, none unavailable
+        assert_eq!(resolve_fenceposts(Percent(100), Percent(0), 2), (2, 0));
+        // 100%/100% behaves like Recreate plus surge
+        assert_eq!(resolve_fenceposts(Percent(100), Percent(100), 2), (2, 2));
+        // both resolve to 0: the controller uses maxUnavailable 1
+        assert_eq!(resolve_fenceposts(Int(0), Percent(25), 2), (0, 1));
+        assert_eq!(resolve_fenceposts(Percent(0), Percent(10), 5), (0, 1));
+        // absolute counts are used as they are
+        assert_eq!(resolve_fenceposts(Int(1), Int(0), 3), (1, 0));
+        // 0 replicas
+        assert_eq!(resolve_fenceposts(Percent(25), Percent(25), 0), (0, 1));
+    }
+
+    #[test]
+    fn services() {
+        let y = "kind: Service\nmetadata: {name: s}\nspec:\n  selector: {a: b}\n  ports: [{port: 80, targetPort: 8080}]\n";
+        let Object::Service(s) = &parse_manifests(y).unwrap()[0] else {
+            panic!()
+        };
+        assert_eq!(s.service_type, ServiceType::ClusterIp);
+        assert_eq!(s.ports[0].target_port, 8080);
+        let e = parse_manifests(&y.replace("{a: b}", "{a: b}\n  type: NodePort"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("NodePort is not supported"), "{e}");
+    }
+
+    #[test]
+    fn versions_from_images() {
+        assert_eq!(version_of_image("shop/web:v2"), "v2");
+        assert_eq!(version_of_image("shop/web"), "latest");
+        assert_eq!(version_of_image("localhost:5000/web:1.0"), "1.0");
+        assert_eq!(version_of_image("web:v3@sha256:abc"), "v3");
+    }
+}
