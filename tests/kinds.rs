@@ -1,0 +1,193 @@
+//! Every failure kind produced by a real socket and a real server, classified
+//! by the library exactly as a user's probe would.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{closed_port, serve, Behaviour};
+use probe_core::{ConnectionMode, Probe, Report};
+
+async fn probe(
+    url: &str,
+    configure: impl FnOnce(probe_core::ProbeBuilder) -> probe_core::ProbeBuilder,
+) -> Report {
+    let builder = Probe::builder(url)
+        .rate(20)
+        .duration(Duration::from_millis(500))
+        .timeout(Duration::from_millis(800))
+        .connect_timeout(Duration::from_millis(800));
+    let probe = configure(builder).start().await.expect("probe starts");
+    probe.schedule_finished().await;
+    probe.stop().await.expect("probe stops")
+}
+
+fn only_kind(r: &Report, kind: &str) {
+    assert_eq!(r.totals.sent, 10, "{}", r.summary());
+    assert_eq!(r.totals.ok, 0, "{}", r.summary());
+    assert_eq!(
+        r.failures.keys().collect::<Vec<_>>(),
+        vec![kind],
+        "{}",
+        r.summary()
+    );
+    assert_eq!(r.failures[kind], 10);
+    assert_eq!(r.downtime.windows.len(), 1);
+    assert!(r.downtime.windows[0].open);
+}
+
+#[tokio::test]
+async fn refused_on_a_closed_port_with_its_errno() {
+    let r = probe(&format!("http://127.0.0.1:{}/", closed_port()), |b| b).await;
+    only_kind(&r, "connection_refused");
+    let d = &r.failure_details[0];
+    assert_eq!(d.errno, Some(111));
+    assert_eq!(d.errno_name.as_deref(), Some("ECONNREFUSED"));
+    assert_eq!(d.message.as_deref(), Some("Connection refused"));
+}
+
+#[tokio::test]
+async fn reset_when_the_server_aborts() {
+    let s = serve(Behaviour::Reset);
+    let r = probe(&s.url(), |b| b).await;
+    only_kind(&r, "connection_reset");
+    assert_eq!(r.failure_details[0].errno, Some(104));
+}
+
+#[tokio::test]
+async fn closed_when_the_server_hangs_up_after_reading() {
+    let s = serve(Behaviour::CloseAfterRead);
+    let r = probe(&s.url(), |b| b).await;
+    only_kind(&r, "connection_closed");
+}
+
+#[tokio::test]
+async fn closed_on_a_kept_alive_connection_too() {
+    let s = serve(Behaviour::CloseAfterRead);
+    let r = probe(&s.url(), |b| b.connection(ConnectionMode::Keepalive)).await;
+    only_kind(&r, "connection_closed");
+}
+
+#[tokio::test]
+async fn response_timeout_when_no_answer_comes() {
+    let s = serve(Behaviour::NeverAnswer);
+    let r = probe(&s.url(), |b| b.timeout(Duration::from_millis(200))).await;
+    only_kind(&r, "response_timeout");
+}
+
+#[tokio::test]
+async fn connect_timeout_when_syns_are_dropped() {
+    // A listener that never accepts, with its tiny backlog already full: the
+    // kernel drops further SYNs, as a DROP rule would.
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    socket
+        .bind(
+            &"127.0.0.1:0"
+                .parse::<std::net::SocketAddr>()
+                .unwrap()
+                .into(),
+        )
+        .unwrap();
+    socket.listen(0).unwrap();
+    let addr = socket.local_addr().unwrap().as_socket().unwrap();
+    let mut fillers = Vec::new();
+    for _ in 0..4 {
+        if let Ok(c) = std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)) {
+            fillers.push(c);
+        }
+    }
+    let r = probe(&format!("http://{addr}/"), |b| {
+        b.connect_timeout(Duration::from_millis(200))
+    })
+    .await;
+    only_kind(&r, "connect_timeout");
+}
+
+fn respond(status: u16, headers: &[(&str, &str)], body: &str) -> common::TestServer {
+    serve(Behaviour::Respond {
+        status,
+        headers: headers
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        body: body.to_string(),
+    })
+}
+
+#[tokio::test]
+async fn http_5xx_keeps_its_status() {
+    let s = respond(502, &[], "bad gateway");
+    let r = probe(&s.url(), |b| b).await;
+    only_kind(&r, "http_5xx");
+}
+
+#[tokio::test]
+async fn envoy_503_is_proxy_no_upstream() {
+    let s = respond(503, &[("server", "envoy")], "no healthy upstream");
+    let r = probe(&s.url(), |b| b).await;
+    only_kind(&r, "proxy_no_upstream");
+}
+
+#[tokio::test]
+async fn plain_503_is_http_5xx() {
+    let s = respond(
+        503,
+        &[("server", "nginx")],
+        "Service Temporarily Unavailable",
+    );
+    let r = probe(&s.url(), |b| b).await;
+    only_kind(&r, "http_5xx");
+}
+
+#[tokio::test]
+async fn unexpected_status_outside_the_expected_set() {
+    let s = respond(404, &[], "nope");
+    let r = probe(&s.url(), |b| b).await;
+    only_kind(&r, "unexpected_status");
+    let accepted = respond(404, &[], "nope");
+    let r = probe(&accepted.url(), |b| {
+        b.expect_status("200-299,404".parse().unwrap())
+    })
+    .await;
+    assert_eq!(r.totals.ok, 10, "{}", r.summary());
+}
+
+#[tokio::test]
+async fn tls_when_the_server_does_not_speak_it() {
+    let s = serve(Behaviour::SendOnAccept(b"HTTP/1.1 400 Bad Request\r\n\r\n"));
+    let r = probe(&format!("https://{}/", s.addr), |b| b).await;
+    only_kind(&r, "tls");
+}
+
+#[tokio::test]
+async fn versions_from_header_and_json() {
+    let s = respond(200, &[("x-version", "v7")], r#"{"build":{"version":"v8"}}"#);
+    let r = probe(&s.url(), |b| {
+        b.version_from("header:X-Version".parse().unwrap())
+    })
+    .await;
+    assert_eq!(r.totals.ok, 10);
+    assert_eq!(r.versions.len(), 1);
+    assert_eq!(r.versions[0].version, "v7");
+    let r = probe(&s.url(), |b| {
+        b.version_from("json:/build/version".parse().unwrap())
+    })
+    .await;
+    assert_eq!(r.versions[0].version, "v8");
+    assert_eq!(r.versions[0].count, 10);
+}
+
+#[tokio::test]
+async fn ticks_over_the_in_flight_cap_are_skipped_not_dropped() {
+    let s = serve(Behaviour::NeverAnswer);
+    let r = probe(&s.url(), |b| {
+        b.max_in_flight(2).timeout(Duration::from_millis(300))
+    })
+    .await;
+    // 10 ticks: at most the cap (2) in flight at once; each waits 300 ms at 20/s
+    // (one tick per 50 ms), so most ticks find the cap full.
+    assert_eq!(r.totals.sent + r.totals.skipped, 10, "{}", r.summary());
+    assert!(r.totals.skipped >= 4, "{}", r.summary());
+    assert_eq!(r.probe.skipped, r.totals.skipped);
+    assert_eq!(r.failures.get("response_timeout"), Some(&r.totals.sent));
+}

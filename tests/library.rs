@@ -1,0 +1,122 @@
+//! probe-core used exactly as a user's integration test would: a local service
+//! is redeployed v1 -> gap -> v2 while probed, and the report is checked.
+
+use std::time::Duration;
+
+use probe_cli::demo::ServiceInstance;
+use probe_core::{ConnectionMode, Probe};
+
+#[tokio::test]
+async fn a_redeploy_with_a_gap_is_one_refused_window_between_two_versions() {
+    let v1 = ServiceInstance::start("127.0.0.1:0".parse().unwrap(), "v1", false)
+        .await
+        .unwrap();
+    let addr = v1.addr();
+    let probe = Probe::builder(&format!("http://{addr}/test/version"))
+        .rate(100)
+        .label("gap")
+        .start()
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    probe.mark("stop v1");
+    v1.stop().await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let v2 = ServiceInstance::start(addr, "v2", false).await.unwrap();
+    probe.mark("v2 listening");
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let report = probe.stop().await.unwrap();
+    v2.stop().await;
+    let summary = report.summary();
+
+    let t = &report.totals;
+    assert_eq!(t.ok + t.failed + t.local, t.sent, "{summary}");
+    assert!((240..=260).contains(&t.sent), "{summary}");
+    assert_eq!(t.local, 0);
+    // 500 ms at 100 req/s: about 50 refused, give or take scheduling.
+    assert!((38..=62).contains(&t.failed), "{summary}");
+    // Refused while nothing listens; the request in flight at the moment v1
+    // stopped may instead be reset or closed, as on a real pod kill.
+    let refused = report.failures["connection_refused"];
+    assert!(refused + 2 >= t.failed, "{summary}");
+    for kind in report.failures.keys() {
+        assert!(
+            [
+                "connection_refused",
+                "connection_reset",
+                "connection_closed"
+            ]
+            .contains(&kind.as_str()),
+            "{summary}"
+        );
+    }
+
+    assert_eq!(report.downtime.windows.len(), 1, "{summary}");
+    let w = &report.downtime.windows[0];
+    assert!(!w.open);
+    assert_eq!(w.failed, t.failed);
+    assert!((380.0..=620.0).contains(&w.duration_ms), "{summary}");
+    assert_eq!(report.downtime.total_ms, w.duration_ms);
+    let stop = report
+        .events
+        .iter()
+        .find(|e| e.detail == "stop v1")
+        .expect("the mark is on the timeline");
+    // The window opens at the mark, or one tick before it when the request in
+    // flight at that moment was cut off.
+    assert!((w.start_ms - stop.at_ms).abs() < 25.0, "{summary}");
+    if let Some(before) = &w.after_event {
+        assert_eq!(
+            (before.kind.as_str(), before.detail.as_str()),
+            ("mark", "stop v1")
+        );
+    }
+
+    let versions: Vec<&str> = report.versions.iter().map(|v| v.version.as_str()).collect();
+    assert_eq!(versions, ["v1", "v2"], "{summary}");
+    assert_eq!(report.flips, 1);
+    assert_eq!(report.mixed_ms, 0.0);
+    // v1's last answer is before the window, v2's first answer ends it.
+    assert!(report.versions[0].last_ms < w.start_ms);
+    assert_eq!(report.versions[1].first_ms, w.end_ms);
+    assert!(report.latency_ms.count == t.ok && report.latency_ms.p50 > 0.0);
+}
+
+#[tokio::test]
+async fn keepalive_reuses_connections_and_sees_the_restart() {
+    let v1 = ServiceInstance::start("127.0.0.1:0".parse().unwrap(), "v1", false)
+        .await
+        .unwrap();
+    let addr = v1.addr();
+    let dir = std::env::temp_dir().join(format!("rollprobe-lib-keepalive-{}", std::process::id()));
+    let probe = Probe::builder(&format!("http://{addr}/test/version"))
+        .rate(100)
+        .connection(ConnectionMode::Keepalive)
+        .out_dir(&dir)
+        .start()
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    v1.stop().await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let v2 = ServiceInstance::start(addr, "v2", false).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let report = probe.stop().await.unwrap();
+    v2.stop().await;
+    let summary = report.summary();
+    assert!(report.totals.failed > 0, "{summary}");
+    assert_eq!(report.versions.len(), 2, "{summary}");
+    // Most requests rode on reused connections.
+    let run = probe_core::read_samples(&dir.join("samples.csv")).unwrap();
+    let reused = run
+        .samples
+        .iter()
+        .filter(|s| s.connection.as_deref() == Some("reused"))
+        .count();
+    assert!(
+        reused * 2 > run.samples.len(),
+        "{reused} of {}",
+        run.samples.len()
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
