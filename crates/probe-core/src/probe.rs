@@ -214,10 +214,12 @@ impl Shared {
         self.tx.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn event(&self, kind: &str, detail: &str) {
+    fn event(&self, kind: &str, detail: &str, server_time: Option<String>) {
         let tx = self.sender();
         let at_ms = round_ms(self.clock.now_ms());
-        let _ = tx.send(Record::Event(Event::new(at_ms, kind, detail)));
+        let mut event = Event::new(at_ms, kind, detail);
+        event.server_time = server_time;
+        let _ = tx.send(Record::Event(event));
     }
 }
 
@@ -248,7 +250,15 @@ impl ProbeHandle {
 
     /// Puts an event of `kind` on the timeline, stamped now.
     pub fn emit(&self, kind: &str, detail: &str) {
-        self.shared.event(kind, detail);
+        self.shared.event(kind, detail, None);
+    }
+
+    /// Like [`ProbeHandle::emit`], keeping the source's own timestamp too (a
+    /// Kubernetes event's one-second `lastTimestamp`, say). The event is placed
+    /// on the probe's clock by when it was observed here.
+    pub fn emit_observed(&self, kind: &str, detail: &str, server_time: &str) {
+        self.shared
+            .event(kind, detail, Some(server_time.to_string()));
     }
 
     /// Milliseconds since the probe started.
@@ -325,12 +335,12 @@ impl Probe {
 
     /// Puts a `mark` event on the timeline.
     pub fn mark(&self, detail: &str) {
-        self.shared.event("mark", detail);
+        self.shared.event("mark", detail, None);
     }
 
     /// Puts an event of any kind on the timeline.
     pub fn event(&self, kind: &str, detail: &str) {
-        self.shared.event(kind, detail);
+        self.shared.event(kind, detail, None);
     }
 
     /// A handle for emitting events and reading counters from elsewhere.

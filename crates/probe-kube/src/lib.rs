@@ -1,0 +1,1 @@
+//! probe-kube: Kubernetes integration (being built).
