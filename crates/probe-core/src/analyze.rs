@@ -388,6 +388,7 @@ impl Analyzer {
                     offset_ms: w.start_ms - e.at_ms,
                 });
         }
+        crate::attribute::attribute_causes(&mut self.windows, &self.events);
         // fold from +0.0: f64's sum() of nothing is -0.0, which prints as "-0".
         let total_ms = self.windows.iter().fold(0.0, |acc, w| acc + w.duration_ms);
         let longest_ms = self

@@ -26,6 +26,7 @@
 #![warn(missing_docs)]
 
 mod analyze;
+mod attribute;
 mod classify;
 mod clock;
 mod config;
@@ -38,6 +39,7 @@ mod report;
 mod sample;
 
 pub use analyze::{analyze_recorded, Analyzer};
+pub use attribute::attribute_causes;
 pub use classify::{
     classify_error, errno_name, is_envoy_no_upstream, outcome_for_errno, outcome_for_status,
     Classified,
