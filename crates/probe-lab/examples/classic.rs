@@ -124,6 +124,40 @@ fn main() {
                 }
             })
         };
+        if std::env::var_os("CLASSIC_VERBOSE").is_some() {
+            // Watch the client's neighbour table and the node's addresses (bounded).
+            let (cns, nns, stop) = (
+                lab.client_netns().to_string(),
+                lab.node_netns().to_string(),
+                stop.clone(),
+            );
+            std::thread::spawn(move || {
+                let mut last = String::new();
+                for _ in 0..3000 {
+                    if stop.load(Ordering::SeqCst) {
+                        break;
+                    }
+                    let o = |a: &[&str]| {
+                        String::from_utf8_lossy(
+                            &std::process::Command::new("ip")
+                                .args(a)
+                                .output()
+                                .unwrap()
+                                .stdout,
+                        )
+                        .into_owned()
+                    };
+                    let neigh = o(&["-n", &cns, "neigh", "show", "172.31.254.10"]);
+                    let addr = o(&["-n", &nns, "-br", "addr", "show", "lb0"]);
+                    let now = format!("{} | {}", neigh.trim(), addr.trim());
+                    if now != last {
+                        println!("{:8.2}s {now}", t0.elapsed().as_secs_f64());
+                        last = now;
+                    }
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+            });
+        }
         tokio::time::sleep(Duration::from_secs(3)).await;
         let change_at = t0.elapsed().as_secs_f64();
         match args[2].as_str() {
@@ -152,6 +186,11 @@ fn main() {
         let mut counts: BTreeMap<String, usize> = BTreeMap::new();
         for (_, r) in &res {
             *counts.entry(r.clone()).or_default() += 1;
+        }
+        if std::env::var_os("CLASSIC_VERBOSE").is_some() {
+            for (t, r) in res.iter().filter(|r| !r.1.starts_with("ok")) {
+                println!("{t:8.2}s {r}");
+            }
         }
         println!("change at {change_at:.2}s, rollout complete at {done_at:.2}s");
         println!("outcomes: {counts:?}");

@@ -53,6 +53,11 @@ pub struct NeighTimers {
     /// `mcast_solicit` (default 3, as Linux): broadcast requests of a new resolution;
     /// with `retrans_time_ms` this gives the ~3 s before EHOSTUNREACH.
     pub mcast_solicit: u32,
+    /// `unres_qlen_bytes` (default 4 MiB; Linux 208 KiB): how much may wait for an ARP
+    /// answer. A prober at 50+ requests/s queues more SYNs during a 3 s resolution than
+    /// Linux keeps; the dropped ones would be retransmitted and end as timeouts, an
+    /// artefact of the probe rate that a `curl` loop never sees.
+    pub unres_qlen_bytes: u32,
 }
 
 impl Default for NeighTimers {
@@ -63,6 +68,7 @@ impl Default for NeighTimers {
             retrans_time_ms: 1000,
             ucast_solicit: 0,
             mcast_solicit: 3,
+            unres_qlen_bytes: 4 << 20,
         }
     }
 }
@@ -108,6 +114,19 @@ pub struct LabConfig {
     pub sandbox_teardown_delay: Duration,
     /// Neighbour timers of the client host (see [`NeighTimers`]).
     pub client_neigh: NeighTimers,
+    /// Keep the node's ICMP error rate limit (`net.ipv4.icmp_ratelimit`, default false).
+    ///
+    /// A real node sends at most about one ICMP error per second to one destination after
+    /// a burst of 6. A prober at 50 requests/s from one host would then see kube-proxy's
+    /// `REJECT` as timeouts (the SYN is silently unanswered) where a `curl` loop at one
+    /// request per second sees `Connection refused`; so by default the lab sets
+    /// `icmp_ratelimit = 0` in the node namespace. Set this to true to show the effect.
+    pub node_icmp_ratelimit: bool,
+    /// Multiplies every duration that comes from a manifest (`minReadySeconds`,
+    /// readinessProbe `initialDelaySeconds`/`periodSeconds`/`timeoutSeconds`,
+    /// `terminationGracePeriodSeconds`), for fast tests (default 1.0). The lab's own
+    /// delays above are not scaled: set them directly.
+    pub time_scale: f64,
     /// Let pods' stdout/stderr through (for debugging the app); default false.
     pub app_output: bool,
     /// The lab stops by itself after this long (a safety net; default 6 h).
@@ -128,6 +147,8 @@ impl Default for LabConfig {
             proxy_sync_delay: Duration::from_millis(500),
             sandbox_teardown_delay: Duration::from_millis(2000),
             client_neigh: NeighTimers::default(),
+            node_icmp_ratelimit: false,
+            time_scale: 1.0,
             app_output: false,
             max_lifetime: Duration::from_secs(6 * 3600),
         }

@@ -160,12 +160,8 @@ impl Pod {
     fn active(&self) -> bool {
         self.terminating_since.is_none()
     }
-    fn available(&self, min_ready: u32, now: Instant) -> bool {
-        self.active()
-            && self.ready
-            && self
-                .ready_since
-                .is_some_and(|t| now >= t + Duration::from_secs(u64::from(min_ready)))
+    fn available(&self, min_ready: Duration, now: Instant) -> bool {
+        self.active() && self.ready && self.ready_since.is_some_and(|t| now >= t + min_ready)
     }
 }
 
@@ -222,6 +218,11 @@ fn template_hash(t: &PodTemplate) -> String {
     encode(fnv(&format!("{t:?}"), 0), 10)
 }
 
+/// Seconds from a manifest, times the lab's `time_scale`.
+fn scaled(secs: u32, scale: f64) -> Duration {
+    Duration::from_secs_f64(f64::from(secs) * scale)
+}
+
 fn sleep_checked(d: Duration, stop: &AtomicBool, lab_stop: &AtomicBool) -> bool {
     let until = Instant::now() + d;
     loop {
@@ -269,8 +270,10 @@ pub(crate) fn http_get_ok(ip: Ipv4Addr, port: u16, path: &str, timeout: Duration
 }
 
 /// The kubelet's readiness prober for one pod: runs in the node namespace.
+#[allow(clippy::too_many_arguments)]
 fn probe_worker(
     node_ns: String,
+    scale: f64,
     pod: u64,
     ip: Ipv4Addr,
     probe: HttpProbe,
@@ -282,15 +285,11 @@ fn probe_worker(
         return;
     }
     let lab_stop = &shared.stop;
-    if !sleep_checked(
-        Duration::from_secs(u64::from(probe.initial_delay_seconds)),
-        &stop,
-        lab_stop,
-    ) {
+    if !sleep_checked(scaled(probe.initial_delay_seconds, scale), &stop, lab_stop) {
         return;
     }
-    let period = Duration::from_secs(u64::from(probe.period_seconds));
-    let timeout = Duration::from_secs(u64::from(probe.timeout_seconds));
+    let period = scaled(probe.period_seconds, scale);
+    let timeout = scaled(probe.timeout_seconds, scale);
     // Bounded: at most one probe per period for a long lab run.
     for _ in 0..1_000_000u32 {
         let start = Instant::now();
@@ -519,8 +518,9 @@ impl World {
                         p.probe_stop = Some(stop.clone());
                         let (node, id, ip) = (self.names.node.clone(), p.id, p.ip);
                         let (shared, tx) = (self.shared.clone(), self.probe_tx.clone());
+                        let scale = self.cfg.time_scale;
                         std::thread::spawn(move || {
-                            probe_worker(node, id, ip, probe, stop, shared, tx)
+                            probe_worker(node, scale, id, ip, probe, stop, shared, tx)
                         });
                     }
                 }
@@ -611,8 +611,10 @@ impl World {
                         }
                     }
                 }
-                let grace =
-                    Duration::from_secs(u64::from(p.template.termination_grace_period_seconds));
+                let grace = scaled(
+                    p.template.termination_grace_period_seconds,
+                    self.cfg.time_scale,
+                );
                 if let (Some(t), Some(c)) = (p.sigterm_at, p.child.as_mut()) {
                     if !p.sigkill_sent && now >= t + grace {
                         p.sigkill_sent = true;
@@ -666,7 +668,7 @@ impl World {
             if p.ready {
                 ready += 1;
             }
-            if p.available(rs.min_ready_seconds, now) {
+            if p.available(scaled(rs.min_ready_seconds, self.cfg.time_scale), now) {
                 avail += 1;
             }
         }

@@ -92,7 +92,11 @@ fn build_network(cfg: &LabConfig, names: &Names) -> Result<(), LabError> {
             "link set eth0 up".into(),
         ],
     )?;
-    sysctls(&names.node, &[("net/ipv4/ip_forward", "1".into())])?;
+    let mut node = vec![("net/ipv4/ip_forward", "1".to_string())];
+    if !cfg.node_icmp_ratelimit {
+        node.push(("net/ipv4/icmp_ratelimit", "0".to_string()));
+    }
+    sysctls(&names.node, &node)?;
     let n = cfg.client_neigh;
     let base = "net/ipv4/neigh/eth0";
     sysctls(
@@ -117,6 +121,10 @@ fn build_network(cfg: &LabConfig, names: &Names) -> Result<(), LabError> {
             (
                 &format!("{base}/mcast_solicit"),
                 n.mcast_solicit.to_string(),
+            ),
+            (
+                &format!("{base}/unres_qlen_bytes"),
+                n.unres_qlen_bytes.to_string(),
             ),
         ],
     )?;
@@ -153,6 +161,12 @@ impl Lab {
                 config.run_id
             )));
         }
+        if !(config.time_scale.is_finite() && config.time_scale > 0.0) {
+            return Err(LabError::Invalid(format!(
+                "time_scale must be > 0, got {}",
+                config.time_scale
+            )));
+        }
         if config.app_command.is_empty() {
             return Err(LabError::Invalid("app_command is empty".into()));
         }
@@ -161,6 +175,13 @@ impl Lab {
             node: format!("{}-node", config.run_id),
             client: format!("{}-client", config.run_id),
         };
+        for ns in [&names.node, &names.client] {
+            if std::path::Path::new(&format!("/run/netns/{ns}")).exists() {
+                return Err(LabError::Invalid(format!(
+                    "network namespace {ns} already exists (run id in use)"
+                )));
+            }
+        }
         let shared = Arc::new(Shared {
             desired: Mutex::new(Desired::default()),
             status: Mutex::new(Status::default()),
