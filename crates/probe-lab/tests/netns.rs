@@ -353,3 +353,152 @@ fn cleanup_leftovers_removes_a_dead_runs_namespaces() {
     assert!(removed >= 1);
     assert!(!netns_list().contains(&name));
 }
+
+/// The race the lab shows on demand: kube-proxy slower than the sandbox teardown, so
+/// traffic is still DNATed to a pod IP that no longer exists and ARP fails (~3 s). Also:
+/// a ready pod whose app does not listen yet refuses, and a readinessProbe holds a pod
+/// back until its app answers.
+#[test]
+fn stale_rules_unlistening_pods_and_readiness_probes() {
+    if !enabled("stale_rules_unlistening_pods_and_readiness_probes") {
+        return;
+    }
+    rt().block_on(async {
+        let (sink, log) = recorder();
+        let cfg = LabConfig {
+            proxy_sync_delay: Duration::from_secs(6),
+            kill_latency: Duration::ZERO,
+            sandbox_teardown_delay: Duration::from_millis(100),
+            time_scale: 0.5,
+            ..fast_config()
+        };
+        let lab = Lab::start(cfg, sink)
+            .await
+            .expect("the lab must build when ROLLPROBE_NETNS_TESTS=1");
+        let run_id = lab.run_id().to_string();
+        let yaml = r#"
+kind: Deployment
+metadata: {name: gone}
+spec:
+  replicas: 1
+  strategy: {type: Recreate}
+  selector: {matchLabels: {app: gone}}
+  template:
+    metadata: {labels: {app: gone}}
+    spec: {containers: [{name: app, image: "shop/gone:v1"}]}
+---
+kind: Service
+metadata: {name: gone}
+spec: {selector: {app: gone}, ports: [{port: 8080}]}
+---
+kind: Deployment
+metadata: {name: slow}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: slow}}
+  template:
+    metadata: {labels: {app: slow}}
+    spec:
+      containers:
+      - {name: app, image: "shop/slow:v1", env: [{name: STARTUP_DELAY_MS, value: "120000"}]}
+---
+kind: Service
+metadata: {name: slow}
+spec: {selector: {app: slow}, ports: [{port: 8080}]}
+---
+kind: Deployment
+metadata: {name: probed}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: probed}}
+  template:
+    metadata: {labels: {app: probed}}
+    spec:
+      containers:
+      - name: app
+        image: "shop/probed:v1"
+        env: [{name: STARTUP_DELAY_MS, value: "1500"}]
+        readinessProbe:
+          httpGet: {path: /test/version, port: 8080}
+          periodSeconds: 1
+          successThreshold: 2
+"#;
+        lab.apply(parse_manifests(yaml).unwrap()).unwrap();
+        lab.wait_available(Duration::from_secs(30)).await.unwrap();
+
+        // A ready pod (no readinessProbe) that does not listen yet: RST -> ECONNREFUSED.
+        let t = lab.probe_target("slow").unwrap();
+        let (r, took) = connect(&t.netns, t.addr);
+        let e = r.expect_err("nothing listens in the slow pod");
+        eprintln!("DNAT to a pod that does not listen: {e} after {took:?}");
+        assert_eq!(e.raw_os_error(), Some(libc::ECONNREFUSED), "{e}");
+
+        // The readinessProbe made the pod ready only after the app listened (1.5 s).
+        {
+            let log = log.lock().unwrap();
+            let at = |kind: &str| {
+                log.iter()
+                    .find(|e| e.1 == kind && e.2.starts_with("probed-"))
+                    .map(|e| e.0)
+                    .unwrap_or_else(|| panic!("no {kind} for probed"))
+            };
+            let waited = at("pod_ready") - at("pod_created");
+            assert!(waited >= Duration::from_millis(200 + 1500), "{waited:?}");
+        }
+
+        // Replace the pod: its sandbox goes after 0.1 s, the rules follow only after 6 s.
+        lab.set_image("gone", "shop/gone:v2").unwrap();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !log.lock().unwrap().iter().any(|e| e.1 == "pod_deleted") {
+            assert!(Instant::now() < deadline, "old pod not deleted");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let st = lab.service_status("gone").unwrap();
+        assert!(
+            st.endpoints.is_empty() && !st.programmed_endpoints.is_empty(),
+            "{st:?}"
+        );
+        let t = lab.probe_target("gone").unwrap();
+        let (r, took) = connect(&t.netns, t.addr);
+        let e = r.expect_err("the old pod IP is gone");
+        eprintln!("DNAT to a deleted pod's IP: {e} after {took:?}");
+        assert_eq!(e.raw_os_error(), Some(libc::EHOSTUNREACH), "{e}");
+        assert!(took >= Duration::from_millis(2500), "{took:?}");
+
+        lab.shutdown().await.unwrap();
+        assert!(
+            !netns_list().contains(&run_id),
+            "leftovers: {}",
+            netns_list()
+        );
+    });
+}
+
+#[test]
+fn a_panic_while_the_lab_runs_leaves_nothing_behind() {
+    if !enabled("a_panic_while_the_lab_runs_leaves_nothing_behind") {
+        return;
+    }
+    let (tx, rx) = std::sync::mpsc::channel();
+    let r = std::thread::spawn(move || {
+        rt().block_on(async {
+            let (sink, _log) = recorder();
+            let lab = Lab::start(fast_config(), sink)
+                .await
+                .expect("the lab must build when ROLLPROBE_NETNS_TESTS=1");
+            tx.send(lab.run_id().to_string()).unwrap();
+            let yaml = deployment("p", "{type: Recreate}", "shop/p:v1");
+            lab.apply(parse_manifests(&yaml).unwrap()).unwrap();
+            lab.wait_available(Duration::from_secs(20)).await.unwrap();
+            panic!("deliberate panic with a running lab");
+        })
+    })
+    .join();
+    assert!(r.is_err());
+    let run_id = rx.recv().unwrap();
+    assert!(
+        !netns_list().contains(&run_id),
+        "leftovers: {}",
+        netns_list()
+    );
+}
