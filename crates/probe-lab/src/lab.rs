@@ -92,11 +92,16 @@ fn build_network(cfg: &LabConfig, names: &Names) -> Result<(), LabError> {
             "link set eth0 up".into(),
         ],
     )?;
-    let mut node = vec![("net/ipv4/ip_forward", "1".to_string())];
-    if !cfg.node_icmp_ratelimit {
-        node.push(("net/ipv4/icmp_ratelimit", "0".to_string()));
+    sysctls(&names.node, &[("net/ipv4/ip_forward", "1".to_string())])?;
+    if !cfg.icmp_ratelimit {
+        let lift = [
+            ("net/ipv4/icmp_ratelimit", "0".to_string()),
+            ("net/ipv4/icmp_msgs_per_sec", "1000000".to_string()),
+            ("net/ipv4/icmp_msgs_burst", "1000000".to_string()),
+        ];
+        sysctls(&names.node, &lift)?;
+        sysctls(&names.client, &lift)?;
     }
-    sysctls(&names.node, &node)?;
     let n = cfg.client_neigh;
     let base = "net/ipv4/neigh/eth0";
     sysctls(
