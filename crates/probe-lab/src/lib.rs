@@ -5,7 +5,7 @@
 //! rebuilds, in Linux network namespaces, the two mechanisms that decide what a client
 //! sees, and runs them on the real network stack:
 //!
-//! - **kube-proxy** ([`proxy`](crate#kube-proxy-and-the-load-balancer)): a ClusterIP is
+//! - **kube-proxy**: a ClusterIP is
 //!   a virtual address routed onto the pod bridge of an isolated *node* namespace, with
 //!   iptables NAT rules written as kube-proxy writes them (DNAT per endpoint with
 //!   `-m statistic --mode random --probability`, and a plain `REJECT` when there is no
@@ -33,10 +33,19 @@
 //! | EHOSTUNREACH after ~3 s | the LoadBalancer address is no longer announced (no ready endpoint); or a DNAT to a pod IP whose sandbox is already gone (sync slower than teardown) |
 //! | ENETUNREACH | no route (the lab always routes the Service range, so only by misuse) |
 //!
-//! # kube-proxy and the load balancer
+//! # Seeing what the lab built
 //!
-//! See the `proxy` module's source for the exact rules; `ip netns exec <run>-node
-//! iptables-save` shows them live.
+//! `ip netns list` shows a run's namespaces (`<run>-node`, `<run>-client`, `<run>-pN`);
+//! `ip netns exec <run>-node iptables-save` shows kube-proxy's rules, and
+//! `ip -n <run>-node addr show lb0` the announced LoadBalancer addresses.
+//!
+//! # Defaults and the probe rate
+//!
+//! The timing defaults of [`LabConfig`] are documented one by one. Two settings exist
+//! only because a prober sends far more requests than a `curl` loop: the lab lifts
+//! Linux's ICMP error rate limits ([`LabConfig::icmp_ratelimit`]) and enlarges the
+//! client's ARP queue ([`NeighTimers::unres_qlen_bytes`]); otherwise the errors that
+//! the mechanisms produce would partly turn into timeouts at 50 requests/s.
 //!
 //! Everything here needs root (network namespaces, iptables) except manifest parsing and
 //! the app.
