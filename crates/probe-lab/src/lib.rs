@@ -83,6 +83,20 @@ pub use netns::{cleanup_leftovers, cleanup_own, enter_netns, new_run_id, NAME_PR
 /// the caller's thread for `service_selector_changed`); keep it cheap.
 pub type EventSink = std::sync::Arc<dyn Fn(&str, &str) + Send + Sync>;
 
+/// Every event kind the lab reports through its [`EventSink`].
+pub const EVENT_KINDS: [&str; 10] = [
+    "pod_created",
+    "pod_ready",
+    "pod_unready",
+    "endpoint_added",
+    "endpoint_removed",
+    "pod_terminating",
+    "pod_deleted",
+    "rollout_start",
+    "rollout_complete",
+    "service_selector_changed",
+];
+
 /// Errors of the lab. Each displays as one line.
 #[derive(Debug, thiserror::Error)]
 pub enum LabError {

@@ -206,6 +206,12 @@ spec: {type: LoadBalancer, selector: {app: nothing}, ports: [{port: 8080}]}
             netns_list()
         );
         let kinds: Vec<String> = log.lock().unwrap().iter().map(|e| e.1.clone()).collect();
+        for k in &kinds {
+            assert!(
+                probe_lab::EVENT_KINDS.contains(&k.as_str()),
+                "unknown kind {k}"
+            );
+        }
         for k in [
             "rollout_start",
             "pod_created",
