@@ -27,6 +27,52 @@ pub enum Command {
     Compare(CompareArgs),
     /// Redeploy a local service twice (Recreate, then rolling) while probing it.
     Demo(DemoArgs),
+    /// Run a rollout in the lab (root): Kubernetes' data path in network namespaces.
+    Lab(Box<LabArgs>),
+    /// The versioned app that lab pods run (internal).
+    #[command(hide = true)]
+    LabApp,
+}
+
+/// `rollprobe lab`.
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct LabArgs {
+    /// Maintenance of the lab.
+    #[command(subcommand)]
+    pub action: Option<LabAction>,
+    /// Kubernetes YAML with Deployments and Services (repeatable).
+    #[arg(short = 'f', long = "file", value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+    /// The rollout: set a Deployment's image, e.g. backend-deployment=shop/backend:v2.
+    #[arg(long, value_name = "DEPLOYMENT=IMAGE", conflicts_with = "set_selector")]
+    pub set_image: Option<String>,
+    /// The Blue/Green switch: set a Service's selector, e.g. backend-svc:version=v2.
+    #[arg(long, value_name = "SERVICE:KEY=VALUE[,KEY=VALUE]")]
+    pub set_selector: Option<String>,
+    /// The Service to probe [default: the only Service in the files].
+    #[arg(long, value_name = "NAME")]
+    pub service: Option<String>,
+    /// Probe this long before the change.
+    #[arg(long, default_value = "2s", value_parser = parse_duration, value_name = "DUR")]
+    pub warmup: Duration,
+    /// Keep probing this long after the rollout completes.
+    #[arg(long, default_value = "5s", value_parser = parse_duration, value_name = "DUR")]
+    pub settle: Duration,
+    /// Give up on the rollout after this long.
+    #[arg(long, default_value = "5m", value_parser = parse_duration, value_name = "DUR")]
+    pub rollout_timeout: Duration,
+    #[command(flatten)]
+    pub probe: ProbeArgs,
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+/// `rollprobe lab cleanup`.
+#[derive(Debug, Subcommand)]
+pub enum LabAction {
+    /// Remove namespaces and rules left behind by killed lab runs.
+    Cleanup,
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -158,7 +204,7 @@ pub struct ProbeArgs {
 }
 
 /// What to do with the result: shared by `run` and the lab.
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct OutputArgs {
     /// Name of the run in reports, e.g. recreate.
     #[arg(long, value_name = "NAME")]

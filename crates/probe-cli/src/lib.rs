@@ -6,6 +6,7 @@
 
 mod args;
 pub mod demo;
+mod lab;
 mod progress;
 mod run;
 
@@ -60,6 +61,10 @@ pub fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if let args::Command::LabApp = cli.command {
+        // The pod's app runs alone in its process, with its own runtime.
+        return probe_lab::run_app();
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -76,6 +81,8 @@ pub fn main() -> ExitCode {
             args::Command::Report(a) => run::report(a),
             args::Command::Compare(a) => run::compare(a),
             args::Command::Demo(a) => demo::demo(a).await,
+            args::Command::Lab(a) => lab::lab(*a).await,
+            args::Command::LabApp => unreachable!("handled before the runtime starts"),
         }
     });
     match result {

@@ -177,7 +177,16 @@ fn no_endpoint_sentence(events: &[Event], c: &Cluster, w: &OutageWindow, what: &
     }
     sentence += if terminating.is_empty() { ": " } else { ", " };
     match next_ready(events, w.start_ms) {
-        Some((pod, t)) => sentence += &format!("new pod {pod} not ready until {}", at(t)),
+        Some((pod, t)) => {
+            sentence += &format!("new pod {pod} not ready until {}", at(t));
+            // Still failing well after it became ready: it was not listening yet.
+            if w.end_ms > t + 1000.0 && w.kinds.contains_key("connection_refused") {
+                sentence += &format!(
+                    ", then refused connections until {} (ready before its app listened: no readinessProbe?)",
+                    at(w.end_ms)
+                );
+            }
+        }
         None => sentence += "no new pod became ready before the run ended",
     }
     sentence

@@ -10,6 +10,9 @@ use serde::Serialize;
 use crate::outcome::Outcome;
 use crate::report::Report;
 
+/// Windows listed in the text summary; the files keep every one.
+const MAX_WINDOWS_SHOWN: usize = 8;
+
 fn secs(ms: f64) -> String {
     if ms.abs() < 1000.0 {
         format!("{ms:.0} ms")
@@ -82,7 +85,8 @@ pub(crate) fn summary(r: &Report) -> String {
     }
     if !r.downtime.windows.is_empty() {
         let _ = writeln!(out, "\nOutage windows");
-        for (i, w) in r.downtime.windows.iter().enumerate() {
+        let windows = &r.downtime.windows;
+        for (i, w) in windows.iter().enumerate().take(MAX_WINDOWS_SHOWN) {
             let after = w
                 .after_event
                 .as_ref()
@@ -117,6 +121,19 @@ pub(crate) fn summary(r: &Report) -> String {
             if let Some(cause) = &w.cause {
                 let _ = writeln!(out, "      cause: {cause}");
             }
+        }
+        if windows.len() > MAX_WINDOWS_SHOWN {
+            let rest = &windows[MAX_WINDOWS_SHOWN..];
+            let failed: u64 = rest.iter().map(|w| w.failed).sum();
+            let down = rest.iter().fold(0.0, |acc, w| acc + w.duration_ms);
+            let _ = writeln!(
+                out,
+                "  ... and {} more windows until {} ({} failed, {} down): report.json and windows.csv have them all",
+                rest.len(),
+                at(rest[rest.len() - 1].end_ms),
+                failed,
+                secs(down)
+            );
         }
     }
     if !r.versions.is_empty() {
