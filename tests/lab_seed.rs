@@ -4,17 +4,11 @@
 //! of a LoadBalancer Service. Needs root, iproute2 and iptables: run with
 //! ROLLPROBE_NETNS_TESTS=1 (as .ci/run does); without it the tests say they skipped.
 
+mod common;
+
 use std::process::Command;
 
-fn enabled(test: &str) -> bool {
-    if std::env::var("ROLLPROBE_NETNS_TESTS").as_deref() == Ok("1") {
-        return true;
-    }
-    eprintln!(
-        "SKIPPED {test}: set ROLLPROBE_NETNS_TESTS=1 and run as root (needs iproute2 and iptables)"
-    );
-    false
-}
+use common::netns_tests_enabled as enabled;
 
 fn lab(case: &str, change: &[&str]) -> serde_json::Value {
     let manifest = format!("{}/examples/seed/{case}.yaml", env!("CARGO_MANIFEST_DIR"));

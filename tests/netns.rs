@@ -9,15 +9,7 @@ mod common;
 
 use std::process::Command;
 
-fn enabled(test: &str) -> bool {
-    if std::env::var("ROLLPROBE_NETNS_TESTS").as_deref() == Ok("1") {
-        return true;
-    }
-    eprintln!(
-        "SKIPPED {test}: set ROLLPROBE_NETNS_TESTS=1 and run as root (needs iproute2 and iptables)"
-    );
-    false
-}
+use common::netns_tests_enabled as enabled;
 
 /// A network namespace with only loopback, removed on drop.
 struct Netns(String);
