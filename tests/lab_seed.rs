@@ -119,22 +119,29 @@ fn rolling_with_readiness_loses_nothing() {
 }
 
 #[test]
-fn surge_without_readiness_still_routes_to_pods_not_listening() {
+fn surge_with_readiness_loses_nothing_and_starts_both_new_pods_first() {
     if !enabled("surge") {
         return;
     }
-    // maxUnavailable 0 / maxSurge 100% keeps the old pods serving, but without a
-    // readinessProbe the new pods join the Service before their app listens.
+    // maxUnavailable 0% / maxSurge 100%: both new pods start before any old one
+    // goes. (surge.yaml keeps readiness.yaml's probe: without it the new pods
+    // join the Service before their app listens, as rolling.yaml shows.)
     let r = lab("surge", &SET_V2);
-    let refused = failures(&r, "connection_refused");
-    assert!(refused > 0, "{}", r["failures"]);
-    assert_eq!(
-        r["totals"]["failed"].as_u64().unwrap(),
-        refused,
-        "{}",
-        r["failures"]
-    );
-    assert_eq!(failures(&r, "host_unreachable"), 0);
+    assert_eq!(r["totals"]["failed"], 0, "{}", r["failures"]);
+    let events = r["events"].as_array().unwrap();
+    let start = events
+        .iter()
+        .position(|e| e["kind"] == "rollout_start")
+        .expect("rollout_start");
+    let first_terminating = events
+        .iter()
+        .position(|e| e["kind"] == "pod_terminating")
+        .expect("old pods terminate");
+    let created = events[start..first_terminating]
+        .iter()
+        .filter(|e| e["kind"] == "pod_created")
+        .count();
+    assert_eq!(created, 2, "both new pods before any old one terminates");
 }
 
 #[test]
