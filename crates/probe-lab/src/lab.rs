@@ -293,6 +293,26 @@ impl Lab {
         Ok(())
     }
 
+    /// Scales a Deployment, like `kubectl scale deployment/NAME --replicas=N` (for
+    /// example the old side of a Blue/Green pair to 0 after the switch).
+    pub fn set_replicas(&self, deployment: &str, replicas: i32) -> Result<(), LabError> {
+        if !(0..=10_000).contains(&replicas) {
+            return Err(LabError::Invalid(format!(
+                "replicas must be 0..=10000, got {replicas}"
+            )));
+        }
+        let mut d = self.desired()?;
+        let (dep, generation) = d
+            .deployments
+            .get_mut(deployment)
+            .ok_or_else(|| LabError::NotFound(format!("deployment {deployment}")))?;
+        if dep.replicas != replicas {
+            dep.replicas = replicas;
+            *generation += 1;
+        }
+        Ok(())
+    }
+
     /// Sets selector labels of a Service (merge: the given keys are set, the others kept),
     /// the Blue/Green switch. Endpoints follow at once, kube-proxy's rules after the
     /// sync delay. Emits `service_selector_changed`.

@@ -177,9 +177,9 @@ spec: {type: LoadBalancer, selector: {app: nothing}, ports: [{port: 8080}]}
         );
 
         // Services with a ready pod answer with the image's tag.
-        let t = lab.probe_target("web-svc").unwrap();
-        assert_eq!(t.url, format!("http://{}/test/version", t.addr));
-        assert_eq!(version(&t.netns, t.addr).unwrap(), "v1");
+        let t_lb = lab.probe_target("web-svc").unwrap();
+        assert_eq!(t_lb.url, format!("http://{}/test/version", t_lb.addr));
+        assert_eq!(version(&t_lb.netns, t_lb.addr).unwrap(), "v1");
         let t = lab.probe_target("web-cluster").unwrap();
         assert_eq!(t.addr.port(), 80);
         assert_eq!(version(&t.netns, t.addr).unwrap(), "v1");
@@ -197,6 +197,27 @@ spec: {type: LoadBalancer, selector: {app: nothing}, ports: [{port: 8080}]}
         assert!(
             save.contains("-j REJECT --reject-with icmp-port-unreachable"),
             "{save}"
+        );
+
+        // Scaled to zero: the endpoints go, and so does the announcement.
+        assert!(lab.service_status("web-svc").unwrap().announced);
+        lab.set_replicas("web", 0).unwrap();
+        lab.wait_rollout_complete("web", Duration::from_secs(10))
+            .await
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while lab.service_status("web-svc").unwrap().announced {
+            assert!(Instant::now() < deadline, "still announced");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let addrs = std::process::Command::new("ip")
+            .args(["-n", lab.node_netns(), "addr", "show", "lb0"])
+            .output()
+            .unwrap();
+        let addrs = String::from_utf8_lossy(&addrs.stdout);
+        assert!(
+            !addrs.contains(&format!("{}/32", t_lb.addr.ip())),
+            "{addrs}"
         );
 
         lab.shutdown().await.unwrap();
