@@ -1,0 +1,507 @@
+//! The watches behind [`watch_rollout`]: list, then watch from the list's resourceVersion,
+//! resume after drops, and say so.
+//!
+//! Why not `kube::runtime::watcher`? It resumes a dropped watch perfectly, but silently:
+//! a stream that ends (the server closed it, a proxy cut it mid-chunk, which kube turns into
+//! a clean end) is restarted from the last resourceVersion without a trace. For rollprobe a
+//! silent gap is a lie on the timeline: events that happened during the gap are observed
+//! late, so their local times are wrong by the gap's length. So each watch here is a small
+//! loop over kube's [`Api::list`] and [`Api::watch`] that does what the watcher does
+//! (resume from the last resourceVersion or bookmark, relist on 410 Gone, back off on
+//! errors) and also measures each interruption and reports it as a `watch_gap` event.
+//!
+//! A watch normally ends when its `timeoutSeconds` ([`WATCH_TIMEOUT_SECS`]) is up; that
+//! rotation loses nothing and is not reported. Any earlier end, an error, or a stream that
+//! stays silent (no event, no bookmark) for longer than the timeout is a gap.
+//!
+//! All objects of all watches go through one channel into one [`Timeline`], so events come
+//! out in the order they were observed.
+
+use std::fmt::Debug;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::stream::BoxStream;
+use futures::StreamExt;
+use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+use k8s_openapi::api::core::v1::{Pod, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+use kube::api::{Api, ListParams, WatchEvent, WatchParams};
+use kube::{Client, Resource, ResourceExt};
+use serde::de::DeserializeOwned;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+
+use crate::control::get_deployment;
+use crate::error::{KubeError, Op};
+use crate::timeline::{Change, Msg, Timeline};
+
+/// `timeoutSeconds` asked of every watch request (kube's watcher uses the same).
+pub const WATCH_TIMEOUT_SECS: u32 = 290;
+
+/// What to watch: a Deployment and, optionally, the Service in front of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WatchTarget {
+    /// The namespace of both.
+    pub namespace: String,
+    /// The Deployment's name.
+    pub deployment: String,
+    /// The Service's name, to watch its selector and EndpointSlices.
+    pub service: Option<String>,
+}
+
+/// One change on the rollout timeline.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KubeEvent {
+    /// `rollout_start`, `replicaset_scaled`, `pod_created`, `pod_ready`, `pod_unready`,
+    /// `pod_terminating`, `pod_deleted`, `endpoint_added`, `endpoint_removed`,
+    /// `endpoint_terminating`, `service_selector_changed`, `rollout_complete`,
+    /// `rollout_deadline_exceeded` or `watch_gap`.
+    pub kind: String,
+    /// Starts with the object's name, e.g. `backend-7f9c-x2 10.244.0.5`.
+    pub detail: String,
+    /// The API server's time of the change (RFC 3339, one-second resolution), if it keeps one.
+    pub server_time: Option<String>,
+}
+
+/// Where events go. Called from a background task, in order, one at a time.
+pub type KubeEventSink = Arc<dyn Fn(KubeEvent) + Send + Sync>;
+
+/// The running watches. [`WatchHandle::stop`] ends them; dropping the handle aborts them.
+pub struct WatchHandle {
+    stop: watch::Sender<bool>,
+    loops: Vec<JoinHandle<()>>,
+    consumer: Option<JoinHandle<()>>,
+}
+
+impl WatchHandle {
+    /// Stops every watch, delivers the events already received (and a `watch_gap` for a
+    /// watch that was interrupted and not yet resumed), and returns when the sink has
+    /// been called for the last time.
+    pub async fn stop(mut self) {
+        let _ = self.stop.send(true);
+        for l in std::mem::take(&mut self.loops) {
+            let _ = tokio::time::timeout(Duration::from_secs(5), l).await;
+        }
+        if let Some(c) = self.consumer.take() {
+            // The loops held the only senders; the consumer ends once they are gone.
+            let _ = tokio::time::timeout(Duration::from_secs(5), c).await;
+        }
+    }
+}
+
+impl Drop for WatchHandle {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+        for l in &self.loops {
+            l.abort();
+        }
+        if let Some(c) = &self.consumer {
+            c.abort();
+        }
+    }
+}
+
+/// A label selector in the string syntax the API takes (`a=b,c in (d,e),!f`).
+pub fn selector_string(sel: &LabelSelector) -> String {
+    let mut parts: Vec<String> = sel
+        .match_labels
+        .iter()
+        .flatten()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    for e in sel.match_expressions.iter().flatten() {
+        let vals = e.values.clone().unwrap_or_default().join(",");
+        parts.push(match e.operator.as_str() {
+            "In" => format!("{} in ({vals})", e.key),
+            "NotIn" => format!("{} notin ({vals})", e.key),
+            "Exists" => e.key.clone(),
+            "DoesNotExist" => format!("!{}", e.key),
+            other => format!("{} {other} ({vals})", e.key),
+        });
+    }
+    parts.join(",")
+}
+
+/// One kind of object to watch.
+struct Spec<K> {
+    api: Api<K>,
+    /// For messages: `pods`, `endpointslices`...
+    resource: &'static str,
+    namespace: String,
+    label: Option<String>,
+    field: Option<String>,
+    wrap: fn(Change<K>) -> Msg,
+}
+
+impl<K> Spec<K> {
+    fn describe(&self) -> String {
+        let sel = self
+            .label
+            .as_deref()
+            .or(self.field.as_deref())
+            .unwrap_or("");
+        format!("{} ({sel})", self.resource)
+    }
+
+    fn op(&self, verb: &'static str) -> Op<'_> {
+        Op {
+            verb,
+            resource: self.resource,
+            namespace: &self.namespace,
+            name: None,
+        }
+    }
+
+    fn list_params(&self) -> ListParams {
+        let mut lp = ListParams::default();
+        lp.label_selector.clone_from(&self.label);
+        lp.field_selector.clone_from(&self.field);
+        lp
+    }
+
+    fn watch_params(&self) -> WatchParams {
+        let mut wp = WatchParams::default().timeout(WATCH_TIMEOUT_SECS);
+        wp.label_selector.clone_from(&self.label);
+        wp.field_selector.clone_from(&self.field);
+        wp
+    }
+}
+
+type Events<K> = BoxStream<'static, Result<WatchEvent<K>, kube::Error>>;
+
+/// A watch that has listed and opened its first stream.
+struct Started<K> {
+    spec: Spec<K>,
+    rv: String,
+    stream: Events<K>,
+}
+
+impl<K> Started<K>
+where
+    K: Resource + Clone + DeserializeOwned + Debug + Send + 'static,
+{
+    fn spawn(
+        self,
+        tx: &mpsc::UnboundedSender<Msg>,
+        stop: &watch::Receiver<bool>,
+    ) -> JoinHandle<()> {
+        tokio::spawn(run(
+            self.spec,
+            self.rv,
+            self.stream,
+            tx.clone(),
+            stop.clone(),
+        ))
+    }
+}
+
+/// Lists (the baseline, fed to the timeline without events) and opens the first watch, so
+/// that a refusal fails `watch_rollout` itself.
+async fn prepare<K>(spec: Spec<K>, timeline: &mut Timeline) -> Result<Started<K>, KubeError>
+where
+    K: Resource + Clone + DeserializeOwned + Debug + Send + 'static,
+{
+    let list = spec
+        .api
+        .list(&spec.list_params())
+        .await
+        .map_err(|e| KubeError::from_kube(e, spec.op("list")))?;
+    let rv = list.metadata.resource_version.clone().unwrap_or_default();
+    let stream = spec
+        .api
+        .watch(&spec.watch_params(), &rv)
+        .await
+        .map_err(|e| KubeError::from_kube(e, spec.op("watch")))?
+        .boxed();
+    for o in list.items {
+        timeline.baseline((spec.wrap)(Change::Apply(o)));
+    }
+    Ok(Started { spec, rv, stream })
+}
+
+/// How a stream ended.
+enum End {
+    Rotated,
+    Gap(String),
+    Relist(String),
+    Stopped,
+}
+
+async fn run<K>(
+    spec: Spec<K>,
+    mut rv: String,
+    mut stream: Events<K>,
+    tx: mpsc::UnboundedSender<Msg>,
+    mut stop: watch::Receiver<bool>,
+) where
+    K: Resource + Clone + DeserializeOwned + Debug + Send + 'static,
+{
+    let idle = Duration::from_secs(u64::from(WATCH_TIMEOUT_SECS) + 30);
+    let rotation = Duration::from_secs(u64::from(WATCH_TIMEOUT_SECS.saturating_sub(5)));
+    loop {
+        let opened = Instant::now();
+        let end = loop {
+            let next = tokio::select! {
+                _ = stop.wait_for(|s| *s) => break End::Stopped,
+                n = tokio::time::timeout(idle, stream.next()) => n,
+            };
+            match next {
+                Err(_) => break End::Gap(format!("no event or bookmark for {} s", idle.as_secs())),
+                Ok(None) if opened.elapsed() >= rotation => break End::Rotated,
+                Ok(None) => {
+                    break End::Gap(format!(
+                        "stream closed by the server after {:.2} s",
+                        opened.elapsed().as_secs_f64()
+                    ))
+                }
+                Ok(Some(Ok(WatchEvent::Added(o) | WatchEvent::Modified(o)))) => {
+                    rv = o.resource_version().unwrap_or(rv);
+                    let _ = tx.send((spec.wrap)(Change::Apply(o)));
+                }
+                Ok(Some(Ok(WatchEvent::Deleted(o)))) => {
+                    rv = o.resource_version().unwrap_or(rv);
+                    let _ = tx.send((spec.wrap)(Change::Delete(o)));
+                }
+                Ok(Some(Ok(WatchEvent::Bookmark(b)))) => rv = b.metadata.resource_version,
+                Ok(Some(Ok(WatchEvent::Error(status)))) if status.code == 410 => {
+                    break End::Relist(format!("resourceVersion {rv} expired: {}", status.message))
+                }
+                Ok(Some(Ok(WatchEvent::Error(status)))) => {
+                    break End::Gap(format!("server error {}: {}", status.code, status.message))
+                }
+                Ok(Some(Err(e))) => break End::Gap(crate::error::chain(&e)),
+            }
+        };
+        let (reason, mut relist) = match end {
+            End::Stopped => return,
+            End::Rotated => (None, false),
+            End::Gap(r) => (Some(r), false),
+            End::Relist(r) => (Some(r), true),
+        };
+        let broke = Instant::now();
+        let mut delay = Duration::from_millis(100);
+        let mut resync = None;
+        // Reconnect until it works or we are stopped.
+        loop {
+            if relist {
+                match spec.api.list(&spec.list_params()).await {
+                    Ok(list) => {
+                        rv = list.metadata.resource_version.clone().unwrap_or_default();
+                        resync = Some(list.items);
+                        relist = false;
+                    }
+                    Err(_) => {
+                        if backoff(&mut stop, &mut delay).await {
+                            break;
+                        }
+                        continue;
+                    }
+                }
+            }
+            match spec.api.watch(&spec.watch_params(), &rv).await {
+                Ok(s) => {
+                    stream = s.boxed();
+                    if let Some(reason) = &reason {
+                        let _ = tx.send(Msg::Gap {
+                            watch: spec.describe(),
+                            lasted: broke.elapsed(),
+                            reason: reason.clone(),
+                            resumed: true,
+                            resource_version: rv.clone(),
+                        });
+                    }
+                    // What changed during the gap comes after the gap's mark.
+                    if let Some(items) = resync.take() {
+                        let _ = tx.send((spec.wrap)(Change::Resync(items)));
+                    }
+                    break;
+                }
+                Err(kube::Error::Api(status)) if status.code == 410 => {
+                    relist = true;
+                    resync = None;
+                }
+                Err(_) => {}
+            }
+            if backoff(&mut stop, &mut delay).await {
+                break;
+            }
+        }
+        if *stop.borrow() {
+            if let Some(reason) = reason {
+                let _ = tx.send(Msg::Gap {
+                    watch: spec.describe(),
+                    lasted: broke.elapsed(),
+                    reason,
+                    resumed: false,
+                    resource_version: rv.clone(),
+                });
+            }
+            return;
+        }
+    }
+}
+
+/// Sleeps `delay` (doubling it up to 5 s); true if stopped meanwhile.
+async fn backoff(stop: &mut watch::Receiver<bool>, delay: &mut Duration) -> bool {
+    let d = *delay;
+    *delay = (*delay * 2).min(Duration::from_secs(5));
+    let stopped = tokio::select! {
+        _ = stop.wait_for(|s| *s) => true,
+        _ = tokio::time::sleep(d) => false,
+    };
+    stopped || *stop.borrow()
+}
+
+/// Watches a Deployment's rollout and calls `sink` with each [`KubeEvent`].
+///
+/// First GETs the Deployment (and the Service), then lists and opens a watch on the
+/// Deployment, its ReplicaSets and Pods (by the Deployment's selector), the Service and
+/// its EndpointSlices (`kubernetes.io/service-name`). Any refusal (not found, forbidden,
+/// no cluster) is returned here, before the caller starts probing. What exists at the
+/// start is the baseline and makes no events. See the `timeline` rules in the crate docs.
+///
+/// ```no_run
+/// # async fn f() -> Result<(), probe_kube::KubeError> {
+/// use std::sync::Arc;
+/// let client = probe_kube::connect(None).await?;
+/// let target = probe_kube::WatchTarget {
+///     namespace: "shop".into(),
+///     deployment: "backend".into(),
+///     service: Some("backend".into()),
+/// };
+/// let sink: probe_kube::KubeEventSink = Arc::new(|e| println!("{} {}", e.kind, e.detail));
+/// let handle = probe_kube::watch_rollout(client, target, sink).await?;
+/// // ... trigger and probe ...
+/// handle.stop().await;
+/// # Ok(()) }
+/// ```
+pub async fn watch_rollout(
+    client: Client,
+    target: WatchTarget,
+    sink: KubeEventSink,
+) -> Result<WatchHandle, KubeError> {
+    let ns = target.namespace.clone();
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), &ns);
+    let dep = get_deployment(&deployments, &ns, &target.deployment).await?;
+    if let Some(svc) = &target.service {
+        let services: Api<Service> = Api::namespaced(client.clone(), &ns);
+        services.get(svc).await.map_err(|e| {
+            KubeError::from_kube(
+                e,
+                Op {
+                    verb: "get",
+                    resource: "services",
+                    namespace: &ns,
+                    name: Some(svc),
+                },
+            )
+        })?;
+    }
+    let selector = dep
+        .spec
+        .as_ref()
+        .map(|s| selector_string(&s.selector))
+        .unwrap_or_default();
+    if selector.is_empty() {
+        return Err(KubeError::Invalid {
+            reason: format!(
+                "deployment \"{}\" has an empty selector: rollprobe cannot tell its pods",
+                target.deployment
+            ),
+        });
+    }
+
+    let mut timeline = Timeline::new(&target.deployment);
+    let deps = prepare(
+        Spec {
+            api: deployments,
+            resource: "deployments",
+            namespace: ns.clone(),
+            label: None,
+            field: Some(format!("metadata.name={}", target.deployment)),
+            wrap: Msg::Deployment,
+        },
+        &mut timeline,
+    )
+    .await?;
+    let rss = prepare(
+        Spec {
+            api: Api::<ReplicaSet>::namespaced(client.clone(), &ns),
+            resource: "replicasets",
+            namespace: ns.clone(),
+            label: Some(selector.clone()),
+            field: None,
+            wrap: Msg::ReplicaSet,
+        },
+        &mut timeline,
+    )
+    .await?;
+    let pods = prepare(
+        Spec {
+            api: Api::<Pod>::namespaced(client.clone(), &ns),
+            resource: "pods",
+            namespace: ns.clone(),
+            label: Some(selector.clone()),
+            field: None,
+            wrap: Msg::Pod,
+        },
+        &mut timeline,
+    )
+    .await?;
+    let mut service_watches = None;
+    if let Some(svc) = &target.service {
+        let svcs = prepare(
+            Spec {
+                api: Api::<Service>::namespaced(client.clone(), &ns),
+                resource: "services",
+                namespace: ns.clone(),
+                label: None,
+                field: Some(format!("metadata.name={svc}")),
+                wrap: Msg::Service,
+            },
+            &mut timeline,
+        )
+        .await?;
+        let slices = prepare(
+            Spec {
+                api: Api::<EndpointSlice>::namespaced(client.clone(), &ns),
+                resource: "endpointslices",
+                namespace: ns.clone(),
+                label: Some(format!("kubernetes.io/service-name={svc}")),
+                field: None,
+                wrap: Msg::EndpointSlice,
+            },
+            &mut timeline,
+        )
+        .await?;
+        service_watches = Some((svcs, slices));
+    }
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let (tx, mut rx) = mpsc::unbounded_channel::<Msg>();
+    let mut loops = vec![
+        deps.spawn(&tx, &stop_rx),
+        rss.spawn(&tx, &stop_rx),
+        pods.spawn(&tx, &stop_rx),
+    ];
+    if let Some((svcs, slices)) = service_watches {
+        loops.push(svcs.spawn(&tx, &stop_rx));
+        loops.push(slices.spawn(&tx, &stop_rx));
+    }
+    drop(tx);
+
+    let consumer = tokio::spawn(async move {
+        while let Some(msg) = rx.recv().await {
+            for e in timeline.handle(msg) {
+                sink(e);
+            }
+        }
+    });
+    Ok(WatchHandle {
+        stop: stop_tx,
+        loops,
+        consumer: Some(consumer),
+    })
+}
