@@ -531,3 +531,41 @@ impl Drop for Lab {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lab_can_be_shared_across_tasks() {
+        fn send_sync<T: Send + Sync>() {}
+        send_sync::<Lab>();
+        send_sync::<ProbeTarget>();
+    }
+
+    #[test]
+    fn addresses_are_allocated_from_the_lab_ranges() {
+        let svc = |name: &str, lb: bool| crate::manifest::Service {
+            name: name.into(),
+            selector: Default::default(),
+            ports: vec![],
+            service_type: if lb {
+                ServiceType::LoadBalancer
+            } else {
+                ServiceType::ClusterIp
+            },
+            cluster_ip: None,
+            load_balancer_ip: None,
+        };
+        let mut d = Desired::default();
+        let (c1, e1) = allocate(&d, &svc("a", true)).unwrap();
+        assert_eq!((c1, e1), (FIRST_CLUSTER_IP, Some(FIRST_EXTERNAL_IP)));
+        d.services.insert("a".into(), (svc("a", true), c1, e1));
+        let (c2, e2) = allocate(&d, &svc("b", false)).unwrap();
+        assert_eq!(c2, Ipv4Addr::new(10, 96, 0, 11));
+        assert_eq!(e2, None);
+        let mut bad = svc("c", true);
+        bad.load_balancer_ip = Some(Ipv4Addr::new(192, 168, 1, 1));
+        assert!(allocate(&d, &bad).is_err());
+    }
+}
