@@ -26,7 +26,7 @@ use crate::manifest::{
     resolve_fenceposts, selects, version_of_image, Deployment, HttpProbe, Labels, PodTemplate,
     Service, ServiceType, Strategy,
 };
-use crate::netns::{destroy_netns, enter_netns, ip_batch, run};
+use crate::netns::{destroy_netns, enter_netns, gratuitous_arp, ip_batch, run};
 use crate::proxy::{render, ProxyState, SvcRules};
 use crate::{EventSink, LabError};
 
@@ -985,7 +985,11 @@ impl World {
         if !lines.is_empty() {
             ip_batch(Some(&self.names.node), &lines)?;
         }
+        let new: Vec<Ipv4Addr> = want.difference(&self.announced).copied().collect();
         self.announced = want;
+        for ip in new {
+            gratuitous_arp(&self.names.node, "lb0", ip)?;
+        }
         Ok(())
     }
 

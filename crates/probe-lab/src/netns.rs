@@ -151,6 +151,79 @@ pub(crate) fn ip_batch(ns: Option<&str>, lines: &[String]) -> Result<(), LabErro
     run("ip", &args, Some(&script)).map(|_| ())
 }
 
+/// Sends one gratuitous ARP request for `ip` out of interface `ifname` of namespace `ns`,
+/// as MetalLB's speaker does when it starts announcing an address: neighbours that
+/// already have an entry for `ip` (even an unresolved one) learn the new owner at once.
+pub(crate) fn gratuitous_arp(
+    ns: &str,
+    ifname: &str,
+    ip: std::net::Ipv4Addr,
+) -> Result<(), LabError> {
+    let ifname = std::ffi::CString::new(ifname)
+        .map_err(|_| LabError::Invalid(format!("bad interface name {ifname:?}")))?;
+    in_netns(ns, move || {
+        let err = std::io::Error::last_os_error;
+        // SAFETY: plain socket calls on a fresh fd with correctly sized buffers; the fd
+        // is closed on every path.
+        unsafe {
+            let index = libc::if_nametoindex(ifname.as_ptr());
+            if index == 0 {
+                return Err(err());
+            }
+            let fd = libc::socket(
+                libc::AF_PACKET,
+                libc::SOCK_RAW,
+                i32::from((libc::ETH_P_ARP as u16).to_be()),
+            );
+            if fd < 0 {
+                return Err(err());
+            }
+            let mut ifr: libc::ifreq = std::mem::zeroed();
+            for (d, s) in ifr.ifr_name.iter_mut().zip(ifname.as_bytes_with_nul()) {
+                *d = *s as libc::c_char;
+            }
+            if libc::ioctl(fd, libc::SIOCGIFHWADDR, &mut ifr) < 0 {
+                let e = err();
+                libc::close(fd);
+                return Err(e);
+            }
+            let mut mac = [0u8; 6];
+            for (m, b) in mac.iter_mut().zip(ifr.ifr_ifru.ifru_hwaddr.sa_data.iter()) {
+                *m = *b as u8;
+            }
+            let mut frame = Vec::with_capacity(42);
+            frame.extend_from_slice(&[0xff; 6]);
+            frame.extend_from_slice(&mac);
+            frame.extend_from_slice(&[0x08, 0x06]); // ARP
+            frame.extend_from_slice(&[0, 1, 0x08, 0x00, 6, 4, 0, 1]); // Ethernet/IPv4, request
+            frame.extend_from_slice(&mac);
+            frame.extend_from_slice(&ip.octets());
+            frame.extend_from_slice(&[0; 6]);
+            frame.extend_from_slice(&ip.octets());
+            let mut addr: libc::sockaddr_ll = std::mem::zeroed();
+            addr.sll_family = libc::AF_PACKET as u16;
+            addr.sll_protocol = (libc::ETH_P_ARP as u16).to_be();
+            addr.sll_ifindex = index as i32;
+            addr.sll_halen = 6;
+            addr.sll_addr[..6].copy_from_slice(&[0xff; 6]);
+            let n = libc::sendto(
+                fd,
+                frame.as_ptr().cast(),
+                frame.len(),
+                0,
+                (&addr as *const libc::sockaddr_ll).cast(),
+                std::mem::size_of::<libc::sockaddr_ll>() as u32,
+            );
+            let e = err();
+            libc::close(fd);
+            if n < 0 {
+                return Err(e);
+            }
+        }
+        Ok(())
+    })
+}
+
 /// Names under /run/netns.
 pub(crate) fn list_netns() -> Vec<String> {
     let mut v: Vec<String> = std::fs::read_dir("/run/netns")

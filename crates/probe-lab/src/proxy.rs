@@ -21,7 +21,9 @@
 //! has none. With the address present the node's kernel answers ARP for it (as MetalLB's
 //! speaker does); without it nobody does, so the client's neighbour entry fails and its
 //! `connect()` ends with EHOSTUNREACH ("No route to host"). No arptables or proxy_arp
-//! are needed, and `ip -n NODE addr` shows what is announced.
+//! are needed, and `ip -n NODE addr` shows what is announced. When an address is
+//! announced again, the node sends a gratuitous ARP for it, as MetalLB's speaker does, so
+//! a client still trying to resolve it learns the answer at once.
 
 use std::fmt::Write as _;
 use std::net::Ipv4Addr;
