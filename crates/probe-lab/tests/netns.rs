@@ -305,8 +305,18 @@ fn recreate_and_rolling_updates_happen_in_kubernetes_order() {
             lab.wait_rollout_complete(d, Duration::from_secs(30))
                 .await
                 .unwrap();
+            // Without a readinessProbe "complete" does not mean "listening" (that is the
+            // point of the lab): ask until the app has started (bounded).
             let t = lab.probe_target(&format!("{d}-svc")).unwrap();
-            assert_eq!(version(&t.netns, t.addr).unwrap(), "v2", "{d}");
+            let mut answer = version(&t.netns, t.addr);
+            for _ in 0..40 {
+                if answer.is_ok() {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                answer = version(&t.netns, t.addr);
+            }
+            assert_eq!(answer.unwrap(), "v2", "{d}");
         }
         // Recreate: every old pod is deleted before the first new pod is created.
         let re = rollout_events(&log, "re");
