@@ -7,8 +7,8 @@
 //!
 //! - [`connect`]: find the cluster as kubectl does (KUBECONFIG, `~/.kube/config`,
 //!   in-cluster service account), and check that the API server answers.
-//! - [`watch_rollout`]: the rollout timeline as [`KubeEvent`]s (see [`timeline`'s
-//!   rules](#the-timeline)); a watch that drops is resumed and the gap is marked
+//! - [`watch_rollout`]: the rollout timeline as [`KubeEvent`]s (see
+//!   [the rules](#the-timeline)); a watch that drops is resumed and the gap is marked
 //!   (`watch_gap`), never hidden.
 //! - [`read_strategy`], [`set_strategy`], [`restart`], [`set_image`]: the same patches
 //!   kubectl sends; [`parse_case`] reads matrix cases (`recreate`, `rolling:25%/0`).
@@ -24,8 +24,32 @@
 //! `pod_terminating`, `pod_deleted`, `endpoint_added`, `endpoint_removed`,
 //! `endpoint_terminating`, `service_selector_changed`, `rollout_complete`,
 //! `rollout_deadline_exceeded`, `watch_gap`. Details start with the object's name
-//! (`backend-7f9c-x2 10.244.0.5`). `endpoint_added` means "entered the ready set, so
-//! kube-proxy sends it traffic"; an address that appears not ready is not an event.
+//! (`backend-7f9c-x2 10.244.0.5`). The rules:
+//!
+//! - `rollout_start`: the Deployment's generation grew and its pod template changed (a
+//!   strategy or scale change is not a rollout); `rollout_complete` when
+//!   [`rollout_status`] turns complete; `rollout_deadline_exceeded` when it turns to
+//!   `ProgressDeadlineExceeded`.
+//! - `replicaset_scaled`: `spec.replicas` of a ReplicaSet owned by the Deployment changed
+//!   (a new one counts as scaled from 0); the detail gives its role (`new` = highest
+//!   revision) and the other ReplicaSets that still have replicas.
+//! - Pods owned by the Deployment's ReplicaSets: `pod_created`, `pod_ready` /
+//!   `pod_unready` (the `Ready` condition), `pod_terminating` (`deletionTimestamp` set),
+//!   `pod_deleted`.
+//! - EndpointSlices of the Service, per address: `endpoint_added` when it enters the ready
+//!   set (kube-proxy starts sending it traffic), `endpoint_terminating` when its
+//!   `terminating` condition turns true, `endpoint_removed` when it leaves the ready set
+//!   without terminating or disappears. An address that appears not ready is no event.
+//! - `service_selector_changed`: the Service's `spec.selector` changed.
+//! - `watch_gap`: a watch was cut and resumed (or not, by the time it was stopped); the
+//!   detail says which watch, for how long and why.
+//!
+//! Objects that exist when the watch starts are the baseline and make no events.
+//! `server_time` is the API server's time of the change (RFC 3339, seconds): a condition's
+//! `lastTransitionTime`, a pod's `creationTimestamp`, the deletion request
+//! (`deletionTimestamp - deletionGracePeriodSeconds`), an EndpointSlice's
+//! `endpoints.kubernetes.io/last-change-trigger-time`, or the latest spec write in
+//! `managedFields`; `None` where the server keeps none (a pod's final deletion, a gap).
 //!
 //! # Testing
 //!
@@ -108,7 +132,7 @@ pub async fn connect(context: Option<&str>) -> Result<Client, KubeError> {
                 })?
         }
         None => Config::infer().await.map_err(|e| KubeError::NoCluster {
-            reason: error::chain(&e),
+            reason: no_config_reason(&e),
         })?,
     };
     let server = config.cluster_url.to_string();
@@ -139,5 +163,25 @@ pub async fn connect(context: Option<&str>) -> Result<Client, KubeError> {
             },
         ),
         Ok(Ok(_)) => Ok(client),
+    }
+}
+
+/// Why no configuration was found, in kubectl's terms rather than kube's nested error.
+fn no_config_reason(err: &kube::config::InferConfigError) -> String {
+    let place = match std::env::var_os("KUBECONFIG") {
+        Some(v) if !v.is_empty() => format!("KUBECONFIG={}", v.to_string_lossy()),
+        _ => "~/.kube/config".to_string(),
+    };
+    match Kubeconfig::read() {
+        // The file is there but unusable: say why.
+        Ok(_) => error::chain(err),
+        Err(e) => {
+            let why = error::chain(&e);
+            if why.contains("No such file") || why.contains("os error 2") {
+                format!("no kubeconfig at {place} and not running in a pod")
+            } else {
+                format!("{place}: {why}")
+            }
+        }
     }
 }

@@ -435,10 +435,16 @@ impl Timeline {
         if refs.is_empty() {
             return true;
         }
+        // A ReplicaSet not seen yet (the watches race) still counts if its name is the
+        // Deployment's plus a pod-template-hash, which has no dash: `backend-7f9c6d5b4`
+        // belongs to `backend`, `backend-canary-5d4b8` does not.
         let prefix = format!("{}-", self.deployment);
         refs.iter().any(|o| {
             o.kind == "ReplicaSet"
-                && (self.replicasets.contains_key(&o.name) || o.name.starts_with(&prefix))
+                && (self.replicasets.contains_key(&o.name)
+                    || o.name
+                        .strip_prefix(&prefix)
+                        .is_some_and(|hash| !hash.is_empty() && !hash.contains('-')))
         })
     }
 
@@ -647,5 +653,138 @@ fn pod_detail(name: &str, p: &PodState) -> String {
     match &p.ip {
         Some(ip) => format!("{name} {ip}"),
         None => name.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn deployment(generation: i64, image: &str, strategy: &str) -> Deployment {
+        serde_json::from_value(json!({
+            "metadata": {"name": "backend", "generation": generation},
+            "spec": {
+                "replicas": 2,
+                "selector": {"matchLabels": {"app": "backend"}},
+                "strategy": {"type": strategy},
+                "template": {"metadata": {"labels": {"app": "backend"}},
+                             "spec": {"containers": [{"name": "web", "image": image}]}}
+            },
+            "status": {"observedGeneration": generation, "replicas": 2, "updatedReplicas": 2,
+                       "availableReplicas": 2}
+        }))
+        .unwrap()
+    }
+
+    fn pod(name: &str, owner: &str, ready: bool) -> Pod {
+        serde_json::from_value(json!({
+            "metadata": {"name": name, "ownerReferences": [
+                {"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": owner, "uid": "u"}]},
+            "status": {"podIP": "10.244.0.9",
+                       "conditions": [{"type": "Ready", "status": if ready { "True" } else { "False" }}]}
+        }))
+        .unwrap()
+    }
+
+    fn kinds(v: &[KubeEvent]) -> Vec<&str> {
+        v.iter().map(|e| e.kind.as_str()).collect()
+    }
+
+    #[test]
+    fn a_strategy_change_is_not_a_rollout_but_an_image_change_is() {
+        let mut t = Timeline::new("backend");
+        t.baseline(Msg::Deployment(Change::Apply(deployment(
+            1,
+            "v1",
+            "RollingUpdate",
+        ))));
+        let e = t.handle(Msg::Deployment(Change::Apply(deployment(
+            2, "v1", "Recreate",
+        ))));
+        assert!(e.is_empty(), "{e:?}");
+        let e = t.handle(Msg::Deployment(Change::Apply(deployment(
+            3, "v2", "Recreate",
+        ))));
+        assert_eq!(kinds(&e), ["rollout_start"]);
+        assert_eq!(e[0].detail, "backend generation 3: image web=v2");
+    }
+
+    #[test]
+    fn pods_of_another_deployment_with_the_same_labels_are_ignored() {
+        let mut t = Timeline::new("backend");
+        let e = t.handle(Msg::Pod(Change::Apply(pod(
+            "backend-canary-5d4b8-aaaaa",
+            "backend-canary-5d4b8",
+            true,
+        ))));
+        assert!(e.is_empty(), "{e:?}");
+        let e = t.handle(Msg::Pod(Change::Apply(pod(
+            "backend-7f9c6d5b4-aaaaa",
+            "backend-7f9c6d5b4",
+            false,
+        ))));
+        assert_eq!(kinds(&e), ["pod_created"]);
+        let e = t.handle(Msg::Pod(Change::Apply(pod(
+            "backend-7f9c6d5b4-aaaaa",
+            "backend-7f9c6d5b4",
+            true,
+        ))));
+        assert_eq!(kinds(&e), ["pod_ready"]);
+        assert_eq!(e[0].detail, "backend-7f9c6d5b4-aaaaa 10.244.0.9");
+    }
+
+    #[test]
+    fn baseline_objects_make_no_events_and_unknown_deletes_are_ignored() {
+        let mut t = Timeline::new("backend");
+        t.baseline(Msg::Pod(Change::Apply(pod(
+            "backend-7f9c6d5b4-aaaaa",
+            "backend-7f9c6d5b4",
+            true,
+        ))));
+        let same = t.handle(Msg::Pod(Change::Apply(pod(
+            "backend-7f9c6d5b4-aaaaa",
+            "backend-7f9c6d5b4",
+            true,
+        ))));
+        assert!(same.is_empty());
+        let e = t.handle(Msg::Pod(Change::Delete(pod(
+            "backend-7f9c6d5b4-zzzzz",
+            "backend-7f9c6d5b4",
+            true,
+        ))));
+        assert!(e.is_empty());
+    }
+
+    #[test]
+    fn an_endpoint_that_appears_not_ready_is_added_when_it_turns_ready() {
+        let slice = |ready: bool| -> EndpointSlice {
+            serde_json::from_value(json!({
+                "metadata": {"name": "backend-x"},
+                "addressType": "IPv4",
+                "endpoints": [{"addresses": ["10.244.0.9"],
+                               "conditions": {"ready": ready, "serving": ready, "terminating": false},
+                               "targetRef": {"kind": "Pod", "name": "backend-7f9c6d5b4-aaaaa"}}]
+            }))
+            .unwrap()
+        };
+        let mut t = Timeline::new("backend");
+        t.baseline(Msg::EndpointSlice(Change::Apply(
+            serde_json::from_value(json!({
+                "metadata": {"name": "backend-x"}, "addressType": "IPv4", "endpoints": []
+            }))
+            .unwrap(),
+        )));
+        assert!(t
+            .handle(Msg::EndpointSlice(Change::Apply(slice(false))))
+            .is_empty());
+        let e = t.handle(Msg::EndpointSlice(Change::Apply(slice(true))));
+        assert_eq!(kinds(&e), ["endpoint_added"]);
+        let e = t.handle(Msg::EndpointSlice(Change::Apply(slice(false))));
+        assert_eq!(kinds(&e), ["endpoint_removed"]);
+        assert_eq!(
+            e[0].detail,
+            "backend-7f9c6d5b4-aaaaa 10.244.0.9 ready=false serving=false terminating=false"
+        );
     }
 }

@@ -52,7 +52,7 @@ pub struct WatchTarget {
 }
 
 /// One change on the rollout timeline.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct KubeEvent {
     /// `rollout_start`, `replicaset_scaled`, `pod_created`, `pod_ready`, `pod_unready`,
     /// `pod_terminating`, `pod_deleted`, `endpoint_added`, `endpoint_removed`,
@@ -274,7 +274,7 @@ async fn run<K>(
                 Ok(Some(Err(e))) => break End::Gap(crate::error::chain(&e)),
             }
         };
-        let (reason, mut relist) = match end {
+        let (mut reason, mut relist) = match end {
             End::Stopped => return,
             End::Rotated => (None, false),
             End::Gap(r) => (Some(r), false),
@@ -283,62 +283,72 @@ async fn run<K>(
         let broke = Instant::now();
         let mut delay = Duration::from_millis(100);
         let mut resync = None;
-        // Reconnect until it works or we are stopped.
-        loop {
+        // Reconnect until it works or we are stopped. Each call also gives way to stop.
+        let resumed = loop {
             if relist {
-                match spec.api.list(&spec.list_params()).await {
+                let lp = spec.list_params();
+                let listed = tokio::select! {
+                    _ = stop.wait_for(|s| *s) => break false,
+                    l = spec.api.list(&lp) => l,
+                };
+                match listed {
                     Ok(list) => {
                         rv = list.metadata.resource_version.clone().unwrap_or_default();
                         resync = Some(list.items);
                         relist = false;
                     }
-                    Err(_) => {
+                    Err(e) => {
+                        reason.get_or_insert_with(|| {
+                            format!("relist failed: {}", crate::error::chain(&e))
+                        });
                         if backoff(&mut stop, &mut delay).await {
-                            break;
+                            break false;
                         }
                         continue;
                     }
                 }
             }
-            match spec.api.watch(&spec.watch_params(), &rv).await {
+            let wp = spec.watch_params();
+            let opened = tokio::select! {
+                _ = stop.wait_for(|s| *s) => break false,
+                w = spec.api.watch(&wp, &rv) => w,
+            };
+            match opened {
                 Ok(s) => {
                     stream = s.boxed();
-                    if let Some(reason) = &reason {
-                        let _ = tx.send(Msg::Gap {
-                            watch: spec.describe(),
-                            lasted: broke.elapsed(),
-                            reason: reason.clone(),
-                            resumed: true,
-                            resource_version: rv.clone(),
-                        });
-                    }
-                    // What changed during the gap comes after the gap's mark.
-                    if let Some(items) = resync.take() {
-                        let _ = tx.send((spec.wrap)(Change::Resync(items)));
-                    }
-                    break;
+                    break true;
                 }
                 Err(kube::Error::Api(status)) if status.code == 410 => {
+                    reason.get_or_insert_with(|| format!("resourceVersion {rv} expired"));
                     relist = true;
                     resync = None;
                 }
-                Err(_) => {}
+                Err(e) => {
+                    // A rotation whose reconnect fails has become a gap too.
+                    reason.get_or_insert_with(|| {
+                        format!("watch could not be reopened: {}", crate::error::chain(&e))
+                    });
+                }
             }
             if backoff(&mut stop, &mut delay).await {
-                break;
+                break false;
             }
+        };
+        if let Some(reason) = reason {
+            let _ = tx.send(Msg::Gap {
+                watch: spec.describe(),
+                lasted: broke.elapsed(),
+                reason,
+                resumed,
+                resource_version: rv.clone(),
+            });
         }
-        if *stop.borrow() {
-            if let Some(reason) = reason {
-                let _ = tx.send(Msg::Gap {
-                    watch: spec.describe(),
-                    lasted: broke.elapsed(),
-                    reason,
-                    resumed: false,
-                    resource_version: rv.clone(),
-                });
-            }
+        if !resumed {
             return;
+        }
+        // What changed during the gap comes after the gap's mark.
+        if let Some(items) = resync.take() {
+            let _ = tx.send((spec.wrap)(Change::Resync(items)));
         }
     }
 }
