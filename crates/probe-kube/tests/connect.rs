@@ -83,7 +83,6 @@ async fn connect_finds_the_cluster_like_kubectl() {
     let err = connect(None).await.err().unwrap();
     let line = err.to_string();
     assert!(matches!(err, KubeError::NoCluster { .. }), "{line}");
-    eprintln!("NOCLUSTER: {line}");
     assert!(line.starts_with("no Kubernetes cluster found ("), "{line}");
     assert!(line.contains("set KUBECONFIG"), "{line}");
     assert!(!line.contains('\n'));
@@ -96,7 +95,6 @@ async fn connect_finds_the_cluster_like_kubectl() {
     std::env::set_var("KUBECONFIG", &cfg);
     let err = connect(None).await.err().unwrap();
     let line = err.to_string();
-    eprintln!("UNREACH: {line}");
     assert!(matches!(err, KubeError::Unreachable { .. }), "{line}");
     assert!(
         line.starts_with("cannot reach the Kubernetes API server ("),

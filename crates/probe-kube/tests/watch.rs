@@ -334,6 +334,43 @@ async fn a_gap_still_open_at_stop_is_reported() {
     );
 }
 
+#[tokio::test]
+async fn stop_interrupts_a_hanging_reconnect() {
+    // The pods watch drops; the next watch request hangs (no headers for a minute).
+    let handler = Arc::new(|req: &Request, nth: usize| {
+        if req.is_watch() && req.last() == "pods" {
+            return Reply::Watch {
+                lines: common::watch_lines("rolling/pods.watch.jsonl"),
+                delay: if nth == 0 {
+                    Duration::ZERO
+                } else {
+                    Duration::from_secs(60)
+                },
+                drop_after_rv: Some(1003),
+            };
+        }
+        common::rolling(req, nth)
+    });
+    let api = MockApi::start(handler).await;
+    let (sink, got) = collector();
+    let handle = watch_rollout(api.client(), target(), sink).await.unwrap();
+    api.release();
+    wait_for(&got, |g| g.iter().any(|e| e.kind == "pod_created")).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let started = std::time::Instant::now();
+    tokio::time::timeout(Duration::from_secs(3), handle.stop())
+        .await
+        .expect("stop returns promptly");
+    assert!(started.elapsed() < Duration::from_secs(2));
+    let got = got.lock().unwrap().clone();
+    assert!(
+        got.iter()
+            .any(|e| e.kind == "watch_gap"
+                && e.detail.ends_with("not resumed before the watch stopped")),
+        "{got:#?}"
+    );
+}
+
 async fn refused(handler: common::Handler, t: WatchTarget) -> (KubeError, Vec<Request>) {
     let api = MockApi::start(handler).await;
     let (sink, got) = collector();
