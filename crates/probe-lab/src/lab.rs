@@ -268,7 +268,19 @@ impl Lab {
                 }
                 Object::Service(svc) => {
                     let (cip, eip) = match d.services.get(&svc.name) {
-                        Some((_, c, e)) => (*c, *e),
+                        // Re-applied: keep its addresses, unless it became a LoadBalancer.
+                        Some((_, c, e)) => {
+                            let e = match (svc.service_type, e) {
+                                (ServiceType::LoadBalancer, None) => {
+                                    let mut others = d.clone();
+                                    others.services.remove(&svc.name);
+                                    allocate(&others, &svc)?.1
+                                }
+                                (ServiceType::LoadBalancer, Some(e)) => Some(*e),
+                                (ServiceType::ClusterIp, _) => None,
+                            };
+                            (*c, e)
+                        }
                         None => allocate(&d, &svc)?,
                     };
                     d.services.insert(svc.name.clone(), (svc, cip, eip));

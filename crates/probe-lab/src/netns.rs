@@ -273,8 +273,9 @@ fn owner_pid(name: &str) -> Option<i32> {
 /// Removes what killed lab runs left behind: every namespace whose name starts with
 /// [`NAME_PREFIX`] and whose owning process (the pid in its name) is gone, with the
 /// processes inside it. The lab's interfaces and iptables rules all live inside those
-/// namespaces, so they go with them. Namespaces of live runs (including this process's)
-/// are left alone.
+/// namespaces, so they go with them; nothing of the lab lives in the host's namespace.
+/// Namespaces of live runs (including this process's) are left alone; so is a leftover
+/// whose pid has meanwhile been reused by another process, until that process ends.
 ///
 /// Returns how many namespaces were removed.
 ///
