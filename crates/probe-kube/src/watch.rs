@@ -104,6 +104,21 @@ impl Drop for WatchHandle {
 }
 
 /// A label selector in the string syntax the API takes (`a=b,c in (d,e),!f`).
+///
+/// ```
+/// let sel: k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector =
+///     serde_json::from_str(r#"{
+///       "matchLabels": {"app": "backend"},
+///       "matchExpressions": [
+///         {"key": "track", "operator": "In", "values": ["blue", "green"]},
+///         {"key": "canary", "operator": "DoesNotExist"}
+///       ]
+///     }"#).unwrap();
+/// assert_eq!(
+///     probe_kube::selector_string(&sel),
+///     "app=backend,track in (blue,green),!canary"
+/// );
+/// ```
 pub fn selector_string(sel: &LabelSelector) -> String {
     let mut parts: Vec<String> = sel
         .match_labels
