@@ -772,7 +772,6 @@ impl World {
                         if max_scaled_down > 0 {
                             // cleanupUnhealthyReplicas (oldest first)
                             let mut budget = max_scaled_down;
-                            let mut cleaned = 0;
                             for id in &old_ids {
                                 if budget <= 0 {
                                     break;
@@ -786,7 +785,6 @@ impl World {
                                 let down = unhealthy.min(budget);
                                 self.rss[ri].replicas -= down;
                                 budget -= down;
-                                cleaned += down;
                             }
                             // scaleDownOldReplicaSetsForRollingUpdate
                             let available_all: i32 = self
@@ -796,7 +794,6 @@ impl World {
                                 .map(|r| self.rs_status(r, now).2)
                                 .sum();
                             let mut total = available_all - min_available;
-                            let _ = cleaned;
                             for id in &old_ids {
                                 if total <= 0 {
                                     break;
