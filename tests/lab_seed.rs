@@ -13,7 +13,7 @@ use common::netns_tests_enabled as enabled;
 fn lab(case: &str, change: &[&str]) -> serde_json::Value {
     let manifest = format!("{}/examples/seed/{case}.yaml", env!("CARGO_MANIFEST_DIR"));
     let out = std::env::temp_dir().join(format!("rollprobe-lab-{case}-{}", std::process::id()));
-    let child = Command::new(env!("CARGO_BIN_EXE_rollprobe"))
+    let child = Command::new(common::rollprobe_bin())
         .args(["lab", "-f", &manifest])
         .args(change)
         .args([

@@ -32,7 +32,8 @@ impl Netns {
 
     fn rollprobe(&self, args: &[&str]) -> serde_json::Value {
         let out = Command::new("ip")
-            .args(["netns", "exec", &self.0, env!("CARGO_BIN_EXE_rollprobe")])
+            .args(["netns", "exec", &self.0])
+            .arg(common::rollprobe_bin())
             .args(args)
             .args(["--format", "json", "--quiet"])
             .output()

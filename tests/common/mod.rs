@@ -150,9 +150,26 @@ pub fn closed_port() -> u16 {
     l.local_addr().unwrap().port()
 }
 
-/// The rollprobe binary.
+/// The rollprobe binary (crates/probe-cli's), beside this test in the target folder.
+pub fn rollprobe_bin() -> PathBuf {
+    // target/<profile>/deps/<this test> -> target/<profile>/rollprobe
+    let exe = std::env::current_exe().expect("the test knows where it is");
+    let bin = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("tests run from target/<profile>/deps")
+        .join("rollprobe");
+    assert!(
+        bin.is_file(),
+        "{} is missing: `cargo test` at the root builds it; alone, run `cargo build -p probe-cli` first",
+        bin.display()
+    );
+    bin
+}
+
+/// The rollprobe binary, as a command.
 pub fn rollprobe() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_rollprobe"))
+    Command::new(rollprobe_bin())
 }
 
 /// A fresh, empty folder for one test.
