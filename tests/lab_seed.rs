@@ -160,3 +160,91 @@ fn blue_green_switch_loses_nothing() {
         .collect();
     assert!(kinds.contains(&"service_selector_changed"));
 }
+
+#[test]
+fn matrix_compares_strategies_and_restores_the_original() {
+    if !enabled("matrix") {
+        return;
+    }
+    let manifest = format!(
+        "{}/examples/seed/readiness.yaml",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let out = std::env::temp_dir().join(format!("rollprobe-matrix-{}", std::process::id()));
+    let o = Command::new(common::rollprobe_bin())
+        .args([
+            "matrix",
+            "--lab",
+            "-f",
+            &manifest,
+            "--deployment",
+            "backend-deployment",
+        ])
+        .args([
+            "--case",
+            "recreate",
+            "--case",
+            "rolling:25%/25%",
+            "--case",
+            "rolling:100%/0%",
+        ])
+        .args([
+            "--trigger",
+            "image=shop/backend:v2",
+            "--rate",
+            "50",
+            "--settle",
+            "2s",
+        ])
+        .args(["--quiet", "--out", out.to_str().unwrap()])
+        .output()
+        .expect("rollprobe matrix runs");
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(0), "{stderr}");
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(stdout.starts_with("case"), "summary table: {stdout}");
+
+    let csv = std::fs::read_to_string(out.join("matrix.csv")).unwrap();
+    let mut lines = csv.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let col = |name: &str| header.iter().position(|h| *h == name).unwrap();
+    let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
+    let cases: Vec<&str> = rows.iter().map(|r| r[0]).collect();
+    assert_eq!(
+        cases,
+        ["recreate", "rolling:25%/25%", "rolling:100%/0%"],
+        "{csv}"
+    );
+    let failed: Vec<u64> = rows
+        .iter()
+        .map(|r| r[col("failed")].parse().unwrap())
+        .collect();
+    assert!(failed[0] > 0, "recreate loses requests: {csv}");
+    assert_eq!(
+        &failed[1..],
+        [0, 0],
+        "rolling with a readinessProbe loses none: {csv}"
+    );
+    for r in &rows {
+        assert!(
+            !r[col("rollout_ms")].is_empty(),
+            "every rollout completed: {csv}"
+        );
+    }
+
+    // Recreate's windows say why, naming pods.
+    let recreate = common::read_json(&out.join("recreate/1/report.json"));
+    let windows = recreate["downtime"]["windows"].as_array().unwrap();
+    assert!(!windows.is_empty());
+    for w in windows {
+        let cause = w["cause"].as_str().unwrap_or_default();
+        assert!(cause.contains("backend-deployment-"), "{cause}");
+    }
+    let m = common::read_json(&out.join("matrix.json"));
+    assert_eq!(
+        m["strategy_after"], "rolling:25%/25%",
+        "the original strategy is back"
+    );
+    assert_eq!(m["summary"].as_array().unwrap().len(), 3);
+    let _ = std::fs::remove_dir_all(&out);
+}

@@ -29,6 +29,8 @@ pub enum Command {
     Demo(DemoArgs),
     /// Run a rollout in the lab (root): Kubernetes' data path in network namespaces.
     Lab(Box<LabArgs>),
+    /// Benchmark rollout strategies: one probed rollout per case and repetition.
+    Matrix(Box<MatrixArgs>),
     /// The versioned app that lab pods run (internal).
     #[command(hide = true)]
     LabApp,
@@ -66,6 +68,79 @@ pub struct LabArgs {
     pub probe: ProbeArgs,
     #[command(flatten)]
     pub output: OutputArgs,
+}
+
+fn parse_case(s: &str) -> Result<probe_kube::Strategy, String> {
+    probe_kube::parse_case(s)
+}
+
+/// What starts each matrix run's rollout.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Trigger {
+    /// `kubectl rollout restart`: a new pod template annotation.
+    Restart,
+    /// Set this image, then the original, alternately, so every run is a real change.
+    Image(String),
+}
+
+fn parse_trigger(s: &str) -> Result<Trigger, String> {
+    match s.split_once('=') {
+        None if s == "restart" => Ok(Trigger::Restart),
+        Some(("image", image)) if !image.is_empty() => Ok(Trigger::Image(image.to_string())),
+        _ => Err(format!("'{s}': use restart or image=IMAGE")),
+    }
+}
+
+/// `rollprobe matrix`.
+#[derive(Debug, Args)]
+pub struct MatrixArgs {
+    /// Run in the lab (root) on the manifests given with -f.
+    #[arg(long)]
+    pub lab: bool,
+    /// Kubernetes YAML for the lab (repeatable).
+    #[arg(short = 'f', long = "file", value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+    /// A real cluster: the Deployment's namespace.
+    #[arg(short = 'n', long, value_name = "NAMESPACE")]
+    pub namespace: Option<String>,
+    /// The kubeconfig context [default: the current one].
+    #[arg(long, value_name = "CTX")]
+    pub context: Option<String>,
+    /// The Deployment whose strategy is varied.
+    #[arg(long, value_name = "NAME")]
+    pub deployment: String,
+    /// The URL to probe [lab: the Service's address].
+    #[arg(long, value_name = "URL")]
+    pub url: Option<String>,
+    /// The Service to probe in the lab, or to watch in a cluster.
+    #[arg(long, value_name = "NAME")]
+    pub service: Option<String>,
+    /// A strategy: recreate or rolling:SURGE/UNAVAILABLE, e.g. rolling:25%/25%, rolling:1/0 (repeatable).
+    #[arg(long = "case", required = true, value_parser = parse_case, value_name = "CASE")]
+    pub cases: Vec<probe_kube::Strategy>,
+    /// What starts each rollout: restart, or image=IMAGE (alternating with the original).
+    #[arg(long, default_value = "restart", value_parser = parse_trigger, value_name = "TRIGGER")]
+    pub trigger: Trigger,
+    /// Runs per case.
+    #[arg(long, default_value = "1", value_parser = clap::value_parser!(u32).range(1..=100), value_name = "N")]
+    pub repeat: u32,
+    /// Probe this long before each rollout.
+    #[arg(long, default_value = "2s", value_parser = parse_duration, value_name = "DUR")]
+    pub warmup: Duration,
+    /// Keep probing this long after each rollout completes.
+    #[arg(long, default_value = "5s", value_parser = parse_duration, value_name = "DUR")]
+    pub settle: Duration,
+    /// Give up on a rollout after this long.
+    #[arg(long, default_value = "5m", value_parser = parse_duration, value_name = "DUR")]
+    pub rollout_timeout: Duration,
+    #[command(flatten)]
+    pub probe: ProbeArgs,
+    /// Where every run's report, matrix.csv and matrix.json go.
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// No progress line on stderr.
+    #[arg(long, short)]
+    pub quiet: bool,
 }
 
 /// `rollprobe lab cleanup`.

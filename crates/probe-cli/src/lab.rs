@@ -2,21 +2,21 @@
 //!
 //! The prober's sockets must live in the lab's client (or node) namespace, so
 //! the probe runs on its own runtime whose threads all enter that namespace as
-//! they start; everything else (files, the controller) stays where it is. Lab
-//! events that happen before probing starts (the initial pods and endpoints)
-//! are kept and put on the timeline at its start, because attribution needs to
-//! know which pods were serving when the rollout began.
+//! they start; everything else (files, the controller) stays where it is. The
+//! lab's events reach the probe through a [`ClusterTimeline`], which also hands
+//! it the pods and endpoints that were serving before it started.
 
 use std::process::ExitCode;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use probe_core::{Probe, ProbeHandle};
+use probe_core::Probe;
 use probe_lab::{parse_manifests, Lab, LabConfig, LabError, Labels, Object, ServiceType};
 
 use crate::args::{LabAction, LabArgs};
 use crate::progress::Progress;
 use crate::run::{check_out_dir, probe_config, stop_probe};
+use crate::timeline::ClusterTimeline;
 use crate::CliError;
 
 /// The change that starts the rollout.
@@ -62,7 +62,7 @@ fn parse_change(a: &LabArgs) -> Result<Change, CliError> {
     ))
 }
 
-fn lab_error(e: LabError) -> CliError {
+pub fn lab_error(e: LabError) -> CliError {
     match e {
         LabError::NotRoot(_)
         | LabError::Manifest { .. }
@@ -70,13 +70,6 @@ fn lab_error(e: LabError) -> CliError {
         | LabError::NotFound(_) => CliError::Usage(e.to_string()),
         other => CliError::Failed(other.to_string()),
     }
-}
-
-/// Events before the probe starts are buffered, then replayed at its start.
-#[derive(Default)]
-struct Timeline {
-    probe: Option<ProbeHandle>,
-    early: Vec<(String, String)>,
 }
 
 /// `rollprobe lab`.
@@ -93,40 +86,9 @@ pub async fn lab(a: LabArgs) -> Result<ExitCode, CliError> {
         ));
     }
     let change = parse_change(&a)?;
-    let mut objects = Vec::new();
-    for file in &a.files {
-        let text = std::fs::read_to_string(file)
-            .map_err(|e| CliError::Usage(format!("cannot read {}: {e}", file.display())))?;
-        let parsed = parse_manifests(&text)
-            .map_err(|e| CliError::Usage(format!("{}: {e}", file.display())))?;
-        objects.extend(parsed);
-    }
-    let services: Vec<&probe_lab::Service> = objects
-        .iter()
-        .filter_map(|o| match o {
-            Object::Service(s) => Some(s),
-            _ => None,
-        })
-        .collect();
-    let service = match (&a.service, services.as_slice()) {
-        (Some(name), _) if services.iter().any(|s| &s.name == name) => name.clone(),
-        (Some(name), _) => {
-            return Err(CliError::Usage(format!(
-                "service {name} is not in the manifests"
-            )))
-        }
-        (None, [only]) => only.name.clone(),
-        (None, []) => {
-            return Err(CliError::Usage(
-                "the manifests have no Service to probe".into(),
-            ))
-        }
-        (None, _) => {
-            return Err(CliError::Usage(
-                "the manifests have several Services: name one with --service".into(),
-            ))
-        }
-    };
+    let objects = load_manifests(&a.files)?;
+    let (service, is_lb) = pick_service(&objects, a.service.as_deref())?;
+    let services = services_of(&objects);
     match &change {
         Change::Image { deployment, .. } => {
             if !objects
@@ -146,9 +108,6 @@ pub async fn lab(a: LabArgs) -> Result<ExitCode, CliError> {
             }
         }
     }
-    let is_lb = services
-        .iter()
-        .any(|s| s.name == service && s.service_type == ServiceType::LoadBalancer);
     // Validate the probe options now; the URL is known once the lab runs.
     probe_config("http://127.0.0.1:8080/test/version", &a.probe, &a.output)?;
     if let Some(dir) = &a.output.out {
@@ -161,18 +120,8 @@ pub async fn lab(a: LabArgs) -> Result<ExitCode, CliError> {
             .map(|s| s.to_string_lossy().to_string());
     }
 
-    let timeline = Arc::new(Mutex::new(Timeline::default()));
-    let sink_timeline = timeline.clone();
-    let sink: probe_lab::EventSink = Arc::new(move |kind: &str, detail: &str| {
-        let mut t = sink_timeline.lock().unwrap_or_else(|p| p.into_inner());
-        match &t.probe {
-            Some(p) => p.emit(kind, detail),
-            None => t.early.push((kind.to_string(), detail.to_string())),
-        }
-    });
-    let lab = Lab::start(LabConfig::default(), sink)
-        .await
-        .map_err(lab_error)?;
+    let timeline = ClusterTimeline::default();
+    let lab = start_lab(&timeline).await?;
     eprintln!(
         "rollprobe lab {}: applying {} object(s), waiting until every Deployment is available",
         lab.run_id(),
@@ -197,7 +146,7 @@ async fn probe_rollout(
     change: Change,
     a: &LabArgs,
     output: &crate::args::OutputArgs,
-    timeline: &Arc<Mutex<Timeline>>,
+    timeline: &ClusterTimeline,
 ) -> Result<ExitCode, CliError> {
     lab.apply(objects).map_err(lab_error)?;
     lab.wait_available(Duration::from_secs(180))
@@ -211,36 +160,13 @@ async fn probe_rollout(
     );
     let config = probe_config(&target.url, &a.probe, output)?;
 
-    // A runtime whose every thread lives in the lab's network namespace.
-    let netns = target.netns.clone();
-    let probe_runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .on_thread_start(move || {
-            if let Err(e) = probe_lab::enter_netns(&netns) {
-                eprintln!("rollprobe: cannot enter network namespace {netns}: {e}");
-                std::process::abort();
-            }
-        })
-        .build()
-        .map_err(|e| CliError::Failed(format!("cannot start the probe runtime: {e}")))?;
+    let probe_runtime = netns_runtime(&target.netns)?;
     let out = output.out.clone();
     let probe = probe_runtime
         .spawn(async move { Probe::start_with(config, out.as_deref()).await })
         .await
         .map_err(|e| CliError::Failed(e.to_string()))??;
-    {
-        let mut t = timeline.lock().unwrap_or_else(|p| p.into_inner());
-        let handle = probe.handle();
-        // The initial pods and endpoints: the state the rollout starts from.
-        // The setup's own rollout_start/complete would pass for the measured rollout.
-        for (kind, detail) in t.early.drain(..) {
-            if !kind.starts_with("rollout_") {
-                handle.emit(&kind, &detail);
-            }
-        }
-        t.probe = Some(handle);
-    }
+    timeline.attach(probe.handle());
     let progress = Progress::start(
         probe.handle(),
         output.label.as_deref().unwrap_or("lab"),
@@ -258,9 +184,86 @@ async fn probe_rollout(
         })
         .await
         .map_err(|e| CliError::Failed(e.to_string()))?;
-    timeline.lock().unwrap_or_else(|p| p.into_inner()).probe = None;
+    timeline.detach();
     probe_runtime.shutdown_background();
     code
+}
+
+/// Reads and parses every manifest file (exit 2 on any error).
+pub fn load_manifests(files: &[std::path::PathBuf]) -> Result<Vec<Object>, CliError> {
+    let mut objects = Vec::new();
+    for file in files {
+        let text = std::fs::read_to_string(file)
+            .map_err(|e| CliError::Usage(format!("cannot read {}: {e}", file.display())))?;
+        let parsed = parse_manifests(&text)
+            .map_err(|e| CliError::Usage(format!("{}: {e}", file.display())))?;
+        objects.extend(parsed);
+    }
+    Ok(objects)
+}
+
+fn services_of(objects: &[Object]) -> Vec<&probe_lab::Service> {
+    objects
+        .iter()
+        .filter_map(|o| match o {
+            Object::Service(s) => Some(s),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The Service to probe: the named one, or the only one. Also says whether it
+/// is a LoadBalancer (probed from the client host) or not (from the node).
+pub fn pick_service(objects: &[Object], name: Option<&str>) -> Result<(String, bool), CliError> {
+    let services = services_of(objects);
+    let chosen = match (name, services.as_slice()) {
+        (Some(name), _) => services
+            .iter()
+            .find(|s| s.name == name)
+            .ok_or_else(|| CliError::Usage(format!("service {name} is not in the manifests")))?,
+        (None, [only]) => only,
+        (None, []) => {
+            return Err(CliError::Usage(
+                "the manifests have no Service to probe".into(),
+            ))
+        }
+        (None, _) => {
+            return Err(CliError::Usage(
+                "the manifests have several Services: name one with --service".into(),
+            ))
+        }
+    };
+    Ok((
+        chosen.name.clone(),
+        chosen.service_type == ServiceType::LoadBalancer,
+    ))
+}
+
+/// Starts a lab whose events go to `timeline`.
+pub async fn start_lab(timeline: &ClusterTimeline) -> Result<Lab, CliError> {
+    let sink_timeline = timeline.clone();
+    let sink: probe_lab::EventSink =
+        Arc::new(move |kind: &str, detail: &str| sink_timeline.record(kind, detail, None));
+    Lab::start(LabConfig::default(), sink)
+        .await
+        .map_err(lab_error)
+}
+
+/// A runtime whose every thread lives in the network namespace `netns`, so
+/// every socket the probe opens there is in it.
+pub fn netns_runtime(netns: &str) -> Result<tokio::runtime::Runtime, CliError> {
+    let netns = netns.to_string();
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .on_thread_start(move || {
+            if let Err(e) = probe_lab::enter_netns(&netns) {
+                eprintln!("rollprobe: cannot enter network namespace {netns}: {e}");
+                std::process::abort();
+            }
+        })
+        .build()
+        .map_err(|e| CliError::Failed(format!("cannot start the probe runtime: {e}")))
 }
 
 async fn roll_out(lab: &Lab, change: Change, a: &LabArgs) -> Result<(), CliError> {

@@ -7,8 +7,10 @@
 mod args;
 pub mod demo;
 mod lab;
+mod matrix;
 mod progress;
 mod run;
+mod timeline;
 
 use std::process::ExitCode;
 
@@ -82,6 +84,7 @@ pub fn main() -> ExitCode {
             args::Command::Compare(a) => run::compare(a),
             args::Command::Demo(a) => demo::demo(a).await,
             args::Command::Lab(a) => lab::lab(*a).await,
+            args::Command::Matrix(a) => matrix::matrix(*a).await,
             args::Command::LabApp => unreachable!("handled before the runtime starts"),
         }
     });

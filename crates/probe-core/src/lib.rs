@@ -32,6 +32,7 @@ mod clock;
 mod config;
 mod event;
 mod execute;
+mod matrix;
 mod outcome;
 mod probe;
 mod render;
@@ -52,6 +53,7 @@ pub use config::{
 pub use event::{read_events, Event, EventWriter};
 pub use execute::{Attempt, Executor, MAX_BODY_BYTES};
 pub use hyper::HeaderMap;
+pub use matrix::{Matrix, MatrixCase, MatrixRun};
 pub use outcome::{Outcome, UnknownOutcome};
 pub use probe::{write_report_files, LiveStats, Probe, ProbeBuilder, ProbeError, ProbeHandle};
 pub use render::{write_windows_csv, Comparison, ComparisonRow, Thresholds};

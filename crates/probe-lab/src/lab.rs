@@ -13,7 +13,7 @@ use crate::config::{
     SERVICE_CIDR,
 };
 use crate::controller::{DeploymentStatus, Desired, Names, ServiceStatus, Shared, Status, World};
-use crate::manifest::{Labels, Object, ServiceType};
+use crate::manifest::{IntOrPercent, Labels, Object, ServiceType, Strategy};
 use crate::netns::{destroy_netns, ip_batch, run, sysctls, NAME_PREFIX};
 use crate::{EventSink, LabError};
 
@@ -323,6 +323,64 @@ impl Lab {
             *generation += 1;
         }
         Ok(())
+    }
+
+    /// Restarts a Deployment like `kubectl rollout restart`: sets the pod
+    /// template's `kubectl.kubernetes.io/restartedAt` annotation, so a rollout
+    /// starts with the same image.
+    pub fn restart(&self, deployment: &str) -> Result<(), LabError> {
+        let mut d = self.desired()?;
+        let (dep, generation) = d
+            .deployments
+            .get_mut(deployment)
+            .ok_or_else(|| LabError::NotFound(format!("deployment {deployment}")))?;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        // Kubernetes writes RFC 3339; a unique, increasing value is what matters here.
+        dep.template.annotations.insert(
+            "kubectl.kubernetes.io/restartedAt".into(),
+            format!("{}.{:09}", now.as_secs(), now.subsec_nanos()),
+        );
+        *generation += 1;
+        Ok(())
+    }
+
+    /// Changes a Deployment's strategy, like `kubectl patch` of `spec.strategy`:
+    /// the generation moves on, but no rollout starts (the template is unchanged).
+    pub fn set_strategy(&self, deployment: &str, strategy: Strategy) -> Result<(), LabError> {
+        if let Strategy::RollingUpdate {
+            max_surge,
+            max_unavailable,
+        } = strategy
+        {
+            let zero =
+                |v: IntOrPercent| matches!(v, IntOrPercent::Int(0) | IntOrPercent::Percent(0));
+            if zero(max_surge) && zero(max_unavailable) {
+                return Err(LabError::Invalid(
+                    "maxSurge and maxUnavailable cannot both be 0".into(),
+                ));
+            }
+        }
+        let mut d = self.desired()?;
+        let (dep, generation) = d
+            .deployments
+            .get_mut(deployment)
+            .ok_or_else(|| LabError::NotFound(format!("deployment {deployment}")))?;
+        if dep.strategy != strategy {
+            dep.strategy = strategy;
+            *generation += 1;
+        }
+        Ok(())
+    }
+
+    /// The Deployment as the lab holds it now (its spec, not its status).
+    pub fn deployment(&self, name: &str) -> Option<crate::manifest::Deployment> {
+        self.desired()
+            .ok()?
+            .deployments
+            .get(name)
+            .map(|(d, _)| d.clone())
     }
 
     /// Sets selector labels of a Service (merge: the given keys are set, the others kept),

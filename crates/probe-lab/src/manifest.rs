@@ -162,6 +162,9 @@ pub fn resolve_fenceposts(
 pub struct PodTemplate {
     /// `metadata.labels` (must match the Deployment's selector).
     pub labels: Labels,
+    /// `metadata.annotations`: part of the template, so changing one (as
+    /// `kubectl rollout restart` does) starts a rollout.
+    pub annotations: Labels,
     /// The first container of `spec.containers` (the lab runs one process per pod).
     pub container: Container,
     /// `spec.terminationGracePeriodSeconds` (default 30): SIGTERM, then SIGKILL after this long.
@@ -263,6 +266,7 @@ pub fn version_of_image(image: &str) -> String {
 struct RawMeta {
     name: Option<String>,
     labels: Option<Labels>,
+    annotations: Option<Labels>,
 }
 
 #[derive(Deserialize)]
@@ -603,10 +607,11 @@ fn deployment(ctx: &Ctx, raw: RawDeployment) -> Result<Deployment, LabError> {
         .filter(|l| !l.is_empty())
         .ok_or_else(|| ctx.missing("spec.selector.matchLabels"))?;
     let template = spec.template.ok_or_else(|| ctx.missing("spec.template"))?;
-    let labels = template
-        .metadata
-        .and_then(|m| m.labels)
-        .ok_or_else(|| ctx.missing("spec.template.metadata.labels"))?;
+    let (labels, annotations) = match template.metadata {
+        Some(m) => (m.labels, m.annotations.unwrap_or_default()),
+        None => (None, Labels::new()),
+    };
+    let labels = labels.ok_or_else(|| ctx.missing("spec.template.metadata.labels"))?;
     if !selects(&selector, &labels) {
         return Err(
             ctx.err("spec.template.metadata.labels: `selector` does not match template `labels`")
@@ -699,6 +704,7 @@ fn deployment(ctx: &Ctx, raw: RawDeployment) -> Result<Deployment, LabError> {
         selector,
         template: PodTemplate {
             labels,
+            annotations,
             container: Container {
                 name: cname,
                 image,
