@@ -53,9 +53,45 @@ fn bad_input_is_one_line_and_exit_2_before_any_request() {
         vec!["report", "/nonexistent/samples.csv"],
         vec!["compare", "/nonexistent/report.json"],
         vec!["frobnicate"],
+        vec!["run", &url, "--watch", "pods/backend"],
+        // No kubeconfig anywhere (see the environment below): no cluster to watch.
+        vec![
+            "run",
+            &url,
+            "--watch",
+            "deployment/backend",
+            "--duration",
+            "1s",
+        ],
+        vec![
+            "matrix",
+            "--deployment",
+            "backend",
+            "--case",
+            "rolling:0/0",
+            "--out",
+            "/tmp/x",
+        ],
+        vec![
+            "matrix",
+            "--deployment",
+            "backend",
+            "--case",
+            "recreate",
+            "--out",
+            "/tmp/x",
+        ],
+        vec!["lab", "-f", "/nonexistent.yaml", "--set-image", "a=b"],
     ];
+    let no_kube = temp_dir("no-kube");
     for args in cases {
-        let o = run(&args);
+        let o = rollprobe()
+            .args(&args)
+            .env("HOME", &no_kube)
+            .env("KUBECONFIG", no_kube.join("missing-config"))
+            .env_remove("KUBERNETES_SERVICE_HOST")
+            .output()
+            .expect("rollprobe runs");
         let err = stderr(&o);
         assert_eq!(o.status.code(), Some(2), "{args:?}: {err}");
         assert_eq!(

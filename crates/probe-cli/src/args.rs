@@ -70,6 +70,15 @@ pub struct LabArgs {
     pub output: OutputArgs,
 }
 
+fn parse_watch(s: &str) -> Result<String, String> {
+    match s.split_once('/') {
+        Some(("deployment" | "deploy" | "deployments", name)) if !name.is_empty() => {
+            Ok(name.to_string())
+        }
+        _ => Err(format!("'{s}': use deployment/NAME")),
+    }
+}
+
 fn parse_case(s: &str) -> Result<probe_kube::Strategy, String> {
     probe_kube::parse_case(s)
 }
@@ -322,6 +331,18 @@ pub struct RunArgs {
     /// Each line read from stdin becomes a mark on the timeline.
     #[arg(long)]
     pub marks_stdin: bool,
+    /// Watch a Kubernetes rollout and put its events on the timeline: deployment/NAME.
+    #[arg(long, value_parser = parse_watch, value_name = "deployment/NAME")]
+    pub watch: Option<String>,
+    /// The namespace of --watch [default: the kubeconfig's].
+    #[arg(short = 'n', long, requires = "watch", value_name = "NAMESPACE")]
+    pub namespace: Option<String>,
+    /// The Service whose endpoints --watch follows.
+    #[arg(long, requires = "watch", value_name = "NAME")]
+    pub service: Option<String>,
+    /// The kubeconfig context for --watch [default: the current one].
+    #[arg(long, requires = "watch", value_name = "CTX")]
+    pub context: Option<String>,
     /// The rollout command to run while probing (after --).
     #[arg(last = true, value_name = "TRIGGER")]
     pub trigger: Vec<String>,

@@ -217,7 +217,10 @@ pub async fn matrix(a: MatrixArgs) -> Result<ExitCode, CliError> {
         let client = probe_kube::connect(a.context.as_deref())
             .await
             .map_err(|e| CliError::Usage(e.to_string()))?;
-        let namespace = a.namespace.clone().unwrap_or_default();
+        let namespace = a
+            .namespace
+            .clone()
+            .unwrap_or_else(|| client.default_namespace().to_string());
         let sink_timeline = timeline.clone();
         let sink: probe_kube::KubeEventSink = Arc::new(move |e: probe_kube::KubeEvent| {
             sink_timeline.record(&e.kind, &e.detail, e.server_time.as_deref())

@@ -8,6 +8,7 @@ use tokio::io::AsyncBufReadExt;
 
 use crate::args::{CompareArgs, Format, OutputArgs, ProbeArgs, ReportArgs, RunArgs, TableFormat};
 use crate::progress::Progress;
+use crate::timeline::ClusterTimeline;
 use crate::CliError;
 
 /// Turns the parsed options into a validated configuration (exit 2 on error).
@@ -127,8 +128,15 @@ pub async fn run(a: RunArgs) -> Result<ExitCode, CliError> {
     if let Some(dir) = &a.output.out {
         check_out_dir(dir)?;
     }
+    // The watch must work before probing starts: a wrong name is exit 2.
+    let timeline = ClusterTimeline::default();
+    let watch = match &a.watch {
+        Some(deployment) => Some(start_watch(&a, deployment, &timeline).await?),
+        None => None,
+    };
     let probe = Probe::start_with(config, a.output.out.as_deref()).await?;
     let handle = probe.handle();
+    timeline.attach(handle.clone());
     let label = a.output.label.clone().unwrap_or_else(|| "run".into());
     let progress = Progress::start(handle.clone(), &label, a.output.quiet);
     if a.marks_stdin {
@@ -145,7 +153,41 @@ pub async fn run(a: RunArgs) -> Result<ExitCode, CliError> {
     }
     let interrupted = wait_for_end(&a, &probe, &handle).await;
     drop(progress);
+    if let Some(w) = watch {
+        w.stop().await;
+    }
+    timeline.detach();
     stop_probe(probe, interrupted, &a.output).await
+}
+
+async fn start_watch(
+    a: &RunArgs,
+    deployment: &str,
+    timeline: &ClusterTimeline,
+) -> Result<probe_kube::WatchHandle, CliError> {
+    let usage = |e: probe_kube::KubeError| CliError::Usage(e.to_string());
+    let client = probe_kube::connect(a.context.as_deref())
+        .await
+        .map_err(usage)?;
+    let namespace = a
+        .namespace
+        .clone()
+        .unwrap_or_else(|| client.default_namespace().to_string());
+    let sink_timeline = timeline.clone();
+    let sink: probe_kube::KubeEventSink = std::sync::Arc::new(move |e: probe_kube::KubeEvent| {
+        sink_timeline.record(&e.kind, &e.detail, e.server_time.as_deref())
+    });
+    probe_kube::watch_rollout(
+        client,
+        probe_kube::WatchTarget {
+            namespace,
+            deployment: deployment.to_string(),
+            service: a.service.clone(),
+        },
+        sink,
+    )
+    .await
+    .map_err(usage)
 }
 
 /// Waits through warm-up, trigger and settle (or the duration, or Ctrl-C);
