@@ -121,3 +121,56 @@ async fn keepalive_reuses_connections_and_sees_the_restart() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_one_second_outage_at_200_per_second_is_measured_to_the_tick() {
+    let dir = std::env::temp_dir().join(format!("rollprobe-lib-1s-{}", std::process::id()));
+    let v1 = ServiceInstance::start("127.0.0.1:0".parse().unwrap(), "v1", false)
+        .await
+        .unwrap();
+    let addr = v1.addr();
+    let probe = Probe::builder(&format!("http://{addr}/test/version"))
+        .rate(200)
+        .out_dir(&dir)
+        .start()
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    v1.stop().await;
+    let down_at = probe.elapsed_ms();
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let v2 = ServiceInstance::start(addr, "v2", false).await.unwrap();
+    let up_at = probe.elapsed_ms();
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let report = probe.stop().await.unwrap();
+    v2.stop().await;
+    let summary = report.summary();
+    let actual = up_at - down_at;
+    eprintln!("actual outage {actual:.3} ms\n{summary}");
+
+    // 1 s at 200 req/s: 200 refused, give or take the ticks at the edges.
+    let refused = report.failures["connection_refused"];
+    assert!((180..=220).contains(&refused), "{summary}");
+    assert_eq!(report.downtime.windows.len(), 1, "{summary}");
+    let w = &report.downtime.windows[0];
+    // Each edge is seen within one tick (5 ms) of when it happened.
+    assert!(
+        (w.duration_ms - actual).abs() <= 10.0,
+        "window {} ms, outage {actual:.3} ms",
+        w.duration_ms
+    );
+    assert!(
+        (980.0..=1100.0).contains(&actual),
+        "the test's own timing: {actual}"
+    );
+    // samples.csv has one row per scheduled request.
+    let run = probe_core::read_samples(&dir.join("samples.csv")).unwrap();
+    assert_eq!(
+        run.samples.len() as u64,
+        report.totals.sent + report.totals.skipped
+    );
+    let mut seqs: Vec<u64> = run.samples.iter().map(|s| s.seq).collect();
+    seqs.sort_unstable();
+    assert!(seqs.iter().enumerate().all(|(i, s)| *s == i as u64));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
