@@ -55,12 +55,8 @@ pub struct LabArgs {
     /// The Service to probe [default: the only Service in the files].
     #[arg(long, value_name = "NAME")]
     pub service: Option<String>,
-    /// Probe this long before the change.
-    #[arg(long, default_value = "2s", value_parser = parse_duration, value_name = "DUR")]
-    pub warmup: Duration,
-    /// Keep probing this long after the rollout completes.
-    #[arg(long, default_value = "5s", value_parser = parse_duration, value_name = "DUR")]
-    pub settle: Duration,
+    #[command(flatten)]
+    pub timing: Timing,
     /// Give up on the rollout after this long.
     #[arg(long, default_value = "5m", value_parser = parse_duration, value_name = "DUR")]
     pub rollout_timeout: Duration,
@@ -133,12 +129,8 @@ pub struct MatrixArgs {
     /// Runs per case.
     #[arg(long, default_value = "1", value_parser = clap::value_parser!(u32).range(1..=100), value_name = "N")]
     pub repeat: u32,
-    /// Probe this long before each rollout.
-    #[arg(long, default_value = "2s", value_parser = parse_duration, value_name = "DUR")]
-    pub warmup: Duration,
-    /// Keep probing this long after each rollout completes.
-    #[arg(long, default_value = "5s", value_parser = parse_duration, value_name = "DUR")]
-    pub settle: Duration,
+    #[command(flatten)]
+    pub timing: Timing,
     /// Give up on a rollout after this long.
     #[arg(long, default_value = "5m", value_parser = parse_duration, value_name = "DUR")]
     pub rollout_timeout: Duration,
@@ -247,6 +239,17 @@ pub enum TableFormat {
     Json,
 }
 
+/// The probing around a rollout: shared by `run`, `lab` and `matrix`.
+#[derive(Debug, Clone, Copy, Args)]
+pub struct Timing {
+    /// Probe this long before the rollout starts.
+    #[arg(long, default_value = "2s", value_parser = parse_duration, value_name = "DUR")]
+    pub warmup: Duration,
+    /// Keep probing this long after the rollout ends.
+    #[arg(long, default_value = "5s", value_parser = parse_duration, value_name = "DUR")]
+    pub settle: Duration,
+}
+
 /// How requests are made and judged: shared by `run` and the lab.
 #[derive(Debug, Args)]
 pub struct ProbeArgs {
@@ -322,12 +325,8 @@ pub struct RunArgs {
     /// Stop after this long (without a trigger: otherwise Ctrl-C stops).
     #[arg(long, value_parser = parse_duration, value_name = "DUR")]
     pub duration: Option<Duration>,
-    /// With a trigger: probe this long before starting it.
-    #[arg(long, default_value = "2s", value_parser = parse_duration, value_name = "DUR")]
-    pub warmup: Duration,
-    /// With a trigger: keep probing this long after it exits.
-    #[arg(long, default_value = "5s", value_parser = parse_duration, value_name = "DUR")]
-    pub settle: Duration,
+    #[command(flatten)]
+    pub timing: Timing,
     /// Each line read from stdin becomes a mark on the timeline.
     #[arg(long)]
     pub marks_stdin: bool,

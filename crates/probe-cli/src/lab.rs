@@ -267,7 +267,7 @@ pub fn netns_runtime(netns: &str) -> Result<tokio::runtime::Runtime, CliError> {
 }
 
 async fn roll_out(lab: &Lab, change: Change, a: &LabArgs) -> Result<(), CliError> {
-    tokio::time::sleep(a.warmup).await;
+    tokio::time::sleep(a.timing.warmup).await;
     match change {
         Change::Image { deployment, image } => {
             eprintln!("rollprobe lab: set image {deployment}={image}");
@@ -281,6 +281,6 @@ async fn roll_out(lab: &Lab, change: Change, a: &LabArgs) -> Result<(), CliError
             lab.set_selector(&service, &labels).map_err(lab_error)?;
         }
     }
-    tokio::time::sleep(a.settle).await;
+    tokio::time::sleep(a.timing.settle).await;
     Ok(())
 }

@@ -390,7 +390,7 @@ async fn probe_one_rollout(
     timeline.attach(probe.handle());
     let progress = Progress::start(probe.handle(), label, a.quiet);
     let rolled = async {
-        tokio::time::sleep(a.warmup).await;
+        tokio::time::sleep(a.timing.warmup).await;
         let what = match &a.trigger {
             Trigger::Restart => format!("restart deployment/{}", a.deployment),
             Trigger::Image(_) => format!("set image deployment/{} {image}", a.deployment),
@@ -401,7 +401,7 @@ async fn probe_one_rollout(
             .wait_complete(&a.deployment, a.rollout_timeout)
             .await?;
         probe.event("trigger_exit", "rollout complete");
-        tokio::time::sleep(a.settle).await;
+        tokio::time::sleep(a.timing.settle).await;
         Ok::<Option<String>, CliError>(replaced)
     }
     .await;

@@ -211,7 +211,7 @@ async fn wait_for_end(a: &RunArgs, probe: &Probe, handle: &probe_core::ProbeHand
         let mut interrupted = tokio::select! {
             _ = &mut ctrl_c => true,
             _ = &mut cap => false,
-            _ = tokio::time::sleep(a.warmup) => false,
+            _ = tokio::time::sleep(a.timing.warmup) => false,
         };
         if !interrupted && !probe.schedule_is_finished() {
             let command_line = a.trigger.join(" ");
@@ -250,7 +250,7 @@ async fn wait_for_end(a: &RunArgs, probe: &Probe, handle: &probe_core::ProbeHand
                 interrupted = tokio::select! {
                     _ = &mut ctrl_c => true,
                     _ = &mut cap => false,
-                    _ = tokio::time::sleep(a.settle) => false,
+                    _ = tokio::time::sleep(a.timing.settle) => false,
                 };
             }
         }

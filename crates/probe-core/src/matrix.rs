@@ -6,7 +6,6 @@
 //! every run and summarises each case by its median and range.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fmt::Write as _;
 
 use serde::{Deserialize, Serialize};
 
@@ -197,16 +196,18 @@ impl Matrix {
     /// The summary table for people.
     pub fn summary_text(&self) -> String {
         let mut rows = vec![[
-            "case".to_string(),
-            "runs".into(),
-            "downtime median".into(),
-            "min".into(),
-            "max".into(),
-            "failed median".into(),
-            "rollout median".into(),
-        ]];
+            "case",
+            "runs",
+            "downtime median",
+            "min",
+            "max",
+            "failed median",
+            "rollout median",
+        ]
+        .map(String::from)
+        .to_vec()];
         for c in self.summary() {
-            rows.push([
+            rows.push(vec![
                 c.case.clone(),
                 c.runs.to_string(),
                 secs(c.downtime_median_ms),
@@ -216,26 +217,7 @@ impl Matrix {
                 c.rollout_median_ms.map(secs).unwrap_or_else(|| "-".into()),
             ]);
         }
-        let widths: Vec<usize> = (0..7)
-            .map(|i| rows.iter().map(|r| r[i].len()).max().unwrap_or(0))
-            .collect();
-        let mut out = String::new();
-        for row in rows {
-            let cells: Vec<String> = row
-                .iter()
-                .zip(&widths)
-                .enumerate()
-                .map(|(i, (c, w))| {
-                    if i == 0 {
-                        format!("{c:<w$}")
-                    } else {
-                        format!("{c:>w$}")
-                    }
-                })
-                .collect();
-            let _ = writeln!(out, "{}", cells.join("  "));
-        }
-        out
+        crate::render::aligned_table(&rows, false)
     }
 }
 

@@ -278,6 +278,32 @@ pub fn write_windows_csv(path: &Path, report: &Report) -> std::io::Result<()> {
     w.flush()
 }
 
+/// Lays out rows as a table: the first column left-aligned, the others
+/// right-aligned (numbers), and the last one left-aligned when `text_last`.
+pub(crate) fn aligned_table(rows: &[Vec<String>], text_last: bool) -> String {
+    let columns = rows.first().map(Vec::len).unwrap_or(0);
+    let widths: Vec<usize> = (0..columns)
+        .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
+        .collect();
+    let mut out = String::new();
+    for row in rows {
+        let line: Vec<String> = row
+            .iter()
+            .zip(&widths)
+            .enumerate()
+            .map(|(c, (cell, w))| {
+                if c == 0 || (text_last && c + 1 == columns) {
+                    format!("{cell:<w$}")
+                } else {
+                    format!("{cell:>w$}")
+                }
+            })
+            .collect();
+        let _ = writeln!(out, "{}", line.join("  ").trim_end());
+    }
+    out
+}
+
 /// One row of `rollprobe compare`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ComparisonRow {
@@ -367,26 +393,7 @@ impl Comparison {
             row.extend([format!("{:.2} ms", r.p99_ms), r.versions.join(" -> ")]);
             rows.push(row);
         }
-        let widths: Vec<usize> = (0..rows[0].len())
-            .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
-            .collect();
-        let mut out = String::new();
-        for row in rows {
-            let line: Vec<String> = row
-                .iter()
-                .zip(&widths)
-                .enumerate()
-                .map(|(c, (cell, w))| {
-                    if c == 0 || c + 1 == widths.len() {
-                        format!("{cell:<w$}")
-                    } else {
-                        format!("{cell:>w$}")
-                    }
-                })
-                .collect();
-            let _ = writeln!(out, "{}", line.join("  ").trim_end());
-        }
-        out
+        aligned_table(&rows, true)
     }
 
     /// CSV with a column per failure kind.
