@@ -141,7 +141,15 @@ def pinned(cpu, argv):
     return (["taskset", "-c", cpu] + argv) if cpu is not None else argv
 
 
+NICE = 0  # set from --nice
+
+
 def raise_nofile():
+    if NICE:
+        try:
+            os.nice(NICE)
+        except OSError:
+            pass
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     want = hard if hard != resource.RLIM_INFINITY else 1 << 20
     try:
@@ -666,10 +674,15 @@ def main():
                     help="only the memory run: rollprobe at 1000 req/s for SECONDS (600 = 10 min)")
     ap.add_argument("--memory-mode", default="fresh", choices=["fresh", "keepalive"])
     ap.add_argument("--rss-every", type=float, default=5.0)
+    ap.add_argument("--nice", type=int, default=-10,
+                    help="niceness of nginx and every measured tool (default -10 when root, so "
+                         "that other work on a shared machine disturbs them less; 0 to keep)")
     ap.add_argument("--candidate", metavar="BINARY",
                     help="another rollprobe build (e.g. with a fix) run as a fourth tool "
                          "'candidate' in the same A B C D rounds")
     args = ap.parse_args()
+    global NICE
+    NICE = args.nice if os.geteuid() == 0 else max(args.nice, 0)
     args.rates = [int(x) for x in args.rates.split(",") if x]
     args.modes = [x for x in args.modes.split(",") if x]
     args.tools = [x for x in args.tools.split(",") if x]
@@ -693,7 +706,8 @@ def main():
                         "nginx": tool_version([nginx_bin, "-v"])}
     nginx_cpu, load_cpu = cpu_plan()
     info["pinning"] = (f"nginx on CPU {nginx_cpu}, load generator on CPU {load_cpu}"
-                       if nginx_cpu else "not pinned (one CPU)")
+                       if nginx_cpu else "not pinned (one CPU)") + f", nice {NICE}"
+
     log(f"results in {run_dir}; {info['pinning']}")
     nginx = Nginx(nginx_bin, run_dir, args.port, nginx_cpu)
     bench = Bench(args, run_dir, binary, oha, hey, nginx)
