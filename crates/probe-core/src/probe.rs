@@ -401,7 +401,12 @@ impl Probe {
         while self.shared.in_flight.load(Ordering::Acquire) > 0 && Instant::now() < limit {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
-        let duration_ms = round_ms(self.shared.clock.now_ms());
+        let mut duration_ms = round_ms(self.shared.clock.now_ms());
+        if let (Some(d), true) = (c.duration, self.schedule_is_finished()) {
+            // The last tick goes out one period before the planned end: the run
+            // still covers the whole duration it was asked for.
+            duration_ms = duration_ms.max(d.as_secs_f64() * 1000.0);
+        }
         let footer = RunFooter {
             ended_at: self.shared.clock.wall_at(duration_ms),
             duration_ms,
