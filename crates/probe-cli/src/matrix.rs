@@ -236,6 +236,7 @@ pub async fn matrix(a: MatrixArgs) -> Result<ExitCode, CliError> {
         )
         .await
         .map_err(|e| CliError::Usage(e.to_string()))?;
+        crate::run::record_baseline(&watch, &timeline);
         let url = a.url.clone().expect("checked above");
         (
             Cluster::Kube {

@@ -177,7 +177,7 @@ async fn start_watch(
     let sink: probe_kube::KubeEventSink = std::sync::Arc::new(move |e: probe_kube::KubeEvent| {
         sink_timeline.record(&e.kind, &e.detail, e.server_time.as_deref())
     });
-    probe_kube::watch_rollout(
+    let watch = probe_kube::watch_rollout(
         client,
         probe_kube::WatchTarget {
             namespace,
@@ -187,7 +187,17 @@ async fn start_watch(
         sink,
     )
     .await
-    .map_err(usage)
+    .map_err(usage)?;
+    record_baseline(&watch, timeline);
+    Ok(watch)
+}
+
+/// What the cluster looked like when the watch began: state for the timeline,
+/// so the first window knows which pods were serving.
+pub fn record_baseline(watch: &probe_kube::WatchHandle, timeline: &ClusterTimeline) {
+    for e in watch.baseline() {
+        timeline.record(&e.kind, &e.detail, e.server_time.as_deref());
+    }
 }
 
 /// Waits through warm-up, trigger and settle (or the duration, or Ctrl-C);

@@ -17,8 +17,8 @@ struct State {
     probe: Option<ProbeHandle>,
     /// Pod name -> its latest (kind, detail).
     pods: BTreeMap<String, (String, String)>,
-    /// Endpoint detail -> present (endpoint_added without a later endpoint_removed).
-    endpoints: BTreeMap<String, ()>,
+    /// Endpoint address -> the detail of its endpoint_added (not removed since).
+    endpoints: BTreeMap<String, String>,
 }
 
 /// Shared between the event source (a callback) and the command that probes.
@@ -44,10 +44,17 @@ impl ClusterTimeline {
                         .insert(name.to_string(), (kind.to_string(), detail.to_string()));
                 }
             }
-        } else if kind == "endpoint_added" {
-            s.endpoints.insert(detail.to_string(), ());
-        } else if kind == "endpoint_removed" {
-            s.endpoints.remove(detail);
+        } else if let Some(addr) = probe_core::event_address(detail) {
+            // Sources word the same endpoint differently when it comes and goes.
+            match kind {
+                "endpoint_added" => {
+                    s.endpoints.insert(addr, detail.to_string());
+                }
+                "endpoint_removed" => {
+                    s.endpoints.remove(&addr);
+                }
+                _ => {}
+            }
         }
         if let Some(p) = &s.probe {
             match server_time {
@@ -63,7 +70,7 @@ impl ClusterTimeline {
         for (kind, detail) in s.pods.values() {
             probe.emit(kind, detail);
         }
-        for detail in s.endpoints.keys() {
+        for detail in s.endpoints.values() {
             probe.emit("endpoint_added", detail);
         }
         s.probe = Some(probe);

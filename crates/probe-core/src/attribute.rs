@@ -43,7 +43,15 @@ fn first_token(detail: &str) -> Option<&str> {
     detail.split_whitespace().next()
 }
 
-fn ip_in(detail: &str) -> Option<String> {
+/// The IP address in an event's detail (`IP` or `IP:PORT`, anywhere in it):
+/// how endpoint and pod events are matched, whatever their source's wording.
+///
+/// ```
+/// assert_eq!(probe_core::event_address("svc 10.244.0.5:8080 web-a").as_deref(), Some("10.244.0.5"));
+/// assert_eq!(probe_core::event_address("web-a 10.244.0.5 ready=true").as_deref(), Some("10.244.0.5"));
+/// assert_eq!(probe_core::event_address("web-a"), None);
+/// ```
+pub fn event_address(detail: &str) -> Option<String> {
     detail.split_whitespace().find_map(|tok| {
         let host = tok.rsplit_once(':').map(|(h, _)| h).unwrap_or(tok);
         host.parse::<IpAddr>().ok().map(|ip| ip.to_string())
@@ -67,7 +75,7 @@ impl Cluster {
             };
             let pod = self.pods.entry(name.to_string()).or_default();
             if pod.ip.is_none() {
-                pod.ip = ip_in(&e.detail);
+                pod.ip = event_address(&e.detail);
             }
             match kind {
                 "pod_ready" => pod.ready_at = Some(e.at_ms),
@@ -78,7 +86,9 @@ impl Cluster {
             }
         } else if kind.starts_with("endpoint_") {
             self.ever_had_endpoint_events = true;
-            let Some(ip) = ip_in(&e.detail) else { return };
+            let Some(ip) = event_address(&e.detail) else {
+                return;
+            };
             match kind {
                 "endpoint_added" => {
                     self.endpoints.insert(ip, e.at_ms);
@@ -215,7 +225,7 @@ fn cause_of(w: &OutageWindow, events: &[Event]) -> String {
             .find(|e| {
                 e.kind == "endpoint_removed"
                     && e.at_ms >= w.start_ms
-                    && ip_in(&e.detail).as_deref() == Some(ip)
+                    && event_address(&e.detail).as_deref() == Some(ip)
             })
             .map(|e| e.at_ms)
     };

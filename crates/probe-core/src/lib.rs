@@ -40,7 +40,7 @@ mod report;
 mod sample;
 
 pub use analyze::{analyze_recorded, Analyzer};
-pub use attribute::attribute_causes;
+pub use attribute::{attribute_causes, event_address};
 pub use classify::{
     classify_error, errno_name, is_envoy_no_upstream, outcome_for_errno, outcome_for_status,
     Classified,

@@ -173,6 +173,35 @@ impl Timeline {
         let _ = self.handle(msg);
     }
 
+    /// The state as events, for a consumer that must know what was already
+    /// there: each pod's standing (`pod_ready`, `pod_terminating` or
+    /// `pod_created`) and each ready endpoint (`endpoint_added`), no server time.
+    pub(crate) fn snapshot(&self) -> Vec<KubeEvent> {
+        let mut out: Vec<KubeEvent> = self
+            .pods
+            .iter()
+            .map(|(n, p)| {
+                let kind = match (p.terminating, p.ready) {
+                    (true, _) => "pod_terminating",
+                    (false, true) => "pod_ready",
+                    (false, false) => "pod_created",
+                };
+                event(kind, pod_detail(n, p), None)
+            })
+            .collect();
+        for (addr, e) in self.endpoints() {
+            if e.cond.ready {
+                let pod = e.pod.as_deref().unwrap_or("(no pod)");
+                let detail = format!(
+                    "{pod} {addr} ready={} serving={} terminating={}",
+                    e.cond.ready, e.cond.serving, e.cond.terminating
+                );
+                out.push(event("endpoint_added", detail, None));
+            }
+        }
+        out
+    }
+
     /// Applies one change and returns the events it makes, in order.
     pub(crate) fn handle(&mut self, msg: Msg) -> Vec<KubeEvent> {
         match msg {
@@ -731,6 +760,24 @@ mod tests {
             true,
         ))));
         assert_eq!(kinds(&e), ["pod_ready"]);
+        assert_eq!(e[0].detail, "backend-7f9c6d5b4-aaaaa 10.244.0.9");
+    }
+
+    #[test]
+    fn snapshot_tells_the_baseline() {
+        let mut t = Timeline::new("backend");
+        t.baseline(Msg::Pod(Change::Apply(pod(
+            "backend-7f9c6d5b4-aaaaa",
+            "backend-7f9c6d5b4",
+            true,
+        ))));
+        t.baseline(Msg::Pod(Change::Apply(pod(
+            "backend-7f9c6d5b4-bbbbb",
+            "backend-7f9c6d5b4",
+            false,
+        ))));
+        let e = t.snapshot();
+        assert_eq!(kinds(&e), ["pod_ready", "pod_created"]);
         assert_eq!(e[0].detail, "backend-7f9c6d5b4-aaaaa 10.244.0.9");
     }
 

@@ -70,12 +70,20 @@ pub type KubeEventSink = Arc<dyn Fn(KubeEvent) + Send + Sync>;
 
 /// The running watches. [`WatchHandle::stop`] ends them; dropping the handle aborts them.
 pub struct WatchHandle {
+    baseline: Vec<KubeEvent>,
     stop: watch::Sender<bool>,
     loops: Vec<JoinHandle<()>>,
     consumer: Option<JoinHandle<()>>,
 }
 
 impl WatchHandle {
+    /// What existed when the watch started, as events (each pod's standing and
+    /// each ready endpoint): the state a probe's first window is judged against.
+    /// These were not sent to the sink; the baseline makes no events.
+    pub fn baseline(&self) -> &[KubeEvent] {
+        &self.baseline
+    }
+
     /// Stops every watch, delivers the events already received (and a `watch_gap` for a
     /// watch that was interrupted and not yet resumed), and returns when the sink has
     /// been called for the last time.
@@ -504,6 +512,7 @@ pub async fn watch_rollout(
         service_watches = Some((svcs, slices));
     }
 
+    let baseline = timeline.snapshot();
     let (stop_tx, stop_rx) = watch::channel(false);
     let (tx, mut rx) = mpsc::unbounded_channel::<Msg>();
     let mut loops = vec![
@@ -525,6 +534,7 @@ pub async fn watch_rollout(
         }
     });
     Ok(WatchHandle {
+        baseline,
         stop: stop_tx,
         loops,
         consumer: Some(consumer),
