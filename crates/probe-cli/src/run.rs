@@ -270,7 +270,6 @@ async fn wait_for_end(a: &RunArgs, probe: &Probe, handle: &probe_core::ProbeHand
 
 /// `rollprobe report`.
 pub fn report(a: ReportArgs) -> Result<ExitCode, CliError> {
-    let run = probe_core::read_samples(&a.samples).map_err(|e| CliError::Usage(e.to_string()))?;
     let events_path = a.events.clone().or_else(|| {
         let beside = a.samples.with_file_name("events.csv");
         beside.is_file().then_some(beside)
@@ -280,7 +279,8 @@ pub fn report(a: ReportArgs) -> Result<ExitCode, CliError> {
             .map_err(|e| CliError::Usage(format!("cannot read events {}: {e}", p.display())))?,
         None => Vec::new(),
     };
-    let report = probe_core::analyze_recorded(&run, events);
+    let report = probe_core::analyze_samples_file(&a.samples, events)
+        .map_err(|e| CliError::Usage(e.to_string()))?;
     match a.format {
         Format::Text => print!("{}", report.summary()),
         Format::Json => println!("{}", report.to_json()),

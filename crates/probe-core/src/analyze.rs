@@ -581,3 +581,27 @@ pub fn analyze_recorded(run: &crate::sample::RecordedRun, events: Vec<Event>) ->
     }
     analyzer.finish(&run.header, run.footer.as_ref())
 }
+
+/// `rollprobe report`: streams a samples.csv through the analyzer without
+/// holding its rows, so time and memory stay flat in the file's length.
+pub fn analyze_samples_file(
+    path: &std::path::Path,
+    events: Vec<Event>,
+) -> Result<Report, crate::sample::ReadError> {
+    let mut analyzer: Option<Analyzer> = None;
+    let mut events = Some(events);
+    let mut start = |header: &RunHeader| {
+        let mut a = Analyzer::new(header.config.rate);
+        let mut evs = events.take().unwrap_or_default();
+        evs.sort_by(|a, b| a.at_ms.total_cmp(&b.at_ms));
+        for e in evs {
+            a.event(e);
+        }
+        a
+    };
+    let (header, footer) = crate::sample::stream_samples(path, |header, s| {
+        analyzer.get_or_insert_with(|| start(header)).push(s);
+    })?;
+    let analyzer = analyzer.unwrap_or_else(|| start(&header));
+    Ok(analyzer.finish(&header, footer.as_ref()))
+}

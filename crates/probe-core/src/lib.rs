@@ -39,7 +39,7 @@ mod render;
 mod report;
 mod sample;
 
-pub use analyze::{analyze_recorded, Analyzer};
+pub use analyze::{analyze_recorded, analyze_samples_file, Analyzer};
 pub use attribute::{attribute_causes, event_address};
 pub use classify::{
     classify_error, errno_name, is_envoy_no_upstream, outcome_for_errno, outcome_for_status,
@@ -62,6 +62,6 @@ pub use report::{
     Report, Timeline, Totals, VersionSeen, REPORT_SCHEMA,
 };
 pub use sample::{
-    read_samples, ReadError, RecordedRun, RunFooter, RunHeader, Sample, SampleWriter,
-    SAMPLES_SCHEMA,
+    read_samples, stream_samples, ReadError, RecordedRun, RunFooter, RunHeader, Sample,
+    SampleWriter, SAMPLES_SCHEMA,
 };

@@ -59,8 +59,9 @@ pub enum Outcome {
     LocalEnomem,
     /// Anything else; the errno and message are kept in the sample.
     Other,
-    /// The tick was not sent because `max_in_flight` requests were outstanding.
-    /// Not a request, not a failure: counted so that nothing is silently dropped.
+    /// The tick was not sent: `max_in_flight` requests were outstanding, or the
+    /// prober had fallen far behind its schedule (it was overloaded). Not a
+    /// request, not a failure: counted so that nothing is silently dropped.
     Skipped,
 }
 
@@ -199,7 +200,9 @@ impl Outcome {
                 "the PROBER ran out of a resource (not the target's fault): lower --rate or --max-in-flight, or raise ulimit -n"
             }
             Outcome::Other => "an error rollprobe has no name for yet; see the error column",
-            Outcome::Skipped => "not sent: --max-in-flight requests were still outstanding",
+            Outcome::Skipped => {
+                "not sent: --max-in-flight requests were outstanding, or the prober had fallen behind its schedule"
+            }
         }
     }
 }

@@ -434,6 +434,9 @@ fn schedule(shared: Arc<Shared>, executor: Arc<Executor>, runtime: tokio::runtim
     let rate = shared.config.rate;
     let end = shared.config.duration.map(|d| origin + d);
     let max_in_flight = shared.config.effective_max_in_flight();
+    // A tick this late is shed (recorded as skipped) rather than sent in a burst
+    // that an overloaded prober cannot afford.
+    let shed_after = Duration::from_secs_f64(10.0 / rate).max(Duration::from_millis(50));
     let mut seq: u64 = 0;
     'ticks: loop {
         let due = origin + Duration::from_secs_f64(seq as f64 / rate);
@@ -452,8 +455,13 @@ fn schedule(shared: Arc<Shared>, executor: Arc<Executor>, runtime: tokio::runtim
             std::thread::sleep((due - now).min(Duration::from_millis(50)));
         }
         let intended_ms = round_ms(shared.clock.ms_at(due));
-        if shared.in_flight.load(Ordering::Acquire) >= max_in_flight {
-            let sample = skipped_sample(seq, intended_ms, &shared.clock);
+        let behind = Instant::now().saturating_duration_since(due);
+        if shared.in_flight.load(Ordering::Acquire) >= max_in_flight || behind > shed_after {
+            let sample = if behind > shed_after {
+                shed_sample(seq, intended_ms, &shared.clock, behind)
+            } else {
+                skipped_sample(seq, intended_ms, &shared.clock)
+            };
             let _ = shared.sender().send(Record::Sample(sample));
         } else {
             shared.in_flight.fetch_add(1, Ordering::AcqRel);
@@ -461,6 +469,15 @@ fn schedule(shared: Arc<Shared>, executor: Arc<Executor>, runtime: tokio::runtim
             let executor = executor.clone();
             runtime.spawn(async move {
                 let sent = Instant::now();
+                // Started too late (the runtime is overloaded): shed it rather than
+                // add a connection to a backlog that only grows.
+                if sent.saturating_duration_since(due) > shed_after {
+                    shared.in_flight.fetch_sub(1, Ordering::AcqRel);
+                    let behind = sent.saturating_duration_since(due);
+                    let sample = shed_sample(seq, intended_ms, &shared.clock, behind);
+                    let _ = shared.sender().send(Record::Sample(sample));
+                    return;
+                }
                 let attempt = executor.execute().await;
                 shared.in_flight.fetch_sub(1, Ordering::AcqRel);
                 let sample = Sample {
@@ -505,6 +522,17 @@ fn skipped_sample(seq: u64, intended_ms: f64, clock: &Clock) -> Sample {
         connection: None,
         error: Some("not sent: max in flight reached".into()),
     }
+}
+
+/// A tick shed because the prober had fallen this far behind its schedule:
+/// sending it now, in a burst with the others, would only deepen the overload.
+fn shed_sample(seq: u64, intended_ms: f64, clock: &Clock, behind: Duration) -> Sample {
+    let mut sample = skipped_sample(seq, intended_ms, clock);
+    sample.error = Some(format!(
+        "not sent: the prober was {} ms behind its schedule",
+        behind.as_millis()
+    ));
+    sample
 }
 
 /// The files of a run with `--out`.

@@ -205,17 +205,7 @@ pub fn read_samples(path: &Path) -> Result<RecordedRun, ReadError> {
     let mut reader = BufReader::new(File::open(path).map_err(io_err)?);
     let mut first = String::new();
     reader.read_line(&mut first).map_err(io_err)?;
-    let header: RunHeader = first
-        .strip_prefix(HEADER_PREFIX)
-        .ok_or_else(|| {
-            format_err(
-                1,
-                "not a rollprobe samples file (it must start with '# rollprobe.samples/v1')".into(),
-            )
-        })
-        .and_then(|json| {
-            serde_json::from_str(json.trim()).map_err(|e| format_err(1, e.to_string()))
-        })?;
+    let header = parse_header_line(&first).map_err(|reason| format_err(1, reason))?;
     // The footer is a comment line; read the rest once, split it off the CSV body.
     let mut rest = String::new();
     io::Read::read_to_string(&mut reader, &mut rest).map_err(io_err)?;
@@ -247,6 +237,14 @@ pub fn read_samples(path: &Path) -> Result<RecordedRun, ReadError> {
         samples,
         footer,
     })
+}
+
+/// The first line of samples.csv: the run's header as JSON.
+fn parse_header_line(first: &str) -> Result<RunHeader, String> {
+    let json = first.strip_prefix(HEADER_PREFIX).ok_or_else(|| {
+        "not a rollprobe samples file (it must start with '# rollprobe.samples/v1')".to_string()
+    })?;
+    serde_json::from_str(json.trim()).map_err(|e| e.to_string())
 }
 
 fn count_lines(text: &str) -> usize {
@@ -328,11 +326,188 @@ mod tests {
     }
 
     #[test]
+    fn streaming_reads_what_was_written_even_when_torn() {
+        let dir = std::env::temp_dir().join(format!("rp-stream-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("samples.csv");
+        let rows = vec![
+            sample(0, Outcome::Ok),
+            sample(1, Outcome::ConnectionRefused),
+        ];
+        let mut w = SampleWriter::create(&path, &header()).unwrap();
+        for s in &rows {
+            w.write(s).unwrap();
+        }
+        w.flush().unwrap();
+        // A killed run: a torn last line after the flushed rows.
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap();
+        std::io::Write::write_all(&mut f, b"2,200,200.1,2026-01-01T00:0").unwrap();
+        let mut seen = Vec::new();
+        let (h, footer) = stream_samples(&path, |_, s| seen.push(s)).unwrap();
+        assert_eq!(h, header());
+        assert!(footer.is_none());
+        assert_eq!(seen.len(), 2);
+        for (got, want) in seen.iter().zip(&rows) {
+            assert_eq!(
+                (
+                    got.seq,
+                    got.intended_ms,
+                    got.outcome,
+                    got.errno,
+                    &got.version,
+                    got.total_ms
+                ),
+                (
+                    want.seq,
+                    want.intended_ms,
+                    want.outcome,
+                    want.errno,
+                    &want.version,
+                    want.total_ms
+                )
+            );
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
     fn rejects_foreign_files() {
         let path = std::env::temp_dir().join(format!("rp-foreign-{}.csv", std::process::id()));
         std::fs::write(&path, "a,b\n1,2\n").unwrap();
         let err = read_samples(&path).unwrap_err().to_string();
         assert!(err.contains("not a rollprobe samples file"), "{err}");
         std::fs::remove_file(&path).unwrap();
+    }
+}
+
+/// The columns the analyzer needs, borrowed from the CSV record (no allocation
+/// for the wall time, connection, errno name or error message).
+#[derive(Deserialize)]
+struct AnalyzedRow<'a> {
+    seq: u64,
+    intended_ms: f64,
+    sent_ms: Option<f64>,
+    #[serde(borrow)]
+    outcome: &'a str,
+    errno: Option<i32>,
+    status: Option<u16>,
+    #[serde(borrow)]
+    version: Option<&'a str>,
+    connect_ms: Option<f64>,
+    ttfb_ms: Option<f64>,
+    total_ms: Option<f64>,
+}
+
+/// Streams a samples.csv into `each` row by row, without keeping the rows;
+/// returns the header and the footer. The rows handed over carry only what the
+/// analyzer reads (no wall time, connection, errno name or error text).
+pub fn stream_samples(
+    path: &Path,
+    mut each: impl FnMut(&RunHeader, Sample),
+) -> Result<(RunHeader, Option<RunFooter>), ReadError> {
+    use std::io::{Read, Seek, SeekFrom};
+    let shown = path.display().to_string();
+    let io_err = |source| ReadError::Io {
+        path: shown.clone(),
+        source,
+    };
+    let format_err = |line, reason: String| ReadError::Format {
+        path: shown.clone(),
+        line,
+        reason,
+    };
+    let mut file = File::open(path).map_err(io_err)?;
+    // The footer is the last line: read only the file's tail for it.
+    let len = file.metadata().map_err(io_err)?.len();
+    let tail_from = len.saturating_sub(64 * 1024);
+    file.seek(SeekFrom::Start(tail_from)).map_err(io_err)?;
+    let mut tail = Vec::new();
+    file.read_to_end(&mut tail).map_err(io_err)?;
+    let mut footer: Option<RunFooter> = None;
+    let mut body_end = len;
+    let text = String::from_utf8_lossy(&tail);
+    if let Some(pos) = text.rfind(FOOTER_PREFIX) {
+        if (pos == 0 && tail_from == 0) || (pos > 0 && text.as_bytes()[pos - 1] == b'\n') {
+            let line = text[pos + FOOTER_PREFIX.len()..].trim();
+            footer = Some(
+                serde_json::from_str(line)
+                    .map_err(|e| format_err(0, format!("bad end line: {e}")))?,
+            );
+            body_end = tail_from + pos as u64;
+        }
+    }
+    file.seek(SeekFrom::Start(0)).map_err(io_err)?;
+    let mut reader = BufReader::with_capacity(256 * 1024, file.take(body_end));
+    let mut first = String::new();
+    reader.read_line(&mut first).map_err(io_err)?;
+    let header = parse_header_line(&first).map_err(|reason| format_err(1, reason))?;
+    let mut csv_reader = csv::ReaderBuilder::new()
+        .flexible(false)
+        .from_reader(reader);
+    let headers = csv_reader
+        .byte_headers()
+        .map_err(|e| format_err(2, e.to_string()))?
+        .clone();
+    let mut record = csv::ByteRecord::new();
+    let mut pending_error: Option<ReadError> = None;
+    let mut row_no: u64 = 0;
+    loop {
+        let more = match csv_reader.read_byte_record(&mut record) {
+            Ok(more) => more,
+            Err(e) => {
+                if let Some(err) = pending_error.take() {
+                    return Err(err);
+                }
+                pending_error = Some(format_err(row_no + 3, e.to_string()));
+                row_no += 1;
+                continue;
+            }
+        };
+        if !more {
+            break;
+        }
+        if let Some(err) = pending_error.take() {
+            // Not the last line after all.
+            return Err(err);
+        }
+        match record.deserialize::<AnalyzedRow>(Some(&headers)) {
+            Ok(row) => {
+                let outcome: Outcome =
+                    row.outcome
+                        .parse()
+                        .map_err(|e: crate::outcome::UnknownOutcome| {
+                            format_err(row_no + 3, e.to_string())
+                        })?;
+                each(
+                    &header,
+                    Sample {
+                        seq: row.seq,
+                        intended_ms: row.intended_ms,
+                        sent_ms: row.sent_ms,
+                        wall_time: String::new(),
+                        outcome,
+                        errno: row.errno,
+                        errno_name: None,
+                        status: row.status,
+                        version: row.version.map(str::to_string),
+                        connect_ms: row.connect_ms,
+                        ttfb_ms: row.ttfb_ms,
+                        total_ms: row.total_ms,
+                        connection: None,
+                        error: None,
+                    },
+                );
+            }
+            Err(e) => pending_error = Some(format_err(row_no + 3, e.to_string())),
+        }
+        row_no += 1;
+    }
+    // A killed run may leave a torn last line: keep everything before it.
+    match (pending_error, &footer) {
+        (Some(err), Some(_)) => Err(err),
+        _ => Ok((header, footer)),
     }
 }
