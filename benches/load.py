@@ -111,8 +111,8 @@ def ensure_tools(tools):
 def build_rollprobe(skip):
     binary = os.path.join(target_dir(), "release", "rollprobe")
     if not skip:
-        log(f"cargo build --release (target {target_dir()})")
-        subprocess.run(["cargo", "build", "--release"], cwd=ROOT,
+        log(f"cargo build --release -p probe-cli (target {target_dir()})")
+        subprocess.run(["cargo", "build", "--release", "-p", "probe-cli"], cwd=ROOT,
                        check=True)
     if not os.access(binary, os.X_OK):
         sys.exit(f"load.py: {binary} not found; build it or drop --no-build")
