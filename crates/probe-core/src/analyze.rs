@@ -570,16 +570,22 @@ fn offset_time(started_at: &str, ms: f64) -> String {
 /// println!("{}", report.summary());
 /// ```
 pub fn analyze_recorded(run: &crate::sample::RecordedRun, events: Vec<Event>) -> Report {
-    let mut analyzer = Analyzer::new(run.header.config.rate);
-    let mut events = events;
-    events.sort_by(|a, b| a.at_ms.total_cmp(&b.at_ms));
-    for e in events {
-        analyzer.event(e);
-    }
+    let mut analyzer = analyzer_with_events(&run.header, events);
     for s in &run.samples {
         analyzer.push(s.clone());
     }
     analyzer.finish(&run.header, run.footer.as_ref())
+}
+
+/// A recorded run's analyzer with all its events given first: they are all
+/// known, so every sample finds its phase as in the live run.
+fn analyzer_with_events(header: &RunHeader, mut events: Vec<Event>) -> Analyzer {
+    let mut analyzer = Analyzer::new(header.config.rate);
+    events.sort_by(|a, b| a.at_ms.total_cmp(&b.at_ms));
+    for e in events {
+        analyzer.event(e);
+    }
+    analyzer
 }
 
 /// `rollprobe report`: streams a samples.csv through the analyzer without
@@ -590,15 +596,8 @@ pub fn analyze_samples_file(
 ) -> Result<Report, crate::sample::ReadError> {
     let mut analyzer: Option<Analyzer> = None;
     let mut events = Some(events);
-    let mut start = |header: &RunHeader| {
-        let mut a = Analyzer::new(header.config.rate);
-        let mut evs = events.take().unwrap_or_default();
-        evs.sort_by(|a, b| a.at_ms.total_cmp(&b.at_ms));
-        for e in evs {
-            a.event(e);
-        }
-        a
-    };
+    let mut start =
+        |header: &RunHeader| analyzer_with_events(header, events.take().unwrap_or_default());
     let (header, footer) = crate::sample::stream_samples(path, |header, s| {
         analyzer.get_or_insert_with(|| start(header)).push(s);
     })?;

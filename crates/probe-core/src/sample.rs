@@ -210,15 +210,9 @@ pub fn read_samples(path: &Path) -> Result<RecordedRun, ReadError> {
     let mut rest = String::new();
     io::Read::read_to_string(&mut reader, &mut rest).map_err(io_err)?;
     let mut footer = None;
-    if let Some(pos) = rest.rfind(FOOTER_PREFIX) {
-        if pos == 0 || rest.as_bytes()[pos - 1] == b'\n' {
-            let line = rest[pos + FOOTER_PREFIX.len()..].trim();
-            footer = Some(
-                serde_json::from_str(line)
-                    .map_err(|e| format_err(0, format!("bad end line: {e}")))?,
-            );
-            rest.truncate(pos);
-        }
+    if let Some((end, pos)) = split_footer(&rest, true).map_err(|r| format_err(0, r))? {
+        footer = Some(end);
+        rest.truncate(pos);
     }
     let mut csv_reader = csv::ReaderBuilder::new()
         .flexible(false)
@@ -237,6 +231,26 @@ pub fn read_samples(path: &Path) -> Result<RecordedRun, ReadError> {
         samples,
         footer,
     })
+}
+
+/// Finds the end line of a clean run in `text` (the file's body, or its tail):
+/// the footer and the offset where its line starts. `starts_a_line` says whether
+/// offset 0 of `text` is the start of a line.
+fn split_footer(text: &str, starts_a_line: bool) -> Result<Option<(RunFooter, usize)>, String> {
+    let Some(pos) = text.rfind(FOOTER_PREFIX) else {
+        return Ok(None);
+    };
+    let at_line_start = if pos == 0 {
+        starts_a_line
+    } else {
+        text.as_bytes()[pos - 1] == b'\n'
+    };
+    if !at_line_start {
+        return Ok(None);
+    }
+    let line = text[pos + FOOTER_PREFIX.len()..].trim();
+    let footer = serde_json::from_str(line).map_err(|e| format!("bad end line: {e}"))?;
+    Ok(Some((footer, pos)))
 }
 
 /// The first line of samples.csv: the run's header as JSON.
@@ -294,9 +308,16 @@ mod tests {
         }
     }
 
-    #[test]
-    fn round_trip_with_footer_and_without() {
-        let dir = std::env::temp_dir().join(format!("rp-sample-{}", std::process::id()));
+    /// A samples.csv with two flushed rows and no end line yet (a killed run).
+    fn write_two_rows(
+        name: &str,
+    ) -> (
+        std::path::PathBuf,
+        std::path::PathBuf,
+        Vec<Sample>,
+        SampleWriter,
+    ) {
+        let dir = std::env::temp_dir().join(format!("{name}-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("samples.csv");
         let rows = vec![
@@ -308,6 +329,12 @@ mod tests {
             w.write(s).unwrap();
         }
         w.flush().unwrap();
+        (dir, path, rows, w)
+    }
+
+    #[test]
+    fn round_trip_with_footer_and_without() {
+        let (dir, path, rows, w) = write_two_rows("rp-sample");
         // Before the footer: a killed run.
         let killed = read_samples(&path).unwrap();
         assert_eq!(killed.samples, rows);
@@ -327,18 +354,8 @@ mod tests {
 
     #[test]
     fn streaming_reads_what_was_written_even_when_torn() {
-        let dir = std::env::temp_dir().join(format!("rp-stream-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("samples.csv");
-        let rows = vec![
-            sample(0, Outcome::Ok),
-            sample(1, Outcome::ConnectionRefused),
-        ];
-        let mut w = SampleWriter::create(&path, &header()).unwrap();
-        for s in &rows {
-            w.write(s).unwrap();
-        }
-        w.flush().unwrap();
+        let (dir, path, rows, w) = write_two_rows("rp-stream");
+        drop(w);
         // A killed run: a torn last line after the flushed rows.
         let mut f = std::fs::OpenOptions::new()
             .append(true)
@@ -429,15 +446,9 @@ pub fn stream_samples(
     let mut footer: Option<RunFooter> = None;
     let mut body_end = len;
     let text = String::from_utf8_lossy(&tail);
-    if let Some(pos) = text.rfind(FOOTER_PREFIX) {
-        if (pos == 0 && tail_from == 0) || (pos > 0 && text.as_bytes()[pos - 1] == b'\n') {
-            let line = text[pos + FOOTER_PREFIX.len()..].trim();
-            footer = Some(
-                serde_json::from_str(line)
-                    .map_err(|e| format_err(0, format!("bad end line: {e}")))?,
-            );
-            body_end = tail_from + pos as u64;
-        }
+    if let Some((end, pos)) = split_footer(&text, tail_from == 0).map_err(|r| format_err(0, r))? {
+        footer = Some(end);
+        body_end = tail_from + pos as u64;
     }
     file.seek(SeekFrom::Start(0)).map_err(io_err)?;
     let mut reader = BufReader::with_capacity(256 * 1024, file.take(body_end));
