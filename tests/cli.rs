@@ -219,7 +219,8 @@ async fn report_rebuilds_the_same_report_from_samples() {
 fn compare_prints_one_row_per_run_in_three_formats() {
     let server = ok_server("v1");
     let dir = temp_dir("compare");
-    let refused_url = format!("http://127.0.0.1:{}/", closed_port());
+    let closed = closed_port();
+    let refused_url = format!("http://127.0.0.1:{}/", closed.port);
     for (label, url) in [("good", server.url()), ("bad", refused_url)] {
         let out = dir.join(label);
         let o = run(&[
@@ -272,7 +273,8 @@ fn compare_prints_one_row_per_run_in_three_formats() {
 
 #[test]
 fn thresholds_exit_1_and_say_which() {
-    let url = format!("http://127.0.0.1:{}/", closed_port());
+    let closed = closed_port();
+    let url = format!("http://127.0.0.1:{}/", closed.port);
     let base = [
         "run",
         &url,

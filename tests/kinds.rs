@@ -38,7 +38,8 @@ fn only_kind(r: &Report, kind: &str) {
 
 #[tokio::test]
 async fn refused_on_a_closed_port_with_its_errno() {
-    let r = probe(&format!("http://127.0.0.1:{}/", closed_port()), |b| b).await;
+    let closed = closed_port();
+    let r = probe(&format!("http://127.0.0.1:{}/", closed.port), |b| b).await;
     only_kind(&r, "connection_refused");
     let d = &r.failure_details[0];
     assert_eq!(d.errno, Some(111));

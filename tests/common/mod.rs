@@ -144,10 +144,24 @@ pub fn serve(behaviour: Behaviour) -> TestServer {
     }
 }
 
-/// A loopback port where nothing listens.
-pub fn closed_port() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().port()
+/// A loopback port where nothing listens, held for as long as the value lives:
+/// the socket is bound but never listens, so connections to it are refused and
+/// no other test can be handed the same port meanwhile.
+pub struct ClosedPort {
+    _socket: socket2::Socket,
+    pub port: u16,
+}
+
+pub fn closed_port() -> ClosedPort {
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    socket
+        .bind(&"127.0.0.1:0".parse::<SocketAddr>().unwrap().into())
+        .unwrap();
+    let port = socket.local_addr().unwrap().as_socket().unwrap().port();
+    ClosedPort {
+        _socket: socket,
+        port,
+    }
 }
 
 /// The rollprobe binary (crates/probe-cli's), beside this test in the target folder.
