@@ -14,7 +14,7 @@ use std::collections::{BTreeMap, HashMap};
 use hdrhistogram::Histogram;
 
 use crate::classify::errno_name;
-use crate::event::Event;
+use crate::event::{Event, EventKind};
 use crate::outcome::Outcome;
 use crate::report::{
     Downtime, EventRef, FailureDetail, Latency, MixedWindow, OutageWindow, Phase, ProbeHealth,
@@ -23,9 +23,9 @@ use crate::report::{
 use crate::sample::{RunFooter, RunHeader, Sample};
 
 /// Events that open the "during" phase.
-const PHASE_START_KINDS: [&str; 2] = ["trigger_start", "rollout_start"];
+const PHASE_START_KINDS: [EventKind; 2] = [EventKind::TriggerStart, EventKind::RolloutStart];
 /// Events that close it.
-const PHASE_END_KINDS: [&str; 2] = ["trigger_exit", "rollout_complete"];
+const PHASE_END_KINDS: [EventKind; 2] = [EventKind::TriggerExit, EventKind::RolloutComplete];
 
 /// Buckets kept for the timeline before adjacent ones are merged.
 const MAX_BUCKETS: usize = 4096;
@@ -203,9 +203,9 @@ impl Analyzer {
     /// Adds an event. Events must arrive before any sample intended after them,
     /// which the probe guarantees by sending both through one ordered channel.
     pub fn event(&mut self, event: Event) {
-        if PHASE_START_KINDS.contains(&event.kind.as_str()) && self.during_start.is_none() {
+        if PHASE_START_KINDS.contains(&event.kind) && self.during_start.is_none() {
             self.during_start = Some(event.at_ms);
-        } else if PHASE_END_KINDS.contains(&event.kind.as_str())
+        } else if PHASE_END_KINDS.contains(&event.kind)
             && self.during_start.is_some()
             && self.during_end.is_none()
         {
@@ -382,7 +382,7 @@ impl Analyzer {
                 .filter(|e| e.at_ms <= w.start_ms)
                 .max_by(|a, b| a.at_ms.total_cmp(&b.at_ms))
                 .map(|e| EventRef {
-                    kind: e.kind.clone(),
+                    kind: e.kind.to_string(),
                     detail: e.detail.clone(),
                     at_ms: e.at_ms,
                     offset_ms: w.start_ms - e.at_ms,

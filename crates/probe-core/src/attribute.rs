@@ -4,28 +4,22 @@
 //! "213 requests failed" is what any load generator says. An SRE needs "no
 //! ready endpoint: old pods terminating since +12.31 s, new pod backend-x2 not
 //! ready until +15.02 s". The events come from the lab or a Kubernetes watch
-//! and share one vocabulary: `pod_created`, `pod_ready`, `pod_unready`,
-//! `pod_terminating`, `pod_deleted` (detail starts with `POD IP ...`) and
-//! `endpoint_added`, `endpoint_removed`, `endpoint_terminating` (the detail
-//! holds the endpoint's `IP` or `IP:PORT`, and often the pod's name). We replay
-//! them up to the window's start to know which pods were ready, terminating or
-//! gone, then match that state against what the requests saw. Where the events
-//! do not explain a window, the cause says so plainly rather than guess.
+//! and speak one typed model ([`Event`]): pod events name the pod and its
+//! address, endpoint events the address. We replay them up to the window's
+//! start to know which pods were ready, terminating or gone, then match that
+//! state against what the requests saw. Only the events' typed fields are read,
+//! never their detail text. Where the events do not explain a window, the cause
+//! says so plainly rather than guess.
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
-use crate::event::Event;
+use crate::event::{Event, EventKind};
 use crate::report::OutageWindow;
-
-/// Only runs with rollout events get causes: a plain run has nothing to explain with.
-fn is_rollout_event(kind: &str) -> bool {
-    kind.starts_with("pod_") || kind.starts_with("endpoint_") || kind.starts_with("rollout_")
-}
 
 #[derive(Default, Clone)]
 struct Pod {
-    ip: Option<String>,
+    ip: Option<IpAddr>,
     ready_at: Option<f64>,
     terminating_at: Option<f64>,
     deleted_at: Option<f64>,
@@ -34,28 +28,9 @@ struct Pod {
 #[derive(Default)]
 struct Cluster {
     pods: BTreeMap<String, Pod>,
-    /// Endpoint addresses (IPs) currently in the Service, and when added.
-    endpoints: BTreeMap<String, f64>,
+    /// Endpoint addresses currently in the Service, and when added.
+    endpoints: BTreeMap<IpAddr, f64>,
     ever_had_endpoint_events: bool,
-}
-
-fn first_token(detail: &str) -> Option<&str> {
-    detail.split_whitespace().next()
-}
-
-/// The IP address in an event's detail (`IP` or `IP:PORT`, anywhere in it):
-/// how endpoint and pod events are matched, whatever their source's wording.
-///
-/// ```
-/// assert_eq!(probe_core::event_address("svc 10.244.0.5:8080 web-a").as_deref(), Some("10.244.0.5"));
-/// assert_eq!(probe_core::event_address("web-a 10.244.0.5 ready=true").as_deref(), Some("10.244.0.5"));
-/// assert_eq!(probe_core::event_address("web-a"), None);
-/// ```
-pub fn event_address(detail: &str) -> Option<String> {
-    detail.split_whitespace().find_map(|tok| {
-        let host = tok.rsplit_once(':').map(|(h, _)| h).unwrap_or(tok);
-        host.parse::<IpAddr>().ok().map(|ip| ip.to_string())
-    })
 }
 
 impl Cluster {
@@ -68,32 +43,31 @@ impl Cluster {
     }
 
     fn apply(&mut self, e: &Event) {
-        let kind = e.kind.as_str();
-        if kind.starts_with("pod_") {
-            let Some(name) = first_token(&e.detail) else {
+        if e.kind.is_pod() {
+            let Some(name) = &e.subject.pod else {
                 return;
             };
-            let pod = self.pods.entry(name.to_string()).or_default();
+            let pod = self.pods.entry(name.clone()).or_default();
             if pod.ip.is_none() {
-                pod.ip = event_address(&e.detail);
+                pod.ip = e.subject.address;
             }
-            match kind {
-                "pod_ready" => pod.ready_at = Some(e.at_ms),
-                "pod_unready" => pod.ready_at = None,
-                "pod_terminating" => pod.terminating_at = Some(e.at_ms),
-                "pod_deleted" => pod.deleted_at = Some(e.at_ms),
+            match e.kind {
+                EventKind::PodReady => pod.ready_at = Some(e.at_ms),
+                EventKind::PodUnready => pod.ready_at = None,
+                EventKind::PodTerminating => pod.terminating_at = Some(e.at_ms),
+                EventKind::PodDeleted => pod.deleted_at = Some(e.at_ms),
                 _ => {}
             }
-        } else if kind.starts_with("endpoint_") {
+        } else if e.kind.is_endpoint() {
             self.ever_had_endpoint_events = true;
-            let Some(ip) = event_address(&e.detail) else {
+            let Some(ip) = e.subject.address else {
                 return;
             };
-            match kind {
-                "endpoint_added" => {
+            match e.kind {
+                EventKind::EndpointAdded => {
                     self.endpoints.insert(ip, e.at_ms);
                 }
-                "endpoint_removed" => {
+                EventKind::EndpointRemoved => {
                     self.endpoints.remove(&ip);
                 }
                 _ => {}
@@ -101,10 +75,10 @@ impl Cluster {
         }
     }
 
-    fn pod_by_ip(&self, ip: &str) -> Option<(&String, &Pod)> {
+    fn pod_by_ip(&self, ip: IpAddr) -> Option<(&String, &Pod)> {
         self.pods
             .iter()
-            .filter(|(_, p)| p.ip.as_deref() == Some(ip))
+            .filter(|(_, p)| p.ip == Some(ip))
             .max_by(|a, b| {
                 let t = |p: &Pod| p.ready_at.or(p.terminating_at).unwrap_or(0.0);
                 t(a.1).total_cmp(&t(b.1))
@@ -117,12 +91,12 @@ impl Cluster {
         if self.ever_had_endpoint_events {
             self.endpoints
                 .keys()
-                .map(|ip| match self.pod_by_ip(ip) {
+                .map(|ip| match self.pod_by_ip(*ip) {
                     Some((name, pod)) => (name.clone(), pod.clone()),
                     None => (
-                        ip.clone(),
+                        ip.to_string(),
                         Pod {
-                            ip: Some(ip.clone()),
+                            ip: Some(*ip),
                             ..Pod::default()
                         },
                     ),
@@ -156,8 +130,8 @@ fn names(list: &[String]) -> String {
 fn next_ready(events: &[Event], from: f64) -> Option<(String, f64)> {
     events
         .iter()
-        .filter(|e| e.kind == "pod_ready" && e.at_ms >= from)
-        .find_map(|e| first_token(&e.detail).map(|n| (n.to_string(), e.at_ms)))
+        .filter(|e| e.kind == EventKind::PodReady && e.at_ms >= from)
+        .find_map(|e| e.subject.pod.clone().map(|n| (n, e.at_ms)))
 }
 
 fn no_endpoint_sentence(events: &[Event], c: &Cluster, w: &OutageWindow, what: &str) -> String {
@@ -165,7 +139,8 @@ fn no_endpoint_sentence(events: &[Event], c: &Cluster, w: &OutageWindow, what: &
     let rollout_began = events
         .iter()
         .filter(|e| {
-            (e.kind == "rollout_start" || e.kind == "trigger_start") && e.at_ms <= w.start_ms
+            (e.kind == EventKind::RolloutStart || e.kind == EventKind::TriggerStart)
+                && e.at_ms <= w.start_ms
         })
         .map(|e| e.at_ms)
         .fold(0.0, f64::max);
@@ -219,13 +194,13 @@ fn cause_of(w: &OutageWindow, events: &[Event]) -> String {
         .cloned()
         .collect();
     let endpoint_removed_after = |pod: &Pod| -> Option<f64> {
-        let ip = pod.ip.as_deref()?;
+        let ip = pod.ip?;
         events
             .iter()
             .find(|e| {
-                e.kind == "endpoint_removed"
+                e.kind == EventKind::EndpointRemoved
                     && e.at_ms >= w.start_ms
-                    && event_address(&e.detail).as_deref() == Some(ip)
+                    && e.subject.address == Some(ip)
             })
             .map(|e| e.at_ms)
     };
@@ -240,7 +215,7 @@ fn cause_of(w: &OutageWindow, events: &[Event]) -> String {
                     .unwrap_or_default();
                 return format!(
                     "traffic still sent to pod {name} ({}) after it was deleted at {}{removed}: its address no longer answers",
-                    pod.ip.as_deref().unwrap_or("?"),
+                    pod.ip.map(|ip| ip.to_string()).unwrap_or_else(|| "?".into()),
                     at(pod.deleted_at.unwrap_or(w.start_ms)),
                 );
             }
@@ -291,13 +266,18 @@ fn cause_of(w: &OutageWindow, events: &[Event]) -> String {
 /// Fills in `cause` for every window, when the run has rollout events.
 ///
 /// ```
-/// use probe_core::{attribute_causes, Event, OutageWindow};
+/// use probe_core::{attribute_causes, Event, EventKind::*, OutageWindow, Subject};
+/// let (a, b) = ("10.244.0.5".parse().ok(), "10.244.0.6".parse().ok());
+/// let pod = |at, kind, name: &str, ip| Event::new(at, kind, name).with_subject(Subject::pod(name, ip));
+/// let endpoint = |at, kind, ip: Option<_>| {
+///     Event::new(at, kind, "svc").with_subject(Subject::endpoint("svc", ip.unwrap(), Some(8080)))
+/// };
 /// let events = vec![
-///     Event::new(0.0, "pod_ready", "web-a 10.244.0.5 v1"),
-///     Event::new(0.0, "endpoint_added", "svc 10.244.0.5:8080 web-a"),
-///     Event::new(1000.0, "pod_terminating", "web-a 10.244.0.5 v1"),
-///     Event::new(1010.0, "endpoint_removed", "svc 10.244.0.5:8080 web-a"),
-///     Event::new(3000.0, "pod_ready", "web-b 10.244.0.6 v2"),
+///     pod(0.0, PodReady, "web-a", a),
+///     endpoint(0.0, EndpointAdded, a),
+///     pod(1000.0, PodTerminating, "web-a", a),
+///     endpoint(1010.0, EndpointRemoved, a),
+///     pod(3000.0, PodReady, "web-b", b),
 /// ];
 /// let mut windows = vec![OutageWindow {
 ///     start_ms: 1200.0, end_ms: 3100.0, duration_ms: 1900.0, failed: 190,
@@ -310,7 +290,7 @@ fn cause_of(w: &OutageWindow, events: &[Event]) -> String {
 /// assert!(cause.contains("web-a") && cause.contains("new pod web-b not ready until +3.00 s"), "{cause}");
 /// ```
 pub fn attribute_causes(windows: &mut [OutageWindow], events: &[Event]) {
-    if !events.iter().any(|e| is_rollout_event(&e.kind)) {
+    if !events.iter().any(|e| e.kind.is_rollout()) {
         return;
     }
     let mut sorted: Vec<Event> = events.to_vec();
@@ -341,10 +321,22 @@ mod tests {
         Event::new(at, kind, detail)
     }
 
+    fn pod_ev(at: f64, kind: &str, name: &str, ip: &str) -> Event {
+        ev(at, kind, name).with_subject(crate::Subject::pod(name, ip.parse().ok()))
+    }
+
+    fn ep_ev(at: f64, kind: &str, ip: &str) -> Event {
+        ev(at, kind, "svc").with_subject(crate::Subject::endpoint(
+            "svc",
+            ip.parse().unwrap(),
+            Some(8080),
+        ))
+    }
+
     fn base() -> Vec<Event> {
         vec![
-            ev(0.0, "pod_ready", "old-a 10.244.0.2 v1"),
-            ev(0.0, "endpoint_added", "svc 10.244.0.2:8080 old-a"),
+            pod_ev(0.0, "pod_ready", "old-a", "10.244.0.2"),
+            ep_ev(0.0, "endpoint_added", "10.244.0.2"),
         ]
     }
 
@@ -362,11 +354,11 @@ mod tests {
     fn refused_after_an_early_ready_names_the_pod() {
         let mut events = base();
         events.extend([
-            ev(1000.0, "pod_created", "new-b 10.244.0.3 v2"),
-            ev(1100.0, "pod_ready", "new-b 10.244.0.3 v2"),
-            ev(1150.0, "endpoint_added", "svc 10.244.0.3:8080 new-b"),
-            ev(1200.0, "pod_terminating", "old-a 10.244.0.2 v1"),
-            ev(1210.0, "endpoint_removed", "svc 10.244.0.2:8080 old-a"),
+            pod_ev(1000.0, "pod_created", "new-b", "10.244.0.3"),
+            pod_ev(1100.0, "pod_ready", "new-b", "10.244.0.3"),
+            ep_ev(1150.0, "endpoint_added", "10.244.0.3"),
+            pod_ev(1200.0, "pod_terminating", "old-a", "10.244.0.2"),
+            ep_ev(1210.0, "endpoint_removed", "10.244.0.2"),
         ]);
         let mut w = vec![window(1300.0, 3100.0, "connection_refused")];
         attribute_causes(&mut w, &events);
@@ -379,8 +371,8 @@ mod tests {
     #[test]
     fn terminating_pod_still_in_endpoints() {
         let mut events = base();
-        events.push(ev(500.0, "pod_terminating", "old-a 10.244.0.2 v1"));
-        events.push(ev(900.0, "endpoint_removed", "svc 10.244.0.2:8080 old-a"));
+        events.push(pod_ev(500.0, "pod_terminating", "old-a", "10.244.0.2"));
+        events.push(ep_ev(900.0, "endpoint_removed", "10.244.0.2"));
         let mut w = vec![window(600.0, 800.0, "connection_refused")];
         attribute_causes(&mut w, &events);
         assert_eq!(
@@ -392,11 +384,11 @@ mod tests {
     #[test]
     fn deleted_pod_ip_is_host_unreachable() {
         let mut events = base();
-        events.push(ev(2000.0, "pod_ready", "new-b 10.244.0.3 v2"));
-        events.push(ev(2000.0, "endpoint_added", "svc 10.244.0.3:8080 new-b"));
-        events.push(ev(2500.0, "pod_terminating", "old-a 10.244.0.2 v1"));
-        events.push(ev(2600.0, "pod_deleted", "old-a 10.244.0.2 v1"));
-        events.push(ev(4000.0, "endpoint_removed", "svc 10.244.0.2:8080 old-a"));
+        events.push(pod_ev(2000.0, "pod_ready", "new-b", "10.244.0.3"));
+        events.push(ep_ev(2000.0, "endpoint_added", "10.244.0.3"));
+        events.push(pod_ev(2500.0, "pod_terminating", "old-a", "10.244.0.2"));
+        events.push(pod_ev(2600.0, "pod_deleted", "old-a", "10.244.0.2"));
+        events.push(ep_ev(4000.0, "endpoint_removed", "10.244.0.2"));
         let mut w = vec![window(2700.0, 4000.0, "host_unreachable")];
         attribute_causes(&mut w, &events);
         let cause = w[0].cause.clone().unwrap();

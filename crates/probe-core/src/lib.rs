@@ -38,9 +38,10 @@ mod probe;
 mod render;
 mod report;
 mod sample;
+mod strategy;
 
 pub use analyze::{analyze_recorded, analyze_samples_file, Analyzer};
-pub use attribute::{attribute_causes, event_address};
+pub use attribute::attribute_causes;
 pub use classify::{
     classify_error, errno_name, is_envoy_no_upstream, outcome_for_errno, outcome_for_status,
     Classified,
@@ -50,7 +51,10 @@ pub use config::{
     parse_duration, ConfigError, ConnectionMode, ProbeConfig, RecordedConfig, StatusSet, Target,
     VersionSource,
 };
-pub use event::{read_events, Event, EventWriter};
+pub use event::{
+    read_events, Attachment, BoxFuture, Event, EventHub, EventKind, EventSink, EventSource,
+    EventWriter, Subject, Vantage,
+};
 pub use execute::{Attempt, Executor, MAX_BODY_BYTES};
 pub use hyper::HeaderMap;
 pub use matrix::{Matrix, MatrixCase, MatrixRun};
@@ -65,3 +69,4 @@ pub use sample::{
     read_samples, stream_samples, ReadError, RecordedRun, RunFooter, RunHeader, Sample,
     SampleWriter, SAMPLES_SCHEMA,
 };
+pub use strategy::{IntOrPercent, Strategy};

@@ -26,7 +26,7 @@ use crate::clock::Clock;
 use crate::config::{
     ConfigError, ConnectionMode, ProbeConfig, RecordedConfig, StatusSet, Target, VersionSource,
 };
-use crate::event::{Event, EventWriter};
+use crate::event::{Event, EventKind, EventSink, EventWriter};
 use crate::execute::Executor;
 use crate::outcome::Outcome;
 use crate::render::write_windows_csv;
@@ -214,11 +214,11 @@ impl Shared {
         self.tx.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn event(&self, kind: &str, detail: &str, server_time: Option<String>) {
+    /// Stamps `event` with the probe's clock and records it. The sender's lock is held
+    /// while the time is read, so no sample intended later can overtake the event.
+    fn event(&self, mut event: Event) {
         let tx = self.sender();
-        let at_ms = round_ms(self.clock.now_ms());
-        let mut event = Event::new(at_ms, kind, detail);
-        event.server_time = server_time;
+        event.at_ms = round_ms(self.clock.now_ms());
         let _ = tx.send(Record::Event(event));
     }
 }
@@ -249,16 +249,20 @@ impl ProbeHandle {
     }
 
     /// Puts an event of `kind` on the timeline, stamped now.
-    pub fn emit(&self, kind: &str, detail: &str) {
-        self.shared.event(kind, detail, None);
+    pub fn emit(&self, kind: impl Into<EventKind>, detail: &str) {
+        self.shared.event(Event::new(0.0, kind, detail));
     }
 
-    /// Like [`ProbeHandle::emit`], keeping the source's own timestamp too (a
-    /// Kubernetes event's one-second `lastTimestamp`, say). The event is placed
-    /// on the probe's clock by when it was observed here.
-    pub fn emit_observed(&self, kind: &str, detail: &str, server_time: &str) {
-        self.shared
-            .event(kind, detail, Some(server_time.to_string()));
+    /// Records an event from a source (the lab, a Kubernetes watch), stamped now;
+    /// its `server_time`, if any, keeps the source's own timestamp.
+    pub fn record(&self, event: Event) {
+        self.shared.event(event);
+    }
+
+    /// An [`EventSink`] that records into this probe.
+    pub fn sink(&self) -> EventSink {
+        let handle = self.clone();
+        Arc::new(move |event| handle.record(event))
     }
 
     /// Milliseconds since the probe started.
@@ -335,12 +339,12 @@ impl Probe {
 
     /// Puts a `mark` event on the timeline.
     pub fn mark(&self, detail: &str) {
-        self.shared.event("mark", detail, None);
+        self.shared.event(Event::new(0.0, EventKind::Mark, detail));
     }
 
     /// Puts an event of any kind on the timeline.
-    pub fn event(&self, kind: &str, detail: &str) {
-        self.shared.event(kind, detail, None);
+    pub fn event(&self, kind: impl Into<EventKind>, detail: &str) {
+        self.shared.event(Event::new(0.0, kind, detail));
     }
 
     /// A handle for emitting events and reading counters from elsewhere.
