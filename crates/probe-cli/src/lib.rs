@@ -10,7 +10,7 @@ mod lab;
 mod matrix;
 mod progress;
 mod run;
-mod timeline;
+mod signals;
 
 use std::process::ExitCode;
 
@@ -25,6 +25,15 @@ pub enum CliError {
     Usage(String),
     /// The prober itself failed: exit 3.
     Failed(String),
+}
+
+impl From<probe_core::RolloutError> for CliError {
+    fn from(e: probe_core::RolloutError) -> Self {
+        match e {
+            probe_core::RolloutError::Usage(m) => CliError::Usage(m),
+            probe_core::RolloutError::Probe(p) => p.into(),
+        }
+    }
 }
 
 impl From<probe_core::ProbeError> for CliError {

@@ -70,3 +70,19 @@ impl Drop for Progress {
         }
     }
 }
+
+/// Holds the progress line that a rollout's observer starts, so the command can end it
+/// when the rollout returns.
+#[derive(Clone, Default)]
+pub struct ProgressSlot(std::sync::Arc<std::sync::Mutex<Option<Progress>>>);
+
+impl ProgressSlot {
+    pub(crate) fn set(&self, progress: Progress) {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = Some(progress);
+    }
+
+    /// Ends the line.
+    pub fn clear(&self) {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).take();
+    }
+}

@@ -1,14 +1,19 @@
-//! `rollprobe run`, `report` and `compare`: wiring only.
+//! `rollprobe run`, `report` and `compare`: wiring only; the procedure is the
+//! library's [`Rollout`].
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use probe_core::{Comparison, Probe, ProbeConfig, Report, Target, Thresholds};
+use std::sync::Arc;
+
+use probe_core::{
+    Comparison, EventKind, ProbeBuilder, ProbeConfig, ProbeHandle, Report, Rollout, RolloutError,
+    Target, Thresholds,
+};
 use tokio::io::AsyncBufReadExt;
 
 use crate::args::{CompareArgs, Format, OutputArgs, ProbeArgs, ReportArgs, RunArgs, TableFormat};
-use crate::progress::Progress;
-use crate::timeline::ClusterTimeline;
+use crate::progress::{Progress, ProgressSlot};
 use crate::CliError;
 
 /// Turns the parsed options into a validated configuration (exit 2 on error).
@@ -74,24 +79,19 @@ pub fn finish_run(report: &Report, o: &OutputArgs) -> ExitCode {
     }
 }
 
-/// Stops the probe and turns an output failure into a printed report plus exit 3.
-pub async fn stop_probe(
-    probe: Probe,
-    interrupted: bool,
+/// Prints the report of a finished rollout; an output folder that could not be written
+/// still prints the complete report, then exits 3.
+pub fn finish_rollout(
+    result: Result<Report, RolloutError>,
     o: &OutputArgs,
 ) -> Result<ExitCode, CliError> {
-    let stopped = if interrupted {
-        probe.stop_interrupted().await
-    } else {
-        probe.stop().await
-    };
-    match stopped {
+    match result {
         Ok(report) => Ok(finish_run(&report, o)),
-        Err(probe_core::ProbeError::OutputLost {
+        Err(RolloutError::Probe(probe_core::ProbeError::OutputLost {
             report,
             path,
             source,
-        }) => {
+        })) => {
             finish_run(&report, o);
             Err(CliError::Failed(format!(
                 "cannot write {}: {source} (the summary above is complete)",
@@ -102,68 +102,69 @@ pub async fn stop_probe(
     }
 }
 
-fn find_program(name: &str) -> Option<PathBuf> {
-    if name.contains('/') {
-        let p = PathBuf::from(name);
-        return p.is_file().then_some(p);
-    }
-    std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|dir| dir.join(name))
-            .find(|p| p.is_file())
-    })
+/// What every command that probes shows while it runs: the progress line, and marks
+/// read from stdin.
+pub fn observe(label: String, quiet: bool, marks_stdin: bool) -> (impl FnOnce(ProbeHandle) + Send, ProgressSlot) {
+    let slot = ProgressSlot::default();
+    let filled = slot.clone();
+    let observer = move |handle: ProbeHandle| {
+        filled.set(Progress::start(handle.clone(), &label, quiet));
+        if marks_stdin {
+            tokio::spawn(async move {
+                let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
+                while let Ok(Some(line)) = lines.next_line().await {
+                    let line = line.trim();
+                    if !line.is_empty() {
+                        handle.emit(EventKind::Mark, line);
+                    }
+                }
+            });
+        }
+    };
+    (observer, slot)
 }
 
 /// `rollprobe run`.
 pub async fn run(a: RunArgs) -> Result<ExitCode, CliError> {
     let mut config = probe_config(&a.url, &a.probe, &a.output)?;
     config.duration = a.duration;
-    if let Some(program) = a.trigger.first() {
-        if find_program(program).is_none() {
-            return Err(CliError::Usage(format!(
-                "trigger command '{program}' not found: give a program on PATH or a path to one"
-            )));
-        }
-    }
     if let Some(dir) = &a.output.out {
         check_out_dir(dir)?;
     }
+    let mut probe = ProbeBuilder::from(config);
+    if let Some(dir) = &a.output.out {
+        probe = probe.out_dir(dir);
+    }
+    let label = a.output.label.clone().unwrap_or_else(|| "run".into());
+    let (observer, progress) = observe(label, a.output.quiet, a.marks_stdin);
+    let mut rollout = Rollout::new(probe)
+        .warmup(a.timing.warmup)
+        .settle(a.timing.settle)
+        .cancel_on(crate::signals::shutdown())
+        .observe(observer);
+    if !a.trigger.is_empty() {
+        rollout = rollout.trigger_command(a.trigger.clone());
+    }
     // The watch must work before probing starts: a wrong name is exit 2.
-    let timeline = ClusterTimeline::default();
     let watch = match &a.watch {
-        Some(deployment) => Some(start_watch(&a, deployment, &timeline).await?),
+        Some(deployment) => Some(Arc::new(start_watch(&a, deployment).await?)),
         None => None,
     };
-    let probe = Probe::start_with(config, a.output.out.as_deref()).await?;
-    let handle = probe.handle();
-    timeline.attach(handle.clone());
-    let label = a.output.label.clone().unwrap_or_else(|| "run".into());
-    let progress = Progress::start(handle.clone(), &label, a.output.quiet);
-    if a.marks_stdin {
-        let marks = handle.clone();
-        tokio::spawn(async move {
-            let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
-            while let Ok(Some(line)) = lines.next_line().await {
-                let line = line.trim();
-                if !line.is_empty() {
-                    marks.emit("mark", line);
-                }
-            }
-        });
+    if let Some(w) = &watch {
+        rollout = rollout.events(w.clone());
     }
-    let interrupted = wait_for_end(&a, &probe, &handle).await;
-    drop(progress);
-    if let Some(w) = watch {
+    let result = rollout.run().await;
+    progress.clear();
+    if let Some(w) = watch.and_then(|w| Arc::into_inner(w)) {
         w.stop().await;
     }
-    timeline.detach();
-    stop_probe(probe, interrupted, &a.output).await
+    finish_rollout(result, &a.output)
 }
 
-async fn start_watch(
+/// Connects to the cluster and starts watching `deployment`: any error is exit 2.
+pub async fn start_watch(
     a: &RunArgs,
     deployment: &str,
-    timeline: &ClusterTimeline,
 ) -> Result<probe_kube::WatchHandle, CliError> {
     let usage = |e: probe_kube::KubeError| CliError::Usage(e.to_string());
     let client = probe_kube::connect(a.context.as_deref())
@@ -173,99 +174,16 @@ async fn start_watch(
         .namespace
         .clone()
         .unwrap_or_else(|| client.default_namespace().to_string());
-    let sink_timeline = timeline.clone();
-    let sink: probe_kube::KubeEventSink = std::sync::Arc::new(move |e: probe_kube::KubeEvent| {
-        sink_timeline.record(&e.kind, &e.detail, e.server_time.as_deref())
-    });
-    let watch = probe_kube::watch_rollout(
+    probe_kube::watch_rollout(
         client,
         probe_kube::WatchTarget {
             namespace,
             deployment: deployment.to_string(),
             service: a.service.clone(),
         },
-        sink,
     )
     .await
-    .map_err(usage)?;
-    record_baseline(&watch, timeline);
-    Ok(watch)
-}
-
-/// What the cluster looked like when the watch began: state for the timeline,
-/// so the first window knows which pods were serving.
-pub fn record_baseline(watch: &probe_kube::WatchHandle, timeline: &ClusterTimeline) {
-    for e in watch.baseline() {
-        timeline.record(&e.kind, &e.detail, e.server_time.as_deref());
-    }
-}
-
-/// Waits through warm-up, trigger and settle (or the duration, or Ctrl-C);
-/// true when Ctrl-C ended the run.
-async fn wait_for_end(a: &RunArgs, probe: &Probe, handle: &probe_core::ProbeHandle) -> bool {
-    let ctrl_c = tokio::signal::ctrl_c();
-    tokio::pin!(ctrl_c);
-    let cap = async {
-        match a.duration {
-            Some(_) => probe.schedule_finished().await,
-            None => std::future::pending().await,
-        }
-    };
-    tokio::pin!(cap);
-    if a.trigger.is_empty() {
-        tokio::select! {
-            _ = &mut ctrl_c => true,
-            _ = &mut cap => false,
-        }
-    } else {
-        let mut interrupted = tokio::select! {
-            _ = &mut ctrl_c => true,
-            _ = &mut cap => false,
-            _ = tokio::time::sleep(a.timing.warmup) => false,
-        };
-        if !interrupted && !probe.schedule_is_finished() {
-            let command_line = a.trigger.join(" ");
-            let mut child = tokio::process::Command::new(&a.trigger[0]);
-            child
-                .args(&a.trigger[1..])
-                .stdin(std::process::Stdio::null());
-            handle.emit("trigger_start", &command_line);
-            match child.spawn() {
-                Err(e) => handle.emit("trigger_exit", &format!("could not start: {e}")),
-                Ok(mut child) => {
-                    tokio::select! {
-                        status = child.wait() => {
-                            let detail = match status {
-                                Ok(s) => match s.code() {
-                                    Some(code) => format!("exit code {code}"),
-                                    None => format!("{s}"),
-                                },
-                                Err(e) => format!("wait failed: {e}"),
-                            };
-                            handle.emit("trigger_exit", &detail);
-                        }
-                        _ = &mut ctrl_c => {
-                            let _ = child.kill().await;
-                            handle.emit("trigger_exit", "killed by Ctrl-C");
-                            interrupted = true;
-                        }
-                        _ = &mut cap => {
-                            let _ = child.kill().await;
-                            handle.emit("trigger_exit", "killed: --duration reached");
-                        }
-                    }
-                }
-            }
-            if !interrupted && !probe.schedule_is_finished() {
-                interrupted = tokio::select! {
-                    _ = &mut ctrl_c => true,
-                    _ = &mut cap => false,
-                    _ = tokio::time::sleep(a.timing.settle) => false,
-                };
-            }
-        }
-        interrupted
-    }
+    .map_err(usage)
 }
 
 /// `rollprobe report`.

@@ -547,6 +547,16 @@ pub trait EventSource: Send + Sync {
     fn rollout_complete(&self, timeout: Duration) -> BoxFuture<Result<(), String>>;
 }
 
+impl<T: EventSource + ?Sized> EventSource for Arc<T> {
+    fn attach(&self, sink: EventSink) -> Attachment {
+        (**self).attach(sink)
+    }
+
+    fn rollout_complete(&self, timeout: Duration) -> BoxFuture<Result<(), String>> {
+        (**self).rollout_complete(timeout)
+    }
+}
+
 /// Where a probe must stand to reach a URL: a lab's client host or node. Called on each
 /// of the probe's own threads before it opens a socket; [`crate::Rollout::lab`] uses it.
 pub trait Vantage: Send + Sync {

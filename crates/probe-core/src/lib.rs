@@ -33,10 +33,12 @@ mod config;
 mod event;
 mod execute;
 mod matrix;
+mod matrix_run;
 mod outcome;
 mod probe;
 mod render;
 mod report;
+mod rollout;
 mod sample;
 mod strategy;
 
@@ -58,12 +60,16 @@ pub use event::{
 pub use execute::{Attempt, Executor, MAX_BODY_BYTES};
 pub use hyper::HeaderMap;
 pub use matrix::{Matrix, MatrixCase, MatrixRun};
+pub use matrix_run::{Deployments, MatrixError, MatrixOutcome, MatrixRunner, MatrixTrigger};
 pub use outcome::{Outcome, UnknownOutcome};
 pub use probe::{write_report_files, LiveStats, Probe, ProbeBuilder, ProbeError, ProbeHandle};
 pub use render::{write_windows_csv, Comparison, ComparisonRow, Thresholds};
 pub use report::{
     Downtime, EventRef, FailureDetail, Latency, MixedWindow, OutageWindow, Phase, ProbeHealth,
     Report, Timeline, Totals, VersionSeen, REPORT_SCHEMA,
+};
+pub use rollout::{
+    Rollout, RolloutError, TriggerOutput, DEFAULT_ROLLOUT_TIMEOUT, DEFAULT_SETTLE, DEFAULT_WARMUP,
 };
 pub use sample::{
     read_samples, stream_samples, ReadError, RecordedRun, RunFooter, RunHeader, Sample,

@@ -26,7 +26,7 @@ use crate::clock::Clock;
 use crate::config::{
     ConfigError, ConnectionMode, ProbeConfig, RecordedConfig, StatusSet, Target, VersionSource,
 };
-use crate::event::{Event, EventKind, EventSink, EventWriter};
+use crate::event::{Event, EventKind, EventSink, EventWriter, Vantage};
 use crate::execute::Executor;
 use crate::outcome::Outcome;
 use crate::render::write_windows_csv;
@@ -80,6 +80,7 @@ pub enum ProbeError {
 pub struct ProbeBuilder {
     config: Result<ProbeConfig, ConfigError>,
     out_dir: Option<PathBuf>,
+    vantage: Option<Arc<dyn Vantage>>,
 }
 
 impl ProbeBuilder {
@@ -161,6 +162,14 @@ impl ProbeBuilder {
         self
     }
 
+    /// Probes from where a client of the target stands (a lab's client host or node):
+    /// the probe then runs on its own threads, each moved there by `vantage` before it
+    /// opens a socket, so the caller's runtime and threads stay where they are.
+    pub fn vantage(mut self, vantage: Arc<dyn Vantage>) -> Self {
+        self.vantage = Some(vantage);
+        self
+    }
+
     /// The validated configuration, without starting anything.
     pub fn config(&self) -> Result<&ProbeConfig, ConfigError> {
         let c = self.config.as_ref().map_err(Clone::clone)?;
@@ -173,7 +182,18 @@ impl ProbeBuilder {
     pub async fn start(self) -> Result<Probe, ProbeError> {
         self.config()?;
         let config = self.config?;
-        Probe::start_with(config, self.out_dir.as_deref()).await
+        Probe::start_in(config, self.out_dir.as_deref(), self.vantage).await
+    }
+}
+
+impl From<ProbeConfig> for ProbeBuilder {
+    /// A builder that starts from a complete configuration (the CLI's options).
+    fn from(config: ProbeConfig) -> ProbeBuilder {
+        ProbeBuilder {
+            config: Ok(config),
+            out_dir: None,
+            vantage: None,
+        }
     }
 }
 
@@ -276,6 +296,8 @@ pub struct Probe {
     shared: Arc<Shared>,
     scheduler: Option<std::thread::JoinHandle<()>>,
     recorder: tokio::task::JoinHandle<()>,
+    /// The probe's own runtime, when it probes from a [`Vantage`].
+    runtime: Option<tokio::runtime::Runtime>,
 }
 
 /// Rounds to the microsecond, so values survive the CSV round trip unchanged.
@@ -289,6 +311,7 @@ impl Probe {
         ProbeBuilder {
             config: Target::parse(url).map(ProbeConfig::new),
             out_dir: None,
+            vantage: None,
         }
     }
 
@@ -297,7 +320,21 @@ impl Probe {
         config: ProbeConfig,
         out_dir: Option<&Path>,
     ) -> Result<Probe, ProbeError> {
+        Probe::start_in(config, out_dir, None).await
+    }
+
+    /// Starts a probe from a complete configuration, from `vantage` if given
+    /// (see [`ProbeBuilder::vantage`]).
+    pub async fn start_in(
+        config: ProbeConfig,
+        out_dir: Option<&Path>,
+        vantage: Option<Arc<dyn Vantage>>,
+    ) -> Result<Probe, ProbeError> {
         config.validate()?;
+        let runtime = match vantage {
+            Some(v) => Some(vantage_runtime(v, config.target.url.as_str())?),
+            None => None,
+        };
         let config = Arc::new(config);
         let clock = Clock::start();
         let header = RunHeader {
@@ -322,9 +359,12 @@ impl Probe {
             schedule_done_notify: Notify::new(),
             live: Mutex::new(LiveStats::default()),
         });
-        let recorder = tokio::spawn(record(rx, header, outputs, shared.clone()));
+        let handle = match &runtime {
+            Some(rt) => rt.handle().clone(),
+            None => tokio::runtime::Handle::current(),
+        };
+        let recorder = handle.spawn(record(rx, header, outputs, shared.clone()));
         let executor = Arc::new(Executor::new(config));
-        let handle = tokio::runtime::Handle::current();
         let for_thread = shared.clone();
         let scheduler = std::thread::Builder::new()
             .name("rollprobe-schedule".into())
@@ -334,6 +374,7 @@ impl Probe {
             shared,
             scheduler: Some(scheduler),
             recorder,
+            runtime,
         })
     }
 
@@ -430,7 +471,42 @@ impl Drop for Probe {
     fn drop(&mut self) {
         // A probe dropped without stop(): end the schedule thread anyway.
         self.shared.stop.store(true, Ordering::Release);
+        if let Some(rt) = self.runtime.take() {
+            // Never blocks: dropping a runtime inside async code would panic.
+            rt.shutdown_background();
+        }
     }
+}
+
+/// A runtime whose every thread has entered `vantage` for `url`.
+///
+/// A thread that cannot enter it must not open a socket from the host's own network
+/// (the target's address could route somewhere real), so entering is tried once
+/// before the runtime is built (an error the caller sees), and a worker thread that
+/// still fails later aborts the process rather than probe from the wrong place.
+fn vantage_runtime(
+    vantage: Arc<dyn Vantage>,
+    url: &str,
+) -> Result<tokio::runtime::Runtime, ProbeError> {
+    let check = vantage.clone();
+    let check_url = url.to_string();
+    std::thread::spawn(move || check.enter(&check_url))
+        .join()
+        .map_err(|_| ProbeError::Internal("entering the vantage point panicked".into()))?
+        .map_err(|e| ProbeError::Internal(format!("cannot probe from where {url} is reached: {e}")))?;
+    let url = url.to_string();
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("rollprobe-probe")
+        .enable_all()
+        .on_thread_start(move || {
+            if let Err(e) = vantage.enter(&url) {
+                eprintln!("rollprobe: a probe thread cannot reach {url} from its vantage point: {e}");
+                std::process::abort();
+            }
+        })
+        .build()
+        .map_err(|e| ProbeError::Internal(format!("cannot start the probe runtime: {e}")))
 }
 
 fn schedule(shared: Arc<Shared>, executor: Arc<Executor>, runtime: tokio::runtime::Handle) {

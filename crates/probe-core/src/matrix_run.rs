@@ -1,0 +1,348 @@
+//! Running a strategy matrix: for each case and repetition, set the Deployment's
+//! strategy, wait until it is stable, measure one [`Rollout`], and add its row.
+//!
+//! The cluster is anything that implements [`Deployments`] (the lab, a Kubernetes
+//! namespace). matrix.csv and matrix.json are rewritten after every run, so an
+//! interrupted matrix keeps the runs it finished; the original strategy (and image)
+//! is restored at the end, also after an interruption or a failure.
+
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::event::{BoxFuture, EventSource, Vantage};
+use crate::matrix::{Matrix, MatrixRun};
+use crate::probe::{ProbeBuilder, ProbeError, ProbeHandle};
+use crate::rollout::{Rollout, RolloutError, DEFAULT_ROLLOUT_TIMEOUT, DEFAULT_SETTLE, DEFAULT_WARMUP};
+use crate::strategy::Strategy;
+
+/// A place whose Deployments a matrix changes: the lab or a Kubernetes namespace.
+/// Errors are one line saying what failed.
+pub trait Deployments: Send + Sync {
+    /// The Deployment's current strategy.
+    fn strategy(&self, deployment: &str) -> BoxFuture<Result<Strategy, String>>;
+    /// Changes the strategy (no rollout: the pod template is unchanged).
+    fn set_strategy(&self, deployment: &str, strategy: Strategy) -> BoxFuture<Result<(), String>>;
+    /// `kubectl rollout restart`.
+    fn restart(&self, deployment: &str) -> BoxFuture<Result<(), String>>;
+    /// Sets the image of the Deployment's container; returns the image it replaced.
+    fn set_image(&self, deployment: &str, image: &str) -> BoxFuture<Result<String, String>>;
+    /// Resolves when the Deployment's rollout is complete.
+    fn wait_rollout_complete(
+        &self,
+        deployment: &str,
+        timeout: Duration,
+    ) -> BoxFuture<Result<(), String>>;
+}
+
+/// What starts each run's rollout.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MatrixTrigger {
+    /// `kubectl rollout restart`: a new pod template annotation.
+    Restart,
+    /// Set this image, then the original, alternately, so every run is a real change.
+    Image(String),
+}
+
+/// Why a matrix stopped early. The runs finished before it are kept in matrix.csv.
+#[derive(Debug, thiserror::Error)]
+pub enum MatrixError {
+    /// The cluster refused a change or a wait ran out.
+    #[error("{0}")]
+    Cluster(String),
+    /// A run could not be measured.
+    #[error(transparent)]
+    Rollout(#[from] RolloutError),
+    /// matrix.csv or matrix.json could not be written.
+    #[error("cannot write {path}: {source}")]
+    Output {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+}
+
+/// The matrix's result: every finished run, and how it ended.
+pub struct MatrixOutcome {
+    /// The runs, in order.
+    pub matrix: Matrix,
+    /// The strategy the Deployment has after the restore.
+    pub strategy_after: Option<Strategy>,
+    /// Stopped by the cancel signal.
+    pub interrupted: bool,
+    /// The first error, if the matrix stopped early or the restore failed.
+    pub error: Option<MatrixError>,
+}
+
+/// A strategy matrix over one Deployment.
+///
+/// ```no_run
+/// # async fn demo(cluster: std::sync::Arc<dyn probe_core::Deployments>) {
+/// use probe_core::{MatrixRunner, Probe, Strategy};
+/// let cases = vec![Strategy::Recreate, Strategy::parse_case("rolling:1/0").unwrap()];
+/// let outcome = MatrixRunner::new("web", cases, "matrix-out")
+///     .repeat(3)
+///     .run(cluster, |_label| Probe::builder("http://10.96.0.10:8080/test/version").rate(50))
+///     .await;
+/// println!("{}", outcome.matrix.summary_text());
+/// # }
+/// ```
+pub struct MatrixRunner {
+    deployment: String,
+    cases: Vec<Strategy>,
+    out: PathBuf,
+    repeat: u32,
+    trigger: MatrixTrigger,
+    warmup: Duration,
+    settle: Duration,
+    rollout_timeout: Duration,
+    source: Option<Arc<dyn EventSource>>,
+    vantage: Option<Arc<dyn Vantage>>,
+    cancel: Option<BoxFuture<()>>,
+    observer: Option<Arc<dyn Fn(&str, ProbeHandle) + Send + Sync>>,
+}
+
+impl MatrixRunner {
+    /// Cases of `deployment`, each run's folder under `out` (`out/CASE/RUN/`).
+    pub fn new(deployment: &str, cases: Vec<Strategy>, out: impl Into<PathBuf>) -> MatrixRunner {
+        MatrixRunner {
+            deployment: deployment.to_string(),
+            cases,
+            out: out.into(),
+            repeat: 1,
+            trigger: MatrixTrigger::Restart,
+            warmup: DEFAULT_WARMUP,
+            settle: DEFAULT_SETTLE,
+            rollout_timeout: DEFAULT_ROLLOUT_TIMEOUT,
+            source: None,
+            vantage: None,
+            cancel: None,
+            observer: None,
+        }
+    }
+
+    /// Runs per case (default 1).
+    pub fn repeat(mut self, n: u32) -> Self {
+        self.repeat = n.max(1);
+        self
+    }
+
+    /// What starts each rollout (default a restart).
+    pub fn trigger(mut self, trigger: MatrixTrigger) -> Self {
+        self.trigger = trigger;
+        self
+    }
+
+    /// Warm-up and settle of each run (defaults 2 s and 5 s).
+    pub fn timing(mut self, warmup: Duration, settle: Duration) -> Self {
+        self.warmup = warmup;
+        self.settle = settle;
+        self
+    }
+
+    /// How long one rollout may take (default 10 minutes).
+    pub fn rollout_timeout(mut self, d: Duration) -> Self {
+        self.rollout_timeout = d;
+        self
+    }
+
+    /// The cluster's events, on each run's clock.
+    pub fn events(mut self, source: Arc<dyn EventSource>) -> Self {
+        self.source = Some(source);
+        self
+    }
+
+    /// Where each run probes from (a lab's client host or node).
+    pub fn vantage(mut self, vantage: Arc<dyn Vantage>) -> Self {
+        self.vantage = Some(vantage);
+        self
+    }
+
+    /// Stops after the current run's probe, as interrupted, when `signal` resolves.
+    pub fn cancel_on<F: Future<Output = ()> + Send + 'static>(mut self, signal: F) -> Self {
+        self.cancel = Some(Box::pin(signal));
+        self
+    }
+
+    /// Called with each run's label and probe handle when it starts (a progress line).
+    pub fn observe(mut self, observer: impl Fn(&str, ProbeHandle) + Send + Sync + 'static) -> Self {
+        self.observer = Some(Arc::new(observer));
+        self
+    }
+
+    /// Runs every case `repeat` times against `cluster`; `probe(label)` describes each
+    /// run's probe (the output folder is set here). Never panics on a failed run: the
+    /// outcome keeps what was measured and the first error.
+    pub async fn run(
+        mut self,
+        cluster: Arc<dyn Deployments>,
+        probe: impl Fn(&str) -> ProbeBuilder,
+    ) -> MatrixOutcome {
+        let mut matrix = Matrix::default();
+        let original = match cluster.strategy(&self.deployment).await {
+            Ok(s) => s,
+            Err(e) => {
+                return MatrixOutcome {
+                    matrix,
+                    strategy_after: None,
+                    interrupted: false,
+                    error: Some(MatrixError::Cluster(e)),
+                }
+            }
+        };
+        // One shared cancel signal for every run, and for the matrix itself.
+        let (cancelled_tx, cancelled_rx) = tokio::sync::watch::channel(false);
+        if let Some(cancel) = self.cancel.take() {
+            tokio::spawn(async move {
+                cancel.await;
+                let _ = cancelled_tx.send(true);
+            });
+        }
+        let mut original_image: Option<String> = None;
+        let mut error = None;
+        let mut changes = 0usize;
+        'cases: for case in self.cases.clone() {
+            for run in 1..=self.repeat {
+                if *cancelled_rx.borrow() {
+                    break 'cases;
+                }
+                let result = self
+                    .one_run(&cluster, &probe, case, run, changes, &mut original_image, &cancelled_rx)
+                    .await;
+                match result {
+                    Ok(row) => {
+                        matrix.runs.push(row);
+                        changes += 1;
+                        if let Err(e) = write_matrix(&self.out, &matrix, Some(case)) {
+                            error = Some(e);
+                            break 'cases;
+                        }
+                    }
+                    Err(e) => {
+                        error = Some(e);
+                        break 'cases;
+                    }
+                }
+            }
+        }
+        let interrupted = *cancelled_rx.borrow();
+        // Restore what was changed, whatever happened above.
+        let mut restored = cluster.set_strategy(&self.deployment, original).await;
+        if let (Ok(()), Some(image), true) = (&restored, &original_image, changes % 2 == 1) {
+            restored = cluster
+                .set_image(&self.deployment, image)
+                .await
+                .map(|_| ());
+        }
+        if let Err(e) = restored {
+            error.get_or_insert(MatrixError::Cluster(format!(
+                "could not restore deployment {}: {e}",
+                self.deployment
+            )));
+        }
+        let strategy_after = cluster.strategy(&self.deployment).await.ok();
+        if let Err(e) = write_matrix(&self.out, &matrix, strategy_after) {
+            error.get_or_insert(e);
+        }
+        MatrixOutcome {
+            matrix,
+            strategy_after,
+            interrupted,
+            error,
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn one_run(
+        &self,
+        cluster: &Arc<dyn Deployments>,
+        probe: &impl Fn(&str) -> ProbeBuilder,
+        case: Strategy,
+        run: u32,
+        changes: usize,
+        original_image: &mut Option<String>,
+        cancelled: &tokio::sync::watch::Receiver<bool>,
+    ) -> Result<MatrixRun, MatrixError> {
+        let d = &self.deployment;
+        cluster
+            .set_strategy(d, case)
+            .await
+            .map_err(MatrixError::Cluster)?;
+        cluster
+            .wait_rollout_complete(d, self.rollout_timeout)
+            .await
+            .map_err(MatrixError::Cluster)?;
+        let label = format!("{case}#{run}");
+        let out = self.out.join(case.slug()).join(run.to_string());
+        std::fs::create_dir_all(&out).map_err(|source| MatrixError::Output {
+            path: out.clone(),
+            source,
+        })?;
+        let mut builder = probe(&label).label(label.clone()).out_dir(&out);
+        if let Some(v) = &self.vantage {
+            builder = builder.vantage(v.clone());
+        }
+        // Alternate between the new image and the original one.
+        let image = match (&self.trigger, original_image.as_ref()) {
+            (MatrixTrigger::Image(_), Some(original)) if changes % 2 == 1 => Some(original.clone()),
+            (MatrixTrigger::Image(new), _) => Some(new.clone()),
+            (MatrixTrigger::Restart, _) => None,
+        };
+        let replaced = Arc::new(std::sync::Mutex::new(None));
+        // The trigger ends when the rollout it started is complete.
+        let trigger = {
+            let (replaced, cluster, d) = (replaced.clone(), cluster.clone(), d.clone());
+            let (image, timeout) = (image.clone(), self.rollout_timeout);
+            async move {
+                let old = match &image {
+                    Some(image) => cluster.set_image(&d, image).await?,
+                    None => cluster.restart(&d).await.map(|()| String::new())?,
+                };
+                *replaced.lock().unwrap_or_else(|p| p.into_inner()) = Some(old);
+                cluster.wait_rollout_complete(&d, timeout).await
+            }
+        };
+        let mut rollout = Rollout::new(builder)
+            .warmup(self.warmup)
+            .settle(self.settle)
+            .rollout_timeout(self.rollout_timeout)
+            .trigger(trigger);
+        if let Some(source) = &self.source {
+            rollout = rollout.events(source.clone());
+        }
+        let mut cancel = cancelled.clone();
+        rollout = rollout.cancel_on(async move {
+            let _ = cancel.wait_for(|c| *c).await;
+        });
+        if let Some(observer) = &self.observer {
+            let observer = observer.clone();
+            let label = label.clone();
+            rollout = rollout.observe(move |h| observer(&label, h));
+        }
+        let report = match rollout.run().await {
+            Ok(r) => r,
+            Err(RolloutError::Probe(ProbeError::OutputLost { report, .. })) => *report,
+            Err(e) => return Err(e.into()),
+        };
+        if image.is_some() && original_image.is_none() {
+            *original_image = replaced.lock().unwrap_or_else(|p| p.into_inner()).take();
+        }
+        Ok(MatrixRun::from_report(&case.to_string(), run, &report))
+    }
+}
+
+fn write_matrix(dir: &Path, m: &Matrix, strategy_now: Option<Strategy>) -> Result<(), MatrixError> {
+    let fail = |path: PathBuf| move |source| MatrixError::Output { path, source };
+    let csv = dir.join("matrix.csv");
+    std::fs::write(&csv, m.to_csv()).map_err(fail(csv.clone()))?;
+    let json = dir.join("matrix.json");
+    let mut value: serde_json::Value =
+        serde_json::from_str(&m.to_json()).unwrap_or(serde_json::Value::Null);
+    if let (Some(s), serde_json::Value::Object(map)) = (strategy_now, &mut value) {
+        map.insert("strategy_after".into(), s.to_string().into());
+    }
+    std::fs::write(&json, serde_json::to_string_pretty(&value).unwrap_or_default())
+        .map_err(fail(json.clone()))
+}
