@@ -112,6 +112,10 @@ fn bench_stamp(c: &mut Criterion) {
             seq += 1;
             let intended_ms = round_ms(seq as f64 * 0.2);
             Sample {
+                stream: String::new(),
+                pod: None,
+                request_id: None,
+                syn_retransmits: None,
                 seq,
                 intended_ms,
                 sent_ms: Some(round_ms(intended_ms + 0.013)),
@@ -161,6 +165,10 @@ fn synthetic(n: usize) -> Vec<Sample> {
             let new_version = seq > half + 1000 || (seq > half && seq.is_multiple_of(2));
             let sent = outcome != Outcome::Skipped;
             Sample {
+                stream: String::new(),
+                pod: None,
+                request_id: None,
+                syn_retransmits: None,
                 seq,
                 intended_ms,
                 sent_ms: sent.then(|| round_ms(intended_ms + 0.021 + (seq % 7) as f64 * 0.01)),
@@ -216,8 +224,11 @@ fn header() -> RunHeader {
             expect_status: "200-299".into(),
             version_from: "body".into(),
             method: "GET".into(),
+            pod_from: String::new(),
         },
         started_at: "2026-01-01T00:00:00.000Z".into(),
+        run_id: String::new(),
+        streams: Vec::new(),
     }
 }
 

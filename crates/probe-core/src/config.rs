@@ -375,6 +375,13 @@ pub struct ProbeConfig {
     pub body: Option<String>,
     /// A name for the run, e.g. the strategy under test.
     pub label: Option<String>,
+    /// Where the pod (instance) that answered comes from, if anywhere.
+    pub pod_from: Option<VersionSource>,
+    /// Send `x-request-id: <run id>-<stream>-<seq>` with every request (default on).
+    pub request_id: bool,
+    /// Where the prober stands: `local`, or a lab's `client`, `node`, `pod` (the first
+    /// half of the stream's name).
+    pub vantage: String,
 }
 
 impl ProbeConfig {
@@ -394,7 +401,15 @@ impl ProbeConfig {
             headers: Vec::new(),
             body: None,
             label: None,
+            pod_from: None,
+            request_id: true,
+            vantage: "local".into(),
         }
+    }
+
+    /// The stream's name: `<vantage>-<connection>`, e.g. `local-fresh`.
+    pub fn stream_name(&self) -> String {
+        format!("{}-{}", self.vantage, self.connection)
     }
 
     /// Checks the values that parsing alone cannot.
@@ -460,6 +475,9 @@ pub struct RecordedConfig {
     pub version_from: String,
     /// HTTP method.
     pub method: String,
+    /// Pod source, e.g. `header:x-pod-name`; empty when none.
+    #[serde(default)]
+    pub pod_from: String,
 }
 
 impl From<&ProbeConfig> for RecordedConfig {
@@ -473,6 +491,7 @@ impl From<&ProbeConfig> for RecordedConfig {
             expect_status: c.expect_status.to_string(),
             version_from: c.version_from.to_string(),
             method: c.method.clone(),
+            pod_from: c.pod_from.as_ref().map(|p| p.to_string()).unwrap_or_default(),
         }
     }
 }

@@ -36,8 +36,13 @@ pub struct Attempt {
     pub status: Option<u16>,
     /// The version of an ok answer.
     pub version: Option<String>,
+    /// The pod (instance) that gave an ok answer, with `pod_from`.
+    pub pod: Option<String>,
     /// Handshake time (TCP + TLS) on a new connection, ms.
     pub connect_ms: Option<f64>,
+    /// SYNs the kernel sent again before the connect ended (from `TCP_INFO`): a connect
+    /// that needed one met a dropped SYN or an ICMP error that was never sent.
+    pub syn_retransmits: Option<u32>,
     /// Time to the response head, ms from the start of the attempt.
     pub ttfb_ms: Option<f64>,
     /// Time to the end, ms from the start of the attempt.
@@ -70,15 +75,17 @@ pub struct Executor {
 struct Failure {
     classified: Classified,
     connect_ms: Option<f64>,
+    syn_retransmits: Option<u32>,
     ttfb_ms: Option<f64>,
     status: Option<u16>,
 }
 
 impl Failure {
-    fn at_connect(classified: Classified) -> Failure {
+    fn at_connect(classified: Classified, syn_retransmits: Option<u32>) -> Failure {
         Failure {
             classified,
             connect_ms: None,
+            syn_retransmits,
             ttfb_ms: None,
             status: None,
         }
@@ -129,8 +136,9 @@ impl Executor {
         }
     }
 
-    /// Sends one request and reports how it went. Never retries.
-    pub async fn execute(&self) -> Attempt {
+    /// Sends one request (with `x-request-id: request_id` when given) and reports how
+    /// it went. Never retries.
+    pub async fn execute(&self, request_id: Option<&str>) -> Attempt {
         let start = Instant::now();
         let pooled = match self.config.connection {
             ConnectionMode::Keepalive => self.take_idle(),
@@ -138,11 +146,12 @@ impl Executor {
         };
         let reused = pooled.is_some();
         let result = match pooled {
-            Some(sender) => self.exchange(sender, start, None).await,
+            Some(sender) => self.exchange(sender, start, None, None, request_id).await,
             None => match self.connect().await {
-                Ok(sender) => {
+                Ok((sender, retransmits)) => {
                     let connect_ms = ms(start.elapsed());
-                    self.exchange(sender, start, Some(connect_ms)).await
+                    self.exchange(sender, start, Some(connect_ms), Some(retransmits), request_id)
+                        .await
                 }
                 Err(f) => Err(f),
             },
@@ -159,7 +168,9 @@ impl Executor {
                 errno: f.classified.errno,
                 status: f.status,
                 version: None,
+                pod: None,
                 connect_ms: f.connect_ms,
+                syn_retransmits: f.syn_retransmits,
                 ttfb_ms: f.ttfb_ms,
                 total_ms,
                 reused,
@@ -218,30 +229,48 @@ impl Executor {
         }
     }
 
-    async fn connect(&self) -> Result<Sender, Failure> {
-        let limit = self.config.connect_timeout;
-        let connecting = async {
-            let addrs = self.resolve().await?;
-            let mut last = None;
-            for addr in addrs {
-                match TcpStream::connect(addr).await {
-                    Ok(stream) => {
-                        let _ = stream.set_nodelay(true);
-                        return self.handshake(stream).await;
-                    }
-                    Err(e) => last = Some(classify_error(&e, Outcome::Other)),
+    async fn connect(&self) -> Result<(Sender, u32), Failure> {
+        let deadline = tokio::time::Instant::now() + self.config.connect_timeout;
+        let addrs = match tokio::time::timeout_at(deadline, self.resolve()).await {
+            Ok(Ok(addrs)) => addrs,
+            Ok(Err(c)) => return Err(Failure::at_connect(c, None)),
+            Err(_) => return Err(self.connect_timed_out(None)),
+        };
+        let mut last = None;
+        for addr in addrs {
+            match tcp_connect(addr, deadline).await {
+                Ok((stream, retransmits)) => {
+                    let _ = stream.set_nodelay(true);
+                    return match tokio::time::timeout_at(deadline, self.handshake(stream)).await
+                    {
+                        Ok(Ok(sender)) => Ok((sender, retransmits)),
+                        Ok(Err(c)) => Err(Failure::at_connect(c, Some(retransmits))),
+                        Err(_) => Err(self.connect_timed_out(Some(retransmits))),
+                    };
+                }
+                Err(TcpConnectError::TimedOut(retransmits)) => {
+                    return Err(self.connect_timed_out(retransmits))
+                }
+                Err(TcpConnectError::Failed(e, retransmits)) => {
+                    last = Some(Failure::at_connect(
+                        classify_error(&e, Outcome::Other),
+                        retransmits,
+                    ))
                 }
             }
-            Err(last.expect("resolve returns at least one address"))
-        };
-        match tokio::time::timeout(limit, connecting).await {
-            Ok(result) => result.map_err(Failure::at_connect),
-            Err(_) => Err(Failure::at_connect(timed_out(
+        }
+        Err(last.expect("resolve returns at least one address"))
+    }
+
+    fn connect_timed_out(&self, retransmits: Option<u32>) -> Failure {
+        Failure::at_connect(
+            timed_out(
                 Outcome::ConnectTimeout,
                 "connect",
-                limit,
-            ))),
-        }
+                self.config.connect_timeout,
+            ),
+            retransmits,
+        )
     }
 
     async fn handshake(&self, stream: TcpStream) -> Result<Sender, Classified> {
@@ -277,7 +306,7 @@ impl Executor {
         }
     }
 
-    fn request(&self) -> hyper::Request<Full<Bytes>> {
+    fn request(&self, request_id: Option<&str>) -> hyper::Request<Full<Bytes>> {
         let mut req = hyper::Request::builder()
             .method(self.config.method.as_str())
             .uri(self.path.clone())
@@ -286,6 +315,9 @@ impl Executor {
                 hyper::header::USER_AGENT,
                 concat!("rollprobe/", env!("CARGO_PKG_VERSION")),
             );
+        if let Some(id) = request_id {
+            req = req.header("x-request-id", id);
+        }
         for (k, v) in &self.config.headers {
             req = req.header(k.as_str(), v.as_str());
         }
@@ -298,12 +330,14 @@ impl Executor {
         mut sender: Sender,
         start: Instant,
         connect_ms: Option<f64>,
+        syn_retransmits: Option<u32>,
+        request_id: Option<&str>,
     ) -> Result<Attempt, Failure> {
         let limit = self.config.timeout;
         let mut ttfb_ms = None;
         let mut status = None;
         let work = async {
-            let response = sender.send_request(self.request()).await.map_err(|e| {
+            let response = sender.send_request(self.request(request_id)).await.map_err(|e| {
                 let mut c = classify_error(&e, Outcome::Other);
                 if c.outcome == Outcome::Other && e.is_parse() {
                     c.message = format!("invalid HTTP response: {}", c.message);
@@ -334,6 +368,7 @@ impl Executor {
                 return Err(Failure {
                     classified,
                     connect_ms,
+                    syn_retransmits,
                     ttfb_ms,
                     status,
                 })
@@ -342,6 +377,7 @@ impl Executor {
                 return Err(Failure {
                     classified: timed_out(Outcome::ResponseTimeout, "the response", limit),
                     connect_ms,
+                    syn_retransmits,
                     ttfb_ms,
                     status,
                 })
@@ -351,9 +387,14 @@ impl Executor {
             self.put_idle(sender);
         }
         let code = parts.status.as_u16();
-        let (outcome, version, error) = if self.config.expect_status.contains(code) {
+        let (outcome, version, pod, error) = if self.config.expect_status.contains(code) {
             let version = self.config.version_from.extract(&parts.headers, &prefix);
-            (Outcome::Ok, version, None)
+            let pod = self
+                .config
+                .pod_from
+                .as_ref()
+                .and_then(|source| source.extract(&parts.headers, &prefix));
+            (Outcome::Ok, version, pod, None)
         } else {
             let server = parts
                 .headers
@@ -363,18 +404,80 @@ impl Executor {
             let snippet = String::from_utf8_lossy(&prefix[..prefix.len().min(120)])
                 .trim()
                 .replace(['\r', '\n'], " ");
-            (outcome, None, Some(format!("HTTP {code}: {snippet}")))
+            (outcome, None, None, Some(format!("HTTP {code}: {snippet}")))
         };
         Ok(Attempt {
             outcome,
             errno: None,
             status: Some(code),
             version,
+            pod,
             connect_ms,
+            syn_retransmits,
             ttfb_ms,
             total_ms: 0.0,
             reused: false,
             error,
         })
     }
+}
+
+enum TcpConnectError {
+    /// No handshake before the deadline; the SYN retransmissions so far.
+    TimedOut(Option<u32>),
+    /// The kernel's answer (refused, unreachable ...) and the retransmissions before it.
+    Failed(std::io::Error, Option<u32>),
+}
+
+/// A TCP connect that keeps its socket until the end, so that `TCP_INFO` can say how
+/// many SYNs it took, also when it failed or timed out (tokio's own connect closes the
+/// socket before its error is returned).
+async fn tcp_connect(
+    addr: SocketAddr,
+    deadline: tokio::time::Instant,
+) -> Result<(TcpStream, u32), TcpConnectError> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let failed = |e| TcpConnectError::Failed(e, None);
+    let socket = Socket::new(
+        Domain::for_address(addr),
+        Type::STREAM.nonblocking().cloexec(),
+        Some(Protocol::TCP),
+    )
+    .map_err(failed)?;
+    match socket.connect(&addr.into()) {
+        Ok(()) => {}
+        Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
+        Err(e) => return Err(failed(e)),
+    }
+    let stream = TcpStream::from_std(std::net::TcpStream::from(socket)).map_err(failed)?;
+    match tokio::time::timeout_at(deadline, stream.writable()).await {
+        Err(_) => Err(TcpConnectError::TimedOut(syn_retransmits(&stream))),
+        Ok(Err(e)) => Err(TcpConnectError::Failed(e, syn_retransmits(&stream))),
+        Ok(Ok(())) => match stream.take_error() {
+            Ok(None) => {
+                let retransmits = syn_retransmits(&stream).unwrap_or(0);
+                Ok((stream, retransmits))
+            }
+            Ok(Some(e)) | Err(e) => Err(TcpConnectError::Failed(e, syn_retransmits(&stream))),
+        },
+    }
+}
+
+/// Retransmitted segments of a connection that has sent nothing but SYNs yet.
+fn syn_retransmits(stream: &TcpStream) -> Option<u32> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: tcp_info is plain old data; getsockopt writes at most `len` bytes into it.
+    let mut info: libc::tcp_info = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<libc::tcp_info>() as libc::socklen_t;
+    // SAFETY: the fd is owned by `stream` for the duration of the call.
+    let rc = unsafe {
+        libc::getsockopt(
+            stream.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_INFO,
+            (&mut info as *mut libc::tcp_info).cast(),
+            &mut len,
+        )
+    };
+    (rc == 0).then_some(info.tcpi_total_retrans)
 }

@@ -72,7 +72,8 @@ pub use rollout::{
     Rollout, RolloutError, TriggerOutput, DEFAULT_ROLLOUT_TIMEOUT, DEFAULT_SETTLE, DEFAULT_WARMUP,
 };
 pub use sample::{
-    read_samples, stream_samples, ReadError, RecordedRun, RunFooter, RunHeader, Sample,
+    read_samples, samples_path, stream_samples, ReadError, RecordedRun, RunFooter, RunHeader,
+    RunRecord, Sample, RUN_FILE,
     SampleWriter, SAMPLES_SCHEMA,
 };
 pub use strategy::{IntOrPercent, Strategy};

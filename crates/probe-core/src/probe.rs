@@ -31,7 +31,9 @@ use crate::execute::Executor;
 use crate::outcome::Outcome;
 use crate::render::write_windows_csv;
 use crate::report::Report;
-use crate::sample::{RunFooter, RunHeader, Sample, SampleWriter, SAMPLES_SCHEMA};
+use crate::sample::{
+    RunFooter, RunHeader, RunRecord, Sample, SampleWriter, RUN_FILE, SAMPLES_SCHEMA,
+};
 
 /// Why a probe could not start or finish.
 #[derive(Debug, thiserror::Error)]
@@ -343,6 +345,8 @@ impl Probe {
             target: config.target.url.to_string(),
             config: RecordedConfig::from(config.as_ref()),
             started_at: clock.started_at(),
+            run_id: new_run_id(),
+            streams: vec![config.stream_name()],
         };
         let outputs = match out_dir {
             Some(dir) => Some(Outputs::create(dir, &header)?),
@@ -363,12 +367,17 @@ impl Probe {
             Some(rt) => rt.handle().clone(),
             None => tokio::runtime::Handle::current(),
         };
+        let ids = RequestIds {
+            prefix: format!("{}-{}-", header.run_id, config.stream_name()),
+            stream: config.stream_name(),
+            enabled: config.request_id,
+        };
         let recorder = handle.spawn(record(rx, header, outputs, shared.clone()));
         let executor = Arc::new(Executor::new(config));
         let for_thread = shared.clone();
         let scheduler = std::thread::Builder::new()
             .name("rollprobe-schedule".into())
-            .spawn(move || schedule(for_thread, executor, handle))
+            .spawn(move || schedule(for_thread, executor, handle, ids))
             .map_err(|e| ProbeError::Internal(format!("cannot start the scheduler thread: {e}")))?;
         Ok(Probe {
             shared,
@@ -509,7 +518,31 @@ fn vantage_runtime(
         .map_err(|e| ProbeError::Internal(format!("cannot start the probe runtime: {e}")))
 }
 
-fn schedule(shared: Arc<Shared>, executor: Arc<Executor>, runtime: tokio::runtime::Handle) {
+/// How a stream names its samples and requests.
+struct RequestIds {
+    /// `<run id>-<stream>-`: the request id is this and the sequence number.
+    prefix: String,
+    stream: String,
+    enabled: bool,
+}
+
+/// A run id that is unique enough to join logs by: the start time and the process.
+fn new_run_id() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    let mixed = (nanos as u64) ^ (u64::from(std::process::id()) << 40);
+    format!("{:010x}", mixed & 0xff_ffff_ffff)
+}
+
+fn schedule(
+    shared: Arc<Shared>,
+    executor: Arc<Executor>,
+    runtime: tokio::runtime::Handle,
+    ids: RequestIds,
+) {
+    let ids = Arc::new(ids);
     let origin = shared.clock.origin();
     let rate = shared.config.rate;
     let end = shared.config.duration.map(|d| origin + d);
@@ -538,15 +571,16 @@ fn schedule(shared: Arc<Shared>, executor: Arc<Executor>, runtime: tokio::runtim
         let behind = Instant::now().saturating_duration_since(due);
         if shared.in_flight.load(Ordering::Acquire) >= max_in_flight || behind > shed_after {
             let sample = if behind > shed_after {
-                shed_sample(seq, intended_ms, &shared.clock, behind)
+                shed_sample(&ids.stream, seq, intended_ms, &shared.clock, behind)
             } else {
-                skipped_sample(seq, intended_ms, &shared.clock)
+                skipped_sample(&ids.stream, seq, intended_ms, &shared.clock)
             };
             let _ = shared.sender().send(Record::Sample(sample));
         } else {
             shared.in_flight.fetch_add(1, Ordering::AcqRel);
             let shared = shared.clone();
             let executor = executor.clone();
+            let ids = ids.clone();
             runtime.spawn(async move {
                 let sent = Instant::now();
                 // Started too late (the runtime is overloaded): shed it rather than
@@ -554,13 +588,15 @@ fn schedule(shared: Arc<Shared>, executor: Arc<Executor>, runtime: tokio::runtim
                 if sent.saturating_duration_since(due) > shed_after {
                     shared.in_flight.fetch_sub(1, Ordering::AcqRel);
                     let behind = sent.saturating_duration_since(due);
-                    let sample = shed_sample(seq, intended_ms, &shared.clock, behind);
+                    let sample = shed_sample(&ids.stream, seq, intended_ms, &shared.clock, behind);
                     let _ = shared.sender().send(Record::Sample(sample));
                     return;
                 }
-                let attempt = executor.execute().await;
+                let request_id = ids.enabled.then(|| format!("{}{seq}", ids.prefix));
+                let attempt = executor.execute(request_id.as_deref()).await;
                 shared.in_flight.fetch_sub(1, Ordering::AcqRel);
                 let sample = Sample {
+                    stream: ids.stream.clone(),
                     seq,
                     intended_ms,
                     sent_ms: Some(round_ms(shared.clock.ms_at(sent))),
@@ -570,7 +606,10 @@ fn schedule(shared: Arc<Shared>, executor: Arc<Executor>, runtime: tokio::runtim
                     errno_name: attempt.errno_name().map(str::to_string),
                     status: attempt.status,
                     version: attempt.version,
+                    pod: attempt.pod,
+                    request_id,
                     connect_ms: attempt.connect_ms.map(round_ms),
+                    syn_retransmits: attempt.syn_retransmits,
                     ttfb_ms: attempt.ttfb_ms.map(round_ms),
                     total_ms: Some(round_ms(attempt.total_ms)),
                     connection: Some(if attempt.reused { "reused" } else { "new" }.to_string()),
@@ -585,8 +624,9 @@ fn schedule(shared: Arc<Shared>, executor: Arc<Executor>, runtime: tokio::runtim
     shared.schedule_done_notify.notify_waiters();
 }
 
-fn skipped_sample(seq: u64, intended_ms: f64, clock: &Clock) -> Sample {
+fn skipped_sample(stream: &str, seq: u64, intended_ms: f64, clock: &Clock) -> Sample {
     Sample {
+        stream: stream.to_string(),
         seq,
         intended_ms,
         sent_ms: None,
@@ -596,7 +636,10 @@ fn skipped_sample(seq: u64, intended_ms: f64, clock: &Clock) -> Sample {
         errno_name: None,
         status: None,
         version: None,
+        pod: None,
+        request_id: None,
         connect_ms: None,
+        syn_retransmits: None,
         ttfb_ms: None,
         total_ms: None,
         connection: None,
@@ -606,8 +649,14 @@ fn skipped_sample(seq: u64, intended_ms: f64, clock: &Clock) -> Sample {
 
 /// A tick shed because the prober had fallen this far behind its schedule:
 /// sending it now, in a burst with the others, would only deepen the overload.
-fn shed_sample(seq: u64, intended_ms: f64, clock: &Clock, behind: Duration) -> Sample {
-    let mut sample = skipped_sample(seq, intended_ms, clock);
+fn shed_sample(
+    stream: &str,
+    seq: u64,
+    intended_ms: f64,
+    clock: &Clock,
+    behind: Duration,
+) -> Sample {
+    let mut sample = skipped_sample(stream, seq, intended_ms, clock);
     sample.error = Some(format!(
         "not sent: the prober was {} ms behind its schedule",
         behind.as_millis()
@@ -626,8 +675,13 @@ impl Outputs {
     fn create(dir: &Path, header: &RunHeader) -> Result<Outputs, ProbeError> {
         let fail = |path: PathBuf| move |source| ProbeError::Output { path, source };
         std::fs::create_dir_all(dir).map_err(fail(dir.to_path_buf()))?;
+        let record = RunRecord {
+            header: header.clone(),
+            end: None,
+        };
+        record.write(dir).map_err(fail(dir.join(RUN_FILE)))?;
         let samples_path = dir.join("samples.csv");
-        let samples = SampleWriter::create(&samples_path, header).map_err(fail(samples_path))?;
+        let samples = SampleWriter::create(&samples_path).map_err(fail(samples_path))?;
         let events_path = dir.join("events.csv");
         let events = EventWriter::create(&events_path).map_err(fail(events_path))?;
         Ok(Outputs {
@@ -658,7 +712,25 @@ async fn record(
             *outputs = None;
         }
     };
-    while let Some(record) = rx.recv().await {
+    // Rows are flushed by this timer too, so a run whose requests hang still has its
+    // last second on disk.
+    let mut flush = tokio::time::interval(Duration::from_secs(1));
+    flush.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let record = tokio::select! {
+            record = rx.recv() => match record {
+                Some(record) => record,
+                None => break,
+            },
+            _ = flush.tick() => {
+                if let Some(o) = outputs.as_mut() {
+                    let r = o.samples.flush();
+                    let path = o.dir.join("samples.csv");
+                    note(r, &path, &mut outputs);
+                }
+                continue;
+            }
+        };
         match record {
             Record::Sample(sample) => {
                 if let Some(o) = outputs.as_mut() {
@@ -698,7 +770,13 @@ async fn record(
                 let dir = outputs.as_ref().map(|o| o.dir.clone());
                 if let Some(o) = outputs.take() {
                     let path = o.dir.join("samples.csv");
-                    note(o.samples.finish(&footer), &path, &mut outputs);
+                    note(o.samples.finish(), &path, &mut outputs);
+                    let record = RunRecord {
+                        header: header.clone(),
+                        end: Some(footer.clone()),
+                    };
+                    let path = o.dir.join(RUN_FILE);
+                    note(record.write(&o.dir), &path, &mut outputs);
                 }
                 let report = analyzer.finish(&header, Some(&footer));
                 if let (Some(dir), None) = (dir, &write_error) {

@@ -1,15 +1,21 @@
-//! One row per scheduled request, streamed to samples.csv as it completes.
+//! One row per scheduled request, streamed to samples.csv as it completes, and the
+//! run's own record, run.json.
 //!
-//! The file is the source of truth: every figure of a report is derived from
-//! these rows (and the events file), so `rollprobe report samples.csv` rebuilds
-//! the same report. Rows are written in completion order and flushed at least
-//! once a second, so a killed run loses at most the last second. The run's
-//! configuration is kept in a `#` comment line at the top, and the end of a clean
-//! run in a `#` line at the bottom; a file without the end line was interrupted.
+//! samples.csv is the source of truth: every figure of a report is derived from its
+//! rows (and the events file), so `rollprobe report DIR` rebuilds the same report. It is
+//! plain CSV (one header row, then one row per request, no comment lines) so that
+//! pandas, DuckDB, xsv and spreadsheets read it with no options. Rows are written in
+//! completion order and flushed at least once a second by a timer, so a killed run loses
+//! at most the last second.
+//!
+//! What was run lives in run.json, written at the start ([`RunHeader`]) and completed at
+//! the end ([`RunFooter`]); a run.json without its end belongs to an interrupted run.
+//! Files written before this format (a `# rollprobe.samples/v1` comment line on top, a
+//! `# end` line at the bottom) are still read.
 
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, BufWriter, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
@@ -17,10 +23,13 @@ use serde::{Deserialize, Serialize};
 use crate::config::RecordedConfig;
 use crate::outcome::Outcome;
 
-/// The record of one scheduled request.
+/// The record of one scheduled request: one row of samples.csv, columns in this order.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Sample {
-    /// Position in the schedule, from 0.
+    /// The stream it belongs to, `<vantage>-<connection>` (e.g. `local-fresh`).
+    #[serde(default)]
+    pub stream: String,
+    /// Position in the stream's schedule, from 0.
     pub seq: u64,
     /// When it was due, ms since the start (monotonic).
     pub intended_ms: f64,
@@ -38,8 +47,17 @@ pub struct Sample {
     pub status: Option<u16>,
     /// The version that answered (ok responses).
     pub version: Option<String>,
+    /// The pod (instance) that answered (ok responses, with `pod_from`).
+    #[serde(default)]
+    pub pod: Option<String>,
+    /// The `x-request-id` it carried.
+    #[serde(default)]
+    pub request_id: Option<String>,
     /// TCP (and TLS) handshake time, ms; empty on a reused connection.
     pub connect_ms: Option<f64>,
+    /// SYNs sent again before the connect ended; empty on a reused connection.
+    #[serde(default)]
+    pub syn_retransmits: Option<u32>,
     /// From sent to the response headers, ms.
     pub ttfb_ms: Option<f64>,
     /// From sent to the end (response read, or failure), ms.
@@ -65,10 +83,10 @@ impl Sample {
     }
 }
 
-/// The first line of samples.csv: what was run.
+/// What was run: run.json as written at the start.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunHeader {
-    /// Always `rollprobe.samples/v1`.
+    /// Always [`SAMPLES_SCHEMA`].
     pub schema: String,
     /// The run's label.
     pub label: Option<String>,
@@ -78,40 +96,80 @@ pub struct RunHeader {
     pub config: RecordedConfig,
     /// Wall-clock start, RFC 3339.
     pub started_at: String,
+    /// The run's id, the first part of every `x-request-id`.
+    #[serde(default)]
+    pub run_id: String,
+    /// The names of its streams.
+    #[serde(default)]
+    pub streams: Vec<String>,
 }
 
-/// The last line of samples.csv of a run that ended cleanly.
+/// How a run ended: the fields that complete run.json.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunFooter {
     /// Wall-clock end, RFC 3339.
     pub ended_at: String,
     /// Length of the run, ms.
     pub duration_ms: f64,
-    /// Stopped by Ctrl-C (or another interruption) rather than by plan.
+    /// Stopped by a signal (or another interruption) rather than by plan.
     pub interrupted: bool,
 }
 
-/// The schema tag of samples.csv.
+/// run.json: the header, and the footer once the run has ended.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunRecord {
+    /// What was run.
+    #[serde(flatten)]
+    pub header: RunHeader,
+    /// How it ended; `None` while running, or when it was killed.
+    #[serde(flatten)]
+    pub end: Option<RunFooter>,
+}
+
+impl RunRecord {
+    /// Writes run.json into `dir` (atomically: a killed run never leaves half a file).
+    pub fn write(&self, dir: &Path) -> io::Result<()> {
+        let path = dir.join(RUN_FILE);
+        let tmp = dir.join(".run.json.tmp");
+        let text = serde_json::to_string_pretty(self).map_err(io::Error::other)?;
+        std::fs::write(&tmp, text + "\n")?;
+        std::fs::rename(tmp, path)
+    }
+
+    /// Reads run.json from `dir`.
+    pub fn read(dir: &Path) -> Result<RunRecord, ReadError> {
+        let path = dir.join(RUN_FILE);
+        let shown = path.display().to_string();
+        let text = std::fs::read_to_string(&path).map_err(|source| ReadError::Io {
+            path: shown.clone(),
+            source,
+        })?;
+        serde_json::from_str(&text).map_err(|e| ReadError::Format {
+            path: shown,
+            line: e.line() as u64,
+            reason: format!("not a rollprobe run.json: {e}"),
+        })
+    }
+}
+
+/// The schema tag of run.json (and of the old samples.csv header line).
 pub const SAMPLES_SCHEMA: &str = "rollprobe.samples/v1";
+/// The run's record beside samples.csv.
+pub const RUN_FILE: &str = "run.json";
 const HEADER_PREFIX: &str = "# rollprobe.samples/v1 ";
 const FOOTER_PREFIX: &str = "# end ";
 
-/// Streams samples to a CSV file, flushing at least once a second.
+/// Streams samples to a CSV file; [`SampleWriter::flush`] is called at least once a
+/// second by the recorder's timer.
 pub struct SampleWriter {
     inner: csv::Writer<BufWriter<File>>,
     last_flush: Instant,
 }
 
 impl SampleWriter {
-    /// Creates the file and writes the header line.
-    pub fn create(path: &Path, header: &RunHeader) -> io::Result<SampleWriter> {
-        let mut file = BufWriter::new(File::create(path)?);
-        writeln!(
-            file,
-            "{HEADER_PREFIX}{}",
-            serde_json::to_string(header).map_err(io::Error::other)?
-        )?;
-        let inner = csv::WriterBuilder::new().from_writer(file);
+    /// Creates the file (the header row is written with the first sample).
+    pub fn create(path: &Path) -> io::Result<SampleWriter> {
+        let inner = csv::WriterBuilder::new().from_writer(BufWriter::new(File::create(path)?));
         Ok(SampleWriter {
             inner,
             last_flush: Instant::now(),
@@ -133,18 +191,13 @@ impl SampleWriter {
         self.inner.flush()
     }
 
-    /// Writes the end line and closes the file.
-    pub fn finish(mut self, footer: &RunFooter) -> io::Result<()> {
+    /// Flushes and closes the file.
+    pub fn finish(mut self) -> io::Result<()> {
         self.inner.flush()?;
         let mut file = self
             .inner
             .into_inner()
             .map_err(|e| io::Error::other(e.to_string()))?;
-        writeln!(
-            file,
-            "{FOOTER_PREFIX}{}",
-            serde_json::to_string(footer).map_err(io::Error::other)?
-        )?;
         file.flush()
     }
 }
@@ -156,14 +209,14 @@ fn csv_to_io(e: csv::Error) -> io::Error {
     }
 }
 
-/// A samples file read back: its header, its rows, and its footer if the run ended cleanly.
+/// A samples file read back: the run's header, its rows, and its end if it ended cleanly.
 #[derive(Debug, Clone)]
 pub struct RecordedRun {
     /// What was run.
     pub header: RunHeader,
     /// Every row, in file (completion) order.
     pub samples: Vec<Sample>,
-    /// The end line; `None` when the run was killed before writing it.
+    /// How it ended; `None` when the run was killed before writing it.
     pub footer: Option<RunFooter>,
 }
 
@@ -190,8 +243,29 @@ pub enum ReadError {
     },
 }
 
-/// Reads a samples.csv written by [`SampleWriter`].
-pub fn read_samples(path: &Path) -> Result<RecordedRun, ReadError> {
+/// samples.csv of a run folder, or the file itself.
+pub fn samples_path(path: &Path) -> PathBuf {
+    if path.is_dir() {
+        path.join("samples.csv")
+    } else {
+        path.to_path_buf()
+    }
+}
+
+/// Where a samples file keeps its run's header and end: in run.json beside it, or (an
+/// older file) in its own `#` lines. Returns them and the offset where the CSV body
+/// starts and ends.
+struct Layout {
+    header: RunHeader,
+    footer: Option<RunFooter>,
+    body_start: u64,
+    body_end: u64,
+    /// The CSV line number of the body's first line, for messages.
+    first_line: u64,
+}
+
+fn layout(path: &Path) -> Result<Layout, ReadError> {
+    use std::io::{Read, Seek, SeekFrom};
     let shown = path.display().to_string();
     let io_err = |source| ReadError::Io {
         path: shown.clone(),
@@ -202,30 +276,62 @@ pub fn read_samples(path: &Path) -> Result<RecordedRun, ReadError> {
         line,
         reason,
     };
-    let mut reader = BufReader::new(File::open(path).map_err(io_err)?);
+    let mut file = File::open(path).map_err(io_err)?;
+    let len = file.metadata().map_err(io_err)?.len();
     let mut first = String::new();
-    reader.read_line(&mut first).map_err(io_err)?;
-    let header = parse_header_line(&first).map_err(|reason| format_err(1, reason))?;
-    // The footer is a comment line; read the rest once, split it off the CSV body.
-    let mut rest = String::new();
-    io::Read::read_to_string(&mut reader, &mut rest).map_err(io_err)?;
-    let mut footer = None;
-    if let Some((end, pos)) = split_footer(&rest, true).map_err(|r| format_err(0, r))? {
-        footer = Some(end);
-        rest.truncate(pos);
-    }
-    let mut csv_reader = csv::ReaderBuilder::new()
-        .flexible(false)
-        .from_reader(rest.as_bytes());
-    let mut samples = Vec::new();
-    for (i, row) in csv_reader.deserialize::<Sample>().enumerate() {
-        match row {
-            Ok(s) => samples.push(s),
-            // A killed run may leave a torn last line: keep everything before it.
-            Err(_) if footer.is_none() && i + 1 >= count_lines(&rest).saturating_sub(1) => break,
-            Err(e) => return Err(format_err(i as u64 + 3, e.to_string())),
+    BufReader::new(&mut file)
+        .take(64 * 1024)
+        .read_line(&mut first)
+        .map_err(io_err)?;
+    if !first.starts_with('#') {
+        let dir = path.parent().unwrap_or(Path::new("."));
+        let dir = if dir.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            dir
+        };
+        if !first.starts_with("stream,") && !first.starts_with("seq,") {
+            return Err(format_err(
+                1,
+                "not a rollprobe samples file (its header row must start with 'stream,seq')"
+                    .into(),
+            ));
         }
+        let record = RunRecord::read(dir)?;
+        return Ok(Layout {
+            header: record.header,
+            footer: record.end,
+            body_start: 0,
+            body_end: len,
+            first_line: 1,
+        });
     }
+    let header = parse_header_line(&first).map_err(|reason| format_err(1, reason))?;
+    // The footer is the last line: read only the file's tail for it.
+    let tail_from = len.saturating_sub(64 * 1024);
+    file.seek(SeekFrom::Start(tail_from)).map_err(io_err)?;
+    let mut tail = Vec::new();
+    file.read_to_end(&mut tail).map_err(io_err)?;
+    let mut footer = None;
+    let mut body_end = len;
+    let text = String::from_utf8_lossy(&tail);
+    if let Some((end, pos)) = split_footer(&text, tail_from == 0).map_err(|r| format_err(0, r))? {
+        footer = Some(end);
+        body_end = tail_from + pos as u64;
+    }
+    Ok(Layout {
+        header,
+        footer,
+        body_start: first.len() as u64,
+        body_end: body_end.max(first.len() as u64),
+        first_line: 2,
+    })
+}
+
+/// Reads a samples.csv (or a run folder) written by this or an older version.
+pub fn read_samples(path: &Path) -> Result<RecordedRun, ReadError> {
+    let mut samples = Vec::new();
+    let (header, footer) = read_rows(path, |_, s| samples.push(s))?;
     Ok(RecordedRun {
         header,
         samples,
@@ -233,7 +339,55 @@ pub fn read_samples(path: &Path) -> Result<RecordedRun, ReadError> {
     })
 }
 
-/// Finds the end line of a clean run in `text` (the file's body, or its tail):
+/// Reads every row into `each`, in file order. A killed run may leave a torn last
+/// line: it is dropped; a bad row anywhere else is an error.
+fn read_rows(
+    path: &Path,
+    mut each: impl FnMut(&RunHeader, Sample),
+) -> Result<(RunHeader, Option<RunFooter>), ReadError> {
+    use std::io::{Read, Seek, SeekFrom};
+    let path = samples_path(path);
+    let l = layout(&path)?;
+    let shown = path.display().to_string();
+    let format_err = |line, reason: String| ReadError::Format {
+        path: shown.clone(),
+        line,
+        reason,
+    };
+    let mut file = File::open(&path).map_err(|source| ReadError::Io {
+        path: shown.clone(),
+        source,
+    })?;
+    file.seek(SeekFrom::Start(l.body_start))
+        .map_err(|source| ReadError::Io {
+            path: shown.clone(),
+            source,
+        })?;
+    let reader = BufReader::with_capacity(256 * 1024, file.take(l.body_end - l.body_start));
+    let mut csv_reader = csv::ReaderBuilder::new().flexible(false).from_reader(reader);
+    let default_stream = format!("local-{}", l.header.config.connection);
+    let mut pending_error: Option<ReadError> = None;
+    for (i, row) in csv_reader.deserialize::<Sample>().enumerate() {
+        if let Some(err) = pending_error.take() {
+            return Err(err);
+        }
+        match row {
+            Ok(mut s) => {
+                if s.stream.is_empty() {
+                    s.stream.clone_from(&default_stream);
+                }
+                each(&l.header, s)
+            }
+            Err(e) => pending_error = Some(format_err(l.first_line + 1 + i as u64, e.to_string())),
+        }
+    }
+    match (pending_error, &l.footer) {
+        (Some(err), Some(_)) => Err(err),
+        _ => Ok((l.header, l.footer)),
+    }
+}
+
+/// Finds the end line of a clean run in `text` (an old file's body, or its tail):
 /// the footer and the offset where its line starts. `starts_a_line` says whether
 /// offset 0 of `text` is the start of a line.
 fn split_footer(text: &str, starts_a_line: bool) -> Result<Option<(RunFooter, usize)>, String> {
@@ -253,7 +407,7 @@ fn split_footer(text: &str, starts_a_line: bool) -> Result<Option<(RunFooter, us
     Ok(Some((footer, pos)))
 }
 
-/// The first line of samples.csv: the run's header as JSON.
+/// The first line of an old samples.csv: the run's header as JSON.
 fn parse_header_line(first: &str) -> Result<RunHeader, String> {
     let json = first.strip_prefix(HEADER_PREFIX).ok_or_else(|| {
         "not a rollprobe samples file (it must start with '# rollprobe.samples/v1')".to_string()
@@ -261,8 +415,13 @@ fn parse_header_line(first: &str) -> Result<RunHeader, String> {
     serde_json::from_str(json.trim()).map_err(|e| e.to_string())
 }
 
-fn count_lines(text: &str) -> usize {
-    text.lines().count()
+/// Streams a samples.csv (or a run folder) into `each` row by row, without keeping
+/// the rows; returns the header and the footer.
+pub fn stream_samples(
+    path: &Path,
+    each: impl FnMut(&RunHeader, Sample),
+) -> Result<(RunHeader, Option<RunFooter>), ReadError> {
+    read_rows(path, each)
 }
 
 #[cfg(test)]
@@ -284,13 +443,17 @@ mod tests {
                 expect_status: "200-299".into(),
                 version_from: "body".into(),
                 method: "GET".into(),
+                pod_from: String::new(),
             },
             started_at: "2026-01-01T00:00:00.000Z".into(),
+            run_id: "r1".into(),
+            streams: vec!["local-fresh".into()],
         }
     }
 
     fn sample(seq: u64, outcome: Outcome) -> Sample {
         Sample {
+            stream: "local-fresh".into(),
             seq,
             intended_ms: seq as f64 * 100.0,
             sent_ms: Some(seq as f64 * 100.0 + 0.125),
@@ -300,7 +463,10 @@ mod tests {
             errno_name: (outcome == Outcome::ConnectionRefused).then(|| "ECONNREFUSED".into()),
             status: (outcome == Outcome::Ok).then_some(200),
             version: (outcome == Outcome::Ok).then(|| "v1, \"quoted\"".into()),
+            pod: (outcome == Outcome::Ok).then(|| "web-a".into()),
+            request_id: Some(format!("r1-local-fresh-{seq}")),
             connect_ms: Some(0.3),
+            syn_retransmits: Some(1),
             ttfb_ms: Some(1.0 / 3.0),
             total_ms: Some(2.0),
             connection: Some("new".into()),
@@ -308,23 +474,22 @@ mod tests {
         }
     }
 
-    /// A samples.csv with two flushed rows and no end line yet (a killed run).
-    fn write_two_rows(
-        name: &str,
-    ) -> (
-        std::path::PathBuf,
-        std::path::PathBuf,
-        Vec<Sample>,
-        SampleWriter,
-    ) {
+    /// A run folder with two flushed rows and a run.json without its end (a killed run).
+    fn write_two_rows(name: &str) -> (PathBuf, PathBuf, Vec<Sample>, SampleWriter) {
         let dir = std::env::temp_dir().join(format!("{name}-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("samples.csv");
+        RunRecord {
+            header: header(),
+            end: None,
+        }
+        .write(&dir)
+        .unwrap();
         let rows = vec![
             sample(0, Outcome::Ok),
             sample(1, Outcome::ConnectionRefused),
         ];
-        let mut w = SampleWriter::create(&path, &header()).unwrap();
+        let mut w = SampleWriter::create(&path).unwrap();
         for s in &rows {
             w.write(s).unwrap();
         }
@@ -333,9 +498,9 @@ mod tests {
     }
 
     #[test]
-    fn round_trip_with_footer_and_without() {
+    fn round_trip_with_an_end_and_without() {
         let (dir, path, rows, w) = write_two_rows("rp-sample");
-        // Before the footer: a killed run.
+        // Before the end: a killed run.
         let killed = read_samples(&path).unwrap();
         assert_eq!(killed.samples, rows);
         assert!(killed.footer.is_none());
@@ -344,8 +509,15 @@ mod tests {
             duration_ms: 200.0,
             interrupted: false,
         };
-        w.finish(&footer).unwrap();
-        let back = read_samples(&path).unwrap();
+        w.finish().unwrap();
+        RunRecord {
+            header: header(),
+            end: Some(footer.clone()),
+        }
+        .write(&dir)
+        .unwrap();
+        // The folder or the file, alike.
+        let back = read_samples(&dir).unwrap();
         assert_eq!(back.header, header());
         assert_eq!(back.samples, rows);
         assert_eq!(back.footer, Some(footer));
@@ -353,40 +525,61 @@ mod tests {
     }
 
     #[test]
-    fn streaming_reads_what_was_written_even_when_torn() {
+    fn plain_csv_with_the_documented_columns() {
+        let (dir, path, _, w) = write_two_rows("rp-plain");
+        w.finish().unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(
+            text.lines().next().unwrap(),
+            "stream,seq,intended_ms,sent_ms,wall_time,outcome,errno,errno_name,status,version,pod,request_id,connect_ms,syn_retransmits,ttfb_ms,total_ms,connection,error"
+        );
+        assert!(!text.lines().any(|l| l.starts_with('#')));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn reads_the_old_format_with_comment_lines() {
+        let dir = std::env::temp_dir().join(format!("rp-old-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("samples.csv");
+        let mut old_header = serde_json::to_value(header()).unwrap();
+        old_header.as_object_mut().unwrap().remove("run_id");
+        old_header.as_object_mut().unwrap().remove("streams");
+        old_header["config"].as_object_mut().unwrap().remove("pod_from");
+        std::fs::write(
+            &path,
+            format!(
+                "# rollprobe.samples/v1 {old_header}\n\
+                 seq,intended_ms,sent_ms,wall_time,outcome,errno,errno_name,status,version,connect_ms,ttfb_ms,total_ms,connection,error\n\
+                 0,0.0,0.1,2026-01-01T00:00:00.000Z,ok,,,200,v1,0.3,1.0,2.0,new,\n\
+                 1,100.0,100.1,2026-01-01T00:00:00.100Z,connection_refused,111,ECONNREFUSED,,,,,0.2,new,refused\n\
+                 # end {{\"ended_at\":\"2026-01-01T00:00:01.000Z\",\"duration_ms\":200.0,\"interrupted\":false}}\n"
+            ),
+        )
+        .unwrap();
+        let run = read_samples(&path).unwrap();
+        assert_eq!(run.samples.len(), 2);
+        assert_eq!(run.samples[0].stream, "local-fresh");
+        assert_eq!(run.samples[0].version.as_deref(), Some("v1"));
+        assert_eq!(run.samples[1].errno, Some(111));
+        assert_eq!(run.footer.unwrap().duration_ms, 200.0);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_torn_last_line_of_a_killed_run_is_dropped() {
         let (dir, path, rows, w) = write_two_rows("rp-stream");
         drop(w);
-        // A killed run: a torn last line after the flushed rows.
         let mut f = std::fs::OpenOptions::new()
             .append(true)
             .open(&path)
             .unwrap();
-        std::io::Write::write_all(&mut f, b"2,200,200.1,2026-01-01T00:0").unwrap();
+        std::io::Write::write_all(&mut f, b"local-fresh,2,200,200.1,2026-01-01T00:0").unwrap();
         let mut seen = Vec::new();
         let (h, footer) = stream_samples(&path, |_, s| seen.push(s)).unwrap();
         assert_eq!(h, header());
         assert!(footer.is_none());
-        assert_eq!(seen.len(), 2);
-        for (got, want) in seen.iter().zip(&rows) {
-            assert_eq!(
-                (
-                    got.seq,
-                    got.intended_ms,
-                    got.outcome,
-                    got.errno,
-                    &got.version,
-                    got.total_ms
-                ),
-                (
-                    want.seq,
-                    want.intended_ms,
-                    want.outcome,
-                    want.errno,
-                    &want.version,
-                    want.total_ms
-                )
-            );
-        }
+        assert_eq!(seen, rows);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
@@ -397,128 +590,5 @@ mod tests {
         let err = read_samples(&path).unwrap_err().to_string();
         assert!(err.contains("not a rollprobe samples file"), "{err}");
         std::fs::remove_file(&path).unwrap();
-    }
-}
-
-/// The columns the analyzer needs, borrowed from the CSV record (no allocation
-/// for the wall time, connection, errno name or error message).
-#[derive(Deserialize)]
-struct AnalyzedRow<'a> {
-    seq: u64,
-    intended_ms: f64,
-    sent_ms: Option<f64>,
-    #[serde(borrow)]
-    outcome: &'a str,
-    errno: Option<i32>,
-    status: Option<u16>,
-    #[serde(borrow)]
-    version: Option<&'a str>,
-    connect_ms: Option<f64>,
-    ttfb_ms: Option<f64>,
-    total_ms: Option<f64>,
-}
-
-/// Streams a samples.csv into `each` row by row, without keeping the rows;
-/// returns the header and the footer. The rows handed over carry only what the
-/// analyzer reads (no wall time, connection, errno name or error text).
-pub fn stream_samples(
-    path: &Path,
-    mut each: impl FnMut(&RunHeader, Sample),
-) -> Result<(RunHeader, Option<RunFooter>), ReadError> {
-    use std::io::{Read, Seek, SeekFrom};
-    let shown = path.display().to_string();
-    let io_err = |source| ReadError::Io {
-        path: shown.clone(),
-        source,
-    };
-    let format_err = |line, reason: String| ReadError::Format {
-        path: shown.clone(),
-        line,
-        reason,
-    };
-    let mut file = File::open(path).map_err(io_err)?;
-    // The footer is the last line: read only the file's tail for it.
-    let len = file.metadata().map_err(io_err)?.len();
-    let tail_from = len.saturating_sub(64 * 1024);
-    file.seek(SeekFrom::Start(tail_from)).map_err(io_err)?;
-    let mut tail = Vec::new();
-    file.read_to_end(&mut tail).map_err(io_err)?;
-    let mut footer: Option<RunFooter> = None;
-    let mut body_end = len;
-    let text = String::from_utf8_lossy(&tail);
-    if let Some((end, pos)) = split_footer(&text, tail_from == 0).map_err(|r| format_err(0, r))? {
-        footer = Some(end);
-        body_end = tail_from + pos as u64;
-    }
-    file.seek(SeekFrom::Start(0)).map_err(io_err)?;
-    let mut reader = BufReader::with_capacity(256 * 1024, file.take(body_end));
-    let mut first = String::new();
-    reader.read_line(&mut first).map_err(io_err)?;
-    let header = parse_header_line(&first).map_err(|reason| format_err(1, reason))?;
-    let mut csv_reader = csv::ReaderBuilder::new()
-        .flexible(false)
-        .from_reader(reader);
-    let headers = csv_reader
-        .byte_headers()
-        .map_err(|e| format_err(2, e.to_string()))?
-        .clone();
-    let mut record = csv::ByteRecord::new();
-    let mut pending_error: Option<ReadError> = None;
-    let mut row_no: u64 = 0;
-    loop {
-        let more = match csv_reader.read_byte_record(&mut record) {
-            Ok(more) => more,
-            Err(e) => {
-                if let Some(err) = pending_error.take() {
-                    return Err(err);
-                }
-                pending_error = Some(format_err(row_no + 3, e.to_string()));
-                row_no += 1;
-                continue;
-            }
-        };
-        if !more {
-            break;
-        }
-        if let Some(err) = pending_error.take() {
-            // Not the last line after all.
-            return Err(err);
-        }
-        match record.deserialize::<AnalyzedRow>(Some(&headers)) {
-            Ok(row) => {
-                let outcome: Outcome =
-                    row.outcome
-                        .parse()
-                        .map_err(|e: crate::outcome::UnknownOutcome| {
-                            format_err(row_no + 3, e.to_string())
-                        })?;
-                each(
-                    &header,
-                    Sample {
-                        seq: row.seq,
-                        intended_ms: row.intended_ms,
-                        sent_ms: row.sent_ms,
-                        wall_time: String::new(),
-                        outcome,
-                        errno: row.errno,
-                        errno_name: None,
-                        status: row.status,
-                        version: row.version.map(str::to_string),
-                        connect_ms: row.connect_ms,
-                        ttfb_ms: row.ttfb_ms,
-                        total_ms: row.total_ms,
-                        connection: None,
-                        error: None,
-                    },
-                );
-            }
-            Err(e) => pending_error = Some(format_err(row_no + 3, e.to_string())),
-        }
-        row_no += 1;
-    }
-    // A killed run may leave a torn last line: keep everything before it.
-    match (pending_error, &footer) {
-        (Some(err), Some(_)) => Err(err),
-        _ => Ok((header, footer)),
     }
 }
