@@ -104,7 +104,11 @@ pub fn finish_rollout(
 
 /// What every command that probes shows while it runs: the progress line, and marks
 /// read from stdin.
-pub fn observe(label: String, quiet: bool, marks_stdin: bool) -> (impl FnOnce(ProbeHandle) + Send, ProgressSlot) {
+pub fn observe(
+    label: String,
+    quiet: bool,
+    marks_stdin: bool,
+) -> (impl FnOnce(ProbeHandle) + Send, ProgressSlot) {
     let slot = ProgressSlot::default();
     let filled = slot.clone();
     let observer = move |handle: ProbeHandle| {

@@ -27,7 +27,9 @@ pub fn shutdown() -> impl Future<Output = ()> + Send + 'static {
             Some(()) = recv(&mut term) => b,
             Some(()) = recv(&mut hup) => c,
         };
-        eprintln!("rollprobe: {name}: stopping and writing the report (signal again to exit at once)");
+        eprintln!(
+            "rollprobe: {name}: stopping and writing the report (signal again to exit at once)"
+        );
         tokio::spawn(async move {
             tokio::select! {
                 Some(()) = recv(&mut int) => {},

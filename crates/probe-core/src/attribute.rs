@@ -263,6 +263,24 @@ fn cause_of(w: &OutageWindow, events: &[Event]) -> String {
     }
 }
 
+/// Connect timeouts beside refusals or failed address resolution are, on a stock Linux
+/// kernel, mostly the same errors rate-limited away: a host answers one client with at
+/// most about one ICMP error per second (`net.ipv4.icmp_ratelimit`, 1000 ms), and every
+/// other SYN is dropped in silence and retried until the connect times out. Says so,
+/// with the count that got through.
+fn rate_limited_note(w: &OutageWindow, no_ready_endpoint: bool) -> Option<String> {
+    let count = |k: &str| w.kinds.get(k).copied().unwrap_or(0);
+    let timeouts = count("connect_timeout");
+    let through = count("connection_refused") + count("host_unreachable");
+    if timeouts == 0 || (through == 0 && !no_ready_endpoint) {
+        return None;
+    }
+    Some(format!(
+        "; {timeouts} of {} failed connects timed out instead of failing at once: a host sends one client at most about one ICMP error per second (Linux's icmp_ratelimit), so only {through} got the refusal or \"no route\" through",
+        timeouts + through
+    ))
+}
+
 /// Fills in `cause` for every window, when the run has rollout events.
 ///
 /// ```
@@ -296,7 +314,12 @@ pub fn attribute_causes(windows: &mut [OutageWindow], events: &[Event]) {
     let mut sorted: Vec<Event> = events.to_vec();
     sorted.sort_by(|a, b| a.at_ms.total_cmp(&b.at_ms));
     for w in windows.iter_mut() {
-        w.cause = Some(cause_of(w, &sorted));
+        let mut cause = cause_of(w, &sorted);
+        let no_ready_endpoint = cause.starts_with("no ready endpoint");
+        if let Some(note) = rate_limited_note(w, no_ready_endpoint) {
+            cause += &note;
+        }
+        w.cause = Some(cause);
     }
 }
 
@@ -393,6 +416,22 @@ mod tests {
         attribute_causes(&mut w, &events);
         let cause = w[0].cause.clone().unwrap();
         assert!(cause.starts_with("traffic still sent to pod old-a (10.244.0.2) after it was deleted at +2.60 s until its endpoint was removed at +4.00 s"), "{cause}");
+    }
+
+    #[test]
+    fn timeouts_beside_refusals_are_called_rate_limited() {
+        let mut events = base();
+        events.push(pod_ev(500.0, "pod_terminating", "old-a", "10.244.0.2"));
+        events.push(ep_ev(510.0, "endpoint_removed", "10.244.0.2"));
+        let mut w = vec![window(600.0, 2600.0, "connect_timeout")];
+        w[0].kinds.insert("connection_refused".into(), 2);
+        attribute_causes(&mut w, &events);
+        let cause = w[0].cause.clone().unwrap();
+        assert!(cause.starts_with("no ready endpoint"), "{cause}");
+        assert!(
+            cause.ends_with("10 of 12 failed connects timed out instead of failing at once: a host sends one client at most about one ICMP error per second (Linux's icmp_ratelimit), so only 2 got the refusal or \"no route\" through"),
+            "{cause}"
+        );
     }
 
     #[test]

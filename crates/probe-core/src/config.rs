@@ -491,7 +491,11 @@ impl From<&ProbeConfig> for RecordedConfig {
             expect_status: c.expect_status.to_string(),
             version_from: c.version_from.to_string(),
             method: c.method.clone(),
-            pod_from: c.pod_from.as_ref().map(|p| p.to_string()).unwrap_or_default(),
+            pod_from: c
+                .pod_from
+                .as_ref()
+                .map(|p| p.to_string())
+                .unwrap_or_default(),
         }
     }
 }

@@ -150,8 +150,14 @@ impl Executor {
             None => match self.connect().await {
                 Ok((sender, retransmits)) => {
                     let connect_ms = ms(start.elapsed());
-                    self.exchange(sender, start, Some(connect_ms), Some(retransmits), request_id)
-                        .await
+                    self.exchange(
+                        sender,
+                        start,
+                        Some(connect_ms),
+                        Some(retransmits),
+                        request_id,
+                    )
+                    .await
                 }
                 Err(f) => Err(f),
             },
@@ -241,8 +247,7 @@ impl Executor {
             match tcp_connect(addr, deadline).await {
                 Ok((stream, retransmits)) => {
                     let _ = stream.set_nodelay(true);
-                    return match tokio::time::timeout_at(deadline, self.handshake(stream)).await
-                    {
+                    return match tokio::time::timeout_at(deadline, self.handshake(stream)).await {
                         Ok(Ok(sender)) => Ok((sender, retransmits)),
                         Ok(Err(c)) => Err(Failure::at_connect(c, Some(retransmits))),
                         Err(_) => Err(self.connect_timed_out(Some(retransmits))),
@@ -337,13 +342,16 @@ impl Executor {
         let mut ttfb_ms = None;
         let mut status = None;
         let work = async {
-            let response = sender.send_request(self.request(request_id)).await.map_err(|e| {
-                let mut c = classify_error(&e, Outcome::Other);
-                if c.outcome == Outcome::Other && e.is_parse() {
-                    c.message = format!("invalid HTTP response: {}", c.message);
-                }
-                c
-            })?;
+            let response = sender
+                .send_request(self.request(request_id))
+                .await
+                .map_err(|e| {
+                    let mut c = classify_error(&e, Outcome::Other);
+                    if c.outcome == Outcome::Other && e.is_parse() {
+                        c.message = format!("invalid HTTP response: {}", c.message);
+                    }
+                    c
+                })?;
             ttfb_ms = Some(ms(start.elapsed()));
             status = Some(response.status().as_u16());
             let (parts, mut body) = response.into_parts();

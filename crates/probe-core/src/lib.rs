@@ -73,7 +73,6 @@ pub use rollout::{
 };
 pub use sample::{
     read_samples, samples_path, stream_samples, ReadError, RecordedRun, RunFooter, RunHeader,
-    RunRecord, Sample, RUN_FILE,
-    SampleWriter, SAMPLES_SCHEMA,
+    RunRecord, Sample, SampleWriter, RUN_FILE, SAMPLES_SCHEMA,
 };
 pub use strategy::{IntOrPercent, Strategy};

@@ -14,7 +14,9 @@ use std::time::Duration;
 use crate::event::{BoxFuture, EventSource, Vantage};
 use crate::matrix::{Matrix, MatrixRun};
 use crate::probe::{ProbeBuilder, ProbeError, ProbeHandle};
-use crate::rollout::{Rollout, RolloutError, DEFAULT_ROLLOUT_TIMEOUT, DEFAULT_SETTLE, DEFAULT_WARMUP};
+use crate::rollout::{
+    Rollout, RolloutError, DEFAULT_ROLLOUT_TIMEOUT, DEFAULT_SETTLE, DEFAULT_WARMUP,
+};
 use crate::strategy::Strategy;
 
 /// A place whose Deployments a matrix changes: the lab or a Kubernetes namespace.
@@ -209,7 +211,15 @@ impl MatrixRunner {
                     break 'cases;
                 }
                 let result = self
-                    .one_run(&cluster, &probe, case, run, changes, &mut original_image, &cancelled_rx)
+                    .one_run(
+                        &cluster,
+                        &probe,
+                        case,
+                        run,
+                        changes,
+                        &mut original_image,
+                        &cancelled_rx,
+                    )
                     .await;
                 match result {
                     Ok(row) => {
@@ -231,10 +241,7 @@ impl MatrixRunner {
         // Restore what was changed, whatever happened above.
         let mut restored = cluster.set_strategy(&self.deployment, original).await;
         if let (Ok(()), Some(image), true) = (&restored, &original_image, changes % 2 == 1) {
-            restored = cluster
-                .set_image(&self.deployment, image)
-                .await
-                .map(|_| ());
+            restored = cluster.set_image(&self.deployment, image).await.map(|_| ());
         }
         if let Err(e) = restored {
             error.get_or_insert(MatrixError::Cluster(format!(
@@ -343,6 +350,9 @@ fn write_matrix(dir: &Path, m: &Matrix, strategy_now: Option<Strategy>) -> Resul
     if let (Some(s), serde_json::Value::Object(map)) = (strategy_now, &mut value) {
         map.insert("strategy_after".into(), s.to_string().into());
     }
-    std::fs::write(&json, serde_json::to_string_pretty(&value).unwrap_or_default())
-        .map_err(fail(json.clone()))
+    std::fs::write(
+        &json,
+        serde_json::to_string_pretty(&value).unwrap_or_default(),
+    )
+    .map_err(fail(json.clone()))
 }

@@ -178,7 +178,7 @@ impl Outcome {
             }
             Outcome::NetworkUnreachable => "no route to the address from the prober",
             Outcome::ConnectTimeout => {
-                "packets were dropped: a DROP policy, a removed real server or stale conntrack"
+                "no answer to the SYNs: a REJECT or a failed ARP whose ICMP error the kernel rate-limited away (about one per second per client gets through), or packets dropped (DROP policy, removed real server, stale conntrack)"
             }
             Outcome::ConnectionReset => "the connection was aborted: a pod killed with it open",
             Outcome::ConnectionClosed => {

@@ -502,7 +502,9 @@ fn vantage_runtime(
     std::thread::spawn(move || check.enter(&check_url))
         .join()
         .map_err(|_| ProbeError::Internal("entering the vantage point panicked".into()))?
-        .map_err(|e| ProbeError::Internal(format!("cannot probe from where {url} is reached: {e}")))?;
+        .map_err(|e| {
+            ProbeError::Internal(format!("cannot probe from where {url} is reached: {e}"))
+        })?;
     let url = url.to_string();
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -510,7 +512,9 @@ fn vantage_runtime(
         .enable_all()
         .on_thread_start(move || {
             if let Err(e) = vantage.enter(&url) {
-                eprintln!("rollprobe: a probe thread cannot reach {url} from its vantage point: {e}");
+                eprintln!(
+                    "rollprobe: a probe thread cannot reach {url} from its vantage point: {e}"
+                );
                 std::process::abort();
             }
         })

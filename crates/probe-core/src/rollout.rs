@@ -228,10 +228,8 @@ impl Rollout {
                                 }
                             }
                             if !interrupted && !probe.schedule_is_finished() {
-                                interrupted = matches!(
-                                    ends.race(sleep(self.settle)).await,
-                                    End::Interrupted
-                                );
+                                interrupted =
+                                    matches!(ends.race(sleep(self.settle)).await, End::Interrupted);
                             }
                         }
                     }

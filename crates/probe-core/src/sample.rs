@@ -293,8 +293,7 @@ fn layout(path: &Path) -> Result<Layout, ReadError> {
         if !first.starts_with("stream,") && !first.starts_with("seq,") {
             return Err(format_err(
                 1,
-                "not a rollprobe samples file (its header row must start with 'stream,seq')"
-                    .into(),
+                "not a rollprobe samples file (its header row must start with 'stream,seq')".into(),
             ));
         }
         let record = RunRecord::read(dir)?;
@@ -364,7 +363,9 @@ fn read_rows(
             source,
         })?;
     let reader = BufReader::with_capacity(256 * 1024, file.take(l.body_end - l.body_start));
-    let mut csv_reader = csv::ReaderBuilder::new().flexible(false).from_reader(reader);
+    let mut csv_reader = csv::ReaderBuilder::new()
+        .flexible(false)
+        .from_reader(reader);
     let default_stream = format!("local-{}", l.header.config.connection);
     let mut pending_error: Option<ReadError> = None;
     for (i, row) in csv_reader.deserialize::<Sample>().enumerate() {
@@ -545,7 +546,10 @@ mod tests {
         let mut old_header = serde_json::to_value(header()).unwrap();
         old_header.as_object_mut().unwrap().remove("run_id");
         old_header.as_object_mut().unwrap().remove("streams");
-        old_header["config"].as_object_mut().unwrap().remove("pod_from");
+        old_header["config"]
+            .as_object_mut()
+            .unwrap()
+            .remove("pod_from");
         std::fs::write(
             &path,
             format!(
