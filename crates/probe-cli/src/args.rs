@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use probe_core::{ConnectionMode, Outcome, StatusSet, VersionSource};
+use probe_core::{ConnectionMode, MatrixTrigger, Outcome, StatusSet, VersionSource};
 
 /// Measures how much a service is really down while it is redeployed.
 #[derive(Debug, Parser)]
@@ -55,6 +55,10 @@ pub struct LabArgs {
     /// The Service to probe [default: the only Service in the files].
     #[arg(long, value_name = "NAME")]
     pub service: Option<String>,
+    /// Kernel settings of the lab's namespaces: stock (Linux defaults, what your machines
+    /// do) or tuned (ICMP limits lifted, short neighbour timers: shows each mechanism's errno).
+    #[arg(long, default_value = "stock", value_parser = parse_kernel, value_name = "stock|tuned")]
+    pub kernel: probe_lab::Kernel,
     #[command(flatten)]
     pub timing: Timing,
     /// Give up on the rollout after this long.
@@ -75,23 +79,20 @@ fn parse_watch(s: &str) -> Result<String, String> {
     }
 }
 
-fn parse_case(s: &str) -> Result<probe_kube::Strategy, String> {
-    probe_kube::parse_case(s)
+fn parse_case(s: &str) -> Result<probe_core::Strategy, String> {
+    probe_core::Strategy::parse_case(s)
 }
 
-/// What starts each matrix run's rollout.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Trigger {
-    /// `kubectl rollout restart`: a new pod template annotation.
-    Restart,
-    /// Set this image, then the original, alternately, so every run is a real change.
-    Image(String),
+fn parse_kernel(s: &str) -> Result<probe_lab::Kernel, String> {
+    s.parse()
 }
 
-fn parse_trigger(s: &str) -> Result<Trigger, String> {
+fn parse_trigger(s: &str) -> Result<MatrixTrigger, String> {
     match s.split_once('=') {
-        None if s == "restart" => Ok(Trigger::Restart),
-        Some(("image", image)) if !image.is_empty() => Ok(Trigger::Image(image.to_string())),
+        None if s == "restart" => Ok(MatrixTrigger::Restart),
+        Some(("image", image)) if !image.is_empty() => {
+            Ok(MatrixTrigger::Image(image.to_string()))
+        }
         _ => Err(format!("'{s}': use restart or image=IMAGE")),
     }
 }
@@ -122,10 +123,13 @@ pub struct MatrixArgs {
     pub service: Option<String>,
     /// A strategy: recreate or rolling:SURGE/UNAVAILABLE, e.g. rolling:25%/25%, rolling:1/0 (repeatable).
     #[arg(long = "case", required = true, value_parser = parse_case, value_name = "CASE")]
-    pub cases: Vec<probe_kube::Strategy>,
+    pub cases: Vec<probe_core::Strategy>,
     /// What starts each rollout: restart, or image=IMAGE (alternating with the original).
     #[arg(long, default_value = "restart", value_parser = parse_trigger, value_name = "TRIGGER")]
-    pub trigger: Trigger,
+    pub trigger: MatrixTrigger,
+    /// Kernel settings of the lab's namespaces (with --lab): stock or tuned.
+    #[arg(long, default_value = "stock", value_parser = parse_kernel, value_name = "stock|tuned")]
+    pub kernel: probe_lab::Kernel,
     /// Runs per case.
     #[arg(long, default_value = "1", value_parser = clap::value_parser!(u32).range(1..=100), value_name = "N")]
     pub repeat: u32,

@@ -1,22 +1,15 @@
-//! `rollprobe lab`: wires probe-lab's reproduction of a cluster to the prober.
-//!
-//! The prober's sockets must live in the lab's client (or node) namespace, so
-//! the probe runs on its own runtime whose threads all enter that namespace as
-//! they start; everything else (files, the controller) stays where it is. The
-//! lab's events reach the probe through a [`ClusterTimeline`], which also hands
-//! it the pods and endpoints that were serving before it started.
+//! `rollprobe lab`: wires probe-lab's reproduction of a cluster to the library's
+//! [`Rollout`], which probes from where a client of the Service stands and puts the
+//! lab's events on the probe's clock.
 
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::Duration;
 
-use probe_core::Probe;
-use probe_lab::{parse_manifests, Lab, LabConfig, LabError, Labels, Object, ServiceType};
+use probe_core::{ProbeBuilder, Rollout};
+use probe_lab::{parse_manifests, Kernel, Lab, LabConfig, LabError, Labels, Object, ServiceType};
 
 use crate::args::{LabAction, LabArgs};
-use crate::progress::Progress;
-use crate::run::{check_out_dir, probe_config, stop_probe};
-use crate::timeline::ClusterTimeline;
+use crate::run::{check_out_dir, finish_rollout, observe, probe_config};
 use crate::CliError;
 
 /// The change that starts the rollout.
@@ -120,24 +113,20 @@ pub async fn lab(a: LabArgs) -> Result<ExitCode, CliError> {
             .map(|s| s.to_string_lossy().to_string());
     }
 
-    let timeline = ClusterTimeline::default();
-    let lab = start_lab(&timeline).await?;
+    let lab = start_lab(a.kernel).await?;
     eprintln!(
-        "rollprobe lab {}: applying {} object(s), waiting until every Deployment is available",
+        "rollprobe lab {}: applying {} object(s), waiting until every Deployment is available ({} kernel settings)",
         lab.run_id(),
-        objects.len()
+        objects.len(),
+        lab.kernel(),
     );
-    let result = probe_rollout(
-        &lab, objects, &service, is_lb, change, &a, &output, &timeline,
-    )
-    .await;
+    let result = probe_rollout(&lab, objects, &service, is_lb, change, &a, &output).await;
     let shutdown = lab.shutdown().await;
     let code = result?;
     shutdown.map_err(lab_error)?;
     Ok(code)
 }
 
-#[allow(clippy::too_many_arguments)]
 async fn probe_rollout(
     lab: &Lab,
     objects: Vec<Object>,
@@ -146,47 +135,50 @@ async fn probe_rollout(
     change: Change,
     a: &LabArgs,
     output: &crate::args::OutputArgs,
-    timeline: &ClusterTimeline,
 ) -> Result<ExitCode, CliError> {
     lab.apply(objects).map_err(lab_error)?;
     lab.wait_available(Duration::from_secs(180))
         .await
         .map_err(lab_error)?;
-    let target = lab.probe_target(service).map_err(lab_error)?;
-    eprintln!(
-        "rollprobe lab: probing {} from the {} namespace",
-        target.url,
-        if is_lb { "client host" } else { "node" }
-    );
-    let config = probe_config(&target.url, &a.probe, output)?;
+    let url = lab.service_url(service).map_err(lab_error)?;
+    let vantage = if is_lb { "client" } else { "node" };
+    eprintln!("rollprobe lab: probing {url} from the {vantage} host");
+    let mut config = probe_config(&url, &a.probe, output)?;
+    config.vantage = vantage.into();
+    config.lab_kernel = Some(lab.kernel().to_string());
+    let mut probe = ProbeBuilder::from(config);
+    if let Some(dir) = &output.out {
+        probe = probe.out_dir(dir);
+    }
+    let label = output.label.clone().unwrap_or_else(|| "lab".into());
+    let (observer, progress) = observe(label, output.quiet, false);
+    let changer = lab.clone();
+    let result = Rollout::new(probe)
+        .lab(lab)
+        .warmup(a.timing.warmup)
+        .settle(a.timing.settle)
+        .rollout_timeout(a.rollout_timeout)
+        .cancel_on(crate::signals::shutdown())
+        .observe(observer)
+        .trigger(async move { apply_change(&changer, change) })
+        .run()
+        .await;
+    progress.clear();
+    finish_rollout(result, output)
+}
 
-    let probe_runtime = netns_runtime(&target.netns)?;
-    let out = output.out.clone();
-    let probe = probe_runtime
-        .spawn(async move { Probe::start_with(config, out.as_deref()).await })
-        .await
-        .map_err(|e| CliError::Failed(e.to_string()))??;
-    timeline.attach(probe.handle());
-    let progress = Progress::start(
-        probe.handle(),
-        output.label.as_deref().unwrap_or("lab"),
-        output.quiet,
-    );
-    let interrupted = tokio::select! {
-        _ = tokio::signal::ctrl_c() => true,
-        r = roll_out(lab, change, a) => { r?; false }
-    };
-    drop(progress);
-    let code = probe_runtime
-        .spawn({
-            let output = output.clone();
-            async move { stop_probe(probe, interrupted, &output).await }
-        })
-        .await
-        .map_err(|e| CliError::Failed(e.to_string()))?;
-    timeline.detach();
-    probe_runtime.shutdown_background();
-    code
+/// The rollout's trigger: one change to the lab's objects.
+fn apply_change(lab: &Lab, change: Change) -> Result<(), LabError> {
+    match change {
+        Change::Image { deployment, image } => {
+            eprintln!("rollprobe lab: set image {deployment}={image}");
+            lab.set_image(&deployment, &image)
+        }
+        Change::Selector { service, labels } => {
+            eprintln!("rollprobe lab: switch the selector of {service}");
+            lab.set_selector(&service, &labels)
+        }
+    }
 }
 
 /// Reads and parses every manifest file (exit 2 on any error).
@@ -239,48 +231,11 @@ pub fn pick_service(objects: &[Object], name: Option<&str>) -> Result<(String, b
     ))
 }
 
-/// Starts a lab whose events go to `timeline`.
-pub async fn start_lab(timeline: &ClusterTimeline) -> Result<Lab, CliError> {
-    let sink_timeline = timeline.clone();
-    let sink: probe_lab::EventSink =
-        Arc::new(move |kind: &str, detail: &str| sink_timeline.record(kind, detail, None));
-    Lab::start(LabConfig::default(), sink)
-        .await
-        .map_err(lab_error)
-}
-
-/// A runtime whose every thread lives in the network namespace `netns`, so
-/// every socket the probe opens there is in it.
-pub fn netns_runtime(netns: &str) -> Result<tokio::runtime::Runtime, CliError> {
-    let netns = netns.to_string();
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .on_thread_start(move || {
-            if let Err(e) = probe_lab::enter_netns(&netns) {
-                eprintln!("rollprobe: cannot enter network namespace {netns}: {e}");
-                std::process::abort();
-            }
-        })
-        .build()
-        .map_err(|e| CliError::Failed(format!("cannot start the probe runtime: {e}")))
-}
-
-async fn roll_out(lab: &Lab, change: Change, a: &LabArgs) -> Result<(), CliError> {
-    tokio::time::sleep(a.timing.warmup).await;
-    match change {
-        Change::Image { deployment, image } => {
-            eprintln!("rollprobe lab: set image {deployment}={image}");
-            lab.set_image(&deployment, &image).map_err(lab_error)?;
-            lab.wait_rollout_complete(&deployment, a.rollout_timeout)
-                .await
-                .map_err(lab_error)?;
-        }
-        Change::Selector { service, labels } => {
-            eprintln!("rollprobe lab: switch the selector of {service}");
-            lab.set_selector(&service, &labels).map_err(lab_error)?;
-        }
-    }
-    tokio::time::sleep(a.timing.settle).await;
-    Ok(())
+/// Starts a lab with the given kernel settings.
+pub async fn start_lab(kernel: Kernel) -> Result<Lab, CliError> {
+    let config = LabConfig {
+        kernel,
+        ..LabConfig::default()
+    };
+    Lab::start(config).await.map_err(lab_error)
 }

@@ -382,6 +382,8 @@ pub struct ProbeConfig {
     /// Where the prober stands: `local`, or a lab's `client`, `node`, `pod` (the first
     /// half of the stream's name).
     pub vantage: String,
+    /// The lab's kernel settings (`stock` or `tuned`), for a run in the lab.
+    pub lab_kernel: Option<String>,
 }
 
 impl ProbeConfig {
@@ -404,6 +406,7 @@ impl ProbeConfig {
             pod_from: None,
             request_id: true,
             vantage: "local".into(),
+            lab_kernel: None,
         }
     }
 
@@ -478,6 +481,9 @@ pub struct RecordedConfig {
     /// Pod source, e.g. `header:x-pod-name`; empty when none.
     #[serde(default)]
     pub pod_from: String,
+    /// The lab's kernel settings (`stock` or `tuned`), for a run in the lab.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lab_kernel: Option<String>,
 }
 
 impl From<&ProbeConfig> for RecordedConfig {

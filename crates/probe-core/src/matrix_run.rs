@@ -104,6 +104,7 @@ pub struct MatrixRunner {
     vantage: Option<Arc<dyn Vantage>>,
     cancel: Option<BoxFuture<()>>,
     observer: Option<Arc<dyn Fn(&str, ProbeHandle) + Send + Sync>>,
+    after_each: Option<Box<dyn Fn(&MatrixRun) + Send + Sync>>,
 }
 
 impl MatrixRunner {
@@ -122,6 +123,7 @@ impl MatrixRunner {
             vantage: None,
             cancel: None,
             observer: None,
+            after_each: None,
         }
     }
 
@@ -174,6 +176,12 @@ impl MatrixRunner {
         self
     }
 
+    /// Called with each run's row when it has finished.
+    pub fn after_each(mut self, report: impl Fn(&MatrixRun) + Send + Sync + 'static) -> Self {
+        self.after_each = Some(Box::new(report));
+        self
+    }
+
     /// Runs every case `repeat` times against `cluster`; `probe(label)` describes each
     /// run's probe (the output folder is set here). Never panics on a failed run: the
     /// outcome keeps what was measured and the first error.
@@ -223,6 +231,9 @@ impl MatrixRunner {
                     .await;
                 match result {
                     Ok(row) => {
+                        if let Some(report) = &self.after_each {
+                            report(&row);
+                        }
                         matrix.runs.push(row);
                         changes += 1;
                         if let Err(e) = write_matrix(&self.out, &matrix, Some(case)) {

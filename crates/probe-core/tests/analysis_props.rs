@@ -29,6 +29,7 @@ fn header() -> RunHeader {
             version_from: "body".into(),
             method: "GET".into(),
             pod_from: String::new(),
+            lab_kernel: None,
         },
         started_at: "2026-01-01T00:00:00.000Z".into(),
         run_id: String::new(),
