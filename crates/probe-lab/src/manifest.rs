@@ -8,12 +8,13 @@
 //! names the object and the field path (`spec.selector`), instead of a serde message about
 //! a struct the user never wrote.
 //!
-//! The rolling-update arithmetic follows the Deployment controller
-//! (`pkg/controller/deployment/util.ResolveFenceposts`): `maxSurge` rounds up,
-//! `maxUnavailable` rounds down, and the API validation rejects both being zero.
+//! The strategy is probe-core's [`Strategy`], the one type the lab, the Kubernetes
+//! integration and the matrix share; its rounding (`Strategy::fenceposts`) follows the
+//! Deployment controller.
 
 use std::collections::BTreeMap;
 
+use probe_core::{IntOrPercent, Strategy};
 use serde::Deserialize;
 
 use crate::LabError;
@@ -55,106 +56,6 @@ pub struct Deployment {
     pub selector: Labels,
     /// `spec.template`.
     pub template: PodTemplate,
-}
-
-/// `spec.strategy` of a Deployment.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Strategy {
-    /// All old pods are gone before any new one is created.
-    Recreate,
-    /// Old pods are replaced step by step within the surge/unavailable budget.
-    RollingUpdate {
-        /// How many pods above `replicas` may exist during the update.
-        max_surge: IntOrPercent,
-        /// How many pods below `replicas` may be unavailable during the update.
-        max_unavailable: IntOrPercent,
-    },
-}
-
-impl Default for Strategy {
-    /// Kubernetes' default: RollingUpdate with 25% surge and 25% unavailable.
-    fn default() -> Self {
-        Strategy::RollingUpdate {
-            max_surge: IntOrPercent::Percent(25),
-            max_unavailable: IntOrPercent::Percent(25),
-        }
-    }
-}
-
-/// An `IntOrString` field such as `maxSurge: 1` or `maxSurge: "25%"`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum IntOrPercent {
-    /// An absolute number of pods.
-    Int(i32),
-    /// A percentage of `replicas`.
-    Percent(i32),
-}
-
-impl IntOrPercent {
-    /// Resolves the value against `total` pods, rounding a percentage up or down
-    /// (Kubernetes' `GetScaledValueFromIntOrPercent`).
-    ///
-    /// ```
-    /// use probe_lab::IntOrPercent;
-    /// assert_eq!(IntOrPercent::Percent(25).scaled(2, true), 1);
-    /// assert_eq!(IntOrPercent::Percent(25).scaled(2, false), 0);
-    /// assert_eq!(IntOrPercent::Int(3).scaled(10, false), 3);
-    /// ```
-    pub fn scaled(self, total: i32, round_up: bool) -> i32 {
-        match self {
-            IntOrPercent::Int(v) => v,
-            IntOrPercent::Percent(p) => {
-                let num = i64::from(p) * i64::from(total);
-                let v = if round_up {
-                    (num + 99).div_euclid(100)
-                } else {
-                    num.div_euclid(100)
-                };
-                v as i32
-            }
-        }
-    }
-
-    fn is_zero(self) -> bool {
-        matches!(self, IntOrPercent::Int(0) | IntOrPercent::Percent(0))
-    }
-}
-
-impl std::fmt::Display for IntOrPercent {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            IntOrPercent::Int(v) => write!(f, "{v}"),
-            IntOrPercent::Percent(p) => write!(f, "{p}%"),
-        }
-    }
-}
-
-/// Resolves `maxSurge` and `maxUnavailable` for `replicas` pods, as the Deployment
-/// controller does: surge rounds up, unavailable rounds down, and if both come out as 0
-/// (for example 25% of 1 replica for `maxUnavailable` with `maxSurge: 0`), unavailable
-/// becomes 1 so that the rollout can progress. Both *written* as zero is rejected earlier,
-/// by [`parse_manifests`], as the API server's validation does.
-///
-/// Returns `(max_surge, max_unavailable)`.
-///
-/// ```
-/// use probe_lab::{resolve_fenceposts, IntOrPercent::*};
-/// // The seed's "zero downtime" case: 2 replicas, maxSurge 100%, maxUnavailable 0%.
-/// assert_eq!(resolve_fenceposts(Percent(100), Percent(0), 2), (2, 0));
-/// // Kubernetes' defaults with 2 replicas.
-/// assert_eq!(resolve_fenceposts(Percent(25), Percent(25), 2), (1, 0));
-/// ```
-pub fn resolve_fenceposts(
-    max_surge: IntOrPercent,
-    max_unavailable: IntOrPercent,
-    replicas: i32,
-) -> (i32, i32) {
-    let surge = max_surge.scaled(replicas, true);
-    let mut unavailable = max_unavailable.scaled(replicas, false);
-    if surge == 0 && unavailable == 0 {
-        unavailable = 1;
-    }
-    (surge, unavailable)
 }
 
 /// `spec.template` of a Deployment.
@@ -527,8 +428,7 @@ fn int_or_percent(ctx: &Ctx, field: &str, v: RawIntOrString) -> Result<IntOrPerc
             let p = s
                 .trim()
                 .strip_suffix('%')
-                .and_then(|n| n.trim().parse::<i32>().ok())
-                .filter(|p| *p >= 0);
+                .and_then(|n| n.trim().parse::<u32>().ok());
             match p {
                 Some(p) => Ok(IntOrPercent::Percent(p)),
                 None => Err(ctx.err(format!(
@@ -925,26 +825,25 @@ spec:
     /// The examples of the Kubernetes documentation and the controller's own tests.
     #[test]
     fn fencepost_rounding() {
+        let f = |surge, unavail, replicas| {
+            Strategy::RollingUpdate {
+                max_surge: surge,
+                max_unavailable: unavail,
+            }
+            .fenceposts(replicas)
+        };
         // docs: 10 replicas, 30% -> surge 3, unavailable 3
-        assert_eq!(resolve_fenceposts(Percent(30), Percent(30), 10), (3, 3));
+        assert_eq!(f(Percent(30), Percent(30), 10), (3, 3));
         // 25%/25% defaults
-        assert_eq!(resolve_fenceposts(Percent(25), Percent(25), 1), (1, 0));
-        assert_eq!(resolve_fenceposts(Percent(25), Percent(25), 2), (1, 0));
-        assert_eq!(resolve_fenceposts(Percent(25), Percent(25), 3), (1, 0));
-        assert_eq!(resolve_fenceposts(Percent(25), Percent(25), 4), (1, 1));
-        assert_eq!(resolve_fenceposts(Percent(25), Percent(25), 5), (2, 1));
-        assert_eq!(resolve_fenceposts(Percent(25), Percent(25), 10), (3, 2));
-        // seed: 0% / 100% with 2 replicas -> 2 new pods at once, none unavailable
-        assert_eq!(resolve_fenceposts(Percent(100), Percent(0), 2), (2, 0));
-        // 100%/100% behaves like Recreate plus surge
-        assert_eq!(resolve_fenceposts(Percent(100), Percent(100), 2), (2, 2));
+        assert_eq!(f(Percent(25), Percent(25), 1), (1, 0));
+        assert_eq!(f(Percent(25), Percent(25), 4), (1, 1));
+        assert_eq!(f(Percent(25), Percent(25), 5), (2, 1));
+        // seed: 100% / 0% with 2 replicas -> 2 new pods at once, none unavailable
+        assert_eq!(f(Percent(100), Percent(0), 2), (2, 0));
         // both resolve to 0: the controller uses maxUnavailable 1
-        assert_eq!(resolve_fenceposts(Int(0), Percent(25), 2), (0, 1));
-        assert_eq!(resolve_fenceposts(Percent(0), Percent(10), 5), (0, 1));
-        // absolute counts are used as they are
-        assert_eq!(resolve_fenceposts(Int(1), Int(0), 3), (1, 0));
-        // 0 replicas
-        assert_eq!(resolve_fenceposts(Percent(25), Percent(25), 0), (0, 1));
+        assert_eq!(f(Int(0), Percent(25), 2), (0, 1));
+        assert_eq!(f(Percent(25), Percent(25), 0), (0, 1));
+        assert_eq!(Strategy::Recreate.fenceposts(3), (0, 3));
     }
 
     #[test]
