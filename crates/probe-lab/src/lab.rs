@@ -7,19 +7,17 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use probe_core::{
-    Attachment, BoxFuture, Event, EventHub, EventKind, EventSink, EventSource, Strategy, Subject,
-    Vantage,
-};
+use probe_core::{Event, EventHub, EventKind, Strategy, Subject};
 
-use crate::config::{find_app, LabConfig, FIRST_CLUSTER_IP, FIRST_EXTERNAL_IP, SERVICE_CIDR};
+use crate::config::{find_app, LabConfig};
 use crate::controller::{DeploymentStatus, Desired, Names, ServiceStatus, Shared, Status, World};
 use crate::kernel::Kernel;
 use crate::manifest::{parse_manifests, Labels, Object, ServiceType};
 use crate::netns::NAME_PREFIX;
-use crate::topology::{build_network, destroy_fixed};
+use crate::topology::{allocate, build_network, destroy_fixed};
+use crate::watch::{all_rollouts_complete, status, wait_until};
 use crate::LabError;
 
 /// Where and how to probe a Service.
@@ -44,8 +42,8 @@ pub struct ProbeTarget {
 /// dropped without it, the drop stops the lab and removes its namespaces (blocking the
 /// dropping thread for the teardown, usually well under a second).
 ///
-/// It is an [`EventSource`] (every action as a typed [`Event`]; rollout completion) and a
-/// [`Vantage`] (a probe thread enters the namespace a client of a Service URL stands in).
+/// It is an [`probe_core::EventSource`] (every action as a typed [`Event`]; rollout completion) and a
+/// [`probe_core::Vantage`] (a probe thread enters the namespace a client of a Service URL stands in).
 ///
 /// ```no_run
 /// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
@@ -460,7 +458,7 @@ impl Lab {
 
     /// The URL a client of `service` uses: `http://ADDR:PORT/test/version`, where ADDR is
     /// the LoadBalancer address of a LoadBalancer Service, else the ClusterIP. Probe it
-    /// from a thread that entered the lab through [`Vantage::enter`].
+    /// from a thread that entered the lab through [`probe_core::Vantage::enter`].
     pub fn service_url(&self, service: &str) -> Result<String, LabError> {
         Ok(self.probe_target(service)?.url)
     }
@@ -536,145 +534,14 @@ impl Lab {
     fn status(&self) -> Status {
         status(&self.inner.shared)
     }
-}
 
-fn status(shared: &Shared) -> Status {
-    shared.status.lock().map(|s| s.clone()).unwrap_or_default()
-}
-
-/// Polls the controller's status until `cond` holds, the lab stops, or `timeout` passes.
-/// It holds only the shared state, never a [`Lab`] handle, so a pending wait can never be
-/// the last handle whose drop tears the lab down inside async code.
-async fn wait_until(
-    shared: &Shared,
-    what: &str,
-    timeout: Duration,
-    cond: impl Fn(&Status) -> bool,
-) -> Result<(), LabError> {
-    let deadline = Instant::now() + timeout;
-    // Let the controller take at least one full tick after the last change.
-    tokio::time::sleep(crate::controller::TICK * 3).await;
-    loop {
-        let st = status(shared);
-        if st.stopped {
-            return Err(LabError::Setup("the lab has stopped".into()));
-        }
-        if cond(&st) {
-            return Ok(());
-        }
-        if Instant::now() >= deadline {
-            let mut why = String::new();
-            if let Some(e) = &st.last_pod_exit {
-                why.push_str(&format!("; {e}"));
-            }
-            if let Some(e) = &st.last_error {
-                why.push_str(&format!("; last error: {e}"));
-            }
-            return Err(LabError::Timeout(format!(
-                "timed out after {:.1}s waiting for {what}{why}",
-                timeout.as_secs_f64()
-            )));
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-/// Every Deployment's rollout complete, as of the generations current at the call.
-async fn all_rollouts_complete(shared: Arc<Shared>, timeout: Duration) -> Result<(), LabError> {
-    let generations: Vec<(String, u64)> = shared
-        .desired
-        .lock()
-        .map_err(|_| LabError::Setup("lab state poisoned".into()))?
-        .deployments
-        .iter()
-        .map(|(n, (_, g))| (n.clone(), *g))
-        .collect();
-    wait_until(
-        &shared,
-        "every Deployment's rollout to complete",
-        timeout,
-        |st| {
-            generations.iter().all(|(n, g)| {
-                st.deployments
-                    .get(n)
-                    .is_some_and(|s| s.observed_generation >= *g && s.complete)
-            })
-        },
-    )
-    .await
-}
-
-impl EventSource for Lab {
-    /// Replays each pod's latest state and each ready endpoint, then every lab action.
-    fn attach(&self, sink: EventSink) -> Attachment {
-        self.inner.hub.attach(sink)
+    pub(crate) fn shared(&self) -> &Arc<Shared> {
+        &self.inner.shared
     }
 
-    fn rollout_complete(&self, timeout: Duration) -> BoxFuture<Result<(), String>> {
-        let shared = self.inner.shared.clone();
-        Box::pin(async move {
-            all_rollouts_complete(shared, timeout)
-                .await
-                .map_err(|e| e.to_string())
-        })
+    pub(crate) fn hub(&self) -> &EventHub {
+        &self.inner.hub
     }
-}
-
-impl Vantage for Lab {
-    /// Moves the calling thread into the client host (a LoadBalancer address) or the node
-    /// (a ClusterIP); a URL that is no Service address of this lab is an error.
-    fn enter(&self, url: &str) -> std::io::Result<()> {
-        let ns = self.netns_for_url(url).map_err(|e| match e {
-            LabError::NotFound(m) => std::io::Error::new(std::io::ErrorKind::NotFound, m),
-            other => std::io::Error::new(std::io::ErrorKind::InvalidInput, other.to_string()),
-        })?;
-        crate::netns::enter_netns(&ns)
-    }
-}
-
-fn allocate(
-    d: &Desired,
-    svc: &crate::manifest::Service,
-) -> Result<(Ipv4Addr, Option<Ipv4Addr>), LabError> {
-    let used_c: Vec<Ipv4Addr> = d.services.values().map(|(_, c, _)| *c).collect();
-    let used_e: Vec<Ipv4Addr> = d.services.values().filter_map(|(_, _, e)| *e).collect();
-    let cip = match svc.cluster_ip {
-        Some(ip) => {
-            let o = ip.octets();
-            if o[0] != 10 || o[1] != 96 || used_c.contains(&ip) {
-                return Err(LabError::Invalid(format!(
-                    "service {}: clusterIP {ip} is not free in {SERVICE_CIDR}",
-                    svc.name
-                )));
-            }
-            ip
-        }
-        None => (0..60_000u32)
-            .map(|i| Ipv4Addr::from(u32::from(FIRST_CLUSTER_IP) + i))
-            .find(|ip| !used_c.contains(ip))
-            .ok_or_else(|| LabError::Invalid("no free ClusterIP".into()))?,
-    };
-    let eip = if svc.service_type == ServiceType::LoadBalancer {
-        Some(match svc.load_balancer_ip {
-            Some(ip) => {
-                let o = ip.octets();
-                if o[..3] != [172, 31, 254] || !(10..=250).contains(&o[3]) || used_e.contains(&ip) {
-                    return Err(LabError::Invalid(format!(
-                        "service {}: loadBalancerIP {ip} is not free in the lab's pool 172.31.254.10-250",
-                        svc.name
-                    )));
-                }
-                ip
-            }
-            None => (0..241u32)
-                .map(|i| Ipv4Addr::from(u32::from(FIRST_EXTERNAL_IP) + i))
-                .find(|ip| !used_e.contains(ip))
-                .ok_or_else(|| LabError::Invalid("no free LoadBalancer address".into()))?,
-        })
-    } else {
-        None
-    };
-    Ok((cip, eip))
 }
 
 #[cfg(test)]
@@ -688,31 +555,5 @@ mod tests {
         send_sync::<ProbeTarget>();
         fn error<T: std::error::Error + Send + Sync + 'static>() {}
         error::<LabError>();
-    }
-
-    #[test]
-    fn addresses_are_allocated_from_the_lab_ranges() {
-        let svc = |name: &str, lb: bool| crate::manifest::Service {
-            name: name.into(),
-            selector: Default::default(),
-            ports: vec![],
-            service_type: if lb {
-                ServiceType::LoadBalancer
-            } else {
-                ServiceType::ClusterIp
-            },
-            cluster_ip: None,
-            load_balancer_ip: None,
-        };
-        let mut d = Desired::default();
-        let (c1, e1) = allocate(&d, &svc("a", true)).unwrap();
-        assert_eq!((c1, e1), (FIRST_CLUSTER_IP, Some(FIRST_EXTERNAL_IP)));
-        d.services.insert("a".into(), (svc("a", true), c1, e1));
-        let (c2, e2) = allocate(&d, &svc("b", false)).unwrap();
-        assert_eq!(c2, Ipv4Addr::new(10, 96, 0, 11));
-        assert_eq!(e2, None);
-        let mut bad = svc("c", true);
-        bad.load_balancer_ip = Some(Ipv4Addr::new(192, 168, 1, 1));
-        assert!(allocate(&d, &bad).is_err());
     }
 }

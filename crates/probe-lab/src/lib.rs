@@ -80,6 +80,7 @@ mod manifest;
 mod netns;
 mod proxy;
 mod topology;
+mod watch;
 
 pub use app::{run_app, AppConfig};
 pub use config::{
