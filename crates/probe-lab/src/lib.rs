@@ -13,7 +13,8 @@
 //! - **a MetalLB-style L2 load balancer**: a separate *client* namespace shares an L2
 //!   segment with the node; the node answers ARP for a LoadBalancer address only while the
 //!   Service has a ready endpoint. When the last one goes, the client's neighbour entry
-//!   fails and it gets EHOSTUNREACH ("No route to host").
+//!   fails (once its neighbour timers run out: tens of seconds with stock settings) and
+//!   it gets EHOSTUNREACH ("No route to host").
 //! - **the Deployment controller and the kubelet** ([`Lab`]): pods are namespaces on the
 //!   bridge running a small versioned app ([`run_app`]) that, like a Spring Boot service,
 //!   listens only after a startup delay; Recreate and RollingUpdate with
