@@ -8,7 +8,9 @@
 //! sudo target/debug/examples/classic examples/seed/bluegreen.yaml selector backend-svc:version=v2
 //! ```
 //!
-//! Requests are sent at 50/s for at most 5 minutes; each has a 5 s timeout.
+//! Requests are sent at `CLASSIC_RATE` per second (default 50, at most 1000) for at most
+//! 5 minutes; each has a 5 s timeout. The lab runs with stock kernel settings unless
+//! `CLASSIC_KERNEL=tuned`.
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
@@ -17,9 +19,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use probe_lab::{enter_netns, parse_manifests, EventSink, Lab, LabConfig};
-
-const RATE: u32 = 50;
+use probe_core::{Event, EventSource};
+use probe_lab::{enter_netns, parse_manifests, Kernel, Lab, LabConfig};
 
 fn get(addr: SocketAddr) -> String {
     let t = Duration::from_secs(5);
@@ -75,25 +76,43 @@ fn main() {
         .parent()
         .unwrap()
         .join("probe-lab-app");
+    let kernel: Kernel = std::env::var("CLASSIC_KERNEL")
+        .unwrap_or_else(|_| "stock".into())
+        .parse()
+        .unwrap_or_else(|e| {
+            eprintln!("CLASSIC_KERNEL: {e}");
+            std::process::exit(2)
+        });
+    let rate: u32 = std::env::var("CLASSIC_RATE")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .filter(|r| (1..=1000).contains(r))
+        .unwrap_or(50);
     let cfg = LabConfig {
-        app_command: vec![app.to_string_lossy().into_owned()],
+        app_command: Some(vec![app.to_string_lossy().into_owned()]),
         max_lifetime: Duration::from_secs(600),
+        kernel,
         ..LabConfig::default()
     };
     let t0 = Instant::now();
     let events: Arc<Mutex<Vec<(f64, String, String)>>> = Arc::default();
     let ev = events.clone();
-    let sink: EventSink = Arc::new(move |k: &str, d: &str| {
+    let sink = Arc::new(move |e: Event| {
         ev.lock()
             .unwrap()
-            .push((t0.elapsed().as_secs_f64(), k.into(), d.into()));
+            .push((t0.elapsed().as_secs_f64(), e.kind.to_string(), e.detail));
     });
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
     rt.block_on(async {
-        let lab = Lab::start(cfg, sink).await.unwrap();
+        let lab = Lab::start(cfg).await.unwrap_or_else(|e| {
+            eprintln!("{e}");
+            std::process::exit(1)
+        });
+        let _attachment = lab.attach(sink);
+        println!("kernel settings: {}, {rate} requests/s", lab.kernel());
         lab.apply(objs).unwrap();
         lab.wait_available(Duration::from_secs(120)).await.unwrap();
         let svc = "backend-svc";
@@ -107,8 +126,8 @@ fn main() {
             let ns = target.netns.clone();
             let addr = target.addr;
             std::thread::spawn(move || {
-                for i in 0..(RATE * 300) {
-                    let due = p_start + Duration::from_secs_f64(f64::from(i) / f64::from(RATE));
+                for i in 0..(rate * 300) {
+                    let due = p_start + Duration::from_secs_f64(f64::from(i) / f64::from(rate));
                     if let Some(d) = due.checked_duration_since(Instant::now()) {
                         std::thread::sleep(d);
                     }
@@ -116,7 +135,7 @@ fn main() {
                         break;
                     }
                     let (tx, ns) = (tx.clone(), ns.clone());
-                    let at = p_t0 + f64::from(i) / f64::from(RATE);
+                    let at = p_t0 + f64::from(i) / f64::from(rate);
                     std::thread::spawn(move || {
                         enter_netns(&ns).unwrap();
                         let _ = tx.send((at, get(addr)));

@@ -1,10 +1,9 @@
-//! The lab's timing model and addresses.
+//! The lab's timing model, its addresses, and how it finds the app its pods run.
 //!
-//! Each default below stands for one real delay of a Kubernetes node; they are chosen so
-//! that, with the seed manifests and a LoadBalancer Service, the classic experiment comes
-//! out as it does on a real cluster (Recreate: "No route to host" and "Connection
-//! refused"; RollingUpdate without a readinessProbe: only "Connection refused"; with a
-//! readinessProbe or Blue/Green: nothing). The reasoning for each value is in its doc.
+//! Each default below stands for one real delay of a Kubernetes node running a real
+//! service; the reasoning for each value is in its doc. None is chosen to make an
+//! experiment come out one way: the kernel's own settings are stock by default too (see
+//! [`crate::Kernel`]). Tests that need speed set shorter values explicitly.
 
 use std::net::Ipv4Addr;
 use std::time::Duration;
@@ -26,62 +25,16 @@ pub const CLIENT_IP: Ipv4Addr = Ipv4Addr::new(172, 31, 254, 2);
 /// The first LoadBalancer address of the pool (172.31.254.10 - 172.31.254.250).
 pub const FIRST_EXTERNAL_IP: Ipv4Addr = Ipv4Addr::new(172, 31, 254, 10);
 
-/// Neighbour (ARP) timers of the client host's interface, written to
-/// `/proc/sys/net/ipv4/neigh/eth0/*` inside the client namespace.
-///
-/// Linux's defaults (reachable 30 s, first probe after 5 s) would keep a client sending
-/// to a withdrawn LoadBalancer address for up to ~50 s, far longer than any lab outage;
-/// real clients of a MetalLB address see the failure sooner mostly because they are idle
-/// between requests. These shorter timers make the entry fail within about 1.5 s of the
-/// last answered traffic, after which every new connection waits for the usual three
-/// broadcast ARP requests one second apart and fails with EHOSTUNREACH after ~3 s —
-/// the same ~3 s a real client waits.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct NeighTimers {
-    /// `base_reachable_time_ms` (default 500; Linux 30000): a confirmed entry stays
-    /// REACHABLE for a random 0.5x-1.5x of this.
-    pub base_reachable_time_ms: u32,
-    /// `delay_first_probe_time` in seconds (default 1; Linux 5): STALE entry in use
-    /// waits this long for a confirmation before probing.
-    pub delay_first_probe_time_s: u32,
-    /// `retrans_time_ms` (default 1000, as Linux): time between ARP requests.
-    pub retrans_time_ms: u32,
-    /// `ucast_solicit` (default 0; Linux 3): unicast re-probes before FAILED. With 0 an
-    /// unconfirmed entry fails right after the DELAY state and is resolved afresh by
-    /// broadcast, which a live node answers at once.
-    pub ucast_solicit: u32,
-    /// `mcast_solicit` (default 3, as Linux): broadcast requests of a new resolution;
-    /// with `retrans_time_ms` this gives the ~3 s before EHOSTUNREACH.
-    pub mcast_solicit: u32,
-    /// `unres_qlen_bytes` (default 4 MiB; Linux 208 KiB): how much may wait for an ARP
-    /// answer. A prober at 50+ requests/s queues more SYNs during a 3 s resolution than
-    /// Linux keeps; the dropped ones would be retransmitted and end as timeouts, an
-    /// artefact of the probe rate that a `curl` loop never sees.
-    pub unres_qlen_bytes: u32,
-}
-
-impl Default for NeighTimers {
-    fn default() -> Self {
-        NeighTimers {
-            base_reachable_time_ms: 500,
-            delay_first_probe_time_s: 1,
-            retrans_time_ms: 1000,
-            ucast_solicit: 0,
-            mcast_solicit: 3,
-            unres_qlen_bytes: 4 << 20,
-        }
-    }
-}
-
 /// Configuration of one lab run.
 ///
 /// ```
 /// let cfg = probe_lab::LabConfig {
-///     app_command: vec!["/usr/local/bin/rollprobe".into(), "lab-app".into()],
+///     app_command: Some(vec!["/usr/local/bin/rollprobe".into(), "lab-app".into()]),
 ///     ..Default::default()
 /// };
 /// assert!(cfg.run_id.starts_with("rplab-"));
-/// assert_eq!(cfg.startup_delay.as_millis(), 2000);
+/// assert_eq!(cfg.kernel, probe_lab::Kernel::Stock);
+/// assert_eq!(cfg.startup_delay.as_secs(), 8);
 /// ```
 #[derive(Debug, Clone)]
 pub struct LabConfig {
@@ -89,12 +42,14 @@ pub struct LabConfig {
     /// [`crate::new_run_id`]). It must start with [`crate::NAME_PREFIX`] and contain the
     /// owning pid, so that [`crate::cleanup_leftovers`] can tell whose it is.
     pub run_id: String,
-    /// The program each pod runs, e.g. `[current_exe, "lab-app"]`; it is started as
-    /// `ip netns exec POD_NS <app_command...>` with the container's env. Default:
-    /// `[current_exe, "lab-app"]`.
-    pub app_command: Vec<String>,
-    /// `STARTUP_DELAY_MS` given to the app unless the container's env sets it
-    /// (default 2000 ms: a small Spring Boot service's start on a busy node).
+    /// The program each pod runs, started as `ip netns exec POD_NS <app_command...>` with
+    /// the container's env. `None` (the default) finds the project's app as
+    /// [`find_app`] describes; the lab's own tests name the `probe-lab-app` binary here.
+    pub app_command: Option<Vec<String>>,
+    /// `STARTUP_DELAY_MS` given to the app unless the container's env sets it (default
+    /// 8 s). A small Spring Boot REST service on a node with about one CPU logs
+    /// "Started ... in" 5 to 15 seconds, larger ones tens of seconds; 8 s is a small
+    /// service's typical start, and a manifest's `env` can set its own.
     pub startup_delay: Duration,
     /// From a pod's creation to its process running (default 2500 ms): scheduling, the
     /// kubelet's pod worker, the CNI creating the sandbox, starting a cached image (well
@@ -113,20 +68,8 @@ pub struct LabConfig {
     /// `proxy_sync_delay - kill_latency` to show the race where traffic still DNATed to a
     /// gone pod IP meets a failed ARP (EHOSTUNREACH after ~3 s).
     pub sandbox_teardown_delay: Duration,
-    /// Neighbour timers of the client host (see [`NeighTimers`]).
-    pub client_neigh: NeighTimers,
-    /// Keep Linux's ICMP error rate limits in the node and client namespaces (default
-    /// false: the lab lifts them).
-    ///
-    /// Linux sends at most about one ICMP error per second to one destination after a
-    /// burst of 6 (`icmp_ratelimit`), and at most 1000/s with a burst of 50 overall
-    /// (`icmp_msgs_per_sec`, `icmp_msgs_burst`); the "host unreachable" a client reports
-    /// to its own sockets when ARP fails counts too. A `curl` loop never reaches these
-    /// limits; a prober at 50+ requests/s does, and would then see kube-proxy's `REJECT`
-    /// and failed ARP as timeouts (the error is silently not sent). So by default the lab
-    /// lifts them, and the errno a client sees is decided by the mechanism, not by the
-    /// probe rate. Set this to true to show the effect.
-    pub icmp_ratelimit: bool,
+    /// The kernel settings of every namespace (default [`crate::Kernel::Stock`]).
+    pub kernel: crate::Kernel,
     /// Multiplies every duration that comes from a manifest (`minReadySeconds`,
     /// readinessProbe `initialDelaySeconds`/`periodSeconds`/`timeoutSeconds`,
     /// `terminationGracePeriodSeconds`), for fast tests (default 1.0). The lab's own
@@ -140,22 +83,71 @@ pub struct LabConfig {
 
 impl Default for LabConfig {
     fn default() -> Self {
-        let exe = std::env::current_exe()
-            .map(|p| p.to_string_lossy().into_owned())
-            .unwrap_or_else(|_| "rollprobe".to_string());
         LabConfig {
             run_id: crate::new_run_id(),
-            app_command: vec![exe, "lab-app".to_string()],
-            startup_delay: Duration::from_millis(2000),
+            app_command: None,
+            startup_delay: Duration::from_secs(8),
             pod_start_latency: Duration::from_millis(2500),
             kill_latency: Duration::from_millis(1000),
             proxy_sync_delay: Duration::from_millis(500),
             sandbox_teardown_delay: Duration::from_millis(2000),
-            client_neigh: NeighTimers::default(),
-            icmp_ratelimit: false,
+            kernel: crate::Kernel::Stock,
             time_scale: 1.0,
             app_output: false,
             max_lifetime: Duration::from_secs(6 * 3600),
         }
     }
+}
+
+/// The environment variable that names the app lab pods run (a path).
+pub const LAB_APP_ENV: &str = "ROLLPROBE_LAB_APP";
+
+/// The command lab pods run when [`LabConfig::app_command`] is `None`.
+///
+/// In this order: `ROLLPROBE_LAB_APP` (a path to a `rollprobe` binary, or to the
+/// `probe-lab-app` binary, which ignores its arguments) if set; else a `rollprobe` binary
+/// on `PATH`; else the current executable, but only when it is the `rollprobe` binary
+/// itself (a user's test binary is not the app). Each is run as `PROGRAM lab-app`.
+///
+/// ```
+/// // A test binary is not the app: without the variable or PATH entry it says so.
+/// std::env::remove_var("ROLLPROBE_LAB_APP");
+/// std::env::set_var("PATH", "/nonexistent");
+/// let e = probe_lab::find_app().unwrap_err();
+/// assert!(e.to_string().contains("ROLLPROBE_LAB_APP"), "{e}");
+/// ```
+pub fn find_app() -> Result<Vec<String>, crate::LabError> {
+    let command = |p: &std::path::Path| vec![p.to_string_lossy().into_owned(), "lab-app".into()];
+    if let Some(path) = std::env::var_os(LAB_APP_ENV).filter(|v| !v.is_empty()) {
+        let path = std::path::PathBuf::from(path);
+        if !is_executable(&path) {
+            return Err(crate::LabError::AppNotFound(format!(
+                "{LAB_APP_ENV}={} is not an executable file: point it at a rollprobe binary",
+                path.display()
+            )));
+        }
+        return Ok(command(&path));
+    }
+    if let Some(paths) = std::env::var_os("PATH") {
+        for dir in std::env::split_paths(&paths) {
+            let candidate = dir.join("rollprobe");
+            if is_executable(&candidate) {
+                return Ok(command(&candidate));
+            }
+        }
+    }
+    if let Ok(exe) = std::env::current_exe() {
+        if exe.file_name().is_some_and(|n| n == "rollprobe") {
+            return Ok(command(&exe));
+        }
+    }
+    Err(crate::LabError::AppNotFound(format!(
+        "the lab's pods run the rollprobe app, and none was found: set {LAB_APP_ENV} to a \
+         rollprobe binary (e.g. target/debug/rollprobe) or put rollprobe on PATH"
+    )))
+}
+
+fn is_executable(path: &std::path::Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }

@@ -1,21 +1,24 @@
-//! The lab's public handle: builds the namespaces, runs the controller thread, and tears
-//! everything down on shutdown, on drop (so also when a panic unwinds) and, through
-//! `PR_SET_PDEATHSIG` and [`crate::cleanup_leftovers`], after the process was killed.
+//! The lab's public handle: builds the namespaces, runs the controller thread, publishes
+//! every action on its event hub, and tears everything down on shutdown, when the last
+//! handle is dropped (so also when a panic unwinds) and, through `PR_SET_PDEATHSIG` and
+//! [`crate::cleanup_leftovers`], after the process was killed.
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use crate::config::{
-    LabConfig, CLIENT_IP, FIRST_CLUSTER_IP, FIRST_EXTERNAL_IP, NODE_BRIDGE_IP, NODE_CLIENT_IP,
-    SERVICE_CIDR,
-};
+use probe_core::{Event, EventHub, EventKind, Strategy, Subject};
+
+use crate::config::{find_app, LabConfig};
 use crate::controller::{DeploymentStatus, Desired, Names, ServiceStatus, Shared, Status, World};
-use crate::manifest::{IntOrPercent, Labels, Object, ServiceType, Strategy};
-use crate::netns::{destroy_netns, ip_batch, run, sysctls, NAME_PREFIX};
-use crate::{EventSink, LabError};
+use crate::kernel::Kernel;
+use crate::manifest::{parse_manifests, Labels, Object, ServiceType};
+use crate::netns::NAME_PREFIX;
+use crate::topology::{allocate, build_network, destroy_fixed};
+use crate::watch::{all_rollouts_complete, status, wait_until};
+use crate::LabError;
 
 /// Where and how to probe a Service.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,131 +33,71 @@ pub struct ProbeTarget {
     pub netns: String,
 }
 
-/// A running lab: one node namespace with a pod bridge, a client host namespace on an
-/// L2 segment with it, and a controller that turns Deployments and Services into pods,
+/// A running lab: a node namespace with a pod bridge, a client host namespace on an L2
+/// segment with it, and a controller that turns Deployments and Services into pods,
 /// iptables rules and address announcements.
 ///
+/// `Lab` is a cheap handle over shared state (`Clone + Send + Sync`): clone it into a
+/// trigger future or a thread. [`Lab::shutdown`] is idempotent; when the last handle is
+/// dropped without it, the drop stops the lab and removes its namespaces (blocking the
+/// dropping thread for the teardown, usually well under a second).
+///
+/// It is an [`probe_core::EventSource`] (every action as a typed [`Event`]; rollout completion) and a
+/// [`probe_core::Vantage`] (a probe thread enters the namespace a client of a Service URL stands in).
+///
 /// ```no_run
-/// # async fn demo() -> Result<(), probe_lab::LabError> {
-/// use std::sync::Arc;
+/// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 /// use std::time::Duration;
-/// let sink: probe_lab::EventSink = Arc::new(|kind, detail| println!("{kind}: {detail}"));
-/// let lab = probe_lab::Lab::start(probe_lab::LabConfig::default(), sink).await?;
-/// lab.apply(probe_lab::parse_manifests(&std::fs::read_to_string("rolling.yaml").unwrap())?)?;
+/// let lab = probe_lab::Lab::start(probe_lab::LabConfig::default()).await?;
+/// lab.apply_yaml(&std::fs::read_to_string("rolling.yaml")?)?;
 /// lab.wait_available(Duration::from_secs(60)).await?;
-/// let target = lab.probe_target("backend-svc")?; // probe target.url from target.netns
-/// lab.set_image("backend-deployment", "shop/backend:v2")?;
+/// let url = lab.service_url("backend-svc")?; // probe it from a thread that called enter
+/// let change = lab.clone();
+/// change.set_image("backend-deployment", "shop/backend:v2")?;
 /// lab.wait_rollout_complete("backend-deployment", Duration::from_secs(120)).await?;
 /// lab.shutdown().await?;
-/// # Ok(()) }
+/// # let _ = url; Ok(()) }
 /// ```
+#[derive(Clone)]
 pub struct Lab {
+    inner: Arc<Inner>,
+}
+
+/// What every handle shares; dropping the last one stops the lab.
+struct Inner {
     shared: Arc<Shared>,
     names: Names,
-    sink: EventSink,
+    hub: EventHub,
+    kernel: Kernel,
     thread: Mutex<Option<JoinHandle<Result<(), LabError>>>>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.shared.stop.store(true, Ordering::SeqCst);
+        if let Some(h) = self.thread.lock().ok().and_then(|mut t| t.take()) {
+            let _ = h.join();
+        }
+    }
 }
 
 impl std::fmt::Debug for Lab {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Lab")
-            .field("run_id", &self.names.run_id)
+            .field("run_id", &self.inner.names.run_id)
+            .field("kernel", &self.inner.kernel)
             .finish()
     }
-}
-
-fn build_network(cfg: &LabConfig, names: &Names) -> Result<(), LabError> {
-    run("ip", &["netns", "add", &names.node], None)?;
-    run("ip", &["netns", "add", &names.client], None)?;
-    ip_batch(
-        Some(&names.node),
-        &[
-            "link set lo up".into(),
-            "link add br0 type bridge forward_delay 0".into(),
-            format!("addr add {NODE_BRIDGE_IP}/16 dev br0"),
-            "link set br0 up".into(),
-            // The ClusterIP range is routed onto the bridge; without it a client in the
-            // node gets ENETUNREACH before NAT could act. No default route: no uplink.
-            format!("route add {SERVICE_CIDR} dev br0"),
-            format!(
-                "link add lb0 type veth peer name eth0 netns {}",
-                names.client
-            ),
-            format!("addr add {NODE_CLIENT_IP}/24 dev lb0"),
-            "link set lb0 up".into(),
-        ],
-    )?;
-    ip_batch(
-        Some(&names.client),
-        &[
-            "link set lo up".into(),
-            format!("addr add {CLIENT_IP}/24 dev eth0"),
-            "link set eth0 up".into(),
-        ],
-    )?;
-    sysctls(&names.node, &[("net/ipv4/ip_forward", "1".to_string())])?;
-    if !cfg.icmp_ratelimit {
-        let lift = [
-            ("net/ipv4/icmp_ratelimit", "0".to_string()),
-            ("net/ipv4/icmp_msgs_per_sec", "1000000".to_string()),
-            ("net/ipv4/icmp_msgs_burst", "1000000".to_string()),
-        ];
-        sysctls(&names.node, &lift)?;
-        sysctls(&names.client, &lift)?;
-    }
-    let n = cfg.client_neigh;
-    let base = "net/ipv4/neigh/eth0";
-    sysctls(
-        &names.client,
-        &[
-            (
-                &format!("{base}/base_reachable_time_ms"),
-                n.base_reachable_time_ms.to_string(),
-            ),
-            (
-                &format!("{base}/delay_first_probe_time"),
-                n.delay_first_probe_time_s.to_string(),
-            ),
-            (
-                &format!("{base}/retrans_time_ms"),
-                n.retrans_time_ms.to_string(),
-            ),
-            (
-                &format!("{base}/ucast_solicit"),
-                n.ucast_solicit.to_string(),
-            ),
-            (
-                &format!("{base}/mcast_solicit"),
-                n.mcast_solicit.to_string(),
-            ),
-            (
-                &format!("{base}/unres_qlen_bytes"),
-                n.unres_qlen_bytes.to_string(),
-            ),
-        ],
-    )?;
-    // Start with kube-proxy's empty rule set (so `iptables-save` shows the chains).
-    run(
-        "ip",
-        &["netns", "exec", &names.node, "iptables-restore"],
-        Some(&crate::proxy::render(&Default::default())),
-    )?;
-    Ok(())
-}
-
-fn destroy_fixed(names: &Names) -> Result<(), LabError> {
-    let a = destroy_netns(&names.client);
-    let b = destroy_netns(&names.node);
-    a.and(b)
 }
 
 impl Lab {
     /// Builds the lab's namespaces and starts its controller.
     ///
-    /// Fails with [`LabError::NotRoot`] without root, and with [`LabError::Setup`] /
+    /// Fails with [`LabError::NotRoot`] without root, [`LabError::AppNotFound`] when no
+    /// app for the pods is found (see [`crate::find_app`]), and [`LabError::Setup`] /
     /// [`LabError::Command`] if a namespace, link or rule cannot be created (whatever was
     /// created is removed again).
-    pub async fn start(config: LabConfig, sink: EventSink) -> Result<Lab, LabError> {
+    pub async fn start(config: LabConfig) -> Result<Lab, LabError> {
         // SAFETY: geteuid has no preconditions.
         let uid = unsafe { libc::geteuid() };
         if uid != 0 {
@@ -172,9 +115,13 @@ impl Lab {
                 config.time_scale
             )));
         }
-        if config.app_command.is_empty() {
-            return Err(LabError::Invalid("app_command is empty".into()));
-        }
+        let app = match &config.app_command {
+            Some(c) if c.is_empty() => {
+                return Err(LabError::Invalid("app_command is empty".into()));
+            }
+            Some(c) => c.clone(),
+            None => find_app()?,
+        };
         let names = Names {
             run_id: config.run_id.clone(),
             node: format!("{}-node", config.run_id),
@@ -192,18 +139,20 @@ impl Lab {
             status: Mutex::new(Status::default()),
             stop: AtomicBool::new(false),
         });
+        let hub = EventHub::default();
+        let kernel = config.kernel;
         let (tx, rx) = tokio::sync::oneshot::channel();
-        let (t_names, t_shared, t_sink) = (names.clone(), shared.clone(), sink.clone());
+        let (t_names, t_shared, t_hub) = (names.clone(), shared.clone(), hub.clone());
         let thread = std::thread::Builder::new()
             .name(format!("{}-ctl", config.run_id))
             .spawn(move || -> Result<(), LabError> {
-                if let Err(e) = build_network(&config, &t_names) {
+                if let Err(e) = build_network(config.kernel, &t_names) {
                     let _ = destroy_fixed(&t_names);
                     let _ = tx.send(Err(e));
                     return Ok(());
                 }
                 let _ = tx.send(Ok(()));
-                let mut world = World::new(config, t_sink, t_shared.clone(), t_names.clone());
+                let mut world = World::new(config, app, t_hub, t_shared.clone(), t_names.clone());
                 let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| world.run()));
                 let a = world.teardown();
                 let b = destroy_fixed(&t_names);
@@ -218,10 +167,13 @@ impl Lab {
             .map_err(|e| LabError::Setup(format!("cannot start the controller thread: {e}")))?;
         match rx.await {
             Ok(Ok(())) => Ok(Lab {
-                shared,
-                names,
-                sink,
-                thread: Mutex::new(Some(thread)),
+                inner: Arc::new(Inner {
+                    shared,
+                    names,
+                    hub,
+                    kernel,
+                    thread: Mutex::new(Some(thread)),
+                }),
             }),
             Ok(Err(e)) => {
                 let _ = thread.join();
@@ -238,17 +190,28 @@ impl Lab {
 
     /// This run's id (the prefix of all its namespace names).
     pub fn run_id(&self) -> &str {
-        &self.names.run_id
+        &self.inner.names.run_id
+    }
+
+    /// The kernel settings its namespaces run with.
+    pub fn kernel(&self) -> Kernel {
+        self.inner.kernel
     }
 
     /// The node namespace (pods' bridge, kube-proxy's rules, ClusterIP clients).
     pub fn node_netns(&self) -> &str {
-        &self.names.node
+        &self.inner.names.node
     }
 
     /// The client host namespace (LoadBalancer clients).
     pub fn client_netns(&self) -> &str {
-        &self.names.client
+        &self.inner.names.client
+    }
+
+    /// Parses multi-document YAML of Deployments and Services (see
+    /// [`crate::parse_manifests`]) and applies it, like `kubectl apply -f`.
+    pub fn apply_yaml(&self, yaml: &str) -> Result<(), LabError> {
+        self.apply(parse_manifests(yaml)?)
     }
 
     /// Creates or updates Deployments and Services, like `kubectl apply`. Returns at once;
@@ -354,13 +317,8 @@ impl Lab {
             max_unavailable,
         } = strategy
         {
-            let zero =
-                |v: IntOrPercent| matches!(v, IntOrPercent::Int(0) | IntOrPercent::Percent(0));
-            if zero(max_surge) && zero(max_unavailable) {
-                return Err(LabError::Invalid(
-                    "maxSurge and maxUnavailable cannot both be 0".into(),
-                ));
-            }
+            // The API server's validation, so the lab refuses what a cluster refuses.
+            Strategy::rolling(max_surge, max_unavailable).map_err(LabError::Invalid)?;
         }
         let mut d = self.desired()?;
         let (dep, generation) = d
@@ -403,7 +361,15 @@ impl Lab {
                 .collect();
             format!("{service} {}", sel.join(","))
         };
-        (self.sink)("service_selector_changed", &detail);
+        let subject = Subject {
+            service: Some(service.to_string()),
+            ..Subject::default()
+        };
+        self.inner.hub.publish(Event::observed(
+            EventKind::ServiceSelectorChanged,
+            subject,
+            detail,
+        ));
         Ok(())
     }
 
@@ -423,20 +389,25 @@ impl Lab {
     /// probing from.
     pub async fn wait_available(&self, timeout: Duration) -> Result<(), LabError> {
         let desired = self.desired()?.clone();
-        self.wait_until("every Deployment to be available", timeout, |st| {
-            desired.deployments.iter().all(|(n, (_, g))| {
-                st.deployments.get(n).is_some_and(|s| {
-                    s.observed_generation >= *g
-                        && s.complete
-                        && s.available_replicas >= s.desired_replicas
+        wait_until(
+            &self.inner.shared,
+            "every Deployment to be available",
+            timeout,
+            |st| {
+                desired.deployments.iter().all(|(n, (_, g))| {
+                    st.deployments.get(n).is_some_and(|s| {
+                        s.observed_generation >= *g
+                            && s.complete
+                            && s.available_replicas >= s.desired_replicas
+                    })
+                }) && desired.services.keys().all(|n| {
+                    st.services.get(n).is_some_and(|s| {
+                        s.programmed_endpoints == s.endpoints
+                            && (s.external_ip.is_none() || s.endpoints.is_empty() || s.announced)
+                    })
                 })
-            }) && desired.services.keys().all(|n| {
-                st.services.get(n).is_some_and(|s| {
-                    s.programmed_endpoints == s.endpoints
-                        && (s.external_ip.is_none() || s.endpoints.is_empty() || s.announced)
-                })
-            })
-        })
+            },
+        )
         .await
     }
 
@@ -456,7 +427,7 @@ impl Lab {
             .map(|(_, g)| *g)
             .ok_or_else(|| LabError::NotFound(format!("deployment {deployment}")))?;
         let what = format!("deployment {deployment} rollout to complete");
-        self.wait_until(&what, timeout, |st| {
+        wait_until(&self.inner.shared, &what, timeout, |st| {
             st.deployments
                 .get(deployment)
                 .is_some_and(|s| s.observed_generation >= generation && s.complete)
@@ -474,8 +445,8 @@ impl Lab {
             .ok_or_else(|| LabError::NotFound(format!("service {service}")))?;
         let port = svc.ports[0].port;
         let (ip, netns) = match (svc.service_type, eip) {
-            (ServiceType::LoadBalancer, Some(e)) => (*e, self.names.client.clone()),
-            _ => (*cip, self.names.node.clone()),
+            (ServiceType::LoadBalancer, Some(e)) => (*e, self.inner.names.client.clone()),
+            _ => (*cip, self.inner.names.node.clone()),
         };
         let addr = SocketAddr::from((ip, port));
         Ok(ProbeTarget {
@@ -485,120 +456,91 @@ impl Lab {
         })
     }
 
+    /// The URL a client of `service` uses: `http://ADDR:PORT/test/version`, where ADDR is
+    /// the LoadBalancer address of a LoadBalancer Service, else the ClusterIP. Probe it
+    /// from a thread that entered the lab through [`probe_core::Vantage::enter`].
+    pub fn service_url(&self, service: &str) -> Result<String, LabError> {
+        Ok(self.probe_target(service)?.url)
+    }
+
+    /// The namespace from which `url` is reached as a client would reach it: the client
+    /// host for a LoadBalancer address, the node for a ClusterIP.
+    pub fn netns_for_url(&self, url: &str) -> Result<String, LabError> {
+        let parsed = url::Url::parse(url)
+            .map_err(|e| LabError::Invalid(format!("{url:?} is not a URL: {e}")))?;
+        let ip: Option<Ipv4Addr> = match parsed.host() {
+            Some(url::Host::Ipv4(ip)) => Some(ip),
+            _ => None,
+        };
+        let d = self.desired()?;
+        let found = ip.and_then(|ip| {
+            d.services.values().find_map(|(svc, cip, eip)| {
+                if svc.service_type == ServiceType::LoadBalancer && *eip == Some(ip) {
+                    Some(self.inner.names.client.clone())
+                } else if *cip == ip {
+                    Some(self.inner.names.node.clone())
+                } else {
+                    None
+                }
+            })
+        });
+        found.ok_or_else(|| {
+            LabError::NotFound(format!(
+                "{url}: no Service address of lab {}",
+                self.inner.names.run_id
+            ))
+        })
+    }
+
+    /// Waits until every Deployment's rollout is complete (see
+    /// [`Lab::wait_rollout_complete`]).
+    pub async fn wait_all_rollouts_complete(&self, timeout: Duration) -> Result<(), LabError> {
+        all_rollouts_complete(self.inner.shared.clone(), timeout).await
+    }
+
     /// Stops the controller, kills every pod and removes every namespace of this run.
-    pub async fn shutdown(self) -> Result<(), LabError> {
-        self.shared.stop.store(true, Ordering::SeqCst);
-        let handle = self.thread.lock().ok().and_then(|mut t| t.take());
+    /// Idempotent: a second call (or one from another handle) waits until the lab is
+    /// gone and returns `Ok`. Other handles stay valid; their waits report that the lab
+    /// has stopped.
+    pub async fn shutdown(&self) -> Result<(), LabError> {
+        self.inner.shared.stop.store(true, Ordering::SeqCst);
+        let handle = self.inner.thread.lock().ok().and_then(|mut t| t.take());
         match handle {
-            None => Ok(()),
             Some(h) => tokio::task::spawn_blocking(move || h.join())
                 .await
                 .map_err(|e| LabError::Setup(format!("shutdown: {e}")))?
                 .map_err(|_| LabError::Setup("the lab controller thread panicked".into()))?,
+            None => {
+                // Another caller is joining the thread: wait for its teardown (bounded).
+                for _ in 0..3000 {
+                    if status(&self.inner.shared).stopped {
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                Ok(())
+            }
         }
     }
 
     fn desired(&self) -> Result<std::sync::MutexGuard<'_, Desired>, LabError> {
-        self.shared
+        self.inner
+            .shared
             .desired
             .lock()
             .map_err(|_| LabError::Setup("lab state poisoned".into()))
     }
 
     fn status(&self) -> Status {
-        self.shared
-            .status
-            .lock()
-            .map(|s| s.clone())
-            .unwrap_or_default()
+        status(&self.inner.shared)
     }
 
-    async fn wait_until(
-        &self,
-        what: &str,
-        timeout: Duration,
-        cond: impl Fn(&Status) -> bool,
-    ) -> Result<(), LabError> {
-        let deadline = Instant::now() + timeout;
-        // Let the controller take at least one full tick after the last change.
-        tokio::time::sleep(crate::controller::TICK * 3).await;
-        loop {
-            let st = self.status();
-            if st.stopped {
-                return Err(LabError::Setup("the lab has stopped".into()));
-            }
-            if cond(&st) {
-                return Ok(());
-            }
-            if Instant::now() >= deadline {
-                let mut why = String::new();
-                if let Some(e) = &st.last_pod_exit {
-                    why.push_str(&format!("; {e}"));
-                }
-                if let Some(e) = &st.last_error {
-                    why.push_str(&format!("; last error: {e}"));
-                }
-                return Err(LabError::Timeout(format!(
-                    "timed out after {:.1}s waiting for {what}{why}",
-                    timeout.as_secs_f64()
-                )));
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+    pub(crate) fn shared(&self) -> &Arc<Shared> {
+        &self.inner.shared
     }
-}
 
-fn allocate(
-    d: &Desired,
-    svc: &crate::manifest::Service,
-) -> Result<(Ipv4Addr, Option<Ipv4Addr>), LabError> {
-    let used_c: Vec<Ipv4Addr> = d.services.values().map(|(_, c, _)| *c).collect();
-    let used_e: Vec<Ipv4Addr> = d.services.values().filter_map(|(_, _, e)| *e).collect();
-    let cip = match svc.cluster_ip {
-        Some(ip) => {
-            let o = ip.octets();
-            if o[0] != 10 || o[1] != 96 || used_c.contains(&ip) {
-                return Err(LabError::Invalid(format!(
-                    "service {}: clusterIP {ip} is not free in {SERVICE_CIDR}",
-                    svc.name
-                )));
-            }
-            ip
-        }
-        None => (0..60_000u32)
-            .map(|i| Ipv4Addr::from(u32::from(FIRST_CLUSTER_IP) + i))
-            .find(|ip| !used_c.contains(ip))
-            .ok_or_else(|| LabError::Invalid("no free ClusterIP".into()))?,
-    };
-    let eip = if svc.service_type == ServiceType::LoadBalancer {
-        Some(match svc.load_balancer_ip {
-            Some(ip) => {
-                let o = ip.octets();
-                if o[..3] != [172, 31, 254] || !(10..=250).contains(&o[3]) || used_e.contains(&ip) {
-                    return Err(LabError::Invalid(format!(
-                        "service {}: loadBalancerIP {ip} is not free in the lab's pool 172.31.254.10-250",
-                        svc.name
-                    )));
-                }
-                ip
-            }
-            None => (0..241u32)
-                .map(|i| Ipv4Addr::from(u32::from(FIRST_EXTERNAL_IP) + i))
-                .find(|ip| !used_e.contains(ip))
-                .ok_or_else(|| LabError::Invalid("no free LoadBalancer address".into()))?,
-        })
-    } else {
-        None
-    };
-    Ok((cip, eip))
-}
-
-impl Drop for Lab {
-    fn drop(&mut self) {
-        self.shared.stop.store(true, Ordering::SeqCst);
-        if let Some(h) = self.thread.lock().ok().and_then(|mut t| t.take()) {
-            let _ = h.join();
-        }
+    pub(crate) fn hub(&self) -> &EventHub {
+        &self.inner.hub
     }
 }
 
@@ -608,34 +550,10 @@ mod tests {
 
     #[test]
     fn lab_can_be_shared_across_tasks() {
-        fn send_sync<T: Send + Sync>() {}
+        fn send_sync<T: Clone + Send + Sync + 'static>() {}
         send_sync::<Lab>();
         send_sync::<ProbeTarget>();
-    }
-
-    #[test]
-    fn addresses_are_allocated_from_the_lab_ranges() {
-        let svc = |name: &str, lb: bool| crate::manifest::Service {
-            name: name.into(),
-            selector: Default::default(),
-            ports: vec![],
-            service_type: if lb {
-                ServiceType::LoadBalancer
-            } else {
-                ServiceType::ClusterIp
-            },
-            cluster_ip: None,
-            load_balancer_ip: None,
-        };
-        let mut d = Desired::default();
-        let (c1, e1) = allocate(&d, &svc("a", true)).unwrap();
-        assert_eq!((c1, e1), (FIRST_CLUSTER_IP, Some(FIRST_EXTERNAL_IP)));
-        d.services.insert("a".into(), (svc("a", true), c1, e1));
-        let (c2, e2) = allocate(&d, &svc("b", false)).unwrap();
-        assert_eq!(c2, Ipv4Addr::new(10, 96, 0, 11));
-        assert_eq!(e2, None);
-        let mut bad = svc("c", true);
-        bad.load_balancer_ip = Some(Ipv4Addr::new(192, 168, 1, 1));
-        assert!(allocate(&d, &bad).is_err());
+        fn error<T: std::error::Error + Send + Sync + 'static>() {}
+        error::<LabError>();
     }
 }

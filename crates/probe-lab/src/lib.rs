@@ -13,7 +13,8 @@
 //! - **a MetalLB-style L2 load balancer**: a separate *client* namespace shares an L2
 //!   segment with the node; the node answers ARP for a LoadBalancer address only while the
 //!   Service has a ready endpoint. When the last one goes, the client's neighbour entry
-//!   fails and it gets EHOSTUNREACH ("No route to host").
+//!   fails (once its neighbour timers run out: tens of seconds with stock settings) and
+//!   it gets EHOSTUNREACH ("No route to host").
 //! - **the Deployment controller and the kubelet** ([`Lab`]): pods are namespaces on the
 //!   bridge running a small versioned app ([`run_app`]) that, like a Spring Boot service,
 //!   listens only after a startup delay; Recreate and RollingUpdate with
@@ -27,25 +28,44 @@
 //!
 //! # Which mechanism gives which failure
 //!
-//! | client sees | produced by |
-//! |---|---|
-//! | ECONNREFUSED at once | kube-proxy's `REJECT` for a Service without ready endpoints; or a DNAT to a pod whose app is not listening (starting, or already exited) |
-//! | EHOSTUNREACH after ~3 s | the LoadBalancer address is no longer announced (no ready endpoint); or a DNAT to a pod IP whose sandbox is already gone (sync slower than teardown) |
-//! | ENETUNREACH | no route (the lab always routes the Service range, so only by misuse) |
+//! What the kernel does, and what a client sees with the default [`Kernel::Stock`]
+//! settings (those of any Linux machine) and with [`Kernel::Tuned`]:
+//!
+//! | mechanism | the kernel's answer | stock: a client sees | tuned: a client sees |
+//! |---|---|---|---|
+//! | kube-proxy's `REJECT` (a Service without ready endpoints) | ICMP port unreachable from the node | ECONNREFUSED at once for about one connect per second (after a burst of 6); at a higher rate the other SYNs get no answer and end as connect timeouts | ECONNREFUSED at once, every time |
+//! | a DNAT to a pod whose app is not listening (starting, or already exited) | TCP RST from the pod | ECONNREFUSED at once (an RST is not rate-limited) | the same |
+//! | a LoadBalancer address no longer announced (no ready endpoint) | ARP gets no answer | a client that talked to it recently keeps its neighbour entry for 15-45 s and its connects time out; then ~3 s of ARP and EHOSTUNREACH, about one per second, the rest timeouts | the entry fails within ~1.5 s, then EHOSTUNREACH after ~3 s of ARP for every connect |
+//! | a DNAT to a pod IP whose sandbox is already gone (sync slower than teardown) | ARP on the node's bridge gets no answer; ICMP host unreachable from the node | EHOSTUNREACH after ~3 s, rate-limited as above | EHOSTUNREACH after ~3 s |
+//! | no route (the lab always routes the Service range, so only by misuse) | ENETUNREACH | ENETUNREACH | ENETUNREACH |
 //!
 //! # Seeing what the lab built
 //!
 //! `ip netns list` shows a run's namespaces (`<run>-node`, `<run>-client`, `<run>-pN`);
-//! `ip netns exec <run>-node iptables-save` shows kube-proxy's rules, and
-//! `ip -n <run>-node addr show lb0` the announced LoadBalancer addresses.
+//! `ip netns exec <run>-node iptables-save` shows kube-proxy's rules,
+//! `ip -n <run>-node addr show lb0` the announced LoadBalancer addresses, and
+//! `ip netns exec <run>-client sysctl net.ipv4.icmp_ratelimit` the kernel settings.
 //!
 //! # Defaults and the probe rate
 //!
-//! The timing defaults of [`LabConfig`] are documented one by one. Two settings exist
-//! only because a prober sends far more requests than a `curl` loop: the lab lifts
-//! Linux's ICMP error rate limits ([`LabConfig::icmp_ratelimit`]) and enlarges the
-//! client's ARP queue ([`NeighTimers::unres_qlen_bytes`]); otherwise the errors that
-//! the mechanisms produce would partly turn into timeouts at 50 requests/s.
+//! The timing defaults of [`LabConfig`] are a real node's and a real service's (an 8 s
+//! application start, as a small Spring Boot service takes), documented one by one. The
+//! kernel settings are stock Linux by default ([`Kernel::Stock`]), written explicitly in
+//! every node, pod and client namespace so a tuned host does not leak in: the lab shows
+//! what a user's machines show at the same probe rate. That includes the limits a fast
+//! prober runs into: about one ICMP error per second per client gets through, and a
+//! 208 KiB ARP queue, so at 50 requests/s most refusals and failed ARPs arrive as connect
+//! timeouts. [`Kernel::Tuned`] lifts the ICMP limits in the node and client, shortens
+//! the client's neighbour timers 60-fold and enlarges its ARP queue 20-fold, so that each
+//! mechanism shows its own errno at any rate: for demonstrating mechanisms, never for
+//! predicting what users see. [`Lab::kernel`] says which one a lab runs with; the
+//! `kernel` module's source lists every write with its reason.
+//!
+//! # The app its pods run
+//!
+//! Pods run the project's app ([`run_app`], as `rollprobe lab-app`), found by
+//! [`find_app`]: `ROLLPROBE_LAB_APP` if set, else `rollprobe` on `PATH`, else the current
+//! executable when it is `rollprobe` itself. [`LabConfig::app_command`] overrides it.
 //!
 //! Everything here needs root (network namespaces, iptables) except manifest parsing and
 //! the app.
@@ -55,49 +75,29 @@
 mod app;
 mod config;
 mod controller;
+mod kernel;
 mod lab;
 mod manifest;
 mod netns;
 mod proxy;
+mod topology;
+mod watch;
 
 pub use app::{run_app, AppConfig};
 pub use config::{
-    LabConfig, NeighTimers, CLIENT_IP, CLIENT_SEGMENT, FIRST_CLUSTER_IP, FIRST_EXTERNAL_IP,
-    NODE_BRIDGE_IP, NODE_CLIENT_IP, POD_CIDR, SERVICE_CIDR,
+    find_app, LabConfig, CLIENT_IP, CLIENT_SEGMENT, FIRST_CLUSTER_IP, FIRST_EXTERNAL_IP,
+    LAB_APP_ENV, NODE_BRIDGE_IP, NODE_CLIENT_IP, POD_CIDR, SERVICE_CIDR,
 };
 pub use controller::{DeploymentStatus, ServiceStatus};
+pub use kernel::Kernel;
 pub use lab::{Lab, ProbeTarget};
 pub use manifest::{
-    parse_manifests, resolve_fenceposts, selects, version_of_image, Container, Deployment,
-    HttpProbe, IntOrPercent, Labels, Object, PodTemplate, Service, ServicePort, ServiceType,
-    Strategy,
+    parse_manifests, selects, version_of_image, Container, Deployment, HttpProbe, Labels, Object,
+    PodTemplate, Service, ServicePort, ServiceType,
 };
 pub use netns::{cleanup_leftovers, cleanup_own, enter_netns, new_run_id, NAME_PREFIX};
-
-/// Receives every lab action as `sink(kind, detail)`.
-///
-/// Kinds: `pod_created`, `pod_ready`, `pod_unready`, `endpoint_added`,
-/// `endpoint_removed`, `pod_terminating`, `pod_deleted`, `rollout_start`,
-/// `rollout_complete`, `service_selector_changed`. Details are short human strings:
-/// pods as `NAME IP VERSION` (`backend-deployment-7bq5x2kzcd-x2m4p 10.244.0.5 v2`),
-/// endpoints as `SERVICE IP:PORT POD`, rollouts as `DEPLOYMENT IMAGE`, selector changes
-/// as `SERVICE k=v,...`. The sink is called from the lab's controller thread (and from
-/// the caller's thread for `service_selector_changed`); keep it cheap.
-pub type EventSink = std::sync::Arc<dyn Fn(&str, &str) + Send + Sync>;
-
-/// Every event kind the lab reports through its [`EventSink`].
-pub const EVENT_KINDS: [&str; 10] = [
-    "pod_created",
-    "pod_ready",
-    "pod_unready",
-    "endpoint_added",
-    "endpoint_removed",
-    "pod_terminating",
-    "pod_deleted",
-    "rollout_start",
-    "rollout_complete",
-    "service_selector_changed",
-];
+/// The rollout strategy type the lab shares with the rest of rollprobe.
+pub use probe_core::{IntOrPercent, Strategy};
 
 /// Errors of the lab. Each displays as one line.
 #[derive(Debug, thiserror::Error)]
@@ -112,6 +112,9 @@ pub enum LabError {
         /// What is wrong, naming the field.
         message: String,
     },
+    /// No app for the lab's pods was found (see [`find_app`]).
+    #[error("{0}")]
+    AppNotFound(String),
     /// The lab needs root.
     #[error("the lab needs root for network namespaces and iptables (running as uid {0})")]
     NotRoot(u32),

@@ -10,7 +10,8 @@ use std::net::{SocketAddr, TcpStream};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use probe_lab::{enter_netns, parse_manifests, EventSink, Lab, LabConfig};
+use probe_core::{Attachment, Event, EventKind, EventSource, Vantage};
+use probe_lab::{enter_netns, Kernel, Lab, LabConfig};
 
 fn enabled(test: &str) -> bool {
     if std::env::var("ROLLPROBE_NETNS_TESTS").as_deref() == Ok("1") {
@@ -23,7 +24,7 @@ fn enabled(test: &str) -> bool {
 
 fn fast_config() -> LabConfig {
     LabConfig {
-        app_command: vec![env!("CARGO_BIN_EXE_probe-lab-app").to_string()],
+        app_command: Some(vec![env!("CARGO_BIN_EXE_probe-lab-app").to_string()]),
         startup_delay: Duration::from_millis(400),
         pod_start_latency: Duration::from_millis(200),
         kill_latency: Duration::from_millis(200),
@@ -34,17 +35,35 @@ fn fast_config() -> LabConfig {
     }
 }
 
-type Log = Arc<Mutex<Vec<(Instant, String, String)>>>;
+type Log = Arc<Mutex<Vec<(Instant, Event)>>>;
 
-fn recorder() -> (EventSink, Log) {
+/// Records every event of `lab` with the time it arrived, until the attachment drops.
+fn recorder(lab: &Lab) -> (Attachment, Log) {
     let log: Log = Arc::default();
     let l = log.clone();
-    let sink: EventSink = Arc::new(move |k: &str, d: &str| {
-        l.lock()
-            .unwrap()
-            .push((Instant::now(), k.to_string(), d.to_string()));
-    });
-    (sink, log)
+    let attachment = lab.attach(Arc::new(move |e: Event| {
+        l.lock().unwrap().push((Instant::now(), e));
+    }));
+    (attachment, log)
+}
+
+/// Starts a lab and attaches a recorder before anything is applied.
+async fn start(cfg: LabConfig) -> (Lab, Attachment, Log) {
+    let lab = Lab::start(cfg)
+        .await
+        .expect("the lab must build when ROLLPROBE_NETNS_TESTS=1");
+    let (attachment, log) = recorder(&lab);
+    (lab, attachment, log)
+}
+
+/// The value of a sysctl (path under /proc/sys) as namespace `ns` sees it.
+fn sysctl(ns: &str, key: &str) -> String {
+    let path = format!("/proc/sys/{key}");
+    in_ns(ns, move || {
+        std::fs::read_to_string(&path).expect("read sysctl")
+    })
+    .trim()
+    .to_string()
 }
 
 /// Runs `f` on a thread inside namespace `ns`.
@@ -127,10 +146,8 @@ fn services_give_the_kernels_errno_and_answer_with_the_version() {
         return;
     }
     rt().block_on(async {
-        let (sink, log) = recorder();
-        let lab = Lab::start(fast_config(), sink)
-            .await
-            .expect("the lab must build when ROLLPROBE_NETNS_TESTS=1");
+        let (lab, _attachment, log) = start(fast_config()).await;
+        assert_eq!(lab.kernel(), Kernel::Stock);
         let run_id = lab.run_id().to_string();
         let mut yaml = deployment("web", "{type: RollingUpdate}", "shop/web:v1");
         yaml.push_str(
@@ -152,7 +169,7 @@ metadata: {name: empty-lb}
 spec: {type: LoadBalancer, selector: {app: nothing}, ports: [{port: 8080}]}
 "#,
         );
-        lab.apply(parse_manifests(&yaml).unwrap()).unwrap();
+        lab.apply_yaml(&yaml).unwrap();
         lab.wait_available(Duration::from_secs(20)).await.unwrap();
 
         // ClusterIP without endpoints: kube-proxy's REJECT -> ECONNREFUSED at once.
@@ -184,6 +201,42 @@ spec: {type: LoadBalancer, selector: {app: nothing}, ports: [{port: 8080}]}
         assert_eq!(t.addr.port(), 80);
         assert_eq!(version(&t.netns, t.addr).unwrap(), "v1");
 
+        // The URL a client uses, reached from where `Vantage::enter` puts a thread.
+        let url = lab.service_url("web-svc").unwrap();
+        assert_eq!(url, t_lb.url);
+        let (vantage, addr) = (lab.clone(), t_lb.addr);
+        let answer = std::thread::spawn(move || {
+            vantage.enter(&url)?;
+            let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(8))?;
+            s.set_read_timeout(Some(Duration::from_secs(5)))?;
+            s.write_all(b"GET /test/version HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")?;
+            let mut all = String::new();
+            s.read_to_string(&mut all)?;
+            Ok::<_, std::io::Error>(all)
+        })
+        .join()
+        .unwrap()
+        .unwrap();
+        assert!(answer.ends_with("\r\n\r\nv1"), "{answer}");
+        let unknown = lab.clone();
+        let e = std::thread::spawn(move || unknown.enter("http://192.0.2.1:8080/"))
+            .join()
+            .unwrap()
+            .unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::NotFound, "{e}");
+
+        // A probe attaching now first receives what stands: the ready pods and endpoints.
+        let (late, late_log) = recorder(&lab);
+        let replayed: Vec<EventKind> = late_log
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|e| e.1.kind.clone())
+            .collect();
+        drop(late);
+        assert!(replayed.contains(&EventKind::PodReady), "{replayed:?}");
+        assert!(replayed.contains(&EventKind::EndpointAdded), "{replayed:?}");
+
         // Rules are kube-proxy's.
         let save = std::process::Command::new("ip")
             .args(["netns", "exec", lab.node_netns(), "iptables-save"])
@@ -202,9 +255,7 @@ spec: {type: LoadBalancer, selector: {app: nothing}, ports: [{port: 8080}]}
         // Scaled to zero: the endpoints go, and so does the announcement.
         assert!(lab.service_status("web-svc").unwrap().announced);
         lab.set_replicas("web", 0).unwrap();
-        lab.wait_rollout_complete("web", Duration::from_secs(10))
-            .await
-            .unwrap();
+        lab.rollout_complete(Duration::from_secs(10)).await.unwrap();
         let deadline = Instant::now() + Duration::from_secs(5);
         while lab.service_status("web-svc").unwrap().announced {
             assert!(Instant::now() < deadline, "still announced");
@@ -220,28 +271,79 @@ spec: {type: LoadBalancer, selector: {app: nothing}, ports: [{port: 8080}]}
             "{addrs}"
         );
 
+        let node = lab.node_netns().to_string();
         lab.shutdown().await.unwrap();
+        lab.shutdown().await.unwrap(); // idempotent
         assert!(
             !netns_list().contains(&run_id),
             "leftovers: {}",
             netns_list()
         );
-        let kinds: Vec<String> = log.lock().unwrap().iter().map(|e| e.1.clone()).collect();
-        for k in &kinds {
-            assert!(
-                probe_lab::EVENT_KINDS.contains(&k.as_str()),
-                "unknown kind {k}"
-            );
+        let events: Vec<Event> = log.lock().unwrap().iter().map(|e| e.1.clone()).collect();
+        for e in &events {
+            assert!(!matches!(e.kind, EventKind::Other(_)), "untyped kind {e:?}");
         }
         for k in [
-            "rollout_start",
-            "pod_created",
-            "pod_ready",
-            "endpoint_added",
-            "rollout_complete",
+            EventKind::RolloutStart,
+            EventKind::PodCreated,
+            EventKind::PodReady,
+            EventKind::EndpointAdded,
+            EventKind::AddressAnnounced,
+            EventKind::RolloutComplete,
         ] {
-            assert!(kinds.iter().any(|x| x == k), "no {k} in {kinds:?}");
+            assert!(events.iter().any(|e| e.kind == k), "no {k} in {events:?}");
         }
+        // Typed subjects, as a Kubernetes watch gives them.
+        let ready = events
+            .iter()
+            .find(|e| e.kind == EventKind::PodReady)
+            .unwrap();
+        let s = &ready.subject;
+        assert!(
+            s.pod.as_deref().is_some_and(|p| p.starts_with("web-")),
+            "{ready:?}"
+        );
+        assert!(
+            matches!(s.address, Some(std::net::IpAddr::V4(ip)) if ip.octets()[..2] == [10, 244]),
+            "{ready:?}"
+        );
+        assert_eq!(s.version.as_deref(), Some("v1"), "{ready:?}");
+        assert_eq!(s.node.as_deref(), Some(node.as_str()), "{ready:?}");
+        assert_eq!(
+            ready.detail,
+            format!("{} {} v1", s.pod.as_deref().unwrap(), s.address.unwrap())
+        );
+        let removed = events
+            .iter()
+            .find(|e| {
+                e.kind == EventKind::EndpointRemoved
+                    && e.subject.service.as_deref() == Some("web-svc")
+            })
+            .unwrap_or_else(|| panic!("no endpoint_removed for web-svc in {events:?}"));
+        let s = &removed.subject;
+        assert!(s.address.is_some() && s.pod.is_some(), "{removed:?}");
+        assert_eq!(s.port, Some(8080), "{removed:?}");
+        assert_eq!(
+            removed.detail,
+            format!(
+                "web-svc {}:8080 {}",
+                s.address.unwrap(),
+                s.pod.as_deref().unwrap()
+            )
+        );
+        let withdrawn = events
+            .iter()
+            .find(|e| e.kind == EventKind::AddressWithdrawn)
+            .unwrap_or_else(|| panic!("no address_withdrawn in {events:?}"));
+        assert_eq!(withdrawn.subject.address, Some(t_lb.addr.ip()));
+        assert_eq!(withdrawn.subject.service.as_deref(), Some("web-svc"));
+        let start = events
+            .iter()
+            .find(|e| e.kind == EventKind::RolloutStart)
+            .unwrap();
+        assert_eq!(start.subject.deployment.as_deref(), Some("web"));
+        assert_eq!(start.subject.version.as_deref(), Some("v1"));
+        assert_eq!(start.detail, "web shop/web:v1");
     });
 }
 
@@ -250,12 +352,28 @@ fn rollout_events(log: &Log, name: &str) -> Vec<(String, String)> {
     let log = log.lock().unwrap();
     let start = log
         .iter()
-        .rposition(|e| e.1 == "rollout_start" && e.2.starts_with(&format!("{name} ")))
+        .rposition(|e| {
+            e.1.kind == EventKind::RolloutStart && e.1.subject.deployment.as_deref() == Some(name)
+        })
         .expect("rollout_start");
+    let prefix = format!("{name}-");
     log[start..]
         .iter()
-        .filter(|e| e.2.starts_with(&format!("{name}-")) || e.2.starts_with(&format!("{name} ")))
-        .map(|e| (e.1.clone(), e.2.split(' ').nth(2).unwrap_or("").to_string()))
+        .map(|e| &e.1)
+        .filter(|e| {
+            e.subject.deployment.as_deref() == Some(name)
+                || (e.kind.is_pod()
+                    && e.subject
+                        .pod
+                        .as_deref()
+                        .is_some_and(|p| p.starts_with(&prefix)))
+        })
+        .map(|e| {
+            (
+                e.kind.to_string(),
+                e.subject.version.clone().unwrap_or_default(),
+            )
+        })
         .collect()
 }
 
@@ -277,10 +395,7 @@ fn recreate_and_rolling_updates_happen_in_kubernetes_order() {
         return;
     }
     rt().block_on(async {
-        let (sink, log) = recorder();
-        let lab = Lab::start(fast_config(), sink)
-            .await
-            .expect("the lab must build when ROLLPROBE_NETNS_TESTS=1");
+        let (lab, attachment, log) = start(fast_config()).await;
         let run_id = lab.run_id().to_string();
         let yaml = [
             deployment("re", "{type: Recreate}", "shop/re:v1"),
@@ -296,7 +411,7 @@ fn recreate_and_rolling_updates_happen_in_kubernetes_order() {
             ),
         ]
         .join("\n---\n");
-        lab.apply(parse_manifests(&yaml).unwrap()).unwrap();
+        lab.apply_yaml(&yaml).unwrap();
         lab.wait_available(Duration::from_secs(20)).await.unwrap();
         for d in ["re", "ru", "sg"] {
             lab.set_image(d, &format!("shop/{d}:v2")).unwrap();
@@ -358,10 +473,15 @@ fn recreate_and_rolling_updates_happen_in_kubernetes_order() {
         );
         // `kubectl rollout status` does not wait for terminating pods to be deleted.
         for ev in [&re, &ru, &sg] {
-            let done = first(ev, "rollout_complete", "");
+            let done = first(ev, "rollout_complete", "v2");
             assert!(last(ev, "pod_ready", "v2") < done, "{ev:?}");
         }
-        drop(lab); // cleanup on drop
+        // A clone dropped is not the last handle: the lab stays.
+        let other = lab.clone();
+        drop(other);
+        assert!(netns_list().contains(&run_id), "{}", netns_list());
+        drop(attachment);
+        drop(lab); // the last handle: cleanup on drop
         assert!(
             !netns_list().contains(&run_id),
             "leftovers: {}",
@@ -401,7 +521,6 @@ fn stale_rules_unlistening_pods_and_readiness_probes() {
         return;
     }
     rt().block_on(async {
-        let (sink, log) = recorder();
         let cfg = LabConfig {
             proxy_sync_delay: Duration::from_secs(6),
             kill_latency: Duration::ZERO,
@@ -409,9 +528,7 @@ fn stale_rules_unlistening_pods_and_readiness_probes() {
             time_scale: 0.5,
             ..fast_config()
         };
-        let lab = Lab::start(cfg, sink)
-            .await
-            .expect("the lab must build when ROLLPROBE_NETNS_TESTS=1");
+        let (lab, _attachment, log) = start(cfg).await;
         let run_id = lab.run_id().to_string();
         let yaml = r#"
 kind: Deployment
@@ -460,7 +577,7 @@ spec:
           periodSeconds: 1
           successThreshold: 2
 "#;
-        lab.apply(parse_manifests(yaml).unwrap()).unwrap();
+        lab.apply_yaml(yaml).unwrap();
         lab.wait_available(Duration::from_secs(30)).await.unwrap();
 
         // A ready pod (no readinessProbe) that does not listen yet: RST -> ECONNREFUSED.
@@ -475,7 +592,14 @@ spec:
             let log = log.lock().unwrap();
             let at = |kind: &str| {
                 log.iter()
-                    .find(|e| e.1 == kind && e.2.starts_with("probed-"))
+                    .find(|e| {
+                        e.1.kind == kind
+                            && e.1
+                                .subject
+                                .pod
+                                .as_deref()
+                                .is_some_and(|p| p.starts_with("probed-"))
+                    })
                     .map(|e| e.0)
                     .unwrap_or_else(|| panic!("no {kind} for probed"))
             };
@@ -486,7 +610,12 @@ spec:
         // Replace the pod: its sandbox goes after 0.1 s, the rules follow only after 6 s.
         lab.set_image("gone", "shop/gone:v2").unwrap();
         let deadline = Instant::now() + Duration::from_secs(5);
-        while !log.lock().unwrap().iter().any(|e| e.1 == "pod_deleted") {
+        while !log
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|e| e.1.kind == EventKind::PodDeleted)
+        {
             assert!(Instant::now() < deadline, "old pod not deleted");
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
@@ -519,13 +648,10 @@ fn a_panic_while_the_lab_runs_leaves_nothing_behind() {
     let (tx, rx) = std::sync::mpsc::channel();
     let r = std::thread::spawn(move || {
         rt().block_on(async {
-            let (sink, _log) = recorder();
-            let lab = Lab::start(fast_config(), sink)
-                .await
-                .expect("the lab must build when ROLLPROBE_NETNS_TESTS=1");
+            let (lab, _attachment, _log) = start(fast_config()).await;
             tx.send(lab.run_id().to_string()).unwrap();
             let yaml = deployment("p", "{type: Recreate}", "shop/p:v1");
-            lab.apply(parse_manifests(&yaml).unwrap()).unwrap();
+            lab.apply_yaml(&yaml).unwrap();
             lab.wait_available(Duration::from_secs(20)).await.unwrap();
             panic!("deliberate panic with a running lab");
         })
@@ -538,4 +664,68 @@ fn a_panic_while_the_lab_runs_leaves_nothing_behind() {
         "leftovers: {}",
         netns_list()
     );
+}
+
+/// Every node, pod and client namespace gets the chosen kernel settings written, whatever
+/// the host has: stock Linux values by default, the lifted limits and short timers when
+/// tuned.
+#[test]
+fn kernel_settings_are_written_in_every_namespace() {
+    if !enabled("kernel_settings_are_written_in_every_namespace") {
+        return;
+    }
+    rt().block_on(async {
+        for kernel in [Kernel::Stock, Kernel::Tuned] {
+            let cfg = LabConfig {
+                kernel,
+                ..fast_config()
+            };
+            let (lab, _attachment, log) = start(cfg).await;
+            assert_eq!(lab.kernel(), kernel);
+            lab.apply_yaml(&deployment("k", "{type: Recreate}", "shop/k:v1"))
+                .unwrap();
+            lab.wait_available(Duration::from_secs(20)).await.unwrap();
+            let pod = log
+                .lock()
+                .unwrap()
+                .iter()
+                .find_map(|e| e.1.subject.pod.clone())
+                .expect("a pod event");
+            let pod_ns = netns_list()
+                .lines()
+                .map(|l| l.split(' ').next().unwrap_or("").to_string())
+                .find(|n| n.starts_with(&format!("{}-p", lab.run_id())))
+                .unwrap_or_else(|| panic!("no pod namespace for {pod}: {}", netns_list()));
+            let (client, node) = (lab.client_netns().to_string(), lab.node_netns().to_string());
+            let stock = kernel == Kernel::Stock;
+            let limit = if stock { "1000" } else { "0" };
+            assert_eq!(sysctl(&client, "net/ipv4/icmp_ratelimit"), limit);
+            assert_eq!(sysctl(&node, "net/ipv4/icmp_ratelimit"), limit);
+            assert_eq!(sysctl(&pod_ns, "net/ipv4/icmp_ratelimit"), "1000");
+            assert_eq!(
+                sysctl(&node, "net/ipv4/icmp_msgs_burst"),
+                if stock { "50" } else { "1000000" }
+            );
+            let reach = if stock { "30000" } else { "500" };
+            assert_eq!(
+                sysctl(&client, "net/ipv4/neigh/eth0/base_reachable_time_ms"),
+                reach
+            );
+            let queue = if stock { "212992" } else { "4194304" };
+            assert_eq!(
+                sysctl(&client, "net/ipv4/neigh/eth0/unres_qlen_bytes"),
+                queue
+            );
+            assert_eq!(
+                sysctl(&node, "net/ipv4/neigh/lb0/base_reachable_time_ms"),
+                "30000"
+            );
+            assert_eq!(sysctl(&node, "net/ipv4/neigh/br0/ucast_solicit"), "3");
+            assert_eq!(
+                sysctl(&pod_ns, "net/ipv4/neigh/eth0/delay_first_probe_time"),
+                "5"
+            );
+            lab.shutdown().await.unwrap();
+        }
+    });
 }

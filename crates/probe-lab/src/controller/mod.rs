@@ -1,0 +1,470 @@
+//! The control plane: Deployment and ReplicaSet controllers, a kubelet, the EndpointSlice
+//! controller, and the delayed hand-off to kube-proxy and the L2 announcer.
+//!
+//! It runs on one dedicated thread (see [`crate::Lab`]) as a level-triggered loop, like
+//! Kubernetes' controllers: every tick (20 ms) it compares what is with what should be and
+//! takes the next step. Keeping it on one long-lived thread matters for more than
+//! simplicity: pods are spawned from it with `PR_SET_PDEATHSIG`, so if the lab's process
+//! dies, the kernel kills every pod process with it.
+//!
+//! One role per file, as in Kubernetes:
+//!
+//! - [`kubelet`]: a pod's lifecycle on the node: sandbox, process, readiness probes,
+//!   restarts, SIGTERM/SIGKILL, teardown.
+//! - [`deployment`]: the Deployment and ReplicaSet controllers (strategies, surge and
+//!   unavailability budgets, pod creation and deletion order).
+//! - [`endpoints`]: the EndpointSlice controller and the delayed hand-off to kube-proxy's
+//!   rules and the L2 announcer.
+//! - this file: the shared state, the loop, and the status that [`crate::Lab`] reads.
+//!
+//! Every action is published as a typed [`probe_core::Event`] on the lab's
+//! [`probe_core::EventHub`], with the same kinds and subject fields a Kubernetes watch
+//! gives for the same happening; the `detail` strings are for people.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::net::{IpAddr, Ipv4Addr};
+use std::process::Child;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, Sender};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use probe_core::{Event, EventHub, EventKind, Subject};
+
+use crate::config::LabConfig;
+use crate::manifest::{Deployment, Labels, PodTemplate, Service, ServiceType};
+use crate::netns::destroy_netns;
+use crate::proxy::ProxyState;
+use crate::LabError;
+
+mod deployment;
+mod endpoints;
+mod kubelet;
+
+/// The controller's tick.
+pub(crate) const TICK: Duration = Duration::from_millis(20);
+
+/// What the user asked for (written by [`crate::Lab`], read by the controller).
+#[derive(Debug, Default, Clone)]
+pub(crate) struct Desired {
+    pub deployments: BTreeMap<String, (Deployment, u64)>,
+    pub services: BTreeMap<String, (Service, Ipv4Addr, Option<Ipv4Addr>)>,
+}
+
+/// The state of one Deployment, as `kubectl get deployment -o yaml` would show it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DeploymentStatus {
+    /// `metadata.generation`: bumped by every change of the spec.
+    pub generation: u64,
+    /// The generation the controller has acted on.
+    pub observed_generation: u64,
+    /// `spec.replicas`.
+    pub desired_replicas: i32,
+    /// `status.replicas`: non-terminating pods of all its ReplicaSets.
+    pub replicas: i32,
+    /// `status.updatedReplicas`: non-terminating pods of the current template.
+    pub updated_replicas: i32,
+    /// `status.readyReplicas`.
+    pub ready_replicas: i32,
+    /// `status.availableReplicas`: ready for at least `minReadySeconds`.
+    pub available_replicas: i32,
+    /// Pods being terminated (not counted above).
+    pub terminating: i32,
+    /// Whether the rollout is complete as `kubectl rollout status` defines it.
+    pub complete: bool,
+}
+
+/// The state of one Service.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ServiceStatus {
+    /// The ClusterIP.
+    pub cluster_ip: Option<Ipv4Addr>,
+    /// The LoadBalancer address (LoadBalancer Services only).
+    pub external_ip: Option<Ipv4Addr>,
+    /// Ready endpoints now (the EndpointSlice).
+    pub endpoints: Vec<Ipv4Addr>,
+    /// Endpoints that kube-proxy's rules currently send traffic to.
+    pub programmed_endpoints: Vec<Ipv4Addr>,
+    /// Whether the node currently answers ARP for the external address.
+    pub announced: bool,
+}
+
+/// Everything the API reads.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct Status {
+    pub deployments: BTreeMap<String, DeploymentStatus>,
+    pub services: BTreeMap<String, ServiceStatus>,
+    /// The last error of a lab action (a failed command), for diagnostics.
+    pub last_error: Option<String>,
+    /// The last unexpected pod process exit.
+    pub last_pod_exit: Option<String>,
+    /// Set when the controller thread has stopped.
+    pub stopped: bool,
+}
+
+pub(crate) struct Shared {
+    pub desired: Mutex<Desired>,
+    pub status: Mutex<Status>,
+    pub stop: AtomicBool,
+}
+
+/// Names of the lab's fixed namespaces.
+#[derive(Debug, Clone)]
+pub(crate) struct Names {
+    pub run_id: String,
+    pub node: String,
+    pub client: String,
+}
+
+#[derive(Debug)]
+struct ReplicaSet {
+    id: u64,
+    deployment: String,
+    hash: String,
+    template: PodTemplate,
+    min_ready_seconds: u32,
+    replicas: i32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Created, sandbox and process not started yet.
+    Pending,
+    /// Process running.
+    Running,
+    /// Process exited.
+    Exited,
+}
+
+struct Pod {
+    id: u64,
+    name: String,
+    netns: String,
+    veth: String,
+    ip: Ipv4Addr,
+    rs: u64,
+    labels: Labels,
+    template: PodTemplate,
+    version: String,
+    created: Instant,
+    phase: Phase,
+    sandbox: bool,
+    child: Option<Child>,
+    started_at: Option<Instant>,
+    exited_at: Option<Instant>,
+    restart_at: Option<Instant>,
+    restarts: u32,
+    ready: bool,
+    ready_since: Option<Instant>,
+    probe_ok: u32,
+    probe_fail: u32,
+    probe_stop: Option<Arc<AtomicBool>>,
+    terminating_since: Option<Instant>,
+    sigterm_at: Option<Instant>,
+    sigkill_sent: bool,
+}
+
+impl Pod {
+    /// For people: `NAME IP VERSION`.
+    fn detail(&self) -> String {
+        format!("{} {} {}", self.name, self.ip, self.version)
+    }
+    /// As a Kubernetes watch names a pod: name, address, version, node.
+    fn subject(&self, node: &str) -> Subject {
+        Subject::pod(self.name.clone(), Some(IpAddr::V4(self.ip)))
+            .with_version(self.version.clone())
+            .with_node(node)
+    }
+    fn active(&self) -> bool {
+        self.terminating_since.is_none()
+    }
+    fn available(&self, min_ready: Duration, now: Instant) -> bool {
+        self.active() && self.ready && self.ready_since.is_some_and(|t| now >= t + min_ready)
+    }
+}
+
+#[derive(Default)]
+struct Track {
+    hash: Option<String>,
+    rollout_active: bool,
+    observed: u64,
+}
+
+pub(crate) struct World {
+    cfg: LabConfig,
+    /// The resolved command every pod runs.
+    app: Vec<String>,
+    hub: EventHub,
+    shared: Arc<Shared>,
+    names: Names,
+    pods: Vec<Pod>,
+    rss: Vec<ReplicaSet>,
+    next_id: u64,
+    next_ip: u32,
+    tracks: BTreeMap<String, Track>,
+    endpoints: BTreeMap<String, Vec<(Ipv4Addr, String)>>,
+    proxy_queue: VecDeque<(Instant, ProxyState)>,
+    proxy_applied: ProxyState,
+    announced: BTreeSet<Ipv4Addr>,
+    probe_tx: Sender<(u64, bool)>,
+    probe_rx: Receiver<(u64, bool)>,
+    last_error: Option<String>,
+    last_pod_exit: Option<String>,
+}
+
+const HASH_ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+
+fn fnv(s: &str, seed: u64) -> u64 {
+    let mut h = 0xcbf2_9ce4_8422_2325u64 ^ seed;
+    for b in s.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h
+}
+
+fn encode(mut v: u64, len: usize) -> String {
+    (0..len)
+        .map(|_| {
+            let c = HASH_ALPHABET[(v % HASH_ALPHABET.len() as u64) as usize] as char;
+            v /= HASH_ALPHABET.len() as u64;
+            c
+        })
+        .collect()
+}
+
+/// `pod-template-hash`: a stable hash of the template, 10 characters like Kubernetes'.
+fn template_hash(t: &PodTemplate) -> String {
+    encode(fnv(&format!("{t:?}"), 0), 10)
+}
+
+/// Seconds from a manifest, times the lab's `time_scale`.
+fn scaled(secs: u32, scale: f64) -> Duration {
+    Duration::from_secs_f64(f64::from(secs) * scale)
+}
+
+impl World {
+    pub(crate) fn new(
+        cfg: LabConfig,
+        app: Vec<String>,
+        hub: EventHub,
+        shared: Arc<Shared>,
+        names: Names,
+    ) -> World {
+        let (probe_tx, probe_rx) = std::sync::mpsc::channel();
+        World {
+            cfg,
+            app,
+            hub,
+            shared,
+            names,
+            pods: Vec::new(),
+            rss: Vec::new(),
+            next_id: 0,
+            next_ip: 0,
+            tracks: BTreeMap::new(),
+            endpoints: BTreeMap::new(),
+            proxy_queue: VecDeque::new(),
+            proxy_applied: ProxyState::default(),
+            announced: BTreeSet::new(),
+            probe_tx,
+            probe_rx,
+            last_error: None,
+            last_pod_exit: None,
+        }
+    }
+
+    fn emit(&self, kind: EventKind, subject: Subject, detail: String) {
+        self.hub.publish(Event::observed(kind, subject, detail));
+    }
+
+    /// A pod event, with the pod's typed subject and its `NAME IP VERSION` detail.
+    fn emit_pod(&self, kind: EventKind, pod: &Pod) {
+        self.emit(kind, pod.subject(&self.names.node), pod.detail());
+    }
+
+    /// A rollout event: `DEPLOYMENT IMAGE`, with the new image's tag as the version.
+    fn emit_rollout(&self, kind: EventKind, deployment: &str, image: &str) {
+        let subject = Subject {
+            deployment: Some(deployment.to_string()),
+            version: Some(crate::manifest::version_of_image(image)),
+            ..Subject::default()
+        };
+        self.emit(kind, subject, format!("{deployment} {image}"));
+    }
+
+    fn note_err(&mut self, e: LabError) {
+        self.last_error = Some(e.to_string());
+    }
+
+    /// Runs the control loop until the lab is stopped or `max_lifetime` passes.
+    pub(crate) fn run(&mut self) {
+        let deadline = Instant::now() + self.cfg.max_lifetime;
+        while !self.shared.stop.load(Ordering::SeqCst) && Instant::now() < deadline {
+            let t = Instant::now();
+            self.tick();
+            let spent = t.elapsed();
+            if spent < TICK {
+                std::thread::sleep(TICK - spent);
+            }
+        }
+    }
+
+    fn tick(&mut self) {
+        let now = Instant::now();
+        let desired = self
+            .shared
+            .desired
+            .lock()
+            .map(|d| d.clone())
+            .unwrap_or_default();
+        self.probe_results();
+        self.kubelet(now);
+        self.deployments(&desired, now);
+        self.replicasets(now);
+        self.endpoint_slices(&desired, now);
+        self.kube_proxy(now);
+        self.publish(&desired, now);
+    }
+
+    fn fresh_ip(&mut self) -> Ipv4Addr {
+        // 10.244.0.2 upward; never reused within a run; skips .0 and .255.
+        loop {
+            let n = 2 + self.next_ip;
+            self.next_ip += 1;
+            let ip = Ipv4Addr::new(10, 244, (n >> 8) as u8, (n & 0xff) as u8);
+            let last = n & 0xff;
+            if last != 0 && last != 255 {
+                return ip;
+            }
+        }
+    }
+
+    // --- status ------------------------------------------------------------------------
+
+    fn publish(&mut self, desired: &Desired, now: Instant) {
+        let mut st = Status::default();
+        for (name, (d, generation)) in &desired.deployments {
+            let hash = template_hash(&d.template);
+            let mut ds = DeploymentStatus {
+                generation: *generation,
+                observed_generation: self.tracks.get(name).map(|t| t.observed).unwrap_or(0),
+                desired_replicas: d.replicas,
+                ..Default::default()
+            };
+            for r in self.rss.iter().filter(|r| &r.deployment == name) {
+                let (active, ready, avail) = self.rs_status(r, now);
+                ds.replicas += active;
+                ds.ready_replicas += ready;
+                ds.available_replicas += avail;
+                if r.hash == hash {
+                    ds.updated_replicas = active;
+                }
+                ds.terminating += self
+                    .pods
+                    .iter()
+                    .filter(|p| p.rs == r.id && !p.active())
+                    .count() as i32;
+            }
+            // kubectl rollout status
+            ds.complete = ds.observed_generation >= ds.generation
+                && ds.updated_replicas >= d.replicas
+                && ds.replicas <= ds.updated_replicas
+                && ds.available_replicas >= ds.updated_replicas;
+            if ds.complete {
+                let finished = self
+                    .tracks
+                    .get_mut(name)
+                    .is_some_and(|t| std::mem::replace(&mut t.rollout_active, false));
+                if finished {
+                    self.emit_rollout(
+                        EventKind::RolloutComplete,
+                        name,
+                        &d.template.container.image,
+                    );
+                }
+            }
+            st.deployments.insert(name.clone(), ds);
+        }
+        for (name, (svc, cip, eip)) in &desired.services {
+            let programmed = self
+                .proxy_applied
+                .services
+                .iter()
+                .find(|s| &s.name == name)
+                .map(|s| s.endpoints.clone())
+                .unwrap_or_default();
+            let eip = if svc.service_type == ServiceType::LoadBalancer {
+                *eip
+            } else {
+                None
+            };
+            st.services.insert(
+                name.clone(),
+                ServiceStatus {
+                    cluster_ip: Some(*cip),
+                    external_ip: eip,
+                    endpoints: self
+                        .endpoints
+                        .get(name)
+                        .map(|v| v.iter().map(|(ip, _)| *ip).collect())
+                        .unwrap_or_default(),
+                    programmed_endpoints: programmed,
+                    announced: eip.is_some_and(|ip| self.announced.contains(&ip)),
+                },
+            );
+        }
+        st.last_error = self.last_error.clone();
+        st.last_pod_exit = self.last_pod_exit.clone();
+        if let Ok(mut s) = self.shared.status.lock() {
+            *s = st;
+        }
+    }
+
+    /// Kills every pod and removes every pod namespace (the fixed namespaces are removed
+    /// by the caller).
+    pub(crate) fn teardown(&mut self) -> Result<(), LabError> {
+        let mut first = None;
+        for p in &mut self.pods {
+            Self::stop_probe(p);
+            if let Some(c) = p.child.as_mut() {
+                let _ = c.kill();
+                let _ = c.wait();
+            }
+        }
+        for p in std::mem::take(&mut self.pods) {
+            if p.sandbox {
+                if let Err(e) = destroy_netns(&p.netns) {
+                    first.get_or_insert(e);
+                }
+            }
+        }
+        match first {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hashes_are_stable_and_kubernetes_shaped() {
+        let t = crate::parse_manifests(
+            "kind: Deployment\nmetadata: {name: a}\nspec:\n  selector: {matchLabels: {x: y}}\n  template:\n    metadata: {labels: {x: y}}\n    spec: {containers: [{name: c, image: 'i:v1'}]}\n",
+        )
+        .unwrap();
+        let crate::Object::Deployment(d) = &t[0] else {
+            panic!()
+        };
+        let h = template_hash(&d.template);
+        assert_eq!(h.len(), 10);
+        assert_eq!(h, template_hash(&d.template.clone()));
+        let mut t2 = d.template.clone();
+        t2.container.image = "i:v2".into();
+        assert_ne!(h, template_hash(&t2));
+        assert!(h.bytes().all(|b| HASH_ALPHABET.contains(&b)));
+    }
+}
