@@ -502,6 +502,7 @@ impl From<&ProbeConfig> for RecordedConfig {
                 .as_ref()
                 .map(|p| p.to_string())
                 .unwrap_or_default(),
+            lab_kernel: c.lab_kernel.clone(),
         }
     }
 }

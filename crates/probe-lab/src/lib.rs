@@ -75,6 +75,7 @@
 mod app;
 mod config;
 mod controller;
+mod deployments;
 mod kernel;
 mod lab;
 mod manifest;
