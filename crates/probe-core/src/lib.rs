@@ -34,6 +34,7 @@ mod event;
 mod execute;
 mod matrix;
 mod outcome;
+pub mod output;
 mod probe;
 mod render;
 mod report;
@@ -63,7 +64,7 @@ pub use probe::{write_report_files, LiveStats, Probe, ProbeBuilder, ProbeError, 
 pub use render::{write_windows_csv, Comparison, ComparisonRow, Thresholds};
 pub use report::{
     Downtime, EventRef, FailureDetail, Latency, MixedWindow, OutageWindow, Phase, ProbeHealth,
-    Report, Timeline, Totals, VersionSeen, REPORT_SCHEMA,
+    Report, SecondStats, Timeline, Totals, VersionSeen, REPORT_SCHEMA,
 };
 pub use sample::{
     read_samples, stream_samples, ReadError, RecordedRun, RunFooter, RunHeader, Sample,
