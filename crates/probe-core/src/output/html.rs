@@ -39,7 +39,7 @@ const MAX_EVENTS: usize = 300;
 /// is not a version.
 const MAX_VERSIONS: usize = 24;
 /// Height of the band holding the event labels above the bars.
-const EVENT_BAND: f64 = 110.0;
+const EVENT_BAND: f64 = 150.0;
 const BAR_HEIGHT: f64 = 220.0;
 const LANE_HEIGHT: f64 = 16.0;
 const LATENCY_HEIGHT: f64 = 160.0;
@@ -617,32 +617,40 @@ fn timeline(out: &mut String, r: &Report, kinds: &[&str]) {
         );
     }
 
-    // Events: a tick across the picture, its kind written above the bars.
-    let mut last_label_x = f64::NEG_INFINITY;
-    for e in r.events.iter().take(MAX_EVENTS) {
-        let x = scale.x(e.at_ms);
-        let _ = write!(
-            out,
-            "<g class=\"event\"><title>{} {}{}{}</title><line x1=\"{x:.1}\" x2=\"{x:.1}\" y1=\"{:.1}\" y2=\"{lanes_bottom:.1}\" stroke=\"#333\" stroke-dasharray=\"3 2\" stroke-width=\"0.8\"/>",
-            at(e.at_ms),
-            esc(e.kind.as_str()),
-            if e.detail.is_empty() { "" } else { ": " },
-            esc(&e.detail),
-            EVENT_BAND - 2.0
-        );
-        // Labels closer than a line's height would overprint: the tick and its
-        // tooltip remain, and the events table lists them all.
-        if x - last_label_x >= 12.0 {
-            let _ = write!(
+    // Events: a tick across the picture each; events closer together than a
+    // line of text share one label listing their kinds, so none overprints.
+    let shown = &r.events[..r.events.len().min(MAX_EVENTS)];
+    let mut group_start = 0;
+    while group_start < shown.len() {
+        let x = scale.x(shown[group_start].at_ms);
+        let group_end = shown[group_start..]
+            .iter()
+            .position(|e| scale.x(e.at_ms) - x >= 12.0)
+            .map_or(shown.len(), |n| group_start + n);
+        let mut kinds: Vec<&str> = Vec::new();
+        for e in &shown[group_start..group_end] {
+            if !kinds.contains(&e.kind.as_str()) {
+                kinds.push(e.kind.as_str());
+            }
+            let ex = scale.x(e.at_ms);
+            let _ = writeln!(
                 out,
-                "<text transform=\"translate({:.1},{:.1}) rotate(-55)\">{}</text>",
-                x + 3.0,
-                EVENT_BAND - 4.0,
-                esc(&short(e.kind.as_str(), 22))
+                "<g class=\"event\"><title>{} {}{}{}</title><line x1=\"{ex:.1}\" x2=\"{ex:.1}\" y1=\"{:.1}\" y2=\"{lanes_bottom:.1}\" stroke=\"#333\" stroke-dasharray=\"3 2\" stroke-width=\"0.8\"/></g>",
+                at(e.at_ms),
+                esc(e.kind.as_str()),
+                if e.detail.is_empty() { "" } else { ": " },
+                esc(&e.detail),
+                EVENT_BAND - 2.0
             );
-            last_label_x = x;
         }
-        out.push_str("</g>\n");
+        let _ = writeln!(
+            out,
+            "<text transform=\"translate({:.1},{:.1}) rotate(-55)\">{}</text>",
+            x + 3.0,
+            EVENT_BAND - 4.0,
+            esc(&short(&kinds.join(", "), 28))
+        );
+        group_start = group_end;
     }
     out.push_str("</svg>\n");
     let mut note = format!(
@@ -847,16 +855,26 @@ fn tables(out: &mut String, r: &Report, kinds: &[&str]) {
         }
         out.push_str("</table>\n");
         if let Some(m) = &r.mixed {
-            let _ = writeln!(
-                out,
-                "<p>Both {} and {} answered for {} ({} .. {}); {} version change(s) between consecutive answers.</p>",
-                esc(&m.old),
-                esc(&m.new),
-                secs(r.mixed_ms),
-                at(m.start_ms),
-                at(m.end_ms),
-                r.flips
-            );
+            if r.mixed_ms > 0.0 {
+                let _ = writeln!(
+                    out,
+                    "<p>Both {} and {} answered for {} ({} .. {}); {} version change(s) between consecutive answers.</p>",
+                    esc(&m.old),
+                    esc(&m.new),
+                    secs(r.mixed_ms),
+                    at(m.start_ms),
+                    at(m.end_ms),
+                    r.flips
+                );
+            } else {
+                let _ = writeln!(
+                    out,
+                    "<p>{} and {} never answered in the same stretch: {} version change(s) between consecutive answers.</p>",
+                    esc(&m.old),
+                    esc(&m.new),
+                    r.flips
+                );
+            }
         }
     }
 
@@ -1021,7 +1039,7 @@ pub(crate) mod tests {
         assert!(page.contains("connection_refused 300"), "{page}");
         assert!(page.contains("window #1 +1.200 s .. +1.500 s"), "{page}");
         assert!(page.contains("<td>no ready endpoint</td>"));
-        assert!(page.contains(">pod_terminating</text>"));
+        assert!(page.contains(">pod_terminating</text>"), "{page}");
         assert!(page.contains("<td>v1</td>") && page.contains("<td>v2</td>"));
         assert!(page.contains("ECONNREFUSED (111)"));
         // Closed tags balance: a rough check that nothing was cut short.
