@@ -35,6 +35,7 @@ mod execute;
 mod matrix;
 mod matrix_run;
 mod outcome;
+pub mod output;
 mod probe;
 mod render;
 mod report;
@@ -66,7 +67,7 @@ pub use probe::{write_report_files, LiveStats, Probe, ProbeBuilder, ProbeError, 
 pub use render::{write_windows_csv, Comparison, ComparisonRow, Thresholds};
 pub use report::{
     Downtime, EventRef, FailureDetail, Latency, MixedWindow, OutageWindow, Phase, ProbeHealth,
-    Report, Timeline, Totals, VersionSeen, REPORT_SCHEMA,
+    Report, SecondStats, Timeline, Totals, VersionSeen, REPORT_SCHEMA,
 };
 pub use rollout::{
     Rollout, RolloutError, TriggerOutput, DEFAULT_ROLLOUT_TIMEOUT, DEFAULT_SETTLE, DEFAULT_WARMUP,

@@ -801,7 +801,7 @@ async fn record(
     }
 }
 
-/// Writes report.json and windows.csv for a finished report.
+/// Writes report.json, windows.csv, timeline.csv and report.html for a finished report.
 pub fn write_report_files(dir: &Path, report: &Report) -> Result<(), ProbeError> {
     let json = dir.join("report.json");
     std::fs::write(&json, report.to_json())
@@ -810,5 +810,13 @@ pub fn write_report_files(dir: &Path, report: &Report) -> Result<(), ProbeError>
     write_windows_csv(&windows, report).map_err(|source| ProbeError::Output {
         path: windows,
         source,
-    })
+    })?;
+    let timeline = dir.join("timeline.csv");
+    crate::output::timeline_csv::write(&timeline, report).map_err(|source| ProbeError::Output {
+        path: timeline,
+        source,
+    })?;
+    let html = dir.join("report.html");
+    crate::output::html::write(&html, report)
+        .map_err(|source| ProbeError::Output { path: html, source })
 }

@@ -62,6 +62,10 @@ pub struct Report {
     pub probe: ProbeHealth,
     /// A one-line picture of the run.
     pub timeline: Timeline,
+    /// One row per second of intended time (absent from reports written
+    /// before it existed).
+    #[serde(default)]
+    pub per_second: Vec<SecondStats>,
 }
 
 /// Request counts of a run.
@@ -238,6 +242,29 @@ pub struct Timeline {
     pub strip: String,
 }
 
+/// One second of the run, by intended send time: what timeline.csv and
+/// report.html draw.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SecondStats {
+    /// Seconds since the start: this row covers `[second, second + 1)`.
+    pub second: u64,
+    /// Requests sent (skipped ticks not included).
+    pub sent: u64,
+    /// Answered as expected.
+    pub ok: u64,
+    /// Failures by kind name (local kinds included); kinds with none are left out.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub failures: BTreeMap<String, u64>,
+    /// The versions that answered in this second, in order of first answer
+    /// (at most 16: more means the version source is not a version).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub versions: Vec<String>,
+    /// Median latency of its ok answers from the intended time, ms.
+    pub p50_ms: Option<f64>,
+    /// 99th percentile of the same, ms.
+    pub p99_ms: Option<f64>,
+}
+
 impl Report {
     /// Parses a report.json.
     pub fn from_json(text: &str) -> Result<Report, serde_json::Error> {
@@ -247,6 +274,20 @@ impl Report {
     /// Pretty JSON.
     pub fn to_json(&self) -> String {
         serde_json::to_string_pretty(self).expect("a report always serializes")
+    }
+
+    /// The failure kinds of the run (local ones included), in the report order
+    /// of [`crate::Outcome::ALL`]; names no Outcome knows (a newer file's) last.
+    pub fn failure_kinds(&self) -> Vec<&str> {
+        let rank = |k: &str| {
+            crate::outcome::Outcome::ALL
+                .iter()
+                .position(|o| o.as_str() == k)
+                .unwrap_or(usize::MAX)
+        };
+        let mut kinds: Vec<&str> = self.failures.keys().map(String::as_str).collect();
+        kinds.sort_by_key(|k| (rank(k), *k));
+        kinds
     }
 
     /// The human summary printed at the end of a run.
