@@ -738,14 +738,22 @@ mod tests {
                 expect_status: "200-299".into(),
                 version_from: "body".into(),
                 method: "GET".into(),
+                pod_from: String::new(),
+                lab_kernel: None,
             },
             started_at: "2026-01-01T00:00:00.000Z".into(),
+            run_id: String::new(),
+            streams: Vec::new(),
         }
     }
 
     fn sample(seq: u64, outcome: Outcome, version: &str, latency_ms: f64) -> Sample {
         let intended = seq as f64 * 10.0;
         Sample {
+            stream: String::new(),
+            pod: None,
+            request_id: None,
+            syn_retransmits: None,
             seq,
             intended_ms: intended,
             sent_ms: (outcome != Outcome::Skipped).then_some(intended),

@@ -967,13 +967,21 @@ pub(crate) mod tests {
                 expect_status: "200-299".into(),
                 version_from: "body".into(),
                 method: "GET".into(),
+                pod_from: String::new(),
+                lab_kernel: None,
             },
             started_at: "2026-01-01T00:00:00.000Z".into(),
+            run_id: String::new(),
+            streams: Vec::new(),
         };
         let mut a = Analyzer::new(1000.0);
         for seq in 0..3000u64 {
             let failed = (1200..1500).contains(&seq);
             a.push(Sample {
+                stream: String::new(),
+                pod: None,
+                request_id: None,
+                syn_retransmits: None,
                 seq,
                 intended_ms: seq as f64,
                 sent_ms: Some(seq as f64 + 0.1),
