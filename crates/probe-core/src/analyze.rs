@@ -17,8 +17,8 @@ use crate::classify::errno_name;
 use crate::event::{Event, EventKind};
 use crate::outcome::Outcome;
 use crate::report::{
-    Downtime, EventRef, FailureDetail, Latency, MixedWindow, OutageWindow, Phase, ProbeHealth,
-    Report, SecondStats, Timeline, Totals, VersionSeen, REPORT_SCHEMA,
+    Downtime, EventRef, FailureDetail, LabInfo, Latency, MixedWindow, OutageWindow, Phase,
+    PodSeen, ProbeHealth, Report, SecondStats, Timeline, Totals, VersionSeen, REPORT_SCHEMA,
 };
 use crate::sample::{RunFooter, RunHeader, Sample};
 
@@ -72,6 +72,7 @@ struct PhaseStats {
     sent: u64,
     ok: u64,
     failed: u64,
+    syn_retransmitted: u64,
     latency: Histogram<u64>,
 }
 
@@ -220,6 +221,7 @@ struct OpenWindow {
     last_failure_ms: f64,
     failed: u64,
     kinds: BTreeMap<String, u64>,
+    syn_retransmitted: u64,
 }
 
 /// Streaming analysis of one run. Feed it samples (in any order) and events
@@ -267,6 +269,42 @@ pub struct Analyzer {
     buckets: Vec<Bucket>,
     seconds: Seconds,
     last_intended_ms: f64,
+    pods: Pods,
+}
+
+/// The pods that answered, in order of first answer.
+#[derive(Default)]
+struct Pods {
+    seen: Vec<PodSeen>,
+    index: BTreeMap<String, usize>,
+}
+
+impl Pods {
+    fn answer(&mut self, pod: &str, at_ms: f64, version: Option<&str>) {
+        let i = match self.index.get(pod) {
+            Some(&i) => i,
+            None => {
+                self.seen.push(PodSeen {
+                    pod: pod.to_string(),
+                    first_ms: at_ms,
+                    last_ms: at_ms,
+                    count: 0,
+                    version: None,
+                });
+                self.index.insert(pod.to_string(), self.seen.len() - 1);
+                self.seen.len() - 1
+            }
+        };
+        let p = &mut self.seen[i];
+        p.count += 1;
+        p.first_ms = p.first_ms.min(at_ms);
+        if at_ms >= p.last_ms {
+            p.last_ms = at_ms;
+            if let Some(v) = version {
+                p.version = Some(v.to_string());
+            }
+        }
+    }
 }
 
 impl Analyzer {
@@ -276,6 +314,7 @@ impl Analyzer {
             sent: 0,
             ok: 0,
             failed: 0,
+            syn_retransmitted: 0,
             latency: new_histogram(),
         };
         Analyzer {
@@ -304,6 +343,7 @@ impl Analyzer {
             buckets: Vec::new(),
             seconds: Seconds::new(),
             last_intended_ms: 0.0,
+            pods: Pods::default(),
         }
     }
 
@@ -392,6 +432,11 @@ impl Analyzer {
         }
         let phase = self.phase_of(s.intended_ms) as usize;
         self.phases[phase].sent += 1;
+        let retransmitted = s.syn_retransmits.is_some_and(|n| n > 0);
+        if retransmitted {
+            self.totals.syn_retransmitted += 1;
+            self.phases[phase].syn_retransmitted += 1;
+        }
         self.bucket(s.intended_ms).by_kind[kind_index(s.outcome)] += 1;
         self.bucket(s.intended_ms).sent += 1;
         self.seconds.count(s.intended_ms, s.outcome);
@@ -413,8 +458,10 @@ impl Analyzer {
                 last_failure_ms: s.intended_ms,
                 failed: 0,
                 kinds: BTreeMap::new(),
+                syn_retransmitted: 0,
             });
             w.failed += 1;
+            w.syn_retransmitted += u64::from(retransmitted);
             w.last_failure_ms = s.intended_ms;
             *w.kinds.entry(s.outcome.as_str().to_string()).or_default() += 1;
             return;
@@ -431,6 +478,9 @@ impl Analyzer {
         }
         if let Some(total) = s.total_ms {
             record_ms(&mut self.service, total);
+        }
+        if let Some(pod) = &s.pod {
+            self.pods.answer(pod, s.intended_ms, s.version.as_deref());
         }
         let response_ms = s.response_ms();
         let mut version = None;
@@ -472,6 +522,7 @@ impl Analyzer {
             open,
             after_event: None,
             cause: None,
+            syn_retransmitted: w.syn_retransmitted,
         });
     }
 
@@ -574,9 +625,15 @@ impl Analyzer {
                 strip: String::new(),
             },
             per_second,
+            pods: self.pods.seen,
+            lab: header.config.lab_kernel.clone().map(|kernel| LabInfo { kernel }),
+            warnings: Vec::new(),
+            valid: true,
+            invalid_reason: None,
             totals: self.totals,
         }
         .with_timeline(&self.buckets, self.bucket_ms)
+        .judged()
     }
 
     fn mixed_window(&self) -> Option<MixedWindow> {
@@ -630,6 +687,7 @@ impl Analyzer {
                     failed: stats.failed,
                     downtime_ms,
                     latency_ms: latency_of(&stats.latency),
+                    syn_retransmitted: stats.syn_retransmitted,
                 }
             })
             .collect()

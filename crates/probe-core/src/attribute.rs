@@ -313,7 +313,18 @@ pub fn attribute_causes(windows: &mut [OutageWindow], events: &[Event]) {
     }
     let mut sorted: Vec<Event> = events.to_vec();
     sorted.sort_by(|a, b| a.at_ms.total_cmp(&b.at_ms));
+    let rollout_began = sorted
+        .iter()
+        .find(|e| e.kind == EventKind::TriggerStart || e.kind == EventKind::RolloutStart)
+        .map(|e| e.at_ms);
     for w in windows.iter_mut() {
+        if rollout_began.is_some_and(|t| w.end_ms <= t) {
+            w.cause = Some(format!(
+                "baseline failure: the service was already failing before the rollout began ({})",
+                w.kinds.keys().cloned().collect::<Vec<_>>().join(", ")
+            ));
+            continue;
+        }
         let mut cause = cause_of(w, &sorted);
         let no_ready_endpoint = cause.starts_with("no ready endpoint");
         if let Some(note) = rate_limited_note(w, no_ready_endpoint) {

@@ -66,6 +66,100 @@ pub struct Report {
     /// before it existed).
     #[serde(default)]
     pub per_second: Vec<SecondStats>,
+    /// The pods (instances) that answered, in order of first answer (with `pod_from`).
+    #[serde(default)]
+    pub pods: Vec<PodSeen>,
+    /// The lab's settings, for a run in the lab.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lab: Option<LabInfo>,
+    /// What makes the figures less than they seem: failures before the rollout, an
+    /// invalid measurement, SYNs that needed retransmitting.
+    #[serde(default)]
+    pub warnings: Vec<String>,
+    /// Whether the run is a valid measurement (see [`Report::is_valid`]).
+    #[serde(default = "valid_by_default")]
+    pub valid: bool,
+    /// Why it is not, when it is not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub invalid_reason: Option<String>,
+}
+
+fn valid_by_default() -> bool {
+    true
+}
+
+/// The share of ticks that may fail on the prober's side (or be skipped) in a valid run.
+pub const MAX_LOCAL_SHARE: f64 = 0.01;
+
+impl Report {
+    /// Whether the run is a valid measurement: it sent requests, the prober's own
+    /// failures (`local_*`) plus skipped ticks stay under 1 % of the ticks, and a
+    /// trigger, if there was one, ran. Gates only pass on valid runs.
+    pub fn is_valid(&self) -> bool {
+        self.valid
+    }
+
+    /// Sets `valid`, `invalid_reason` and `warnings` from the figures.
+    pub(crate) fn judged(mut self) -> Report {
+        let t = &self.totals;
+        let ticks = t.sent + t.skipped;
+        let own = t.local + t.skipped;
+        let trigger_failed = self
+            .events
+            .iter()
+            .find(|e| e.kind == crate::EventKind::TriggerExit)
+            .filter(|e| e.detail.starts_with("could not start"))
+            .map(|e| e.detail.clone());
+        self.invalid_reason = if t.sent == 0 {
+            Some("no request was sent".to_string())
+        } else if own as f64 >= MAX_LOCAL_SHARE * ticks as f64 {
+            Some(format!(
+                "{own} of {ticks} ticks failed on the prober's side or were skipped (the limit is 1 %): the prober, not the target, is what was measured"
+            ))
+        } else {
+            trigger_failed.map(|d| format!("the trigger did not run ({d})"))
+        };
+        self.valid = self.invalid_reason.is_none();
+        let mut warnings = Vec::new();
+        if let Some(before) = self.phases.iter().find(|p| p.name == "before") {
+            if before.failed > 0 {
+                warnings.push(format!(
+                    "the service was already failing before the rollout: {} failures in the baseline",
+                    before.failed
+                ));
+            }
+        }
+        if t.syn_retransmitted > 0 {
+            warnings.push(format!(
+                "{} connects needed a retransmitted SYN: their first SYN got no answer (a REJECT or failed ARP whose ICMP error was rate-limited away, or a drop), so each waited 1 s or more",
+                t.syn_retransmitted
+            ));
+        }
+        self.warnings = warnings;
+        self
+    }
+}
+
+/// A pod (instance) that answered.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PodSeen {
+    /// Its name, as the answer gave it.
+    pub pod: String,
+    /// Intended time of its first ok answer, ms.
+    pub first_ms: f64,
+    /// Intended time of its last ok answer, ms.
+    pub last_ms: f64,
+    /// Ok answers it gave.
+    pub count: u64,
+    /// The version of its latest answer.
+    pub version: Option<String>,
+}
+
+/// The lab a run was measured in.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LabInfo {
+    /// `stock` (Linux defaults) or `tuned` (ICMP limits lifted, short neighbour timers).
+    pub kernel: String,
 }
 
 /// Request counts of a run.
@@ -81,6 +175,9 @@ pub struct Totals {
     pub local: u64,
     /// Ticks not sent because of the in-flight cap.
     pub skipped: u64,
+    /// Connects that needed a retransmitted SYN (their first SYN met silence).
+    #[serde(default)]
+    pub syn_retransmitted: u64,
     /// ok / (sent - local); `None` when nothing counted was sent.
     pub availability: Option<f64>,
 }
@@ -138,6 +235,9 @@ pub struct OutageWindow {
     /// Why it happened, when the rollout's events explain it.
     #[serde(default)]
     pub cause: Option<String>,
+    /// Failed connects in it that had retransmitted their SYN.
+    #[serde(default)]
+    pub syn_retransmitted: u64,
 }
 
 /// A pointer from a window to the event before it.
@@ -215,6 +315,9 @@ pub struct Phase {
     pub downtime_ms: f64,
     /// Latency of its ok answers from the intended time.
     pub latency_ms: Latency,
+    /// Connects in it that needed a retransmitted SYN.
+    #[serde(default)]
+    pub syn_retransmitted: u64,
 }
 
 /// The prober's own health: if these are bad, so is every other figure.
