@@ -265,6 +265,12 @@ mod tests {
     }
 
     #[test]
+    fn it_goes_into_a_boxed_error() {
+        fn boxable<E: std::error::Error + Send + Sync + 'static>(_: &E) {}
+        boxable(&KubeError::Invalid { reason: "x".into() });
+    }
+
+    #[test]
     fn not_found_names_the_object() {
         let e = KubeError::NotFound {
             resource: "deployments".into(),

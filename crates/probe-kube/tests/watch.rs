@@ -663,3 +663,34 @@ async fn expired_resource_version_relists_and_reports_changes() {
         ("pod_deleted", "backend-5d4b8c7f9-bbbbb 10.244.0.6")
     );
 }
+
+#[tokio::test]
+async fn rollout_complete_asks_the_watched_deployment() {
+    // The Deployment reads complete while the watch starts, then past its deadline.
+    let handler = Arc::new(|req: &Request, nth: usize| {
+        if req.method == "GET"
+            && req.path == "/apis/apps/v1/namespaces/shop/deployments/backend"
+            && nth >= 2
+        {
+            return Reply::Json(200, common::fixture("status/deployment-deadline.json"));
+        }
+        common::rolling(req, nth)
+    });
+    let api = MockApi::start(handler).await;
+    let (handle, _attachment, _, _) = start(&api).await;
+    let source: &dyn EventSource = &handle;
+    let bounded = Duration::from_secs(10);
+    tokio::time::timeout(bounded, source.rollout_complete(Duration::from_secs(5)))
+        .await
+        .unwrap()
+        .expect("complete");
+    let err = tokio::time::timeout(bounded, source.rollout_complete(Duration::from_secs(5)))
+        .await
+        .unwrap()
+        .expect_err("past its deadline");
+    assert_eq!(
+        err,
+        "deployment \"backend\" exceeded its progress deadline: see `kubectl describe deployment backend -n shop`"
+    );
+    handle.stop().await;
+}
