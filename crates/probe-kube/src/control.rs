@@ -18,13 +18,13 @@
 //! `rollingUpdate` (`null`), or the API server rejects the Deployment
 //! ("may not be specified when strategy `type` is 'Recreate'").
 
-use std::fmt;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::api::{Api, Patch, PatchParams};
 use kube::Client;
+use probe_core::{IntOrPercent, Strategy};
 use serde_json::{json, Value};
 
 use crate::error::{KubeError, Op};
@@ -36,160 +36,27 @@ pub const RESTARTED_AT: &str = "kubectl.kubernetes.io/restartedAt";
 /// The field manager rollprobe's patches are recorded under (`managedFields`).
 pub const FIELD_MANAGER: &str = "rollprobe";
 
-/// `maxSurge` / `maxUnavailable`: a count or a percentage of the desired replicas.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum IntOrPercent {
-    /// An absolute number of pods.
-    Int(i32),
-    /// A percentage (Kubernetes rounds surge up and unavailable down).
-    Percent(u32),
-}
-
-impl IntOrPercent {
-    fn is_zero(self) -> bool {
-        matches!(self, IntOrPercent::Int(0) | IntOrPercent::Percent(0))
-    }
-
-    /// The JSON value Kubernetes uses: a number, or a string like `"25%"`.
-    pub fn to_json(self) -> Value {
-        match self {
-            IntOrPercent::Int(n) => json!(n),
-            IntOrPercent::Percent(p) => json!(format!("{p}%")),
-        }
-    }
-
-    fn from_k8s(v: &IntOrString) -> Result<IntOrPercent, String> {
-        match v {
-            IntOrString::Int(n) => Ok(IntOrPercent::Int(*n)),
-            IntOrString::String(s) => parse_int_or_percent(s),
-        }
+/// The JSON value Kubernetes uses for `maxSurge`/`maxUnavailable`: a number, or a string
+/// like `"25%"`.
+fn int_or_percent_json(v: IntOrPercent) -> Value {
+    match v {
+        IntOrPercent::Int(n) => json!(n),
+        IntOrPercent::Percent(p) => json!(format!("{p}%")),
     }
 }
 
-impl fmt::Display for IntOrPercent {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            IntOrPercent::Int(n) => write!(f, "{n}"),
-            IntOrPercent::Percent(p) => write!(f, "{p}%"),
-        }
+fn int_or_percent_of(v: &IntOrString) -> Result<IntOrPercent, String> {
+    match v {
+        IntOrString::Int(n) => Ok(IntOrPercent::Int(*n)),
+        IntOrString::String(s) => s.parse(),
     }
-}
-
-/// A Deployment's `spec.strategy`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Strategy {
-    /// Kill all old pods, then create the new ones.
-    Recreate,
-    /// Replace pods gradually.
-    RollingUpdate {
-        /// How many pods above the desired count may exist.
-        max_surge: IntOrPercent,
-        /// How many pods below the desired count may be unavailable.
-        max_unavailable: IntOrPercent,
-    },
-}
-
-impl Strategy {
-    /// Kubernetes' default: `RollingUpdate` with 25%/25%.
-    pub const DEFAULT: Strategy = Strategy::RollingUpdate {
-        max_surge: IntOrPercent::Percent(25),
-        max_unavailable: IntOrPercent::Percent(25),
-    };
-
-    /// A name usable as a directory: `recreate`, `rolling-25pct-0`.
-    pub fn slug(&self) -> String {
-        self.to_string()
-            .replace([':', '/'], "-")
-            .replace('%', "pct")
-    }
-}
-
-/// The case syntax that [`parse_case`] reads: `recreate`, `rolling:25%/0`.
-impl fmt::Display for Strategy {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Strategy::Recreate => write!(f, "recreate"),
-            Strategy::RollingUpdate {
-                max_surge,
-                max_unavailable,
-            } => write!(f, "rolling:{max_surge}/{max_unavailable}"),
-        }
-    }
-}
-
-fn parse_int_or_percent(s: &str) -> Result<IntOrPercent, String> {
-    let s = s.trim();
-    if let Some(p) = s.strip_suffix('%') {
-        p.parse::<u32>()
-            .map(IntOrPercent::Percent)
-            .map_err(|_| format!("\"{s}\" is not a percentage like 25%"))
-    } else {
-        match s.parse::<i32>() {
-            Ok(n) if n >= 0 => Ok(IntOrPercent::Int(n)),
-            _ => Err(format!(
-                "\"{s}\" is not a pod count (0, 1, 2...) or a percentage (25%)"
-            )),
-        }
-    }
-}
-
-/// Parses a matrix case: `recreate` or `rolling:SURGE/UNAVAILABLE`, each a count or a
-/// percentage. Rejects what the API server would reject: both zero, and
-/// `maxUnavailable` above 100%.
-///
-/// ```
-/// use probe_kube::{parse_case, IntOrPercent, Strategy};
-/// assert_eq!(parse_case("recreate"), Ok(Strategy::Recreate));
-/// assert_eq!(
-///     parse_case("rolling:25%/0"),
-///     Ok(Strategy::RollingUpdate {
-///         max_surge: IntOrPercent::Percent(25),
-///         max_unavailable: IntOrPercent::Int(0),
-///     })
-/// );
-/// assert!(parse_case("rolling:0/0%").is_err());
-/// ```
-pub fn parse_case(s: &str) -> Result<Strategy, String> {
-    let t = s.trim();
-    if t.eq_ignore_ascii_case("recreate") {
-        return Ok(Strategy::Recreate);
-    }
-    let usage = "a case is `recreate` or `rolling:SURGE/UNAVAILABLE` (counts or percentages, e.g. rolling:25%/25%, rolling:1/0)";
-    let Some(rest) = t
-        .strip_prefix("rolling:")
-        .or_else(|| t.strip_prefix("rollingupdate:"))
-    else {
-        return Err(format!("unknown case \"{s}\": {usage}"));
-    };
-    let Some((surge, unavail)) = rest.split_once('/') else {
-        return Err(format!("case \"{s}\" lacks the `/`: {usage}"));
-    };
-    let max_surge =
-        parse_int_or_percent(surge).map_err(|e| format!("case \"{s}\": maxSurge {e}"))?;
-    let max_unavailable =
-        parse_int_or_percent(unavail).map_err(|e| format!("case \"{s}\": maxUnavailable {e}"))?;
-    if max_surge.is_zero() && max_unavailable.is_zero() {
-        return Err(format!(
-            "case \"{s}\": maxSurge and maxUnavailable may not both be zero (Kubernetes rejects it)"
-        ));
-    }
-    if let IntOrPercent::Percent(p) = max_unavailable {
-        if p > 100 {
-            return Err(format!(
-                "case \"{s}\": maxUnavailable may not be more than 100%"
-            ));
-        }
-    }
-    Ok(Strategy::RollingUpdate {
-        max_surge,
-        max_unavailable,
-    })
 }
 
 /// The strategic merge patch that sets `strategy` (what `kubectl patch` sends).
 ///
 /// ```
-/// use probe_kube::{strategy_patch, Strategy};
+/// use probe_core::Strategy;
+/// use probe_kube::strategy_patch;
 /// assert_eq!(
 ///     strategy_patch(&Strategy::Recreate).to_string(),
 ///     r#"{"spec":{"strategy":{"rollingUpdate":null,"type":"Recreate"}}}"#
@@ -204,7 +71,10 @@ pub fn strategy_patch(strategy: &Strategy) -> Value {
             max_surge,
             max_unavailable,
         } => json!({"spec": {"strategy": {
-            "rollingUpdate": {"maxSurge": max_surge.to_json(), "maxUnavailable": max_unavailable.to_json()},
+            "rollingUpdate": {
+                "maxSurge": int_or_percent_json(*max_surge),
+                "maxUnavailable": int_or_percent_json(*max_unavailable),
+            },
             "type": "RollingUpdate"
         }}}),
     }
@@ -311,7 +181,7 @@ pub fn strategy_of(d: &Deployment) -> Result<Strategy, String> {
         "RollingUpdate" => {
             let ru = st.and_then(|s| s.rolling_update.as_ref());
             let pick = |v: Option<&IntOrString>| match v {
-                Some(v) => IntOrPercent::from_k8s(v),
+                Some(v) => int_or_percent_of(v),
                 None => Ok(IntOrPercent::Percent(25)),
             };
             Ok(Strategy::RollingUpdate {
@@ -329,7 +199,7 @@ pub fn strategy_of(d: &Deployment) -> Result<Strategy, String> {
 /// ```no_run
 /// # async fn f() -> Result<(), probe_kube::KubeError> {
 /// let client = probe_kube::connect(None).await?;
-/// let case = probe_kube::parse_case("rolling:1/0").unwrap();
+/// let case = probe_core::Strategy::parse_case("rolling:1/0").unwrap();
 /// probe_kube::set_strategy(client, "shop", "backend", &case).await?;
 /// # Ok(()) }
 /// ```
@@ -472,39 +342,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn cases_parse_and_print_back() {
-        for (s, ok) in [
-            ("recreate", true),
-            ("rolling:25%/25%", true),
-            ("rolling:1/0", true),
-            ("rolling:100%/0%", true),
-            ("rolling:0/1", true),
-            ("rolling:200%/0", true),
-            ("rolling:0/0", false),
-            ("rolling:0%/0", false),
-            ("rolling:0/0%", false),
-            ("rolling:1/101%", false),
-            ("rolling:-1/1", false),
-            ("rolling:1", false),
-            ("rolling:a/1", false),
-            ("blue-green", false),
-        ] {
-            let r = parse_case(s);
-            assert_eq!(r.is_ok(), ok, "{s}: {r:?}");
-            if let Ok(st) = r {
-                assert_eq!(st.to_string(), s);
-                assert_eq!(parse_case(&st.to_string()), Ok(st));
-            }
-        }
-        assert_eq!(
-            parse_case("rolling:25%/0").unwrap().slug(),
-            "rolling-25pct-0"
-        );
-    }
-
-    #[test]
     fn rolling_patch_uses_numbers_and_strings() {
-        let s = parse_case("rolling:1/25%").unwrap();
+        let s = Strategy::parse_case("rolling:1/25%").unwrap();
         assert_eq!(
             strategy_patch(&s).to_string(),
             r#"{"spec":{"strategy":{"rollingUpdate":{"maxSurge":1,"maxUnavailable":"25%"},"type":"RollingUpdate"}}}"#

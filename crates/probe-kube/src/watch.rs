@@ -14,11 +14,11 @@
 //! rotation loses nothing and is not reported. Any earlier end, an error, or a stream that
 //! stays silent (no event, no bookmark) for longer than the timeout is a gap.
 //!
-//! All objects of all watches go through one channel into one [`Timeline`], so events come
-//! out in the order they were observed.
+//! All objects of all watches go through one channel into one [`Tracker`], so events come
+//! out in the order they were observed, and are published into the handle's
+//! [`EventHub`]: what stood at the start is its picture, every change after it an event.
 
 use std::fmt::Debug;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::stream::BoxStream;
@@ -29,13 +29,14 @@ use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use kube::api::{Api, ListParams, WatchEvent, WatchParams};
 use kube::{Client, Resource, ResourceExt};
+use probe_core::{Attachment, BoxFuture, EventHub, EventSink, EventSource};
 use serde::de::DeserializeOwned;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
-use crate::control::get_deployment;
+use crate::control::{get_deployment, wait_rollout_complete};
 use crate::error::{KubeError, Op};
-use crate::timeline::{Change, Msg, Timeline};
+use crate::rules::{Change, Msg, Tracker};
 
 /// `timeoutSeconds` asked of every watch request (kube's watcher uses the same).
 pub const WATCH_TIMEOUT_SECS: u32 = 290;
@@ -51,42 +52,35 @@ pub struct WatchTarget {
     pub service: Option<String>,
 }
 
-/// One change on the rollout timeline.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct KubeEvent {
-    /// `rollout_start`, `replicaset_scaled`, `pod_created`, `pod_ready`, `pod_unready`,
-    /// `pod_terminating`, `pod_deleted`, `endpoint_added`, `endpoint_removed`,
-    /// `endpoint_terminating`, `service_selector_changed`, `rollout_complete`,
-    /// `rollout_deadline_exceeded` or `watch_gap`.
-    pub kind: String,
-    /// Starts with the object's name, e.g. `backend-7f9c-x2 10.244.0.5`.
-    pub detail: String,
-    /// The API server's time of the change (RFC 3339, one-second resolution), if it keeps one.
-    pub server_time: Option<String>,
-}
-
-/// Where events go. Called from a background task, in order, one at a time.
-pub type KubeEventSink = Arc<dyn Fn(KubeEvent) + Send + Sync>;
-
-/// The running watches. [`WatchHandle::stop`] ends them; dropping the handle aborts them.
+/// The running watches of one Deployment (and its Service), as an [`EventSource`].
+///
+/// What stood when the watch started (each pod's standing, each ready endpoint) is the
+/// picture of its [`EventHub`], which [`EventSource::attach`] hands a sink first; every
+/// change after it is an event. [`WatchHandle::stop`] ends the watches; dropping the
+/// handle aborts them.
 pub struct WatchHandle {
-    baseline: Vec<KubeEvent>,
+    hub: EventHub,
+    client: Client,
+    target: WatchTarget,
     stop: watch::Sender<bool>,
     loops: Vec<JoinHandle<()>>,
     consumer: Option<JoinHandle<()>>,
 }
 
 impl WatchHandle {
-    /// What existed when the watch started, as events (each pod's standing and
-    /// each ready endpoint): the state a probe's first window is judged against.
-    /// These were not sent to the sink; the baseline makes no events.
-    pub fn baseline(&self) -> &[KubeEvent] {
-        &self.baseline
+    /// The hub the watch publishes into (attach to it, or publish beside it).
+    pub fn hub(&self) -> &EventHub {
+        &self.hub
     }
 
-    /// Stops every watch, delivers the events already received (and a `watch_gap` for a
-    /// watch that was interrupted and not yet resumed), and returns when the sink has
-    /// been called for the last time.
+    /// What is watched.
+    pub fn target(&self) -> &WatchTarget {
+        &self.target
+    }
+
+    /// Stops every watch, publishes the events already received (and a `watch_gap` for a
+    /// watch that was interrupted and not yet resumed), and returns when the last one has
+    /// been delivered to the attached sinks.
     pub async fn stop(mut self) {
         let _ = self.stop.send(true);
         for l in std::mem::take(&mut self.loops) {
@@ -96,6 +90,28 @@ impl WatchHandle {
             // The loops held the only senders; the consumer ends once they are gone.
             let _ = tokio::time::timeout(Duration::from_secs(5), c).await;
         }
+    }
+}
+
+impl EventSource for WatchHandle {
+    fn attach(&self, sink: EventSink) -> Attachment {
+        self.hub.attach(sink)
+    }
+
+    /// The watched Deployment's rollout, by [`wait_rollout_complete`]; the error is its
+    /// one-line [`KubeError`] text.
+    fn rollout_complete(&self, timeout: Duration) -> BoxFuture<Result<(), String>> {
+        let client = self.client.clone();
+        let WatchTarget {
+            namespace,
+            deployment,
+            ..
+        } = self.target.clone();
+        Box::pin(async move {
+            wait_rollout_complete(client, &namespace, &deployment, timeout)
+                .await
+                .map_err(|e| e.to_string())
+        })
     }
 }
 
@@ -220,9 +236,9 @@ where
     }
 }
 
-/// Lists (the baseline, fed to the timeline without events) and opens the first watch, so
+/// Lists (the baseline, fed to the tracker without events) and opens the first watch, so
 /// that a refusal fails `watch_rollout` itself.
-async fn prepare<K>(spec: Spec<K>, timeline: &mut Timeline) -> Result<Started<K>, KubeError>
+async fn prepare<K>(spec: Spec<K>, tracker: &mut Tracker) -> Result<Started<K>, KubeError>
 where
     K: Resource + Clone + DeserializeOwned + Debug + Send + 'static,
 {
@@ -239,7 +255,7 @@ where
         .map_err(|e| KubeError::from_kube(e, spec.op("watch")))?
         .boxed();
     for o in list.items {
-        timeline.baseline((spec.wrap)(Change::Apply(o)));
+        tracker.baseline((spec.wrap)(Change::Apply(o)));
     }
     Ok(Started { spec, rv, stream })
 }
@@ -387,34 +403,35 @@ async fn backoff(stop: &mut watch::Receiver<bool>, delay: &mut Duration) -> bool
     stopped || *stop.borrow()
 }
 
-/// Watches a Deployment's rollout and calls `sink` with each [`KubeEvent`].
+/// Watches a Deployment's rollout: its events go into the returned handle's [`EventHub`].
 ///
 /// First GETs the Deployment (and the Service), then lists and opens a watch on the
 /// Deployment, its ReplicaSets and Pods (by the Deployment's selector), the Service and
 /// its EndpointSlices (`kubernetes.io/service-name`). Any refusal (not found, forbidden,
 /// no cluster) is returned here, before the caller starts probing. What exists at the
-/// start is the baseline and makes no events. See the `timeline` rules in the crate docs.
+/// start is published into the hub before anyone can attach, so it is the picture a sink
+/// receives first, never an event sent to a sink attached earlier. See the rules in the
+/// crate docs.
 ///
 /// ```no_run
-/// # async fn f() -> Result<(), probe_kube::KubeError> {
+/// # async fn f() -> Result<(), Box<dyn std::error::Error>> {
 /// use std::sync::Arc;
+/// use probe_core::{Event, EventSource};
 /// let client = probe_kube::connect(None).await?;
 /// let target = probe_kube::WatchTarget {
 ///     namespace: "shop".into(),
 ///     deployment: "backend".into(),
 ///     service: Some("backend".into()),
 /// };
-/// let sink: probe_kube::KubeEventSink = Arc::new(|e| println!("{} {}", e.kind, e.detail));
-/// let handle = probe_kube::watch_rollout(client, target, sink).await?;
+/// let watch = probe_kube::watch_rollout(client, target).await?;
+/// let attachment = watch.attach(Arc::new(|e: Event| println!("{} {}", e.kind, e.detail)));
 /// // ... trigger and probe ...
-/// handle.stop().await;
+/// watch.rollout_complete(std::time::Duration::from_secs(300)).await?;
+/// drop(attachment);
+/// watch.stop().await;
 /// # Ok(()) }
 /// ```
-pub async fn watch_rollout(
-    client: Client,
-    target: WatchTarget,
-    sink: KubeEventSink,
-) -> Result<WatchHandle, KubeError> {
+pub async fn watch_rollout(client: Client, target: WatchTarget) -> Result<WatchHandle, KubeError> {
     let ns = target.namespace.clone();
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), &ns);
     let dep = get_deployment(&deployments, &ns, &target.deployment).await?;
@@ -446,7 +463,7 @@ pub async fn watch_rollout(
         });
     }
 
-    let mut timeline = Timeline::new(&target.deployment);
+    let mut tracker = Tracker::new(&target.deployment, target.service.as_deref());
     let deps = prepare(
         Spec {
             api: deployments,
@@ -456,7 +473,7 @@ pub async fn watch_rollout(
             field: Some(format!("metadata.name={}", target.deployment)),
             wrap: Msg::Deployment,
         },
-        &mut timeline,
+        &mut tracker,
     )
     .await?;
     let rss = prepare(
@@ -468,7 +485,7 @@ pub async fn watch_rollout(
             field: None,
             wrap: Msg::ReplicaSet,
         },
-        &mut timeline,
+        &mut tracker,
     )
     .await?;
     let pods = prepare(
@@ -480,7 +497,7 @@ pub async fn watch_rollout(
             field: None,
             wrap: Msg::Pod,
         },
-        &mut timeline,
+        &mut tracker,
     )
     .await?;
     let mut service_watches = None;
@@ -494,7 +511,7 @@ pub async fn watch_rollout(
                 field: Some(format!("metadata.name={svc}")),
                 wrap: Msg::Service,
             },
-            &mut timeline,
+            &mut tracker,
         )
         .await?;
         let slices = prepare(
@@ -506,13 +523,16 @@ pub async fn watch_rollout(
                 field: None,
                 wrap: Msg::EndpointSlice,
             },
-            &mut timeline,
+            &mut tracker,
         )
         .await?;
         service_watches = Some((svcs, slices));
     }
 
-    let baseline = timeline.snapshot();
+    let hub = EventHub::default();
+    for e in tracker.snapshot() {
+        hub.publish(e);
+    }
     let (stop_tx, stop_rx) = watch::channel(false);
     let (tx, mut rx) = mpsc::unbounded_channel::<Msg>();
     let mut loops = vec![
@@ -526,15 +546,18 @@ pub async fn watch_rollout(
     }
     drop(tx);
 
+    let publish_to = hub.clone();
     let consumer = tokio::spawn(async move {
         while let Some(msg) = rx.recv().await {
-            for e in timeline.handle(msg) {
-                sink(e);
+            for e in tracker.handle(msg) {
+                publish_to.publish(e);
             }
         }
     });
     Ok(WatchHandle {
-        baseline,
+        hub,
+        client,
+        target,
         stop: stop_tx,
         loops,
         consumer: Some(consumer),

@@ -8,7 +8,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::{MockApi, Reply, Request};
-use probe_kube::{IntOrPercent, KubeError, Strategy};
+use probe_core::{IntOrPercent, Strategy};
+use probe_kube::KubeError;
 
 const SMP: &str = "application/strategic-merge-patch+json";
 const DEPLOY: &str = "/apis/apps/v1/namespaces/shop/deployments/backend";
@@ -56,7 +57,7 @@ async fn strategy_patches_are_kubectls() {
         ),
     ];
     for (case, _) in &cases {
-        let s = probe_kube::parse_case(case).unwrap();
+        let s = probe_core::Strategy::parse_case(case).unwrap();
         bounded(probe_kube::set_strategy(
             api.client(),
             "shop",

@@ -1,14 +1,21 @@
-//! The rollout timeline through kube's real client, against recorded API responses served
-//! on 127.0.0.1 (no cluster): a rolling update becomes the expected events in order, a
-//! dropped watch is resumed and marked, refusals are one-line errors before any watch.
+//! A Deployment's rollout as typed events, through kube's real client, against recorded API
+//! responses served on 127.0.0.1 (no cluster): the baseline is the hub's picture, a
+//! rolling update becomes the expected events in order with typed subjects, a dropped
+//! watch is resumed and marked (refusals: tests/watch_refused.rs).
+//!
+//! The recorded responses (tests/fixtures, written by tests/fixtures/gen_fixtures.py) are
+//! hand-written in the Kubernetes JSON wire format to match the API's shapes: List
+//! bodies, newline-delimited watch events, Status errors. No cluster produced them.
 
 mod common;
 
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::{MockApi, Reply, Request};
-use probe_kube::{watch_rollout, KubeError, KubeEvent, KubeEventSink, WatchTarget};
+use probe_core::{Attachment, Event, EventKind, EventSource, Subject};
+use probe_kube::{watch_rollout, WatchHandle, WatchTarget};
 
 fn target() -> WatchTarget {
     WatchTarget {
@@ -18,14 +25,32 @@ fn target() -> WatchTarget {
     }
 }
 
-fn collector() -> (KubeEventSink, Arc<Mutex<Vec<KubeEvent>>>) {
-    let got: Arc<Mutex<Vec<KubeEvent>>> = Arc::default();
+type Got = Arc<Mutex<Vec<Event>>>;
+
+/// Attaches a collecting sink; returns the picture it was handed (the replay happens inside
+/// `attach`) and what it receives afterwards.
+fn attach(handle: &WatchHandle) -> (Attachment, Vec<Event>, Got) {
+    let got: Got = Arc::default();
     let g = got.clone();
-    (Arc::new(move |e| g.lock().unwrap().push(e)), got)
+    let attachment = handle.attach(Arc::new(move |e| g.lock().unwrap().push(e)));
+    let picture = std::mem::take(&mut *got.lock().unwrap());
+    (attachment, picture, got)
 }
 
-/// Waits (bounded) until `n` events arrived or `kind` was seen.
-async fn wait_for(got: &Arc<Mutex<Vec<KubeEvent>>>, done: impl Fn(&[KubeEvent]) -> bool) {
+async fn start(api: &MockApi) -> (WatchHandle, Attachment, Vec<Event>, Got) {
+    let handle = tokio::time::timeout(
+        Duration::from_secs(10),
+        watch_rollout(api.client(), target()),
+    )
+    .await
+    .expect("watch_rollout answered in time")
+    .expect("watch_rollout");
+    let (attachment, picture, got) = attach(&handle);
+    (handle, attachment, picture, got)
+}
+
+/// Waits (bounded) until `done` holds.
+async fn wait_for(got: &Got, done: impl Fn(&[Event]) -> bool) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     while tokio::time::Instant::now() < deadline {
         if done(&got.lock().unwrap()) {
@@ -33,6 +58,27 @@ async fn wait_for(got: &Arc<Mutex<Vec<KubeEvent>>>, done: impl Fn(&[KubeEvent]) 
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+fn ip(s: &str) -> Option<IpAddr> {
+    Some(s.parse().unwrap())
+}
+
+/// A pod of the recorded scenario: image ghcr.io/acme/backend:v1, node kind-worker.
+fn pod(name: &str, address: &str) -> Subject {
+    Subject::pod(name, ip(address))
+        .with_version("v1")
+        .with_node("kind-worker")
+}
+
+fn endpoint(address: &str, pod: &str) -> Subject {
+    Subject::endpoint("backend", ip(address).unwrap(), Some(8080)).with_pod(pod)
+}
+
+fn find<'a>(got: &'a [Event], kind: EventKind, detail_prefix: &str) -> &'a Event {
+    got.iter()
+        .find(|e| e.kind == kind && e.detail.starts_with(detail_prefix))
+        .unwrap_or_else(|| panic!("no {kind} {detail_prefix} in {got:#?}"))
 }
 
 const T: &str = "2026-01-15T10:00:";
@@ -126,9 +172,9 @@ fn expected() -> Vec<(&'static str, &'static str, Option<String>)> {
     ]
 }
 
-fn as_tuples(got: &[KubeEvent]) -> Vec<(String, String, Option<String>)> {
+fn as_tuples(got: &[Event]) -> Vec<(String, String, Option<String>)> {
     got.iter()
-        .map(|e| (e.kind.clone(), e.detail.clone(), e.server_time.clone()))
+        .map(|e| (e.kind.to_string(), e.detail.clone(), e.server_time.clone()))
         .collect()
 }
 
@@ -141,24 +187,114 @@ fn owned(v: Vec<(&str, &str, Option<String>)>) -> Vec<(String, String, Option<St
 #[tokio::test]
 async fn rolling_update_becomes_the_expected_events_in_order() {
     let api = MockApi::start(Arc::new(common::rolling)).await;
-    let (sink, got) = collector();
-    let handle = tokio::time::timeout(
-        Duration::from_secs(10),
-        watch_rollout(api.client(), target(), sink),
-    )
-    .await
-    .expect("watch_rollout answered in time")
-    .expect("watch_rollout");
-    // The baseline (two ready pods, their endpoints) must not produce events.
+    let (handle, _attachment, picture, got) = start(&api).await;
+    // The baseline (two ready pods, their endpoints) is the picture, not events.
+    let want_picture = vec![
+        (
+            EventKind::PodReady,
+            pod("backend-5d4b8c7f9-aaaaa", "10.244.0.5"),
+        ),
+        (
+            EventKind::PodReady,
+            pod("backend-5d4b8c7f9-bbbbb", "10.244.0.6"),
+        ),
+        (
+            EventKind::EndpointAdded,
+            endpoint("10.244.0.5", "backend-5d4b8c7f9-aaaaa"),
+        ),
+        (
+            EventKind::EndpointAdded,
+            endpoint("10.244.0.6", "backend-5d4b8c7f9-bbbbb"),
+        ),
+    ];
+    let picture_kinds: Vec<(EventKind, Subject)> = picture
+        .iter()
+        .map(|e| (e.kind.clone(), e.subject.clone()))
+        .collect();
+    assert_eq!(picture_kinds, want_picture);
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(got.lock().unwrap().is_empty(), "{:?}", got.lock().unwrap());
     api.release();
     let want = owned(expected());
     wait_for(&got, |g| g.len() >= want.len()).await;
+    // A sink attached now is handed what stands now: the new pods and their endpoints.
+    let (_late, late_picture, _) = attach(&handle);
     tokio::time::timeout(Duration::from_secs(10), handle.stop())
         .await
         .unwrap();
-    assert_eq!(as_tuples(&got.lock().unwrap()), want);
+    let late: Vec<(EventKind, Subject)> = late_picture
+        .iter()
+        .map(|e| (e.kind.clone(), e.subject.clone()))
+        .collect();
+    assert_eq!(
+        late,
+        vec![
+            (
+                EventKind::PodReady,
+                pod("backend-7f9c6d5b4-x2abc", "10.244.0.7")
+            ),
+            (
+                EventKind::PodReady,
+                pod("backend-7f9c6d5b4-y3def", "10.244.0.8")
+            ),
+            (
+                EventKind::EndpointAdded,
+                endpoint("10.244.0.7", "backend-7f9c6d5b4-x2abc"),
+            ),
+            (
+                EventKind::EndpointAdded,
+                endpoint("10.244.0.8", "backend-7f9c6d5b4-y3def"),
+            ),
+        ]
+    );
+    let got = got.lock().unwrap().clone();
+    assert_eq!(as_tuples(&got), want);
+
+    // Every event says what it is about in typed fields, as the lab does.
+    let ready = find(&got, EventKind::PodReady, "backend-7f9c6d5b4-x2abc");
+    assert_eq!(ready.subject, pod("backend-7f9c6d5b4-x2abc", "10.244.0.7"));
+    let deleted = find(&got, EventKind::PodDeleted, "backend-5d4b8c7f9-aaaaa");
+    assert_eq!(
+        deleted.subject,
+        pod("backend-5d4b8c7f9-aaaaa", "10.244.0.5")
+    );
+    let removed = find(&got, EventKind::EndpointRemoved, "backend-5d4b8c7f9-aaaaa");
+    assert_eq!(
+        removed.subject,
+        endpoint("10.244.0.5", "backend-5d4b8c7f9-aaaaa")
+    );
+    let terminating = find(
+        &got,
+        EventKind::EndpointTerminating,
+        "backend-5d4b8c7f9-bbbbb",
+    );
+    assert_eq!(
+        terminating.subject,
+        endpoint("10.244.0.6", "backend-5d4b8c7f9-bbbbb")
+    );
+    let deployment = Subject::default()
+        .with_deployment("backend")
+        .with_version("v1");
+    assert_eq!(find(&got, EventKind::RolloutStart, "").subject, deployment);
+    assert_eq!(
+        find(&got, EventKind::RolloutComplete, "").subject,
+        deployment
+    );
+    assert_eq!(
+        find(
+            &got,
+            EventKind::ReplicasetScaled,
+            "backend-7f9c6d5b4 0 -> 1"
+        )
+        .subject,
+        deployment
+    );
+    let selector = find(&got, EventKind::ServiceSelectorChanged, "");
+    assert_eq!(selector.subject.service.as_deref(), Some("backend"));
+    assert!(
+        got.iter().all(|e| e.at_ms == 0.0),
+        "stamped by the probe, not here"
+    );
 
     // kube sent what a real API server expects: lists, then watches from their
     // resourceVersion with bookmarks, by the Deployment's selector and the Service name.
@@ -223,14 +359,7 @@ async fn a_dropped_watch_is_resumed_and_the_gap_is_marked() {
         common::rolling(req, nth)
     });
     let api = MockApi::start(handler).await;
-    let (sink, got) = collector();
-    let handle = tokio::time::timeout(
-        Duration::from_secs(10),
-        watch_rollout(api.client(), target(), sink),
-    )
-    .await
-    .unwrap()
-    .unwrap();
+    let (handle, _attachment, _, got) = start(&api).await;
     api.release();
     let want = owned(expected());
     wait_for(&got, |g| g.len() > want.len()).await;
@@ -239,7 +368,10 @@ async fn a_dropped_watch_is_resumed_and_the_gap_is_marked() {
         .unwrap();
     let got = got.lock().unwrap().clone();
 
-    let gaps: Vec<&KubeEvent> = got.iter().filter(|e| e.kind == "watch_gap").collect();
+    let gaps: Vec<&Event> = got
+        .iter()
+        .filter(|e| e.kind == EventKind::WatchGap)
+        .collect();
     assert_eq!(gaps.len(), 1, "{got:#?}");
     let gap = &gaps[0].detail;
     assert!(
@@ -256,6 +388,7 @@ async fn a_dropped_watch_is_resumed_and_the_gap_is_marked() {
         .unwrap();
     assert!((0.35..5.0).contains(&secs), "{gap}");
     assert_eq!(gaps[0].server_time, None);
+    assert!(gaps[0].subject.is_empty());
 
     // Nothing was lost: every expected event is there, and each watch's own events keep
     // their order (events of the interrupted watch arrive late, after the gap).
@@ -310,8 +443,7 @@ async fn a_gap_still_open_at_stop_is_reported() {
         common::rolling(req, nth)
     });
     let api = MockApi::start(handler).await;
-    let (sink, got) = collector();
-    let handle = watch_rollout(api.client(), target(), sink).await.unwrap();
+    let (handle, _attachment, _, got) = start(&api).await;
     api.release();
     wait_for(&got, |g| g.iter().any(|e| e.kind == "pod_created")).await;
     tokio::time::sleep(Duration::from_millis(600)).await;
@@ -352,8 +484,7 @@ async fn stop_interrupts_a_hanging_reconnect() {
         common::rolling(req, nth)
     });
     let api = MockApi::start(handler).await;
-    let (sink, got) = collector();
-    let handle = watch_rollout(api.client(), target(), sink).await.unwrap();
+    let (handle, _attachment, _, got) = start(&api).await;
     api.release();
     wait_for(&got, |g| g.iter().any(|e| e.kind == "pod_created")).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -368,103 +499,6 @@ async fn stop_interrupts_a_hanging_reconnect() {
             .any(|e| e.kind == "watch_gap"
                 && e.detail.ends_with("not resumed before the watch stopped")),
         "{got:#?}"
-    );
-}
-
-async fn refused(handler: common::Handler, t: WatchTarget) -> (KubeError, Vec<Request>) {
-    let api = MockApi::start(handler).await;
-    let (sink, got) = collector();
-    let err = tokio::time::timeout(
-        Duration::from_secs(10),
-        watch_rollout(api.client(), t, sink),
-    )
-    .await
-    .unwrap()
-    .err()
-    .expect("refused");
-    assert!(got.lock().unwrap().is_empty());
-    (err, api.requests())
-}
-
-#[tokio::test]
-async fn missing_deployment_is_one_line_before_any_watch() {
-    let handler = Arc::new(|req: &Request, nth: usize| {
-        if req.path.ends_with("/deployments/nope") {
-            return Reply::Json(404, common::fixture("status/notfound.json"));
-        }
-        common::rolling(req, nth)
-    });
-    let mut t = target();
-    t.deployment = "nope".into();
-    let (err, reqs) = refused(handler, t).await;
-    assert_eq!(
-        err,
-        KubeError::NotFound {
-            resource: "deployments".into(),
-            name: "nope".into(),
-            namespace: "shop".into()
-        }
-    );
-    assert_eq!(
-        err.to_string(),
-        "deployment \"nope\" not found in namespace \"shop\": check the name and the namespace (-n)"
-    );
-    assert!(reqs.iter().all(|r| !r.is_watch()));
-}
-
-#[tokio::test]
-async fn missing_service_is_one_line() {
-    let mut t = target();
-    t.service = Some("frontend".into());
-    let (err, _) = refused(Arc::new(common::rolling), t).await;
-    assert_eq!(
-        err.to_string(),
-        "service \"frontend\" not found in namespace \"shop\": check the name and the namespace (-n)"
-    );
-}
-
-#[tokio::test]
-async fn forbidden_watch_is_one_line_naming_verb_and_resource() {
-    let handler = Arc::new(|req: &Request, nth: usize| {
-        if req.is_watch() && req.last() == "pods" {
-            return Reply::Json(403, common::fixture("status/forbidden-watch-pods.json"));
-        }
-        common::rolling(req, nth)
-    });
-    let (err, _) = refused(handler, target()).await;
-    assert_eq!(
-        err,
-        KubeError::Forbidden {
-            verb: "watch".into(),
-            resource: "pods".into(),
-            namespace: "shop".into()
-        }
-    );
-    let line = err.to_string();
-    assert!(!line.contains('\n'));
-    assert!(
-        line.starts_with("no permission to watch pods in namespace \"shop\""),
-        "{line}"
-    );
-    assert!(
-        line.contains("kubectl auth can-i watch pods -n shop"),
-        "{line}"
-    );
-}
-
-#[tokio::test]
-async fn forbidden_get_deployment() {
-    let handler = Arc::new(|req: &Request, nth: usize| {
-        if req.path.ends_with("/deployments/backend") {
-            return Reply::Json(403, r#"{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"deployments.apps \"backend\" is forbidden: User \"alice\" cannot get resource \"deployments\" in API group \"apps\" in the namespace \"shop\"","reason":"Forbidden","details":{"name":"backend","group":"apps","kind":"deployments"},"code":403}"#.into());
-        }
-        common::rolling(req, nth)
-    });
-    let (err, _) = refused(handler, target()).await;
-    assert!(
-        err.to_string()
-            .starts_with("no permission to get deployments in namespace \"shop\""),
-        "{err}"
     );
 }
 
@@ -504,8 +538,7 @@ async fn expired_resource_version_relists_and_reports_changes() {
         common::rolling(req, nth)
     });
     let api = MockApi::start(handler).await;
-    let (sink, got) = collector();
-    let handle = watch_rollout(api.client(), target(), sink).await.unwrap();
+    let (handle, _attachment, _, got) = start(&api).await;
     api.release();
     wait_for(&got, |g| g.iter().any(|e| e.kind == "pod_deleted")).await;
     tokio::time::timeout(Duration::from_secs(10), handle.stop())
@@ -537,4 +570,35 @@ async fn expired_resource_version_relists_and_reports_changes() {
         kinds[3],
         ("pod_deleted", "backend-5d4b8c7f9-bbbbb 10.244.0.6")
     );
+}
+
+#[tokio::test]
+async fn rollout_complete_asks_the_watched_deployment() {
+    // The Deployment reads complete while the watch starts, then past its deadline.
+    let handler = Arc::new(|req: &Request, nth: usize| {
+        if req.method == "GET"
+            && req.path == "/apis/apps/v1/namespaces/shop/deployments/backend"
+            && nth >= 2
+        {
+            return Reply::Json(200, common::fixture("status/deployment-deadline.json"));
+        }
+        common::rolling(req, nth)
+    });
+    let api = MockApi::start(handler).await;
+    let (handle, _attachment, _, _) = start(&api).await;
+    let source: &dyn EventSource = &handle;
+    let bounded = Duration::from_secs(10);
+    tokio::time::timeout(bounded, source.rollout_complete(Duration::from_secs(5)))
+        .await
+        .unwrap()
+        .expect("complete");
+    let err = tokio::time::timeout(bounded, source.rollout_complete(Duration::from_secs(5)))
+        .await
+        .unwrap()
+        .expect_err("past its deadline");
+    assert_eq!(
+        err,
+        "deployment \"backend\" exceeded its progress deadline: see `kubectl describe deployment backend -n shop`"
+    );
+    handle.stop().await;
 }

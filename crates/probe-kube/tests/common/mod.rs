@@ -1,6 +1,9 @@
 //! A tiny Kubernetes API server stand-in on 127.0.0.1: answers kube's real client with
 //! recorded bodies (tests/fixtures), records every request, and plays watch streams.
 //!
+//! The recorded bodies are hand-written in the Kubernetes JSON wire format to match the
+//! API's shapes (tests/fixtures/gen_fixtures.py says how); no cluster produced them.
+//!
 //! Watch lines are released on a shared clock by their resourceVersion (one slot of
 //! [`STEP`] per version after [`BASE_RV`]), as etcd orders them, so that events from
 //! different watches arrive in the recorded order. A watch resumed from a resourceVersion
@@ -30,6 +33,8 @@ pub struct Request {
     pub path: String,
     pub query: BTreeMap<String, String>,
     pub content_type: Option<String>,
+    /// The `Authorization` header, to check which credentials the client sent.
+    pub authorization: Option<String>,
     pub body: String,
 }
 
@@ -173,6 +178,7 @@ async fn read_request(sock: &mut TcpStream) -> Option<Request> {
         path: path.to_string(),
         query,
         content_type: headers.get("content-type").cloned(),
+        authorization: headers.get("authorization").cloned(),
         body: String::from_utf8_lossy(&body).into_owned(),
     })
 }
