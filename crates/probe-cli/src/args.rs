@@ -354,8 +354,12 @@ pub struct RunArgs {
 /// `rollprobe report`.
 #[derive(Debug, Args)]
 pub struct ReportArgs {
-    /// A samples.csv written by `rollprobe run --out`.
+    /// A run folder written by `rollprobe run --out`, or its samples.csv.
+    #[arg(value_name = "DIR|SAMPLES.csv")]
     pub samples: PathBuf,
+    /// Also rebuild report.json, windows.csv, timeline.csv and report.html in this folder.
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
     /// The events file [default: events.csv beside the samples, if there is one].
     #[arg(long, value_name = "FILE")]
     pub events: Option<PathBuf>,

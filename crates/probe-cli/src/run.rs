@@ -1,7 +1,7 @@
 //! `rollprobe run`, `report` and `compare`: wiring only; the procedure is the
 //! library's [`Rollout`].
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
 
 use std::sync::Arc;
@@ -67,6 +67,11 @@ pub fn finish_run(report: &Report, o: &OutputArgs) -> ExitCode {
             }
             None => gate.max_failures = Some(limit.max),
         }
+    }
+    if let Some(reason) = &report.invalid_reason {
+        // No gate passes on a measurement that does not hold.
+        eprintln!("rollprobe: not a valid measurement: {reason}");
+        return ExitCode::from(3);
     }
     let breaches = gate.breaches(report);
     for b in &breaches {
@@ -192,8 +197,9 @@ pub async fn start_watch(
 
 /// `rollprobe report`.
 pub fn report(a: ReportArgs) -> Result<ExitCode, CliError> {
+    let samples = probe_core::samples_path(&a.samples);
     let events_path = a.events.clone().or_else(|| {
-        let beside = a.samples.with_file_name("events.csv");
+        let beside = samples.with_file_name("events.csv");
         beside.is_file().then_some(beside)
     });
     let events = match events_path {
@@ -201,11 +207,16 @@ pub fn report(a: ReportArgs) -> Result<ExitCode, CliError> {
             .map_err(|e| CliError::Usage(format!("cannot read events {}: {e}", p.display())))?,
         None => Vec::new(),
     };
-    let report = probe_core::analyze_samples_file(&a.samples, events)
+    let report = probe_core::analyze_samples_file(&samples, events)
         .map_err(|e| CliError::Usage(e.to_string()))?;
     match a.format {
         Format::Text => print!("{}", report.summary()),
         Format::Json => println!("{}", report.to_json()),
+    }
+    if let Some(dir) = &a.out {
+        check_out_dir(dir)?;
+        probe_core::write_report_files(dir, &report)?;
+        eprintln!("rollprobe: wrote report.json, windows.csv, timeline.csv and report.html in {}", dir.display());
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -300,7 +300,7 @@ fn rate_limited_note(w: &OutageWindow, no_ready_endpoint: bool) -> Option<String
 /// let mut windows = vec![OutageWindow {
 ///     start_ms: 1200.0, end_ms: 3100.0, duration_ms: 1900.0, failed: 190,
 ///     kinds: [("host_unreachable".to_string(), 190)].into(), open: false,
-///     after_event: None, cause: None,
+///     after_event: None, cause: None, syn_retransmitted: 0,
 /// }];
 /// attribute_causes(&mut windows, &events);
 /// let cause = windows[0].cause.as_deref().unwrap();
@@ -348,6 +348,7 @@ mod tests {
             open: false,
             after_event: None,
             cause: None,
+            syn_retransmitted: 0,
         }
     }
 

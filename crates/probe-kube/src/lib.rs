@@ -70,6 +70,7 @@
 mod connect;
 mod control;
 mod error;
+mod namespace;
 mod rules;
 mod status;
 mod watch;
@@ -80,6 +81,7 @@ pub use control::{
     strategy_patch, wait_rollout_complete, FIELD_MANAGER, RESTARTED_AT,
 };
 pub use error::KubeError;
+pub use namespace::Namespace;
 pub use status::{rollout_status, RolloutStatus};
 pub use watch::{selector_string, watch_rollout, WatchHandle, WatchTarget, WATCH_TIMEOUT_SECS};
 
