@@ -63,12 +63,21 @@ pub(crate) fn summary(r: &Report) -> String {
         if r.downtime.windows.len() == 1 { "" } else { "s" },
         secs(r.downtime.longest_ms),
     );
+    if let Some(lab) = &r.lab {
+        let _ = writeln!(out, "  lab kernel settings: {}", lab.kernel);
+    }
     if t.local > 0 {
         let _ = writeln!(
             out,
             "  WARNING: {} request(s) failed on the PROBER's side (local_*): they are not counted as downtime; see below",
             t.local
         );
+    }
+    if let Some(reason) = &r.invalid_reason {
+        let _ = writeln!(out, "  NOT A VALID MEASUREMENT: {reason}");
+    }
+    for w in &r.warnings {
+        let _ = writeln!(out, "  warning: {w}");
     }
     if !r.failure_details.is_empty() {
         let _ = writeln!(out, "\nFailures");
@@ -118,6 +127,13 @@ pub(crate) fn summary(r: &Report) -> String {
                 w.failed,
                 kinds_text(&w.kinds),
             );
+            if w.syn_retransmitted > 0 {
+                let _ = writeln!(
+                    out,
+                    "      {} of its failed connects had retransmitted their SYN",
+                    w.syn_retransmitted
+                );
+            }
             if let Some(cause) = &w.cause {
                 let _ = writeln!(out, "      cause: {cause}");
             }
@@ -173,6 +189,23 @@ pub(crate) fn summary(r: &Report) -> String {
             }
         }
     }
+    if !r.pods.is_empty() {
+        let _ = writeln!(out, "\nPods");
+        for p in &r.pods {
+            let _ = writeln!(
+                out,
+                "  {:<24} {} .. {}  {} answers{}",
+                p.pod,
+                at(p.first_ms),
+                at(p.last_ms),
+                p.count,
+                p.version
+                    .as_deref()
+                    .map(|v| format!("  version {v}"))
+                    .unwrap_or_default()
+            );
+        }
+    }
     let l = &r.latency_ms;
     if l.count > 0 {
         let _ = writeln!(
@@ -186,7 +219,7 @@ pub(crate) fn summary(r: &Report) -> String {
         for p in &r.phases {
             let _ = writeln!(
                 out,
-                "  {:<7} {} .. {}  sent {}  ok {}  failed {}  downtime {}  p99 {:.2} ms",
+                "  {:<7} {} .. {}  sent {}  ok {}  failed {}  downtime {}  p99 {:.2} ms{}",
                 p.name,
                 at(p.start_ms),
                 p.end_ms.map(at).unwrap_or_else(|| "end".into()),
@@ -194,7 +227,12 @@ pub(crate) fn summary(r: &Report) -> String {
                 p.ok,
                 p.failed,
                 secs(p.downtime_ms),
-                p.latency_ms.p99
+                p.latency_ms.p99,
+                if p.syn_retransmitted > 0 {
+                    format!("  SYN retransmitted {}", p.syn_retransmitted)
+                } else {
+                    String::new()
+                }
             );
         }
     }
