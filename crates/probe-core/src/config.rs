@@ -387,7 +387,7 @@ pub struct ProbeConfig {
 }
 
 impl ProbeConfig {
-    /// The defaults of DESIGN.md for a target.
+    /// The documented defaults (the README lists them) for a target.
     pub fn new(target: Target) -> ProbeConfig {
         ProbeConfig {
             target,

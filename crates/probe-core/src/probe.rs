@@ -65,7 +65,7 @@ pub enum ProbeError {
     Internal(String),
 }
 
-/// Builds a [`Probe`]; every setter has the default of DESIGN.md.
+/// Builds a [`Probe`]; every setter documents its default.
 ///
 /// ```
 /// # async fn demo() -> Result<(), probe_core::ProbeError> {
