@@ -6,12 +6,15 @@ use std::net::TcpStream;
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
+/// A free port below Linux's ephemeral range (32768-60999), so that no outgoing
+/// connection of a parallel test can be using it as its local port while the app starts:
+/// a connect to such a port can be reset instead of refused.
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    let start = 20_000 + (std::process::id() % 10_000) as u16;
+    (start..32_000)
+        .chain(20_000..start)
+        .find(|p| std::net::TcpListener::bind(("127.0.0.1", *p)).is_ok())
+        .expect("a free port below the ephemeral range")
 }
 
 fn start(port: u16, shutdown_ms: u64) -> Child {
