@@ -10,7 +10,10 @@ use std::time::{Duration, Instant};
 /// connection of a parallel test can be using it as its local port while the app starts:
 /// a connect to such a port can be reset instead of refused.
 fn free_port() -> u16 {
-    let start = 20_000 + (std::process::id() % 10_000) as u16;
+    // Each call starts elsewhere, so parallel tests in this binary never pick the same one.
+    static CALLS: std::sync::atomic::AtomicU16 = std::sync::atomic::AtomicU16::new(0);
+    let call = CALLS.fetch_add(97, std::sync::atomic::Ordering::Relaxed);
+    let start = 20_000 + ((std::process::id() as u16).wrapping_add(call) % 10_000);
     (start..32_000)
         .chain(20_000..start)
         .find(|p| std::net::TcpListener::bind(("127.0.0.1", *p)).is_ok())
