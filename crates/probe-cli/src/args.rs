@@ -58,7 +58,7 @@ pub struct LabArgs {
     #[command(flatten)]
     pub timing: Timing,
     /// Give up on the rollout after this long.
-    #[arg(long, default_value = "5m", value_parser = parse_duration, value_name = "DUR")]
+    #[arg(long, default_value = "5m", value_parser = parse_timeout, value_name = "DUR")]
     pub rollout_timeout: Duration,
     #[command(flatten)]
     pub probe: ProbeArgs,
@@ -132,7 +132,7 @@ pub struct MatrixArgs {
     #[command(flatten)]
     pub timing: Timing,
     /// Give up on a rollout after this long.
-    #[arg(long, default_value = "5m", value_parser = parse_duration, value_name = "DUR")]
+    #[arg(long, default_value = "5m", value_parser = parse_timeout, value_name = "DUR")]
     pub rollout_timeout: Duration,
     #[command(flatten)]
     pub probe: ProbeArgs,
@@ -151,20 +151,47 @@ pub enum LabAction {
     Cleanup,
 }
 
+/// Any duration option: at most `probe_core::MAX_DURATION` (7 days).
 fn parse_duration(s: &str) -> Result<Duration, String> {
-    probe_core::parse_duration(s).map_err(|e| e.to_string())
+    let d = probe_core::parse_duration(s).map_err(|e| e.to_string())?;
+    if d > probe_core::MAX_DURATION {
+        return Err(format!(
+            "'{s}' is longer than 7 days (168h), the longest run rollprobe takes"
+        ));
+    }
+    Ok(d)
+}
+
+/// A timeout: as any duration, and above zero (a zero timeout fails every request).
+fn parse_timeout(s: &str) -> Result<Duration, String> {
+    let d = parse_duration(s)?;
+    if d.is_zero() {
+        return Err(format!("'{s}': a timeout must be above zero, e.g. 5s"));
+    }
+    Ok(d)
 }
 
 fn parse_rate(s: &str) -> Result<f64, String> {
     let rate: f64 = s
         .parse()
         .map_err(|_| format!("'{s}' is not a number of requests per second"))?;
-    if !(rate.is_finite() && rate > 0.0 && rate <= 1_000_000.0) {
-        return Err(format!(
-            "the rate must be above 0 and at most 1000000, not {s}"
-        ));
+    probe_core::check_rate(rate).map_err(|_| {
+        format!(
+            "'{s}': use {} to {} requests per second (0.01 is one request every 100s)",
+            probe_core::MIN_RATE,
+            probe_core::MAX_RATE
+        )
+    })
+}
+
+fn parse_max_in_flight(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(n) if n <= probe_core::MAX_IN_FLIGHT => Ok(n),
+        _ => Err(format!(
+            "'{s}': use a whole number up to {} (0: rate x timeouts)",
+            probe_core::MAX_IN_FLIGHT
+        )),
     }
-    Ok(rate)
 }
 
 fn parse_header(s: &str) -> Result<(String, String), String> {
@@ -260,13 +287,13 @@ pub struct ProbeArgs {
     #[arg(long, default_value = "fresh", value_parser = parse_connection, value_name = "MODE")]
     pub connection: ConnectionMode,
     /// Response timeout, from connected to the full answer.
-    #[arg(long, default_value = "5s", value_parser = parse_duration, value_name = "DUR")]
+    #[arg(long, default_value = "5s", value_parser = parse_timeout, value_name = "DUR")]
     pub timeout: Duration,
     /// Connect timeout (keep it above 3s so a failed ARP shows as host_unreachable).
-    #[arg(long, default_value = "5s", value_parser = parse_duration, value_name = "DUR")]
+    #[arg(long, default_value = "5s", value_parser = parse_timeout, value_name = "DUR")]
     pub connect_timeout: Duration,
     /// Cap on requests in flight; ticks over it are counted as skipped [default: rate x timeouts].
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_parser = parse_max_in_flight, value_name = "N")]
     pub max_in_flight: Option<usize>,
     /// Statuses that count as ok, e.g. 200-299,304.
     #[arg(long, default_value = "200-299", value_parser = parse_status, value_name = "LIST")]

@@ -220,7 +220,10 @@ pub fn read_samples(path: &Path) -> Result<RecordedRun, ReadError> {
     let mut samples = Vec::new();
     for (i, row) in csv_reader.deserialize::<Sample>().enumerate() {
         match row {
-            Ok(s) => samples.push(s),
+            Ok(s) => {
+                check_intended_ms(s.intended_ms).map_err(|r| format_err(i as u64 + 3, r))?;
+                samples.push(s)
+            }
             // A killed run may leave a torn last line: keep everything before it.
             Err(_) if footer.is_none() && i + 1 >= count_lines(&rest).saturating_sub(1) => break,
             Err(e) => return Err(format_err(i as u64 + 3, e.to_string())),
@@ -258,7 +261,28 @@ fn parse_header_line(first: &str) -> Result<RunHeader, String> {
     let json = first.strip_prefix(HEADER_PREFIX).ok_or_else(|| {
         "not a rollprobe samples file (it must start with '# rollprobe.samples/v1')".to_string()
     })?;
-    serde_json::from_str(json.trim()).map_err(|e| e.to_string())
+    let header: RunHeader = serde_json::from_str(json.trim()).map_err(|e| e.to_string())?;
+    crate::config::check_rate(header.config.rate).map_err(|e| e.to_string())?;
+    Ok(header)
+}
+
+/// Refuses a row whose intended time cannot be a time of a run: every time the
+/// analyzer derives (windows, timeline, the run's end) is computed from it.
+fn check_intended_ms(ms: f64) -> Result<(), String> {
+    // About 31 years: far beyond any run, far inside chrono's and Duration's ranges.
+    const MAX_INTENDED_MS: f64 = 1e12;
+    if (0.0..=MAX_INTENDED_MS).contains(&ms) {
+        Ok(())
+    } else {
+        let shown = if ms.abs() < 1e15 {
+            ms.to_string()
+        } else {
+            format!("{ms:e}")
+        };
+        Err(format!(
+            "intended_ms {shown} is not a time of the run (0 to 1e12 ms)"
+        ))
+    }
 }
 
 fn count_lines(text: &str) -> usize {
@@ -492,6 +516,7 @@ pub fn stream_samples(
                         .map_err(|e: crate::outcome::UnknownOutcome| {
                             format_err(row_no + 3, e.to_string())
                         })?;
+                check_intended_ms(row.intended_ms).map_err(|r| format_err(row_no + 3, r))?;
                 each(
                     &header,
                     Sample {
