@@ -1,5 +1,7 @@
 //! The command line, as clap sees it. Parsing only: every value is turned into
 //! probe-core's own types here, so bad input is refused before anything runs.
+//! The help texts, the completion scripts and the man page all come from these
+//! definitions.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -7,9 +9,57 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use probe_core::{ConnectionMode, Outcome, StatusSet, VersionSource};
 
-/// Measures how much a service is really down while it is redeployed.
+const ABOUT: &str = "Measure how much a service is really down while it is redeployed";
+
+const LONG_ABOUT: &str = "Measure how much a service is really down while it is redeployed: \
+rollprobe sends requests at a fixed rate (open loop, like real users), names every failure by \
+its real cause, and explains each outage window with the rollout's events, so that deployment \
+strategies can be compared by the requests they lose.";
+
+const AFTER_HELP: &str = "\
+Example: rollprobe run http://10.0.0.7:8080/version --out run1 -- kubectl rollout restart deployment/web
+
+'rollprobe --help' explains the failure kinds and exit codes; 'rollprobe help COMMAND' a command.";
+
+const AFTER_LONG_HELP: &str = "\
+Examples:
+  rollprobe demo                                   a local redeploy, probed twice
+  rollprobe run http://10.0.0.7:8080/version --duration 60s
+  rollprobe run http://10.0.0.7:8080/version --out run1 --max-failures 0 \\
+      -- kubectl rollout restart deployment/web
+  rollprobe compare run1/report.json run2/report.json
+
+Failure kinds (each request ends in one):
+  ok                          the status is in --expect-status
+  connection_refused          ECONNREFUSED: no ready endpoint, or the app not listening yet
+  host_unreachable            EHOSTUNREACH: the address is gone (ARP failed, IP withdrawn)
+  network_unreachable         ENETUNREACH: no route to the address
+  connect_timeout             no handshake within --connect-timeout (packets dropped)
+  connection_reset            ECONNRESET: a pod killed with the connection open
+  connection_closed           EOF before a full response (keep-alive closed on shutdown)
+  response_timeout            no full response within --timeout
+  http_5xx, proxy_no_upstream a 5xx; a 503 from Envoy without a healthy upstream
+  unexpected_status           another status outside --expect-status
+  dns, tls, other             resolution or handshake failed; anything else (errno kept)
+  local_*                     the prober itself ran out of something: never downtime
+  skipped                     a tick not sent because --max-in-flight requests were out
+
+Exit codes:
+  0  ok
+  1  a threshold (--max-failures, --max-downtime) was breached; the line says which
+  2  bad usage or input: one line on stderr, before any request is sent
+  3  the prober itself failed, or the measurement is not valid";
+
+/// The `rollprobe` command line.
 #[derive(Debug, Parser)]
-#[command(name = "rollprobe", version, about, long_about = None)]
+#[command(
+    name = "rollprobe",
+    version,
+    about = ABOUT,
+    long_about = LONG_ABOUT,
+    after_help = AFTER_HELP,
+    after_long_help = AFTER_LONG_HELP
+)]
 pub struct Cli {
     /// What to do.
     #[command(subcommand)]
@@ -20,17 +70,41 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Probe URL at a fixed rate; with `-- COMMAND...`, run that rollout while probing.
+    #[command(
+        after_help = "Example: rollprobe run http://10.0.0.7:8080/version --rate 100 --out run1 -- kubectl rollout restart deployment/web"
+    )]
     Run(Box<RunArgs>),
     /// Rebuild the report from a recorded samples.csv.
+    #[command(after_help = "Example: rollprobe report run1/samples.csv --format json")]
     Report(ReportArgs),
     /// Compare runs: one row per report.json.
+    #[command(after_help = "Example: rollprobe compare recreate/report.json rolling/report.json")]
     Compare(CompareArgs),
     /// Redeploy a local service twice (Recreate, then rolling) while probing it.
+    #[command(after_help = "Example: rollprobe demo --out rollprobe-demo")]
     Demo(DemoArgs),
     /// Run a rollout in the lab (root): Kubernetes' data path in network namespaces.
+    #[command(
+        after_help = "Example: sudo rollprobe lab -f examples/seed/recreate.yaml --set-image backend-deployment=shop/backend:v2"
+    )]
     Lab(Box<LabArgs>),
     /// Benchmark rollout strategies: one probed rollout per case and repetition.
+    #[command(
+        after_help = "Example: rollprobe matrix -n shop --url http://10.0.0.7/ --deployment web --case recreate --case rolling:25%/25% --out matrix1"
+    )]
     Matrix(Box<MatrixArgs>),
+    /// Print a shell completion script on stdout.
+    #[command(
+        after_help = "Example: rollprobe completions bash > ~/.local/share/bash-completion/completions/rollprobe"
+    )]
+    Completions {
+        /// The shell to complete in.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff) on stdout.
+    #[command(after_help = "Example: rollprobe man > rollprobe.1 && man -l rollprobe.1")]
+    Man,
     /// The versioned app that lab pods run (internal).
     #[command(hide = true)]
     LabApp,
