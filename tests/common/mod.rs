@@ -199,15 +199,3 @@ pub fn read_json(path: &std::path::Path) -> serde_json::Value {
         .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
     serde_json::from_str(&text).unwrap()
 }
-
-/// Whether the tests that need root and network namespaces should run:
-/// ROLLPROBE_NETNS_TESTS=1 (as .ci/run sets). Otherwise they say they skipped.
-pub fn netns_tests_enabled(test: &str) -> bool {
-    if std::env::var("ROLLPROBE_NETNS_TESTS").as_deref() == Ok("1") {
-        return true;
-    }
-    eprintln!(
-        "SKIPPED {test}: set ROLLPROBE_NETNS_TESTS=1 and run as root (needs iproute2 and iptables)"
-    );
-    false
-}

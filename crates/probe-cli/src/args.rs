@@ -1,5 +1,7 @@
 //! The command line, as clap sees it. Parsing only: every value is turned into
 //! probe-core's own types here, so bad input is refused before anything runs.
+//! The help texts, the completion scripts and the man page all come from these
+//! definitions.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -7,9 +9,57 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use probe_core::{ConnectionMode, MatrixTrigger, Outcome, StatusSet, VersionSource};
 
-/// Measures how much a service is really down while it is redeployed.
+const ABOUT: &str = "Measure how much a service is really down while it is redeployed";
+
+const LONG_ABOUT: &str = "Measure how much a service is really down while it is redeployed: \
+rollprobe sends requests at a fixed rate (open loop, like real users), names every failure by \
+its real cause, and explains each outage window with the rollout's events, so that deployment \
+strategies can be compared by the requests they lose.";
+
+const AFTER_HELP: &str = "\
+Example: rollprobe run http://10.0.0.7:8080/version --out run1 -- kubectl rollout restart deployment/web
+
+'rollprobe --help' explains the failure kinds and exit codes; 'rollprobe help COMMAND' a command.";
+
+const AFTER_LONG_HELP: &str = "\
+Examples:
+  rollprobe demo                                   a local redeploy, probed twice
+  rollprobe run http://10.0.0.7:8080/version --duration 60s
+  rollprobe run http://10.0.0.7:8080/version --out run1 --max-failures 0 \\
+      -- kubectl rollout restart deployment/web
+  rollprobe compare run1/report.json run2/report.json
+
+Failure kinds (each request ends in one):
+  ok                          the status is in --expect-status
+  connection_refused          ECONNREFUSED: no ready endpoint, or the app not listening yet
+  host_unreachable            EHOSTUNREACH: the address is gone (ARP failed, IP withdrawn)
+  network_unreachable         ENETUNREACH: no route to the address
+  connect_timeout             no handshake within --connect-timeout (packets dropped)
+  connection_reset            ECONNRESET: a pod killed with the connection open
+  connection_closed           EOF before a full response (keep-alive closed on shutdown)
+  response_timeout            no full response within --timeout
+  http_5xx, proxy_no_upstream a 5xx; a 503 from Envoy without a healthy upstream
+  unexpected_status           another status outside --expect-status
+  dns, tls, other             resolution or handshake failed; anything else (errno kept)
+  local_*                     the prober itself ran out of something: never downtime
+  skipped                     a tick not sent because --max-in-flight requests were out
+
+Exit codes:
+  0  ok
+  1  a threshold (--max-failures, --max-downtime) was breached; the line says which
+  2  bad usage or input: one line on stderr, before any request is sent
+  3  the prober itself failed, or the measurement is not valid";
+
+/// The `rollprobe` command line.
 #[derive(Debug, Parser)]
-#[command(name = "rollprobe", version, about, long_about = None)]
+#[command(
+    name = "rollprobe",
+    version,
+    about = ABOUT,
+    long_about = LONG_ABOUT,
+    after_help = AFTER_HELP,
+    after_long_help = AFTER_LONG_HELP
+)]
 pub struct Cli {
     /// What to do.
     #[command(subcommand)]
@@ -20,17 +70,41 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Probe URL at a fixed rate; with `-- COMMAND...`, run that rollout while probing.
+    #[command(
+        after_help = "Example: rollprobe run http://10.0.0.7:8080/version --rate 100 --out run1 -- kubectl rollout restart deployment/web"
+    )]
     Run(Box<RunArgs>),
     /// Rebuild the report from a recorded samples.csv.
+    #[command(after_help = "Example: rollprobe report run1/samples.csv --format json")]
     Report(ReportArgs),
     /// Compare runs: one row per report.json.
+    #[command(after_help = "Example: rollprobe compare recreate/report.json rolling/report.json")]
     Compare(CompareArgs),
     /// Redeploy a local service twice (Recreate, then rolling) while probing it.
+    #[command(after_help = "Example: rollprobe demo --out rollprobe-demo")]
     Demo(DemoArgs),
     /// Run a rollout in the lab (root): Kubernetes' data path in network namespaces.
+    #[command(
+        after_help = "Example: sudo rollprobe lab -f examples/seed/recreate.yaml --set-image backend-deployment=shop/backend:v2"
+    )]
     Lab(Box<LabArgs>),
     /// Benchmark rollout strategies: one probed rollout per case and repetition.
+    #[command(
+        after_help = "Example: rollprobe matrix -n shop --url http://10.0.0.7/ --deployment web --case recreate --case rolling:25%/25% --out matrix1"
+    )]
     Matrix(Box<MatrixArgs>),
+    /// Print a shell completion script on stdout.
+    #[command(
+        after_help = "Example: rollprobe completions bash > ~/.local/share/bash-completion/completions/rollprobe"
+    )]
+    Completions {
+        /// The shell to complete in.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff) on stdout.
+    #[command(after_help = "Example: rollprobe man > rollprobe.1 && man -l rollprobe.1")]
+    Man,
     /// The versioned app that lab pods run (internal).
     #[command(hide = true)]
     LabApp,
@@ -62,7 +136,7 @@ pub struct LabArgs {
     #[command(flatten)]
     pub timing: Timing,
     /// Give up on the rollout after this long.
-    #[arg(long, default_value = "5m", value_parser = parse_duration, value_name = "DUR")]
+    #[arg(long, default_value = "5m", value_parser = parse_timeout, value_name = "DUR")]
     pub rollout_timeout: Duration,
     #[command(flatten)]
     pub probe: ProbeArgs,
@@ -136,7 +210,7 @@ pub struct MatrixArgs {
     #[command(flatten)]
     pub timing: Timing,
     /// Give up on a rollout after this long.
-    #[arg(long, default_value = "5m", value_parser = parse_duration, value_name = "DUR")]
+    #[arg(long, default_value = "5m", value_parser = parse_timeout, value_name = "DUR")]
     pub rollout_timeout: Duration,
     #[command(flatten)]
     pub probe: ProbeArgs,
@@ -155,20 +229,47 @@ pub enum LabAction {
     Cleanup,
 }
 
+/// Any duration option: at most `probe_core::MAX_DURATION` (7 days).
 fn parse_duration(s: &str) -> Result<Duration, String> {
-    probe_core::parse_duration(s).map_err(|e| e.to_string())
+    let d = probe_core::parse_duration(s).map_err(|e| e.to_string())?;
+    if d > probe_core::MAX_DURATION {
+        return Err(format!(
+            "'{s}' is longer than 7 days (168h), the longest run rollprobe takes"
+        ));
+    }
+    Ok(d)
+}
+
+/// A timeout: as any duration, and above zero (a zero timeout fails every request).
+fn parse_timeout(s: &str) -> Result<Duration, String> {
+    let d = parse_duration(s)?;
+    if d.is_zero() {
+        return Err(format!("'{s}': a timeout must be above zero, e.g. 5s"));
+    }
+    Ok(d)
 }
 
 fn parse_rate(s: &str) -> Result<f64, String> {
     let rate: f64 = s
         .parse()
         .map_err(|_| format!("'{s}' is not a number of requests per second"))?;
-    if !(rate.is_finite() && rate > 0.0 && rate <= 1_000_000.0) {
-        return Err(format!(
-            "the rate must be above 0 and at most 1000000, not {s}"
-        ));
+    probe_core::check_rate(rate).map_err(|_| {
+        format!(
+            "'{s}': use {} to {} requests per second (0.01 is one request every 100s)",
+            probe_core::MIN_RATE,
+            probe_core::MAX_RATE
+        )
+    })
+}
+
+fn parse_max_in_flight(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(n) if n <= probe_core::MAX_IN_FLIGHT => Ok(n),
+        _ => Err(format!(
+            "'{s}': use a whole number up to {} (0: rate x timeouts)",
+            probe_core::MAX_IN_FLIGHT
+        )),
     }
-    Ok(rate)
 }
 
 fn parse_header(s: &str) -> Result<(String, String), String> {
@@ -264,13 +365,13 @@ pub struct ProbeArgs {
     #[arg(long, default_value = "fresh", value_parser = parse_connection, value_name = "MODE")]
     pub connection: ConnectionMode,
     /// Response timeout, from connected to the full answer.
-    #[arg(long, default_value = "5s", value_parser = parse_duration, value_name = "DUR")]
+    #[arg(long, default_value = "5s", value_parser = parse_timeout, value_name = "DUR")]
     pub timeout: Duration,
     /// Connect timeout (keep it above 3s so a failed ARP shows as host_unreachable).
-    #[arg(long, default_value = "5s", value_parser = parse_duration, value_name = "DUR")]
+    #[arg(long, default_value = "5s", value_parser = parse_timeout, value_name = "DUR")]
     pub connect_timeout: Duration,
     /// Cap on requests in flight; ticks over it are counted as skipped [default: rate x timeouts].
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_parser = parse_max_in_flight, value_name = "N")]
     pub max_in_flight: Option<usize>,
     /// Statuses that count as ok, e.g. 200-299,304.
     #[arg(long, default_value = "200-299", value_parser = parse_status, value_name = "LIST")]

@@ -5,6 +5,7 @@
 //! on stderr, before any request is sent), 3 the prober itself failed.
 
 mod args;
+mod completions;
 pub mod demo;
 mod lab;
 mod matrix;
@@ -72,9 +73,13 @@ pub fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    if let args::Command::LabApp = cli.command {
+    match cli.command {
         // The pod's app runs alone in its process, with its own runtime.
-        return probe_lab::run_app();
+        args::Command::LabApp => return probe_lab::run_app(),
+        // Printing a script or a page needs no runtime.
+        args::Command::Completions { shell } => return completions::completions(shell),
+        args::Command::Man => return completions::man(),
+        _ => {}
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -94,7 +99,9 @@ pub fn main() -> ExitCode {
             args::Command::Demo(a) => demo::demo(a).await,
             args::Command::Lab(a) => lab::lab(*a).await,
             args::Command::Matrix(a) => matrix::matrix(*a).await,
-            args::Command::LabApp => unreachable!("handled before the runtime starts"),
+            args::Command::LabApp | args::Command::Completions { .. } | args::Command::Man => {
+                unreachable!("handled before the runtime starts")
+            }
         }
     });
     match result {

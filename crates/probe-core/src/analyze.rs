@@ -724,11 +724,14 @@ pub(crate) fn os_message(errno: i32) -> String {
     }
 }
 
+/// `started_at` plus `ms`, RFC 3339; empty when that is no representable time
+/// (a hand-edited file can hold any number; the readers refuse such rows, and
+/// this stays checked so that a library caller's odd input cannot panic either).
 fn offset_time(started_at: &str, ms: f64) -> String {
     match chrono::DateTime::parse_from_rfc3339(started_at) {
-        Ok(t) => crate::clock::format_wall(
-            t.with_timezone(&chrono::Utc) + chrono::Duration::microseconds((ms * 1000.0) as i64),
-        ),
+        Ok(t) => crate::clock::wall_after(t.with_timezone(&chrono::Utc), ms)
+            .map(crate::clock::format_wall)
+            .unwrap_or_default(),
         Err(_) => started_at.to_string(),
     }
 }

@@ -41,10 +41,34 @@ impl Clock {
         format_wall(self.wall_start)
     }
 
-    /// The wall-clock time `ms` after the start, RFC 3339.
+    /// The wall-clock time `ms` after the start, RFC 3339; empty if `ms` is not a
+    /// time of this run (not finite, or beyond the year 262143).
     pub fn wall_at(&self, ms: f64) -> String {
-        format_wall(self.wall_start + chrono::Duration::microseconds((ms * 1000.0) as i64))
+        wall_after(self.wall_start, ms)
+            .map(format_wall)
+            .unwrap_or_default()
     }
+}
+
+/// `start` plus `ms` milliseconds, or `None` when that is not a representable
+/// time. Checked, because `ms` can come from a file a user hands to
+/// `rollprobe report`, and chrono's `+` panics on overflow.
+///
+/// ```
+/// use chrono::{TimeZone, Utc};
+/// let t0 = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
+/// let t = probe_core::wall_after(t0, 1500.0).unwrap();
+/// assert_eq!(probe_core::format_wall(t), "2026-01-01T00:00:01.500Z");
+/// assert!(probe_core::wall_after(t0, 1e300).is_none());
+/// assert!(probe_core::wall_after(t0, f64::NAN).is_none());
+/// ```
+pub fn wall_after(start: DateTime<Utc>, ms: f64) -> Option<DateTime<Utc>> {
+    let micros = ms * 1000.0;
+    // i64's range as f64: a float outside it would saturate silently in `as`.
+    if !micros.is_finite() || micros.abs() >= 9.2e18 {
+        return None;
+    }
+    start.checked_add_signed(chrono::TimeDelta::microseconds(micros as i64))
 }
 
 /// RFC 3339 in UTC with milliseconds, e.g. `2026-11-25T10:00:00.250Z`.

@@ -35,6 +35,65 @@ pub enum ConfigError {
     },
 }
 
+/// The lowest rate accepted, in requests per second: one request every 100 s.
+/// Slower than that, a run of any practical length sends next to nothing, and
+/// the schedule's times (`seq / rate`) soon leave the range of a `Duration`.
+pub const MIN_RATE: f64 = 0.01;
+
+/// The highest rate accepted, in requests per second: far above what one
+/// machine can send, so only a typo reaches it.
+pub const MAX_RATE: f64 = 1_000_000.0;
+
+/// The longest value accepted for any duration of a run (its length, warmup,
+/// settle, timeouts): 7 days. A week-long probe is plausible; a longer value is a
+/// typo, and every time computed from it stays far inside `Duration`'s and
+/// chrono's ranges.
+pub const MAX_DURATION: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// The largest cap on requests in flight accepted: each one holds a socket, so
+/// more than this runs out of file descriptors long before it measures anything.
+pub const MAX_IN_FLIGHT: usize = 100_000;
+
+/// Checks a rate against [`MIN_RATE`] and [`MAX_RATE`].
+///
+/// ```
+/// assert!(probe_core::check_rate(50.0).is_ok());
+/// assert!(probe_core::check_rate(1e-19).is_err());
+/// assert!(probe_core::check_rate(f64::NAN).is_err());
+/// ```
+pub fn check_rate(rate: f64) -> Result<f64, ConfigError> {
+    if rate.is_finite() && (MIN_RATE..=MAX_RATE).contains(&rate) {
+        Ok(rate)
+    } else {
+        Err(ConfigError::Value {
+            name: "rate",
+            value: rate.to_string(),
+            reason: format!(
+                "use {MIN_RATE} to {MAX_RATE} requests per second (0.01 is one request every 100s)"
+            ),
+        })
+    }
+}
+
+/// Checks a run's duration option (`name`, e.g. `timeout`) against [`MAX_DURATION`].
+///
+/// ```
+/// use std::time::Duration;
+/// assert!(probe_core::check_duration("settle", Duration::from_secs(5)).is_ok());
+/// assert!(probe_core::check_duration("settle", Duration::from_secs(30 * 86_400)).is_err());
+/// ```
+pub fn check_duration(name: &'static str, d: Duration) -> Result<Duration, ConfigError> {
+    if d <= MAX_DURATION {
+        Ok(d)
+    } else {
+        Err(ConfigError::Value {
+            name,
+            value: format!("{}s", d.as_secs()),
+            reason: "use at most 7 days (168h)".to_string(),
+        })
+    }
+}
+
 /// Parses `500ms`, `5s`, `2m`, `1h`, `1.5s`; a bare number means seconds.
 ///
 /// ```
@@ -422,18 +481,24 @@ impl ProbeConfig {
             value,
             reason: reason.to_string(),
         };
-        if !(self.rate.is_finite() && self.rate > 0.0 && self.rate <= 1_000_000.0) {
-            return Err(value(
-                "rate",
-                self.rate.to_string(),
-                "use a rate above 0 and at most 1000000 requests per second",
-            ));
+        check_rate(self.rate)?;
+        if let Some(d) = self.duration {
+            check_duration("duration", d)?;
         }
         if self.timeout.is_zero() {
             return Err(value("timeout", "0".into(), "must be above zero"));
         }
+        check_duration("timeout", self.timeout)?;
         if self.connect_timeout.is_zero() {
             return Err(value("connect timeout", "0".into(), "must be above zero"));
+        }
+        check_duration("connect timeout", self.connect_timeout)?;
+        if self.max_in_flight > MAX_IN_FLIGHT {
+            return Err(value(
+                "max in flight",
+                self.max_in_flight.to_string(),
+                "use at most 100000 (0 picks rate x timeouts)",
+            ));
         }
         if hyper::Method::from_bytes(self.method.as_bytes()).is_err() {
             return Err(value("method", self.method.clone(), "not an HTTP method"));
@@ -558,5 +623,29 @@ mod tests {
         assert!(c.validate().is_err());
         c.rate = 10.0;
         assert!(c.validate().is_ok());
+    }
+
+    #[test]
+    fn values_out_of_bounds_are_refused_before_anything_runs() {
+        let ok = ProbeConfig::new(Target::parse("http://127.0.0.1:1/").unwrap());
+        let refused = |f: &dyn Fn(&mut ProbeConfig)| {
+            let mut c = ok.clone();
+            f(&mut c);
+            c.validate().unwrap_err().to_string()
+        };
+        assert!(refused(&|c| c.rate = 1e-19).contains("0.01 to 1000000"));
+        assert!(refused(&|c| c.rate = f64::INFINITY).contains("rate"));
+        assert!(refused(&|c| c.rate = 2e6).contains("rate"));
+        let week_and_a_bit = MAX_DURATION + Duration::from_secs(1);
+        assert!(refused(&|c| c.duration = Some(week_and_a_bit)).contains("7 days"));
+        assert!(refused(&|c| c.timeout = week_and_a_bit).contains("timeout"));
+        assert!(refused(&|c| c.timeout = Duration::ZERO).contains("above zero"));
+        assert!(refused(&|c| c.connect_timeout = week_and_a_bit).contains("connect timeout"));
+        assert!(refused(&|c| c.max_in_flight = MAX_IN_FLIGHT + 1).contains("100000"));
+        let mut edge = ok.clone();
+        edge.rate = MIN_RATE;
+        edge.duration = Some(MAX_DURATION);
+        edge.max_in_flight = MAX_IN_FLIGHT;
+        assert!(edge.validate().is_ok());
     }
 }

@@ -49,10 +49,11 @@ pub use classify::{
     classify_error, errno_name, is_envoy_no_upstream, outcome_for_errno, outcome_for_status,
     Classified,
 };
-pub use clock::{format_wall, Clock};
+pub use clock::{format_wall, wall_after, Clock};
 pub use config::{
-    parse_duration, ConfigError, ConnectionMode, ProbeConfig, RecordedConfig, StatusSet, Target,
-    VersionSource,
+    check_duration, check_rate, parse_duration, ConfigError, ConnectionMode, ProbeConfig,
+    RecordedConfig, StatusSet, Target, VersionSource, MAX_DURATION, MAX_IN_FLIGHT, MAX_RATE,
+    MIN_RATE,
 };
 pub use event::{
     read_events, Attachment, BoxFuture, Event, EventHub, EventKind, EventSink, EventSource,

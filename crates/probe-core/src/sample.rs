@@ -297,6 +297,11 @@ fn layout(path: &Path) -> Result<Layout, ReadError> {
             ));
         }
         let record = RunRecord::read(dir)?;
+        crate::config::check_rate(record.header.config.rate).map_err(|e| ReadError::Format {
+            path: dir.join(RUN_FILE).display().to_string(),
+            line: 0,
+            reason: e.to_string(),
+        })?;
         return Ok(Layout {
             header: record.header,
             footer: record.end,
@@ -374,6 +379,8 @@ fn read_rows(
         }
         match row {
             Ok(mut s) => {
+                let line = l.first_line + 1 + i as u64;
+                check_intended_ms(s.intended_ms).map_err(|r| format_err(line, r))?;
                 if s.stream.is_empty() {
                     s.stream.clone_from(&default_stream);
                 }
@@ -413,7 +420,28 @@ fn parse_header_line(first: &str) -> Result<RunHeader, String> {
     let json = first.strip_prefix(HEADER_PREFIX).ok_or_else(|| {
         "not a rollprobe samples file (it must start with '# rollprobe.samples/v1')".to_string()
     })?;
-    serde_json::from_str(json.trim()).map_err(|e| e.to_string())
+    let header: RunHeader = serde_json::from_str(json.trim()).map_err(|e| e.to_string())?;
+    crate::config::check_rate(header.config.rate).map_err(|e| e.to_string())?;
+    Ok(header)
+}
+
+/// Refuses a row whose intended time cannot be a time of a run: every time the
+/// analyzer derives (windows, timeline, the run's end) is computed from it.
+fn check_intended_ms(ms: f64) -> Result<(), String> {
+    // About 31 years: far beyond any run, far inside chrono's and Duration's ranges.
+    const MAX_INTENDED_MS: f64 = 1e12;
+    if (0.0..=MAX_INTENDED_MS).contains(&ms) {
+        Ok(())
+    } else {
+        let shown = if ms.abs() < 1e15 {
+            ms.to_string()
+        } else {
+            format!("{ms:e}")
+        };
+        Err(format!(
+            "intended_ms {shown} is not a time of the run (0 to 1e12 ms)"
+        ))
+    }
 }
 
 /// Streams a samples.csv (or a run folder) into `each` row by row, without keeping

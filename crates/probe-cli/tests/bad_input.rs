@@ -1,0 +1,61 @@
+//! Out-of-range values are one line and exit 2 before anything runs, and a
+//! hand-edited samples.csv is one line and exit 2, never a panic. The URLs point
+//! at a loopback port that nothing is meant to answer: no request is sent anyway.
+
+use std::process::Command;
+
+fn refused(args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_rollprobe"))
+        .args(args)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{args:?}: {stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    stderr
+}
+
+#[test]
+fn out_of_range_flags_are_refused_before_anything_runs() {
+    let run = |extra: &[&str]| {
+        let mut args = vec!["run", "http://127.0.0.1:9/"];
+        args.extend_from_slice(extra);
+        refused(&args)
+    };
+    assert!(run(&["--rate", "1e-19", "--duration", "1s"]).contains("0.01 to 1000000"));
+    assert!(run(&["--rate", "0"]).contains("--rate"));
+    assert!(run(&["--rate", "inf"]).contains("--rate"));
+    assert!(run(&["--timeout", "0"]).contains("above zero"));
+    assert!(run(&["--connect-timeout", "0s"]).contains("above zero"));
+    assert!(run(&["--duration", "200h"]).contains("7 days"));
+    assert!(run(&["--settle", "1000000000s"]).contains("7 days"));
+    assert!(run(&["--max-in-flight", "100001"]).contains("100000"));
+}
+
+#[test]
+fn a_samples_file_with_impossible_values_is_one_line_and_exit_2() {
+    let dir = std::env::temp_dir().join(format!("rollprobe-bad-input-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let header = |rate: &str| {
+        format!(
+            r#"# rollprobe.samples/v1 {{"schema":"rollprobe.samples/v1","label":null,"target":"http://127.0.0.1:9/","config":{{"rate":{rate},"connection":"fresh","timeout_ms":5000,"connect_timeout_ms":5000,"max_in_flight":116,"expect_status":"200-299","version_from":"body","method":"GET"}},"started_at":"2026-11-27T03:26:29.799Z"}}
+seq,intended_ms,sent_ms,wall_time,outcome,errno,errno_name,status,version,connect_ms,ttfb_ms,total_ms,connection,error
+"#
+        )
+    };
+    let row = |intended: &str| {
+        format!("0,{intended},0.5,,connection_refused,111,ECONNREFUSED,,,,,0.4,new,refused\n")
+    };
+    for (name, text, says) in [
+        ("rate0.csv", header("0.0") + &row("0.0"), "rate"),
+        ("huge.csv", header("10.0") + &row("1e300"), "intended_ms"),
+        ("inf.csv", header("10.0") + &row("inf"), "intended_ms"),
+    ] {
+        let path = dir.join(name);
+        std::fs::write(&path, text).unwrap();
+        let err = refused(&["report", path.to_str().unwrap()]);
+        assert!(err.contains(says), "{name}: {err}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
