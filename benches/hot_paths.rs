@@ -24,9 +24,9 @@ use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use probe_core::{
-    analyze_recorded, classify_error, errno_name, outcome_for_errno, outcome_for_status,
-    read_samples, Analyzer, Clock, ConnectionMode, Outcome, RecordedConfig, RunFooter, RunHeader,
-    Sample, SampleWriter, SAMPLES_SCHEMA,
+    analyze_recorded, analyze_samples_file, classify_error, errno_name, outcome_for_errno,
+    outcome_for_status, read_samples, Analyzer, Clock, ConnectionMode, Outcome, RecordedConfig,
+    RunFooter, RunHeader, RunRecord, Sample, SampleWriter, SAMPLES_SCHEMA,
 };
 
 fn rows() -> usize {
@@ -307,11 +307,23 @@ fn bench_csv(c: &mut Criterion) {
     let mut g = big_group(c, "csv", n);
     g.bench_function(format!("write/{n}"), |b| {
         b.iter(|| {
-            let mut w = SampleWriter::create(&path, &head).expect("create samples.csv");
+            RunRecord {
+                header: head.clone(),
+                end: None,
+            }
+            .write(&dir)
+            .expect("write run.json");
+            let mut w = SampleWriter::create(&path).expect("create samples.csv");
             for s in &samples {
                 w.write(s).expect("write a sample");
             }
-            w.finish(&foot).expect("finish samples.csv");
+            w.finish().expect("finish samples.csv");
+            RunRecord {
+                header: head.clone(),
+                end: Some(foot.clone()),
+            }
+            .write(&dir)
+            .expect("complete run.json");
         })
     });
     g.finish();
@@ -324,11 +336,17 @@ fn bench_report(c: &mut Criterion) {
     let path = dir.join("samples.csv");
     {
         let head = header();
-        let mut w = SampleWriter::create(&path, &head).expect("create samples.csv");
+        let mut w = SampleWriter::create(&path).expect("create samples.csv");
         for s in &synthetic(n) {
             w.write(s).expect("write a sample");
         }
-        w.finish(&footer(n)).expect("finish samples.csv");
+        w.finish().expect("finish samples.csv");
+        RunRecord {
+            header: head,
+            end: Some(footer(n)),
+        }
+        .write(&dir)
+        .expect("write run.json");
     }
     let run = read_samples(&path).expect("read back");
     assert_eq!(run.samples.len(), n);
@@ -339,11 +357,12 @@ fn bench_report(c: &mut Criterion) {
     g.bench_function(format!("analyze_recorded/{n}"), |b| {
         b.iter(|| analyze_recorded(&run, Vec::new()))
     });
-    // The whole of `rollprobe report samples.csv --format json`, in process.
-    g.bench_function(format!("read+analyze+json/{n}"), |b| {
+    // What `rollprobe report DIR --format json` does, in process: the streaming path.
+    g.bench_function(format!("analyze_samples_file+json/{n}"), |b| {
         b.iter(|| {
-            let run = read_samples(&path).expect("read samples.csv");
-            analyze_recorded(&run, Vec::new()).to_json()
+            analyze_samples_file(&path, Vec::new())
+                .expect("read samples.csv")
+                .to_json()
         })
     });
     g.finish();

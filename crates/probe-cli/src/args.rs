@@ -164,9 +164,7 @@ fn parse_kernel(s: &str) -> Result<probe_lab::Kernel, String> {
 fn parse_trigger(s: &str) -> Result<MatrixTrigger, String> {
     match s.split_once('=') {
         None if s == "restart" => Ok(MatrixTrigger::Restart),
-        Some(("image", image)) if !image.is_empty() => {
-            Ok(MatrixTrigger::Image(image.to_string()))
-        }
+        Some(("image", image)) if !image.is_empty() => Ok(MatrixTrigger::Image(image.to_string())),
         _ => Err(format!("'{s}': use restart or image=IMAGE")),
     }
 }

@@ -54,7 +54,11 @@ pub async fn matrix(a: MatrixArgs) -> Result<ExitCode, CliError> {
     )?;
     check_out_dir(&a.out)?;
 
-    let place = if a.lab { in_lab(&a).await? } else { in_cluster(&a).await? };
+    let place = if a.lab {
+        in_lab(&a).await?
+    } else {
+        in_cluster(&a).await?
+    };
     let mut config = probe_config(&place.url, &a.probe, &no_output)?;
     if let Some(lab) = &place.lab {
         config.vantage = "client".into();
@@ -96,7 +100,10 @@ pub async fn matrix(a: MatrixArgs) -> Result<ExitCode, CliError> {
         eprintln!("rollprobe matrix: interrupted; the original strategy was restored");
     }
     if let Some(s) = outcome.strategy_after {
-        eprintln!("rollprobe matrix: strategy of {} restored to {s}", a.deployment);
+        eprintln!(
+            "rollprobe matrix: strategy of {} restored to {s}",
+            a.deployment
+        );
     }
     if let Some(lab) = &place.lab {
         lab.shutdown().await.map_err(lab_error)?;

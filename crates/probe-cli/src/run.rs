@@ -164,7 +164,7 @@ pub async fn run(a: RunArgs) -> Result<ExitCode, CliError> {
     }
     let result = rollout.run().await;
     progress.clear();
-    if let Some(w) = watch.and_then(|w| Arc::into_inner(w)) {
+    if let Some(w) = watch.and_then(Arc::into_inner) {
         w.stop().await;
     }
     finish_rollout(result, &a.output)
@@ -216,7 +216,10 @@ pub fn report(a: ReportArgs) -> Result<ExitCode, CliError> {
     if let Some(dir) = &a.out {
         check_out_dir(dir)?;
         probe_core::write_report_files(dir, &report)?;
-        eprintln!("rollprobe: wrote report.json, windows.csv, timeline.csv and report.html in {}", dir.display());
+        eprintln!(
+            "rollprobe: wrote report.json, windows.csv, timeline.csv and report.html in {}",
+            dir.display()
+        );
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -17,8 +17,8 @@ use crate::classify::errno_name;
 use crate::event::{Event, EventKind};
 use crate::outcome::Outcome;
 use crate::report::{
-    Downtime, EventRef, FailureDetail, LabInfo, Latency, MixedWindow, OutageWindow, Phase,
-    PodSeen, ProbeHealth, Report, SecondStats, Timeline, Totals, VersionSeen, REPORT_SCHEMA,
+    Downtime, EventRef, FailureDetail, LabInfo, Latency, MixedWindow, OutageWindow, Phase, PodSeen,
+    ProbeHealth, Report, SecondStats, Timeline, Totals, VersionSeen, REPORT_SCHEMA,
 };
 use crate::sample::{RunFooter, RunHeader, Sample};
 
@@ -626,7 +626,11 @@ impl Analyzer {
             },
             per_second,
             pods: self.pods.seen,
-            lab: header.config.lab_kernel.clone().map(|kernel| LabInfo { kernel }),
+            lab: header
+                .config
+                .lab_kernel
+                .clone()
+                .map(|kernel| LabInfo { kernel }),
             warnings: Vec::new(),
             valid: true,
             invalid_reason: None,

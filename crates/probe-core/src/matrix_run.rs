@@ -103,9 +103,14 @@ pub struct MatrixRunner {
     source: Option<Arc<dyn EventSource>>,
     vantage: Option<Arc<dyn Vantage>>,
     cancel: Option<BoxFuture<()>>,
-    observer: Option<Arc<dyn Fn(&str, ProbeHandle) + Send + Sync>>,
-    after_each: Option<Box<dyn Fn(&MatrixRun) + Send + Sync>>,
+    observer: Option<RunObserver>,
+    after_each: Option<Box<RowObserver>>,
 }
+
+/// Told each run's label and probe handle when it starts.
+type RunObserver = Arc<dyn Fn(&str, ProbeHandle) + Send + Sync>;
+/// Told each run's row when it ends.
+type RowObserver = dyn Fn(&MatrixRun) + Send + Sync;
 
 impl MatrixRunner {
     /// Cases of `deployment`, each run's folder under `out` (`out/CASE/RUN/`).

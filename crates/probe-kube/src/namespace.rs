@@ -32,7 +32,11 @@ impl Namespace {
 
 impl Deployments for Namespace {
     fn strategy(&self, deployment: &str) -> BoxFuture<Result<Strategy, String>> {
-        let (client, ns, d) = (self.client.clone(), self.namespace.clone(), deployment.to_string());
+        let (client, ns, d) = (
+            self.client.clone(),
+            self.namespace.clone(),
+            deployment.to_string(),
+        );
         Box::pin(async move {
             crate::read_strategy(client, &ns, &d)
                 .await
@@ -41,7 +45,11 @@ impl Deployments for Namespace {
     }
 
     fn set_strategy(&self, deployment: &str, strategy: Strategy) -> BoxFuture<Result<(), String>> {
-        let (client, ns, d) = (self.client.clone(), self.namespace.clone(), deployment.to_string());
+        let (client, ns, d) = (
+            self.client.clone(),
+            self.namespace.clone(),
+            deployment.to_string(),
+        );
         Box::pin(async move {
             crate::set_strategy(client, &ns, &d, &strategy)
                 .await
@@ -50,7 +58,11 @@ impl Deployments for Namespace {
     }
 
     fn restart(&self, deployment: &str) -> BoxFuture<Result<(), String>> {
-        let (client, ns, d) = (self.client.clone(), self.namespace.clone(), deployment.to_string());
+        let (client, ns, d) = (
+            self.client.clone(),
+            self.namespace.clone(),
+            deployment.to_string(),
+        );
         Box::pin(async move {
             crate::restart(client, &ns, &d)
                 .await
@@ -60,7 +72,11 @@ impl Deployments for Namespace {
     }
 
     fn set_image(&self, deployment: &str, image: &str) -> BoxFuture<Result<String, String>> {
-        let (client, ns, d) = (self.client.clone(), self.namespace.clone(), deployment.to_string());
+        let (client, ns, d) = (
+            self.client.clone(),
+            self.namespace.clone(),
+            deployment.to_string(),
+        );
         let image = image.to_string();
         Box::pin(async move {
             crate::set_image(client, &ns, &d, None, &image)
@@ -74,7 +90,11 @@ impl Deployments for Namespace {
         deployment: &str,
         timeout: Duration,
     ) -> BoxFuture<Result<(), String>> {
-        let (client, ns, d) = (self.client.clone(), self.namespace.clone(), deployment.to_string());
+        let (client, ns, d) = (
+            self.client.clone(),
+            self.namespace.clone(),
+            deployment.to_string(),
+        );
         Box::pin(async move {
             crate::wait_rollout_complete(client, &ns, &d, timeout)
                 .await

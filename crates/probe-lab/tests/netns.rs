@@ -652,10 +652,8 @@ fn a_panic_while_the_lab_runs_leaves_nothing_behind() {
 /// the host has: stock Linux values by default, the lifted limits and short timers when
 /// tuned.
 #[test]
+#[cfg_attr(not(netns_tests), ignore = "needs root and ROLLPROBE_NETNS_TESTS=1")]
 fn kernel_settings_are_written_in_every_namespace() {
-    if !enabled("kernel_settings_are_written_in_every_namespace") {
-        return;
-    }
     rt().block_on(async {
         for kernel in [Kernel::Stock, Kernel::Tuned] {
             let cfg = LabConfig {
