@@ -147,7 +147,7 @@ async fn probe_one(
     quiet: bool,
 ) -> Result<(Probe, Progress), CliError> {
     let dir = out.join(label);
-    crate::run::check_out_dir(&dir)?;
+    crate::options::check_out_dir(&dir)?;
     let probe = Probe::builder(url)
         .rate(rate)
         .label(label)
@@ -218,7 +218,7 @@ async fn rolling(rate: f64, out: &Path, quiet: bool) -> Result<Report, CliError>
 
 /// `rollprobe demo`.
 pub async fn demo(a: DemoArgs) -> Result<ExitCode, CliError> {
-    crate::run::check_out_dir(&a.out)?;
+    crate::options::check_out_dir(&a.out)?;
     eprintln!(
         "rollprobe demo: a local service (v1 -> v2) is redeployed twice while probed at {} req/s, about 12 s",
         a.rate

@@ -9,7 +9,9 @@ use probe_core::{ProbeBuilder, Rollout};
 use probe_lab::{parse_manifests, Kernel, Lab, LabConfig, LabError, Labels, Object, ServiceType};
 
 use crate::args::{LabAction, LabArgs};
-use crate::run::{check_out_dir, finish_rollout, observe, probe_config};
+use crate::finish::finish_rollout;
+use crate::options::{check_out_dir, probe_config};
+use crate::progress::observe;
 use crate::CliError;
 
 /// The change that starts the rollout.

@@ -5,11 +5,15 @@
 //! on stderr, before any request is sent), 3 the prober itself failed.
 
 mod args;
+mod compare;
 mod completions;
 pub mod demo;
+mod finish;
 mod lab;
 mod matrix;
+mod options;
 mod progress;
+mod report;
 mod run;
 mod signals;
 
@@ -94,8 +98,8 @@ pub fn main() -> ExitCode {
     let result = runtime.block_on(async move {
         match cli.command {
             args::Command::Run(a) => run::run(*a).await,
-            args::Command::Report(a) => run::report(a),
-            args::Command::Compare(a) => run::compare(a),
+            args::Command::Report(a) => report::report(a),
+            args::Command::Compare(a) => compare::compare(a),
             args::Command::Demo(a) => demo::demo(a).await,
             args::Command::Lab(a) => lab::lab(*a).await,
             args::Command::Matrix(a) => matrix::matrix(*a).await,

@@ -10,8 +10,8 @@ use probe_core::{Deployments, EventSource, MatrixRunner, ProbeBuilder, Vantage};
 
 use crate::args::{MatrixArgs, OutputArgs};
 use crate::lab::{lab_error, load_manifests, pick_service, start_lab};
+use crate::options::{check_out_dir, probe_config};
 use crate::progress::{Progress, ProgressSlot};
-use crate::run::{check_out_dir, probe_config};
 use crate::CliError;
 
 /// Where the matrix's Deployment lives, as the library's traits see it.

@@ -4,7 +4,8 @@ use std::io::IsTerminal;
 use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
-use probe_core::ProbeHandle;
+use probe_core::{EventKind, ProbeHandle};
+use tokio::io::AsyncBufReadExt;
 
 /// A progress line that follows a probe until dropped.
 pub struct Progress {
@@ -85,4 +86,30 @@ impl ProgressSlot {
     pub fn clear(&self) {
         self.0.lock().unwrap_or_else(|p| p.into_inner()).take();
     }
+}
+
+/// What every command that probes shows while it runs: the progress line, and marks
+/// read from stdin.
+pub fn observe(
+    label: String,
+    quiet: bool,
+    marks_stdin: bool,
+) -> (impl FnOnce(ProbeHandle) + Send, ProgressSlot) {
+    let slot = ProgressSlot::default();
+    let filled = slot.clone();
+    let observer = move |handle: ProbeHandle| {
+        filled.set(Progress::start(handle.clone(), &label, quiet));
+        if marks_stdin {
+            tokio::spawn(async move {
+                let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
+                while let Ok(Some(line)) = lines.next_line().await {
+                    let line = line.trim();
+                    if !line.is_empty() {
+                        handle.emit(EventKind::Mark, line);
+                    }
+                }
+            });
+        }
+    };
+    (observer, slot)
 }

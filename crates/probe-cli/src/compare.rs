@@ -1,0 +1,48 @@
+//! `rollprobe compare`: reports side by side.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use probe_core::{Comparison, Report};
+
+use crate::args::{CompareArgs, TableFormat};
+use crate::CliError;
+
+/// `rollprobe compare`.
+pub fn compare(a: CompareArgs) -> Result<ExitCode, CliError> {
+    let mut reports = Vec::new();
+    for path in &a.reports {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| CliError::Usage(format!("cannot read {}: {e}", path.display())))?;
+        let mut report = Report::from_json(&text).map_err(|e| {
+            CliError::Usage(format!(
+                "{} is not a rollprobe report.json: {e}",
+                path.display()
+            ))
+        })?;
+        if report.label.is_none() {
+            report.label = Some(run_name(path));
+        }
+        reports.push(report);
+    }
+    let table = Comparison::new(&reports);
+    match a.format {
+        TableFormat::Text => print!("{}", table.to_text()),
+        TableFormat::Csv => print!("{}", table.to_csv()),
+        TableFormat::Json => println!("{}", table.to_json()),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A name for an unlabelled report: its folder, or its file stem.
+fn run_name(path: &Path) -> String {
+    let parent = path
+        .parent()
+        .and_then(|p| p.file_name())
+        .map(|n| n.to_string_lossy().to_string());
+    parent.unwrap_or_else(|| {
+        path.file_stem()
+            .map(|s| s.to_string_lossy().to_string())
+            .unwrap_or_else(|| "run".into())
+    })
+}

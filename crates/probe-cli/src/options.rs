@@ -1,0 +1,40 @@
+//! The probe options every command shares, turned into a validated configuration
+//! once, before anything starts (bad values are exit 2).
+
+use std::path::Path;
+
+use probe_core::{ProbeConfig, Target};
+
+use crate::args::{OutputArgs, ProbeArgs};
+use crate::CliError;
+
+/// Turns the parsed options into a validated configuration (exit 2 on error).
+pub fn probe_config(url: &str, p: &ProbeArgs, o: &OutputArgs) -> Result<ProbeConfig, CliError> {
+    let target = Target::parse(url).map_err(|e| CliError::Usage(e.to_string()))?;
+    let mut c = ProbeConfig::new(target);
+    c.rate = p.rate;
+    c.connection = p.connection;
+    c.timeout = p.timeout;
+    c.connect_timeout = p.connect_timeout;
+    c.max_in_flight = p.max_in_flight.unwrap_or(0);
+    c.expect_status = p.expect_status.clone();
+    c.version_from = p.version_from.clone();
+    c.method = p.method.clone();
+    c.headers = p.headers.clone();
+    c.body = p.data.clone();
+    c.label = o.label.clone();
+    c.validate().map_err(|e| CliError::Usage(e.to_string()))?;
+    Ok(c)
+}
+
+/// Checks that the output folder can be written, before probing.
+pub fn check_out_dir(dir: &Path) -> Result<(), CliError> {
+    let fail = |e: std::io::Error| {
+        CliError::Usage(format!("cannot write to --out {}: {e}", dir.display()))
+    };
+    std::fs::create_dir_all(dir).map_err(fail)?;
+    let probe_file = dir.join(".rollprobe-write-test");
+    std::fs::write(&probe_file, b"").map_err(fail)?;
+    let _ = std::fs::remove_file(probe_file);
+    Ok(())
+}
