@@ -377,6 +377,12 @@ pub struct ProbeArgs {
     /// Where the version comes from: body, header:NAME, json:/pointer or regex:RE.
     #[arg(long, default_value = "body", value_parser = parse_version, value_name = "SRC")]
     pub version_from: VersionSource,
+    /// Which pod answered: header:NAME, json:/pointer or regex:RE (e.g. header:x-pod-name).
+    #[arg(long, value_parser = parse_version, value_name = "SRC")]
+    pub pod_from: Option<VersionSource>,
+    /// Do not send `x-request-id: <run id>-<stream>-<seq>` with each request.
+    #[arg(long)]
+    pub no_request_id: bool,
     /// HTTP method.
     #[arg(
         short = 'X',

@@ -19,6 +19,8 @@ pub fn probe_config(url: &str, p: &ProbeArgs, o: &OutputArgs) -> Result<ProbeCon
     c.max_in_flight = p.max_in_flight.unwrap_or(0);
     c.expect_status = p.expect_status.clone();
     c.version_from = p.version_from.clone();
+    c.pod_from = p.pod_from.clone();
+    c.request_id = !p.no_request_id;
     c.method = p.method.clone();
     c.headers = p.headers.clone();
     c.body = p.data.clone();
