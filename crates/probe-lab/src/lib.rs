@@ -93,8 +93,9 @@ pub use controller::{DeploymentStatus, ServiceStatus};
 pub use kernel::Kernel;
 pub use lab::{Lab, ProbeTarget};
 pub use manifest::{
-    parse_manifests, selects, version_of_image, Container, Deployment, HttpProbe, Labels, Object,
-    PodTemplate, Service, ServicePort, ServiceType,
+    parse_manifests, parse_manifests_with_warnings, selects, version_of_image, Container,
+    Deployment, HttpProbe, Labels, ManifestWarning, Object, Parsed, PodTemplate, PreStop, Service,
+    ServicePort, ServiceType,
 };
 pub use netns::{cleanup_leftovers, cleanup_own, enter_netns, new_run_id, NAME_PREFIX};
 /// The rollout strategy type the lab shares with the rest of rollprobe.

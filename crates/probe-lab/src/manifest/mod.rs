@@ -1,12 +1,27 @@
 //! Kubernetes manifests: the subset of `apps/v1` Deployment and `v1` Service that decides
 //! what a client sees during a rollout.
 //!
-//! Parsing (in `parse.rs`) is two-step on purpose. Each YAML document is first read into permissive raw
-//! structs (every field optional, unknown fields ignored, as the API server's decoder does
-//! for fields it does not know), and then validated into the strict model types below.
-//! That second step is what lets a missing required field be reported as one line that
-//! names the object and the field path (`spec.selector`), instead of a serde message about
-//! a struct the user never wrote.
+//! Parsing (`parse.rs`, with one file per kind: `deployment.rs`, `service.rs`) reads each
+//! YAML document into k8s-openapi's type for its kind, the same types probe-kube reads
+//! from a cluster. Those types know every field of the Kubernetes API, so a manifest
+//! that kubectl accepts deserializes whatever else it sets (resources, volumes,
+//! affinity, env from secrets...); what the lab does not model is dropped there, and
+//! where dropping it would change a rollout (a second container, a liveness probe,
+//! `valueFrom`) it is reported as a [`ManifestWarning`]. A kind or apiVersion the lab
+//! does not run (ConfigMap, Ingress, HorizontalPodAutoscaler...) is skipped with a
+//! warning too. The typed objects are then validated into the strict model types
+//! below, so an error is one line naming the document, the object and the field path
+//! (`manifest document 2 (Deployment web): spec.strategy.rollingUpdate.maxSurge ...`).
+//! A modelled field whose value the lab cannot honour (a NodePort Service, a named
+//! port, an exec readiness probe, `matchExpressions`) stays an error: running the
+//! rollout some other way than the file says would measure the wrong thing.
+//!
+//! The YAML layer is `yaml_serde`, serde_yaml's continuation under the YAML
+//! organization. serde_yaml itself is deprecated and unmaintained; `serde_yml` is
+//! deprecated by its own author (its last release only forwards to another crate); the
+//! forks `serde_yaml_ng` and `serde_norway` see few releases. yaml_serde has a
+//! maintainer of record, regular releases and serde_yaml's API, so multi-document
+//! streams, merge keys (`<<`) and the alias and nesting limits behave as they did.
 //!
 //! The strategy is probe-core's [`Strategy`], the one type the lab, the Kubernetes
 //! integration and the matrix share; its rounding (`Strategy::fenceposts`) follows the
@@ -16,14 +31,19 @@ use std::collections::BTreeMap;
 
 use probe_core::Strategy;
 
+mod deployment;
 mod parse;
+mod service;
 
-pub use parse::parse_manifests;
+pub use parse::{parse_manifests, parse_manifests_with_warnings};
 
 /// Labels of an object, or a label selector's `matchLabels`.
 pub type Labels = BTreeMap<String, String>;
 
 /// One object from a manifest file.
+// A manifest holds a handful of objects, read once: boxing the Deployment would save no
+// memory worth having and would change every `Object::Deployment(d)` in the callers.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum Object {
     /// An `apps/v1` Deployment.
@@ -86,6 +106,26 @@ pub struct Container {
     pub ports: Vec<u16>,
     /// `readinessProbe` with `httpGet`, if any.
     pub readiness_probe: Option<HttpProbe>,
+    /// `lifecycle.preStop`, if it is a sleep or an exec command. Parsed for the model's
+    /// sake: the lab's kubelet does not run it yet (a warning says so when it is set).
+    pub pre_stop: Option<PreStop>,
+}
+
+/// A container's `lifecycle.preStop` hook: what runs between a pod's removal and SIGTERM.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PreStop {
+    /// A pause of this many seconds: the `sleep: {seconds: N}` action, or an `exec` of
+    /// `sleep N` (directly or through `sh -c "sleep N"`), the usual way to let endpoints
+    /// and load balancers drop a pod before it stops accepting connections.
+    Sleep {
+        /// How long the hook waits.
+        seconds: u32,
+    },
+    /// Any other `exec` command, as written.
+    Exec {
+        /// `exec.command`.
+        command: Vec<String>,
+    },
 }
 
 /// A `readinessProbe` with an `httpGet` handler.
@@ -144,6 +184,38 @@ pub struct Service {
     pub load_balancer_ip: Option<std::net::Ipv4Addr>,
 }
 
+/// What the lab left out of a manifest, as one line: the document, the object, what was
+/// ignored and why (`manifest document 3 (ConfigMap settings): ignored: ...`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ManifestWarning {
+    /// 1-based index of the YAML document.
+    pub doc: usize,
+    /// `Kind name` of the object (`?` where unknown).
+    pub object: String,
+    /// What was ignored, naming the field.
+    pub message: String,
+}
+
+impl std::fmt::Display for ManifestWarning {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "manifest document {} ({}): {}",
+            self.doc, self.object, self.message
+        )
+    }
+}
+
+/// The objects of a manifest file and what the lab ignored in it
+/// (see [`parse_manifests_with_warnings`]).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Parsed {
+    /// The Deployments and Services, in file order.
+    pub objects: Vec<Object>,
+    /// Kinds, objects and fields that were skipped, in file order.
+    pub warnings: Vec<ManifestWarning>,
+}
+
 /// The version a lab app reports for an image: the tag after the last `:` of the last
 /// path segment (`shop/web:v2` -> `v2`; no tag -> `latest`; a digest is ignored).
 ///
@@ -167,178 +239,4 @@ pub fn selects(selector: &Labels, labels: &Labels) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use probe_core::IntOrPercent::*;
-
-    const DEPLOY: &str = r#"
-apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: backend-deployment
-  annotations: {unknown: field}
-spec:
-  replicas: 2
-  strategy:
-    type: RollingUpdate
-    rollingUpdate:
-      maxUnavailable: 0%
-      maxSurge: 100%
-  minReadySeconds: 10
-  selector:
-    matchLabels:
-      type: backend
-  template:
-    metadata:
-      labels:
-        type: backend
-    spec:
-      containers:
-      - name: backend
-        image: shop/backend:v1
-        env: [{name: SHUTDOWN_DELAY_MS, value: "500"}]
-        readinessProbe:
-          httpGet: {path: /test/version, port: 8080}
-          initialDelaySeconds: 5
-          periodSeconds: 2
-          successThreshold: 3
-      terminationGracePeriodSeconds: 5
-"#;
-
-    #[test]
-    fn parses_a_full_deployment() {
-        let objs = parse_manifests(DEPLOY).unwrap();
-        let Object::Deployment(d) = &objs[0] else {
-            panic!()
-        };
-        assert_eq!(d.replicas, 2);
-        assert_eq!(d.min_ready_seconds, 10);
-        assert_eq!(
-            d.strategy,
-            Strategy::RollingUpdate {
-                max_surge: Percent(100),
-                max_unavailable: Percent(0)
-            }
-        );
-        assert_eq!(d.template.termination_grace_period_seconds, 5);
-        let p = d.template.container.readiness_probe.as_ref().unwrap();
-        assert_eq!(
-            (
-                p.initial_delay_seconds,
-                p.period_seconds,
-                p.success_threshold
-            ),
-            (5, 2, 3)
-        );
-        assert_eq!((p.timeout_seconds, p.failure_threshold), (1, 3));
-        assert_eq!(d.template.container.env[0].1, "500");
-    }
-
-    #[test]
-    fn defaults_are_kubernetes_defaults() {
-        let y = "kind: Deployment\nmetadata: {name: a}\nspec:\n  selector: {matchLabels: {x: y}}\n  template:\n    metadata: {labels: {x: y}}\n    spec: {containers: [{name: c, image: i}]}\n";
-        let Object::Deployment(d) = &parse_manifests(y).unwrap()[0] else {
-            panic!()
-        };
-        assert_eq!(d.replicas, 1);
-        assert_eq!(d.strategy, Strategy::default());
-        assert_eq!(d.template.termination_grace_period_seconds, 30);
-        assert_eq!(d.min_ready_seconds, 0);
-    }
-
-    #[test]
-    fn missing_fields_name_field_and_object_on_one_line() {
-        let y = DEPLOY.replace("  selector:\n    matchLabels:\n      type: backend\n", "");
-        let e = parse_manifests(&y).unwrap_err().to_string();
-        assert_eq!(
-            e,
-            "manifest document 1 (Deployment backend-deployment): missing required field spec.selector"
-        );
-        let y = "---\n---\nkind: Service\nmetadata: {name: s}\nspec: {selector: {a: b}}\n";
-        let e = parse_manifests(y).unwrap_err().to_string();
-        assert!(e.contains("(Service s)") && e.contains("spec.ports"), "{e}");
-        assert!(!e.contains('\n'));
-        let e = parse_manifests("kind: ConfigMap\nmetadata: {name: c}\n")
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("ConfigMap is not supported"), "{e}");
-        let e = parse_manifests("metadata: {name: c}\n")
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("missing required field kind"), "{e}");
-        let e = parse_manifests(&DEPLOY.replace("image: shop/backend:v1", "imagex: a"))
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("containers[0].image"), "{e}");
-    }
-
-    #[test]
-    fn invalid_rolling_update_values() {
-        let both0 = DEPLOY.replace("maxSurge: 100%", "maxSurge: 0");
-        let e = parse_manifests(&both0).unwrap_err().to_string();
-        assert!(e.contains("may not be 0 when maxSurge is 0"), "{e}");
-        let bad = DEPLOY.replace("maxSurge: 100%", "maxSurge: lots");
-        let e = parse_manifests(&bad).unwrap_err().to_string();
-        assert!(
-            e.contains("maxSurge must be an integer or a percentage"),
-            "{e}"
-        );
-        let int = DEPLOY.replace("maxSurge: 100%", "maxSurge: 3");
-        let Object::Deployment(d) = &parse_manifests(&int).unwrap()[0] else {
-            panic!()
-        };
-        assert!(matches!(
-            d.strategy,
-            Strategy::RollingUpdate {
-                max_surge: Int(3),
-                ..
-            }
-        ));
-    }
-
-    /// The examples of the Kubernetes documentation and the controller's own tests.
-    #[test]
-    fn fencepost_rounding() {
-        let f = |surge, unavail, replicas| {
-            Strategy::RollingUpdate {
-                max_surge: surge,
-                max_unavailable: unavail,
-            }
-            .fenceposts(replicas)
-        };
-        // docs: 10 replicas, 30% -> surge 3, unavailable 3
-        assert_eq!(f(Percent(30), Percent(30), 10), (3, 3));
-        // 25%/25% defaults
-        assert_eq!(f(Percent(25), Percent(25), 1), (1, 0));
-        assert_eq!(f(Percent(25), Percent(25), 4), (1, 1));
-        assert_eq!(f(Percent(25), Percent(25), 5), (2, 1));
-        // seed: 100% / 0% with 2 replicas -> 2 new pods at once, none unavailable
-        assert_eq!(f(Percent(100), Percent(0), 2), (2, 0));
-        // both resolve to 0: the controller uses maxUnavailable 1
-        assert_eq!(f(Int(0), Percent(25), 2), (0, 1));
-        assert_eq!(f(Percent(25), Percent(25), 0), (0, 1));
-        assert_eq!(Strategy::Recreate.fenceposts(3), (0, 3));
-    }
-
-    #[test]
-    fn services() {
-        let y = "kind: Service\nmetadata: {name: s}\nspec:\n  selector: {a: b}\n  ports: [{port: 80, targetPort: 8080}]\n";
-        let Object::Service(s) = &parse_manifests(y).unwrap()[0] else {
-            panic!()
-        };
-        assert_eq!(s.service_type, ServiceType::ClusterIp);
-        assert_eq!(s.ports[0].target_port, 8080);
-        let e = parse_manifests(&y.replace("{a: b}", "{a: b}\n  type: NodePort"))
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("NodePort is not supported"), "{e}");
-    }
-
-    #[test]
-    fn versions_from_images() {
-        assert_eq!(version_of_image("shop/web:v2"), "v2");
-        assert_eq!(version_of_image("shop/web"), "latest");
-        assert_eq!(version_of_image("localhost:5000/web:1.0"), "1.0");
-        assert_eq!(version_of_image("web:v3@sha256:abc"), "v3");
-    }
-}
+mod tests;

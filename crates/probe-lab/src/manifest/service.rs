@@ -1,0 +1,70 @@
+//! A `v1` Service, as k8s-openapi reads it, validated into the lab's [`Service`]: the
+//! type, ports and selector that kube-proxy and the load balancer act on.
+
+use std::net::Ipv4Addr;
+
+use k8s_openapi::api::core::v1 as core;
+
+use super::parse::Ctx;
+use super::{Service, ServicePort, ServiceType};
+use crate::LabError;
+
+pub(super) fn service(ctx: &Ctx, s: core::Service) -> Result<Service, LabError> {
+    let name = s
+        .metadata
+        .name
+        .ok_or_else(|| ctx.missing("metadata.name"))?;
+    let spec = s.spec.ok_or_else(|| ctx.missing("spec"))?;
+    let service_type = match spec.type_.as_deref().unwrap_or("ClusterIP") {
+        "ClusterIP" => ServiceType::ClusterIp,
+        "LoadBalancer" => ServiceType::LoadBalancer,
+        other => {
+            return Err(ctx.err(format!(
+                "spec.type {other} is not supported by the lab (ClusterIP or LoadBalancer)"
+            )))
+        }
+    };
+    let raw_ports = spec
+        .ports
+        .filter(|p| !p.is_empty())
+        .ok_or_else(|| ctx.missing("spec.ports"))?;
+    let mut ports = Vec::new();
+    for (i, p) in raw_ports.into_iter().enumerate() {
+        if let Some(proto) = p.protocol.as_deref() {
+            if proto != "TCP" {
+                return Err(ctx.err(format!(
+                    "spec.ports[{i}].protocol {proto} is not supported by the lab (TCP only)"
+                )));
+            }
+        }
+        let field = format!("spec.ports[{i}].port");
+        ctx.require(&field)?;
+        let port = ctx.port(&field, i64::from(p.port))?;
+        let target_port = match &p.target_port {
+            None => port,
+            Some(t) => ctx.int_or_string_port(&format!("spec.ports[{i}].targetPort"), t)?,
+        };
+        ports.push(ServicePort {
+            name: p.name,
+            port,
+            target_port,
+        });
+    }
+    let ip = |field: &str, v: Option<String>| -> Result<Option<Ipv4Addr>, LabError> {
+        match v.as_deref() {
+            None | Some("") | Some("None") => Ok(None),
+            Some(s) => s
+                .parse()
+                .map(Some)
+                .map_err(|_| ctx.err(format!("{field} is not an IPv4 address: {s:?}"))),
+        }
+    };
+    Ok(Service {
+        name,
+        selector: spec.selector.unwrap_or_default(),
+        ports,
+        service_type,
+        cluster_ip: ip("spec.clusterIP", spec.cluster_ip)?,
+        load_balancer_ip: ip("spec.loadBalancerIP", spec.load_balancer_ip)?,
+    })
+}
