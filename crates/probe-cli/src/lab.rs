@@ -6,7 +6,9 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use probe_core::{ProbeBuilder, Rollout};
-use probe_lab::{parse_manifests, Kernel, Lab, LabConfig, LabError, Labels, Object, ServiceType};
+use probe_lab::{
+    parse_manifests_with_warnings, Kernel, Lab, LabConfig, LabError, Labels, Object, ServiceType,
+};
 
 use crate::args::{LabAction, LabArgs};
 use crate::finish::finish_rollout;
@@ -189,9 +191,12 @@ pub fn load_manifests(files: &[std::path::PathBuf]) -> Result<Vec<Object>, CliEr
     for file in files {
         let text = std::fs::read_to_string(file)
             .map_err(|e| CliError::Usage(format!("cannot read {}: {e}", file.display())))?;
-        let parsed = parse_manifests(&text)
+        let parsed = parse_manifests_with_warnings(&text)
             .map_err(|e| CliError::Usage(format!("{}: {e}", file.display())))?;
-        objects.extend(parsed);
+        for warning in &parsed.warnings {
+            eprintln!("rollprobe: {}: {warning}", file.display());
+        }
+        objects.extend(parsed.objects);
     }
     Ok(objects)
 }
