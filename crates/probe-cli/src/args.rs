@@ -215,6 +215,9 @@ pub struct MatrixArgs {
     /// Where every run's report, matrix.csv and matrix.json go.
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
+    /// What goes to stdout at the end: the summary table, or matrix.json's content.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
     /// No progress line on stderr.
     #[arg(long, short)]
     pub quiet: bool,

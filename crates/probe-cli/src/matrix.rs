@@ -115,7 +115,10 @@ pub async fn matrix(a: MatrixArgs) -> Result<ExitCode, CliError> {
     if let Some(e) = outcome.error {
         return Err(CliError::Failed(e.to_string()));
     }
-    println!("{}", outcome.matrix.summary_text());
+    match a.format {
+        crate::args::Format::Text => println!("{}", outcome.matrix.summary_text()),
+        crate::args::Format::Json => println!("{}", outcome.matrix.to_json()),
+    }
     eprintln!(
         "rollprobe: wrote {} and {}",
         a.out.join("matrix.csv").display(),
