@@ -75,3 +75,8 @@ pub fn wall_after(start: DateTime<Utc>, ms: f64) -> Option<DateTime<Utc>> {
 pub fn format_wall(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
+
+/// Rounds to the microsecond, so values survive the CSV round trip unchanged.
+pub(crate) fn round_ms(ms: f64) -> f64 {
+    (ms * 1000.0).round() / 1000.0
+}

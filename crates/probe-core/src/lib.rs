@@ -37,10 +37,12 @@ mod matrix_run;
 mod outcome;
 pub mod output;
 mod probe;
+mod record;
 mod render;
 mod report;
 mod rollout;
 mod sample;
+mod schedule;
 mod strategy;
 
 pub use analyze::{analyze_recorded, analyze_samples_file, Analyzer};
