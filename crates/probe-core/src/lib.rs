@@ -32,13 +32,13 @@ mod clock;
 mod config;
 mod event;
 mod execute;
+mod gate;
 mod matrix;
 mod matrix_run;
 mod outcome;
 pub mod output;
 mod probe;
 mod record;
-mod render;
 mod report;
 mod rollout;
 mod sample;
@@ -62,12 +62,14 @@ pub use event::{
     EventWriter, Subject, Vantage,
 };
 pub use execute::{Attempt, Executor, MAX_BODY_BYTES};
+pub use gate::Thresholds;
 pub use hyper::HeaderMap;
 pub use matrix::{Matrix, MatrixCase, MatrixRun};
 pub use matrix_run::{Deployments, MatrixError, MatrixOutcome, MatrixRunner, MatrixTrigger};
 pub use outcome::{Outcome, UnknownOutcome};
+pub use output::compare::{Comparison, ComparisonRow};
+pub use output::windows_csv::write_windows_csv;
 pub use probe::{write_report_files, LiveStats, Probe, ProbeBuilder, ProbeError, ProbeHandle};
-pub use render::{write_windows_csv, Comparison, ComparisonRow, Thresholds};
 pub use report::{
     Downtime, EventRef, FailureDetail, Latency, MixedWindow, OutageWindow, Phase, ProbeHealth,
     Report, SecondStats, Timeline, Totals, VersionSeen, REPORT_SCHEMA,

@@ -528,9 +528,11 @@ pub fn write_report_files(dir: &Path, report: &Report) -> Result<(), ProbeError>
     std::fs::write(&json, report.to_json())
         .map_err(|source| ProbeError::Output { path: json, source })?;
     let windows = dir.join("windows.csv");
-    crate::render::write_windows_csv(&windows, report).map_err(|source| ProbeError::Output {
-        path: windows,
-        source,
+    crate::output::windows_csv::write_windows_csv(&windows, report).map_err(|source| {
+        ProbeError::Output {
+            path: windows,
+            source,
+        }
     })?;
     let timeline = dir.join("timeline.csv");
     crate::output::timeline_csv::write(&timeline, report).map_err(|source| ProbeError::Output {

@@ -392,9 +392,4 @@ impl Report {
         kinds.sort_by_key(|k| (rank(k), *k));
         kinds
     }
-
-    /// The human summary printed at the end of a run.
-    pub fn summary(&self) -> String {
-        crate::render::summary(self)
-    }
 }

@@ -22,6 +22,7 @@ use std::io;
 use std::path::Path;
 
 use crate::outcome::Outcome;
+use crate::output::fmt::{duration, offset};
 use crate::report::{Report, SecondStats};
 
 /// Width of the pictures' coordinate system; they scale to the page.
@@ -122,18 +123,6 @@ fn esc(s: &str) -> String {
         }
     }
     out
-}
-
-fn secs(ms: f64) -> String {
-    if ms.abs() < 1000.0 {
-        format!("{ms:.0} ms")
-    } else {
-        format!("{:.3} s", ms / 1000.0)
-    }
-}
-
-fn at(ms: f64) -> String {
-    format!("+{:.3} s", ms / 1000.0)
 }
 
 fn short(s: &str, max: usize) -> String {
@@ -301,7 +290,7 @@ fn header(out: &mut String, r: &Report) {
         esc(r.label.as_deref().unwrap_or("run")),
         esc(&r.target),
         esc(&r.started_at),
-        secs(r.duration_ms),
+        duration(r.duration_ms),
         r.config.rate,
         esc(&r.config.connection.to_string()),
         r.config.timeout_ms,
@@ -333,13 +322,18 @@ fn header(out: &mut String, r: &Report) {
     figure(
         out,
         &format!("downtime in {n} window{}", if n == 1 { "" } else { "s" }),
-        &secs(r.downtime.total_ms),
+        &duration(r.downtime.total_ms),
         n > 0,
     );
-    figure(out, "longest window", &secs(r.downtime.longest_ms), n > 0);
+    figure(
+        out,
+        "longest window",
+        &duration(r.downtime.longest_ms),
+        n > 0,
+    );
     figure(out, "versions", &r.versions.len().to_string(), false);
     if r.mixed.is_some() {
-        figure(out, "mixed versions", &secs(r.mixed_ms), false);
+        figure(out, "mixed versions", &duration(r.mixed_ms), false);
     }
     figure(
         out,
@@ -487,9 +481,9 @@ fn timeline(out: &mut String, r: &Report, kinds: &[&str]) {
             out,
             "<g class=\"window\"><title>window #{} {} .. {} ({}), {} failed: {}</title><rect x=\"{x0:.1}\" y=\"{:.1}\" width=\"{width:.1}\" height=\"{:.1}\" fill=\"#D55E00\" fill-opacity=\"0.15\" stroke=\"#D55E00\" stroke-width=\"1\"/><text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\" font-weight=\"bold\">#{}</text></g>",
             i + 1,
-            at(w.start_ms),
-            at(w.end_ms),
-            secs(w.duration_ms),
+            offset(w.start_ms),
+            offset(w.end_ms),
+            duration(w.duration_ms),
             w.failed,
             esc(cause),
             bar_top - 16.0,
@@ -521,7 +515,11 @@ fn timeline(out: &mut String, r: &Report, kinds: &[&str]) {
         }
         let (x0, x1) = (scale.x(b.start_ms), scale.x(b.end_ms));
         let width = (x1 - x0 - if x1 - x0 > 3.0 { 0.5 } else { 0.0 }).max(0.5);
-        let mut tip = format!("{} .. {}: sent {sent}", at(b.start_ms), at(b.end_ms));
+        let mut tip = format!(
+            "{} .. {}: sent {sent}",
+            offset(b.start_ms),
+            offset(b.end_ms)
+        );
         let mut y = bar_bottom;
         let mut rects = String::new();
         for (i, kind) in kinds.iter().enumerate() {
@@ -603,8 +601,8 @@ fn timeline(out: &mut String, r: &Report, kinds: &[&str]) {
                 (x1 - x0).max(1.0),
                 LANE_HEIGHT - 4.0,
                 esc(v),
-                at(s),
-                at(e)
+                offset(s),
+                offset(e)
             );
         }
         out.push('\n');
@@ -636,7 +634,7 @@ fn timeline(out: &mut String, r: &Report, kinds: &[&str]) {
             let _ = writeln!(
                 out,
                 "<g class=\"event\"><title>{} {}{}{}</title><line x1=\"{ex:.1}\" x2=\"{ex:.1}\" y1=\"{:.1}\" y2=\"{lanes_bottom:.1}\" stroke=\"#333\" stroke-dasharray=\"3 2\" stroke-width=\"0.8\"/></g>",
-                at(e.at_ms),
+                offset(e.at_ms),
                 esc(e.kind.as_str()),
                 if e.detail.is_empty() { "" } else { ": " },
                 esc(&e.detail),
@@ -809,7 +807,7 @@ fn tables(out: &mut String, r: &Report, kinds: &[&str]) {
                 .map(|e| {
                     format!(
                         "{} after {}{}{}",
-                        secs(e.offset_ms),
+                        duration(e.offset_ms),
                         esc(&e.kind),
                         if e.detail.is_empty() { "" } else { ": " },
                         esc(&e.detail)
@@ -820,10 +818,10 @@ fn tables(out: &mut String, r: &Report, kinds: &[&str]) {
                 out,
                 "<tr><td class=\"n\">{}</td><td>{}</td><td>{}{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td>{kinds_text}</td><td>{}</td><td>{after}</td></tr>",
                 i + 1,
-                at(w.start_ms),
-                at(w.end_ms),
+                offset(w.start_ms),
+                offset(w.end_ms),
                 if w.open { " (still open at the end)" } else { "" },
-                secs(w.duration_ms),
+                duration(w.duration_ms),
                 w.failed,
                 esc(w.cause.as_deref().unwrap_or("")),
             );
@@ -848,8 +846,8 @@ fn tables(out: &mut String, r: &Report, kinds: &[&str]) {
                 out,
                 "<tr><td>{}</td><td>{}</td><td>{}</td><td class=\"n\">{}</td></tr>",
                 esc(&v.version),
-                at(v.first_ms),
-                at(v.last_ms),
+                offset(v.first_ms),
+                offset(v.last_ms),
                 v.count
             );
         }
@@ -861,9 +859,9 @@ fn tables(out: &mut String, r: &Report, kinds: &[&str]) {
                     "<p>Both {} and {} answered for {} ({} .. {}); {} version change(s) between consecutive answers.</p>",
                     esc(&m.old),
                     esc(&m.new),
-                    secs(r.mixed_ms),
-                    at(m.start_ms),
-                    at(m.end_ms),
+                    duration(r.mixed_ms),
+                    offset(m.start_ms),
+                    offset(m.end_ms),
                     r.flips
                 );
             } else {
@@ -885,12 +883,12 @@ fn tables(out: &mut String, r: &Report, kinds: &[&str]) {
                 out,
                 "<tr><td>{}</td><td>{}</td><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{:.1} ms</td></tr>",
                 esc(&p.name),
-                at(p.start_ms),
-                p.end_ms.map(at).unwrap_or_else(|| "end".into()),
+                offset(p.start_ms),
+                p.end_ms.map(offset).unwrap_or_else(|| "end".into()),
                 p.sent,
                 p.ok,
                 p.failed,
-                secs(p.downtime_ms),
+                duration(p.downtime_ms),
                 p.latency_ms.p99
             );
         }
@@ -918,7 +916,7 @@ fn tables(out: &mut String, r: &Report, kinds: &[&str]) {
             let _ = writeln!(
                 out,
                 "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-                at(e.at_ms),
+                offset(e.at_ms),
                 esc(e.kind.as_str()),
                 esc(&e.detail),
                 about.join(", ")
