@@ -34,7 +34,6 @@ mod event;
 mod execute;
 mod gate;
 mod matrix;
-mod matrix_run;
 mod outcome;
 pub mod output;
 mod probe;
@@ -64,8 +63,8 @@ pub use event::{
 pub use execute::{Attempt, Executor, MAX_BODY_BYTES};
 pub use gate::Thresholds;
 pub use hyper::HeaderMap;
+pub use matrix::run::{Deployments, MatrixError, MatrixOutcome, MatrixRunner, MatrixTrigger};
 pub use matrix::{Matrix, MatrixCase, MatrixRun};
-pub use matrix_run::{Deployments, MatrixError, MatrixOutcome, MatrixRunner, MatrixTrigger};
 pub use outcome::{Outcome, UnknownOutcome};
 pub use output::compare::{Comparison, ComparisonRow};
 pub use output::windows_csv::write_windows_csv;

@@ -13,6 +13,8 @@ use crate::output::fmt::seconds;
 use crate::output::table::aligned_table;
 use crate::report::Report;
 
+pub(crate) mod run;
+
 /// One run of one case.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MatrixRun {
