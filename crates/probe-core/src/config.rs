@@ -47,7 +47,7 @@ pub const MAX_RATE: f64 = 1_000_000.0;
 /// The longest value accepted for any duration of a run (its length, warmup,
 /// settle, timeouts): 7 days. A week-long probe is plausible; a longer value is a
 /// typo, and every time computed from it stays far inside `Duration`'s and
-/// chrono's ranges.
+/// jiff's ranges.
 pub const MAX_DURATION: Duration = Duration::from_secs(7 * 24 * 3600);
 
 /// The largest cap on requests in flight accepted: each one holds a socket, so
@@ -94,7 +94,8 @@ pub fn check_duration(name: &'static str, d: Duration) -> Result<Duration, Confi
     }
 }
 
-/// Parses `500ms`, `5s`, `2m`, `1h`, `1.5s`; a bare number means seconds.
+/// Parses `500ms`, `5s`, `2m`, `1h`, `1.5s`, `1m30s` (jiff's friendly duration
+/// format, or ISO 8601 `PT5S`); a bare number means seconds.
 ///
 /// ```
 /// use std::time::Duration;
@@ -103,25 +104,19 @@ pub fn check_duration(name: &'static str, d: Duration) -> Result<Duration, Confi
 /// assert!(probe_core::parse_duration("soon").is_err());
 /// ```
 pub fn parse_duration(text: &str) -> Result<Duration, ConfigError> {
+    let refuse = || ConfigError::Duration(text.to_string());
     let t = text.trim();
-    let split = t
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let value: f64 = num
-        .parse()
-        .map_err(|_| ConfigError::Duration(text.to_string()))?;
-    let seconds = match unit.trim() {
-        "ms" => value / 1000.0,
-        "" | "s" => value,
-        "m" => value * 60.0,
-        "h" => value * 3600.0,
-        _ => return Err(ConfigError::Duration(text.to_string())),
+    let d = if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+        // jiff wants a unit; `--timeout 5` has always meant seconds.
+        let seconds: f64 = t.parse().map_err(|_| refuse())?;
+        jiff::SignedDuration::try_from_secs_f64(seconds).map_err(|_| refuse())?
+    } else {
+        t.parse::<jiff::SignedDuration>().map_err(|_| refuse())?
     };
-    if !seconds.is_finite() || !(0.0..=1e9).contains(&seconds) {
-        return Err(ConfigError::Duration(text.to_string()));
+    if d.is_negative() || d.as_secs_f64() > 1e9 {
+        return Err(refuse());
     }
-    Ok(Duration::from_secs_f64(seconds))
+    Duration::try_from(d).map_err(|_| refuse())
 }
 
 /// How connections are made.

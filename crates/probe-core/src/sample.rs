@@ -428,7 +428,7 @@ fn parse_header_line(first: &str) -> Result<RunHeader, String> {
 /// Refuses a row whose intended time cannot be a time of a run: every time the
 /// analyzer derives (windows, timeline, the run's end) is computed from it.
 fn check_intended_ms(ms: f64) -> Result<(), String> {
-    // About 31 years: far beyond any run, far inside chrono's and Duration's ranges.
+    // About 31 years: far beyond any run, far inside jiff's and Duration's ranges.
     const MAX_INTENDED_MS: f64 = 1e12;
     if (0.0..=MAX_INTENDED_MS).contains(&ms) {
         Ok(())

@@ -484,8 +484,8 @@ pub(crate) fn os_message(errno: i32) -> String {
 /// (a hand-edited file can hold any number; the readers refuse such rows, and
 /// this stays checked so that a library caller's odd input cannot panic either).
 fn offset_time(started_at: &str, ms: f64) -> String {
-    match chrono::DateTime::parse_from_rfc3339(started_at) {
-        Ok(t) => crate::clock::wall_after(t.with_timezone(&chrono::Utc), ms)
+    match started_at.parse::<jiff::Timestamp>() {
+        Ok(t) => crate::clock::wall_after(t, ms)
             .map(crate::clock::format_wall)
             .unwrap_or_default(),
         Err(_) => started_at.to_string(),
