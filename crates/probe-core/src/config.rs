@@ -568,6 +568,25 @@ impl From<&ProbeConfig> for RecordedConfig {
 }
 
 #[cfg(test)]
+impl RecordedConfig {
+    /// A fresh-connection GET run's settings, for unit tests.
+    pub(crate) fn for_tests(rate: f64, connect_timeout_ms: u64, max_in_flight: usize) -> Self {
+        RecordedConfig {
+            rate,
+            connection: ConnectionMode::Fresh,
+            timeout_ms: 5000,
+            connect_timeout_ms,
+            max_in_flight,
+            expect_status: "200-299".into(),
+            version_from: "body".into(),
+            method: "GET".into(),
+            pod_from: String::new(),
+            lab_kernel: None,
+        }
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
 

@@ -456,25 +456,14 @@ pub fn stream_samples(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{ConnectionMode, RecordedConfig};
+    use crate::config::RecordedConfig;
 
     fn header() -> RunHeader {
         RunHeader {
             schema: SAMPLES_SCHEMA.into(),
             label: Some("t".into()),
             target: "http://127.0.0.1:1/".into(),
-            config: RecordedConfig {
-                rate: 10.0,
-                connection: ConnectionMode::Fresh,
-                timeout_ms: 5000,
-                connect_timeout_ms: 5000,
-                max_in_flight: 116,
-                expect_status: "200-299".into(),
-                version_from: "body".into(),
-                method: "GET".into(),
-                pod_from: String::new(),
-                lab_kernel: None,
-            },
+            config: RecordedConfig::for_tests(10.0, 5000, 116),
             started_at: "2026-01-01T00:00:00.000Z".into(),
             run_id: "r1".into(),
             streams: vec!["local-fresh".into()],

@@ -1,24 +1,13 @@
 use super::seconds::MAX_VERSIONS_PER_SECOND;
 use super::*;
-use crate::config::{ConnectionMode, RecordedConfig};
+use crate::config::RecordedConfig;
 
 fn header() -> RunHeader {
     RunHeader {
         schema: crate::sample::SAMPLES_SCHEMA.into(),
         label: None,
         target: "http://127.0.0.1:1/".into(),
-        config: RecordedConfig {
-            rate: 100.0,
-            connection: ConnectionMode::Fresh,
-            timeout_ms: 5000,
-            connect_timeout_ms: 5000,
-            max_in_flight: 1016,
-            expect_status: "200-299".into(),
-            version_from: "body".into(),
-            method: "GET".into(),
-            pod_from: String::new(),
-            lab_kernel: None,
-        },
+        config: RecordedConfig::for_tests(100.0, 5000, 1016),
         started_at: "2026-01-01T00:00:00.000Z".into(),
         run_id: String::new(),
         streams: Vec::new(),

@@ -11,6 +11,15 @@ pub(super) struct Scale {
 }
 
 impl Scale {
+    /// The run's whole length, or its per-second series if that is longer.
+    pub(super) fn of(r: &Report) -> Scale {
+        let span_ms = r
+            .duration_ms
+            .max(r.per_second.len() as f64 * 1000.0 - 1000.0)
+            .max(1.0);
+        Scale { span_ms }
+    }
+
     pub(super) fn x(&self, ms: f64) -> f64 {
         LEFT + (ms.clamp(0.0, self.span_ms) / self.span_ms) * (WIDTH - LEFT - RIGHT)
     }
@@ -116,11 +125,8 @@ pub(super) fn axis(out: &mut String, scale: &Scale, y: f64) {
 }
 
 pub(super) fn timeline(out: &mut String, r: &Report, kinds: &[&str]) {
-    let span_ms = r
-        .duration_ms
-        .max(r.per_second.len() as f64 * 1000.0 - 1000.0)
-        .max(1.0);
-    let scale = Scale { span_ms };
+    let scale = Scale::of(r);
+    let span_ms = scale.span_ms;
     let (bars, per_bar) = bars(r, span_ms);
     let versions: Vec<&str> = r
         .versions
@@ -345,11 +351,8 @@ pub(super) fn timeline(out: &mut String, r: &Report, kinds: &[&str]) {
 
 pub(super) fn latency(out: &mut String, r: &Report) {
     out.push_str("<h2>Latency of ok answers (from the intended send time)</h2>\n");
-    let span_ms = r
-        .duration_ms
-        .max(r.per_second.len() as f64 * 1000.0 - 1000.0)
-        .max(1.0);
-    let scale = Scale { span_ms };
+    let scale = Scale::of(r);
+    let span_ms = scale.span_ms;
     let (bars, per_bar) = bars(r, span_ms);
     let points: Vec<(f64, Option<f64>, Option<f64>)> = bars
         .iter()

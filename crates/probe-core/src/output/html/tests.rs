@@ -1,5 +1,5 @@
 use super::*;
-use crate::config::{ConnectionMode, RecordedConfig};
+use crate::config::RecordedConfig;
 use crate::event::{Event, EventKind, Subject};
 use crate::report::OutageWindow;
 use crate::sample::{RunHeader, Sample};
@@ -12,18 +12,7 @@ pub(crate) fn base_report(label: &str, target: &str) -> Report {
         schema: crate::sample::SAMPLES_SCHEMA.into(),
         label: Some(label.into()),
         target: target.into(),
-        config: RecordedConfig {
-            rate: 1000.0,
-            connection: ConnectionMode::Fresh,
-            timeout_ms: 5000,
-            connect_timeout_ms: 2000,
-            max_in_flight: 5016,
-            expect_status: "200-299".into(),
-            version_from: "body".into(),
-            method: "GET".into(),
-            pod_from: String::new(),
-            lab_kernel: None,
-        },
+        config: RecordedConfig::for_tests(1000.0, 2000, 5016),
         started_at: "2026-01-01T00:00:00.000Z".into(),
         run_id: String::new(),
         streams: Vec::new(),
