@@ -6,9 +6,11 @@
 //! events on the same clock, and reports outage windows, downtime, versions and
 //! latency.
 //!
-//! Data flows one way: schedule ([`Probe`]) -> execute ([`Executor`]) ->
-//! classify ([`classify_error`]) -> record ([`SampleWriter`]) -> analyze
-//! ([`Analyzer`]) -> report ([`Report`]).
+//! Data flows one way: schedule -> execute ([`Executor`]) -> classify
+//! ([`classify_error`]) -> record (samples.csv, [`SampleWriter`]) -> analyze
+//! ([`Analyzer`]) -> report ([`Report`]) -> output ([`Report::summary`],
+//! [`output`]). [`Probe`] wires them together; ARCHITECTURE.md at the
+//! repository root maps every module.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), probe_core::ProbeError> {
