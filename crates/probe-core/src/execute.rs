@@ -281,14 +281,7 @@ impl Executor {
     async fn handshake(&self, stream: TcpStream) -> Result<Sender, Classified> {
         let builder = hyper::client::conn::http1::Builder::new();
         match &self.tls {
-            None => {
-                let (sender, conn) = builder
-                    .handshake(TokioIo::new(stream))
-                    .await
-                    .map_err(|e| classify_error(&e, Outcome::Other))?;
-                tokio::spawn(conn);
-                Ok(sender)
-            }
+            None => http1(builder, stream).await,
             Some(tls) => {
                 let name = rustls::pki_types::ServerName::try_from(self.config.target.host.clone())
                     .map_err(|e| classify_error(&e, Outcome::Tls))?;
@@ -301,12 +294,7 @@ impl Executor {
                     }
                     c
                 })?;
-                let (sender, conn) = builder
-                    .handshake(TokioIo::new(stream))
-                    .await
-                    .map_err(|e| classify_error(&e, Outcome::Other))?;
-                tokio::spawn(conn);
-                Ok(sender)
+                http1(builder, stream).await
             }
         }
     }
@@ -435,6 +423,23 @@ enum TcpConnectError {
     TimedOut(Option<u32>),
     /// The kernel's answer (refused, unreachable ...) and the retransmissions before it.
     Failed(std::io::Error, Option<u32>),
+}
+
+/// The HTTP/1.1 handshake on a connected stream (plain TCP or TLS); the
+/// connection's driver runs as its own task.
+async fn http1<S>(
+    builder: hyper::client::conn::http1::Builder,
+    stream: S,
+) -> Result<Sender, Classified>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (sender, conn) = builder
+        .handshake(TokioIo::new(stream))
+        .await
+        .map_err(|e| classify_error(&e, Outcome::Other))?;
+    tokio::spawn(conn);
+    Ok(sender)
 }
 
 /// A TCP connect that keeps its socket until the end, so that `TCP_INFO` can say how

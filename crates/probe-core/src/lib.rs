@@ -6,9 +6,11 @@
 //! events on the same clock, and reports outage windows, downtime, versions and
 //! latency.
 //!
-//! Data flows one way: schedule ([`Probe`]) -> execute ([`Executor`]) ->
-//! classify ([`classify_error`]) -> record ([`SampleWriter`]) -> analyze
-//! ([`Analyzer`]) -> report ([`Report`]).
+//! Data flows one way: schedule -> execute ([`Executor`]) -> classify
+//! ([`classify_error`]) -> record (samples.csv, [`SampleWriter`]) -> analyze
+//! ([`Analyzer`]) -> report ([`Report`]) -> output ([`Report::summary`],
+//! [`output`]). [`Probe`] wires them together; ARCHITECTURE.md at the
+//! repository root maps every module.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), probe_core::ProbeError> {
@@ -32,15 +34,16 @@ mod clock;
 mod config;
 mod event;
 mod execute;
+mod gate;
 mod matrix;
-mod matrix_run;
 mod outcome;
 pub mod output;
 mod probe;
-mod render;
+mod record;
 mod report;
 mod rollout;
 mod sample;
+mod schedule;
 mod strategy;
 
 pub use analyze::{analyze_recorded, analyze_samples_file, Analyzer};
@@ -60,12 +63,14 @@ pub use event::{
     EventWriter, Subject, Vantage,
 };
 pub use execute::{Attempt, Executor, MAX_BODY_BYTES};
+pub use gate::Thresholds;
 pub use hyper::HeaderMap;
+pub use matrix::run::{Deployments, MatrixError, MatrixOutcome, MatrixRunner, MatrixTrigger};
 pub use matrix::{Matrix, MatrixCase, MatrixRun};
-pub use matrix_run::{Deployments, MatrixError, MatrixOutcome, MatrixRunner, MatrixTrigger};
 pub use outcome::{Outcome, UnknownOutcome};
+pub use output::compare::{Comparison, ComparisonRow};
+pub use output::windows_csv::write_windows_csv;
 pub use probe::{write_report_files, LiveStats, Probe, ProbeBuilder, ProbeError, ProbeHandle};
-pub use render::{write_windows_csv, Comparison, ComparisonRow, Thresholds};
 pub use report::{
     Downtime, EventRef, FailureDetail, Latency, MixedWindow, OutageWindow, Phase, ProbeHealth,
     Report, SecondStats, Timeline, Totals, VersionSeen, REPORT_SCHEMA,

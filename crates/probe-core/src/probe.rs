@@ -1,39 +1,33 @@
-//! Running a probe: the open-loop schedule, the requests, and the recorder.
+//! A running probe: [`ProbeBuilder`], [`Probe`] and [`ProbeHandle`], which wire
+//! the schedule (its own thread), the recorder (a task) and, at the end, the
+//! output files.
 //!
-//! Request `i` is due at `t0 + i/rate` whatever happened to request `i-1`: a
-//! prober that waits for slow answers before sending the next request measures
-//! its own patience, not the outage (coordinated omission). The schedule runs on
-//! its own OS thread, because a thread sleeping in `nanosleep` wakes within tens
-//! of microseconds, while an async timer rounds to the millisecond; each due tick
-//! becomes a task on the tokio runtime. A cap on requests in flight protects the
-//! prober; a tick over the cap is recorded as `skipped`, never dropped.
+//! Every completed request and every event goes through one channel to the
+//! recorder. The channel's sender sits behind a mutex that is held while an
+//! event's time is read, so no sample intended after an event can reach the
+//! analyzer before it.
 //!
-//! Every completed request and every event goes through one channel to a single
-//! recorder task, which streams samples to disk and feeds the [`Analyzer`]. The
-//! channel's sender sits behind a mutex that is held while an event's time is
-//! read, so no sample intended after an event can reach the analyzer before it.
+//! The recorder returns the report; the probe writes report.json, windows.csv,
+//! timeline.csv and report.html after it, so recording never waits on rendering.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use tokio::sync::{mpsc, oneshot, Notify};
+use tokio::sync::{mpsc, oneshot};
 
-use crate::analyze::Analyzer;
-use crate::clock::Clock;
+use crate::clock::{round_ms, Clock};
 use crate::config::{
     ConfigError, ConnectionMode, ProbeConfig, RecordedConfig, StatusSet, Target, VersionSource,
 };
-use crate::event::{Event, EventKind, EventSink, EventWriter, Vantage};
+use crate::event::{Event, EventKind, EventSink, Vantage};
 use crate::execute::Executor;
-use crate::outcome::Outcome;
-use crate::render::write_windows_csv;
+pub use crate::record::LiveStats;
+use crate::record::{self, Record, Recorded, RunFiles};
 use crate::report::Report;
-use crate::sample::{
-    RunFooter, RunHeader, RunRecord, Sample, SampleWriter, RUN_FILE, SAMPLES_SCHEMA,
-};
+use crate::sample::{RunFooter, RunHeader, SAMPLES_SCHEMA};
+use crate::schedule::{self, RequestIds, SampleSink, Schedule};
 
 /// Why a probe could not start or finish.
 #[derive(Debug, thiserror::Error)]
@@ -199,36 +193,11 @@ impl From<ProbeConfig> for ProbeBuilder {
     }
 }
 
-/// Live counters for a progress line.
-#[derive(Debug, Clone, Default)]
-pub struct LiveStats {
-    /// Requests completed.
-    pub sent: u64,
-    /// Ok answers.
-    pub ok: u64,
-    /// Failures by kind (local included).
-    pub by_kind: BTreeMap<Outcome, u64>,
-    /// Ticks skipped over the in-flight cap.
-    pub skipped: u64,
-    /// The version of the latest ok answer.
-    pub version: Option<String>,
-}
-
-enum Record {
-    Sample(Sample),
-    Event(Event),
-    Finish(RunFooter, oneshot::Sender<Result<Report, ProbeError>>),
-}
-
 struct Shared {
-    config: Arc<ProbeConfig>,
+    schedule: Arc<Schedule>,
     clock: Clock,
     tx: Mutex<mpsc::UnboundedSender<Record>>,
-    stop: AtomicBool,
-    in_flight: AtomicUsize,
-    schedule_done: AtomicBool,
-    schedule_done_notify: Notify,
-    live: Mutex<LiveStats>,
+    live: Arc<Mutex<LiveStats>>,
 }
 
 impl Shared {
@@ -302,11 +271,6 @@ pub struct Probe {
     runtime: Option<tokio::runtime::Runtime>,
 }
 
-/// Rounds to the microsecond, so values survive the CSV round trip unchanged.
-fn round_ms(ms: f64) -> f64 {
-    (ms * 1000.0).round() / 1000.0
-}
-
 impl Probe {
     /// Starts building a probe of `url`.
     pub fn builder(url: &str) -> ProbeBuilder {
@@ -349,19 +313,18 @@ impl Probe {
             streams: vec![config.stream_name()],
         };
         let outputs = match out_dir {
-            Some(dir) => Some(Outputs::create(dir, &header)?),
+            Some(dir) => Some(
+                RunFiles::create(dir, &header)
+                    .map_err(|(path, source)| ProbeError::Output { path, source })?,
+            ),
             None => None,
         };
         let (tx, rx) = mpsc::unbounded_channel();
         let shared = Arc::new(Shared {
-            config: config.clone(),
+            schedule: Arc::new(Schedule::new(config.clone(), clock)),
             clock,
             tx: Mutex::new(tx),
-            stop: AtomicBool::new(false),
-            in_flight: AtomicUsize::new(0),
-            schedule_done: AtomicBool::new(false),
-            schedule_done_notify: Notify::new(),
-            live: Mutex::new(LiveStats::default()),
+            live: Arc::new(Mutex::new(LiveStats::default())),
         });
         let handle = match &runtime {
             Some(rt) => rt.handle().clone(),
@@ -372,12 +335,22 @@ impl Probe {
             stream: config.stream_name(),
             enabled: config.request_id,
         };
-        let recorder = handle.spawn(record(rx, header, outputs, shared.clone()));
+        let recorder = handle.spawn(record::run(
+            rx,
+            header,
+            outputs,
+            config.rate,
+            shared.live.clone(),
+        ));
         let executor = Arc::new(Executor::new(config));
-        let for_thread = shared.clone();
+        let for_sink = shared.clone();
+        let sink: SampleSink = Arc::new(move |sample| {
+            let _ = for_sink.sender().send(Record::Sample(sample));
+        });
+        let for_thread = shared.schedule.clone();
         let scheduler = std::thread::Builder::new()
             .name("rollprobe-schedule".into())
-            .spawn(move || schedule(for_thread, executor, handle, ids))
+            .spawn(move || schedule::run(for_thread, executor, handle, ids, sink))
             .map_err(|e| ProbeError::Internal(format!("cannot start the scheduler thread: {e}")))?;
         Ok(Probe {
             shared,
@@ -416,15 +389,15 @@ impl Probe {
 
     /// Whether the schedule has ended by itself (its duration is over).
     pub fn schedule_is_finished(&self) -> bool {
-        self.shared.schedule_done.load(Ordering::Acquire)
+        self.shared.schedule.done.load(Ordering::Acquire)
     }
 
     /// Resolves when the schedule has ended by itself (its duration is over).
     /// Never resolves for a probe without a duration.
     pub async fn schedule_finished(&self) {
         loop {
-            let notified = self.shared.schedule_done_notify.notified();
-            if self.shared.schedule_done.load(Ordering::Acquire) {
+            let notified = self.shared.schedule.done_notify.notified();
+            if self.shared.schedule.done.load(Ordering::Acquire) {
                 return;
             }
             notified.await;
@@ -442,7 +415,7 @@ impl Probe {
     }
 
     async fn finish(mut self, interrupted: bool) -> Result<Report, ProbeError> {
-        self.shared.stop.store(true, Ordering::Release);
+        self.shared.schedule.stop.store(true, Ordering::Release);
         if let Some(t) = self.scheduler.take() {
             tokio::task::spawn_blocking(move || t.join())
                 .await
@@ -450,9 +423,9 @@ impl Probe {
                 .map_err(|_| ProbeError::Internal("the scheduler thread panicked".into()))?;
         }
         // Requests end by their own timeouts; wait for them, with a margin.
-        let c = &self.shared.config;
+        let c = &self.shared.schedule.config;
         let limit = Instant::now() + c.connect_timeout + c.timeout + Duration::from_secs(2);
-        while self.shared.in_flight.load(Ordering::Acquire) > 0 && Instant::now() < limit {
+        while self.shared.schedule.in_flight.load(Ordering::Acquire) > 0 && Instant::now() < limit {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
         let mut duration_ms = round_ms(self.shared.clock.now_ms());
@@ -468,18 +441,35 @@ impl Probe {
         };
         let (done_tx, done_rx) = oneshot::channel();
         let _ = self.shared.sender().send(Record::Finish(footer, done_tx));
-        let report = done_rx
+        let Recorded {
+            report,
+            dir,
+            write_error,
+        } = done_rx
             .await
             .map_err(|_| ProbeError::Internal("the recorder stopped early".into()))?;
         let _ = (&mut self.recorder).await;
-        report
+        let written = match (write_error, dir) {
+            (Some((path, source)), _) => Err(ProbeError::Output { path, source }),
+            (None, Some(dir)) => write_report_files(&dir, &report),
+            (None, None) => Ok(()),
+        };
+        match written {
+            Ok(()) => Ok(report),
+            Err(ProbeError::Output { path, source }) => Err(ProbeError::OutputLost {
+                report: Box::new(report),
+                path,
+                source,
+            }),
+            Err(other) => Err(other),
+        }
     }
 }
 
 impl Drop for Probe {
     fn drop(&mut self) {
         // A probe dropped without stop(): end the schedule thread anyway.
-        self.shared.stop.store(true, Ordering::Release);
+        self.shared.schedule.stop.store(true, Ordering::Release);
         if let Some(rt) = self.runtime.take() {
             // Never blocks: dropping a runtime inside async code would panic.
             rt.shutdown_background();
@@ -522,14 +512,6 @@ fn vantage_runtime(
         .map_err(|e| ProbeError::Internal(format!("cannot start the probe runtime: {e}")))
 }
 
-/// How a stream names its samples and requests.
-struct RequestIds {
-    /// `<run id>-<stream>-`: the request id is this and the sequence number.
-    prefix: String,
-    stream: String,
-    enabled: bool,
-}
-
 /// A run id that is unique enough to join logs by: the start time and the process.
 fn new_run_id() -> String {
     let nanos = std::time::SystemTime::now()
@@ -540,276 +522,17 @@ fn new_run_id() -> String {
     format!("{:010x}", mixed & 0xff_ffff_ffff)
 }
 
-fn schedule(
-    shared: Arc<Shared>,
-    executor: Arc<Executor>,
-    runtime: tokio::runtime::Handle,
-    ids: RequestIds,
-) {
-    let ids = Arc::new(ids);
-    let origin = shared.clock.origin();
-    let rate = shared.config.rate;
-    let end = shared.config.duration.map(|d| origin + d);
-    let max_in_flight = shared.config.effective_max_in_flight();
-    // A tick this late is shed (recorded as skipped) rather than sent in a burst
-    // that an overloaded prober cannot afford.
-    let shed_after = Duration::from_secs_f64(10.0 / rate).max(Duration::from_millis(50));
-    let mut seq: u64 = 0;
-    'ticks: loop {
-        let due = origin + Duration::from_secs_f64(seq as f64 / rate);
-        if end.is_some_and(|end| due >= end) {
-            break;
-        }
-        loop {
-            if shared.stop.load(Ordering::Acquire) {
-                break 'ticks;
-            }
-            let now = Instant::now();
-            if now >= due {
-                break;
-            }
-            // Short naps so that stop() is seen quickly even at low rates.
-            std::thread::sleep((due - now).min(Duration::from_millis(50)));
-        }
-        let intended_ms = round_ms(shared.clock.ms_at(due));
-        let behind = Instant::now().saturating_duration_since(due);
-        if shared.in_flight.load(Ordering::Acquire) >= max_in_flight || behind > shed_after {
-            let sample = if behind > shed_after {
-                shed_sample(&ids.stream, seq, intended_ms, &shared.clock, behind)
-            } else {
-                skipped_sample(&ids.stream, seq, intended_ms, &shared.clock)
-            };
-            let _ = shared.sender().send(Record::Sample(sample));
-        } else {
-            shared.in_flight.fetch_add(1, Ordering::AcqRel);
-            let shared = shared.clone();
-            let executor = executor.clone();
-            let ids = ids.clone();
-            runtime.spawn(async move {
-                let sent = Instant::now();
-                // Started too late (the runtime is overloaded): shed it rather than
-                // add a connection to a backlog that only grows.
-                if sent.saturating_duration_since(due) > shed_after {
-                    shared.in_flight.fetch_sub(1, Ordering::AcqRel);
-                    let behind = sent.saturating_duration_since(due);
-                    let sample = shed_sample(&ids.stream, seq, intended_ms, &shared.clock, behind);
-                    let _ = shared.sender().send(Record::Sample(sample));
-                    return;
-                }
-                let request_id = ids.enabled.then(|| format!("{}{seq}", ids.prefix));
-                let attempt = executor.execute(request_id.as_deref()).await;
-                shared.in_flight.fetch_sub(1, Ordering::AcqRel);
-                let sample = Sample {
-                    stream: ids.stream.clone(),
-                    seq,
-                    intended_ms,
-                    sent_ms: Some(round_ms(shared.clock.ms_at(sent))),
-                    wall_time: shared.clock.wall_at(intended_ms),
-                    outcome: attempt.outcome,
-                    errno: attempt.errno,
-                    errno_name: attempt.errno_name().map(str::to_string),
-                    status: attempt.status,
-                    version: attempt.version,
-                    pod: attempt.pod,
-                    request_id,
-                    connect_ms: attempt.connect_ms.map(round_ms),
-                    syn_retransmits: attempt.syn_retransmits,
-                    ttfb_ms: attempt.ttfb_ms.map(round_ms),
-                    total_ms: Some(round_ms(attempt.total_ms)),
-                    connection: Some(if attempt.reused { "reused" } else { "new" }.to_string()),
-                    error: attempt.error,
-                };
-                let _ = shared.sender().send(Record::Sample(sample));
-            });
-        }
-        seq += 1;
-    }
-    shared.schedule_done.store(true, Ordering::Release);
-    shared.schedule_done_notify.notify_waiters();
-}
-
-fn skipped_sample(stream: &str, seq: u64, intended_ms: f64, clock: &Clock) -> Sample {
-    Sample {
-        stream: stream.to_string(),
-        seq,
-        intended_ms,
-        sent_ms: None,
-        wall_time: clock.wall_at(intended_ms),
-        outcome: Outcome::Skipped,
-        errno: None,
-        errno_name: None,
-        status: None,
-        version: None,
-        pod: None,
-        request_id: None,
-        connect_ms: None,
-        syn_retransmits: None,
-        ttfb_ms: None,
-        total_ms: None,
-        connection: None,
-        error: Some("not sent: max in flight reached".into()),
-    }
-}
-
-/// A tick shed because the prober had fallen this far behind its schedule:
-/// sending it now, in a burst with the others, would only deepen the overload.
-fn shed_sample(
-    stream: &str,
-    seq: u64,
-    intended_ms: f64,
-    clock: &Clock,
-    behind: Duration,
-) -> Sample {
-    let mut sample = skipped_sample(stream, seq, intended_ms, clock);
-    sample.error = Some(format!(
-        "not sent: the prober was {} ms behind its schedule",
-        behind.as_millis()
-    ));
-    sample
-}
-
-/// The files of a run with `--out`.
-struct Outputs {
-    dir: PathBuf,
-    samples: SampleWriter,
-    events: EventWriter,
-}
-
-impl Outputs {
-    fn create(dir: &Path, header: &RunHeader) -> Result<Outputs, ProbeError> {
-        let fail = |path: PathBuf| move |source| ProbeError::Output { path, source };
-        std::fs::create_dir_all(dir).map_err(fail(dir.to_path_buf()))?;
-        let record = RunRecord {
-            header: header.clone(),
-            end: None,
-        };
-        record.write(dir).map_err(fail(dir.join(RUN_FILE)))?;
-        let samples_path = dir.join("samples.csv");
-        let samples = SampleWriter::create(&samples_path).map_err(fail(samples_path))?;
-        let events_path = dir.join("events.csv");
-        let events = EventWriter::create(&events_path).map_err(fail(events_path))?;
-        Ok(Outputs {
-            dir: dir.to_path_buf(),
-            samples,
-            events,
-        })
-    }
-}
-
-async fn record(
-    mut rx: mpsc::UnboundedReceiver<Record>,
-    header: RunHeader,
-    mut outputs: Option<Outputs>,
-    shared: Arc<Shared>,
-) {
-    let mut analyzer = Analyzer::new(shared.config.rate);
-    // The first write error is kept and reported at the end; measuring goes on.
-    let mut write_error: Option<ProbeError> = None;
-    let mut note = |result: std::io::Result<()>, path: &Path, outputs: &mut Option<Outputs>| {
-        if let Err(source) = result {
-            if write_error.is_none() {
-                write_error = Some(ProbeError::Output {
-                    path: path.to_path_buf(),
-                    source,
-                });
-            }
-            *outputs = None;
-        }
-    };
-    // Rows are flushed by this timer too, so a run whose requests hang still has its
-    // last second on disk.
-    let mut flush = tokio::time::interval(Duration::from_secs(1));
-    flush.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        let record = tokio::select! {
-            record = rx.recv() => match record {
-                Some(record) => record,
-                None => break,
-            },
-            _ = flush.tick() => {
-                if let Some(o) = outputs.as_mut() {
-                    let r = o.samples.flush();
-                    let path = o.dir.join("samples.csv");
-                    note(r, &path, &mut outputs);
-                }
-                continue;
-            }
-        };
-        match record {
-            Record::Sample(sample) => {
-                if let Some(o) = outputs.as_mut() {
-                    let r = o.samples.write(&sample);
-                    let path = o.dir.join("samples.csv");
-                    note(r, &path, &mut outputs);
-                }
-                {
-                    let mut live = shared.live.lock().unwrap_or_else(|p| p.into_inner());
-                    match sample.outcome {
-                        Outcome::Skipped => live.skipped += 1,
-                        Outcome::Ok => {
-                            live.sent += 1;
-                            live.ok += 1;
-                            if sample.version.is_some() {
-                                live.version.clone_from(&sample.version);
-                            }
-                        }
-                        k => {
-                            live.sent += 1;
-                            *live.by_kind.entry(k).or_default() += 1;
-                        }
-                    }
-                }
-                analyzer.push(sample);
-            }
-            Record::Event(event) => {
-                if let Some(o) = outputs.as_mut() {
-                    let r = o.events.write(&event);
-                    let path = o.dir.join("events.csv");
-                    note(r, &path, &mut outputs);
-                }
-                analyzer.event(event);
-            }
-            Record::Finish(footer, done) => {
-                let mut result = Ok(());
-                let dir = outputs.as_ref().map(|o| o.dir.clone());
-                if let Some(o) = outputs.take() {
-                    let path = o.dir.join("samples.csv");
-                    note(o.samples.finish(), &path, &mut outputs);
-                    let record = RunRecord {
-                        header: header.clone(),
-                        end: Some(footer.clone()),
-                    };
-                    let path = o.dir.join(RUN_FILE);
-                    note(record.write(&o.dir), &path, &mut outputs);
-                }
-                let report = analyzer.finish(&header, Some(&footer));
-                if let (Some(dir), None) = (dir, &write_error) {
-                    result = write_report_files(&dir, &report);
-                }
-                let _ = done.send(match write_error.or(result.err()) {
-                    None => Ok(report),
-                    Some(ProbeError::Output { path, source }) => Err(ProbeError::OutputLost {
-                        report: Box::new(report),
-                        path,
-                        source,
-                    }),
-                    Some(other) => Err(other),
-                });
-                return;
-            }
-        }
-    }
-}
-
 /// Writes report.json, windows.csv, timeline.csv and report.html for a finished report.
 pub fn write_report_files(dir: &Path, report: &Report) -> Result<(), ProbeError> {
     let json = dir.join("report.json");
     std::fs::write(&json, report.to_json())
         .map_err(|source| ProbeError::Output { path: json, source })?;
     let windows = dir.join("windows.csv");
-    write_windows_csv(&windows, report).map_err(|source| ProbeError::Output {
-        path: windows,
-        source,
+    crate::output::windows_csv::write_windows_csv(&windows, report).map_err(|source| {
+        ProbeError::Output {
+            path: windows,
+            source,
+        }
     })?;
     let timeline = dir.join("timeline.csv");
     crate::output::timeline_csv::write(&timeline, report).map_err(|source| ProbeError::Output {

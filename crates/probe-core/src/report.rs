@@ -345,6 +345,41 @@ pub struct Timeline {
     pub strip: String,
 }
 
+/// What one character of [`Timeline::strip`] stands for: the analyzer's data,
+/// written here because the strip's characters are report.json's format.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum StripCell {
+    /// Nothing was sent.
+    Idle,
+    /// Every answer was ok.
+    Ok,
+    /// Every answer was ok and the version changed.
+    VersionChanged,
+    /// The most common failure.
+    Failure(crate::outcome::Outcome),
+}
+
+impl StripCell {
+    fn symbol(self) -> char {
+        match self {
+            StripCell::Idle => ' ',
+            StripCell::Ok => '.',
+            StripCell::VersionChanged => '|',
+            StripCell::Failure(kind) => kind.symbol(),
+        }
+    }
+}
+
+impl Timeline {
+    /// The strip of `cells`, each `bucket_ms` long.
+    pub(crate) fn from_cells(bucket_ms: f64, cells: impl Iterator<Item = StripCell>) -> Timeline {
+        Timeline {
+            bucket_ms,
+            strip: cells.map(StripCell::symbol).collect(),
+        }
+    }
+}
+
 /// One second of the run, by intended send time: what timeline.csv and
 /// report.html draw.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -391,10 +426,5 @@ impl Report {
         let mut kinds: Vec<&str> = self.failures.keys().map(String::as_str).collect();
         kinds.sort_by_key(|k| (rank(k), *k));
         kinds
-    }
-
-    /// The human summary printed at the end of a run.
-    pub fn summary(&self) -> String {
-        crate::render::summary(self)
     }
 }

@@ -1,5 +1,10 @@
-//! Files rendered from a finished [`crate::Report`]: the analyzer produces the
-//! numbers, these modules only lay them out.
+//! Files and text rendered from a finished [`crate::Report`]: the analyzer
+//! produces the numbers, these modules only lay them out.
 
+pub(crate) mod compare;
+pub(crate) mod fmt;
 pub mod html;
+pub(crate) mod table;
+pub(crate) mod text;
 pub mod timeline_csv;
+pub(crate) mod windows_csv;

@@ -9,7 +9,11 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
+use crate::output::fmt::seconds;
+use crate::output::table::aligned_table;
 use crate::report::Report;
+
+pub(crate) mod run;
 
 /// One run of one case.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -105,10 +109,6 @@ fn median(mut v: Vec<f64>) -> Option<f64> {
     } else {
         (v[n / 2 - 1] + v[n / 2]) / 2.0
     })
-}
-
-fn secs(ms: f64) -> String {
-    format!("{:.3} s", ms / 1000.0)
 }
 
 impl Matrix {
@@ -210,14 +210,16 @@ impl Matrix {
             rows.push(vec![
                 c.case.clone(),
                 c.runs.to_string(),
-                secs(c.downtime_median_ms),
-                secs(c.downtime_min_ms),
-                secs(c.downtime_max_ms),
+                seconds(c.downtime_median_ms),
+                seconds(c.downtime_min_ms),
+                seconds(c.downtime_max_ms),
                 format!("{}", c.failed_median),
-                c.rollout_median_ms.map(secs).unwrap_or_else(|| "-".into()),
+                c.rollout_median_ms
+                    .map(seconds)
+                    .unwrap_or_else(|| "-".into()),
             ]);
         }
-        crate::render::aligned_table(&rows, false)
+        aligned_table(&rows, false)
     }
 }
 

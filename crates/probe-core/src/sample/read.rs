@@ -1,213 +1,12 @@
-//! One row per scheduled request, streamed to samples.csv as it completes, and the
-//! run's own record, run.json.
-//!
-//! samples.csv is the source of truth: every figure of a report is derived from its
-//! rows (and the events file), so `rollprobe report DIR` rebuilds the same report. It is
-//! plain CSV (one header row, then one row per request, no comment lines) so that
-//! pandas, DuckDB, xsv and spreadsheets read it with no options. Rows are written in
-//! completion order and flushed at least once a second by a timer, so a killed run loses
-//! at most the last second.
-//!
-//! What was run lives in run.json, written at the start ([`RunHeader`]) and completed at
-//! the end ([`RunFooter`]); a run.json without its end belongs to an interrupted run.
-//! Files written before this format (a `# rollprobe.samples/v1` comment line on top, a
-//! `# end` line at the bottom) are still read.
+//! Reading samples.csv back (and the older single-file format), for
+//! `rollprobe report`: every row checked, so a hand-edited file is refused with
+//! its line number rather than turned into odd figures.
 
 use std::fs::File;
-use std::io::{self, BufRead, BufReader, BufWriter, Write};
+use std::io::{self, BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
 
-use serde::{Deserialize, Serialize};
-
-use crate::config::RecordedConfig;
-use crate::outcome::Outcome;
-
-/// The record of one scheduled request: one row of samples.csv, columns in this order.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Sample {
-    /// The stream it belongs to, `<vantage>-<connection>` (e.g. `local-fresh`).
-    #[serde(default)]
-    pub stream: String,
-    /// Position in the stream's schedule, from 0.
-    pub seq: u64,
-    /// When it was due, ms since the start (monotonic).
-    pub intended_ms: f64,
-    /// When it was actually sent, ms since the start; empty for a skipped tick.
-    pub sent_ms: Option<f64>,
-    /// Wall-clock time (UTC) of the intended send, RFC 3339 with ms.
-    pub wall_time: String,
-    /// How it ended.
-    pub outcome: Outcome,
-    /// The OS error number, when the failure had one.
-    pub errno: Option<i32>,
-    /// The errno's symbolic name, e.g. `ECONNREFUSED`.
-    pub errno_name: Option<String>,
-    /// The HTTP status, when a response arrived.
-    pub status: Option<u16>,
-    /// The version that answered (ok responses).
-    pub version: Option<String>,
-    /// The pod (instance) that answered (ok responses, with `pod_from`).
-    #[serde(default)]
-    pub pod: Option<String>,
-    /// The `x-request-id` it carried.
-    #[serde(default)]
-    pub request_id: Option<String>,
-    /// TCP (and TLS) handshake time, ms; empty on a reused connection.
-    pub connect_ms: Option<f64>,
-    /// SYNs sent again before the connect ended; empty on a reused connection.
-    #[serde(default)]
-    pub syn_retransmits: Option<u32>,
-    /// From sent to the response headers, ms.
-    pub ttfb_ms: Option<f64>,
-    /// From sent to the end (response read, or failure), ms.
-    pub total_ms: Option<f64>,
-    /// `new` or `reused`.
-    pub connection: Option<String>,
-    /// The error's message chain, for failures.
-    pub error: Option<String>,
-}
-
-impl Sample {
-    /// Latency measured from the intended send time, so a stalled prober cannot
-    /// hide slow answers (no coordinated omission).
-    pub fn response_ms(&self) -> Option<f64> {
-        let sent = self.sent_ms?;
-        let total = self.total_ms?;
-        Some(sent - self.intended_ms + total)
-    }
-
-    /// How late the prober sent it, ms.
-    pub fn send_lag_ms(&self) -> Option<f64> {
-        self.sent_ms.map(|s| (s - self.intended_ms).max(0.0))
-    }
-}
-
-/// What was run: run.json as written at the start.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct RunHeader {
-    /// Always [`SAMPLES_SCHEMA`].
-    pub schema: String,
-    /// The run's label.
-    pub label: Option<String>,
-    /// The probed URL.
-    pub target: String,
-    /// The run's settings.
-    pub config: RecordedConfig,
-    /// Wall-clock start, RFC 3339.
-    pub started_at: String,
-    /// The run's id, the first part of every `x-request-id`.
-    #[serde(default)]
-    pub run_id: String,
-    /// The names of its streams.
-    #[serde(default)]
-    pub streams: Vec<String>,
-}
-
-/// How a run ended: the fields that complete run.json.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct RunFooter {
-    /// Wall-clock end, RFC 3339.
-    pub ended_at: String,
-    /// Length of the run, ms.
-    pub duration_ms: f64,
-    /// Stopped by a signal (or another interruption) rather than by plan.
-    pub interrupted: bool,
-}
-
-/// run.json: the header, and the footer once the run has ended.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct RunRecord {
-    /// What was run.
-    #[serde(flatten)]
-    pub header: RunHeader,
-    /// How it ended; `None` while running, or when it was killed.
-    #[serde(flatten)]
-    pub end: Option<RunFooter>,
-}
-
-impl RunRecord {
-    /// Writes run.json into `dir` (atomically: a killed run never leaves half a file).
-    pub fn write(&self, dir: &Path) -> io::Result<()> {
-        let path = dir.join(RUN_FILE);
-        let tmp = dir.join(".run.json.tmp");
-        let text = serde_json::to_string_pretty(self).map_err(io::Error::other)?;
-        std::fs::write(&tmp, text + "\n")?;
-        std::fs::rename(tmp, path)
-    }
-
-    /// Reads run.json from `dir`.
-    pub fn read(dir: &Path) -> Result<RunRecord, ReadError> {
-        let path = dir.join(RUN_FILE);
-        let shown = path.display().to_string();
-        let text = std::fs::read_to_string(&path).map_err(|source| ReadError::Io {
-            path: shown.clone(),
-            source,
-        })?;
-        serde_json::from_str(&text).map_err(|e| ReadError::Format {
-            path: shown,
-            line: e.line() as u64,
-            reason: format!("not a rollprobe run.json: {e}"),
-        })
-    }
-}
-
-/// The schema tag of run.json (and of the old samples.csv header line).
-pub const SAMPLES_SCHEMA: &str = "rollprobe.samples/v1";
-/// The run's record beside samples.csv.
-pub const RUN_FILE: &str = "run.json";
-const HEADER_PREFIX: &str = "# rollprobe.samples/v1 ";
-const FOOTER_PREFIX: &str = "# end ";
-
-/// Streams samples to a CSV file; [`SampleWriter::flush`] is called at least once a
-/// second by the recorder's timer.
-pub struct SampleWriter {
-    inner: csv::Writer<BufWriter<File>>,
-    last_flush: Instant,
-}
-
-impl SampleWriter {
-    /// Creates the file (the header row is written with the first sample).
-    pub fn create(path: &Path) -> io::Result<SampleWriter> {
-        let inner = csv::WriterBuilder::new().from_writer(BufWriter::new(File::create(path)?));
-        Ok(SampleWriter {
-            inner,
-            last_flush: Instant::now(),
-        })
-    }
-
-    /// Appends one sample.
-    pub fn write(&mut self, sample: &Sample) -> io::Result<()> {
-        self.inner.serialize(sample).map_err(csv_to_io)?;
-        if self.last_flush.elapsed() >= Duration::from_secs(1) {
-            self.flush()?;
-        }
-        Ok(())
-    }
-
-    /// Pushes buffered rows to the file.
-    pub fn flush(&mut self) -> io::Result<()> {
-        self.last_flush = Instant::now();
-        self.inner.flush()
-    }
-
-    /// Flushes and closes the file.
-    pub fn finish(mut self) -> io::Result<()> {
-        self.inner.flush()?;
-        let mut file = self
-            .inner
-            .into_inner()
-            .map_err(|e| io::Error::other(e.to_string()))?;
-        file.flush()
-    }
-}
-
-fn csv_to_io(e: csv::Error) -> io::Error {
-    match e.into_kind() {
-        csv::ErrorKind::Io(io) => io,
-        other => io::Error::other(format!("{other:?}")),
-    }
-}
+use super::{RunFooter, RunHeader, RunRecord, Sample, FOOTER_PREFIX, HEADER_PREFIX, RUN_FILE};
 
 /// A samples file read back: the run's header, its rows, and its end if it ended cleanly.
 #[derive(Debug, Clone)]
@@ -428,7 +227,7 @@ fn parse_header_line(first: &str) -> Result<RunHeader, String> {
 /// Refuses a row whose intended time cannot be a time of a run: every time the
 /// analyzer derives (windows, timeline, the run's end) is computed from it.
 fn check_intended_ms(ms: f64) -> Result<(), String> {
-    // About 31 years: far beyond any run, far inside chrono's and Duration's ranges.
+    // About 31 years: far beyond any run, far inside jiff's and Duration's ranges.
     const MAX_INTENDED_MS: f64 = 1e12;
     if (0.0..=MAX_INTENDED_MS).contains(&ms) {
         Ok(())
@@ -456,25 +255,15 @@ pub fn stream_samples(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{ConnectionMode, RecordedConfig};
+    use crate::config::RecordedConfig;
+    use crate::sample::*;
 
     fn header() -> RunHeader {
         RunHeader {
             schema: SAMPLES_SCHEMA.into(),
             label: Some("t".into()),
             target: "http://127.0.0.1:1/".into(),
-            config: RecordedConfig {
-                rate: 10.0,
-                connection: ConnectionMode::Fresh,
-                timeout_ms: 5000,
-                connect_timeout_ms: 5000,
-                max_in_flight: 116,
-                expect_status: "200-299".into(),
-                version_from: "body".into(),
-                method: "GET".into(),
-                pod_from: String::new(),
-                lab_kernel: None,
-            },
+            config: RecordedConfig::for_tests(10.0, 5000, 116),
             started_at: "2026-01-01T00:00:00.000Z".into(),
             run_id: "r1".into(),
             streams: vec!["local-fresh".into()],

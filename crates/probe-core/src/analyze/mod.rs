@@ -13,12 +13,24 @@ use std::collections::{BTreeMap, HashMap};
 
 use hdrhistogram::Histogram;
 
+mod buckets;
+mod latency;
+mod pods;
+mod seconds;
+#[cfg(test)]
+mod tests;
+
+use buckets::{kind_index, Buckets};
+use latency::{latency_of, new_histogram, record_ms};
+use pods::Pods;
+use seconds::Seconds;
+
 use crate::classify::errno_name;
 use crate::event::{Event, EventKind};
 use crate::outcome::Outcome;
 use crate::report::{
-    Downtime, EventRef, FailureDetail, LabInfo, Latency, MixedWindow, OutageWindow, Phase, PodSeen,
-    ProbeHealth, Report, SecondStats, Timeline, Totals, VersionSeen, REPORT_SCHEMA,
+    Downtime, EventRef, FailureDetail, LabInfo, MixedWindow, OutageWindow, Phase, ProbeHealth,
+    Report, Totals, VersionSeen, REPORT_SCHEMA,
 };
 use crate::sample::{RunFooter, RunHeader, Sample};
 
@@ -26,40 +38,6 @@ use crate::sample::{RunFooter, RunHeader, Sample};
 const PHASE_START_KINDS: [EventKind; 2] = [EventKind::TriggerStart, EventKind::RolloutStart];
 /// Events that close it.
 const PHASE_END_KINDS: [EventKind; 2] = [EventKind::TriggerExit, EventKind::RolloutComplete];
-
-/// Buckets kept for the timeline before adjacent ones are merged.
-const MAX_BUCKETS: usize = 4096;
-/// Characters in the rendered strip.
-const STRIP_WIDTH: usize = 72;
-/// Versions remembered for one second: more than this in a second means the
-/// version source is not a version (a body that changes every answer), and
-/// the series must not grow with it.
-const MAX_VERSIONS_PER_SECOND: usize = 16;
-
-/// Latency histograms record microseconds up to one hour.
-fn new_histogram() -> Histogram<u64> {
-    Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("static bounds are valid")
-}
-
-fn record_ms(h: &mut Histogram<u64>, value_ms: f64) {
-    let us = (value_ms * 1000.0).round().clamp(1.0, 3_600_000_000.0) as u64;
-    h.saturating_record(us);
-}
-
-fn latency_of(h: &Histogram<u64>) -> Latency {
-    if h.is_empty() {
-        return Latency::default();
-    }
-    let q = |p: f64| h.value_at_quantile(p) as f64 / 1000.0;
-    Latency {
-        count: h.len(),
-        p50: q(0.5),
-        p90: q(0.9),
-        p99: q(0.99),
-        p999: q(0.999),
-        max: h.max() as f64 / 1000.0,
-    }
-}
 
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum PhaseName {
@@ -74,146 +52,6 @@ struct PhaseStats {
     failed: u64,
     syn_retransmitted: u64,
     latency: Histogram<u64>,
-}
-
-#[derive(Clone, Default)]
-struct Bucket {
-    sent: u32,
-    by_kind: [u32; Outcome::ALL.len()],
-    version_changed: bool,
-}
-
-impl Bucket {
-    fn merge(&mut self, other: &Bucket) {
-        self.sent += other.sent;
-        for (a, b) in self.by_kind.iter_mut().zip(other.by_kind.iter()) {
-            *a += b;
-        }
-        self.version_changed |= other.version_changed;
-    }
-
-    fn symbol(&self) -> char {
-        if self.sent == 0 {
-            return ' ';
-        }
-        let worst = Outcome::ALL
-            .iter()
-            .zip(self.by_kind.iter())
-            .filter(|(k, n)| k.is_failure() && **n > 0)
-            .max_by_key(|(_, n)| **n);
-        match worst {
-            Some((k, _)) => k.symbol(),
-            None if self.version_changed => '|',
-            None => '.',
-        }
-    }
-}
-
-fn kind_index(k: Outcome) -> usize {
-    Outcome::ALL
-        .iter()
-        .position(|x| *x == k)
-        .expect("every outcome is in ALL")
-}
-
-/// One second of intended time: the strip's [`Bucket`] counts, the versions
-/// that answered and the latency percentiles of its ok answers.
-#[derive(Clone, Default)]
-struct Second {
-    counts: Bucket,
-    versions: Vec<usize>,
-    p50_ms: Option<f64>,
-    p99_ms: Option<f64>,
-}
-
-/// The per-second series. Samples reach it in send order, so seconds complete
-/// one after the other: a single latency histogram serves the open second and
-/// is reduced to its two percentiles when the next second begins. Memory is one
-/// small row per second of the run, never a list of samples.
-struct Seconds {
-    rows: Vec<Second>,
-    open: usize,
-    latency: Histogram<u64>,
-}
-
-impl Seconds {
-    fn new() -> Seconds {
-        Seconds {
-            rows: Vec::new(),
-            open: 0,
-            latency: new_histogram(),
-        }
-    }
-
-    fn row(&mut self, intended_ms: f64) -> (usize, &mut Second) {
-        let index = (intended_ms / 1000.0).max(0.0) as usize;
-        if index > self.open {
-            self.close_open();
-            self.open = index;
-        }
-        if self.rows.len() <= index {
-            self.rows.resize(index + 1, Second::default());
-        }
-        (index, &mut self.rows[index])
-    }
-
-    fn count(&mut self, intended_ms: f64, outcome: Outcome) {
-        let (_, row) = self.row(intended_ms);
-        row.counts.sent += 1;
-        row.counts.by_kind[kind_index(outcome)] += 1;
-    }
-
-    fn ok_answer(&mut self, intended_ms: f64, latency_ms: Option<f64>, version: Option<usize>) {
-        let open = self.open;
-        let (index, row) = self.row(intended_ms);
-        if let Some(v) = version {
-            if !row.versions.contains(&v) && row.versions.len() < MAX_VERSIONS_PER_SECOND {
-                row.versions.push(v);
-            }
-        }
-        // A second already reduced to its percentiles cannot take more values;
-        // send order makes that a corrupt file's case only.
-        if let (Some(ms), true) = (latency_ms, index >= open) {
-            record_ms(&mut self.latency, ms);
-        }
-    }
-
-    fn close_open(&mut self) {
-        if let Some(row) = self.rows.get_mut(self.open) {
-            if !self.latency.is_empty() {
-                let l = latency_of(&self.latency);
-                row.p50_ms = Some(l.p50);
-                row.p99_ms = Some(l.p99);
-            }
-        }
-        self.latency.reset();
-    }
-
-    fn finish(mut self, versions: &[VersionSeen]) -> Vec<SecondStats> {
-        self.close_open();
-        self.rows
-            .into_iter()
-            .enumerate()
-            .map(|(second, row)| SecondStats {
-                second: second as u64,
-                sent: u64::from(row.counts.sent),
-                ok: u64::from(row.counts.by_kind[kind_index(Outcome::Ok)]),
-                failures: Outcome::ALL
-                    .iter()
-                    .zip(row.counts.by_kind.iter())
-                    .filter(|(k, n)| k.is_failure() && **n > 0)
-                    .map(|(k, n)| (k.as_str().to_string(), u64::from(*n)))
-                    .collect(),
-                versions: row
-                    .versions
-                    .iter()
-                    .map(|&i| versions[i].version.clone())
-                    .collect(),
-                p50_ms: row.p50_ms,
-                p99_ms: row.p99_ms,
-            })
-            .collect()
-    }
 }
 
 struct OpenWindow {
@@ -265,46 +103,10 @@ pub struct Analyzer {
     during_start: Option<f64>,
     during_end: Option<f64>,
     phases: [PhaseStats; 3],
-    bucket_ms: f64,
-    buckets: Vec<Bucket>,
+    buckets: Buckets,
     seconds: Seconds,
     last_intended_ms: f64,
     pods: Pods,
-}
-
-/// The pods that answered, in order of first answer.
-#[derive(Default)]
-struct Pods {
-    seen: Vec<PodSeen>,
-    index: BTreeMap<String, usize>,
-}
-
-impl Pods {
-    fn answer(&mut self, pod: &str, at_ms: f64, version: Option<&str>) {
-        let i = match self.index.get(pod) {
-            Some(&i) => i,
-            None => {
-                self.seen.push(PodSeen {
-                    pod: pod.to_string(),
-                    first_ms: at_ms,
-                    last_ms: at_ms,
-                    count: 0,
-                    version: None,
-                });
-                self.index.insert(pod.to_string(), self.seen.len() - 1);
-                self.seen.len() - 1
-            }
-        };
-        let p = &mut self.seen[i];
-        p.count += 1;
-        p.first_ms = p.first_ms.min(at_ms);
-        if at_ms >= p.last_ms {
-            p.last_ms = at_ms;
-            if let Some(v) = version {
-                p.version = Some(v.to_string());
-            }
-        }
-    }
 }
 
 impl Analyzer {
@@ -339,8 +141,7 @@ impl Analyzer {
             during_start: None,
             during_end: None,
             phases: [phase(), phase(), phase()],
-            bucket_ms: 100.0,
-            buckets: Vec::new(),
+            buckets: Buckets::new(),
             seconds: Seconds::new(),
             last_intended_ms: 0.0,
             pods: Pods::default(),
@@ -392,30 +193,6 @@ impl Analyzer {
         }
     }
 
-    fn bucket(&mut self, intended_ms: f64) -> &mut Bucket {
-        let mut index = (intended_ms / self.bucket_ms).max(0.0) as usize;
-        while index >= MAX_BUCKETS {
-            let merged: Vec<Bucket> = self
-                .buckets
-                .chunks(2)
-                .map(|pair| {
-                    let mut b = pair[0].clone();
-                    if let Some(second) = pair.get(1) {
-                        b.merge(second);
-                    }
-                    b
-                })
-                .collect();
-            self.buckets = merged;
-            self.bucket_ms *= 2.0;
-            index = (intended_ms / self.bucket_ms).max(0.0) as usize;
-        }
-        if self.buckets.len() <= index {
-            self.buckets.resize(index + 1, Bucket::default());
-        }
-        &mut self.buckets[index]
-    }
-
     fn process(&mut self, s: Sample) {
         self.last_intended_ms = self.last_intended_ms.max(s.intended_ms);
         if s.outcome == Outcome::Skipped {
@@ -437,8 +214,8 @@ impl Analyzer {
             self.totals.syn_retransmitted += 1;
             self.phases[phase].syn_retransmitted += 1;
         }
-        self.bucket(s.intended_ms).by_kind[kind_index(s.outcome)] += 1;
-        self.bucket(s.intended_ms).sent += 1;
+        self.buckets.at(s.intended_ms).by_kind[kind_index(s.outcome)] += 1;
+        self.buckets.at(s.intended_ms).sent += 1;
         self.seconds.count(s.intended_ms, s.outcome);
 
         if s.outcome.is_failure() {
@@ -504,7 +281,7 @@ impl Analyzer {
             seen.last_ms = seen.last_ms.max(s.intended_ms);
             if self.last_version.is_some_and(|last| last != idx) {
                 self.flips += 1;
-                self.bucket(s.intended_ms).version_changed = true;
+                self.buckets.at(s.intended_ms).version_changed = true;
             }
             self.last_version = Some(idx);
             version = Some(idx);
@@ -620,10 +397,7 @@ impl Analyzer {
                 late: self.late,
                 skipped: self.totals.skipped,
             },
-            timeline: Timeline {
-                bucket_ms: 0.0,
-                strip: String::new(),
-            },
+            timeline: self.buckets.timeline(),
             per_second,
             pods: self.pods.seen,
             lab: header
@@ -636,7 +410,6 @@ impl Analyzer {
             invalid_reason: None,
             totals: self.totals,
         }
-        .with_timeline(&self.buckets, self.bucket_ms)
         .judged()
     }
 
@@ -698,27 +471,6 @@ impl Analyzer {
     }
 }
 
-impl Report {
-    fn with_timeline(mut self, buckets: &[Bucket], bucket_ms: f64) -> Report {
-        let per_char = buckets.len().div_ceil(STRIP_WIDTH).max(1);
-        let strip = buckets
-            .chunks(per_char)
-            .map(|chunk| {
-                let mut b = Bucket::default();
-                for x in chunk {
-                    b.merge(x);
-                }
-                b.symbol()
-            })
-            .collect();
-        self.timeline = Timeline {
-            bucket_ms: bucket_ms * per_char as f64,
-            strip,
-        };
-        self
-    }
-}
-
 /// The OS's message for an errno, without Rust's " (os error N)" suffix.
 pub(crate) fn os_message(errno: i32) -> String {
     let text = std::io::Error::from_raw_os_error(errno).to_string();
@@ -732,8 +484,8 @@ pub(crate) fn os_message(errno: i32) -> String {
 /// (a hand-edited file can hold any number; the readers refuse such rows, and
 /// this stays checked so that a library caller's odd input cannot panic either).
 fn offset_time(started_at: &str, ms: f64) -> String {
-    match chrono::DateTime::parse_from_rfc3339(started_at) {
-        Ok(t) => crate::clock::wall_after(t.with_timezone(&chrono::Utc), ms)
+    match started_at.parse::<jiff::Timestamp>() {
+        Ok(t) => crate::clock::wall_after(t, ms)
             .map(crate::clock::format_wall)
             .unwrap_or_default(),
         Err(_) => started_at.to_string(),
@@ -782,147 +534,4 @@ pub fn analyze_samples_file(
     })?;
     let analyzer = analyzer.unwrap_or_else(|| start(&header));
     Ok(analyzer.finish(&header, footer.as_ref()))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::config::{ConnectionMode, RecordedConfig};
-
-    fn header() -> RunHeader {
-        RunHeader {
-            schema: crate::sample::SAMPLES_SCHEMA.into(),
-            label: None,
-            target: "http://127.0.0.1:1/".into(),
-            config: RecordedConfig {
-                rate: 100.0,
-                connection: ConnectionMode::Fresh,
-                timeout_ms: 5000,
-                connect_timeout_ms: 5000,
-                max_in_flight: 1016,
-                expect_status: "200-299".into(),
-                version_from: "body".into(),
-                method: "GET".into(),
-                pod_from: String::new(),
-                lab_kernel: None,
-            },
-            started_at: "2026-01-01T00:00:00.000Z".into(),
-            run_id: String::new(),
-            streams: Vec::new(),
-        }
-    }
-
-    fn sample(seq: u64, outcome: Outcome, version: &str, latency_ms: f64) -> Sample {
-        let intended = seq as f64 * 10.0;
-        Sample {
-            stream: String::new(),
-            pod: None,
-            request_id: None,
-            syn_retransmits: None,
-            seq,
-            intended_ms: intended,
-            sent_ms: (outcome != Outcome::Skipped).then_some(intended),
-            wall_time: String::new(),
-            outcome,
-            errno: None,
-            errno_name: None,
-            status: None,
-            version: (outcome == Outcome::Ok).then(|| version.to_string()),
-            connect_ms: None,
-            ttfb_ms: Some(latency_ms),
-            total_ms: Some(latency_ms),
-            connection: None,
-            error: None,
-        }
-    }
-
-    /// 100 req/s for 3 s: second 0 all v1 at 1..100 ms, second 1 refused from
-    /// 1.5 s on, second 2 v2 with one reset and one skipped tick.
-    fn three_seconds() -> Report {
-        let mut a = Analyzer::new(100.0);
-        // Completion order must not matter: feed them backwards.
-        for seq in (0..300u64).rev() {
-            let (outcome, version) = match seq {
-                0..=99 => (Outcome::Ok, "v1"),
-                100..=149 => (Outcome::Ok, "v1"),
-                150..=199 => (Outcome::ConnectionRefused, ""),
-                250 => (Outcome::ConnectionReset, ""),
-                251 => (Outcome::Skipped, ""),
-                _ => (Outcome::Ok, "v2"),
-            };
-            let latency = if seq < 100 { (seq + 1) as f64 } else { 5.0 };
-            a.push(sample(seq, outcome, version, latency));
-        }
-        a.finish(&header(), None)
-    }
-
-    #[test]
-    fn the_per_second_series_counts_each_second_of_intended_time() {
-        let r = three_seconds();
-        let s = &r.per_second;
-        assert_eq!(s.len(), 3);
-        assert_eq!((s[0].second, s[0].sent, s[0].ok), (0, 100, 100));
-        assert!(s[0].failures.is_empty());
-        assert_eq!(s[0].versions, ["v1"]);
-        // Latencies 1..=100 ms: the histogram's percentiles, to its precision.
-        assert!((s[0].p50_ms.unwrap() - 50.0).abs() < 0.1, "{:?}", s[0]);
-        assert!((s[0].p99_ms.unwrap() - 99.0).abs() < 0.1, "{:?}", s[0]);
-        assert_eq!((s[1].sent, s[1].ok), (100, 50));
-        assert_eq!(s[1].failures["connection_refused"], 50);
-        assert_eq!(s[1].versions, ["v1"]);
-        assert!((s[1].p99_ms.unwrap() - 5.0).abs() < 0.01, "{:?}", s[1]);
-        // The skipped tick is not a request.
-        assert_eq!((s[2].sent, s[2].ok), (99, 98));
-        assert_eq!(s[2].failures["connection_reset"], 1);
-        assert_eq!(s[2].versions, ["v2"]);
-        // The series adds up to the totals.
-        assert_eq!(s.iter().map(|x| x.sent).sum::<u64>(), r.totals.sent);
-        assert_eq!(s.iter().map(|x| x.ok).sum::<u64>(), r.totals.ok);
-        for (kind, n) in &r.failures {
-            let sum: u64 = s.iter().filter_map(|x| x.failures.get(kind)).sum();
-            assert_eq!(sum, *n, "{kind}");
-        }
-    }
-
-    #[test]
-    fn a_second_without_ok_answers_has_no_latency() {
-        let mut a = Analyzer::new(100.0);
-        for seq in 0..300u64 {
-            let outcome = if (100..200).contains(&seq) {
-                Outcome::HostUnreachable
-            } else {
-                Outcome::Ok
-            };
-            a.push(sample(seq, outcome, "v1", 2.0));
-        }
-        let r = a.finish(&header(), None);
-        assert_eq!(r.per_second[1].p50_ms, None);
-        assert_eq!(r.per_second[1].versions, Vec::<String>::new());
-        assert!((r.per_second[2].p50_ms.unwrap() - 2.0).abs() < 0.01);
-    }
-
-    #[test]
-    fn a_report_json_written_before_the_series_still_reads() {
-        let r = three_seconds();
-        let mut json: serde_json::Value = serde_json::from_str(&r.to_json()).unwrap();
-        json.as_object_mut().unwrap().remove("per_second");
-        let old = Report::from_json(&json.to_string()).unwrap();
-        assert!(old.per_second.is_empty());
-        assert_eq!(Report::from_json(&r.to_json()).unwrap(), r);
-    }
-
-    #[test]
-    fn the_series_holds_one_small_row_per_second_however_many_samples() {
-        // 20 minutes at 100 req/s: 1200 rows, each with its versions capped.
-        let mut a = Analyzer::new(100.0);
-        for seq in 0..120_000u64 {
-            // A "version" that changes with every answer (a body that is not one).
-            a.push(sample(seq, Outcome::Ok, &format!("body-{seq}"), 1.0));
-        }
-        let rows = &a.seconds.rows;
-        assert_eq!(rows.len(), 1200);
-        assert!(rows
-            .iter()
-            .all(|r| r.versions.len() == MAX_VERSIONS_PER_SECOND));
-    }
 }

@@ -1,0 +1,349 @@
+//! One event model: markers on the prober's clock, from every source.
+//!
+//! The trigger (its start and exit), marks from the library or stdin, the lab's
+//! controller and a Kubernetes watch all say what happened in the same words: an
+//! [`Event`] with a kind from one enum ([`EventKind`]) and a [`Subject`] whose
+//! fields (pod, address, node, version, service, deployment) are typed. The same
+//! happening gives the same event from the lab and from a cluster, so attribution
+//! reads only these fields and never parses text back. The `detail` string is for
+//! people (events.csv, the text report), nothing reads it.
+//!
+//! Events share the samples' monotonic clock (ms since the start) so that an
+//! outage window can name the latest event before it. They are few, so they are
+//! kept in memory and also streamed to events.csv for `rollprobe report`.
+//!
+//! A source of events ([`EventSource`]: the lab, a Kubernetes watch) hands a probe
+//! what was standing when it attached (each pod's state, each endpoint) and then
+//! every change; [`EventHub`] is the piece that every source uses for that.
+
+use std::fmt;
+use std::net::IpAddr;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+mod csv;
+mod hub;
+
+pub use self::csv::{read_events, EventWriter};
+pub use hub::{Attachment, BoxFuture, EventHub, EventSink, EventSource, Vantage};
+
+/// What happened. Serialised as the snake_case names that events.csv and
+/// report.json have always used (`pod_ready`, `endpoint_removed` ...).
+///
+/// ```
+/// use probe_core::EventKind;
+/// assert_eq!(EventKind::PodReady.as_str(), "pod_ready");
+/// assert_eq!(EventKind::from("endpoint_removed"), EventKind::EndpointRemoved);
+/// assert_eq!(EventKind::from("instance_stopped"), EventKind::Other("instance_stopped".into()));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum EventKind {
+    /// The trigger (a future or a command) started.
+    TriggerStart,
+    /// The trigger ended; the detail says how (exit code, error, killed).
+    TriggerExit,
+    /// A mark from the library, stdin or a lab step.
+    Mark,
+    /// A Deployment's pod template changed: a rollout began.
+    RolloutStart,
+    /// A ReplicaSet's desired replicas changed.
+    ReplicasetScaled,
+    /// A pod was created (it has an address once its sandbox runs).
+    PodCreated,
+    /// A pod's Ready condition turned true.
+    PodReady,
+    /// A pod's Ready condition turned false.
+    PodUnready,
+    /// A pod began terminating (deletion requested).
+    PodTerminating,
+    /// A pod is gone.
+    PodDeleted,
+    /// An address entered a Service's ready endpoints: kube-proxy sends it traffic.
+    EndpointAdded,
+    /// An endpoint's `terminating` condition turned true: no new connections.
+    EndpointTerminating,
+    /// An address left a Service's endpoints.
+    EndpointRemoved,
+    /// A Service's selector changed.
+    ServiceSelectorChanged,
+    /// A LoadBalancer address began to be announced (ARP).
+    AddressAnnounced,
+    /// A LoadBalancer address stopped being announced.
+    AddressWithdrawn,
+    /// The rollout completed (`kubectl rollout status` would return).
+    RolloutComplete,
+    /// The rollout exceeded its progress deadline.
+    RolloutDeadlineExceeded,
+    /// A watch was cut; events may be missing for the time it says.
+    WatchGap,
+    /// Any other name (a user's own kinds, or a newer file's).
+    Other(String),
+}
+
+const NAMED_KINDS: [(EventKind, &str); 19] = [
+    (EventKind::TriggerStart, "trigger_start"),
+    (EventKind::TriggerExit, "trigger_exit"),
+    (EventKind::Mark, "mark"),
+    (EventKind::RolloutStart, "rollout_start"),
+    (EventKind::ReplicasetScaled, "replicaset_scaled"),
+    (EventKind::PodCreated, "pod_created"),
+    (EventKind::PodReady, "pod_ready"),
+    (EventKind::PodUnready, "pod_unready"),
+    (EventKind::PodTerminating, "pod_terminating"),
+    (EventKind::PodDeleted, "pod_deleted"),
+    (EventKind::EndpointAdded, "endpoint_added"),
+    (EventKind::EndpointTerminating, "endpoint_terminating"),
+    (EventKind::EndpointRemoved, "endpoint_removed"),
+    (
+        EventKind::ServiceSelectorChanged,
+        "service_selector_changed",
+    ),
+    (EventKind::AddressAnnounced, "address_announced"),
+    (EventKind::AddressWithdrawn, "address_withdrawn"),
+    (EventKind::RolloutComplete, "rollout_complete"),
+    (
+        EventKind::RolloutDeadlineExceeded,
+        "rollout_deadline_exceeded",
+    ),
+    (EventKind::WatchGap, "watch_gap"),
+];
+
+impl EventKind {
+    /// The stable name.
+    pub fn as_str(&self) -> &str {
+        match self {
+            EventKind::Other(s) => s,
+            named => NAMED_KINDS
+                .iter()
+                .find(|(k, _)| k == named)
+                .map(|(_, s)| *s)
+                .unwrap_or("other"),
+        }
+    }
+
+    /// A pod's lifecycle: created, ready, unready, terminating, deleted.
+    pub fn is_pod(&self) -> bool {
+        matches!(
+            self,
+            EventKind::PodCreated
+                | EventKind::PodReady
+                | EventKind::PodUnready
+                | EventKind::PodTerminating
+                | EventKind::PodDeleted
+        )
+    }
+
+    /// A Service endpoint's lifecycle: added, terminating, removed.
+    pub fn is_endpoint(&self) -> bool {
+        matches!(
+            self,
+            EventKind::EndpointAdded | EventKind::EndpointTerminating | EventKind::EndpointRemoved
+        )
+    }
+
+    /// Reported by a cluster (the lab or Kubernetes), not by the prober or the user.
+    pub fn is_rollout(&self) -> bool {
+        self.is_pod()
+            || self.is_endpoint()
+            || matches!(
+                self,
+                EventKind::RolloutStart
+                    | EventKind::RolloutComplete
+                    | EventKind::RolloutDeadlineExceeded
+                    | EventKind::ReplicasetScaled
+                    | EventKind::AddressAnnounced
+                    | EventKind::AddressWithdrawn
+                    | EventKind::ServiceSelectorChanged
+            )
+    }
+}
+
+impl From<&str> for EventKind {
+    fn from(s: &str) -> EventKind {
+        NAMED_KINDS
+            .iter()
+            .find(|(_, name)| *name == s)
+            .map(|(k, _)| k.clone())
+            .unwrap_or_else(|| EventKind::Other(s.to_string()))
+    }
+}
+
+impl fmt::Display for EventKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl PartialEq<&str> for EventKind {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+impl Serialize for EventKind {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for EventKind {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<EventKind, D::Error> {
+        let s = String::deserialize(d)?;
+        Ok(EventKind::from(s.as_str()))
+    }
+}
+
+/// What an event is about, in typed fields; empty fields are unknown or do not apply.
+///
+/// A pod event names the pod and its address; an endpoint event names the
+/// Service, the address (and port) and, when the source knows it, the pod.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Subject {
+    /// The pod's name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod: Option<String>,
+    /// A pod IP, an endpoint address or a LoadBalancer address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<IpAddr>,
+    /// The endpoint's port.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+    /// The node the pod runs on, or the node announcing an address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
+    /// The version (image tag) the pod runs, or a rollout's new image.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    /// The Service.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service: Option<String>,
+    /// The Deployment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deployment: Option<String>,
+}
+
+impl Subject {
+    /// No field set.
+    pub fn is_empty(&self) -> bool {
+        *self == Subject::default()
+    }
+
+    /// A pod (name, and address once it has one).
+    pub fn pod(name: impl Into<String>, address: Option<IpAddr>) -> Subject {
+        Subject {
+            pod: Some(name.into()),
+            address,
+            ..Subject::default()
+        }
+    }
+
+    /// An endpoint of `service` at `address:port`.
+    pub fn endpoint(service: impl Into<String>, address: IpAddr, port: Option<u16>) -> Subject {
+        Subject {
+            service: Some(service.into()),
+            address: Some(address),
+            port,
+            ..Subject::default()
+        }
+    }
+
+    /// Sets the version.
+    pub fn with_version(mut self, version: impl Into<String>) -> Subject {
+        self.version = Some(version.into());
+        self
+    }
+
+    /// Sets the node.
+    pub fn with_node(mut self, node: impl Into<String>) -> Subject {
+        self.node = Some(node.into());
+        self
+    }
+
+    /// Sets the pod.
+    pub fn with_pod(mut self, pod: impl Into<String>) -> Subject {
+        self.pod = Some(pod.into());
+        self
+    }
+
+    /// Sets the Deployment.
+    pub fn with_deployment(mut self, deployment: impl Into<String>) -> Subject {
+        self.deployment = Some(deployment.into());
+        self
+    }
+}
+
+/// Something that happened during the run, on the probe's clock.
+///
+/// ```
+/// use probe_core::{Event, EventKind, Subject};
+/// let ip = "10.244.0.7".parse().unwrap();
+/// let e = Event::new(1250.0, EventKind::PodReady, "backend-1 10.244.0.7 v2")
+///     .with_subject(Subject::pod("backend-1", Some(ip)).with_version("v2"));
+/// assert_eq!(e.kind, EventKind::PodReady);
+/// assert_eq!(e.subject.pod.as_deref(), Some("backend-1"));
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    /// When it was observed, ms since the start. Set by the probe that records it.
+    pub at_ms: f64,
+    /// What happened.
+    pub kind: EventKind,
+    /// For people: the command, the exit code, `NAME IP VERSION` ...; nothing parses it.
+    pub detail: String,
+    /// The source's own timestamp (e.g. Kubernetes' one-second resolution), if any.
+    #[serde(default)]
+    pub server_time: Option<String>,
+    /// What it is about, typed.
+    #[serde(default, skip_serializing_if = "Subject::is_empty")]
+    pub subject: Subject,
+}
+
+impl Event {
+    /// An event observed at `at_ms`.
+    pub fn new(at_ms: f64, kind: impl Into<EventKind>, detail: impl Into<String>) -> Event {
+        Event {
+            at_ms,
+            kind: kind.into(),
+            detail: detail.into(),
+            server_time: None,
+            subject: Subject::default(),
+        }
+    }
+
+    /// An event from a source, not yet on a probe's clock (`at_ms` is 0 until a
+    /// probe records it).
+    pub fn observed(kind: EventKind, subject: Subject, detail: impl Into<String>) -> Event {
+        Event::new(0.0, kind, detail).with_subject(subject)
+    }
+
+    /// Sets the subject.
+    pub fn with_subject(mut self, subject: Subject) -> Event {
+        self.subject = subject;
+        self
+    }
+
+    /// Sets the source's own timestamp.
+    pub fn with_server_time(mut self, server_time: Option<String>) -> Event {
+        self.server_time = server_time;
+        self
+    }
+}
+
+impl From<EventKind> for String {
+    fn from(k: EventKind) -> String {
+        k.as_str().to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_named_kind_round_trips() {
+        for (kind, name) in NAMED_KINDS.iter() {
+            assert_eq!(kind.as_str(), *name);
+            assert_eq!(&EventKind::from(*name), kind);
+        }
+    }
+}

@@ -1,0 +1,135 @@
+//! `rollprobe compare`: several reports side by side, as an aligned text table,
+//! CSV or JSON.
+
+use std::collections::BTreeSet;
+
+use serde::Serialize;
+
+use crate::output::fmt::duration;
+use crate::output::table::aligned_table;
+use crate::report::Report;
+
+/// One row of `rollprobe compare`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ComparisonRow {
+    /// The run's label (or its file name).
+    pub label: String,
+    /// Requests sent.
+    pub sent: u64,
+    /// Target failures.
+    pub failed: u64,
+    /// Total downtime, ms.
+    pub downtime_ms: f64,
+    /// Longest window, ms.
+    pub longest_ms: f64,
+    /// Failures by kind.
+    pub failures: std::collections::BTreeMap<String, u64>,
+    /// p99 latency of ok answers, ms.
+    pub p99_ms: f64,
+    /// Versions that answered, in order.
+    pub versions: Vec<String>,
+}
+
+/// The comparison of several runs, one row each.
+///
+/// ```
+/// # fn demo(a: probe_core::Report, b: probe_core::Report) {
+/// let table = probe_core::Comparison::new(&[a, b]);
+/// println!("{}", table.to_text());
+/// # }
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Comparison {
+    /// One row per report, in the given order.
+    pub rows: Vec<ComparisonRow>,
+}
+
+impl Comparison {
+    /// Builds the rows.
+    pub fn new(reports: &[Report]) -> Comparison {
+        let rows = reports
+            .iter()
+            .enumerate()
+            .map(|(i, r)| ComparisonRow {
+                label: r.label.clone().unwrap_or_else(|| format!("run{}", i + 1)),
+                sent: r.totals.sent,
+                failed: r.totals.failed,
+                downtime_ms: r.downtime.total_ms,
+                longest_ms: r.downtime.longest_ms,
+                failures: r.failures.clone(),
+                p99_ms: r.latency_ms.p99,
+                versions: r.versions.iter().map(|v| v.version.clone()).collect(),
+            })
+            .collect();
+        Comparison { rows }
+    }
+
+    fn kinds(&self) -> Vec<String> {
+        let set: BTreeSet<&String> = self.rows.iter().flat_map(|r| r.failures.keys()).collect();
+        set.into_iter().cloned().collect()
+    }
+
+    /// An aligned text table.
+    pub fn to_text(&self) -> String {
+        let kinds = self.kinds();
+        let mut header = vec![
+            "label".to_string(),
+            "sent".into(),
+            "failed".into(),
+            "downtime".into(),
+            "longest".into(),
+        ];
+        header.extend(kinds.iter().cloned());
+        header.extend(["p99".to_string(), "versions".into()]);
+        let mut rows = vec![header];
+        for r in &self.rows {
+            let mut row = vec![
+                r.label.clone(),
+                r.sent.to_string(),
+                r.failed.to_string(),
+                duration(r.downtime_ms),
+                duration(r.longest_ms),
+            ];
+            row.extend(
+                kinds
+                    .iter()
+                    .map(|k| r.failures.get(k).copied().unwrap_or(0).to_string()),
+            );
+            row.extend([format!("{:.2} ms", r.p99_ms), r.versions.join(" -> ")]);
+            rows.push(row);
+        }
+        aligned_table(&rows, true)
+    }
+
+    /// CSV with a column per failure kind.
+    pub fn to_csv(&self) -> String {
+        let kinds = self.kinds();
+        let mut w = csv::Writer::from_writer(Vec::new());
+        let mut header = vec!["label", "sent", "failed", "downtime_ms", "longest_ms"];
+        header.extend(kinds.iter().map(String::as_str));
+        header.extend(["p99_ms", "versions"]);
+        let _ = w.write_record(&header);
+        for r in &self.rows {
+            let mut row = vec![
+                r.label.clone(),
+                r.sent.to_string(),
+                r.failed.to_string(),
+                r.downtime_ms.to_string(),
+                r.longest_ms.to_string(),
+            ];
+            row.extend(
+                kinds
+                    .iter()
+                    .map(|k| r.failures.get(k).copied().unwrap_or(0).to_string()),
+            );
+            row.extend([r.p99_ms.to_string(), r.versions.join(" ")]);
+            let _ = w.write_record(&row);
+        }
+        String::from_utf8(w.into_inner().unwrap_or_default()).unwrap_or_default()
+    }
+
+    /// Pretty JSON.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).expect("a comparison always serializes")
+    }
+}

@@ -1,0 +1,142 @@
+//! How failure kinds look on the page: colour (Okabe-Ito), fill pattern and
+//! letter, so that no kind is told apart by colour alone; and escaping.
+
+use std::fmt::Write as _;
+
+use super::*;
+
+/// Okabe-Ito colours.
+pub(super) const GREEN: &str = "#009E73";
+pub(super) const ORANGE: &str = "#E69F00";
+pub(super) const SKY: &str = "#56B4E9";
+pub(super) const YELLOW: &str = "#F0E442";
+pub(super) const BLUE: &str = "#0072B2";
+pub(super) const VERMILLION: &str = "#D55E00";
+pub(super) const PURPLE: &str = "#CC79A7";
+pub(super) const BLACK: &str = "#000000";
+pub(super) const GREY: &str = "#999999";
+
+#[derive(Clone, Copy)]
+pub(super) enum Pattern {
+    Solid,
+    Diagonal,
+    BackDiagonal,
+    Horizontal,
+    Vertical,
+    Cross,
+    Dots,
+}
+
+/// How a kind is drawn: fill colour, pattern, the ink of the pattern.
+pub(super) struct Look {
+    pub(super) fill: &'static str,
+    pub(super) pattern: Pattern,
+    pub(super) ink: &'static str,
+}
+
+pub(super) fn look(kind: &str) -> Look {
+    use Pattern::*;
+    let (fill, pattern) = match kind {
+        "ok" => (GREEN, Solid),
+        "connection_refused" => (VERMILLION, Diagonal),
+        "host_unreachable" => (ORANGE, Cross),
+        "network_unreachable" => (YELLOW, Horizontal),
+        "connect_timeout" => (BLUE, Dots),
+        "connection_reset" => (PURPLE, BackDiagonal),
+        "connection_closed" => (SKY, Vertical),
+        "response_timeout" => (BLACK, Dots),
+        "http_5xx" => (VERMILLION, Cross),
+        "proxy_no_upstream" => (PURPLE, Horizontal),
+        "unexpected_status" => (ORANGE, Vertical),
+        "dns" => (SKY, Diagonal),
+        "tls" => (BLUE, Horizontal),
+        k if k.starts_with("local_") => (GREY, BackDiagonal),
+        _ => (BLACK, Diagonal),
+    };
+    let ink = match fill {
+        BLACK | BLUE | VERMILLION => "#ffffff",
+        _ => "#000000",
+    };
+    Look { fill, pattern, ink }
+}
+
+/// The kind's letter, as in the text report's strip.
+pub(super) fn letter(kind: &str) -> char {
+    Outcome::ALL
+        .iter()
+        .find(|o| o.as_str() == kind)
+        .map(|o| if *o == Outcome::Ok { '✓' } else { o.symbol() })
+        .unwrap_or('?')
+}
+
+/// Escapes text for HTML element content and quoted attribute values.
+pub(super) fn esc(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+pub(super) fn short(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        s.to_string()
+    } else {
+        s.chars().take(max - 1).chain(['…']).collect()
+    }
+}
+
+/// One pattern per kind of the run, shared by every picture of the page.
+pub(super) fn patterns(out: &mut String, kinds: &[&str]) {
+    out.push_str(
+        "<svg width=\"0\" height=\"0\" style=\"position:absolute\" aria-hidden=\"true\"><defs>",
+    );
+    for (i, kind) in kinds.iter().enumerate() {
+        let l = look(kind);
+        let ink = l.ink;
+        let marks = match l.pattern {
+            Pattern::Solid => String::new(),
+            Pattern::Diagonal => format!("<path d=\"M-1,1 l2,-2 M0,6 l6,-6 M5,7 l2,-2\" stroke=\"{ink}\" stroke-width=\"1.3\"/>"),
+            Pattern::BackDiagonal => format!("<path d=\"M-1,5 l2,2 M0,0 l6,6 M5,-1 l2,2\" stroke=\"{ink}\" stroke-width=\"1.3\"/>"),
+            Pattern::Horizontal => format!("<path d=\"M0,3 h6\" stroke=\"{ink}\" stroke-width=\"1.3\"/>"),
+            Pattern::Vertical => format!("<path d=\"M3,0 v6\" stroke=\"{ink}\" stroke-width=\"1.3\"/>"),
+            Pattern::Cross => format!("<path d=\"M0,0 l6,6 M6,0 l-6,6\" stroke=\"{ink}\" stroke-width=\"1\"/>"),
+            Pattern::Dots => format!("<circle cx=\"3\" cy=\"3\" r=\"1.3\" fill=\"{ink}\"/>"),
+        };
+        let _ = write!(
+            out,
+            "<pattern id=\"k{i}\" width=\"6\" height=\"6\" patternUnits=\"userSpaceOnUse\"><rect width=\"6\" height=\"6\" fill=\"{}\"/>{marks}</pattern>",
+            l.fill
+        );
+    }
+    out.push_str("</defs></svg>\n");
+}
+
+pub(super) fn swatch(i: usize) -> String {
+    format!(
+        "<svg class=\"swatch\" viewBox=\"0 0 22 14\" aria-hidden=\"true\"><rect width=\"22\" height=\"14\" fill=\"url(#k{i})\" stroke=\"#333\"/></svg>"
+    )
+}
+
+pub(super) fn legend(out: &mut String, kinds: &[&str]) {
+    out.push_str("<h2>Timeline</h2>\n<div class=\"legend\">");
+    for (i, kind) in kinds.iter().enumerate() {
+        let _ = write!(
+            out,
+            "<span>{} <b>{}</b> {}</span>",
+            swatch(i),
+            esc(&letter(kind).to_string()),
+            esc(kind)
+        );
+    }
+    out.push_str(
+        "<span><svg class=\"swatch\" viewBox=\"0 0 22 14\" aria-hidden=\"true\"><rect width=\"22\" height=\"14\" fill=\"#D55E00\" fill-opacity=\"0.15\" stroke=\"#D55E00\"/></svg> outage window</span></div>\n",
+    );
+}

@@ -1,0 +1,187 @@
+//! The tables under the pictures: windows, failures, versions, pods, events,
+//! phases (cut to a length, with a pointer to the CSV files that hold every row).
+
+use std::fmt::Write as _;
+
+use super::*;
+
+pub(super) fn tables(out: &mut String, r: &Report, kinds: &[&str]) {
+    out.push_str("<h2>Failure kinds</h2>\n");
+    if r.failure_details.is_empty() {
+        out.push_str("<p>No request failed.</p>\n");
+    } else {
+        out.push_str("<table><tr><th>kind</th><th>errno</th><th>message</th><th class=\"n\">count</th><th>what it usually means</th></tr>\n");
+        let mut details: Vec<_> = r.failure_details.iter().collect();
+        details.sort_by_key(|d| std::cmp::Reverse(d.count));
+        for d in details {
+            let i = kinds.iter().position(|k| *k == d.kind).unwrap_or(0);
+            let errno = match (&d.errno_name, d.errno) {
+                (Some(name), Some(n)) => format!("{} ({n})", esc(name)),
+                (None, Some(n)) => n.to_string(),
+                _ => String::new(),
+            };
+            let _ = writeln!(
+                out,
+                "<tr><td>{} <b>{}</b> {}</td><td>{errno}</td><td>{}</td><td class=\"n\">{}</td><td>{}</td></tr>",
+                swatch(i),
+                esc(&letter(&d.kind).to_string()),
+                esc(&d.kind),
+                esc(d.message.as_deref().unwrap_or("")),
+                d.count,
+                esc(&d.hint)
+            );
+        }
+        out.push_str("</table>\n");
+    }
+
+    out.push_str("<h2>Outage windows</h2>\n");
+    if r.downtime.windows.is_empty() {
+        out.push_str("<p>No outage window: every failure-free stretch was unbroken.</p>\n");
+    } else {
+        out.push_str("<table><tr><th class=\"n\">#</th><th>from</th><th>to</th><th class=\"n\">length</th><th class=\"n\">failed</th><th>kinds</th><th>cause</th><th>after event</th></tr>\n");
+        for (i, w) in r.downtime.windows.iter().enumerate().take(MAX_WINDOWS) {
+            let mut kinds_text: Vec<(&String, &u64)> = w.kinds.iter().collect();
+            kinds_text.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+            let kinds_text = kinds_text
+                .iter()
+                .map(|(k, n)| format!("{} {n}", esc(k)))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let after = w
+                .after_event
+                .as_ref()
+                .map(|e| {
+                    format!(
+                        "{} after {}{}{}",
+                        duration(e.offset_ms),
+                        esc(&e.kind),
+                        if e.detail.is_empty() { "" } else { ": " },
+                        esc(&e.detail)
+                    )
+                })
+                .unwrap_or_default();
+            let _ = writeln!(
+                out,
+                "<tr><td class=\"n\">{}</td><td>{}</td><td>{}{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td>{kinds_text}</td><td>{}</td><td>{after}</td></tr>",
+                i + 1,
+                offset(w.start_ms),
+                offset(w.end_ms),
+                if w.open { " (still open at the end)" } else { "" },
+                duration(w.duration_ms),
+                w.failed,
+                esc(w.cause.as_deref().unwrap_or("")),
+            );
+        }
+        out.push_str("</table>\n");
+        if r.downtime.windows.len() > MAX_WINDOWS {
+            let _ = writeln!(
+                out,
+                "<p class=\"note\">The first {MAX_WINDOWS} of {} windows; windows.csv has every one.</p>",
+                r.downtime.windows.len()
+            );
+        }
+    }
+
+    out.push_str("<h2>Versions</h2>\n");
+    if r.versions.is_empty() {
+        out.push_str("<p>No version was read from the answers.</p>\n");
+    } else {
+        out.push_str("<table><tr><th>version</th><th>first answer</th><th>last answer</th><th class=\"n\">answers</th></tr>\n");
+        for v in r.versions.iter().take(MAX_VERSIONS) {
+            let _ = writeln!(
+                out,
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td class=\"n\">{}</td></tr>",
+                esc(&v.version),
+                offset(v.first_ms),
+                offset(v.last_ms),
+                v.count
+            );
+        }
+        out.push_str("</table>\n");
+        if let Some(m) = &r.mixed {
+            if r.mixed_ms > 0.0 {
+                let _ = writeln!(
+                    out,
+                    "<p>Both {} and {} answered for {} ({} .. {}); {} version change(s) between consecutive answers.</p>",
+                    esc(&m.old),
+                    esc(&m.new),
+                    duration(r.mixed_ms),
+                    offset(m.start_ms),
+                    offset(m.end_ms),
+                    r.flips
+                );
+            } else {
+                let _ = writeln!(
+                    out,
+                    "<p>{} and {} never answered in the same stretch: {} version change(s) between consecutive answers.</p>",
+                    esc(&m.old),
+                    esc(&m.new),
+                    r.flips
+                );
+            }
+        }
+    }
+
+    if !r.phases.is_empty() {
+        out.push_str("<h2>Phases</h2>\n<table><tr><th>phase</th><th>from</th><th>to</th><th class=\"n\">sent</th><th class=\"n\">ok</th><th class=\"n\">failed</th><th class=\"n\">downtime</th><th class=\"n\">p99</th></tr>\n");
+        for p in &r.phases {
+            let _ = writeln!(
+                out,
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{:.1} ms</td></tr>",
+                esc(&p.name),
+                offset(p.start_ms),
+                p.end_ms.map(offset).unwrap_or_else(|| "end".into()),
+                p.sent,
+                p.ok,
+                p.failed,
+                duration(p.downtime_ms),
+                p.latency_ms.p99
+            );
+        }
+        out.push_str("</table>\n");
+    }
+
+    out.push_str("<h2>Events</h2>\n");
+    if r.events.is_empty() {
+        out.push_str("<p>No event was recorded.</p>\n");
+    } else {
+        out.push_str("<table><tr><th>at</th><th>kind</th><th>detail</th><th>about</th></tr>\n");
+        for e in r.events.iter().take(MAX_EVENTS) {
+            let s = &e.subject;
+            let about: Vec<String> = [
+                ("pod", s.pod.clone()),
+                ("address", s.address.map(|a| a.to_string())),
+                ("node", s.node.clone()),
+                ("version", s.version.clone()),
+                ("service", s.service.clone()),
+                ("deployment", s.deployment.clone()),
+            ]
+            .into_iter()
+            .filter_map(|(k, v)| v.map(|v| format!("{k} {}", esc(&v))))
+            .collect();
+            let _ = writeln!(
+                out,
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                offset(e.at_ms),
+                esc(e.kind.as_str()),
+                esc(&e.detail),
+                about.join(", ")
+            );
+        }
+        out.push_str("</table>\n");
+        if r.events.len() > MAX_EVENTS {
+            let _ = writeln!(
+                out,
+                "<p class=\"note\">The first {MAX_EVENTS} of {} events; events.csv has every one.</p>",
+                r.events.len()
+            );
+        }
+    }
+    let _ = writeln!(
+        out,
+        "<p class=\"note\">rollprobe report ({}), {} .. {}.</p>",
+        esc(&r.schema),
+        esc(&r.started_at),
+        esc(&r.ended_at)
+    );
+}

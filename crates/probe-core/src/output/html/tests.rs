@@ -1,0 +1,197 @@
+use super::*;
+use crate::config::RecordedConfig;
+use crate::event::{Event, EventKind, Subject};
+use crate::report::OutageWindow;
+use crate::sample::{RunHeader, Sample};
+use crate::Analyzer;
+
+/// A real (small) report from the analyzer, for the tests to reshape: 3 s
+/// at 1000 req/s, v1 then 300 refused then v2.
+pub(crate) fn base_report(label: &str, target: &str) -> Report {
+    let header = RunHeader {
+        schema: crate::sample::SAMPLES_SCHEMA.into(),
+        label: Some(label.into()),
+        target: target.into(),
+        config: RecordedConfig::for_tests(1000.0, 2000, 5016),
+        started_at: "2026-01-01T00:00:00.000Z".into(),
+        run_id: String::new(),
+        streams: Vec::new(),
+    };
+    let mut a = Analyzer::new(1000.0);
+    for seq in 0..3000u64 {
+        let failed = (1200..1500).contains(&seq);
+        a.push(Sample {
+            stream: String::new(),
+            pod: None,
+            request_id: None,
+            syn_retransmits: None,
+            seq,
+            intended_ms: seq as f64,
+            sent_ms: Some(seq as f64 + 0.1),
+            wall_time: String::new(),
+            outcome: if failed {
+                Outcome::ConnectionRefused
+            } else {
+                Outcome::Ok
+            },
+            errno: failed.then_some(111),
+            errno_name: failed.then(|| "ECONNREFUSED".into()),
+            status: (!failed).then_some(200),
+            version: (!failed).then(|| if seq < 1200 { "v1" } else { "v2" }.into()),
+            connect_ms: Some(0.2),
+            ttfb_ms: Some(1.0),
+            total_ms: Some(1.0 + (seq % 7) as f64),
+            connection: None,
+            error: None,
+        });
+    }
+    a.finish(&header, None)
+}
+
+fn seconds(n: u64, rate: u64) -> Vec<SecondStats> {
+    (0..n)
+        .map(|second| {
+            let bad = second % 97 < 3;
+            let mut failures = std::collections::BTreeMap::new();
+            if bad {
+                failures.insert("connection_refused".into(), rate / 2);
+                failures.insert("host_unreachable".into(), rate / 4);
+            }
+            SecondStats {
+                second,
+                sent: rate,
+                ok: if bad { rate / 4 } else { rate },
+                failures,
+                versions: vec![if second < n / 2 { "v1" } else { "v2" }.into()],
+                p50_ms: Some(1.25 + (second % 10) as f64),
+                p99_ms: Some(9.5 + (second % 13) as f64),
+            }
+        })
+        .collect()
+}
+
+/// The page with every occurrence of the (escaped) target text taken out.
+fn without_target(page: &str, target: &str) -> String {
+    page.replace(&esc(target), "")
+}
+
+#[test]
+fn a_small_run_draws_its_bars_window_versions_and_events() {
+    let mut r = base_report("gap", "http://127.0.0.1:8080/test/version");
+    r.events.push(
+        Event::new(1190.0, EventKind::PodTerminating, "backend-1")
+            .with_subject(Subject::pod("backend-1", None)),
+    );
+    r.downtime.windows[0].cause = Some("no ready endpoint".into());
+    let page = render_html(&r);
+    assert_eq!(r.per_second.len(), 3);
+    // Three one-second bars, each with its tooltip.
+    assert_eq!(page.matches("<g><title>+").count(), 3, "{page}");
+    assert!(page.contains("connection_refused 300"), "{page}");
+    assert!(page.contains("window #1 +1.200 s .. +1.500 s"), "{page}");
+    assert!(page.contains("<td>no ready endpoint</td>"));
+    assert!(page.contains(">pod_terminating</text>"), "{page}");
+    assert!(page.contains("<td>v1</td>") && page.contains("<td>v2</td>"));
+    assert!(page.contains("ECONNREFUSED (111)"));
+    // Closed tags balance: a rough check that nothing was cut short.
+    for tag in ["svg", "table", "g", "title", "pattern"] {
+        assert_eq!(
+            page.matches(&format!("<{tag}>")).count() + page.matches(&format!("<{tag} ")).count(),
+            page.matches(&format!("</{tag}>")).count(),
+            "<{tag}> opened and closed unequally"
+        );
+    }
+}
+
+#[test]
+fn text_from_users_and_servers_is_escaped() {
+    let evil = "<script>alert('x')</script>&\"";
+    let target = "http://127.0.0.1/<img src=x onerror=alert(1)>";
+    let mut r = base_report(evil, target);
+    r.downtime.windows[0].cause = Some(evil.into());
+    r.versions[0].version = evil.into();
+    r.per_second[0].versions = vec![evil.into()];
+    r.events.push(
+        Event::new(10.0, EventKind::Other(evil.into()), evil)
+            .with_subject(Subject::pod(evil, None).with_node(evil)),
+    );
+    r.failures.insert(evil.into(), 1);
+    r.failure_details[0].hint = evil.into();
+    let page = render_html(&r);
+    assert!(!page.contains("<script"), "{page}");
+    assert!(!page.contains("<img"), "{page}");
+    assert!(!page.contains("alert('x')"), "{page}");
+    assert!(page.contains("&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;&amp;&quot;"));
+    assert!(page.contains(&esc(target)));
+}
+
+#[test]
+fn the_page_refers_to_nothing_outside_itself() {
+    let target = "https://example.invalid/health";
+    let mut r = base_report("offline", target);
+    r.per_second = seconds(120, 1000);
+    let page = without_target(&render_html(&r), target);
+    for needle in [
+        "http://", "https://", "//", "src=", "href=", "@import", "<script", "<link",
+    ] {
+        assert!(!page.contains(needle), "the page contains {needle:?}");
+    }
+    // The only url() references are the page's own patterns.
+    for (i, _) in page.match_indices("url(") {
+        assert!(page[i..].starts_with("url(#k"), "{}", &page[i..i + 20]);
+    }
+}
+
+#[test]
+fn a_one_hour_run_at_1000_per_second_stays_under_2_mb() {
+    let target = "http://10.96.0.10/test/version";
+    let mut r = base_report("one-hour", target);
+    r.duration_ms = 3_600_000.0;
+    r.per_second = seconds(3600, 1000);
+    // A flapping service: many windows with long causes, many events.
+    let cause = "no ready endpoint (the Service rejects connections): old pods terminating since +12.31 s (backend-a, backend-b, backend-c and 2 more), new pod backend-x not ready until +15.02 s".to_string();
+    let template = r.downtime.windows[0].clone();
+    r.downtime.windows = (0..2000)
+        .map(|i| OutageWindow {
+            start_ms: i as f64 * 1800.0,
+            end_ms: i as f64 * 1800.0 + 300.0,
+            cause: Some(cause.clone()),
+            ..template.clone()
+        })
+        .collect();
+    r.events = (0..5000)
+        .map(|i| {
+            Event::new(
+                i as f64 * 700.0,
+                EventKind::PodReady,
+                format!("backend-{i} 10.244.1.{} v2", i % 250),
+            )
+            .with_subject(Subject::pod(format!("backend-{i}"), None).with_version("v2"))
+        })
+        .collect();
+    let page = render_html(&r);
+    assert!(page.len() < 2_000_000, "{} bytes", page.len());
+    // Seconds were grouped: 3600 seconds in 600 bars of 6 s.
+    assert_eq!(page.matches("<g><title>+").count(), 600);
+    assert!(page.contains("Each bar is 6 seconds"));
+    assert!(page.contains("windows.csv has every one"));
+}
+
+#[test]
+fn every_failure_kind_has_its_own_colour_and_pattern_pair() {
+    let mut seen = std::collections::BTreeSet::new();
+    for o in Outcome::ALL
+        .iter()
+        .filter(|o| o.is_failure() && !o.is_local())
+    {
+        let l = look(o.as_str());
+        assert!(
+            !matches!(l.pattern, Pattern::Solid),
+            "{o:?} is not patterned"
+        );
+        assert!(
+            seen.insert((l.fill, l.pattern as u8)),
+            "{o:?} looks like another kind"
+        );
+    }
+}

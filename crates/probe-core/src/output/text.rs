@@ -1,0 +1,266 @@
+//! The text summary of a report (what [`Report::summary`] returns): what a
+//! person reads at a glance in a terminal, including the timeline strip and its
+//! legend.
+
+use std::collections::BTreeSet;
+use std::fmt::Write as _;
+
+use crate::outcome::Outcome;
+use crate::output::fmt::{duration, offset};
+use crate::report::Report;
+
+/// Windows listed in the text summary; the files keep every one.
+const MAX_WINDOWS_SHOWN: usize = 8;
+
+fn kinds_text(kinds: &std::collections::BTreeMap<String, u64>) -> String {
+    let mut v: Vec<(&String, &u64)> = kinds.iter().collect();
+    v.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+    v.iter()
+        .map(|(k, n)| format!("{k} {n}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn summary(r: &Report) -> String {
+    let mut out = String::new();
+    let label = r.label.as_deref().unwrap_or("run");
+    let _ = writeln!(
+        out,
+        "rollprobe {label}: {}  ({}, {} req/s, {}{})",
+        r.target,
+        r.config.connection,
+        r.config.rate,
+        duration(r.duration_ms),
+        if r.interrupted { ", interrupted" } else { "" }
+    );
+    let t = &r.totals;
+    let availability = t
+        .availability
+        .map(|a| format!("{:.3}%", a * 100.0))
+        .unwrap_or_else(|| "n/a".into());
+    let _ = writeln!(
+        out,
+        "  sent {}  ok {}  failed {}  availability {availability}  downtime {} in {} window{} (longest {})",
+        t.sent,
+        t.ok,
+        t.failed,
+        duration(r.downtime.total_ms),
+        r.downtime.windows.len(),
+        if r.downtime.windows.len() == 1 { "" } else { "s" },
+        duration(r.downtime.longest_ms),
+    );
+    if let Some(lab) = &r.lab {
+        let _ = writeln!(out, "  lab kernel settings: {}", lab.kernel);
+    }
+    if t.local > 0 {
+        let _ = writeln!(
+            out,
+            "  WARNING: {} request(s) failed on the PROBER's side (local_*): they are not counted as downtime; see below",
+            t.local
+        );
+    }
+    if let Some(reason) = &r.invalid_reason {
+        let _ = writeln!(out, "  NOT A VALID MEASUREMENT: {reason}");
+    }
+    for w in &r.warnings {
+        let _ = writeln!(out, "  warning: {w}");
+    }
+    if !r.failure_details.is_empty() {
+        let _ = writeln!(out, "\nFailures");
+        let mut details = r.failure_details.clone();
+        details.sort_by_key(|d| std::cmp::Reverse(d.count));
+        for d in &details {
+            let errno = match (&d.errno_name, &d.message) {
+                (Some(name), Some(msg)) => format!(" ({name}, \"{msg}\")"),
+                (None, Some(msg)) => format!(" (\"{msg}\")"),
+                _ => String::new(),
+            };
+            let _ = writeln!(out, "  {}{errno} x {}: {}", d.kind, d.count, d.hint);
+        }
+    }
+    if !r.downtime.windows.is_empty() {
+        let _ = writeln!(out, "\nOutage windows");
+        let windows = &r.downtime.windows;
+        for (i, w) in windows.iter().enumerate().take(MAX_WINDOWS_SHOWN) {
+            let after = w
+                .after_event
+                .as_ref()
+                .map(|e| {
+                    format!(
+                        "  {} after {} {}",
+                        duration(e.offset_ms),
+                        e.kind,
+                        if e.detail.is_empty() {
+                            String::new()
+                        } else {
+                            format!("({})", e.detail)
+                        }
+                    )
+                })
+                .unwrap_or_default();
+            let _ = writeln!(
+                out,
+                "  #{} {} .. {}{}  {}  {} failed: {}{after}",
+                i + 1,
+                offset(w.start_ms),
+                offset(w.end_ms),
+                if w.open {
+                    " (still open at the end)"
+                } else {
+                    ""
+                },
+                duration(w.duration_ms),
+                w.failed,
+                kinds_text(&w.kinds),
+            );
+            if w.syn_retransmitted > 0 {
+                let _ = writeln!(
+                    out,
+                    "      {} of its failed connects had retransmitted their SYN",
+                    w.syn_retransmitted
+                );
+            }
+            if let Some(cause) = &w.cause {
+                let _ = writeln!(out, "      cause: {cause}");
+            }
+        }
+        if windows.len() > MAX_WINDOWS_SHOWN {
+            let rest = &windows[MAX_WINDOWS_SHOWN..];
+            let failed: u64 = rest.iter().map(|w| w.failed).sum();
+            let down = rest.iter().fold(0.0, |acc, w| acc + w.duration_ms);
+            let _ = writeln!(
+                out,
+                "  ... and {} more windows until {} ({} failed, {} down): report.json and windows.csv have them all",
+                rest.len(),
+                offset(rest[rest.len() - 1].end_ms),
+                failed,
+                duration(down)
+            );
+        }
+    }
+    if !r.versions.is_empty() {
+        let _ = writeln!(out, "\nVersions");
+        for v in &r.versions {
+            let _ = writeln!(
+                out,
+                "  {:<16} {} .. {}  {} answers",
+                v.version,
+                offset(v.first_ms),
+                offset(v.last_ms),
+                v.count
+            );
+        }
+        if let Some(m) = &r.mixed {
+            if m.end_ms >= m.start_ms {
+                let _ = writeln!(
+                    out,
+                    "  mixed {}: {} and {} both answered from {} to {}; flips {}",
+                    duration(r.mixed_ms),
+                    m.old,
+                    m.new,
+                    offset(m.start_ms),
+                    offset(m.end_ms),
+                    r.flips
+                );
+            } else {
+                let _ = writeln!(
+                    out,
+                    "  no overlap: {} last answered at {}, {} first at {}; flips {}",
+                    m.old,
+                    offset(m.end_ms),
+                    m.new,
+                    offset(m.start_ms),
+                    r.flips
+                );
+            }
+        }
+    }
+    if !r.pods.is_empty() {
+        let _ = writeln!(out, "\nPods");
+        for p in &r.pods {
+            let _ = writeln!(
+                out,
+                "  {:<24} {} .. {}  {} answers{}",
+                p.pod,
+                offset(p.first_ms),
+                offset(p.last_ms),
+                p.count,
+                p.version
+                    .as_deref()
+                    .map(|v| format!("  version {v}"))
+                    .unwrap_or_default()
+            );
+        }
+    }
+    let l = &r.latency_ms;
+    if l.count > 0 {
+        let _ = writeln!(
+            out,
+            "\nLatency of ok answers (from intended send): p50 {:.2} ms  p90 {:.2} ms  p99 {:.2} ms  p99.9 {:.2} ms  max {:.2} ms",
+            l.p50, l.p90, l.p99, l.p999, l.max
+        );
+    }
+    if !r.phases.is_empty() {
+        let _ = writeln!(out, "\nPhases");
+        for p in &r.phases {
+            let _ = writeln!(
+                out,
+                "  {:<7} {} .. {}  sent {}  ok {}  failed {}  downtime {}  p99 {:.2} ms{}",
+                p.name,
+                offset(p.start_ms),
+                p.end_ms.map(offset).unwrap_or_else(|| "end".into()),
+                p.sent,
+                p.ok,
+                p.failed,
+                duration(p.downtime_ms),
+                p.latency_ms.p99,
+                if p.syn_retransmitted > 0 {
+                    format!("  SYN retransmitted {}", p.syn_retransmitted)
+                } else {
+                    String::new()
+                }
+            );
+        }
+    }
+    let p = &r.probe;
+    let _ = writeln!(
+        out,
+        "\nProber: send lag p50 {:.3} ms  p99 {:.3} ms  max {:.3} ms  late {}  skipped {}",
+        p.send_lag_p50_ms, p.send_lag_p99_ms, p.send_lag_max_ms, p.late, p.skipped
+    );
+    if !r.timeline.strip.is_empty() {
+        let _ = writeln!(
+            out,
+            "\nTimeline (one character = {}):\n  [{}]",
+            duration(r.timeline.bucket_ms),
+            r.timeline.strip
+        );
+        let used: BTreeSet<char> = r.timeline.strip.chars().collect();
+        let mut legend: Vec<String> = Vec::new();
+        if used.contains(&'.') {
+            legend.push(". ok".into());
+        }
+        if used.contains(&'|') {
+            legend.push("| version changed".into());
+        }
+        let mut seen = BTreeSet::new();
+        for k in Outcome::ALL {
+            if k.is_failure() && used.contains(&k.symbol()) && seen.insert(k.symbol()) {
+                legend.push(format!(
+                    "{} {}",
+                    k.symbol(),
+                    if k.is_local() { "local_*" } else { k.as_str() }
+                ));
+            }
+        }
+        let _ = writeln!(out, "  {}", legend.join("  "));
+    }
+    out
+}
+
+impl Report {
+    /// The human summary printed at the end of a run.
+    pub fn summary(&self) -> String {
+        summary(self)
+    }
+}

@@ -1,0 +1,50 @@
+//! windows.csv: one row per outage window, every window of the run (the text
+//! summary lists only the first few).
+
+use std::path::Path;
+
+use crate::report::Report;
+
+/// Writes windows.csv: one row per outage window.
+pub fn write_windows_csv(path: &Path, report: &Report) -> std::io::Result<()> {
+    let mut w = csv::Writer::from_path(path).map_err(std::io::Error::other)?;
+    w.write_record([
+        "window",
+        "start_ms",
+        "end_ms",
+        "duration_ms",
+        "failed",
+        "open",
+        "kinds",
+        "after_event",
+        "after_event_detail",
+        "after_event_offset_ms",
+        "cause",
+    ])?;
+    for (i, win) in report.downtime.windows.iter().enumerate() {
+        let kinds = win
+            .kinds
+            .iter()
+            .map(|(k, n)| format!("{k}={n}"))
+            .collect::<Vec<_>>()
+            .join(";");
+        let (ek, ed, eo) = match &win.after_event {
+            Some(e) => (e.kind.clone(), e.detail.clone(), e.offset_ms.to_string()),
+            None => (String::new(), String::new(), String::new()),
+        };
+        w.write_record([
+            (i + 1).to_string(),
+            win.start_ms.to_string(),
+            win.end_ms.to_string(),
+            win.duration_ms.to_string(),
+            win.failed.to_string(),
+            win.open.to_string(),
+            kinds,
+            ek,
+            ed,
+            eo,
+            win.cause.clone().unwrap_or_default(),
+        ])?;
+    }
+    w.flush()
+}

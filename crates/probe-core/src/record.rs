@@ -1,0 +1,181 @@
+//! The recorder: one task that takes every sample and event of a run, in the
+//! order the probe sent them, streams them to samples.csv and events.csv, keeps
+//! the live counters, and feeds the [`Analyzer`].
+//!
+//! It returns the finished [`Report`] and never writes report files: rendering
+//! is the output modules' job, called by the probe once the recorder is done.
+//! A write error does not stop the measurement: the first one is kept, the files
+//! are abandoned, and the report still comes back with the error beside it.
+
+use std::collections::BTreeMap;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot};
+
+use crate::analyze::Analyzer;
+use crate::event::{Event, EventWriter};
+use crate::outcome::Outcome;
+use crate::report::Report;
+use crate::sample::{RunFooter, RunHeader, RunRecord, Sample, SampleWriter, RUN_FILE};
+
+/// Live counters for a progress line.
+#[derive(Debug, Clone, Default)]
+pub struct LiveStats {
+    /// Requests completed.
+    pub sent: u64,
+    /// Ok answers.
+    pub ok: u64,
+    /// Failures by kind (local included).
+    pub by_kind: BTreeMap<Outcome, u64>,
+    /// Ticks skipped over the in-flight cap.
+    pub skipped: u64,
+    /// The version of the latest ok answer.
+    pub version: Option<String>,
+}
+
+/// What the recorder is sent, in the order the run produced it.
+pub(crate) enum Record {
+    Sample(Sample),
+    Event(Event),
+    /// The run is over: close the files and send back what was recorded.
+    Finish(RunFooter, oneshot::Sender<Recorded>),
+}
+
+/// A file that could not be written, and why.
+pub(crate) type WriteError = (PathBuf, io::Error);
+
+/// The recorder's result: the report, the run's folder, and the first write error.
+pub(crate) struct Recorded {
+    pub(crate) report: Report,
+    /// The run's folder, when it has one.
+    pub(crate) dir: Option<PathBuf>,
+    pub(crate) write_error: Option<WriteError>,
+}
+
+/// The files of a run with `--out`.
+pub(crate) struct RunFiles {
+    dir: PathBuf,
+    samples: SampleWriter,
+    events: EventWriter,
+}
+
+impl RunFiles {
+    /// Creates the folder, run.json (without its end), samples.csv and events.csv.
+    pub(crate) fn create(dir: &Path, header: &RunHeader) -> Result<RunFiles, WriteError> {
+        let fail = |path: PathBuf| move |source| (path, source);
+        std::fs::create_dir_all(dir).map_err(fail(dir.to_path_buf()))?;
+        let record = RunRecord {
+            header: header.clone(),
+            end: None,
+        };
+        record.write(dir).map_err(fail(dir.join(RUN_FILE)))?;
+        let samples_path = dir.join("samples.csv");
+        let samples = SampleWriter::create(&samples_path).map_err(fail(samples_path))?;
+        let events_path = dir.join("events.csv");
+        let events = EventWriter::create(&events_path).map_err(fail(events_path))?;
+        Ok(RunFiles {
+            dir: dir.to_path_buf(),
+            samples,
+            events,
+        })
+    }
+}
+
+/// Records until [`Record::Finish`] (or until every sender is gone).
+pub(crate) async fn run(
+    mut rx: mpsc::UnboundedReceiver<Record>,
+    header: RunHeader,
+    mut outputs: Option<RunFiles>,
+    rate: f64,
+    live: Arc<Mutex<LiveStats>>,
+) {
+    let mut analyzer = Analyzer::new(rate);
+    // The first write error is kept and reported at the end; measuring goes on.
+    let mut write_error: Option<WriteError> = None;
+    let mut note = |result: io::Result<()>, path: &Path, outputs: &mut Option<RunFiles>| {
+        if let Err(source) = result {
+            if write_error.is_none() {
+                write_error = Some((path.to_path_buf(), source));
+            }
+            *outputs = None;
+        }
+    };
+    // Rows are flushed by this timer too, so a run whose requests hang still has its
+    // last second on disk.
+    let mut flush = tokio::time::interval(Duration::from_secs(1));
+    flush.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let record = tokio::select! {
+            record = rx.recv() => match record {
+                Some(record) => record,
+                None => break,
+            },
+            _ = flush.tick() => {
+                if let Some(o) = outputs.as_mut() {
+                    let r = o.samples.flush();
+                    let path = o.dir.join("samples.csv");
+                    note(r, &path, &mut outputs);
+                }
+                continue;
+            }
+        };
+        match record {
+            Record::Sample(sample) => {
+                if let Some(o) = outputs.as_mut() {
+                    let r = o.samples.write(&sample);
+                    let path = o.dir.join("samples.csv");
+                    note(r, &path, &mut outputs);
+                }
+                {
+                    let mut live = live.lock().unwrap_or_else(|p| p.into_inner());
+                    match sample.outcome {
+                        Outcome::Skipped => live.skipped += 1,
+                        Outcome::Ok => {
+                            live.sent += 1;
+                            live.ok += 1;
+                            if sample.version.is_some() {
+                                live.version.clone_from(&sample.version);
+                            }
+                        }
+                        k => {
+                            live.sent += 1;
+                            *live.by_kind.entry(k).or_default() += 1;
+                        }
+                    }
+                }
+                analyzer.push(sample);
+            }
+            Record::Event(event) => {
+                if let Some(o) = outputs.as_mut() {
+                    let r = o.events.write(&event);
+                    let path = o.dir.join("events.csv");
+                    note(r, &path, &mut outputs);
+                }
+                analyzer.event(event);
+            }
+            Record::Finish(footer, done) => {
+                let dir = outputs.as_ref().map(|o| o.dir.clone());
+                if let Some(o) = outputs.take() {
+                    let path = o.dir.join("samples.csv");
+                    note(o.samples.finish(), &path, &mut outputs);
+                    let record = RunRecord {
+                        header: header.clone(),
+                        end: Some(footer.clone()),
+                    };
+                    let path = o.dir.join(RUN_FILE);
+                    note(record.write(&o.dir), &path, &mut outputs);
+                }
+                let report = analyzer.finish(&header, Some(&footer));
+                let _ = done.send(Recorded {
+                    report,
+                    dir,
+                    write_error,
+                });
+                return;
+            }
+        }
+    }
+}
