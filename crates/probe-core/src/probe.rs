@@ -80,6 +80,12 @@ pub struct ProbeBuilder {
 }
 
 impl ProbeBuilder {
+    /// Marks the run as having a source of rollout events (see
+    /// [`ProbeConfig::rollout_events`]).
+    pub(crate) fn with_rollout_events(self) -> Self {
+        self.set(|c| c.rollout_events = true)
+    }
+
     fn set(mut self, change: impl FnOnce(&mut ProbeConfig)) -> Self {
         if let Ok(c) = &mut self.config {
             change(c);

@@ -92,7 +92,7 @@ pub(crate) async fn run(
     rate: f64,
     live: Arc<Mutex<LiveStats>>,
 ) {
-    let mut analyzer = Analyzer::new(rate);
+    let mut analyzer = Analyzer::new(rate).with_rollout_events(header.config.rollout_events);
     // The first write error is kept and reported at the end; measuring goes on.
     let mut write_error: Option<WriteError> = None;
     let mut note = |result: io::Result<()>, path: &Path, outputs: &mut Option<RunFiles>| {

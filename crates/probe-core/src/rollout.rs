@@ -145,6 +145,7 @@ impl Rollout {
     /// Puts a cluster's events on the probe's clock (a Kubernetes watch, a lab) and,
     /// after the trigger, keeps probing until the rollout completes.
     pub fn events<S: EventSource + 'static>(mut self, source: S) -> Rollout {
+        self.probe = self.probe.with_rollout_events();
         self.source = Some(Arc::new(source));
         self
     }
@@ -153,7 +154,7 @@ impl Rollout {
     /// puts the lab's events on the probe's clock, and runs until the rollout completes.
     pub fn lab<L: EventSource + Vantage + Clone + 'static>(mut self, lab: &L) -> Rollout {
         let lab = Arc::new(lab.clone());
-        self.probe = self.probe.vantage(lab.clone());
+        self.probe = self.probe.vantage(lab.clone()).with_rollout_events();
         self.source = Some(lab);
         self
     }

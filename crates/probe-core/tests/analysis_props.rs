@@ -30,6 +30,7 @@ fn header() -> RunHeader {
             method: "GET".into(),
             pod_from: String::new(),
             lab_kernel: None,
+            rollout_events: false,
         },
         started_at: "2026-01-01T00:00:00.000Z".into(),
         run_id: String::new(),

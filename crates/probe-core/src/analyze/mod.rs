@@ -107,6 +107,7 @@ pub struct Analyzer {
     seconds: Seconds,
     last_intended_ms: f64,
     pods: Pods,
+    rollout_events: bool,
 }
 
 impl Analyzer {
@@ -145,18 +146,30 @@ impl Analyzer {
             seconds: Seconds::new(),
             last_intended_ms: 0.0,
             pods: Pods::default(),
+            rollout_events: false,
         }
+    }
+
+    /// The run had a source of rollout events: its rollout phase ends at
+    /// `rollout_complete` rather than when the trigger returned.
+    pub fn with_rollout_events(mut self, yes: bool) -> Analyzer {
+        self.rollout_events = yes;
+        self
     }
 
     /// Adds an event. Events must arrive before any sample intended after them,
     /// which the probe guarantees by sending both through one ordered channel.
     pub fn event(&mut self, event: Event) {
+        // With a source of rollout events the trigger only starts the rollout (a
+        // `kubectl set image` returns at once): the rollout phase lasts until it completes.
+        let ends = if self.rollout_events {
+            event.kind == EventKind::RolloutComplete
+        } else {
+            PHASE_END_KINDS.contains(&event.kind)
+        };
         if PHASE_START_KINDS.contains(&event.kind) && self.during_start.is_none() {
             self.during_start = Some(event.at_ms);
-        } else if PHASE_END_KINDS.contains(&event.kind)
-            && self.during_start.is_some()
-            && self.during_end.is_none()
-        {
+        } else if ends && self.during_start.is_some() && self.during_end.is_none() {
             self.during_end = Some(event.at_ms);
         }
         self.events.push(event);
@@ -511,7 +524,8 @@ pub fn analyze_recorded(run: &crate::sample::RecordedRun, events: Vec<Event>) ->
 /// A recorded run's analyzer with all its events given first: they are all
 /// known, so every sample finds its phase as in the live run.
 fn analyzer_with_events(header: &RunHeader, mut events: Vec<Event>) -> Analyzer {
-    let mut analyzer = Analyzer::new(header.config.rate);
+    let mut analyzer =
+        Analyzer::new(header.config.rate).with_rollout_events(header.config.rollout_events);
     events.sort_by(|a, b| a.at_ms.total_cmp(&b.at_ms));
     for e in events {
         analyzer.event(e);

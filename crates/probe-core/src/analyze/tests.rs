@@ -127,3 +127,24 @@ fn the_series_holds_one_small_row_per_second_however_many_samples() {
         .iter()
         .all(|r| r.versions.len() == MAX_VERSIONS_PER_SECOND));
 }
+
+#[test]
+fn with_rollout_events_the_rollout_phase_lasts_until_the_rollout_completes() {
+    let phases = |rollout_events: bool| {
+        let mut a = Analyzer::new(100.0).with_rollout_events(rollout_events);
+        a.event(Event::new(100.0, EventKind::TriggerStart, "set image"));
+        a.event(Event::new(110.0, EventKind::TriggerExit, "ok"));
+        a.event(Event::new(120.0, EventKind::RolloutStart, "web"));
+        a.event(Event::new(2000.0, EventKind::RolloutComplete, "web"));
+        for seq in 0..300u64 {
+            a.push(sample(seq, Outcome::Ok, "v1", 1.0));
+        }
+        a.finish(&header(), None).phases
+    };
+    let with = phases(true);
+    assert_eq!((with[1].start_ms, with[1].end_ms), (100.0, Some(2000.0)));
+    assert_eq!(with[1].sent, 190);
+    // A plain trigger: the phase is the trigger's own run.
+    let without = phases(false);
+    assert_eq!(without[1].end_ms, Some(110.0));
+}

@@ -268,6 +268,9 @@ pub struct ProbeConfig {
     pub vantage: String,
     /// The lab's kernel settings (`stock` or `tuned`), for a run in the lab.
     pub lab_kernel: Option<String>,
+    /// A source of rollout events (the lab, a Kubernetes watch) is attached: the rollout
+    /// phase ends when the rollout completes, not when the trigger returns.
+    pub rollout_events: bool,
 }
 
 impl ProbeConfig {
@@ -291,6 +294,7 @@ impl ProbeConfig {
             request_id: true,
             vantage: "local".into(),
             lab_kernel: None,
+            rollout_events: false,
         }
     }
 
@@ -374,6 +378,9 @@ pub struct RecordedConfig {
     /// The lab's kernel settings (`stock` or `tuned`), for a run in the lab.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lab_kernel: Option<String>,
+    /// The run had a source of rollout events (its rollout phase ends at rollout_complete).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub rollout_events: bool,
 }
 
 impl From<&ProbeConfig> for RecordedConfig {
@@ -393,6 +400,7 @@ impl From<&ProbeConfig> for RecordedConfig {
                 .map(|p| p.to_string())
                 .unwrap_or_default(),
             lab_kernel: c.lab_kernel.clone(),
+            rollout_events: c.rollout_events,
         }
     }
 }
@@ -412,6 +420,7 @@ impl RecordedConfig {
             method: "GET".into(),
             pod_from: String::new(),
             lab_kernel: None,
+            rollout_events: false,
         }
     }
 }

@@ -152,6 +152,28 @@ impl RunRecord {
     }
 }
 
+/// The columns of samples.csv, in the order of [`Sample`]'s fields.
+pub const SAMPLE_COLUMNS: [&str; 18] = [
+    "stream",
+    "seq",
+    "intended_ms",
+    "sent_ms",
+    "wall_time",
+    "outcome",
+    "errno",
+    "errno_name",
+    "status",
+    "version",
+    "pod",
+    "request_id",
+    "connect_ms",
+    "syn_retransmits",
+    "ttfb_ms",
+    "total_ms",
+    "connection",
+    "error",
+];
+
 /// The schema tag of run.json (and of the old samples.csv header line).
 pub const SAMPLES_SCHEMA: &str = "rollprobe.samples/v1";
 /// The run's record beside samples.csv.
@@ -168,8 +190,14 @@ pub struct SampleWriter {
 
 impl SampleWriter {
     /// Creates the file (the header row is written with the first sample).
+    /// Creates the file with its header row, flushed at once: a run killed before its
+    /// first answer still leaves a samples.csv that reads as zero rows.
     pub fn create(path: &Path) -> io::Result<SampleWriter> {
-        let inner = csv::WriterBuilder::new().from_writer(BufWriter::new(File::create(path)?));
+        let mut inner = csv::WriterBuilder::new()
+            .has_headers(false)
+            .from_writer(BufWriter::new(File::create(path)?));
+        inner.write_record(SAMPLE_COLUMNS).map_err(csv_to_io)?;
+        inner.flush()?;
         Ok(SampleWriter {
             inner,
             last_flush: Instant::now(),
