@@ -420,6 +420,10 @@ pub struct OutputArgs {
     /// Exit 1 if the downtime was longer than DUR.
     #[arg(long, value_parser = parse_duration, value_name = "DUR")]
     pub max_downtime: Option<Duration>,
+    /// Write the gate's result as JUnit XML: one testcase per threshold and one for
+    /// "measurement valid".
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
     /// No progress line on stderr.
     #[arg(long, short)]
     pub quiet: bool,

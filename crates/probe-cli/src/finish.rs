@@ -30,12 +30,20 @@ pub fn finish_run(report: &Report, o: &OutputArgs) -> ExitCode {
             None => gate.max_failures = Some(limit.max),
         }
     }
+    let checks = gate.checks(report);
+    if let Some(path) = &o.junit {
+        let xml = probe_core::output::junit::render(report, &checks);
+        if let Err(e) = std::fs::write(path, xml) {
+            eprintln!("rollprobe: cannot write --junit {}: {e}", path.display());
+            return ExitCode::from(3);
+        }
+    }
     if let Some(reason) = &report.invalid_reason {
         // No gate passes on a measurement that does not hold.
         eprintln!("rollprobe: not a valid measurement: {reason}");
         return ExitCode::from(3);
     }
-    let breaches = gate.breaches(report);
+    let breaches: Vec<&str> = checks.iter().filter_map(|c| c.failure.as_deref()).collect();
     for b in &breaches {
         eprintln!("rollprobe: {b}");
     }

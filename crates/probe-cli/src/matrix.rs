@@ -45,6 +45,7 @@ pub async fn matrix(a: MatrixArgs) -> Result<ExitCode, CliError> {
         format: crate::args::Format::Text,
         max_failures: Vec::new(),
         max_downtime: None,
+        junit: None,
         quiet: a.quiet,
     };
     probe_config(

@@ -63,7 +63,7 @@ pub use event::{
     EventWriter, Subject, Vantage,
 };
 pub use execute::{Attempt, Executor, MAX_BODY_BYTES};
-pub use gate::Thresholds;
+pub use gate::{GateCheck, Thresholds};
 pub use hyper::HeaderMap;
 pub use matrix::run::{Deployments, MatrixError, MatrixOutcome, MatrixRunner, MatrixTrigger};
 pub use matrix::{Matrix, MatrixCase, MatrixRun};

@@ -4,6 +4,7 @@
 pub(crate) mod compare;
 pub(crate) mod fmt;
 pub mod html;
+pub mod junit;
 pub(crate) mod table;
 pub(crate) mod text;
 pub mod timeline_csv;

@@ -1,0 +1,93 @@
+//! JUnit XML for CI systems: one testsuite per run, one testcase per check of the
+//! gate ("measurement valid", each `--max-failures`, `--max-downtime`), a failure
+//! message that says which threshold and by how much.
+//!
+//! Written by hand: the format is a few elements, and escaping is the only subtle
+//! part (every name and message can hold user text).
+
+use std::fmt::Write as _;
+
+use crate::gate::GateCheck;
+use crate::report::Report;
+
+fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&apos;"),
+            // XML 1.0 allows no other control characters.
+            c if (c as u32) < 0x20 && !matches!(c, '\t' | '\n' | '\r') => {}
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// The JUnit XML document of one run's gate.
+///
+/// ```
+/// # let report: Option<probe_core::Report> = None;
+/// # if let Some(report) = report {
+/// let gate = probe_core::Thresholds { max_failures: Some(0), ..Default::default() };
+/// let xml = probe_core::output::junit::render(&report, &gate.checks(&report));
+/// assert!(xml.contains("<testsuite"));
+/// # }
+/// ```
+pub fn render(report: &Report, checks: &[GateCheck]) -> String {
+    let name = report.label.as_deref().unwrap_or("rollprobe");
+    let failures = checks.iter().filter(|c| c.failure.is_some()).count();
+    let seconds = report.duration_ms / 1000.0;
+    let mut xml = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+    let _ = writeln!(
+        xml,
+        "<testsuites name=\"rollprobe\" tests=\"{}\" failures=\"{failures}\" time=\"{seconds:.3}\">",
+        checks.len()
+    );
+    let _ = writeln!(
+        xml,
+        "  <testsuite name=\"{}\" tests=\"{}\" failures=\"{failures}\" errors=\"0\" time=\"{seconds:.3}\" timestamp=\"{}\">",
+        escape(name),
+        checks.len(),
+        escape(&report.started_at)
+    );
+    let _ = writeln!(
+        xml,
+        "    <properties><property name=\"target\" value=\"{}\"/></properties>",
+        escape(&report.target)
+    );
+    for check in checks {
+        let _ = write!(
+            xml,
+            "    <testcase classname=\"rollprobe.{}\" name=\"{}\" time=\"{seconds:.3}\"",
+            escape(name),
+            escape(&check.name)
+        );
+        match &check.failure {
+            None => xml.push_str("/>\n"),
+            Some(message) => {
+                let _ = writeln!(
+                    xml,
+                    ">\n      <failure message=\"{}\" type=\"threshold\">{}</failure>\n    </testcase>",
+                    escape(message),
+                    escape(&report.summary())
+                );
+            }
+        }
+    }
+    xml.push_str("  </testsuite>\n</testsuites>\n");
+    xml
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_and_messages_are_escaped() {
+        assert_eq!(escape("a<b & \"c\"\u{1}"), "a&lt;b &amp; &quot;c&quot;");
+    }
+}
