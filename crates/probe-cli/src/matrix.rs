@@ -171,13 +171,8 @@ async fn in_lab(a: &MatrixArgs) -> Result<Place, CliError> {
 
 async fn in_cluster(a: &MatrixArgs) -> Result<Place, CliError> {
     let usage = |e: probe_kube::KubeError| CliError::Usage(e.to_string());
-    let client = probe_kube::connect(a.context.as_deref())
-        .await
-        .map_err(usage)?;
-    let namespace = a
-        .namespace
-        .clone()
-        .unwrap_or_else(|| client.default_namespace().to_string());
+    let (client, namespace) =
+        crate::run::connect(a.context.as_deref(), a.namespace.as_deref()).await?;
     let watch = probe_kube::watch_rollout(
         client.clone(),
         probe_kube::WatchTarget {

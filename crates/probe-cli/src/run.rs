@@ -49,19 +49,27 @@ pub async fn run(a: RunArgs) -> Result<ExitCode, CliError> {
     finish_rollout(result, &a.output)
 }
 
+/// Connects as kubectl does and picks the namespace (the kubeconfig's unless given):
+/// any error is exit 2, before probing.
+pub async fn connect(
+    context: Option<&str>,
+    namespace: Option<&str>,
+) -> Result<(probe_kube::kube::Client, String), CliError> {
+    let client = probe_kube::connect(context)
+        .await
+        .map_err(|e| CliError::Usage(e.to_string()))?;
+    let namespace = namespace
+        .map(str::to_string)
+        .unwrap_or_else(|| client.default_namespace().to_string());
+    Ok((client, namespace))
+}
+
 /// Connects to the cluster and starts watching `deployment`: any error is exit 2.
 pub async fn start_watch(
     a: &RunArgs,
     deployment: &str,
 ) -> Result<probe_kube::WatchHandle, CliError> {
-    let usage = |e: probe_kube::KubeError| CliError::Usage(e.to_string());
-    let client = probe_kube::connect(a.context.as_deref())
-        .await
-        .map_err(usage)?;
-    let namespace = a
-        .namespace
-        .clone()
-        .unwrap_or_else(|| client.default_namespace().to_string());
+    let (client, namespace) = connect(a.context.as_deref(), a.namespace.as_deref()).await?;
     probe_kube::watch_rollout(
         client,
         probe_kube::WatchTarget {
@@ -71,5 +79,5 @@ pub async fn start_watch(
         },
     )
     .await
-    .map_err(usage)
+    .map_err(|e| CliError::Usage(e.to_string()))
 }
