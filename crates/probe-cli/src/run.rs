@@ -16,6 +16,13 @@ use crate::CliError;
 pub async fn run(a: RunArgs) -> Result<ExitCode, CliError> {
     let mut config = probe_config(&a.url, &a.probe, &a.output)?;
     config.duration = a.duration;
+    if !a.output.quiet {
+        if let Ok(std::net::IpAddr::V4(ip)) = config.target.host.parse() {
+            if let Some(note) = probe_core::host_kernel_note(ip, config.rate) {
+                eprintln!("rollprobe: {note}");
+            }
+        }
+    }
     if let Some(dir) = &a.output.out {
         check_out_dir(dir)?;
     }

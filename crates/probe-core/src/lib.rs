@@ -35,6 +35,7 @@ mod config;
 mod event;
 mod execute;
 mod gate;
+mod host;
 mod matrix;
 mod outcome;
 pub mod output;
@@ -64,6 +65,7 @@ pub use event::{
 };
 pub use execute::{Attempt, Executor, MAX_BODY_BYTES};
 pub use gate::{GateCheck, Thresholds};
+pub use host::host_kernel_note;
 pub use hyper::HeaderMap;
 pub use matrix::run::{Deployments, MatrixError, MatrixOutcome, MatrixRunner, MatrixTrigger};
 pub use matrix::{Matrix, MatrixCase, MatrixRun};
