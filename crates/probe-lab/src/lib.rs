@@ -81,6 +81,8 @@ mod lab;
 mod manifest;
 mod netns;
 mod proxy;
+mod serving;
+mod steps;
 mod topology;
 mod watch;
 
@@ -100,6 +102,7 @@ pub use manifest::{
 pub use netns::{cleanup_leftovers, cleanup_own, enter_netns, new_run_id, NAME_PREFIX};
 /// The rollout strategy type the lab shares with the rest of rollprobe.
 pub use probe_core::{IntOrPercent, Strategy};
+pub use steps::{Revision, Step, WaitFor, STEP_WAIT_TIMEOUT};
 
 /// Errors of the lab. Each displays as one line.
 #[derive(Debug, thiserror::Error)]
