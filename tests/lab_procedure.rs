@@ -109,19 +109,22 @@ async fn readiness_keepalive(extra: &str) -> Report {
 #[tokio::test]
 #[cfg_attr(not(netns_tests), ignore = "needs root and ROLLPROBE_NETNS_TESTS=1")]
 async fn keepalive_needs_prestop_and_a_graceful_drain() {
-    let bare = readiness_keepalive("").await;
+    let service_time = "        env:\n        - {name: RESPONSE_DELAY_MS, value: \"50\"}\n";
+    let bare = readiness_keepalive(service_time).await;
     let lost = |r: &Report| -> u64 {
         ["connection_reset", "connection_closed"]
             .iter()
             .map(|k| r.failures.get(*k).copied().unwrap_or(0))
             .sum()
     };
+    eprintln!("keep-alive, no preStop: {:?}", bare.failures);
     assert!(lost(&bare) > 0, "{}", bare.summary());
     let graceful = readiness_keepalive(
         "        env:\n        - {name: SHUTDOWN_DELAY_MS, value: \"3000\"}\n        - {name: RESPONSE_DELAY_MS, value: \"50\"}\n        lifecycle:\n          preStop: {sleep: {seconds: 5}}\n",
     )
     .await;
     let summary = graceful.summary();
+    eprintln!("keep-alive, preStop and drain: {:?}", graceful.failures);
     assert_eq!(graceful.totals.failed, 0, "{summary}");
     assert!(
         graceful.warnings.is_empty(),
