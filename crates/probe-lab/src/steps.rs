@@ -207,6 +207,9 @@ impl fmt::Display for Step {
             Step::Restart { deployment } => write!(f, "restart:{deployment}"),
             Step::Wait(WaitFor::Rollout) => write!(f, "wait:rollout"),
             Step::Wait(WaitFor::Available) => write!(f, "wait:available"),
+            Step::Wait(WaitFor::Duration(d)) if d.subsec_nanos() == 0 => {
+                write!(f, "wait:{}s", d.as_secs())
+            }
             Step::Wait(WaitFor::Duration(d)) => write!(f, "wait:{}ms", d.as_millis()),
         }
     }
@@ -377,6 +380,7 @@ mod tests {
             "wait:rollout",
             "wait:available",
             "wait:1500ms",
+            "wait:2s",
         ] {
             let step: Step = text.parse().unwrap_or_else(|e| panic!("{text}: {e}"));
             assert_eq!(step.to_string(), text);
@@ -384,6 +388,10 @@ mod tests {
         assert_eq!(
             "wait:2s".parse::<Step>().unwrap(),
             Step::Wait(WaitFor::Duration(Duration::from_secs(2)))
+        );
+        assert_eq!(
+            "wait:2000ms".parse::<Step>().unwrap().to_string(),
+            "wait:2s"
         );
     }
 
