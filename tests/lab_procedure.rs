@@ -139,3 +139,35 @@ async fn keepalive_needs_prestop_and_a_graceful_drain() {
         "{summary}"
     );
 }
+
+/// Steps are checked before any lab is built (no root needed): one line, exit 2.
+#[test]
+fn bad_steps_are_usage_errors_before_the_lab_starts() {
+    let file = format!(
+        "{}/examples/seed/bluegreen-slow.yaml",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    for (step, says) in [
+        (
+            "grow:web-green=2",
+            "step 'grow:web-green=2': unknown kind 'grow'",
+        ),
+        ("scale:web-green=x", "'x' is not a replica count"),
+        (
+            "scale:web-red=2",
+            "step 'scale:web-red=2': deployment web-red is not in the manifests",
+        ),
+        (
+            "selector:other-svc:color=green",
+            "service other-svc is not in the manifests",
+        ),
+    ] {
+        let out = common::rollprobe()
+            .args(["lab", "-f", &file, "--step", step])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{step}: {stderr}");
+        assert!(stderr.contains(says), "{step}: {stderr}");
+    }
+}
