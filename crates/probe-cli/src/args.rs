@@ -120,12 +120,19 @@ pub struct LabArgs {
     /// Kubernetes YAML with Deployments and Services (repeatable).
     #[arg(short = 'f', long = "file", value_name = "FILE")]
     pub files: Vec<PathBuf>,
-    /// The rollout: set a Deployment's image, e.g. backend-deployment=shop/backend:v2.
-    #[arg(long, value_name = "DEPLOYMENT=IMAGE", conflicts_with = "set_selector")]
-    pub set_image: Option<String>,
-    /// The Blue/Green switch: set a Service's selector, e.g. backend-svc:version=v2.
-    #[arg(long, value_name = "SERVICE:KEY=VALUE[,KEY=VALUE]")]
-    pub set_selector: Option<String>,
+    /// The rollout, one step after another (repeatable, run in order after the warm-up):
+    /// set-image:DEPLOY=IMAGE, scale:DEPLOY=N, selector:SERVICE:K=V[,K=V],
+    /// undo:DEPLOY[=REVISION], restart:DEPLOY, wait:rollout|available|DURATION.
+    #[arg(long = "step", value_name = "STEP", value_parser = parse_step)]
+    pub steps: Vec<probe_lab::Step>,
+    /// One-step shorthand for --step set-image:DEPLOYMENT=IMAGE.
+    #[arg(long, value_name = "DEPLOYMENT=IMAGE", value_parser = parse_set_image,
+          conflicts_with_all = ["set_selector", "steps"])]
+    pub set_image: Option<probe_lab::Step>,
+    /// One-step shorthand for --step selector:SERVICE:KEY=VALUE (the Blue/Green switch).
+    #[arg(long, value_name = "SERVICE:KEY=VALUE[,KEY=VALUE]", value_parser = parse_set_selector,
+          conflicts_with = "steps")]
+    pub set_selector: Option<probe_lab::Step>,
     /// The Service to probe [default: the only Service in the files].
     #[arg(long, value_name = "NAME")]
     pub service: Option<String>,
@@ -142,6 +149,28 @@ pub struct LabArgs {
     pub probe: ProbeArgs,
     #[command(flatten)]
     pub output: OutputArgs,
+}
+
+fn parse_step(s: &str) -> Result<probe_lab::Step, String> {
+    s.parse().map_err(|e: probe_lab::LabError| e.to_string())
+}
+
+fn parse_set_image(s: &str) -> Result<probe_lab::Step, String> {
+    match format!("set-image:{s}").parse() {
+        Ok(step @ probe_lab::Step::SetImage { .. }) => Ok(step),
+        _ => Err(format!(
+            "'{s}': use DEPLOYMENT=IMAGE, e.g. backend-deployment=shop/backend:v2"
+        )),
+    }
+}
+
+fn parse_set_selector(s: &str) -> Result<probe_lab::Step, String> {
+    match format!("selector:{s}").parse() {
+        Ok(step @ probe_lab::Step::Selector { .. }) => Ok(step),
+        _ => Err(format!(
+            "'{s}': use SERVICE:KEY=VALUE[,KEY=VALUE], e.g. backend-svc:version=v2"
+        )),
+    }
 }
 
 fn parse_watch(s: &str) -> Result<String, String> {

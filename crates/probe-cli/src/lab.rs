@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use probe_core::{ProbeBuilder, Rollout};
 use probe_lab::{
-    parse_manifests_with_warnings, Kernel, Lab, LabConfig, LabError, Labels, Object, ServiceType,
+    parse_manifests_with_warnings, Kernel, Lab, LabConfig, LabError, Object, ServiceType, Step,
 };
 
 use crate::args::{LabAction, LabArgs};
@@ -16,47 +16,21 @@ use crate::options::{check_out_dir, probe_config};
 use crate::progress::observe;
 use crate::CliError;
 
-/// The change that starts the rollout.
-enum Change {
-    Image { deployment: String, image: String },
-    Selector { service: String, labels: Labels },
-}
-
-fn parse_change(a: &LabArgs) -> Result<Change, CliError> {
-    let usage = |m: &str| CliError::Usage(m.to_string());
-    if let Some(spec) = &a.set_image {
-        let (deployment, image) = spec
-            .split_once('=')
-            .filter(|(d, i)| !d.is_empty() && !i.is_empty())
-            .ok_or_else(|| {
-                usage("--set-image takes DEPLOYMENT=IMAGE, e.g. backend-deployment=shop/backend:v2")
-            })?;
-        return Ok(Change::Image {
-            deployment: deployment.into(),
-            image: image.into(),
-        });
+/// The steps of the rollout: `--step`s, or the one step of a shorthand.
+fn steps_of(a: &LabArgs) -> Result<Vec<Step>, CliError> {
+    let steps: Vec<Step> = a
+        .set_image
+        .iter()
+        .chain(&a.set_selector)
+        .chain(&a.steps)
+        .cloned()
+        .collect();
+    if steps.is_empty() {
+        return Err(CliError::Usage(
+            "the lab needs a change to roll out: --step STEP (e.g. --step set-image:web=shop/web:v2), --set-image DEPLOYMENT=IMAGE or --set-selector SERVICE:KEY=VALUE".into(),
+        ));
     }
-    if let Some(spec) = &a.set_selector {
-        let bad = || {
-            usage("--set-selector takes SERVICE:KEY=VALUE[,KEY=VALUE], e.g. backend-svc:version=v2")
-        };
-        let (service, pairs) = spec.split_once(':').ok_or_else(bad)?;
-        let mut labels = Labels::new();
-        for pair in pairs.split(',') {
-            let (k, v) = pair.split_once('=').ok_or_else(bad)?;
-            if k.is_empty() || service.is_empty() {
-                return Err(bad());
-            }
-            labels.insert(k.to_string(), v.to_string());
-        }
-        return Ok(Change::Selector {
-            service: service.into(),
-            labels,
-        });
-    }
-    Err(usage(
-        "the lab needs a change to roll out: --set-image DEPLOYMENT=IMAGE or --set-selector SERVICE:KEY=VALUE",
-    ))
+    Ok(steps)
 }
 
 pub fn lab_error(e: LabError) -> CliError {
@@ -82,25 +56,25 @@ pub async fn lab(a: LabArgs) -> Result<ExitCode, CliError> {
             "the lab needs manifests: -f FILE (Deployments and Services)".into(),
         ));
     }
-    let change = parse_change(&a)?;
+    let steps = steps_of(&a)?;
     let objects = load_manifests(&a.files)?;
     let (service, is_lb) = pick_service(&objects, a.service.as_deref())?;
     let services = services_of(&objects);
-    match &change {
-        Change::Image { deployment, .. } => {
+    for step in &steps {
+        if let Some(d) = step.deployment() {
             if !objects
                 .iter()
-                .any(|o| matches!(o, Object::Deployment(d) if &d.name == deployment))
+                .any(|o| matches!(o, Object::Deployment(x) if x.name == d))
             {
                 return Err(CliError::Usage(format!(
-                    "deployment {deployment} is not in the manifests"
+                    "step '{step}': deployment {d} is not in the manifests"
                 )));
             }
         }
-        Change::Selector { service, .. } => {
-            if !services.iter().any(|s| &s.name == service) {
+        if let Some(s) = step.service() {
+            if !services.iter().any(|x| x.name == s) {
                 return Err(CliError::Usage(format!(
-                    "service {service} is not in the manifests"
+                    "step '{step}': service {s} is not in the manifests"
                 )));
             }
         }
@@ -124,7 +98,7 @@ pub async fn lab(a: LabArgs) -> Result<ExitCode, CliError> {
         objects.len(),
         lab.kernel(),
     );
-    let result = probe_rollout(&lab, objects, &service, is_lb, change, &a, &output).await;
+    let result = probe_rollout(&lab, objects, &service, is_lb, steps, &a, &output).await;
     let shutdown = lab.shutdown().await;
     let code = result?;
     shutdown.map_err(lab_error)?;
@@ -136,12 +110,18 @@ async fn probe_rollout(
     objects: Vec<Object>,
     service: &str,
     is_lb: bool,
-    change: Change,
+    steps: Vec<Step>,
     a: &LabArgs,
     output: &crate::args::OutputArgs,
 ) -> Result<ExitCode, CliError> {
     lab.apply(objects).map_err(lab_error)?;
     lab.wait_available(Duration::from_secs(180))
+        .await
+        .map_err(lab_error)?;
+    // A healthy baseline: the failures a report shows must belong to the change, not
+    // to pods still starting.
+    eprintln!("rollprobe lab: waiting until {service} answers steadily");
+    lab.wait_serving(service, Duration::from_secs(120))
         .await
         .map_err(lab_error)?;
     let url = lab.service_url(service).map_err(lab_error)?;
@@ -164,25 +144,20 @@ async fn probe_rollout(
         .rollout_timeout(a.rollout_timeout)
         .cancel_on(crate::signals::shutdown())
         .observe(observer)
-        .trigger(async move { apply_change(&changer, change) })
+        .trigger(async move { run_steps(&changer, steps).await })
         .run()
         .await;
     progress.clear();
     finish_rollout(result, output)
 }
 
-/// The rollout's trigger: one change to the lab's objects.
-fn apply_change(lab: &Lab, change: Change) -> Result<(), LabError> {
-    match change {
-        Change::Image { deployment, image } => {
-            eprintln!("rollprobe lab: set image {deployment}={image}");
-            lab.set_image(&deployment, &image)
-        }
-        Change::Selector { service, labels } => {
-            eprintln!("rollprobe lab: switch the selector of {service}");
-            lab.set_selector(&service, &labels)
-        }
+/// The rollout's trigger: the steps, in order, each said on stderr as it starts.
+async fn run_steps(lab: &Lab, steps: Vec<Step>) -> Result<(), LabError> {
+    for step in &steps {
+        eprintln!("rollprobe lab: step {step}");
+        lab.run_steps(std::slice::from_ref(step)).await?;
     }
+    Ok(())
 }
 
 /// Reads and parses every manifest file (exit 2 on any error).

@@ -1,10 +1,15 @@
 //! The versioned app that every lab pod runs.
 //!
-//! It behaves like the seed's Spring Boot service in the two ways that matter to a
-//! rollout: it only starts listening after a startup delay (so a pod whose process runs is
-//! not yet able to answer: `Connection refused`), and on SIGTERM it exits at once unless
-//! asked to drain first. It answers `GET /test/version` with its version: the `VERSION`
-//! env, or else the tag of `IMAGE` (`shop/web:v2` -> `v2`).
+//! It behaves like the seed's Spring Boot service in the ways that matter to a rollout:
+//! it only starts listening after a startup delay (so a pod whose process runs is not yet
+//! serving), each answer takes its service time (`RESPONSE_DELAY_MS`, so requests are in
+//! flight when a pod goes), and on SIGTERM it either dies at once (the default, a JVM
+//! without graceful shutdown) or, with `SHUTDOWN_DELAY_MS`, shuts down as a graceful
+//! server does: it stops accepting (new connections are refused), answers each request
+//! still arriving on an open connection with `Connection: close`, finishes the requests
+//! in flight, and exits when no connection is left or the drain time is up. It answers
+//! `GET /test/version` with its version: the `VERSION` env, or else the tag of `IMAGE`
+//! (`shop/web:v2` -> `v2`).
 //!
 //! The HTTP side is a deliberately small, hand-written HTTP/1.1 responder on std threads
 //! (one per connection, keep-alive supported): the lab must not depend on the HTTP stack
@@ -12,6 +17,7 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
+use std::os::fd::AsRawFd;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -41,8 +47,11 @@ pub struct AppConfig {
     pub port: u16,
     /// Delay before listening (`STARTUP_DELAY_MS`, default 2000).
     pub startup_delay: Duration,
-    /// How long it keeps serving after SIGTERM (`SHUTDOWN_DELAY_MS`, default 0).
+    /// How long it drains at most after SIGTERM (`SHUTDOWN_DELAY_MS`, default 0: it
+    /// dies at once).
     pub shutdown_delay: Duration,
+    /// Service time of each answer (`RESPONSE_DELAY_MS`, default 0).
+    pub response_delay: Duration,
     /// It exits by itself after this long (`LAB_APP_MAX_LIFETIME_S`, default 3600).
     pub max_lifetime: Duration,
 }
@@ -64,6 +73,7 @@ impl AppConfig {
                 .unwrap_or(8080),
             startup_delay: ms("STARTUP_DELAY_MS", 2000),
             shutdown_delay: ms("SHUTDOWN_DELAY_MS", 0),
+            response_delay: ms("RESPONSE_DELAY_MS", 0),
             max_lifetime: get("LAB_APP_MAX_LIFETIME_S")
                 .and_then(|v| v.trim().parse().ok())
                 .map(Duration::from_secs)
@@ -107,24 +117,42 @@ pub fn run_app() -> ExitCode {
     };
     let version: Arc<str> = Arc::from(cfg.version.as_str());
     let open = Arc::new(AtomicUsize::new(0));
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(stream) = stream else { continue };
-            if open.load(Ordering::SeqCst) >= MAX_CONNECTIONS {
-                continue; // dropped: closed at once
+    let listen_fd = listener.as_raw_fd();
+    let delay = cfg.response_delay;
+    let accepting = {
+        let open = open.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                if TERMINATING.load(Ordering::SeqCst) {
+                    break; // shut down: the listener is dropped with this thread
+                }
+                let Ok(stream) = stream else { continue };
+                if open.load(Ordering::SeqCst) >= MAX_CONNECTIONS {
+                    continue; // dropped: closed at once
+                }
+                open.fetch_add(1, Ordering::SeqCst);
+                let (version, open) = (version.clone(), open.clone());
+                std::thread::spawn(move || {
+                    let _ = serve(stream, &version, delay);
+                    open.fetch_sub(1, Ordering::SeqCst);
+                });
             }
-            open.fetch_add(1, Ordering::SeqCst);
-            let (version, open) = (version.clone(), open.clone());
-            std::thread::spawn(move || {
-                let _ = serve(stream, &version);
-                open.fetch_sub(1, Ordering::SeqCst);
-            });
-        }
-    });
-    // Wait for SIGTERM (then drain for shutdown_delay) or the lifetime cap.
+        })
+    };
+    // Wait for SIGTERM (then drain) or the lifetime cap.
     loop {
         if TERMINATING.load(Ordering::SeqCst) {
-            std::thread::sleep(cfg.shutdown_delay);
+            // Stop accepting: shutdown(2) wakes the blocked accept, and a closed
+            // listener makes the kernel refuse new connections.
+            // SAFETY: the fd stays open until the accepting thread drops the listener.
+            unsafe {
+                libc::shutdown(listen_fd, libc::SHUT_RDWR);
+            }
+            let _ = accepting.join();
+            let until = Instant::now() + cfg.shutdown_delay;
+            while open.load(Ordering::SeqCst) > 0 && Instant::now() < until {
+                std::thread::sleep(Duration::from_millis(5));
+            }
             return ExitCode::SUCCESS;
         }
         if started.elapsed() >= cfg.max_lifetime {
@@ -135,7 +163,9 @@ pub fn run_app() -> ExitCode {
 }
 
 /// Serves HTTP/1.1 requests on one connection until close, error or idle timeout.
-fn serve(stream: TcpStream, version: &str) -> std::io::Result<()> {
+/// While draining, each request is answered with `Connection: close`, so a keep-alive
+/// client opens its next connection elsewhere instead of reusing one about to close.
+fn serve(stream: TcpStream, version: &str, delay: Duration) -> std::io::Result<()> {
     stream.set_read_timeout(Some(IDLE_TIMEOUT))?;
     let _ = stream.set_nodelay(true);
     let mut reader = BufReader::new(stream.try_clone()?);
@@ -188,6 +218,10 @@ fn serve(stream: TcpStream, version: &str) -> std::io::Result<()> {
         } else {
             ("404 Not Found", "not found\n".to_string())
         };
+        if !delay.is_zero() {
+            std::thread::sleep(delay);
+        }
+        close |= TERMINATING.load(Ordering::SeqCst);
         let head = format!(
             "HTTP/1.1 {status}\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n{}\r\n",
             body.len(),
@@ -235,7 +269,7 @@ mod tests {
         let addr = l.local_addr().unwrap();
         let t = std::thread::spawn(move || {
             let (s, _) = l.accept().unwrap();
-            serve(s, "v7").unwrap();
+            serve(s, "v7", Duration::ZERO).unwrap();
         });
         let mut c = TcpStream::connect(addr).unwrap();
         c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();

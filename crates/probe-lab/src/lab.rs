@@ -523,7 +523,17 @@ impl Lab {
         }
     }
 
-    fn desired(&self) -> Result<std::sync::MutexGuard<'_, Desired>, LabError> {
+    /// The pods' port behind `service` (its first port's targetPort).
+    pub(crate) fn target_port(&self, service: &str) -> Result<u16, LabError> {
+        let d = self.desired()?;
+        let (svc, _, _) = d
+            .services
+            .get(service)
+            .ok_or_else(|| LabError::NotFound(format!("service {service}")))?;
+        Ok(svc.ports[0].target_port)
+    }
+
+    pub(crate) fn desired(&self) -> Result<std::sync::MutexGuard<'_, Desired>, LabError> {
         self.inner
             .shared
             .desired

@@ -18,8 +18,12 @@
 //! - **the Deployment controller and the kubelet** ([`Lab`]): pods are namespaces on the
 //!   bridge running a small versioned app ([`run_app`]) that, like a Spring Boot service,
 //!   listens only after a startup delay; Recreate and RollingUpdate with
-//!   maxSurge/maxUnavailable, minReadySeconds, readinessProbe httpGet, grace periods and
-//!   label selectors behave as in Kubernetes.
+//!   maxSurge/maxUnavailable, minReadySeconds, readinessProbe httpGet, preStop sleeps,
+//!   grace periods, rollout history under revisionHistoryLimit (and undo) and label
+//!   selectors behave as in Kubernetes.
+//! - **the procedure**: [`Lab::wait_serving`] waits for a healthy baseline before anything
+//!   is measured, and [`Lab::run_steps`] runs a rollout made of several [`Step`]s (scale,
+//!   switch a selector, set an image, undo, restart, wait), each an event.
 //!
 //! Nothing in the lab can reach the outside: the node has no uplink and no default route,
 //! every address (10.244.0.0/16 pods, 10.96.0.0/16 Services, 172.31.254.0/24 client
@@ -81,6 +85,8 @@ mod lab;
 mod manifest;
 mod netns;
 mod proxy;
+mod serving;
+mod steps;
 mod topology;
 mod watch;
 
@@ -100,6 +106,7 @@ pub use manifest::{
 pub use netns::{cleanup_leftovers, cleanup_own, enter_netns, new_run_id, NAME_PREFIX};
 /// The rollout strategy type the lab shares with the rest of rollprobe.
 pub use probe_core::{IntOrPercent, Strategy};
+pub use steps::{Revision, Step, WaitFor, STEP_WAIT_TIMEOUT};
 
 /// Errors of the lab. Each displays as one line.
 #[derive(Debug, thiserror::Error)]

@@ -1,4 +1,5 @@
-//! The lab app as a process: startup delay, version, SIGTERM with and without a drain.
+//! The lab app as a process: startup delay, version, SIGTERM with and without a graceful
+//! drain.
 //! No root needed (it runs on loopback).
 
 use std::io::{Read, Write};
@@ -80,15 +81,80 @@ fn refuses_while_starting_then_answers_and_dies_at_once_on_sigterm() {
     assert!(took < Duration::from_millis(500), "{took:?}");
 }
 
+/// Reads one response (head and its Content-Length body) from a keep-alive connection.
+fn read_response(s: &mut TcpStream) -> String {
+    let mut got = Vec::new();
+    let mut byte = [0u8; 1];
+    while !got.ends_with(b"\r\n\r\n") {
+        assert_eq!(
+            s.read(&mut byte).unwrap(),
+            1,
+            "connection ended mid-response"
+        );
+        got.push(byte[0]);
+    }
+    let head = String::from_utf8(got).unwrap();
+    let len: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("Content-Length: "))
+        .unwrap()
+        .parse()
+        .unwrap();
+    let mut body = vec![0u8; len];
+    s.read_exact(&mut body).unwrap();
+    head + &String::from_utf8(body).unwrap()
+}
+
 #[test]
-fn drains_for_shutdown_delay_ms_after_sigterm() {
+fn drains_gracefully_after_sigterm() {
     let port = free_port();
-    let mut c = start(port, 600);
+    let mut c = Command::new(env!("CARGO_BIN_EXE_probe-lab-app"))
+        .env("IMAGE", "shop/web:v2")
+        .env("PORT", port.to_string())
+        .env("STARTUP_DELAY_MS", "300")
+        .env("SHUTDOWN_DELAY_MS", "3000")
+        .env("RESPONSE_DELAY_MS", "300")
+        .env("LAB_APP_MAX_LIFETIME_S", "60")
+        .spawn()
+        .unwrap();
     wait_listening(port);
+    let request = b"GET /test/version HTTP/1.1\r\nHost: x\r\n\r\n";
+    // An idle keep-alive connection, and one with a request in flight at SIGTERM.
+    let mut idle = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    idle.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+    idle.write_all(request).unwrap();
+    let first = read_response(&mut idle);
+    assert!(!first.contains("Connection: close"), "{first}");
+    let mut busy = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    busy.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+    busy.write_all(request).unwrap();
+    std::thread::sleep(Duration::from_millis(100));
     unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
-    std::thread::sleep(Duration::from_millis(200));
-    assert_eq!(get(port).unwrap(), "v2", "still serving while draining");
+    // The request in flight is finished, and tells the client to go elsewhere.
+    let answer = read_response(&mut busy);
+    assert!(answer.starts_with("HTTP/1.1 200 OK"), "{answer}");
+    assert!(
+        answer.contains("Connection: close") && answer.ends_with("v2"),
+        "{answer}"
+    );
+    // New connections are refused: the server stopped accepting.
+    let e = get(port).expect_err("no new connection while draining");
+    assert_eq!(e.raw_os_error(), Some(libc::ECONNREFUSED), "{e}");
+    // What still arrives on an open connection is answered, with Connection: close.
+    idle.write_all(request).unwrap();
+    let last = read_response(&mut idle);
+    assert!(
+        last.contains("Connection: close") && last.ends_with("v2"),
+        "{last}"
+    );
+    let mut rest = Vec::new();
+    assert_eq!(
+        idle.read_to_end(&mut rest).unwrap(),
+        0,
+        "then the server closes"
+    );
+    // With no connection left it exits well before the drain time is up.
     let (st, took) = wait_exit(&mut c);
     assert!(st.success(), "{st:?}");
-    assert!(took >= Duration::from_millis(250), "{took:?}");
+    assert!(took < Duration::from_millis(2500), "{took:?}");
 }

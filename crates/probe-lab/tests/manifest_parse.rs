@@ -165,7 +165,6 @@ fn a_cluster_ready_manifest_parses_with_warnings() {
         format!("manifest document 3 (Deployment web): {c0}.envFrom ignored: the lab passes only literal env values"),
         format!("manifest document 3 (Deployment web): {c0}.livenessProbe ignored: the lab runs readiness probes only"),
         format!("manifest document 3 (Deployment web): {c0}.startupProbe ignored: the lab runs readiness probes only"),
-        format!("manifest document 3 (Deployment web): {c0}.lifecycle.preStop read but not run: the lab's kubelet sends SIGTERM at once"),
         "manifest document 5 (Ingress web): ignored: the lab runs only apps/v1 Deployments and v1 Services, not networking.k8s.io/v1 Ingress".into(),
         "manifest document 6 (HorizontalPodAutoscaler web): ignored: the lab runs only apps/v1 Deployments and v1 Services, not autoscaling/v2 HorizontalPodAutoscaler".into(),
         "manifest document 7 (Deployment legacy): ignored: the lab runs only apps/v1 Deployments and v1 Services, not apps/v1beta2 Deployment".into(),
@@ -191,24 +190,25 @@ fn pre_stop_of(yaml: &str) -> (Option<PreStop>, usize) {
 
 #[test]
 fn pre_stop_forms() {
+    // Sleep hooks run (no warning); any other exec command is read but not run (a warning).
     let hook = |h: &str| deployment_with(&format!("        lifecycle:\n          preStop: {h}\n"));
     let sleep = |seconds| Some(PreStop::Sleep { seconds });
-    assert_eq!(pre_stop_of(&hook("{sleep: {seconds: 7}}")), (sleep(7), 1));
+    assert_eq!(pre_stop_of(&hook("{sleep: {seconds: 7}}")), (sleep(7), 0));
     assert_eq!(
         pre_stop_of(&hook("{exec: {command: [sleep, \"5\"]}}")),
-        (sleep(5), 1)
+        (sleep(5), 0)
     );
     assert_eq!(
         pre_stop_of(&hook("{exec: {command: [/bin/sleep, 5s]}}")),
-        (sleep(5), 1)
+        (sleep(5), 0)
     );
     assert_eq!(
         pre_stop_of(&hook("{exec: {command: [sh, -c, \"sleep 15\"]}}")),
-        (sleep(15), 1)
+        (sleep(15), 0)
     );
     assert_eq!(
         pre_stop_of(&hook("{exec: {command: [/bin/sh, -c, \"sleep 3\"]}}")),
-        (sleep(3), 1)
+        (sleep(3), 0)
     );
     let drain = vec!["/app/drain".to_string(), "--wait".to_string()];
     assert_eq!(

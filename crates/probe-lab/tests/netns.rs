@@ -709,3 +709,88 @@ fn kernel_settings_are_written_in_every_namespace() {
         }
     });
 }
+
+/// The history's revision numbers once the old pods are gone (trimming waits for them).
+async fn settled_history(lab: &Lab, want: &[u64]) -> Vec<probe_lab::Revision> {
+    let mut history = Vec::new();
+    for _ in 0..100 {
+        history = lab.rollout_history("web").unwrap();
+        if history.iter().map(|r| r.number).collect::<Vec<_>>() == want {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    history
+}
+
+fn steps(list: &[&str]) -> Vec<probe_lab::Step> {
+    list.iter().map(|s| s.parse().unwrap()).collect()
+}
+
+#[test]
+#[cfg_attr(not(netns_tests), ignore = "needs root and ROLLPROBE_NETNS_TESTS=1")]
+fn undo_follows_the_rollout_history_and_its_limit() {
+    rt().block_on(async {
+        let (lab, _attachment, log) = start(fast_config()).await;
+        lab.apply_yaml(
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web}\nspec:\n  replicas: 1\n  revisionHistoryLimit: 2\n  selector: {matchLabels: {app: web}}\n  template:\n    metadata: {labels: {app: web}}\n    spec:\n      terminationGracePeriodSeconds: 1\n      containers: [{name: web, image: 'shop/web:v1'}]\n",
+        )
+        .unwrap();
+        lab.wait_available(Duration::from_secs(30)).await.unwrap();
+        for v in ["v2", "v3", "v4"] {
+            let set = format!("set-image:web=shop/web:{v}");
+            lab.run_steps(&steps(&[&set, "wait:rollout"])).await.unwrap();
+        }
+        let image = |h: &[probe_lab::Revision]| -> Vec<(u64, String, bool)> {
+            h.iter()
+                .map(|r| (r.number, r.template.container.image.clone(), r.current))
+                .collect()
+        };
+        // revisionHistoryLimit 2: two old ReplicaSets beside the current one.
+        let h = settled_history(&lab, &[2, 3, 4]).await;
+        assert_eq!(
+            image(&h),
+            [
+                (2, "shop/web:v2".into(), false),
+                (3, "shop/web:v3".into(), false),
+                (4, "shop/web:v4".into(), true)
+            ]
+        );
+        // Revision 1 was trimmed: a clear error, and nothing changes.
+        let e = lab.run_steps(&steps(&["undo:web=1"])).await.unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "deployment web has no revision 1 in its history (it keeps: 2, 3, 4)"
+        );
+        // Plain undo goes back one revision, which becomes the newest (5).
+        lab.run_steps(&steps(&["undo:web", "wait:rollout"]))
+            .await
+            .unwrap();
+        let h = settled_history(&lab, &[2, 4, 5]).await;
+        assert_eq!(image(&h).last().unwrap(), &(5, "shop/web:v3".into(), true));
+        // --to-revision, and the rollback is a rollout of its own.
+        lab.run_steps(&steps(&["undo:web=2", "wait:rollout"]))
+            .await
+            .unwrap();
+        let h = settled_history(&lab, &[4, 5, 6]).await;
+        assert_eq!(image(&h).last().unwrap(), &(6, "shop/web:v2".into(), true));
+        let details: Vec<String> = log
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(_, e)| {
+                e.kind == EventKind::Mark || e.kind == EventKind::RolloutStart
+            })
+            .map(|(_, e)| format!("{} {}", e.kind, e.detail))
+            .collect();
+        let undo = details
+            .iter()
+            .position(|d| d == "mark step undo:web=2")
+            .unwrap_or_else(|| panic!("no mark for the step: {details:?}"));
+        assert!(
+            details[undo..].contains(&"rollout_start web shop/web:v2".to_string()),
+            "{details:?}"
+        );
+        lab.shutdown().await.unwrap();
+    });
+}

@@ -49,6 +49,7 @@ impl World {
                         template: d.template.clone(),
                         min_ready_seconds: d.min_ready_seconds,
                         replicas: 0,
+                        revision: 0,
                     });
                     self.rss.len() - 1
                 }
@@ -64,6 +65,14 @@ impl World {
                 changed
             };
             if started {
+                let top = self
+                    .rss
+                    .iter()
+                    .filter(|r| &r.deployment == name && r.hash != hash)
+                    .map(|r| r.revision)
+                    .max()
+                    .unwrap_or(0);
+                self.rss[new_idx].revision = top + 1;
                 self.emit_rollout(EventKind::RolloutStart, name, &d.template.container.image);
             }
             let new_id = self.rss[new_idx].id;
@@ -165,8 +174,32 @@ impl World {
                     }
                 }
             }
+            self.trim_history(name, new_id, d.revision_history_limit);
             let track = self.tracks.entry(name.clone()).or_default();
             track.observed = *generation;
+        }
+    }
+
+    /// Keeps at most `limit` old ReplicaSets of a Deployment, as `cleanupDeployment`
+    /// does: only those scaled to zero with no pod left go, lowest revision first.
+    fn trim_history(&mut self, deployment: &str, new_id: u64, limit: u32) {
+        let mut idle: Vec<(u64, u64)> = self
+            .rss
+            .iter()
+            .filter(|r| r.deployment == deployment && r.id != new_id && r.replicas == 0)
+            .filter(|r| !self.pods.iter().any(|p| p.rs == r.id))
+            .map(|r| (r.revision, r.id))
+            .collect();
+        let old = self
+            .rss
+            .iter()
+            .filter(|r| r.deployment == deployment && r.id != new_id)
+            .count();
+        let excess = old.saturating_sub(limit as usize);
+        idle.sort();
+        let gone: Vec<u64> = idle.iter().take(excess).map(|(_, id)| *id).collect();
+        if !gone.is_empty() {
+            self.rss.retain(|r| !gone.contains(&r.id));
         }
     }
 
@@ -248,6 +281,8 @@ impl World {
             probe_fail: 0,
             probe_stop: None,
             terminating_since: None,
+            kill_started: None,
+            sigterm_due: None,
             sigterm_at: None,
             sigkill_sent: false,
         };

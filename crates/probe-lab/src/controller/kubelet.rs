@@ -4,8 +4,10 @@
 //! the node's bridge, with the lab's kernel settings) is built and the app started. Without
 //! a readinessProbe it is ready as soon as its process runs (whether or not the app
 //! listens yet: that is what makes "Connection refused" in a rolling update); with one, a
-//! prober thread in the node namespace decides. Deletion sends SIGTERM after the kill
-//! latency and SIGKILL after the grace period; the sandbox goes after the teardown delay.
+//! prober thread in the node namespace decides. Deletion runs the preStop sleep after the
+//! kill latency (the pod is already out of the Service's endpoints), then sends SIGTERM,
+//! and SIGKILL when the grace period (counted from the hook's start) runs out; the sandbox
+//! goes after the teardown delay.
 
 use std::net::Ipv4Addr;
 use std::process::{Child, Command, Stdio};
@@ -19,7 +21,7 @@ use probe_core::EventKind;
 use super::{scaled, Phase, Pod, Shared, World};
 use crate::config::NODE_BRIDGE_IP;
 use crate::kernel::{self, Role};
-use crate::manifest::HttpProbe;
+use crate::manifest::{HttpProbe, PreStop};
 use crate::netns::{destroy_netns, enter_netns, ip_batch, run};
 use crate::LabError;
 fn sleep_checked(d: Duration, stop: &AtomicBool, lab_stop: &AtomicBool) -> bool {
@@ -37,7 +39,7 @@ fn sleep_checked(d: Duration, stop: &AtomicBool, lab_stop: &AtomicBool) -> bool 
 }
 
 /// One HTTP GET as the kubelet's prober does it: success is a 2xx/3xx status.
-fn http_get_ok(ip: Ipv4Addr, port: u16, path: &str, timeout: Duration) -> bool {
+pub(crate) fn http_get_ok(ip: Ipv4Addr, port: u16, path: &str, timeout: Duration) -> bool {
     use std::io::{Read, Write};
     let addr = std::net::SocketAddr::from((ip, port));
     let Ok(mut s) = std::net::TcpStream::connect_timeout(&addr, timeout) else {
@@ -184,6 +186,7 @@ impl World {
             "PORT",
             "STARTUP_DELAY_MS",
             "SHUTDOWN_DELAY_MS",
+            "RESPONSE_DELAY_MS",
         ] {
             cmd.env_remove(k);
         }
@@ -324,12 +327,39 @@ impl World {
                 self.pods[i].restart_at = None;
                 self.start_process(i, now);
             }
-            // Termination: SIGTERM after the kubelet's latency, SIGKILL after the grace period.
+            // Termination, as the kubelet's killContainer does: after its latency it runs
+            // the preStop hook (a sleep), then sends SIGTERM; the grace period counts from
+            // the start of the hook and bounds both, then SIGKILL.
             if let Some(since) = terminating {
-                let p = &mut self.pods[i];
-                if p.sigterm_at.is_none() && now >= since + self.cfg.kill_latency {
-                    p.sigterm_at = Some(now);
+                if self.pods[i].kill_started.is_none() && now >= since + self.cfg.kill_latency {
+                    let scale = self.cfg.time_scale;
+                    let p = &mut self.pods[i];
+                    p.kill_started = Some(now);
                     Self::stop_probe(p);
+                    let grace = scaled(p.template.termination_grace_period_seconds, scale);
+                    let hook = match (&p.template.container.pre_stop, p.phase) {
+                        (Some(PreStop::Sleep { seconds }), Phase::Running) if *seconds > 0 => {
+                            Some(scaled(*seconds, scale).min(grace))
+                        }
+                        _ => None,
+                    };
+                    p.sigterm_due = Some(now + hook.unwrap_or_default());
+                    if let Some(d) = hook {
+                        let p = &self.pods[i];
+                        self.emit(
+                            EventKind::Other("pod_prestop".into()),
+                            p.subject(&self.names.node),
+                            format!(
+                                "{} sleep {:.1}s before SIGTERM",
+                                p.detail(),
+                                d.as_secs_f64()
+                            ),
+                        );
+                    }
+                }
+                let p = &mut self.pods[i];
+                if p.sigterm_at.is_none() && p.sigterm_due.is_some_and(|t| now >= t) {
+                    p.sigterm_at = Some(now);
                     if let Some(c) = &p.child {
                         // SAFETY: kill(2) of our own child.
                         unsafe {
@@ -341,8 +371,17 @@ impl World {
                     p.template.termination_grace_period_seconds,
                     self.cfg.time_scale,
                 );
-                if let (Some(t), Some(c)) = (p.sigterm_at, p.child.as_mut()) {
-                    if !p.sigkill_sent && now >= t + grace {
+                if let (Some(k), Some(t), Some(c)) =
+                    (p.kill_started, p.sigterm_at, p.child.as_mut())
+                {
+                    // A hook that used up the grace period leaves SIGTERM the kubelet's
+                    // one-off 2 s extension.
+                    let kill_at = if t >= k + grace {
+                        t + Duration::from_secs(2)
+                    } else {
+                        k + grace
+                    };
+                    if !p.sigkill_sent && now >= kill_at {
                         p.sigkill_sent = true;
                         let _ = c.kill();
                     }

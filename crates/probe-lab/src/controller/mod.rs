@@ -41,6 +41,8 @@ mod deployment;
 mod endpoints;
 mod kubelet;
 
+pub(crate) use kubelet::http_get_ok;
+
 /// The controller's tick.
 pub(crate) const TICK: Duration = Duration::from_millis(20);
 
@@ -94,6 +96,11 @@ pub struct ServiceStatus {
 pub(crate) struct Status {
     pub deployments: BTreeMap<String, DeploymentStatus>,
     pub services: BTreeMap<String, ServiceStatus>,
+    /// Per Deployment, its rollout history: (revision, template), oldest first, as
+    /// `kubectl rollout history` lists it.
+    pub history: BTreeMap<String, Vec<(u64, PodTemplate)>>,
+    /// Per Deployment, the address and app port of each running, non-terminating pod.
+    pub pods: BTreeMap<String, Vec<(Ipv4Addr, u16)>>,
     /// The last error of a lab action (a failed command), for diagnostics.
     pub last_error: Option<String>,
     /// The last unexpected pod process exit.
@@ -124,6 +131,10 @@ struct ReplicaSet {
     template: PodTemplate,
     min_ready_seconds: u32,
     replicas: i32,
+    /// `deployment.kubernetes.io/revision`: set when it becomes the Deployment's new
+    /// ReplicaSet, one above every other revision of the Deployment (a rollback moves the
+    /// old ReplicaSet to the top again).
+    revision: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -160,6 +171,10 @@ struct Pod {
     probe_fail: u32,
     probe_stop: Option<Arc<AtomicBool>>,
     terminating_since: Option<Instant>,
+    /// When the kubelet began killing it (the preStop hook, then SIGTERM).
+    kill_started: Option<Instant>,
+    /// When its preStop sleep ends and SIGTERM is due.
+    sigterm_due: Option<Instant>,
     sigterm_at: Option<Instant>,
     sigkill_sent: bool,
 }
@@ -236,6 +251,16 @@ fn encode(mut v: u64, len: usize) -> String {
 /// `pod-template-hash`: a stable hash of the template, 10 characters like Kubernetes'.
 fn template_hash(t: &PodTemplate) -> String {
     encode(fnv(&format!("{t:?}"), 0), 10)
+}
+
+/// The port the lab's app listens on in a pod of this template (its `PORT` env).
+fn app_port(t: &PodTemplate) -> u16 {
+    t.container
+        .env
+        .iter()
+        .find(|(k, _)| k == "PORT")
+        .and_then(|(_, v)| v.trim().parse().ok())
+        .unwrap_or(8080)
 }
 
 /// Seconds from a manifest, times the lab's `time_scale`.
@@ -413,6 +438,27 @@ impl World {
                     announced: eip.is_some_and(|ip| self.announced.contains(&ip)),
                 },
             );
+        }
+        for r in &self.rss {
+            st.history
+                .entry(r.deployment.clone())
+                .or_default()
+                .push((r.revision, r.template.clone()));
+        }
+        for h in st.history.values_mut() {
+            h.sort_by_key(|(rev, _)| *rev);
+        }
+        for p in self
+            .pods
+            .iter()
+            .filter(|p| p.active() && p.phase == Phase::Running)
+        {
+            if let Some(r) = self.rss.iter().find(|r| r.id == p.rs) {
+                st.pods
+                    .entry(r.deployment.clone())
+                    .or_default()
+                    .push((p.ip, app_port(&p.template)));
+            }
         }
         st.last_error = self.last_error.clone();
         st.last_pod_exit = self.last_pod_exit.clone();

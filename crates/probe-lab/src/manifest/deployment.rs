@@ -25,6 +25,8 @@ pub(super) fn deployment(ctx: &Ctx, d: apps::Deployment) -> Result<Deployment, L
         Some(r) => return Err(ctx.err(format!("spec.replicas must be 0..=10000, got {r}"))),
     };
     let min_ready_seconds = ctx.non_negative("spec.minReadySeconds", spec.min_ready_seconds, 0)?;
+    let revision_history_limit =
+        ctx.non_negative("spec.revisionHistoryLimit", spec.revision_history_limit, 10)?;
     let strategy = strategy(ctx, spec.strategy)?;
     if spec.paused == Some(true) {
         ctx.warn("spec.paused ignored: the lab rolls a paused Deployment out like any other");
@@ -78,6 +80,7 @@ pub(super) fn deployment(ctx: &Ctx, d: apps::Deployment) -> Result<Deployment, L
         replicas,
         strategy,
         min_ready_seconds,
+        revision_history_limit,
         selector,
         template: PodTemplate {
             labels,
@@ -187,9 +190,10 @@ fn container(ctx: &Ctx, c: core::Container, grace: u32) -> Result<Container, Lab
         .pre_stop
         .and_then(|h| pre_stop(ctx, h, grace).transpose())
         .transpose()?;
-    if pre_stop.is_some() {
+    if let Some(PreStop::Exec { command }) = &pre_stop {
         ctx.warn(format!(
-            "{FIRST}.lifecycle.preStop read but not run: the lab's kubelet sends SIGTERM at once"
+            "{FIRST}.lifecycle.preStop exec {command:?} not run: the lab's kubelet runs only \
+             sleep hooks, and sends SIGTERM at once"
         ));
     }
     Ok(Container {

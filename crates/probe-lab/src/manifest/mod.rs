@@ -73,6 +73,8 @@ pub struct Deployment {
     pub strategy: Strategy,
     /// `spec.minReadySeconds` (default 0): a ready pod counts as available only after this long.
     pub min_ready_seconds: u32,
+    /// `spec.revisionHistoryLimit` (default 10): old ReplicaSets kept for rollbacks.
+    pub revision_history_limit: u32,
     /// `spec.selector.matchLabels` (required).
     pub selector: Labels,
     /// `spec.template`.
@@ -106,8 +108,9 @@ pub struct Container {
     pub ports: Vec<u16>,
     /// `readinessProbe` with `httpGet`, if any.
     pub readiness_probe: Option<HttpProbe>,
-    /// `lifecycle.preStop`, if it is a sleep or an exec command. Parsed for the model's
-    /// sake: the lab's kubelet does not run it yet (a warning says so when it is set).
+    /// `lifecycle.preStop`, if it is a sleep or an exec command. The kubelet runs a sleep
+    /// between a pod's removal and its SIGTERM; another command is not run (a warning
+    /// says so).
     pub pre_stop: Option<PreStop>,
 }
 
