@@ -149,6 +149,8 @@ async fn in_lab(a: &MatrixArgs) -> Result<Place, CliError> {
             lab.kernel()
         );
         lab.wait_available(Duration::from_secs(180)).await?;
+        // A healthy baseline: every ready endpoint listens and the Service answers steadily.
+        lab.wait_serving(&service, Duration::from_secs(180)).await?;
         lab.service_url(&service)
     };
     let url = match ready.await {
