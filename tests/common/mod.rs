@@ -29,6 +29,26 @@ pub enum Behaviour {
         headers: Vec<(String, String)>,
         body: String,
     },
+    /// Read whatever the client sends first (an HTTP request, or a TLS ClientHello),
+    /// answer these bytes, send FIN and wait for the client to close: what a server
+    /// speaking another protocol does.
+    ReadThenSend(&'static [u8]),
+    /// Read the request, then answer a status line and one header of this many bytes.
+    HugeHeader(usize),
+    /// Read the request, then answer 200 with a body that never ends (chunked or
+    /// until close), under 1 MB/s so that the machine is not flooded.
+    EndlessBody { chunked: bool },
+    /// Read the request, then answer this many `100 Continue` interim responses and,
+    /// if `then_ok`, a final `200` with the body `v1` (else nothing more).
+    Continues { count: usize, then_ok: bool },
+    /// Read the request, then send a status line and one header per second, forever.
+    DribbleHeaders,
+    /// Accept the connection and never read from it.
+    NeverRead,
+    /// Read the request, send a response head and part of a body, then abort (RST).
+    ResetAfterHeaders,
+    /// Read the request, then shut down the sending side (FIN) and answer nothing.
+    HalfClose,
 }
 
 pub struct TestServer {
@@ -68,8 +88,157 @@ fn read_request(stream: &mut TcpStream) -> bool {
     }
 }
 
+/// Sleeps for `d` in small steps, returning early (false) once the server is stopping.
+fn nap(d: Duration, stop: &AtomicBool) -> bool {
+    let step = Duration::from_millis(20);
+    let mut left = d;
+    while !left.is_zero() {
+        if stop.load(Ordering::SeqCst) {
+            return false;
+        }
+        let now = left.min(step);
+        thread::sleep(now);
+        left -= now;
+    }
+    !stop.load(Ordering::SeqCst)
+}
+
+/// Writes `chunk` again and again (with `pause` between) until the client goes, the
+/// server stops or `max_writes` is reached: every hostile loop is bounded.
+fn write_repeatedly(
+    stream: &mut TcpStream,
+    chunk: &[u8],
+    pause: Duration,
+    max_writes: usize,
+    stop: &AtomicBool,
+) {
+    let _ = stream.set_write_timeout(Some(Duration::from_millis(500)));
+    for _ in 0..max_writes {
+        if stop.load(Ordering::SeqCst) {
+            return;
+        }
+        match stream.write_all(chunk) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {}
+            Err(_) => return,
+        }
+        if !pause.is_zero() && !nap(pause, stop) {
+            return;
+        }
+    }
+}
+
+/// Waits (bounded) for the client to close its side.
+fn wait_for_close(stream: &mut TcpStream, stop: &AtomicBool) {
+    let _ = stream.set_read_timeout(Some(Duration::from_millis(50)));
+    let mut chunk = [0u8; 2048];
+    for _ in 0..200 {
+        if stop.load(Ordering::SeqCst) {
+            return;
+        }
+        match stream.read(&mut chunk) {
+            Ok(0) => return,
+            Ok(_) => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            Err(_) => return,
+        }
+    }
+}
+
 fn handle(mut stream: TcpStream, behaviour: Behaviour, stop: Arc<AtomicBool>) {
     match behaviour {
+        Behaviour::ReadThenSend(bytes) => {
+            let mut chunk = [0u8; 4096];
+            let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+            if matches!(stream.read(&mut chunk), Ok(n) if n > 0) {
+                let _ = stream.write_all(bytes);
+                let _ = stream.shutdown(std::net::Shutdown::Write);
+                wait_for_close(&mut stream, &stop);
+            }
+        }
+        Behaviour::HugeHeader(size) => {
+            if read_request(&mut stream) {
+                let _ = stream.write_all(b"HTTP/1.1 200 OK\r\nX-Huge: ");
+                let chunk = [b'a'; 64 * 1024];
+                write_repeatedly(
+                    &mut stream,
+                    &chunk,
+                    Duration::ZERO,
+                    size / chunk.len(),
+                    &stop,
+                );
+                let _ = stream.write_all(b"\r\nContent-Length: 2\r\n\r\nv1");
+            }
+        }
+        Behaviour::EndlessBody { chunked } => {
+            if read_request(&mut stream) {
+                let head: &[u8] = if chunked {
+                    b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+                } else {
+                    b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n"
+                };
+                let _ = stream.write_all(head);
+                let mut chunk = Vec::new();
+                if chunked {
+                    chunk.extend_from_slice(b"4000\r\n");
+                }
+                chunk.extend_from_slice(&[b'v'; 0x4000]);
+                if chunked {
+                    chunk.extend_from_slice(b"\r\n");
+                }
+                // 16 KiB every 20 ms, for at most a minute.
+                write_repeatedly(&mut stream, &chunk, Duration::from_millis(20), 3_000, &stop);
+            }
+        }
+        Behaviour::Continues { count, then_ok } => {
+            if read_request(&mut stream) {
+                let interim = b"HTTP/1.1 100 Continue\r\n\r\n".repeat(count);
+                let _ = stream.write_all(&interim);
+                if then_ok {
+                    let _ = stream.write_all(
+                        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nv1",
+                    );
+                    wait_for_close(&mut stream, &stop);
+                } else {
+                    nap(Duration::from_secs(30), &stop);
+                }
+            }
+        }
+        Behaviour::DribbleHeaders => {
+            if read_request(&mut stream) {
+                let _ = stream.write_all(b"HTTP/1.1 200 OK\r\n");
+                write_repeatedly(
+                    &mut stream,
+                    b"X-Drip: 1\r\n",
+                    Duration::from_secs(1),
+                    60,
+                    &stop,
+                );
+            }
+        }
+        Behaviour::NeverRead => {
+            nap(Duration::from_secs(60), &stop);
+        }
+        Behaviour::ResetAfterHeaders => {
+            if read_request(&mut stream) {
+                let _ = stream.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\nv1");
+                thread::sleep(Duration::from_millis(50));
+                let sock = socket2::SockRef::from(&stream);
+                let _ = sock.set_linger(Some(Duration::ZERO));
+                drop(stream);
+            }
+        }
+        Behaviour::HalfClose => {
+            if read_request(&mut stream) {
+                let _ = stream.shutdown(std::net::Shutdown::Write);
+                wait_for_close(&mut stream, &stop);
+            }
+        }
         Behaviour::Reset => {
             read_request(&mut stream);
             let sock = socket2::SockRef::from(&stream);

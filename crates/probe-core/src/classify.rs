@@ -130,6 +130,12 @@ pub fn classify_error(err: &(dyn StdError + 'static), fallback: Outcome) -> Clas
                 from_wrapper = from_wrapper.or(Some(Outcome::ConnectionClosed));
             } else if h.is_timeout() {
                 from_wrapper = from_wrapper.or(Some(Outcome::ResponseTimeout));
+            } else if h.is_parse() {
+                // hyper's parse errors: no status line, a bad header, or a header
+                // section beyond its buffer limit (`is_parse_too_large` is a subset, and
+                // only exists with hyper's server feature). Whatever answered is not
+                // speaking HTTP/1.1 to us, which is worth its own name, not `other`.
+                from_wrapper = from_wrapper.or(Some(Outcome::InvalidResponse));
             }
         }
         if e.downcast_ref::<rustls::Error>().is_some() {

@@ -22,7 +22,9 @@ use crate::classify::{classify_error, errno_name, outcome_for_status, Classified
 use crate::config::{ConnectionMode, ProbeConfig};
 use crate::outcome::Outcome;
 
-/// The most of a body that is read; enough for any version string.
+/// The most of a body that is kept (for the version, the pod and a failure's snippet);
+/// enough for any version string. The rest of the body is read to its end, within the
+/// timeout, and dropped.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
 /// What one request came to, before it is stamped into a [`crate::Sample`].
@@ -335,7 +337,7 @@ impl Executor {
                 .await
                 .map_err(|e| {
                     let mut c = classify_error(&e, Outcome::Other);
-                    if c.outcome == Outcome::Other && e.is_parse() {
+                    if c.outcome == Outcome::InvalidResponse {
                         c.message = format!("invalid HTTP response: {}", c.message);
                     }
                     c
@@ -344,21 +346,20 @@ impl Executor {
             status = Some(response.status().as_u16());
             let (parts, mut body) = response.into_parts();
             let mut prefix: Vec<u8> = Vec::new();
-            let mut complete = true;
+            // The whole body is read, but only its prefix is kept: an answer is
+            // complete when its body has ended, so a 200 whose body never ends
+            // within the timeout is a `response_timeout`, not `ok`, while memory
+            // stays bounded by MAX_BODY_BYTES whatever the server sends.
             while let Some(frame) = body.frame().await {
                 let frame = frame.map_err(|e| classify_error(&e, Outcome::ConnectionClosed))?;
                 if let Some(data) = frame.data_ref() {
                     let room = MAX_BODY_BYTES - prefix.len();
                     prefix.extend_from_slice(&data[..data.len().min(room)]);
-                    if prefix.len() >= MAX_BODY_BYTES {
-                        complete = false;
-                        break;
-                    }
                 }
             }
-            Ok::<_, Classified>((parts, prefix, complete))
+            Ok::<_, Classified>((parts, prefix))
         };
-        let (parts, prefix, complete) = match tokio::time::timeout(limit, work).await {
+        let (parts, prefix) = match tokio::time::timeout(limit, work).await {
             Ok(Ok(done)) => done,
             Ok(Err(classified)) => {
                 return Err(Failure {
@@ -379,7 +380,7 @@ impl Executor {
                 })
             }
         };
-        if complete && self.config.connection == ConnectionMode::Keepalive {
+        if self.config.connection == ConnectionMode::Keepalive {
             self.put_idle(sender);
         }
         let code = parts.status.as_u16();
@@ -493,4 +494,66 @@ fn syn_retransmits(stream: &TcpStream) -> Option<u32> {
         )
     };
     (rc == 0).then_some(info.tcpi_total_retrans)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Target;
+    use std::io::{Read, Write};
+
+    /// One request against a loopback server that answers its first connection
+    /// with `answer` after reading the request.
+    async fn against(answer: &'static [u8], timeout: Duration) -> Attempt {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = std::thread::spawn(move || {
+            let (mut stream, _) = listener.accept().unwrap();
+            let mut buf = [0u8; 4096];
+            let _ = stream.read(&mut buf);
+            let _ = stream.write_all(answer);
+            // Hold the connection for longer than the client waits (bounded).
+            let _ = stream.set_read_timeout(Some(timeout * 2));
+            let _ = stream.read(&mut buf);
+        });
+        let mut config = ProbeConfig::new(Target::parse(&format!("http://{addr}/")).unwrap());
+        config.timeout = timeout;
+        let attempt = Executor::new(Arc::new(config)).execute(None).await;
+        server.join().unwrap();
+        attempt
+    }
+
+    #[tokio::test]
+    async fn bytes_that_are_not_http_are_an_invalid_response() {
+        let a = against(b"v1\n", Duration::from_secs(2)).await;
+        assert_eq!(a.outcome, Outcome::InvalidResponse, "{:?}", a.error);
+        assert!(a.error.unwrap().starts_with("invalid HTTP response"));
+    }
+
+    #[tokio::test]
+    async fn a_body_that_does_not_end_in_time_is_a_response_timeout() {
+        let a = against(
+            b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\nv1",
+            Duration::from_millis(300),
+        )
+        .await;
+        assert_eq!(a.outcome, Outcome::ResponseTimeout, "{:?}", a.error);
+        assert_eq!(a.status, Some(200));
+    }
+
+    #[tokio::test]
+    async fn a_body_longer_than_the_kept_prefix_is_ok_when_it_ends() {
+        static BIG: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+        let answer = BIG.get_or_init(|| {
+            let mut r = format!(
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n",
+                4 * MAX_BODY_BYTES
+            )
+            .into_bytes();
+            r.extend(std::iter::repeat_n(b'v', 4 * MAX_BODY_BYTES));
+            r
+        });
+        let a = against(answer, Duration::from_secs(2)).await;
+        assert_eq!(a.outcome, Outcome::Ok, "{:?}", a.error);
+    }
 }

@@ -47,6 +47,9 @@ pub enum Outcome {
     Dns,
     /// The TLS handshake failed.
     Tls,
+    /// The answer was not HTTP (garbage, HTTP/0.9, TLS bytes) or its header section
+    /// was over the limit: something other than an HTTP server on that port.
+    InvalidResponse,
     /// EMFILE: the prober ran out of file descriptors.
     LocalEmfile,
     /// ENFILE: the system ran out of file descriptors.
@@ -67,7 +70,7 @@ pub enum Outcome {
 
 impl Outcome {
     /// Every outcome, in report order.
-    pub const ALL: [Outcome; 20] = [
+    pub const ALL: [Outcome; 21] = [
         Outcome::Ok,
         Outcome::ConnectionRefused,
         Outcome::HostUnreachable,
@@ -81,6 +84,7 @@ impl Outcome {
         Outcome::UnexpectedStatus,
         Outcome::Dns,
         Outcome::Tls,
+        Outcome::InvalidResponse,
         Outcome::LocalEmfile,
         Outcome::LocalEnfile,
         Outcome::LocalEaddrnotavail,
@@ -106,6 +110,7 @@ impl Outcome {
             Outcome::UnexpectedStatus => "unexpected_status",
             Outcome::Dns => "dns",
             Outcome::Tls => "tls",
+            Outcome::InvalidResponse => "invalid_response",
             Outcome::LocalEmfile => "local_emfile",
             Outcome::LocalEnfile => "local_enfile",
             Outcome::LocalEaddrnotavail => "local_eaddrnotavail",
@@ -154,6 +159,7 @@ impl Outcome {
             Outcome::UnexpectedStatus => 'U',
             Outcome::Dns => 'D',
             Outcome::Tls => 'S',
+            Outcome::InvalidResponse => 'I',
             Outcome::LocalEmfile
             | Outcome::LocalEnfile
             | Outcome::LocalEaddrnotavail
@@ -192,6 +198,9 @@ impl Outcome {
             Outcome::UnexpectedStatus => "a status outside --expect-status",
             Outcome::Dns => "the name did not resolve",
             Outcome::Tls => "the TLS handshake failed",
+            Outcome::InvalidResponse => {
+                "bytes that are not HTTP, or a header section over the limit: not an HTTP server on that port, or a broken proxy"
+            }
             Outcome::LocalEmfile
             | Outcome::LocalEnfile
             | Outcome::LocalEaddrnotavail

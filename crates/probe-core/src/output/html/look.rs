@@ -50,6 +50,7 @@ pub(super) fn look(kind: &str) -> Look {
         "unexpected_status" => (ORANGE, Vertical),
         "dns" => (SKY, Diagonal),
         "tls" => (BLUE, Horizontal),
+        "invalid_response" => (YELLOW, Dots),
         k if k.starts_with("local_") => (GREY, BackDiagonal),
         _ => (BLACK, Diagonal),
     };
