@@ -60,8 +60,8 @@ pub use config::{
     MIN_RATE,
 };
 pub use event::{
-    read_events, Attachment, BoxFuture, Event, EventHub, EventKind, EventSink, EventSource,
-    EventWriter, Subject, Vantage,
+    read_events, version_of_image, Attachment, BoxFuture, Event, EventHub, EventKind, EventSink,
+    EventSource, EventWriter, Subject, Vantage,
 };
 pub use execute::{Attempt, Executor, MAX_BODY_BYTES};
 pub use gate::{GateCheck, Thresholds};

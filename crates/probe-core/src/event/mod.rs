@@ -272,6 +272,24 @@ impl Subject {
     }
 }
 
+/// The version an app built from `image` reports (a [`Subject`]'s `version`): the tag
+/// after the last `:` of the last path segment (`shop/web:v2` -> `v2`; no tag ->
+/// `latest`; a digest is ignored). The lab and the Kubernetes watch name versions alike.
+///
+/// ```
+/// assert_eq!(probe_core::version_of_image("shop/web:v2"), "v2");
+/// assert_eq!(probe_core::version_of_image("registry:5000/shop/web"), "latest");
+/// assert_eq!(probe_core::version_of_image("shop/web:v3@sha256:abc"), "v3");
+/// ```
+pub fn version_of_image(image: &str) -> String {
+    let image = image.split('@').next().unwrap_or(image);
+    let last = image.rsplit('/').next().unwrap_or(image);
+    match last.rsplit_once(':') {
+        Some((_, tag)) if !tag.is_empty() => tag.to_string(),
+        _ => "latest".to_string(),
+    }
+}
+
 /// Something that happened during the run, on the probe's clock.
 ///
 /// ```

@@ -119,17 +119,7 @@ fn event(kind: EventKind, subject: Subject, detail: String, server_time: Option<
     Event::observed(kind, subject, detail).with_server_time(server_time)
 }
 
-/// The version an app built from `image` reports, as the lab reads it: the tag after the
-/// last `:` of the last path segment (`shop/web:v2` -> `v2`; no tag -> `latest`; a digest
-/// is ignored).
-fn version_of_image(image: &str) -> String {
-    let image = image.split('@').next().unwrap_or(image);
-    let last = image.rsplit('/').next().unwrap_or(image);
-    match last.rsplit_once(':') {
-        Some((_, tag)) if !tag.is_empty() => tag.to_string(),
-        _ => "latest".to_string(),
-    }
-}
+use probe_core::version_of_image;
 
 /// The version of a pod spec: its first container's image tag.
 fn version_of_spec(spec: Option<&PodSpec>) -> Option<String> {

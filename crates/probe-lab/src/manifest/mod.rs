@@ -219,21 +219,7 @@ pub struct Parsed {
     pub warnings: Vec<ManifestWarning>,
 }
 
-/// The version a lab app reports for an image: the tag after the last `:` of the last
-/// path segment (`shop/web:v2` -> `v2`; no tag -> `latest`; a digest is ignored).
-///
-/// ```
-/// assert_eq!(probe_lab::version_of_image("shop/web:v2"), "v2");
-/// assert_eq!(probe_lab::version_of_image("registry:5000/shop/web"), "latest");
-/// ```
-pub fn version_of_image(image: &str) -> String {
-    let image = image.split('@').next().unwrap_or(image);
-    let last = image.rsplit('/').next().unwrap_or(image);
-    match last.rsplit_once(':') {
-        Some((_, tag)) if !tag.is_empty() => tag.to_string(),
-        _ => "latest".to_string(),
-    }
-}
+pub use probe_core::version_of_image;
 
 /// Whether `selector` selects an object with `labels` (every selector pair present).
 /// An empty selector selects nothing, as a Service without a selector has no endpoints.
