@@ -213,10 +213,18 @@ pub fn pick_service(objects: &[Object], name: Option<&str>) -> Result<(String, b
     ))
 }
 
-/// Starts a lab with the given kernel settings.
+/// Starts a lab with the given kernel settings. Its pods run this very binary's app
+/// (`rollprobe lab-app`) unless `ROLLPROBE_LAB_APP` names another: a `rollprobe` found
+/// on PATH could be an older build than the one the user just ran.
 pub async fn start_lab(kernel: Kernel) -> Result<Lab, CliError> {
+    let own = std::env::var_os(probe_lab::LAB_APP_ENV)
+        .is_none()
+        .then(std::env::current_exe)
+        .and_then(Result::ok)
+        .map(|exe| vec![exe.to_string_lossy().into_owned(), "lab-app".into()]);
     let config = LabConfig {
         kernel,
+        app_command: own,
         ..LabConfig::default()
     };
     Lab::start(config).await.map_err(lab_error)
