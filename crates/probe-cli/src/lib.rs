@@ -69,11 +69,17 @@ pub fn main() -> ExitCode {
                     ExitCode::SUCCESS
                 };
             }
-            // One clear line: clap's first line, without its usage block.
+            // One clear line: clap's first line and its suggestion ("a similar argument
+            // exists: '--rate'"), without the usage block.
             let text = e.to_string();
             let first = text.lines().next().unwrap_or("invalid usage");
             let first = first.strip_prefix("error: ").unwrap_or(first);
-            eprintln!("rollprobe: {first} (see rollprobe --help)");
+            let tip = text
+                .lines()
+                .find_map(|l| l.trim().strip_prefix("tip: "))
+                .map(|t| format!("; {t}"))
+                .unwrap_or_default();
+            eprintln!("rollprobe: {first}{tip} (see rollprobe --help)");
             return ExitCode::from(2);
         }
     };

@@ -59,3 +59,24 @@ seq,intended_ms,sent_ms,wall_time,outcome,errno,errno_name,status,version,connec
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_mistyped_flag_names_the_one_that_exists() {
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_rollprobe"))
+        .args([
+            "run",
+            "http://127.0.0.1:9/",
+            "--duration",
+            "1s",
+            "--rat",
+            "5",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(
+        stderr.trim_end(),
+        "rollprobe: unexpected argument '--rat' found; a similar argument exists: '--rate' (see rollprobe --help)"
+    );
+}
