@@ -235,7 +235,7 @@ async fn report_html_shows_every_window_kind_and_version_in_a_real_browser() {
     let mut lines = csv.lines();
     let header = lines.next().unwrap();
     assert!(
-        header.starts_with("second,sent,ok,connection_refused"),
+        header.starts_with("stream,second,sent,ok,connection_refused"),
         "{header}"
     );
     assert!(header.ends_with("versions,p50_ms,p99_ms"), "{header}");

@@ -80,6 +80,12 @@ pub enum Command {
     /// Compare runs: one row per report.json.
     #[command(after_help = "Example: rollprobe compare recreate/report.json rolling/report.json")]
     Compare(CompareArgs),
+    /// Put runs recorded at several vantage points (in-cluster Jobs, a laptop) on one
+    /// clock: one stream per input, aligned by their wall-clock starts.
+    #[command(
+        after_help = "Example: rollprobe merge node-a node-b laptop --out merged\n\nEach input's own started_at and its shift are printed: the machines' clocks may differ."
+    )]
+    Merge(MergeArgs),
     /// Redeploy a local service twice (Recreate, then rolling) while probing it.
     #[command(after_help = "Example: rollprobe demo --out rollprobe-demo")]
     Demo(DemoArgs),
@@ -391,7 +397,8 @@ pub struct ProbeArgs {
     /// Requests per second (open loop: sent on schedule whatever the answers).
     #[arg(long, default_value = "50", value_parser = parse_rate, value_name = "N")]
     pub rate: f64,
-    /// fresh: a new connection per request (sees connect errors); keepalive: pooled.
+    /// fresh: a new connection per request (sees connect errors); keepalive: pooled
+    /// (sees resets from terminating pods); both: one stream of each, side by side.
     #[arg(long, default_value = "fresh", value_parser = parse_connection, value_name = "MODE")]
     pub connection: ConnectionMode,
     /// Response timeout, from connected to the full answer.
@@ -504,6 +511,20 @@ pub struct ReportArgs {
     /// The events file [default: events.csv beside the samples, if there is one].
     #[arg(long, value_name = "FILE")]
     pub events: Option<PathBuf>,
+    /// What goes to stdout.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+}
+
+/// `rollprobe merge`.
+#[derive(Debug, Args)]
+pub struct MergeArgs {
+    /// Run folders written by `rollprobe run --out` (two or more).
+    #[arg(required = true, num_args = 2.., value_name = "DIR")]
+    pub runs: Vec<PathBuf>,
+    /// Where the merged run goes (samples.csv, events.csv, run.json and every report file).
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
     /// What goes to stdout.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
