@@ -18,7 +18,7 @@ use crate::matrix::{Matrix, MatrixCase, MatrixRun, Recommendation};
 /// Room for case names left of the per-case charts.
 const CASE_LEFT: f64 = 240.0;
 /// Room for the value written right of each bar.
-const CASE_RIGHT: f64 = 190.0;
+const CASE_RIGHT: f64 = 250.0;
 const ROW: f64 = 30.0;
 const SCATTER_HEIGHT: f64 = 360.0;
 
