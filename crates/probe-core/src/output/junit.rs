@@ -117,4 +117,20 @@ mod tests {
     fn names_and_messages_are_escaped() {
         assert_eq!(escape("a<b & \"c\"\u{1}"), "a&lt;b &amp; &quot;c&quot;");
     }
+
+    #[test]
+    fn a_matrix_has_one_testsuite_per_run() {
+        let a = crate::output::html::tests::base_report("recreate#1", "http://127.0.0.1:1/");
+        let b = crate::output::html::tests::base_report("recreate#2", "http://127.0.0.1:1/");
+        let gate = crate::Thresholds {
+            max_failures: Some(0),
+            ..Default::default()
+        };
+        let runs = vec![(&a, gate.checks(&a)), (&b, gate.checks(&b))];
+        let xml = render_suites(&runs);
+        assert_eq!(xml.matches("<testsuite ").count(), 2, "{xml}");
+        assert!(xml.contains("<testsuite name=\"recreate#2\" tests=\"2\" failures=\"1\""));
+        assert!(xml.contains("<testsuites name=\"rollprobe\" tests=\"4\" failures=\"2\""));
+        assert_eq!(xml.matches("</testsuite>").count(), 2);
+    }
 }
