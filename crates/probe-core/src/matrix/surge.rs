@@ -139,6 +139,28 @@ mod tests {
         assert_eq!(surge_pods_peak(&instant), Some(1));
     }
 
+    fn lab_run(name: &str) -> Vec<Event> {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("src/matrix/testdata")
+            .join(format!("lab-{name}.events.csv"));
+        crate::event::read_events(&path).unwrap()
+    }
+
+    /// events.csv of real `rollprobe matrix --lab` runs of examples/seed/readiness.yaml
+    /// (2 replicas, readinessProbe, graceful drain) with `--trigger image=shop/backend:v2`.
+    #[test]
+    fn real_lab_runs() {
+        // Old pods gone before new ones are created.
+        assert_eq!(surge_pods_peak(&lab_run("recreate")), Some(0));
+        // maxSurge 1 (25% of 2, rounded up), but the first old pod is still
+        // draining when the second new one is created: two pods above two.
+        assert_eq!(surge_pods_peak(&lab_run("rolling-25pct-25pct")), Some(2));
+        // maxSurge 100%: both new pods at once. A pod of the previous run that
+        // was still terminating when the probe attached is gone before the
+        // rollout starts, and does not count.
+        assert_eq!(surge_pods_peak(&lab_run("rolling-100pct-0pct")), Some(2));
+    }
+
     #[test]
     fn recreate_takes_no_extra_pod() {
         use EventKind::*;
