@@ -7,9 +7,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use probe_core::{
-    Deployments, EventSource, Matrix, MatrixRunner, ProbeBuilder, Report, Vantage,
-};
+use probe_core::{Deployments, EventSource, Matrix, MatrixRunner, ProbeBuilder, Report, Vantage};
 
 use crate::args::{MatrixArgs, OutputArgs};
 use crate::lab::{lab_error, load_manifests, pick_service, start_lab};
@@ -149,10 +147,7 @@ fn run_reports(out: &Path, m: &Matrix) -> Result<Vec<Report>, CliError> {
                 .map_err(|e| e.to_string())
                 .and_then(|text| Report::from_json(&text).map_err(|e| e.to_string()))
                 .map_err(|e| {
-                    CliError::Failed(format!(
-                        "cannot read {} for the gate: {e}",
-                        path.display()
-                    ))
+                    CliError::Failed(format!("cannot read {} for the gate: {e}", path.display()))
                 })
         })
         .collect()

@@ -285,7 +285,8 @@ impl Matrix {
                 },
                 _ => (label.clone(), None),
             };
-            let n = n.unwrap_or_else(|| m.runs.iter().filter(|x| x.case == case).count() as u32 + 1);
+            let n =
+                n.unwrap_or_else(|| m.runs.iter().filter(|x| x.case == case).count() as u32 + 1);
             let mut row = MatrixRun::from_report(&case, n, r);
             row.report_html = html.clone();
             m.runs.push(row);
@@ -322,9 +323,7 @@ impl Matrix {
                 r.downtime_ms.to_string(),
                 r.longest_ms.to_string(),
                 r.rollout_ms.map(|v| v.to_string()).unwrap_or_default(),
-                r.surge_pods_peak
-                    .map(|v| v.to_string())
-                    .unwrap_or_default(),
+                r.surge_pods_peak.map(|v| v.to_string()).unwrap_or_default(),
                 r.p99_ms.to_string(),
                 r.valid.to_string(),
             ];

@@ -104,7 +104,7 @@ mod tests {
     #[test]
     fn rolling_with_a_terminating_pod_still_present_counts_it() {
         use EventKind::*;
-        let mut ev = vec![
+        let ev = vec![
             pod(0.0, PodReady, "web-1"),
             pod(0.0, PodReady, "web-2"),
             pod(0.0, PodReady, "web-3"),

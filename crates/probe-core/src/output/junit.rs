@@ -71,7 +71,6 @@ pub fn render_suites(runs: &[(&Report, Vec<GateCheck>)]) -> String {
 }
 
 fn suite(xml: &mut String, report: &Report, checks: &[GateCheck]) {
-
     let name = report.label.as_deref().unwrap_or("rollprobe");
     let failures = checks.iter().filter(|c| c.failure.is_some()).count();
     let seconds = report.duration_ms / 1000.0;

@@ -374,18 +374,9 @@ fn marker(i: usize, x: f64, y: f64) -> String {
             x - 5.5,
             y - 5.5
         ),
-        2 => format!(
-            "<path d=\"M{x:.1},{:.1} l7,12 h-14 z\"",
-            y - 7.0
-        ),
-        3 => format!(
-            "<path d=\"M{x:.1},{:.1} l7,7 l-7,7 l-7,-7 z\"",
-            y - 7.0
-        ),
-        _ => format!(
-            "<path d=\"M{x:.1},{:.1} l7,-12 h-14 z\"",
-            y + 7.0
-        ),
+        2 => format!("<path d=\"M{x:.1},{:.1} l7,12 h-14 z\"", y - 7.0),
+        3 => format!("<path d=\"M{x:.1},{:.1} l7,7 l-7,7 l-7,-7 z\"", y - 7.0),
+        _ => format!("<path d=\"M{x:.1},{:.1} l7,-12 h-14 z\"", y + 7.0),
     };
     format!("{shape} fill=\"{fill}\" stroke=\"#111\" stroke-width=\"1\"/>")
 }
