@@ -368,7 +368,7 @@ enum Redeploy {
     Rolling { hiccup: bool },
 }
 
-/// One real run: a probe at 200 req/s against a local service redeployed as
+/// One real run: a probe at 100 req/s against a local service redeployed as
 /// `how`, with the rollout's pod events recorded as a cluster reports them
 /// (one pod before, the new one created before the old one goes when rolling).
 async fn matrix_run(dir: &Path, label: &str, how: Redeploy) -> Report {
@@ -381,7 +381,7 @@ async fn matrix_run(dir: &Path, label: &str, how: Redeploy) -> Report {
     let ip: IpAddr = addr.ip();
     let v1 = Service::start(addr, "v1");
     let probe = Probe::builder(&format!("http://{addr}/test/version"))
-        .rate(200)
+        .rate(100)
         .label(label)
         .out_dir(dir)
         .start()
@@ -469,7 +469,11 @@ async fn matrix_html_shows_every_case_kind_and_run_in_a_real_browser() {
             let run_dir = dir.join(&slug).join(n.to_string());
             std::fs::create_dir_all(&run_dir).unwrap();
             let report = matrix_run(&run_dir, &format!("{case}#{n}"), how).await;
-            assert!(report.is_valid(), "{}", report.summary());
+            assert!(
+                report.is_valid(),
+                "too loaded a machine to measure: {}",
+                report.summary()
+            );
             json_paths.push(run_dir.join("report.json"));
             matrix.runs.push(
                 MatrixRun::from_report(case, n, &report)
@@ -480,7 +484,10 @@ async fn matrix_html_shows_every_case_kind_and_run_in_a_real_browser() {
     let summary = matrix.summary_text();
     // The runs are what the test set up.
     let kinds = matrix.kinds();
-    assert_eq!(kinds, ["connection_refused", "http_5xx"], "{summary}");
+    // A stopping listener may also reset a connection it had accepted.
+    for kind in ["connection_refused", "http_5xx"] {
+        assert!(kinds.iter().any(|k| k == kind), "{kind}: {summary}");
+    }
     for r in &matrix.runs {
         let expected = if r.case == "recreate" { 0 } else { 1 };
         assert_eq!(r.surge_pods_peak, Some(expected), "{summary}");

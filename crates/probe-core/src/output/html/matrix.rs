@@ -480,11 +480,22 @@ fn scatter(out: &mut String, m: &Matrix, cases: &[MatrixCase]) {
 fn report_links(m: &Matrix, c: &MatrixCase) -> String {
     runs_of(m, c)
         .map(|r| match &r.report_html {
-            Some(href) => format!("<a href=\"{}\">run {}</a>", esc(href), r.run),
+            Some(href) => format!("<a class=\"run\" href=\"{}\">run {}</a>", esc(href), r.run),
             None => format!("run {}", r.run),
         })
         .collect::<Vec<_>>()
         .join(" ")
+}
+
+/// Whether the case lost nothing, and if not, why: a lost request or an invalid run.
+fn lost_nothing(m: &Matrix, c: &MatrixCase) -> &'static str {
+    if c.lost_nothing {
+        "yes, every run"
+    } else if runs_of(m, c).all(|r| r.failed == 0) {
+        "no: a run is not a valid measurement"
+    } else {
+        "no"
+    }
 }
 
 fn cases_table(out: &mut String, m: &Matrix, cases: &[MatrixCase]) {
@@ -508,7 +519,7 @@ fn cases_table(out: &mut String, m: &Matrix, cases: &[MatrixCase]) {
             c.surge_pods_peak
                 .map(|n| n.to_string())
                 .unwrap_or_else(|| "-".into()),
-            if c.lost_nothing { "yes, every run" } else { "no" },
+            lost_nothing(m, c),
             report_links(m, c)
         );
     }

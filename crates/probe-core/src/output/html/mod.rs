@@ -119,6 +119,7 @@ svg text { font: 11px system-ui, sans-serif; fill: #111; }
 table { border-collapse: collapse; margin: .4em 0; width: 100%; }
 th, td { border: 1px solid #ccc; padding: .2em .5em; text-align: left; vertical-align: top; }
 td.n, th.n { text-align: right; font-variant-numeric: tabular-nums; }
+td.n, a.run { white-space: nowrap; }
 th { background: #f2f2f2; }
 .note { color: #555; font-size: .9em; }
 .recommendation { font-weight: 600; }
