@@ -574,3 +574,96 @@ async fn matrix_html_shows_every_case_kind_and_run_in_a_real_browser() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The real `rollprobe matrix` in the lab writes matrix.html beside matrix.csv,
+/// linking every run's report.html, and JUnit with one testsuite per run.
+#[test]
+#[cfg_attr(not(netns_tests), ignore = "needs root and ROLLPROBE_NETNS_TESTS=1")]
+fn lab_matrix_writes_matrix_html_and_junit_per_run() {
+    let dir = temp_dir("lab-matrix-html");
+    let out = dir.join("runs");
+    let junit = dir.join("junit.xml");
+    let manifest = format!(
+        "{}/examples/seed/readiness.yaml",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let o = common::rollprobe()
+        .args(["matrix", "--lab", "-f", &manifest])
+        .args(["--deployment", "backend-deployment"])
+        .args(["--case", "recreate", "--case", "rolling:100%/0%"])
+        .args(["--trigger", "image=shop/backend:v2", "--rate", "50"])
+        .args(["--settle", "2s", "--max-failures", "0", "--quiet"])
+        .arg("--out")
+        .arg(&out)
+        .arg("--junit")
+        .arg(&junit)
+        .output()
+        .expect("rollprobe matrix runs");
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    // Recreate loses requests: the gate says so, naming the run.
+    assert_eq!(o.status.code(), Some(1), "{stdout}{stderr}");
+    assert!(
+        stderr.contains("recreate#1: threshold breached"),
+        "{stderr}"
+    );
+    assert!(
+        stdout
+            .lines()
+            .last()
+            .unwrap_or_default()
+            .starts_with("recommendation: rolling:100%/0%"),
+        "{stdout}"
+    );
+
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    assert_eq!(xml.matches("<testsuite ").count(), 2, "{xml}");
+    for name in ["recreate#1", "rolling:100%/0%#1"] {
+        assert!(
+            xml.contains(&format!("<testsuite name=\"{name}\"")),
+            "{xml}"
+        );
+    }
+    assert_eq!(xml.matches("<failure ").count(), 1, "{xml}");
+
+    let csv = std::fs::read_to_string(out.join("matrix.csv")).unwrap();
+    let header: Vec<&str> = csv.lines().next().unwrap().split(',').collect();
+    let surge = header.iter().position(|h| *h == "surge_pods_peak").unwrap();
+    let peaks: Vec<&str> = csv
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').nth(surge).unwrap())
+        .collect();
+    // 2 replicas: Recreate none above, maxSurge 100% both new pods at once.
+    assert_eq!(peaks, ["0", "2"], "{csv}");
+
+    let page = out.join("matrix.html");
+    let html = std::fs::read_to_string(&page).unwrap();
+    for needle in ["://", "src=", "<script", "<link"] {
+        assert!(!html.contains(needle), "matrix.html contains {needle:?}");
+    }
+    screenshot_colours(&page, &dir, "lab-matrix");
+    let dom = String::from_utf8(chromium(
+        &page,
+        &dir.join("profile-dom-lab"),
+        &["--dump-dom".to_string()],
+    ))
+    .unwrap();
+    for case in ["recreate", "rolling:100%/0%"] {
+        assert!(dom.contains(&format!("<td>{case}</td>")), "{case}");
+    }
+    let report =
+        Report::from_json(&std::fs::read_to_string(out.join("recreate/1/report.json")).unwrap())
+            .unwrap();
+    for kind in report.failures.keys() {
+        assert!(dom.contains(&format!("</b> {kind}</span>")), "{kind}");
+    }
+    for href in [
+        "recreate/1/report.html",
+        "rolling-100pct-0pct/1/report.html",
+    ] {
+        assert!(dom.contains(&format!("href=\"{href}\"")), "{href}");
+        assert!(out.join(href).is_file(), "{href}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
