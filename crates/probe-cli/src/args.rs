@@ -253,6 +253,16 @@ pub struct MatrixArgs {
     /// What goes to stdout at the end: the summary table, or matrix.json's content.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
+    /// Exit 1 if more than N requests failed in any run; KIND=N limits one kind (repeatable).
+    #[arg(long, value_parser = parse_failure_limit, value_name = "[KIND=]N")]
+    pub max_failures: Vec<FailureLimit>,
+    /// Exit 1 if any run's downtime was longer than DUR.
+    #[arg(long, value_parser = parse_duration, value_name = "DUR")]
+    pub max_downtime: Option<Duration>,
+    /// Write JUnit XML: one testsuite per run (case#repeat), one testcase per
+    /// threshold and one for "measurement valid".
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
     /// No progress line on stderr.
     #[arg(long, short)]
     pub quiet: bool,
@@ -378,6 +388,9 @@ pub enum TableFormat {
     Csv,
     /// JSON.
     Json,
+    /// One self-contained page: downtime, failures and rollout duration per case,
+    /// linking to each report's report.html.
+    Html,
 }
 
 /// The probing around a rollout: shared by `run`, `lab` and `matrix`.
@@ -536,7 +549,7 @@ pub struct CompareArgs {
     /// report.json files.
     #[arg(required = true)]
     pub reports: Vec<PathBuf>,
-    /// Table format.
+    /// Output format (html: matrix.html's page for these reports, on stdout).
     #[arg(long, value_enum, default_value_t = TableFormat::Text)]
     pub format: TableFormat,
 }
