@@ -148,7 +148,10 @@ fn the_server_receives_exactly_the_request_ids_of_samples_csv() {
             assert_eq!(s.stream, stream, "{s:?}");
             let id = s.request_id.clone().expect("every sent request has an id");
             assert_eq!(id, format!("{run_id}-{stream}-{}", s.seq), "{s:?}");
-            assert!(in_csv.insert(id, s.seq).is_none(), "an id twice in samples.csv");
+            assert!(
+                in_csv.insert(id, s.seq).is_none(),
+                "an id twice in samples.csv"
+            );
         }
 
         let received: Vec<String> = received
@@ -163,7 +166,10 @@ fn the_server_receives_exactly_the_request_ids_of_samples_csv() {
         );
         assert_eq!(received.len(), in_csv.len(), "{connection}: count");
         let in_csv: BTreeSet<&String> = in_csv.keys().collect();
-        assert_eq!(unique, in_csv, "{connection}: the ids received vs samples.csv");
+        assert_eq!(
+            unique, in_csv,
+            "{connection}: the ids received vs samples.csv"
+        );
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -87,8 +87,14 @@ fn pod_specs(m: &Manifests) -> Vec<(&'static str, &PodSpec)> {
     let job = one(&m.jobs, "Job");
     let ds = one(&m.daemon_sets, "DaemonSet");
     vec![
-        ("job", job.spec.as_ref().unwrap().template.spec.as_ref().unwrap()),
-        ("daemonset", ds.spec.as_ref().unwrap().template.spec.as_ref().unwrap()),
+        (
+            "job",
+            job.spec.as_ref().unwrap().template.spec.as_ref().unwrap(),
+        ),
+        (
+            "daemonset",
+            ds.spec.as_ref().unwrap().template.spec.as_ref().unwrap(),
+        ),
     ]
 }
 
@@ -105,7 +111,10 @@ fn args(c: &Container) -> Vec<String> {
 /// The value of `--name=value` in `args`.
 fn flag<'a>(args: &'a [String], name: &str) -> &'a str {
     let prefix = format!("--{name}=");
-    let found: Vec<&str> = args.iter().filter_map(|a| a.strip_prefix(&prefix)).collect();
+    let found: Vec<&str> = args
+        .iter()
+        .filter_map(|a| a.strip_prefix(&prefix))
+        .collect();
     assert_eq!(found.len(), 1, "{name} once in {args:?}");
     found[0]
 }
@@ -120,9 +129,15 @@ fn every_document_is_the_kubernetes_object_it_says() {
     let namespaces: BTreeSet<Option<String>> = [
         one(&m.jobs, "Job").metadata.namespace.clone(),
         one(&m.daemon_sets, "DaemonSet").metadata.namespace.clone(),
-        one(&m.service_accounts, "ServiceAccount").metadata.namespace.clone(),
+        one(&m.service_accounts, "ServiceAccount")
+            .metadata
+            .namespace
+            .clone(),
         one(&m.roles, "Role").metadata.namespace.clone(),
-        one(&m.role_bindings, "RoleBinding").metadata.namespace.clone(),
+        one(&m.role_bindings, "RoleBinding")
+            .metadata
+            .namespace
+            .clone(),
     ]
     .into();
     assert_eq!(namespaces, BTreeSet::from([Some("shop".to_string())]));
@@ -161,7 +176,10 @@ fn the_probes_run_the_image_and_the_args_the_readme_shows() {
         .trim()
         .parse()
         .expect("USER is a number: runAsNonRoot needs one");
-    assert!(dockerfile.contains("ENTRYPOINT [\"rollprobe\"]"), "{dockerfile}");
+    assert!(
+        dockerfile.contains("ENTRYPOINT [\"rollprobe\"]"),
+        "{dockerfile}"
+    );
 
     for (what, spec) in pod_specs(&m) {
         let probe = probe(spec);
@@ -176,11 +194,21 @@ fn the_probes_run_the_image_and_the_args_the_readme_shows() {
                 .collect(),
         };
         assert_eq!(command, expected, "{what}: args vs README");
-        assert!(probe.command.is_none(), "{what}: the image's ENTRYPOINT runs");
+        assert!(
+            probe.command.is_none(),
+            "{what}: the image's ENTRYPOINT runs"
+        );
         let args = args(probe);
         assert_eq!(args[0], "run");
-        assert!(flag(&args, "duration").ends_with('m'), "{what}: a bounded run");
-        assert_eq!(flag(&args, "format"), "json", "{what}: report.json on stdout");
+        assert!(
+            flag(&args, "duration").ends_with('m'),
+            "{what}: a bounded run"
+        );
+        assert_eq!(
+            flag(&args, "format"),
+            "json",
+            "{what}: report.json on stdout"
+        );
         assert_eq!(flag(&args, "connection"), "both");
         assert_eq!(flag(&args, "pod-from"), "header:x-pod-name");
         assert!(flag(&args, "out").ends_with("-$(NODE_NAME)"), "{what}");
@@ -196,7 +224,10 @@ fn the_probes_run_the_image_and_the_args_the_readme_shows() {
 
         // $(NODE_NAME) is the node, from the downward API.
         let env = probe.env.as_deref().unwrap_or_default();
-        let node = env.iter().find(|e| e.name == "NODE_NAME").expect("NODE_NAME");
+        let node = env
+            .iter()
+            .find(|e| e.name == "NODE_NAME")
+            .expect("NODE_NAME");
         let field = node.value_from.as_ref().and_then(|v| v.field_ref.as_ref());
         assert_eq!(field.map(|f| f.field_path.as_str()), Some("spec.nodeName"));
 
@@ -227,7 +258,11 @@ fn the_probes_run_the_image_and_the_args_the_readme_shows() {
 
         let security = spec.security_context.as_ref().expect("securityContext");
         assert_eq!(security.run_as_user, Some(uid), "{what}");
-        assert_eq!(security.fs_group, Some(uid), "{what}: the probe writes the emptyDir");
+        assert_eq!(
+            security.fs_group,
+            Some(uid),
+            "{what}: the probe writes the emptyDir"
+        );
     }
 }
 
@@ -321,7 +356,13 @@ async fn the_role_allows_what_watch_requests_and_nothing_more() {
     let resources: BTreeSet<&str> = needed.iter().map(|a| a.resource.as_str()).collect();
     assert_eq!(
         resources,
-        BTreeSet::from(["deployments", "endpointslices", "pods", "replicasets", "services"]),
+        BTreeSet::from([
+            "deployments",
+            "endpointslices",
+            "pods",
+            "replicasets",
+            "services"
+        ]),
         "the watch's requests: {needed:?}"
     );
 
@@ -346,5 +387,8 @@ async fn the_role_allows_what_watch_requests_and_nothing_more() {
     let missing: Vec<&Access> = needed.difference(&granted).collect();
     assert!(missing.is_empty(), "the Role does not allow {missing:?}");
     let extra: Vec<&Access> = granted.difference(&needed).collect();
-    assert!(extra.is_empty(), "the Role allows more than --watch needs: {extra:?}");
+    assert!(
+        extra.is_empty(),
+        "the Role allows more than --watch needs: {extra:?}"
+    );
 }
