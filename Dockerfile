@@ -1,13 +1,14 @@
+# syntax=docker/dockerfile:1
 # The rollprobe binary in a small image, for the in-cluster probes of deploy/kubernetes/.
 #
 #   docker build -t rollprobe:0.1.0 .
 #
-# Stage 1 builds the release binary with the locked dependencies; stage 2 is Debian
-# slim with CA certificates (https targets, the API server) and the binary only.
-# `sleep` and `tar` come with the base image: the manifests' `hold` container and
-# `kubectl cp` use them.
+# Stage 1 builds the release binary with the locked dependencies, on the toolchain the
+# tests were run with; stage 2 is Debian slim with CA certificates (https targets, the API
+# server) and the binary only. `sleep` and `tar` come with the base image: the manifests'
+# `hold` container and `kubectl cp` use them.
 
-FROM rust:1.89-bookworm AS build
+FROM rust:1.95-bookworm AS build
 WORKDIR /src
 COPY . .
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
