@@ -168,7 +168,6 @@ fn kubeconfig(dir: &Path, api: SocketAddr) -> PathBuf {
 }
 
 #[test]
-#[ignore = "`--connection both` does not parse yet (streams are being built): run it once they land"]
 fn the_jobs_probe_args_run_the_real_binary() {
     let text = std::fs::read_to_string(repo().join("deploy/kubernetes/job.yaml")).unwrap();
     let job: Job = yaml_serde::from_str(&text).unwrap();
