@@ -94,6 +94,28 @@ pub struct Report {
     pub total_outage: Option<TotalOutage>,
 }
 
+impl Report {
+    /// The report as if `stream` had been the run's only stream (its windows, series,
+    /// versions, pods and counts at the top level), for pictures drawn per stream.
+    pub fn of_stream(&self, stream: &StreamReport) -> Report {
+        Report {
+            target: stream.target.clone(),
+            totals: stream.totals.clone(),
+            failures: stream.failures.clone(),
+            downtime: stream.downtime.clone(),
+            versions: stream.versions.clone(),
+            pods: stream.pods.clone(),
+            latency_ms: stream.latency_ms.clone(),
+            probe: stream.probe.clone(),
+            timeline: stream.timeline.clone(),
+            per_second: stream.per_second.clone(),
+            streams: vec![stream.clone()],
+            total_outage: None,
+            ..self.clone()
+        }
+    }
+}
+
 /// One stream's figures: a vantage point and a connection mode.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StreamReport {

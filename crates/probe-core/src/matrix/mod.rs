@@ -51,6 +51,19 @@ pub struct MatrixRun {
     /// The run's report.html, relative to the matrix's own files.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub report_html: Option<String>,
+    /// Per stream, for a run of several (`--connection both`, several `--from`): its
+    /// downtime and failures. The figures above are the run's (first stream's downtime).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub streams: BTreeMap<String, StreamFigures>,
+}
+
+/// One stream's share of a matrix run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StreamFigures {
+    /// Its downtime, ms.
+    pub downtime_ms: f64,
+    /// Its target failures.
+    pub failed: u64,
 }
 
 fn valid_by_default() -> bool {
@@ -88,6 +101,20 @@ impl MatrixRun {
             surge_pods_peak: surge_pods_peak(&r.events),
             valid: r.invalid_reason.is_none(),
             report_html: None,
+            streams: if r.streams.len() > 1 {
+                r.streams
+                    .iter()
+                    .map(|st| {
+                        let figures = StreamFigures {
+                            downtime_ms: st.downtime.total_ms,
+                            failed: st.totals.failed,
+                        };
+                        (st.name.clone(), figures)
+                    })
+                    .collect()
+            } else {
+                BTreeMap::new()
+            },
         }
     }
 
@@ -312,6 +339,12 @@ impl Matrix {
             "valid",
         ];
         header.extend(kinds.iter().map(String::as_str));
+        let streams: BTreeSet<&String> = self.runs.iter().flat_map(|r| r.streams.keys()).collect();
+        let stream_columns: Vec<String> = streams
+            .iter()
+            .flat_map(|s| [format!("{s}_downtime_ms"), format!("{s}_failed")])
+            .collect();
+        header.extend(stream_columns.iter().map(String::as_str));
         let _ = w.write_record(&header);
         for r in &self.runs {
             let mut row = vec![
@@ -332,6 +365,12 @@ impl Matrix {
                     .iter()
                     .map(|k| r.failures.get(k).copied().unwrap_or(0).to_string()),
             );
+            for s in &streams {
+                match r.streams.get(*s) {
+                    Some(f) => row.extend([f.downtime_ms.to_string(), f.failed.to_string()]),
+                    None => row.extend([String::new(), String::new()]),
+                }
+            }
             let _ = w.write_record(&row);
         }
         String::from_utf8(w.into_inner().unwrap_or_default()).unwrap_or_default()
@@ -412,7 +451,45 @@ mod tests {
             surge_pods_peak: Some(n),
             valid: true,
             report_html: None,
+            streams: BTreeMap::new(),
         }
+    }
+
+    #[test]
+    fn matrix_csv_has_downtime_and_failed_per_stream_of_multi_stream_runs() {
+        let mut both = run("rolling:1/0", 1, 40.0, 2);
+        both.streams = [
+            (
+                "local-fresh".to_string(),
+                StreamFigures {
+                    downtime_ms: 40.0,
+                    failed: 2,
+                },
+            ),
+            (
+                "local-keepalive".to_string(),
+                StreamFigures {
+                    downtime_ms: 0.0,
+                    failed: 0,
+                },
+            ),
+        ]
+        .into();
+        let m = Matrix {
+            runs: vec![both, run("recreate", 1, 900.0, 45)],
+        };
+        let csv = m.to_csv();
+        let mut lines = csv.lines();
+        let header = lines.next().unwrap();
+        assert!(
+            header.ends_with(
+                "local-fresh_downtime_ms,local-fresh_failed,local-keepalive_downtime_ms,local-keepalive_failed"
+            ),
+            "{header}"
+        );
+        assert!(lines.next().unwrap().ends_with(",40,2,0,0"), "{csv}");
+        // A one-stream run leaves the per-stream cells empty.
+        assert!(lines.next().unwrap().ends_with(",,,,"), "{csv}");
     }
 
     #[test]

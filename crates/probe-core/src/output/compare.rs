@@ -12,8 +12,12 @@ use crate::report::Report;
 /// One row of `rollprobe compare`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ComparisonRow {
-    /// The run's label (or its file name).
+    /// The run's label (or its file name); for a run of several streams, followed by
+    /// the stream's name: each stream has its own row.
     pub label: String,
+    /// The stream the row is about (`local-fresh` for a one-stream run of a version
+    /// that did not record streams).
+    pub stream: String,
     /// Requests sent.
     pub sent: u64,
     /// Target failures.
@@ -45,13 +49,32 @@ pub struct Comparison {
 }
 
 impl Comparison {
-    /// Builds the rows.
+    /// Builds the rows: one per report, or one per stream of a report with several.
     pub fn new(reports: &[Report]) -> Comparison {
-        let rows = reports
-            .iter()
-            .enumerate()
-            .map(|(i, r)| ComparisonRow {
-                label: r.label.clone().unwrap_or_else(|| format!("run{}", i + 1)),
+        let mut rows = Vec::new();
+        for (i, r) in reports.iter().enumerate() {
+            let label = r.label.clone().unwrap_or_else(|| format!("run{}", i + 1));
+            if r.streams.len() > 1 {
+                rows.extend(r.streams.iter().map(|s| ComparisonRow {
+                    label: format!("{label} {}", s.name),
+                    stream: s.name.clone(),
+                    sent: s.totals.sent,
+                    failed: s.totals.failed,
+                    downtime_ms: s.downtime.total_ms,
+                    longest_ms: s.downtime.longest_ms,
+                    failures: s.failures.clone(),
+                    p99_ms: s.latency_ms.p99,
+                    versions: s.versions.iter().map(|v| v.version.clone()).collect(),
+                }));
+                continue;
+            }
+            rows.push(ComparisonRow {
+                label,
+                stream: r
+                    .streams
+                    .first()
+                    .map(|s| s.name.clone())
+                    .unwrap_or_else(|| format!("local-{}", r.config.connection)),
                 sent: r.totals.sent,
                 failed: r.totals.failed,
                 downtime_ms: r.downtime.total_ms,
@@ -59,8 +82,8 @@ impl Comparison {
                 failures: r.failures.clone(),
                 p99_ms: r.latency_ms.p99,
                 versions: r.versions.iter().map(|v| v.version.clone()).collect(),
-            })
-            .collect();
+            });
+        }
         Comparison { rows }
     }
 

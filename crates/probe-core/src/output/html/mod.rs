@@ -85,10 +85,21 @@ pub fn render_html(report: &Report) -> String {
     );
     header(&mut out, report);
     patterns(&mut out, &kinds);
-    out.push_str("<h2>Timeline</h2>\n");
-    legend(&mut out, &kinds, WINDOW_LEGEND);
-    timeline(&mut out, report, &kinds);
-    latency(&mut out, report);
+    if report.streams.len() > 1 {
+        // One picture per stream, each with its own windows, versions and pods.
+        for stream in &report.streams {
+            let view = report.of_stream(stream);
+            let _ = writeln!(out, "<h2>Timeline of {}</h2>", esc(&stream.name));
+            legend(&mut out, &kinds, WINDOW_LEGEND);
+            timeline(&mut out, &view, &kinds);
+            latency(&mut out, &view);
+        }
+    } else {
+        out.push_str("<h2>Timeline</h2>\n");
+        legend(&mut out, &kinds, WINDOW_LEGEND);
+        timeline(&mut out, report, &kinds);
+        latency(&mut out, report);
+    }
     tables(&mut out, report, &kinds);
     out.push_str("</body>\n</html>\n");
     out
