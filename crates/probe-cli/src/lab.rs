@@ -38,7 +38,9 @@ pub fn lab_error(e: LabError) -> CliError {
         LabError::NotRoot(_)
         | LabError::Manifest { .. }
         | LabError::Invalid(_)
-        | LabError::NotFound(_) => CliError::Usage(e.to_string()),
+        | LabError::NotFound(_)
+        // Pods that cannot start are the manifests' problem, found before probing.
+        | LabError::CrashLoop(_) => CliError::Usage(e.to_string()),
         other => CliError::Failed(other.to_string()),
     }
 }
