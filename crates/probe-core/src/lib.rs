@@ -84,4 +84,4 @@ pub use sample::{
     read_samples, samples_path, stream_samples, ReadError, RecordedRun, RunFooter, RunHeader,
     RunRecord, Sample, SampleWriter, RUN_FILE, SAMPLES_SCHEMA,
 };
-pub use strategy::{IntOrPercent, Strategy};
+pub use strategy::{IntOrPercent, Strategy, StrategyCase};
