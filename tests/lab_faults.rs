@@ -49,19 +49,24 @@ fn namespaces_of(pid: u32) -> Vec<String> {
         .collect()
 }
 
-/// Waits (bounded) for the child to exit and returns its output.
+/// Waits (bounded) for the child to exit and returns its output, read while it runs (a
+/// report on stdout is larger than a pipe's buffer).
 fn wait_bounded(child: Child, limit: Duration) -> Output {
     let pid = child.id();
-    let deadline = Instant::now() + limit;
-    let mut child = child;
-    while child.try_wait().unwrap().is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    match rx.recv_timeout(limit) {
+        Ok(output) => output.unwrap(),
+        Err(_) => {
+            // SAFETY: kill(2) of our own child, which has not been reaped.
+            unsafe {
+                libc::kill(pid as i32, libc::SIGKILL);
+            }
             panic!("rollprobe lab (pid {pid}) still ran after {limit:?}");
         }
-        std::thread::sleep(Duration::from_millis(100));
     }
-    child.wait_with_output().unwrap()
 }
 
 /// Waits until the run's samples.csv has more than its header: probing has begun.
@@ -297,5 +302,36 @@ fn sigkill_then_lab_cleanup_leaves_nothing() {
         "{}",
         String::from_utf8_lossy(&rebuilt.stderr)
     );
+    let _ = std::fs::remove_dir_all(&out);
+}
+
+/// SIGTERM while the lab is still starting (its pods not serving yet): nothing was
+/// measured, so the run says so and exits 3, and the lab is removed all the same.
+#[test]
+#[cfg_attr(not(netns_tests), ignore = "needs root and ROLLPROBE_NETNS_TESTS=1")]
+fn sigterm_while_the_lab_starts_removes_it() {
+    let out = out_dir("lab-sigterm-setup");
+    let mut child = start_lab(
+        &seed("readiness"),
+        &["--set-image", "backend-deployment=shop/backend:v2"],
+        &out,
+    );
+    let pid = child.id();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while namespaces_of(pid).len() < 3 {
+        assert!(child.try_wait().unwrap().is_none(), "the lab ended early");
+        assert!(Instant::now() < deadline, "no lab namespaces after 60 s");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    signal(&child, libc::SIGTERM);
+    let o = wait_bounded(child, Duration::from_secs(60));
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(3), "{stderr}");
+    assert!(
+        stderr.contains("interrupted before probing began"),
+        "{stderr}"
+    );
+    assert!(!out.join("report.json").exists());
+    assert!(namespaces_of(pid).is_empty(), "{:?}", namespaces_of(pid));
     let _ = std::fs::remove_dir_all(&out);
 }

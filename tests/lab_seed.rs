@@ -24,12 +24,17 @@ struct Run {
 
 fn lab(case: &str, change: &[&str], kernel: &str) -> Run {
     let manifest = format!("{}/examples/seed/{case}.yaml", env!("CARGO_MANIFEST_DIR"));
+    lab_on(&manifest, case, change, kernel)
+}
+
+/// One lab run on the manifest at `manifest`, `case` naming it.
+fn lab_on(manifest: &str, case: &str, change: &[&str], kernel: &str) -> Run {
     let out = std::env::temp_dir().join(format!(
         "rollprobe-lab-{case}-{kernel}-{}",
         std::process::id()
     ));
     let child = Command::new(common::rollprobe_bin())
-        .args(["lab", "-f", &manifest])
+        .args(["lab", "-f", manifest])
         .args(change)
         .args(["--kernel", kernel])
         .args([
@@ -367,13 +372,29 @@ fn matrix_compares_strategies_and_restores_the_original() {
     let _ = std::fs::remove_dir_all(&out);
 }
 
-/// Issue: a keep-alive client of a rolling update without readinessProbe also meets the
+/// A keep-alive client of a rolling update without readinessProbe also meets the
 /// terminating pods: kube-proxy's rule changes do not move established connections, so
-/// when an old pod's app dies at SIGTERM the requests on its connections are reset or
-/// closed, and the window's cause names the terminating pod.
+/// when an old pod's app dies at SIGTERM the requests in flight on its connections are
+/// reset or closed, and the window's cause names the terminating pod. Each answer takes
+/// 100 ms, as a real service's may (with instant answers a keep-alive connection is almost
+/// never busy at the moment its pod dies).
 #[test]
 #[cfg_attr(not(netns_tests), ignore = "needs root and ROLLPROBE_NETNS_TESTS=1")]
 fn rolling_keepalive_shows_resets_or_closed_connections_from_terminating_pods() {
+    let yaml = std::fs::read_to_string(format!(
+        "{}/examples/seed/rolling.yaml",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap()
+    .replace(
+        "        image: shop/backend:v1\n",
+        "        image: shop/backend:v1\n        env:\n        - {name: RESPONSE_DELAY_MS, value: \"100\"}\n",
+    );
+    let manifest = std::env::temp_dir().join(format!(
+        "rollprobe-rolling-keepalive-{}.yaml",
+        std::process::id()
+    ));
+    std::fs::write(&manifest, yaml).unwrap();
     let args = [
         SET_V2[0],
         SET_V2[1],
@@ -382,7 +403,14 @@ fn rolling_keepalive_shows_resets_or_closed_connections_from_terminating_pods() 
         "--pod-from",
         "header:x-pod-name",
     ];
-    let r = lab("rolling", &args, "stock").report;
+    let r = lab_on(
+        manifest.to_str().unwrap(),
+        "rolling-keepalive",
+        &args,
+        "stock",
+    )
+    .report;
+    let _ = std::fs::remove_file(&manifest);
     let lost = failures(&r, "connection_reset") + failures(&r, "connection_closed");
     assert!(lost > 0, "{}", r["failures"]);
     assert_eq!(versions(&r), ["v1", "v2"]);
