@@ -478,7 +478,10 @@ fn matrix_rows(out: &std::path::Path) -> (Vec<String>, Vec<Vec<String>>) {
 /// The same rolling update with and without a preStop sleep, keep-alive clients, on an
 /// app that drains on SIGTERM: the `+prestop=5s` case gives the Deployment the hook for
 /// its runs (its report shows `pod_prestop`), keeps its name in matrix.csv, loses
-/// nothing, and the Deployment gets its own (no) hook back at the end.
+/// nothing, and the Deployment gets its own (no) hook back at the end. The case without
+/// the hook is printed, not asserted: on the lab's default timing (the kubelet's SIGTERM
+/// 1 s after the deletion, kube-proxy's sync 0.5 s) the drain alone already moves
+/// keep-alive clients off in time (measured: nothing lost in either case).
 #[test]
 #[cfg_attr(not(netns_tests), ignore = "needs root and ROLLPROBE_NETNS_TESTS=1")]
 fn matrix_compares_a_rolling_update_with_and_without_a_prestop_sleep() {
