@@ -384,8 +384,19 @@ fn cause_of(w: &OutageWindow, events: &[Event]) -> String {
                     .map(|(n, _)| n.clone())
                     .collect();
                 let pods = if who.len() == 1 { "pod" } else { "pods" };
+                // The lab says when a preStop sleep ran: then the sleep was not the fix.
+                let slept = events.iter().any(|e| {
+                    e.kind.as_str() == "pod_prestop"
+                        && e.at_ms <= w.start_ms
+                        && e.subject.pod.as_ref().is_some_and(|p| who.contains(p))
+                });
+                let advice = if slept {
+                    "; a preStop sleep ran first, but it moves no established connection: the app must drain (answer with Connection: close) before it exits"
+                } else {
+                    "; a preStop sleep with a graceful drain (answers with Connection: close) moves clients off first"
+                };
                 return format!(
-                    "connections kept open to terminating {pods} {} (since {}) were {} when {} stopped: established connections stay on their pod whatever kube-proxy's rules say; a preStop sleep with a graceful drain (answers with Connection: close) moves clients off first",
+                    "connections kept open to terminating {pods} {} (since {}) were {} when {} stopped: established connections stay on their pod whatever kube-proxy's rules say{advice}",
                     names(&who),
                     at(recently_terminating[0].1),
                     match (w.kinds.contains_key("connection_reset"), w.kinds.contains_key("connection_closed")) {
@@ -415,7 +426,7 @@ fn cause_of(w: &OutageWindow, events: &[Event]) -> String {
                 }
                 if let Some((name, since)) = recently_terminating.last() {
                     return format!(
-                        "connections refused while pod {name} was terminating (since {}): new connections still routed to it met its stopped app",
+                        "connections refused while pod {name} was terminating (since {}): new connections still routed to it met its stopped app; a preStop sleep keeps a pod accepting until kube-proxy's rules have moved",
                         at(*since)
                     );
                 }
@@ -644,7 +655,7 @@ mod tests {
         attribute_causes(&mut w, &rolling_with_terminating_endpoint());
         assert_eq!(
             w[0].cause.as_deref().unwrap(),
-            "connections refused while pod old-a was terminating (since +9.00 s): new connections still routed to it met its stopped app"
+            "connections refused while pod old-a was terminating (since +9.00 s): new connections still routed to it met its stopped app; a preStop sleep keeps a pod accepting until kube-proxy's rules have moved"
         );
     }
 
@@ -669,6 +680,22 @@ mod tests {
         assert_eq!(
             w[0].cause.as_deref().unwrap(),
             "connections kept open to terminating pod old-a (since +9.00 s) were reset or closed when it stopped: established connections stay on their pod whatever kube-proxy's rules say; a preStop sleep with a graceful drain (answers with Connection: close) moves clients off first"
+        );
+    }
+
+    /// The lab's order with a preStop sleep (`pod_prestop`) on an app that dies at
+    /// SIGTERM: the keep-alive losses come after the sleep, which did not prevent them.
+    #[test]
+    fn keepalive_resets_after_a_prestop_sleep_say_the_app_must_drain() {
+        let mut events = rolling_with_terminating_endpoint();
+        events.push(pod_ev(10_000.0, "pod_prestop", "old-a", "10.244.0.2"));
+        events.sort_by(|a, b| a.at_ms.total_cmp(&b.at_ms));
+        let mut w = vec![window(11_000.0, 11_010.0, "connection_reset")];
+        w[0].kinds = [("connection_reset".to_string(), 1)].into();
+        attribute_causes(&mut w, &events);
+        assert_eq!(
+            w[0].cause.as_deref().unwrap(),
+            "connections kept open to terminating pod old-a (since +9.00 s) were reset when it stopped: established connections stay on their pod whatever kube-proxy's rules say; a preStop sleep ran first, but it moves no established connection: the app must drain (answer with Connection: close) before it exits"
         );
     }
 
