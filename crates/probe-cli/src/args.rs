@@ -188,8 +188,8 @@ fn parse_watch(s: &str) -> Result<String, String> {
     }
 }
 
-fn parse_case(s: &str) -> Result<probe_core::Strategy, String> {
-    probe_core::Strategy::parse_case(s)
+fn parse_case(s: &str) -> Result<probe_core::StrategyCase, String> {
+    probe_core::StrategyCase::parse(s)
 }
 
 fn parse_kernel(s: &str) -> Result<probe_lab::Kernel, String> {
@@ -199,8 +199,9 @@ fn parse_kernel(s: &str) -> Result<probe_lab::Kernel, String> {
 fn parse_trigger(s: &str) -> Result<MatrixTrigger, String> {
     match s.split_once('=') {
         None if s == "restart" => Ok(MatrixTrigger::Restart),
+        None if s == "undo" => Ok(MatrixTrigger::Undo),
         Some(("image", image)) if !image.is_empty() => Ok(MatrixTrigger::Image(image.to_string())),
-        _ => Err(format!("'{s}': use restart or image=IMAGE")),
+        _ => Err(format!("'{s}': use restart, image=IMAGE or undo")),
     }
 }
 
@@ -228,10 +229,10 @@ pub struct MatrixArgs {
     /// The Service to probe in the lab, or to watch in a cluster.
     #[arg(long, value_name = "NAME")]
     pub service: Option<String>,
-    /// A strategy: recreate or rolling:SURGE/UNAVAILABLE, e.g. rolling:25%/25%, rolling:1/0 (repeatable).
+    /// A strategy: recreate or rolling:SURGE/UNAVAILABLE, e.g. rolling:25%/25%, rolling:1/0, optionally with a preStop sleep for its runs: rolling:1/0+prestop=5s (repeatable).
     #[arg(long = "case", required = true, value_parser = parse_case, value_name = "CASE")]
-    pub cases: Vec<probe_core::Strategy>,
-    /// What starts each rollout: restart, or image=IMAGE (alternating with the original).
+    pub cases: Vec<probe_core::StrategyCase>,
+    /// What starts each rollout: restart, image=IMAGE (alternating with the original), or undo (kubectl rollout undo; lab only).
     #[arg(long, default_value = "restart", value_parser = parse_trigger, value_name = "TRIGGER")]
     pub trigger: MatrixTrigger,
     /// Kernel settings of the lab's namespaces (with --lab): stock or tuned.

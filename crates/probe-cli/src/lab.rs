@@ -38,7 +38,9 @@ pub fn lab_error(e: LabError) -> CliError {
         LabError::NotRoot(_)
         | LabError::Manifest { .. }
         | LabError::Invalid(_)
-        | LabError::NotFound(_) => CliError::Usage(e.to_string()),
+        | LabError::NotFound(_)
+        // Pods that cannot start are the manifests' problem, found before probing.
+        | LabError::CrashLoop(_) => CliError::Usage(e.to_string()),
         other => CliError::Failed(other.to_string()),
     }
 }
@@ -114,16 +116,28 @@ async fn probe_rollout(
     a: &LabArgs,
     output: &crate::args::OutputArgs,
 ) -> Result<ExitCode, CliError> {
-    lab.apply(objects).map_err(lab_error)?;
-    lab.wait_available(Duration::from_secs(180))
-        .await
-        .map_err(lab_error)?;
-    // A healthy baseline: the failures a report shows must belong to the change, not
-    // to pods still starting.
-    eprintln!("rollprobe lab: waiting until {service} answers steadily");
-    lab.wait_serving(service, Duration::from_secs(120))
-        .await
-        .map_err(lab_error)?;
+    let setup = async {
+        lab.apply(objects).map_err(lab_error)?;
+        lab.wait_available(Duration::from_secs(180))
+            .await
+            .map_err(lab_error)?;
+        // A healthy baseline: the failures a report shows must belong to the change, not
+        // to pods still starting.
+        eprintln!("rollprobe lab: waiting until {service} answers steadily");
+        lab.wait_serving(service, Duration::from_secs(120))
+            .await
+            .map_err(lab_error)
+    };
+    // A signal while the lab is still being set up ends it too: the caller removes the
+    // lab either way, and without a measurement the run is not valid (exit 3).
+    tokio::select! {
+        done = setup => done?,
+        () = crate::signals::shutdown() => {
+            return Err(CliError::Failed(
+                "interrupted before probing began: nothing was measured".into(),
+            ))
+        }
+    }
     let url = lab.service_url(service).map_err(lab_error)?;
     let vantage = if is_lb { "client" } else { "node" };
     eprintln!("rollprobe lab: probing {url} from the {vantage} host");

@@ -30,6 +30,9 @@ struct Cluster {
     pods: BTreeMap<String, Pod>,
     /// Endpoint addresses currently in the Service, and when added.
     endpoints: BTreeMap<IpAddr, f64>,
+    /// Endpoints whose `terminating` condition turned true, and when: kube-proxy sends
+    /// them no new connections, so they are not serving.
+    endpoints_terminating: BTreeMap<IpAddr, f64>,
     ever_had_endpoint_events: bool,
 }
 
@@ -63,9 +66,19 @@ impl Cluster {
             let Some(ip) = e.subject.address else {
                 return;
             };
+            // An endpoint event that names its pod names the pod at that address.
+            if let Some(name) = &e.subject.pod {
+                let pod = self.pods.entry(name.clone()).or_default();
+                pod.ip.get_or_insert(ip);
+            }
             match e.kind {
                 EventKind::EndpointAdded => {
                     self.endpoints.insert(ip, e.at_ms);
+                    self.endpoints_terminating.remove(&ip);
+                }
+                EventKind::EndpointTerminating => {
+                    self.endpoints.remove(&ip);
+                    self.endpoints_terminating.insert(ip, e.at_ms);
                 }
                 EventKind::EndpointRemoved => {
                     self.endpoints.remove(&ip);
@@ -85,21 +98,22 @@ impl Cluster {
             })
     }
 
-    /// Pods that receive traffic: from endpoint events if there are any, else
-    /// the ready pods that are not terminating.
-    fn serving(&self) -> Vec<(String, Pod)> {
+    /// What receives new connections: the endpoints if there were endpoint events, else
+    /// the ready pods that are not terminating. An endpoint no pod event names is known
+    /// by its address only, and is never called a pod.
+    fn serving(&self) -> Vec<Serving> {
         if self.ever_had_endpoint_events {
             self.endpoints
                 .keys()
                 .map(|ip| match self.pod_by_ip(*ip) {
-                    Some((name, pod)) => (name.clone(), pod.clone()),
-                    None => (
-                        ip.to_string(),
-                        Pod {
+                    Some((name, pod)) => Serving::named(name, pod),
+                    None => Serving {
+                        name: None,
+                        pod: Pod {
                             ip: Some(*ip),
                             ..Pod::default()
                         },
-                    ),
+                    },
                 })
                 .collect()
         } else {
@@ -108,22 +122,92 @@ impl Cluster {
                 .filter(|(_, p)| {
                     p.ready_at.is_some() && p.terminating_at.is_none() && p.deleted_at.is_none()
                 })
-                .map(|(n, p)| (n.clone(), p.clone()))
+                .map(|(n, p)| Serving::named(n, p))
                 .collect()
         }
     }
+
+    /// Pods that began terminating (their own event, or their endpoint's `terminating`
+    /// condition) at or before `until` and were not deleted before `after`, oldest first,
+    /// with when they began.
+    fn terminating_between(&self, after: f64, until: f64) -> Vec<(String, f64)> {
+        let mut v: Vec<(String, f64)> = self
+            .pods
+            .iter()
+            .filter_map(|(n, p)| {
+                let endpoint = p.ip.and_then(|ip| self.endpoints_terminating.get(&ip));
+                let since = match (p.terminating_at, endpoint) {
+                    (Some(a), Some(b)) => a.min(*b),
+                    (a, b) => a.or(b.copied())?,
+                };
+                let gone_before = p.deleted_at.is_some_and(|d| d < after);
+                (since <= until && !gone_before).then(|| (n.clone(), since))
+            })
+            .collect();
+        v.sort_by(|a, b| a.1.total_cmp(&b.1));
+        v
+    }
 }
+
+/// A pod or endpoint that receives new connections.
+#[derive(Clone)]
+struct Serving {
+    /// The pod's name, when an event named it.
+    name: Option<String>,
+    pod: Pod,
+}
+
+impl Serving {
+    fn named(name: &str, pod: &Pod) -> Serving {
+        Serving {
+            name: Some(name.to_string()),
+            pod: pod.clone(),
+        }
+    }
+
+    /// `web-a`, or `10.244.0.5` for an endpoint that no pod event named.
+    fn label(&self) -> String {
+        match (&self.name, self.pod.ip) {
+            (Some(n), _) => n.clone(),
+            (None, Some(ip)) => ip.to_string(),
+            (None, None) => "?".into(),
+        }
+    }
+}
+
+/// How long after a pod became ready its endpoint can first carry traffic, at most:
+/// kube-proxy's sync and the load balancer's announcement, with room for a slow node.
+/// A pod that became ready longer before a window than this had already been serving.
+const READY_REACH_MS: f64 = 5000.0;
+
+/// How far before a window a pod's termination still explains connections lost in it:
+/// the kubelet's preStop hook and its SIGTERM come later than the deletion, bounded by
+/// Kubernetes' default grace period (30 s).
+const TERMINATING_REACH_MS: f64 = 30_000.0;
 
 fn at(ms: f64) -> String {
     format!("+{:.2} s", ms / 1000.0)
 }
 
+/// A list of names for a sentence; never called with an empty list (callers say
+/// something else then).
 fn names(list: &[String]) -> String {
     match list.len() {
-        0 => String::new(),
+        0 => "none".into(),
         1..=3 => list.join(", "),
         n => format!("{} and {} more", list[..3].join(", "), n - 3),
     }
+}
+
+/// `connection_reset x 4, connection_closed x 2`: the window's kinds, most first.
+fn kinds_of(w: &OutageWindow) -> String {
+    let mut kinds: Vec<(&String, &u64)> = w.kinds.iter().collect();
+    kinds.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+    kinds
+        .iter()
+        .map(|(k, n)| format!("{k} x {n}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// The first pod to become ready at or after `from` (a new pod ending the gap).
@@ -144,16 +228,14 @@ fn no_endpoint_sentence(events: &[Event], c: &Cluster, w: &OutageWindow, what: &
         })
         .map(|e| e.at_ms)
         .fold(0.0, f64::max);
-    let mut terminating: Vec<(f64, String)> = c
-        .pods
-        .iter()
-        .filter_map(|(n, p)| p.terminating_at.map(|t| (t, n.clone())))
-        .filter(|(t, _)| *t >= rollout_began)
+    let terminating: Vec<(String, f64)> = c
+        .terminating_between(f64::NEG_INFINITY, w.start_ms)
+        .into_iter()
+        .filter(|(_, t)| *t >= rollout_began)
         .collect();
-    terminating.sort_by(|a, b| a.0.total_cmp(&b.0));
     let mut sentence = format!("no ready endpoint ({what})");
-    if let Some((since, _)) = terminating.first() {
-        let who: Vec<String> = terminating.iter().map(|(_, n)| n.clone()).collect();
+    if let Some((_, since)) = terminating.first() {
+        let who: Vec<String> = terminating.iter().map(|(n, _)| n.clone()).collect();
         sentence += &format!(
             ": old pods terminating since {} ({})",
             at(*since),
@@ -177,6 +259,50 @@ fn no_endpoint_sentence(events: &[Event], c: &Cluster, w: &OutageWindow, what: &
     sentence
 }
 
+/// What is known about a window no rollout event explains: its kinds, the last event
+/// before it, and what was serving.
+fn unexplained(w: &OutageWindow, events: &[Event], serving: &[Serving]) -> String {
+    let mut sentence = format!("no rollout event explains this window ({})", kinds_of(w));
+    if let Some(e) = events.iter().rev().find(|e| e.at_ms <= w.start_ms) {
+        let whom = e
+            .subject
+            .pod
+            .clone()
+            .or_else(|| e.subject.address.map(|a| a.to_string()))
+            .or_else(|| e.subject.deployment.clone())
+            .or_else(|| e.subject.service.clone())
+            .map(|n| format!(" {n}"))
+            .unwrap_or_default();
+        sentence += &format!(
+            "; the last event before it: {}{whom} at {}",
+            e.kind,
+            at(e.at_ms)
+        );
+    }
+    let pods: Vec<String> = serving
+        .iter()
+        .filter(|s| s.name.is_some())
+        .map(Serving::label)
+        .collect();
+    let addresses: Vec<String> = serving
+        .iter()
+        .filter(|s| s.name.is_none())
+        .map(Serving::label)
+        .collect();
+    if !pods.is_empty() {
+        sentence += &format!("; serving: pods {}", names(&pods));
+    }
+    if !addresses.is_empty() {
+        let and = if pods.is_empty() {
+            "; serving:"
+        } else {
+            " and"
+        };
+        sentence += &format!("{and} endpoints {}", names(&addresses));
+    }
+    sentence
+}
+
 fn cause_of(w: &OutageWindow, events: &[Event]) -> String {
     let c = Cluster::replay(events, w.start_ms);
     let dominant = w
@@ -186,80 +312,128 @@ fn cause_of(w: &OutageWindow, events: &[Event]) -> String {
         .map(|(k, _)| k.as_str())
         .unwrap_or("");
     let serving = c.serving();
-    let kinds_note = || w.kinds.keys().cloned().collect::<Vec<_>>().join(", ");
     // A pod still in the endpoints while terminating or gone.
-    let leaving: Vec<(String, Pod)> = serving
+    let leaving: Vec<&Serving> = serving
         .iter()
-        .filter(|(_, p)| p.terminating_at.is_some() || p.deleted_at.is_some())
-        .cloned()
+        .filter(|s| s.name.is_some())
+        .filter(|s| s.pod.terminating_at.is_some() || s.pod.deleted_at.is_some())
         .collect();
     let endpoint_removed_after = |pod: &Pod| -> Option<f64> {
         let ip = pod.ip?;
         events
             .iter()
             .find(|e| {
-                e.kind == EventKind::EndpointRemoved
+                (e.kind == EventKind::EndpointRemoved || e.kind == EventKind::EndpointTerminating)
                     && e.at_ms >= w.start_ms
                     && e.subject.address == Some(ip)
             })
             .map(|e| e.at_ms)
     };
+    // Pods whose termination reaches this window: they began terminating before it ended
+    // and within the grace period before it began, and were not deleted before it.
+    let recently_terminating: Vec<(String, f64)> = c
+        .terminating_between(w.start_ms, w.end_ms)
+        .into_iter()
+        .filter(|(_, t)| *t >= w.start_ms - TERMINATING_REACH_MS)
+        .collect();
+    let lost_on_open_connections = !w.kinds.is_empty()
+        && w.kinds
+            .keys()
+            .all(|k| k == "connection_reset" || k == "connection_closed");
+    // "No ready endpoint" only when events said what the endpoints or pods were.
+    let knows_endpoints = c.ever_had_endpoint_events || !c.pods.is_empty();
     match dominant {
         "host_unreachable" => {
-            if serving.is_empty() {
+            if serving.is_empty() && knows_endpoints {
                 return no_endpoint_sentence(events, &c, w, "the address is no longer announced");
             }
-            if let Some((name, pod)) = leaving.iter().find(|(_, p)| p.deleted_at.is_some()) {
-                let removed = endpoint_removed_after(pod)
+            if let Some(s) = leaving.iter().find(|s| s.pod.deleted_at.is_some()) {
+                let removed = endpoint_removed_after(&s.pod)
                     .map(|t| format!(" until its endpoint was removed at {}", at(t)))
                     .unwrap_or_default();
                 return format!(
-                    "traffic still sent to pod {name} ({}) after it was deleted at {}{removed}: its address no longer answers",
-                    pod.ip.map(|ip| ip.to_string()).unwrap_or_else(|| "?".into()),
-                    at(pod.deleted_at.unwrap_or(w.start_ms)),
+                    "traffic still sent to pod {} ({}) after it was deleted at {}{removed}: its address no longer answers",
+                    s.label(),
+                    s.pod.ip.map(|ip| ip.to_string()).unwrap_or_else(|| "?".into()),
+                    at(s.pod.deleted_at.unwrap_or(w.start_ms)),
                 );
             }
-            format!(
-                "the address stopped answering while {} served; no rollout event explains it ({})",
-                names(&serving.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>()),
-                kinds_note()
-            )
+            unexplained(w, events, &serving)
         }
         "connection_refused" | "connection_reset" | "connection_closed" | "connect_timeout"
         | "response_timeout" => {
-            if serving.is_empty() && (c.ever_had_endpoint_events || !c.pods.is_empty()) {
+            if serving.is_empty() && knows_endpoints {
                 return no_endpoint_sentence(events, &c, w, "the Service rejects connections");
             }
-            if let Some((name, pod)) = leaving.first() {
-                let removed = endpoint_removed_after(pod)
+            if let Some(s) = leaving.first() {
+                let removed = endpoint_removed_after(&s.pod)
                     .map(|t| format!(" until its endpoint was removed at {}", at(t)))
                     .unwrap_or_default();
                 return format!(
-                    "terminating pod {name} (since {}) still received traffic{removed}: {dominant}",
-                    at(pod.terminating_at.or(pod.deleted_at).unwrap_or(w.start_ms)),
+                    "terminating pod {} (since {}) still received traffic{removed}: {dominant}",
+                    s.label(),
+                    at(s.pod
+                        .terminating_at
+                        .or(s.pod.deleted_at)
+                        .unwrap_or(w.start_ms)),
+                );
+            }
+            if lost_on_open_connections && !recently_terminating.is_empty() {
+                let who: Vec<String> = recently_terminating
+                    .iter()
+                    .map(|(n, _)| n.clone())
+                    .collect();
+                let pods = if who.len() == 1 { "pod" } else { "pods" };
+                // The lab says when a preStop sleep ran: then the sleep was not the fix.
+                let slept = events.iter().any(|e| {
+                    e.kind.as_str() == "pod_prestop"
+                        && e.at_ms <= w.start_ms
+                        && e.subject.pod.as_ref().is_some_and(|p| who.contains(p))
+                });
+                let advice = if slept {
+                    "; a preStop sleep ran first, but it moves no established connection: the app must drain (answer with Connection: close) before it exits"
+                } else {
+                    "; a preStop sleep with a graceful drain (answers with Connection: close) moves clients off first"
+                };
+                return format!(
+                    "connections kept open to terminating {pods} {} (since {}) were {} when {} stopped: established connections stay on their pod whatever kube-proxy's rules say{advice}",
+                    names(&who),
+                    at(recently_terminating[0].1),
+                    match (w.kinds.contains_key("connection_reset"), w.kinds.contains_key("connection_closed")) {
+                        (true, true) => "reset or closed",
+                        (true, false) => "reset",
+                        _ => "closed",
+                    },
+                    if who.len() == 1 { "it" } else { "they" },
                 );
             }
             if dominant == "connection_refused" {
-                // The newest ready pod that still refuses: ready before it listened.
+                // The newest pod that became ready within reach of the window and still
+                // refuses: ready before it listened.
                 let newest = serving
                     .iter()
-                    .filter_map(|(n, p)| p.ready_at.map(|t| (t, n)))
+                    .filter(|s| s.name.is_some())
+                    .filter_map(|s| s.pod.ready_at.map(|t| (t, s)))
+                    .filter(|(t, _)| *t >= w.start_ms - READY_REACH_MS && *t <= w.end_ms)
                     .max_by(|a, b| a.0.total_cmp(&b.0));
-                if let Some((ready, name)) = newest {
+                if let Some((ready, s)) = newest {
                     return format!(
-                        "pod {name} became ready at {} before its app listened (a pod without a readinessProbe is ready as soon as its process runs) and refused connections until {}",
+                        "pod {} became ready at {} before its app listened (a pod without a readinessProbe is ready as soon as its process runs) and refused connections until {}",
+                        s.label(),
                         at(ready),
                         at(w.end_ms)
                     );
                 }
+                if let Some((name, since)) = recently_terminating.last() {
+                    return format!(
+                        "connections refused while pod {name} was terminating (since {}): new connections still routed to it met its stopped app; a preStop sleep keeps a pod accepting until kube-proxy's rules have moved",
+                        at(*since)
+                    );
+                }
             }
-            format!(
-                "no rollout event explains this window ({}) while {} served",
-                kinds_note(),
-                names(&serving.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>())
-            )
+            unexplained(w, events, &serving)
         }
-        _ => format!("no rollout event explains this window ({})", kinds_note()),
+        _ => unexplained(w, events, &serving),
     }
 }
 
@@ -447,12 +621,111 @@ mod tests {
     }
 
     #[test]
-    fn unexplained_windows_say_so() {
+    fn unexplained_windows_say_what_is_known() {
         let mut w = vec![window(600.0, 800.0, "http_5xx")];
         attribute_causes(&mut w, &base());
         assert_eq!(
             w[0].cause.as_deref().unwrap(),
-            "no rollout event explains this window (http_5xx)"
+            "no rollout event explains this window (http_5xx x 10); the last event before it: endpoint_added 10.244.0.2 at +0.00 s; serving: pods old-a"
         );
+    }
+
+    /// A Kubernetes watch's order for a rolling update's old pod: its endpoint turns
+    /// `terminating` at once and is removed from the EndpointSlice only when the pod is
+    /// gone. A terminating endpoint takes no new connections, so it is not "serving".
+    fn rolling_with_terminating_endpoint() -> Vec<Event> {
+        vec![
+            ev(0.0, "trigger_start", "kubectl"),
+            pod_ev(0.0, "pod_ready", "old-a", "10.244.0.2"),
+            ep_ev(0.0, "endpoint_added", "10.244.0.2"),
+            ev(100.0, "rollout_start", "web"),
+            pod_ev(150.0, "pod_created", "new-b", "10.244.0.3"),
+            pod_ev(2650.0, "pod_ready", "new-b", "10.244.0.3"),
+            ep_ev(2660.0, "endpoint_added", "10.244.0.3"),
+            pod_ev(9000.0, "pod_terminating", "old-a", "10.244.0.2"),
+            ep_ev(9005.0, "endpoint_terminating", "10.244.0.2"),
+            pod_ev(12000.0, "pod_deleted", "old-a", "10.244.0.2"),
+            ep_ev(12010.0, "endpoint_removed", "10.244.0.2"),
+        ]
+    }
+
+    #[test]
+    fn refusals_from_a_terminating_endpoint_blame_it_not_the_ready_pod() {
+        let mut w = vec![window(9600.0, 9700.0, "connection_refused")];
+        attribute_causes(&mut w, &rolling_with_terminating_endpoint());
+        assert_eq!(
+            w[0].cause.as_deref().unwrap(),
+            "connections refused while pod old-a was terminating (since +9.00 s): new connections still routed to it met its stopped app; a preStop sleep keeps a pod accepting until kube-proxy's rules have moved"
+        );
+    }
+
+    #[test]
+    fn a_pod_ready_long_before_the_window_is_not_blamed() {
+        let mut events = base();
+        events.push(ev(100.0, "rollout_start", "web"));
+        let mut w = vec![window(20_000.0, 20_400.0, "connection_refused")];
+        attribute_causes(&mut w, &events);
+        let cause = w[0].cause.clone().unwrap();
+        assert_eq!(
+            cause,
+            "no rollout event explains this window (connection_refused x 10); the last event before it: rollout_start at +0.10 s; serving: pods old-a"
+        );
+    }
+
+    #[test]
+    fn keepalive_resets_from_a_terminating_pod_say_so() {
+        let mut w = vec![window(10_000.0, 10_060.0, "connection_reset")];
+        w[0].kinds.insert("connection_closed".into(), 2);
+        attribute_causes(&mut w, &rolling_with_terminating_endpoint());
+        assert_eq!(
+            w[0].cause.as_deref().unwrap(),
+            "connections kept open to terminating pod old-a (since +9.00 s) were reset or closed when it stopped: established connections stay on their pod whatever kube-proxy's rules say; a preStop sleep with a graceful drain (answers with Connection: close) moves clients off first"
+        );
+    }
+
+    /// The lab's order with a preStop sleep (`pod_prestop`) on an app that dies at
+    /// SIGTERM: the keep-alive losses come after the sleep, which did not prevent them.
+    #[test]
+    fn keepalive_resets_after_a_prestop_sleep_say_the_app_must_drain() {
+        let mut events = rolling_with_terminating_endpoint();
+        events.push(pod_ev(10_000.0, "pod_prestop", "old-a", "10.244.0.2"));
+        events.sort_by(|a, b| a.at_ms.total_cmp(&b.at_ms));
+        let mut w = vec![window(11_000.0, 11_010.0, "connection_reset")];
+        w[0].kinds = [("connection_reset".to_string(), 1)].into();
+        attribute_causes(&mut w, &events);
+        assert_eq!(
+            w[0].cause.as_deref().unwrap(),
+            "connections kept open to terminating pod old-a (since +9.00 s) were reset when it stopped: established connections stay on their pod whatever kube-proxy's rules say; a preStop sleep ran first, but it moves no established connection: the app must drain (answer with Connection: close) before it exits"
+        );
+    }
+
+    #[test]
+    fn an_endpoint_no_pod_event_names_is_not_called_a_pod() {
+        let events = vec![
+            ev(0.0, "trigger_start", "kubectl"),
+            ep_ev(0.0, "endpoint_added", "10.244.0.9"),
+        ];
+        let mut w = vec![window(500.0, 700.0, "connection_reset")];
+        attribute_causes(&mut w, &events);
+        assert_eq!(
+            w[0].cause.as_deref().unwrap(),
+            "no rollout event explains this window (connection_reset x 10); the last event before it: endpoint_added 10.244.0.9 at +0.00 s; serving: endpoints 10.244.0.9"
+        );
+    }
+
+    #[test]
+    fn no_list_is_ever_empty() {
+        // Rollout events only: nothing is known to serve, and no list is printed.
+        let events = vec![ev(0.0, "rollout_start", "web")];
+        for kind in ["connection_refused", "host_unreachable", "http_5xx"] {
+            let mut w = vec![window(500.0, 700.0, kind)];
+            attribute_causes(&mut w, &events);
+            let cause = w[0].cause.clone().unwrap();
+            assert_eq!(
+                cause,
+                format!("no rollout event explains this window ({kind} x 10); the last event before it: rollout_start at +0.00 s")
+            );
+            assert!(!cause.contains("()") && !cause.contains("  "), "{cause}");
+        }
     }
 }

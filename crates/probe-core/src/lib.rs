@@ -90,4 +90,4 @@ pub use sample::{
     RecordedRun, RunFooter, RunHeader, RunRecord, Sample, SampleWriter, StreamInfo, RUN_FILE,
     SAMPLES_SCHEMA,
 };
-pub use strategy::{IntOrPercent, Strategy};
+pub use strategy::{IntOrPercent, Strategy, StrategyCase};

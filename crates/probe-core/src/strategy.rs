@@ -216,3 +216,125 @@ impl fmt::Display for Strategy {
         }
     }
 }
+
+/// Most seconds a `+prestop=` case may sleep (an hour: far beyond any grace period).
+const MAX_PRE_STOP_SECONDS: u32 = 3600;
+
+/// One case of a strategy matrix: a strategy, and optionally a `preStop` sleep that the
+/// Deployment's container gets for the case's runs (`rolling:1/0+prestop=5s`), so the
+/// same rolling update can be compared with and without the hook. A case without the
+/// suffix runs with the Deployment's own hook, whatever it is.
+///
+/// ```
+/// use probe_core::{StrategyCase, Strategy};
+/// let case = StrategyCase::parse("rolling:1/0+prestop=5s").unwrap();
+/// assert_eq!(case.strategy, Strategy::parse_case("rolling:1/0").unwrap());
+/// assert_eq!(case.pre_stop_seconds, Some(5));
+/// assert_eq!(case.to_string(), "rolling:1/0+prestop=5s");
+/// assert_eq!(case.slug(), "rolling-1-0-prestop-5s");
+/// assert_eq!(StrategyCase::parse("recreate").unwrap(), StrategyCase::from(Strategy::Recreate));
+/// assert!(StrategyCase::parse("rolling:1/0+prestop=0s").is_err());
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct StrategyCase {
+    /// The Deployment's strategy for the case.
+    pub strategy: Strategy,
+    /// A `preStop` sleep of this many seconds for the case's runs.
+    pub pre_stop_seconds: Option<u32>,
+}
+
+impl From<Strategy> for StrategyCase {
+    fn from(strategy: Strategy) -> StrategyCase {
+        StrategyCase {
+            strategy,
+            pre_stop_seconds: None,
+        }
+    }
+}
+
+impl StrategyCase {
+    /// Parses `STRATEGY[+prestop=Ns]`: a strategy as [`Strategy::parse_case`] reads it,
+    /// then optionally a preStop sleep in whole seconds (`5s` or `5`), 1 to 3600.
+    pub fn parse(s: &str) -> Result<StrategyCase, String> {
+        let t = s.trim();
+        let (strategy, suffix) = match t.split_once('+') {
+            Some((strategy, suffix)) => (strategy, Some(suffix)),
+            None => (t, None),
+        };
+        let strategy = Strategy::parse_case(strategy)?;
+        let pre_stop_seconds = match suffix {
+            None => None,
+            Some(suffix) => {
+                let usage = "the suffix is `+prestop=SECONDS` (e.g. rolling:1/0+prestop=5s)";
+                let value = suffix
+                    .strip_prefix("prestop=")
+                    .ok_or_else(|| format!("case \"{s}\": unknown suffix `+{suffix}`: {usage}"))?;
+                let number = value.strip_suffix('s').unwrap_or(value);
+                match number.parse::<u32>() {
+                    Ok(n) if (1..=MAX_PRE_STOP_SECONDS).contains(&n) => Some(n),
+                    _ => {
+                        return Err(format!(
+                            "case \"{s}\": preStop sleep '{value}' is not 1 to {MAX_PRE_STOP_SECONDS} whole seconds: {usage}"
+                        ))
+                    }
+                }
+            }
+        };
+        Ok(StrategyCase {
+            strategy,
+            pre_stop_seconds,
+        })
+    }
+
+    /// A name usable as a directory: `recreate`, `rolling-1-0-prestop-5s`.
+    pub fn slug(&self) -> String {
+        self.to_string()
+            .replace([':', '/', '+', '='], "-")
+            .replace('%', "pct")
+    }
+}
+
+/// The case syntax that [`StrategyCase::parse`] reads: `rolling:1/0+prestop=5s`.
+impl fmt::Display for StrategyCase {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.strategy)?;
+        if let Some(n) = self.pre_stop_seconds {
+            write!(f, "+prestop={n}s")?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cases_with_a_pre_stop_read_back_and_bad_suffixes_say_why() {
+        for text in [
+            "rolling:25%/25%+prestop=30s",
+            "recreate+prestop=1s",
+            "rolling:1/0",
+        ] {
+            assert_eq!(StrategyCase::parse(text).unwrap().to_string(), text);
+        }
+        assert_eq!(
+            StrategyCase::parse("rolling:1/0+prestop=5").unwrap(),
+            StrategyCase::parse("rolling:1/0+prestop=5s").unwrap()
+        );
+        for (text, says) in [
+            ("rolling:1/0+drain=5s", "unknown suffix `+drain=5s`"),
+            (
+                "rolling:1/0+prestop=5m",
+                "'5m' is not 1 to 3600 whole seconds",
+            ),
+            ("rolling:1/0+prestop=", "'' is not 1 to 3600"),
+            ("rolling:1/0+prestop=3601s", "'3601s' is not"),
+            ("rolling:0/0+prestop=5s", "may not both be zero"),
+        ] {
+            let e = StrategyCase::parse(text).unwrap_err();
+            assert!(e.contains(says), "{text}: {e}");
+            assert!(!e.contains('\n'), "{e}");
+        }
+    }
+}

@@ -8,8 +8,10 @@
 //! server does: it stops accepting (new connections are refused), answers each request
 //! still arriving on an open connection with `Connection: close`, finishes the requests
 //! in flight, and exits when no connection is left or the drain time is up. It answers
-//! `GET /test/version` with its version: the `VERSION` env, or else the tag of `IMAGE`
-//! (`shop/web:v2` -> `v2`).
+//! `GET /test/version` with its version (and every answer with an `x-pod-name` header
+//! naming its pod, from `POD_NAME`): the `VERSION` env, or else the tag of `IMAGE`
+//! (`shop/web:v2` -> `v2`). With `EXIT_AT_START=CODE` it exits at once with that status,
+//! as an app with a broken configuration does, so its pod crash-loops.
 //!
 //! The HTTP side is a deliberately small, hand-written HTTP/1.1 responder on std threads
 //! (one per connection, keep-alive supported): the lab must not depend on the HTTP stack
@@ -43,6 +45,9 @@ const DEFAULT_MAX_LIFETIME: Duration = Duration::from_secs(3600);
 pub struct AppConfig {
     /// The version it answers with.
     pub version: String,
+    /// Its pod's name (`POD_NAME`, set by the lab's kubelet), sent as `x-pod-name` on
+    /// every answer so a probe can tell which pod answered.
+    pub pod_name: Option<String>,
     /// The TCP port it listens on (`PORT`, default 8080).
     pub port: u16,
     /// Delay before listening (`STARTUP_DELAY_MS`, default 2000).
@@ -54,6 +59,9 @@ pub struct AppConfig {
     pub response_delay: Duration,
     /// It exits by itself after this long (`LAB_APP_MAX_LIFETIME_S`, default 3600).
     pub max_lifetime: Duration,
+    /// Exits at once with this status (`EXIT_AT_START`): an app whose configuration is
+    /// wrong, so that its pod crash-loops.
+    pub exit_at_start: Option<u8>,
 }
 
 impl AppConfig {
@@ -68,6 +76,7 @@ impl AppConfig {
             .unwrap_or_else(|| "unknown".to_string());
         AppConfig {
             version,
+            pod_name: get("POD_NAME").filter(|n| !n.trim().is_empty()),
             port: get("PORT")
                 .and_then(|p| p.trim().parse().ok())
                 .unwrap_or(8080),
@@ -78,17 +87,23 @@ impl AppConfig {
                 .and_then(|v| v.trim().parse().ok())
                 .map(Duration::from_secs)
                 .unwrap_or(DEFAULT_MAX_LIFETIME),
+            exit_at_start: get("EXIT_AT_START").and_then(|v| v.trim().parse().ok()),
         }
     }
 }
 
 /// Runs the lab app until SIGTERM/SIGKILL (blocking). See the module docs.
 ///
-/// Exit codes: 0 after a SIGTERM drain or the lifetime cap, 1 if the port cannot be bound.
+/// Exit codes: 0 after a SIGTERM drain or the lifetime cap, 1 if the port cannot be bound,
+/// `EXIT_AT_START`'s value at once when it is set.
 /// With `SHUTDOWN_DELAY_MS=0` SIGTERM keeps its default action: the process dies at once,
 /// as a JVM without graceful shutdown does.
 pub fn run_app() -> ExitCode {
     let cfg = AppConfig::from_lookup(|k| std::env::var(k).ok());
+    if let Some(code) = cfg.exit_at_start {
+        eprintln!("lab-app: EXIT_AT_START={code}: exiting at start");
+        return ExitCode::from(code);
+    }
     let started = Instant::now();
     unsafe {
         if cfg.shutdown_delay.is_zero() {
@@ -116,6 +131,11 @@ pub fn run_app() -> ExitCode {
         }
     };
     let version: Arc<str> = Arc::from(cfg.version.as_str());
+    // A header line, or nothing: names that could break the header are not sent.
+    let pod_header: Arc<str> = Arc::from(match &cfg.pod_name {
+        Some(n) if n.bytes().all(|b| b.is_ascii_graphic()) => format!("x-pod-name: {n}\r\n"),
+        _ => String::new(),
+    });
     let open = Arc::new(AtomicUsize::new(0));
     let listen_fd = listener.as_raw_fd();
     let delay = cfg.response_delay;
@@ -132,8 +152,9 @@ pub fn run_app() -> ExitCode {
                 }
                 open.fetch_add(1, Ordering::SeqCst);
                 let (version, open) = (version.clone(), open.clone());
+                let pod_header = pod_header.clone();
                 std::thread::spawn(move || {
-                    let _ = serve(stream, &version, delay);
+                    let _ = serve(stream, &version, &pod_header, delay);
                     open.fetch_sub(1, Ordering::SeqCst);
                 });
             }
@@ -162,10 +183,16 @@ pub fn run_app() -> ExitCode {
     }
 }
 
-/// Serves HTTP/1.1 requests on one connection until close, error or idle timeout.
+/// Serves HTTP/1.1 requests on one connection until close, error or idle timeout;
+/// `pod_header` (an `x-pod-name` line, or empty) goes into every answer.
 /// While draining, each request is answered with `Connection: close`, so a keep-alive
 /// client opens its next connection elsewhere instead of reusing one about to close.
-fn serve(stream: TcpStream, version: &str, delay: Duration) -> std::io::Result<()> {
+fn serve(
+    stream: TcpStream,
+    version: &str,
+    pod_header: &str,
+    delay: Duration,
+) -> std::io::Result<()> {
     stream.set_read_timeout(Some(IDLE_TIMEOUT))?;
     let _ = stream.set_nodelay(true);
     let mut reader = BufReader::new(stream.try_clone()?);
@@ -223,7 +250,7 @@ fn serve(stream: TcpStream, version: &str, delay: Duration) -> std::io::Result<(
         }
         close |= TERMINATING.load(Ordering::SeqCst);
         let head = format!(
-            "HTTP/1.1 {status}\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n{}\r\n",
+            "HTTP/1.1 {status}\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n{pod_header}{}\r\n",
             body.len(),
             if close { "Connection: close\r\n" } else { "" }
         );
@@ -254,13 +281,17 @@ mod tests {
         assert_eq!(c.port, 8080);
         assert_eq!(c.startup_delay, Duration::from_millis(50));
         assert_eq!(c.shutdown_delay, Duration::ZERO);
+        assert_eq!(c.exit_at_start, None);
         let c = AppConfig::from_lookup(|k| match k {
             "VERSION" => Some("blue".into()),
             "IMAGE" => Some("x:v9".into()),
             "PORT" => Some("9000".into()),
+            "EXIT_AT_START" => Some("3".into()),
             _ => None,
         });
         assert_eq!((c.version.as_str(), c.port), ("blue", 9000));
+        assert_eq!(c.pod_name, None);
+        assert_eq!(c.exit_at_start, Some(3));
     }
 
     #[test]
@@ -269,7 +300,7 @@ mod tests {
         let addr = l.local_addr().unwrap();
         let t = std::thread::spawn(move || {
             let (s, _) = l.accept().unwrap();
-            serve(s, "v7", Duration::ZERO).unwrap();
+            serve(s, "v7", "x-pod-name: web-1\r\n", Duration::ZERO).unwrap();
         });
         let mut c = TcpStream::connect(addr).unwrap();
         c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
@@ -280,7 +311,11 @@ mod tests {
         t.join().unwrap();
         assert!(all.starts_with("HTTP/1.1 200 OK\r\n"), "{all}");
         assert!(
-            all.contains("Content-Length: 2\r\n\r\nv7HTTP/1.1 404"),
+            all.contains("Content-Length: 2\r\nx-pod-name: web-1\r\n\r\nv7HTTP/1.1 404"),
+            "{all}"
+        );
+        assert!(
+            all.ends_with("x-pod-name: web-1\r\nConnection: close\r\n\r\nnot found\n"),
             "{all}"
         );
     }

@@ -51,4 +51,20 @@ impl Deployments for Lab {
                 .map_err(|e| e.to_string())
         })
     }
+
+    fn undo(&self, deployment: &str) -> BoxFuture<Result<(), String>> {
+        let done = Lab::undo(self, deployment, None)
+            .map(|_| ())
+            .map_err(|e| e.to_string());
+        Box::pin(async move { done })
+    }
+
+    fn set_pre_stop_sleep(
+        &self,
+        deployment: &str,
+        seconds: Option<u32>,
+    ) -> BoxFuture<Result<Option<u32>, String>> {
+        let done = Lab::set_pre_stop_sleep(self, deployment, seconds).map_err(|e| e.to_string());
+        Box::pin(async move { done })
+    }
 }

@@ -139,6 +139,10 @@ pub enum LabError {
     /// A wait ran out of time.
     #[error("{0}")]
     Timeout(String),
+    /// A pod's app keeps exiting by itself (CrashLoopBackOff): waiting for it would never
+    /// end. The line names the pod and its last exit status.
+    #[error("{0}: the app cannot start; check the container's env in the manifest")]
+    CrashLoop(String),
     /// An invalid argument or configuration.
     #[error("{0}")]
     Invalid(String),

@@ -99,6 +99,9 @@ impl Lab {
             if st.stopped {
                 return Err(LabError::Setup("the lab has stopped".into()));
             }
+            if let Some(why) = st.crash_loop {
+                return Err(LabError::CrashLoop(why));
+            }
             let ready = st.services.get(service).map(|s| {
                 let mut eps = s.endpoints.clone();
                 let mut programmed = s.programmed_endpoints.clone();
@@ -160,6 +163,9 @@ impl Lab {
             let st = status(self.shared());
             if st.stopped {
                 return Err(LabError::Setup("the lab has stopped".into()));
+            }
+            if let Some(why) = st.crash_loop {
+                return Err(LabError::CrashLoop(why));
             }
             let pods: Vec<(Ipv4Addr, u16)> = st.pods.get(deployment).cloned().unwrap_or_default();
             let want = st

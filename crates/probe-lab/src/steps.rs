@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use probe_core::{Event, EventKind, Subject};
 
-use crate::manifest::{Labels, PodTemplate};
+use crate::manifest::{Labels, PodTemplate, PreStop};
 use crate::watch::status;
 use crate::{Lab, LabError};
 
@@ -361,6 +361,38 @@ impl Lab {
             *generation += 1;
         }
         Ok(number)
+    }
+
+    /// Sets the `preStop` hook of a Deployment's container to a sleep of `seconds` (the
+    /// `sleep` action), or removes the hook with `None`, like a `kubectl patch` of the pod
+    /// template: a rollout starts when it changes. Returns the sleep it replaced (`None`:
+    /// no hook). A hook that is not a sleep is refused rather than lost. The strategy
+    /// matrix's `+prestop=` cases use it.
+    pub fn set_pre_stop_sleep(
+        &self,
+        deployment: &str,
+        seconds: Option<u32>,
+    ) -> Result<Option<u32>, LabError> {
+        let mut d = self.desired()?;
+        let (dep, generation) = d
+            .deployments
+            .get_mut(deployment)
+            .ok_or_else(|| LabError::NotFound(format!("deployment {deployment}")))?;
+        let hook = &mut dep.template.container.pre_stop;
+        let before = match hook {
+            None => None,
+            Some(PreStop::Sleep { seconds }) => Some(*seconds),
+            Some(other) => {
+                return Err(LabError::Invalid(format!(
+                    "deployment {deployment} has a preStop hook that is not a sleep ({other:?}): a +prestop case would replace it"
+                )))
+            }
+        };
+        if before != seconds {
+            *hook = seconds.map(|seconds| PreStop::Sleep { seconds });
+            *generation += 1;
+        }
+        Ok(before)
     }
 }
 

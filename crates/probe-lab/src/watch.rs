@@ -34,6 +34,9 @@ pub(crate) async fn wait_until(
         if st.stopped {
             return Err(LabError::Setup("the lab has stopped".into()));
         }
+        if let Some(why) = &st.crash_loop {
+            return Err(LabError::CrashLoop(why.clone()));
+        }
         if cond(&st) {
             return Ok(());
         }

@@ -17,7 +17,7 @@ use crate::probe::{ProbeBuilder, ProbeError, ProbeHandle};
 use crate::rollout::{
     Rollout, RolloutError, DEFAULT_ROLLOUT_TIMEOUT, DEFAULT_SETTLE, DEFAULT_WARMUP,
 };
-use crate::strategy::Strategy;
+use crate::strategy::{Strategy, StrategyCase};
 
 /// A place whose Deployments a matrix changes: the lab or a Kubernetes namespace.
 /// Errors are one line saying what failed.
@@ -36,6 +36,25 @@ pub trait Deployments: Send + Sync {
         deployment: &str,
         timeout: Duration,
     ) -> BoxFuture<Result<(), String>>;
+    /// `kubectl rollout undo`: back to the revision before the current one (a rollout
+    /// with the Deployment's strategy). Places that cannot do it say so.
+    fn undo(&self, deployment: &str) -> BoxFuture<Result<(), String>> {
+        let e = format!("rolling back deployment {deployment} is not supported here: use --trigger restart or image=IMAGE");
+        Box::pin(async move { Err(e) })
+    }
+    /// Sets the container's `preStop` hook to a sleep of `seconds`, or removes it with
+    /// `None` (a rollout starts: the pod template changes). Returns the sleep it replaced
+    /// (`None`: there was no hook); a hook that is not a sleep is an error rather than
+    /// lost. Places that cannot do it say so.
+    fn set_pre_stop_sleep(
+        &self,
+        deployment: &str,
+        seconds: Option<u32>,
+    ) -> BoxFuture<Result<Option<u32>, String>> {
+        let _ = seconds;
+        let e = format!("changing the preStop hook of deployment {deployment} is not supported here: drop the case's +prestop suffix");
+        Box::pin(async move { Err(e) })
+    }
 }
 
 /// What starts each run's rollout.
@@ -45,6 +64,10 @@ pub enum MatrixTrigger {
     Restart,
     /// Set this image, then the original, alternately, so every run is a real change.
     Image(String),
+    /// `kubectl rollout undo`: each run rolls back to the revision before, so runs
+    /// alternate between the last two templates. Before the first run, an unmeasured
+    /// restart makes sure there is a revision to go back to.
+    Undo,
 }
 
 /// Why a matrix stopped early. The runs finished before it are kept in matrix.csv.
@@ -83,7 +106,12 @@ pub struct MatrixOutcome {
 /// ```no_run
 /// # async fn demo(cluster: std::sync::Arc<dyn probe_core::Deployments>) {
 /// use probe_core::{MatrixRunner, Probe, Strategy};
-/// let cases = vec![Strategy::Recreate, Strategy::parse_case("rolling:1/0").unwrap()];
+/// use probe_core::StrategyCase;
+/// let cases = vec![
+///     StrategyCase::from(Strategy::Recreate),
+///     StrategyCase::parse("rolling:1/0").unwrap(),
+///     StrategyCase::parse("rolling:1/0+prestop=5s").unwrap(),
+/// ];
 /// let outcome = MatrixRunner::new("web", cases, "matrix-out")
 ///     .repeat(3)
 ///     .run(cluster, |_label| Probe::builder("http://10.96.0.10:8080/test/version").rate(50))
@@ -93,7 +121,7 @@ pub struct MatrixOutcome {
 /// ```
 pub struct MatrixRunner {
     deployment: String,
-    cases: Vec<Strategy>,
+    cases: Vec<StrategyCase>,
     out: PathBuf,
     repeat: u32,
     trigger: MatrixTrigger,
@@ -113,11 +141,16 @@ type RunObserver = Arc<dyn Fn(&str, ProbeHandle) + Send + Sync>;
 type RowObserver = dyn Fn(&MatrixRun) + Send + Sync;
 
 impl MatrixRunner {
-    /// Cases of `deployment`, each run's folder under `out` (`out/CASE/RUN/`).
-    pub fn new(deployment: &str, cases: Vec<Strategy>, out: impl Into<PathBuf>) -> MatrixRunner {
+    /// Cases of `deployment` (strategies, or [`StrategyCase`]s with a preStop sleep), each
+    /// run's folder under `out` (`out/CASE/RUN/`).
+    pub fn new<C: Into<StrategyCase>>(
+        deployment: &str,
+        cases: impl IntoIterator<Item = C>,
+        out: impl Into<PathBuf>,
+    ) -> MatrixRunner {
         MatrixRunner {
             deployment: deployment.to_string(),
-            cases,
+            cases: cases.into_iter().map(Into::into).collect(),
             out: out.into(),
             repeat: 1,
             trigger: MatrixTrigger::Restart,
@@ -196,17 +229,34 @@ impl MatrixRunner {
         probe: impl Fn(&str) -> ProbeBuilder,
     ) -> MatrixOutcome {
         let mut matrix = Matrix::default();
+        let fail = |matrix, e| MatrixOutcome {
+            matrix,
+            strategy_after: None,
+            interrupted: false,
+            error: Some(MatrixError::Cluster(e)),
+        };
+        if self.trigger == MatrixTrigger::Undo
+            && self.cases.iter().any(|c| c.pre_stop_seconds.is_some())
+        {
+            return fail(matrix, "a +prestop case cannot be measured with --trigger undo: each rollback would bring back the template without the hook".into());
+        }
         let original = match cluster.strategy(&self.deployment).await {
             Ok(s) => s,
-            Err(e) => {
-                return MatrixOutcome {
-                    matrix,
-                    strategy_after: None,
-                    interrupted: false,
-                    error: Some(MatrixError::Cluster(e)),
-                }
-            }
+            Err(e) => return fail(matrix, e),
         };
+        if self.trigger == MatrixTrigger::Undo {
+            // `rollout undo` needs a revision before the current one.
+            let d = &self.deployment;
+            let prepared = match cluster.restart(d).await {
+                Ok(()) => cluster.wait_rollout_complete(d, self.rollout_timeout).await,
+                Err(e) => Err(e),
+            };
+            if let Err(e) = prepared {
+                return fail(matrix, e);
+            }
+        }
+        // The Deployment's own preStop sleep, once a case has changed it.
+        let mut pre_stop = PreStopState::default();
         // One shared cancel signal for every run, and for the matrix itself.
         let (cancelled_tx, cancelled_rx) = tokio::sync::watch::channel(false);
         if let Some(cancel) = self.cancel.take() {
@@ -231,6 +281,7 @@ impl MatrixRunner {
                         run,
                         changes,
                         &mut original_image,
+                        &mut pre_stop,
                         &cancelled_rx,
                     )
                     .await;
@@ -241,7 +292,7 @@ impl MatrixRunner {
                         }
                         matrix.runs.push(row);
                         changes += 1;
-                        if let Err(e) = write_matrix(&self.out, &matrix, Some(case)) {
+                        if let Err(e) = write_matrix(&self.out, &matrix, Some(case.strategy)) {
                             error = Some(e);
                             break 'cases;
                         }
@@ -258,6 +309,14 @@ impl MatrixRunner {
         let mut restored = cluster.set_strategy(&self.deployment, original).await;
         if let (Ok(()), Some(image), true) = (&restored, &original_image, changes % 2 == 1) {
             restored = cluster.set_image(&self.deployment, image).await.map(|_| ());
+        }
+        if let (Ok(()), Some(own)) = (&restored, pre_stop.original) {
+            if pre_stop.current != own {
+                restored = cluster
+                    .set_pre_stop_sleep(&self.deployment, own)
+                    .await
+                    .map(|_| ());
+            }
         }
         if let Err(e) = restored {
             error.get_or_insert(MatrixError::Cluster(format!(
@@ -282,17 +341,35 @@ impl MatrixRunner {
         &self,
         cluster: &Arc<dyn Deployments>,
         probe: &impl Fn(&str) -> ProbeBuilder,
-        case: Strategy,
+        case: StrategyCase,
         run: u32,
         changes: usize,
         original_image: &mut Option<String>,
+        pre_stop: &mut PreStopState,
         cancelled: &tokio::sync::watch::Receiver<bool>,
     ) -> Result<MatrixRun, MatrixError> {
         let d = &self.deployment;
         cluster
-            .set_strategy(d, case)
+            .set_strategy(d, case.strategy)
             .await
             .map_err(MatrixError::Cluster)?;
+        // The case's preStop sleep, or the Deployment's own hook for a case without one
+        // (a change of the pod template: its rollout is waited for, not measured).
+        let wanted = match (case.pre_stop_seconds, pre_stop.original) {
+            (Some(n), _) => Some(Some(n)),
+            (None, Some(own)) => Some(own),
+            (None, None) => None,
+        };
+        if let Some(wanted) =
+            wanted.filter(|w| pre_stop.original.is_none() || *w != pre_stop.current)
+        {
+            let replaced = cluster
+                .set_pre_stop_sleep(d, wanted)
+                .await
+                .map_err(MatrixError::Cluster)?;
+            pre_stop.original.get_or_insert(replaced);
+            pre_stop.current = wanted;
+        }
         cluster
             .wait_rollout_complete(d, self.rollout_timeout)
             .await
@@ -311,8 +388,9 @@ impl MatrixRunner {
         let image = match (&self.trigger, original_image.as_ref()) {
             (MatrixTrigger::Image(_), Some(original)) if changes % 2 == 1 => Some(original.clone()),
             (MatrixTrigger::Image(new), _) => Some(new.clone()),
-            (MatrixTrigger::Restart, _) => None,
+            (MatrixTrigger::Restart | MatrixTrigger::Undo, _) => None,
         };
+        let undo = self.trigger == MatrixTrigger::Undo;
         let replaced = Arc::new(std::sync::Mutex::new(None));
         // The trigger ends when the rollout it started is complete.
         let trigger = {
@@ -321,6 +399,7 @@ impl MatrixRunner {
             async move {
                 let old = match &image {
                     Some(image) => cluster.set_image(&d, image).await?,
+                    None if undo => cluster.undo(&d).await.map(|()| String::new())?,
                     None => cluster.restart(&d).await.map(|()| String::new())?,
                 };
                 *replaced.lock().unwrap_or_else(|p| p.into_inner()) = Some(old);
@@ -355,6 +434,15 @@ impl MatrixRunner {
         Ok(MatrixRun::from_report(&case.to_string(), run, &report)
             .with_report_html(format!("{}/{run}/report.html", case.slug())))
     }
+}
+
+/// The Deployment's preStop sleep as the matrix changed it.
+#[derive(Debug, Default)]
+struct PreStopState {
+    /// The Deployment's own sleep (`Some(None)`: no hook), known once a case changed it.
+    original: Option<Option<u32>>,
+    /// The sleep it has now, when `original` is known.
+    current: Option<u32>,
 }
 
 fn write_matrix(dir: &Path, m: &Matrix, strategy_now: Option<Strategy>) -> Result<(), MatrixError> {

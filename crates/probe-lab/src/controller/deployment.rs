@@ -235,6 +235,7 @@ impl World {
                 for &i in active.iter().take((have - want) as usize) {
                     self.pods[i].terminating_since = Some(now);
                     self.emit_pod(EventKind::PodTerminating, &self.pods[i]);
+                    self.emit_endpoint_terminating(&self.pods[i]);
                 }
             }
         }
@@ -275,6 +276,7 @@ impl World {
             exited_at: None,
             restart_at: None,
             restarts: 0,
+            last_exit: None,
             ready: false,
             ready_since: None,
             probe_ok: 0,

@@ -187,6 +187,7 @@ impl World {
             "STARTUP_DELAY_MS",
             "SHUTDOWN_DELAY_MS",
             "RESPONSE_DELAY_MS",
+            "EXIT_AT_START",
         ] {
             cmd.env_remove(k);
         }
@@ -311,7 +312,20 @@ impl World {
                         self.last_pod_exit = Some(format!("pod {} exited: {st}", p.name));
                         let backoff = Duration::from_secs(1u64 << p.restarts.min(5));
                         p.restarts += 1;
+                        p.last_exit = Some(st);
                         p.restart_at = Some(now + backoff);
+                        if p.restarts == super::CRASH_LOOP_EXITS {
+                            let p = &self.pods[i];
+                            self.emit(
+                                EventKind::Other("pod_crash_loop".into()),
+                                p.subject(&self.names.node),
+                                format!(
+                                    "{} CrashLoopBackOff: {}",
+                                    p.detail(),
+                                    p.last_exit.as_deref().unwrap_or_default()
+                                ),
+                            );
+                        }
                         if was_ready {
                             let p = &self.pods[i];
                             self.emit_pod(EventKind::PodUnready, p);

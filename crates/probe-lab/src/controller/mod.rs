@@ -43,6 +43,10 @@ mod kubelet;
 
 pub(crate) use kubelet::http_get_ok;
 
+/// A pod whose app exited by itself this many times is in CrashLoopBackOff, as
+/// `kubectl get pods` shows from the second exit on.
+pub(crate) const CRASH_LOOP_EXITS: u32 = 2;
+
 /// The controller's tick.
 pub(crate) const TICK: Duration = Duration::from_millis(20);
 
@@ -105,6 +109,9 @@ pub(crate) struct Status {
     pub last_error: Option<String>,
     /// The last unexpected pod process exit.
     pub last_pod_exit: Option<String>,
+    /// A pod in CrashLoopBackOff (its app keeps exiting by itself), as one line naming
+    /// the pod and its last exit status: a wait for it to serve would never end.
+    pub crash_loop: Option<String>,
     /// Set when the controller thread has stopped.
     pub stopped: bool,
 }
@@ -165,6 +172,8 @@ struct Pod {
     exited_at: Option<Instant>,
     restart_at: Option<Instant>,
     restarts: u32,
+    /// How its app last exited, when it exited by itself.
+    last_exit: Option<String>,
     ready: bool,
     ready_since: Option<Instant>,
     probe_ok: u32,
@@ -306,6 +315,34 @@ impl World {
     /// A pod event, with the pod's typed subject and its `NAME IP VERSION` detail.
     fn emit_pod(&self, kind: EventKind, pod: &Pod) {
         self.emit(kind, pod.subject(&self.names.node), pod.detail());
+    }
+
+    /// `endpoint_terminating` for each Service endpoint of a pod that begins terminating,
+    /// as the EndpointSlice controller sets the endpoint's `terminating` condition (a
+    /// Kubernetes watch gives the same event): kube-proxy sends it no new connections.
+    /// The endpoint then leaves the lab's ready set (`endpoint_removed`) in the same tick.
+    fn emit_endpoint_terminating(&self, pod: &Pod) {
+        let rules = self.proxy_queue.back().map(|(_, s)| s);
+        for (service, eps) in &self.endpoints {
+            if !eps.iter().any(|(ip, _)| *ip == pod.ip) {
+                continue;
+            }
+            let port = rules
+                .unwrap_or(&self.proxy_applied)
+                .services
+                .iter()
+                .find(|s| &s.name == service)
+                .and_then(|s| s.ports.first().map(|(_, target)| *target));
+            let subject = Subject::endpoint(service.clone(), IpAddr::V4(pod.ip), port)
+                .with_pod(pod.name.clone());
+            let detail = format!(
+                "{service} {}:{} {}",
+                pod.ip,
+                port.map(|p| p.to_string()).unwrap_or_default(),
+                pod.name
+            );
+            self.emit(EventKind::EndpointTerminating, subject, detail);
+        }
     }
 
     /// A rollout event: `DEPLOYMENT IMAGE`, with the new image's tag as the version.
@@ -462,6 +499,18 @@ impl World {
         }
         st.last_error = self.last_error.clone();
         st.last_pod_exit = self.last_pod_exit.clone();
+        st.crash_loop = self
+            .pods
+            .iter()
+            .find(|p| p.active() && !p.ready && p.restarts >= CRASH_LOOP_EXITS)
+            .map(|p| {
+                format!(
+                    "pod {} is in CrashLoopBackOff: its app exited by itself {} times, last with {}",
+                    p.name,
+                    p.restarts,
+                    p.last_exit.as_deref().unwrap_or("an unknown status")
+                )
+            });
         if let Ok(mut s) = self.shared.status.lock() {
             *s = st;
         }
