@@ -38,6 +38,8 @@ pub(crate) struct SvcRules {
     pub ports: Vec<(u16, u16)>,
     /// Ready endpoint addresses, sorted.
     pub endpoints: Vec<Ipv4Addr>,
+    /// The pod behind each endpoint (for the events of a node's sync).
+    pub pods: Vec<String>,
 }
 
 /// Everything kube-proxy and the announcer act on, as of one moment.
@@ -113,6 +115,10 @@ pub(crate) fn render(state: &ProxyState) -> String {
             if let Some(ext) = svc.external_ip {
                 let _ = writeln!(
                     nat,
+                    "-A KUBE-SERVICES -d {ext}/32 -p tcp -m comment --comment \"{spn} loadbalancer IP\" -m tcp --dport {port} -j KUBE-MARK-MASQ"
+                );
+                let _ = writeln!(
+                    nat,
                     "-A KUBE-SERVICES -d {ext}/32 -p tcp -m comment --comment \"{spn} loadbalancer IP\" -m tcp --dport {port} -j {svc_chain}"
                 );
             }
@@ -150,8 +156,20 @@ pub(crate) fn render(state: &ProxyState) -> String {
     out.push_str("-A FORWARD -m conntrack --ctstate NEW -m comment --comment \"kubernetes externally-visible service portals\" -j KUBE-EXTERNAL-SERVICES\n");
     out.push_str("-A OUTPUT -m conntrack --ctstate NEW -m comment --comment \"kubernetes service portals\" -j KUBE-SERVICES\n");
     out.push_str(&filter);
-    out.push_str("COMMIT\n*nat\n:PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\n:KUBE-SERVICES - [0:0]\n");
+    out.push_str("COMMIT\n*nat\n:PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\n:KUBE-SERVICES - [0:0]\n:KUBE-MARK-MASQ - [0:0]\n:KUBE-POSTROUTING - [0:0]\n");
     out.push_str(&nat_chains);
+    // External (LoadBalancer) traffic is marked for masquerading, as kube-proxy marks it
+    // (externalTrafficPolicy: Cluster). The lab masquerades it only where the reply path
+    // needs it, when it leaves for a pod on another node: that pod's node would
+    // otherwise answer the client directly, past this node's NAT. Traffic to a local pod
+    // keeps its source, so this node's ICMP errors reach the client as they always did.
+    out.push_str(
+        "-A POSTROUTING -m comment --comment \"kubernetes postrouting rules\" -j KUBE-POSTROUTING\n",
+    );
+    out.push_str("-A KUBE-MARK-MASQ -j MARK --or-mark 0x4000\n");
+    out.push_str("-A KUBE-POSTROUTING -m mark ! --mark 0x4000/0x4000 -j RETURN\n");
+    out.push_str("-A KUBE-POSTROUTING -j MARK --xor-mark 0x4000\n");
+    out.push_str("-A KUBE-POSTROUTING -o lb0 -m comment --comment \"kubernetes service traffic requiring SNAT\" -j MASQUERADE\n");
     out.push_str(
         "-A PREROUTING -m comment --comment \"kubernetes service portals\" -j KUBE-SERVICES\n",
     );
@@ -175,6 +193,7 @@ mod tests {
                 external_ip: Some(Ipv4Addr::new(172, 31, 254, 10)),
                 ports: vec![(8080, 8080)],
                 endpoints: eps.to_vec(),
+                pods: eps.iter().map(|ip| format!("pod-{ip}")).collect(),
             }],
         }
     }
