@@ -1,0 +1,100 @@
+//! The lab with several nodes: pods spread over nodes, each node's kube-proxy syncing
+//! after its own delay, and what a client sees when one node's rules lag. Needs root,
+//! iproute2 and iptables (ROLLPROBE_NETNS_TESTS=1).
+
+mod common;
+
+use std::time::Duration;
+
+use rollprobe::lab::{Kernel, Lab, LabConfig, VantagePoint};
+use rollprobe::{EventKind, Probe, Report, Rollout};
+
+fn manifest(name: &str) -> String {
+    let path = format!("{}/examples/seed/{name}", env!("CARGO_MANIFEST_DIR"));
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+/// Two nodes, node 2's kube-proxy three seconds behind node 1's; a rolling update with a
+/// readinessProbe (which loses nothing on one node), probed by a client pod on node 2.
+#[tokio::test]
+#[cfg_attr(not(netns_tests), ignore = "needs root and ROLLPROBE_NETNS_TESTS=1")]
+async fn a_lagging_nodes_rules_route_requests_to_a_pod_already_gone() {
+    std::env::set_var("ROLLPROBE_LAB_APP", common::rollprobe_bin());
+    let lab = Lab::start(LabConfig {
+        nodes: 2,
+        node_sync_delays: vec![Duration::from_millis(100), Duration::from_secs(3)],
+        startup_delay: Duration::from_millis(500),
+        pod_start_latency: Duration::from_millis(200),
+        kill_latency: Duration::from_millis(300),
+        sandbox_teardown_delay: Duration::from_millis(300),
+        time_scale: 0.1,
+        kernel: Kernel::Tuned,
+        max_lifetime: Duration::from_secs(300),
+        ..Default::default()
+    })
+    .await
+    .expect("lab starts");
+    let measured = async {
+        lab.apply_yaml(&manifest("readiness.yaml"))?;
+        lab.wait_available(Duration::from_secs(60)).await?;
+        lab.wait_serving("backend-svc", Duration::from_secs(60))
+            .await?;
+        let from = lab.vantage_point(VantagePoint::Pod(2), "backend-svc")?;
+        assert_eq!(from.name, "pod2");
+        let change = lab.clone();
+        let report = Rollout::new(
+            Probe::builder(&from.url)
+                .rate(100)
+                .vantage(from.vantage.clone()),
+        )
+        .events(lab.clone())
+        .warmup(Duration::from_secs(1))
+        .settle(Duration::from_secs(4))
+        .trigger(async move { change.set_image("backend-deployment", "shop/backend:v2") })
+        .run()
+        .await?;
+        Ok::<Report, Box<dyn std::error::Error>>(report)
+    }
+    .await;
+    lab.shutdown().await.unwrap();
+    let report = measured.unwrap();
+    let summary = report.summary();
+    // Pods ran on both nodes.
+    for node in ["node1", "node2"] {
+        assert!(
+            report
+                .events
+                .iter()
+                .any(|e| e.kind == EventKind::PodReady && e.subject.node.as_deref() == Some(node)),
+            "no pod on {node}\n{summary}"
+        );
+    }
+    // Each node's sync is an event naming the node; node 2's come seconds later.
+    let removed = |node: &str| -> Vec<(f64, Option<std::net::IpAddr>)> {
+        report
+            .events
+            .iter()
+            .filter(|e| e.kind == EventKind::EndpointRemoved)
+            .filter(|e| e.subject.node.as_deref() == Some(node))
+            .map(|e| (e.at_ms, e.subject.address))
+            .collect()
+    };
+    let (on1, on2) = (removed("node1"), removed("node2"));
+    assert!(!on1.is_empty() && on1.len() == on2.len(), "{on1:?} {on2:?}");
+    for ((t1, a1), (t2, a2)) in on1.iter().zip(&on2) {
+        assert_eq!(a1, a2);
+        assert!(t2 - t1 > 2500.0, "node2 synced {t2} vs node1 {t1}");
+    }
+    assert!(report.totals.failed > 0, "{summary}");
+    let lagged: Vec<&str> = report
+        .downtime
+        .windows
+        .iter()
+        .filter_map(|w| w.cause.as_deref())
+        .filter(|c| c.starts_with("node2's kube-proxy rules lagged"))
+        .collect();
+    assert!(!lagged.is_empty(), "no window blamed on node2's rules\n{summary}");
+    for cause in &lagged {
+        assert!(cause.contains("though node1's rules had dropped it"), "{cause}");
+    }
+}
