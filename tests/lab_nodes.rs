@@ -93,8 +93,14 @@ async fn a_lagging_nodes_rules_route_requests_to_a_pod_already_gone() {
         .filter_map(|w| w.cause.as_deref())
         .filter(|c| c.starts_with("node2's kube-proxy rules lagged"))
         .collect();
-    assert!(!lagged.is_empty(), "no window blamed on node2's rules\n{summary}");
+    assert!(
+        !lagged.is_empty(),
+        "no window blamed on node2's rules\n{summary}"
+    );
     for cause in &lagged {
-        assert!(cause.contains("though node1's rules had dropped it"), "{cause}");
+        assert!(
+            cause.contains("though node1's rules had dropped it"),
+            "{cause}"
+        );
     }
 }

@@ -7,10 +7,11 @@ use std::time::Duration;
 
 use probe_core::{ProbeBuilder, Rollout};
 use probe_lab::{
-    parse_manifests_with_warnings, Kernel, Lab, LabConfig, LabError, Object, ServiceType, Step,
+    parse_manifests_with_warnings, Lab, LabConfig, LabError, Object, ServiceType, Step,
+    VantagePoint,
 };
 
-use crate::args::{LabAction, LabArgs};
+use crate::args::{LabAction, LabArgs, LabOptions};
 use crate::finish::finish_rollout;
 use crate::options::{check_out_dir, probe_config};
 use crate::progress::observe;
@@ -59,6 +60,12 @@ pub async fn lab(a: LabArgs) -> Result<ExitCode, CliError> {
     let steps = steps_of(&a)?;
     let objects = load_manifests(&a.files)?;
     let (service, is_lb) = pick_service(&objects, a.service.as_deref())?;
+    let from = vantage_points(&a.topology, is_lb)?;
+    if from.len() > 1 {
+        return Err(CliError::Usage(
+            "several --from in one run are not supported yet: give one".into(),
+        ));
+    }
     let services = services_of(&objects);
     for step in &steps {
         if let Some(d) = step.deployment() {
@@ -91,14 +98,16 @@ pub async fn lab(a: LabArgs) -> Result<ExitCode, CliError> {
             .map(|s| s.to_string_lossy().to_string());
     }
 
-    let lab = start_lab(a.kernel).await?;
+    let lab = start_lab(&a.topology).await?;
     eprintln!(
-        "rollprobe lab {}: applying {} object(s), waiting until every Deployment is available ({} kernel settings)",
+        "rollprobe lab {}: applying {} object(s), waiting until every Deployment is available ({} kernel settings, {} node{})",
         lab.run_id(),
         objects.len(),
         lab.kernel(),
+        a.topology.nodes,
+        if a.topology.nodes == 1 { "" } else { "s" },
     );
-    let result = probe_rollout(&lab, objects, &service, is_lb, steps, &a, &output).await;
+    let result = probe_rollout(&lab, objects, &service, from[0], steps, &a, &output).await;
     let shutdown = lab.shutdown().await;
     let code = result?;
     shutdown.map_err(lab_error)?;
@@ -109,7 +118,7 @@ async fn probe_rollout(
     lab: &Lab,
     objects: Vec<Object>,
     service: &str,
-    is_lb: bool,
+    from: VantagePoint,
     steps: Vec<Step>,
     a: &LabArgs,
     output: &crate::args::OutputArgs,
@@ -124,13 +133,12 @@ async fn probe_rollout(
     lab.wait_serving(service, Duration::from_secs(120))
         .await
         .map_err(lab_error)?;
-    let url = lab.service_url(service).map_err(lab_error)?;
-    let vantage = if is_lb { "client" } else { "node" };
-    eprintln!("rollprobe lab: probing {url} from the {vantage} host");
-    let mut config = probe_config(&url, &a.probe, output)?;
-    config.vantage = vantage.into();
+    let at = lab.vantage_point(from, service).map_err(lab_error)?;
+    eprintln!("rollprobe lab: probing {} from {}", at.url, at.name);
+    let mut config = probe_config(&at.url, &a.probe, output)?;
+    config.vantage = at.name.clone();
     config.lab_kernel = Some(lab.kernel().to_string());
-    let mut probe = ProbeBuilder::from(config);
+    let mut probe = ProbeBuilder::from(config).vantage(at.vantage.clone());
     if let Some(dir) = &output.out {
         probe = probe.out_dir(dir);
     }
@@ -138,7 +146,7 @@ async fn probe_rollout(
     let (observer, progress) = observe(label, output.quiet, false);
     let changer = lab.clone();
     let result = Rollout::new(probe)
-        .lab(lab)
+        .events(lab.clone())
         .warmup(a.timing.warmup)
         .settle(a.timing.settle)
         .rollout_timeout(a.rollout_timeout)
@@ -213,17 +221,64 @@ pub fn pick_service(objects: &[Object], name: Option<&str>) -> Result<(String, b
     ))
 }
 
-/// Starts a lab with the given kernel settings. Its pods run this very binary's app
-/// (`rollprobe lab-app`) unless `ROLLPROBE_LAB_APP` names another: a `rollprobe` found
-/// on PATH could be an older build than the one the user just ran.
-pub async fn start_lab(kernel: Kernel) -> Result<Lab, CliError> {
+/// The vantage points of `--from`, checked against the lab's shape before it is built:
+/// by default the client host for a LoadBalancer Service, node 1 for a ClusterIP one.
+pub fn vantage_points(o: &LabOptions, is_lb: bool) -> Result<Vec<VantagePoint>, CliError> {
+    if o.from.is_empty() {
+        return Ok(vec![if is_lb {
+            VantagePoint::Client
+        } else {
+            VantagePoint::Node(1)
+        }]);
+    }
+    let nodes = usize::from(o.nodes);
+    for from in &o.from {
+        match from {
+            VantagePoint::Client if !is_lb => {
+                return Err(CliError::Usage(
+                    "--from client: the Service is not a LoadBalancer, and the client host reaches only LoadBalancer addresses; use --from node or --from pod".into(),
+                ))
+            }
+            VantagePoint::Node(n) | VantagePoint::Pod(n) if *n > nodes => {
+                return Err(CliError::Usage(format!(
+                    "--from {from}: the lab has {nodes} node(s); add --nodes {n}"
+                )))
+            }
+            _ => {}
+        }
+    }
+    let mut seen = Vec::new();
+    for from in &o.from {
+        if seen.contains(from) {
+            return Err(CliError::Usage(format!("--from {from} is given twice")));
+        }
+        seen.push(*from);
+    }
+    Ok(seen)
+}
+
+/// Starts a lab with the given kernel settings and nodes. Its pods run this very binary's
+/// app (`rollprobe lab-app`) unless `ROLLPROBE_LAB_APP` names another: a `rollprobe`
+/// found on PATH could be an older build than the one the user just ran.
+pub async fn start_lab(o: &LabOptions) -> Result<Lab, CliError> {
+    let node_sync_delays = match &o.sync_delays {
+        Some(d) if d.0.len() > usize::from(o.nodes) => return Err(CliError::Usage(format!(
+            "--sync-delays lists {} delays for {} node(s): give at most one per node (see --nodes)",
+            d.0.len(),
+            o.nodes
+        ))),
+        Some(d) => d.0.clone(),
+        None => Vec::new(),
+    };
     let own = std::env::var_os(probe_lab::LAB_APP_ENV)
         .is_none()
         .then(std::env::current_exe)
         .and_then(Result::ok)
         .map(|exe| vec![exe.to_string_lossy().into_owned(), "lab-app".into()]);
     let config = LabConfig {
-        kernel,
+        kernel: o.kernel,
+        nodes: usize::from(o.nodes),
+        node_sync_delays,
         app_command: own,
         ..LabConfig::default()
     };

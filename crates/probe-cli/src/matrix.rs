@@ -9,7 +9,7 @@ use std::time::Duration;
 use probe_core::{Deployments, EventSource, MatrixRunner, ProbeBuilder, Vantage};
 
 use crate::args::{MatrixArgs, OutputArgs};
-use crate::lab::{lab_error, load_manifests, pick_service, start_lab};
+use crate::lab::{lab_error, load_manifests, pick_service, start_lab, vantage_points};
 use crate::options::{check_out_dir, probe_config};
 use crate::progress::{Progress, ProgressSlot};
 use crate::CliError;
@@ -19,6 +19,8 @@ struct Place {
     deployments: Arc<dyn Deployments>,
     events: Arc<dyn EventSource>,
     vantage: Option<Arc<dyn Vantage>>,
+    /// The lab's vantage point name (`client`, `node1`, `pod1`, ...).
+    vantage_name: Option<String>,
     url: String,
     lab: Option<probe_lab::Lab>,
     watch: Option<Arc<probe_kube::WatchHandle>>,
@@ -62,7 +64,7 @@ pub async fn matrix(a: MatrixArgs) -> Result<ExitCode, CliError> {
     };
     let mut config = probe_config(&place.url, &a.probe, &no_output)?;
     if let Some(lab) = &place.lab {
-        config.vantage = "client".into();
+        config.vantage = place.vantage_name.clone().unwrap_or_default();
         config.lab_kernel = Some(lab.kernel().to_string());
     }
     let progress = ProgressSlot::default();
@@ -130,7 +132,13 @@ pub async fn matrix(a: MatrixArgs) -> Result<ExitCode, CliError> {
 
 async fn in_lab(a: &MatrixArgs) -> Result<Place, CliError> {
     let objects = load_manifests(&a.files)?;
-    let (service, _) = pick_service(&objects, a.service.as_deref())?;
+    let (service, is_lb) = pick_service(&objects, a.service.as_deref())?;
+    let from = vantage_points(&a.topology, is_lb)?;
+    if from.len() > 1 {
+        return Err(CliError::Usage(
+            "several --from in one matrix are not supported yet: give one".into(),
+        ));
+    }
     if !objects
         .iter()
         .any(|o| matches!(o, probe_lab::Object::Deployment(d) if d.name == a.deployment))
@@ -140,7 +148,7 @@ async fn in_lab(a: &MatrixArgs) -> Result<Place, CliError> {
             a.deployment
         )));
     }
-    let lab = start_lab(a.kernel).await?;
+    let lab = start_lab(&a.topology).await?;
     let ready = async {
         lab.apply(objects)?;
         eprintln!(
@@ -151,10 +159,10 @@ async fn in_lab(a: &MatrixArgs) -> Result<Place, CliError> {
         lab.wait_available(Duration::from_secs(180)).await?;
         // A healthy baseline: every ready endpoint listens and the Service answers steadily.
         lab.wait_serving(&service, Duration::from_secs(180)).await?;
-        lab.service_url(&service)
+        lab.vantage_point(from[0], &service)
     };
-    let url = match ready.await {
-        Ok(url) => a.url.clone().unwrap_or(url),
+    let at = match ready.await {
+        Ok(at) => at,
         Err(e) => {
             let _ = lab.shutdown().await;
             return Err(lab_error(e));
@@ -163,9 +171,10 @@ async fn in_lab(a: &MatrixArgs) -> Result<Place, CliError> {
     let shared = Arc::new(lab.clone());
     Ok(Place {
         deployments: shared.clone(),
-        events: shared.clone(),
-        vantage: Some(shared),
-        url,
+        events: shared,
+        vantage: Some(at.vantage),
+        vantage_name: Some(at.name),
+        url: a.url.clone().unwrap_or(at.url),
         lab: Some(lab),
         watch: None,
     })
@@ -190,6 +199,7 @@ async fn in_cluster(a: &MatrixArgs) -> Result<Place, CliError> {
         deployments: Arc::new(probe_kube::Namespace::new(client, namespace)),
         events: watch.clone(),
         vantage: None,
+        vantage_name: None,
         url: a.url.clone().unwrap_or_default(),
         lab: None,
         watch: Some(watch),
