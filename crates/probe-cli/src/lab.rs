@@ -262,11 +262,13 @@ pub fn vantage_points(o: &LabOptions, is_lb: bool) -> Result<Vec<VantagePoint>, 
 /// found on PATH could be an older build than the one the user just ran.
 pub async fn start_lab(o: &LabOptions) -> Result<Lab, CliError> {
     let node_sync_delays = match &o.sync_delays {
-        Some(d) if d.0.len() > usize::from(o.nodes) => return Err(CliError::Usage(format!(
+        Some(d) if d.0.len() > usize::from(o.nodes) => {
+            return Err(CliError::Usage(format!(
             "--sync-delays lists {} delays for {} node(s): give at most one per node (see --nodes)",
             d.0.len(),
             o.nodes
-        ))),
+        )))
+        }
         Some(d) => d.0.clone(),
         None => Vec::new(),
     };
