@@ -421,7 +421,7 @@ impl World {
                     .count()
             })
             .unwrap_or(1);
-        let base = 16 * (node as u32 - 1) << 8;
+        let base = (16 * (node as u32 - 1)) << 8;
         loop {
             let n = 2 + self.next_ip[node - 1];
             self.next_ip[node - 1] += 1;
