@@ -39,6 +39,23 @@ async fn a_lagging_nodes_rules_route_requests_to_a_pod_already_gone() {
         lab.wait_available(Duration::from_secs(60)).await?;
         lab.wait_serving("backend-svc", Duration::from_secs(60))
             .await?;
+        // One elected node announces the LoadBalancer address; the others do not.
+        let client = lab.vantage_point(VantagePoint::Client, "backend-svc")?;
+        let lb_ip = client
+            .url
+            .split(['/', ':'])
+            .nth(3)
+            .unwrap_or_default()
+            .to_string();
+        let speaker = lab.announcing_node("backend-svc")?.expect("a LoadBalancer");
+        for (i, ns) in lab.node_netns_all().iter().enumerate() {
+            let out = std::process::Command::new("ip")
+                .args(["-n", ns, "addr", "show", "lb0"])
+                .output()?;
+            let addrs = String::from_utf8_lossy(&out.stdout);
+            let has = addrs.contains(&format!("inet {lb_ip}/32"));
+            assert_eq!(has, i + 1 == speaker, "node{} {lb_ip}: {addrs}", i + 1);
+        }
         let from = lab.vantage_point(VantagePoint::Pod(2), "backend-svc")?;
         assert_eq!(from.name, "pod2");
         let change = lab.clone();

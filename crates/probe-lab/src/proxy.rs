@@ -181,6 +181,43 @@ pub(crate) fn render(state: &ProxyState) -> String {
     out
 }
 
+/// The `iptables-restore` inputs that take a node's tables from `old` to `new`, in an
+/// order in which no Service is ever left with neither its DNAT nor its `REJECT`.
+///
+/// kube-proxy hands both tables to one `iptables-restore`, which the nft backend commits
+/// as one transaction; the legacy backend commits table by table, and a SYN that arrives
+/// between the two commits, with the `REJECT` gone and the DNAT not there yet, is routed
+/// un-NATed onto the bridge, waits ~3 s for an ARP answer no one gives and ends as "No
+/// route to host" (its retransmissions follow its conntrack entry there too). So the lab
+/// first writes `filter` with a `REJECT` for every Service that has no endpoint before
+/// or after (harmless where a DNAT still rewrites the address), then `nat`, then the new
+/// `filter`: each intermediate state is one a client could meet anyway.
+pub(crate) fn transition(old: &ProxyState, new: &ProxyState) -> Vec<String> {
+    let mut guard = new.clone();
+    for svc in &mut guard.services {
+        if old
+            .services
+            .iter()
+            .any(|o| o.name == svc.name && o.endpoints.is_empty())
+        {
+            svc.endpoints.clear();
+            svc.pods.clear();
+        }
+    }
+    let tables = |state: &ProxyState| {
+        let all = render(state);
+        let nat = all.find("*nat\n").unwrap_or(all.len());
+        (all[..nat].to_string(), all[nat..].to_string())
+    };
+    let (filter_guard, _) = tables(&guard);
+    let (filter_new, nat_new) = tables(new);
+    if filter_guard == filter_new {
+        vec![filter_new, nat_new]
+    } else {
+        vec![filter_guard, nat_new, filter_new]
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -206,6 +243,33 @@ mod tests {
         assert!(r.contains("-A KUBE-EXTERNAL-SERVICES -d 172.31.254.10/32"));
         assert!(!r.contains("DNAT"));
         assert!(s.announced().is_empty());
+    }
+
+    #[test]
+    fn no_step_of_a_sync_leaves_a_service_without_reject_or_dnat() {
+        let ep = [Ipv4Addr::new(10, 244, 0, 2)];
+        let (none, some) = (svc(&[]), svc(&ep));
+        for (old, new) in [(&none, &some), (&some, &none)] {
+            let steps = transition(old, new);
+            // Replay the steps: which tables the node has after each.
+            let (mut filter, mut nat) = (render(old), render(old));
+            for step in &steps {
+                if step.starts_with("*filter") {
+                    filter = step.clone();
+                } else {
+                    assert!(step.starts_with("*nat"), "{step}");
+                    nat = step.clone();
+                }
+                let reject = filter.contains("-d 10.96.0.10/32") && filter.contains("REJECT");
+                let dnat = nat.contains("DNAT --to-destination 10.244.0.2:8080");
+                assert!(reject || dnat, "a gap after {step}");
+            }
+            assert_eq!(
+                filter.contains("REJECT"),
+                new.services[0].endpoints.is_empty()
+            );
+        }
+        assert_eq!(transition(&some, &some).len(), 2);
     }
 
     #[test]

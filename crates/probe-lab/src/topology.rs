@@ -53,6 +53,11 @@ pub(crate) fn build_network(kernel: Kernel, names: &Names) -> Result<(), LabErro
         let mut lines = vec![
             "link set lo up".into(),
             "link add br0 type bridge forward_delay 0".into(),
+            // A fixed MAC, as the CNI bridge plugin sets one: a bridge otherwise takes the
+            // lowest MAC of its ports and changes it when pods come and go, and a pod
+            // calling out (a client pod) keeps sending to its gateway's old MAC until its
+            // neighbour entry fails ("No route to host").
+            format!("link set br0 address 02:72:70:00:00:{node:02x}"),
             format!("addr add {}/20 dev br0", node_bridge_ip(node)),
             "link set br0 up".into(),
             // The ClusterIP range is routed onto the bridge; without it a client in the

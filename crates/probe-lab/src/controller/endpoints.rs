@@ -21,7 +21,7 @@ use probe_core::{EventKind, Subject};
 use super::{fnv, node_name, Desired, Phase, World};
 use crate::manifest::{selects, ServiceType};
 use crate::netns::{gratuitous_arp, ip_batch, run};
-use crate::proxy::{render, ProxyState, SvcRules};
+use crate::proxy::{transition, ProxyState, SvcRules};
 use crate::LabError;
 
 /// The node (0-based) of `nodes` that announces LoadBalancer address `ip`.
@@ -169,11 +169,13 @@ impl World {
     /// Applies `state` to node `i` (0-based): its rules, and the addresses it announces.
     pub(super) fn apply_proxy(&mut self, i: usize, state: &ProxyState) -> Result<(), LabError> {
         let ns = self.names.nodes[i].clone();
-        run(
-            "ip",
-            &["netns", "exec", &ns, "iptables-restore"],
-            Some(&render(state)),
-        )?;
+        for tables in transition(&self.proxies[i].applied, state) {
+            run(
+                "ip",
+                &["netns", "exec", &ns, "iptables-restore"],
+                Some(&tables),
+            )?;
+        }
         let want: BTreeSet<Ipv4Addr> = state
             .announced()
             .into_iter()
