@@ -121,3 +121,89 @@ async fn a_lagging_nodes_rules_route_requests_to_a_pod_already_gone() {
         );
     }
 }
+
+/// The seed's Recreate with tuned kernel settings, seen by the LoadBalancer's client host
+/// and by a client pod calling the ClusterIP, during the same rollout: the client meets
+/// the withdrawn announcement ("No route to host") besides kube-proxy's REJECT, the pod
+/// only the REJECT.
+#[tokio::test]
+#[cfg_attr(not(netns_tests), ignore = "needs root and ROLLPROBE_NETNS_TESTS=1")]
+async fn recreate_from_the_client_and_from_a_pod() {
+    std::env::set_var("ROLLPROBE_LAB_APP", common::rollprobe_bin());
+    let lab = Lab::start(LabConfig {
+        kernel: Kernel::Tuned,
+        ..Default::default()
+    })
+    .await
+    .expect("lab starts");
+    let measured = async {
+        lab.apply_yaml(&manifest("recreate.yaml"))?;
+        lab.wait_available(Duration::from_secs(120)).await?;
+        lab.wait_serving("backend-svc", Duration::from_secs(120))
+            .await?;
+        let client = lab.vantage_point(VantagePoint::Client, "backend-svc")?;
+        let pod = lab.vantage_point(VantagePoint::Pod(1), "backend-svc")?;
+        assert_eq!(
+            (client.name.as_str(), pod.name.as_str()),
+            ("client", "pod1")
+        );
+        assert_ne!(client.url, pod.url, "LoadBalancer address vs ClusterIP");
+        // One rollout, two probes started together, each with the lab's events.
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let change = lab.clone();
+        let waiting = lab.clone();
+        let rollout = |at: &rollprobe::lab::LabVantage| {
+            Rollout::new(Probe::builder(&at.url).rate(50).vantage(at.vantage.clone()))
+                .events(lab.clone())
+                .warmup(Duration::from_secs(1))
+                .settle(Duration::from_secs(2))
+        };
+        let from_client = rollout(&client)
+            .trigger(async move {
+                let r = change.set_image("backend-deployment", "shop/backend:v2");
+                let _ = tx.send(());
+                r
+            })
+            .run();
+        let from_pod = rollout(&pod)
+            .trigger(async move {
+                let _ = rx.await;
+                waiting
+                    .wait_rollout_complete("backend-deployment", Duration::from_secs(120))
+                    .await
+            })
+            .run();
+        let (c, p) = tokio::join!(from_client, from_pod);
+        Ok::<(Report, Report), Box<dyn std::error::Error>>((c?, p?))
+    }
+    .await;
+    lab.shutdown().await.unwrap();
+    let (client, pod) = measured.unwrap();
+    let kinds = |r: &Report| -> Vec<String> { r.failures.keys().cloned().collect() };
+    let (ck, pk) = (kinds(&client), kinds(&pod));
+    eprintln!(
+        "client: {ck:?}\n{}\npod: {pk:?}\n{}",
+        client.summary(),
+        pod.summary()
+    );
+    assert!(
+        ck.contains(&"host_unreachable".to_string()),
+        "client {ck:?}\n{}",
+        client.summary()
+    );
+    assert!(
+        ck.contains(&"connection_refused".to_string()),
+        "client {ck:?}"
+    );
+    assert_eq!(pk, ["connection_refused"], "pod\n{}", pod.summary());
+    // Both saw the same rollout: the same pods deleted, at most a few ms apart on their clocks.
+    let deleted = |r: &Report| -> Vec<String> {
+        r.events
+            .iter()
+            .filter(|e| e.kind == EventKind::PodDeleted)
+            .filter_map(|e| e.subject.pod.clone())
+            .collect()
+    };
+    assert_eq!(deleted(&client), deleted(&pod));
+    assert!(!deleted(&client).is_empty());
+}
