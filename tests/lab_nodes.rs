@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use rollprobe::lab::{Kernel, Lab, LabConfig, VantagePoint};
+use rollprobe::lab::{Kernel, Lab, LabConfig, LabFrom};
 use rollprobe::{EventKind, Probe, Report, Rollout};
 
 fn manifest(name: &str) -> String {
@@ -40,7 +40,7 @@ async fn a_lagging_nodes_rules_route_requests_to_a_pod_already_gone() {
         lab.wait_serving("backend-svc", Duration::from_secs(60))
             .await?;
         // One elected node announces the LoadBalancer address; the others do not.
-        let client = lab.vantage_point(VantagePoint::Client, "backend-svc")?;
+        let client = lab.vantage_point(LabFrom::Client, "backend-svc")?;
         let lb_ip = client
             .url
             .split(['/', ':'])
@@ -56,7 +56,7 @@ async fn a_lagging_nodes_rules_route_requests_to_a_pod_already_gone() {
             let has = addrs.contains(&format!("inet {lb_ip}/32"));
             assert_eq!(has, i + 1 == speaker, "node{} {lb_ip}: {addrs}", i + 1);
         }
-        let from = lab.vantage_point(VantagePoint::Pod(2), "backend-svc")?;
+        let from = lab.vantage_point(LabFrom::Pod(2), "backend-svc")?;
         assert_eq!(from.name, "pod2");
         let change = lab.clone();
         let report = Rollout::new(
@@ -141,8 +141,8 @@ async fn recreate_from_the_client_and_from_a_pod() {
         lab.wait_available(Duration::from_secs(120)).await?;
         lab.wait_serving("backend-svc", Duration::from_secs(120))
             .await?;
-        let client = lab.vantage_point(VantagePoint::Client, "backend-svc")?;
-        let pod = lab.vantage_point(VantagePoint::Pod(1), "backend-svc")?;
+        let client = lab.vantage_point(LabFrom::Client, "backend-svc")?;
+        let pod = lab.vantage_point(LabFrom::Pod(1), "backend-svc")?;
         assert_eq!(
             (client.name.as_str(), pod.name.as_str()),
             ("client", "pod1")

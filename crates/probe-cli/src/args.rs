@@ -188,7 +188,7 @@ fn parse_kernel(s: &str) -> Result<probe_lab::Kernel, String> {
     s.parse()
 }
 
-fn parse_vantage(s: &str) -> Result<probe_lab::VantagePoint, String> {
+fn parse_vantage(s: &str) -> Result<probe_lab::LabFrom, String> {
     s.parse()
 }
 
@@ -223,7 +223,7 @@ pub struct LabOptions {
     /// calling the ClusterIP) or pod[:N] (a client pod on node N, calling the ClusterIP)
     /// [default: client for a LoadBalancer Service, else node].
     #[arg(long = "from", value_parser = parse_vantage, value_name = "client|node[:N]|pod[:N]")]
-    pub from: Vec<probe_lab::VantagePoint>,
+    pub from: Vec<probe_lab::LabFrom>,
 }
 
 fn parse_trigger(s: &str) -> Result<MatrixTrigger, String> {

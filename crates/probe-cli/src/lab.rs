@@ -7,8 +7,7 @@ use std::time::Duration;
 
 use probe_core::{ProbeBuilder, Rollout};
 use probe_lab::{
-    parse_manifests_with_warnings, Lab, LabConfig, LabError, Object, ServiceType, Step,
-    VantagePoint,
+    parse_manifests_with_warnings, Lab, LabConfig, LabError, LabFrom, Object, ServiceType, Step,
 };
 
 use crate::args::{LabAction, LabArgs, LabOptions};
@@ -118,7 +117,7 @@ async fn probe_rollout(
     lab: &Lab,
     objects: Vec<Object>,
     service: &str,
-    from: VantagePoint,
+    from: LabFrom,
     steps: Vec<Step>,
     a: &LabArgs,
     output: &crate::args::OutputArgs,
@@ -223,23 +222,23 @@ pub fn pick_service(objects: &[Object], name: Option<&str>) -> Result<(String, b
 
 /// The vantage points of `--from`, checked against the lab's shape before it is built:
 /// by default the client host for a LoadBalancer Service, node 1 for a ClusterIP one.
-pub fn vantage_points(o: &LabOptions, is_lb: bool) -> Result<Vec<VantagePoint>, CliError> {
+pub fn vantage_points(o: &LabOptions, is_lb: bool) -> Result<Vec<LabFrom>, CliError> {
     if o.from.is_empty() {
         return Ok(vec![if is_lb {
-            VantagePoint::Client
+            LabFrom::Client
         } else {
-            VantagePoint::Node(1)
+            LabFrom::Node(1)
         }]);
     }
     let nodes = usize::from(o.nodes);
     for from in &o.from {
         match from {
-            VantagePoint::Client if !is_lb => {
+            LabFrom::Client if !is_lb => {
                 return Err(CliError::Usage(
                     "--from client: the Service is not a LoadBalancer, and the client host reaches only LoadBalancer addresses; use --from node or --from pod".into(),
                 ))
             }
-            VantagePoint::Node(n) | VantagePoint::Pod(n) if *n > nodes => {
+            LabFrom::Node(n) | LabFrom::Pod(n) if *n > nodes => {
                 return Err(CliError::Usage(format!(
                     "--from {from}: the lab has {nodes} node(s); add --nodes {n}"
                 )))

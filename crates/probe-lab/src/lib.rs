@@ -118,7 +118,7 @@ pub use netns::{cleanup_leftovers, cleanup_own, enter_netns, new_run_id, NAME_PR
 /// The rollout strategy type the lab shares with the rest of rollprobe.
 pub use probe_core::{IntOrPercent, Strategy};
 pub use steps::{Revision, Step, WaitFor, STEP_WAIT_TIMEOUT};
-pub use vantage::{LabVantage, VantagePoint};
+pub use vantage::{LabFrom, LabVantage};
 
 /// Errors of the lab. Each displays as one line.
 #[derive(Debug, thiserror::Error)]

@@ -4,7 +4,7 @@
 //! Real users sit in several places at once, and they see the same rollout differently:
 //! a client behind the LoadBalancer meets the L2 announcement (a withdrawn address is
 //! "No route to host"), a node or a pod calling the ClusterIP meets only its own node's
-//! kube-proxy rules ("Connection refused" from a `REJECT`). A [`VantagePoint`] names one
+//! kube-proxy rules ("Connection refused" from a `REJECT`). A [`LabFrom`] names one
 //! such place; [`Lab::vantage_point`] turns it into the URL to probe from there and a
 //! [`probe_core::Vantage`] that moves a probe's threads into the right namespace.
 
@@ -19,17 +19,18 @@ use crate::lab::Lab;
 use crate::manifest::ServiceType;
 use crate::LabError;
 
-/// Where in the lab a probe stands (`--from`).
+/// Where in the lab a probe stands (`--from`); [`Lab::vantage_point`] makes it a place to
+/// probe from.
 ///
 /// ```
-/// use probe_lab::VantagePoint;
-/// assert_eq!("pod:2".parse::<VantagePoint>().unwrap(), VantagePoint::Pod(2));
-/// assert_eq!("node".parse::<VantagePoint>().unwrap(), VantagePoint::Node(1));
-/// assert_eq!(VantagePoint::Client.to_string(), "client");
-/// assert!("router".parse::<VantagePoint>().is_err());
+/// use probe_lab::LabFrom;
+/// assert_eq!("pod:2".parse::<LabFrom>().unwrap(), LabFrom::Pod(2));
+/// assert_eq!("node".parse::<LabFrom>().unwrap(), LabFrom::Node(1));
+/// assert_eq!(LabFrom::Client.to_string(), "client");
+/// assert!("router".parse::<LabFrom>().is_err());
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum VantagePoint {
+pub enum LabFrom {
     /// The client host on the LAN, reaching a LoadBalancer address (`--from client`).
     Client,
     /// Node N itself, reaching the ClusterIP through its own rules (`--from node[:N]`).
@@ -39,31 +40,31 @@ pub enum VantagePoint {
     Pod(usize),
 }
 
-impl VantagePoint {
+impl LabFrom {
     /// The stream's vantage name: `client`, `node1`, `pod1`, ...
     pub fn name(&self) -> String {
         match self {
-            VantagePoint::Client => "client".into(),
-            VantagePoint::Node(n) => format!("node{n}"),
-            VantagePoint::Pod(n) => format!("pod{n}"),
+            LabFrom::Client => "client".into(),
+            LabFrom::Node(n) => format!("node{n}"),
+            LabFrom::Pod(n) => format!("pod{n}"),
         }
     }
 }
 
-impl fmt::Display for VantagePoint {
+impl fmt::Display for LabFrom {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            VantagePoint::Client => f.write_str("client"),
-            VantagePoint::Node(n) => write!(f, "node:{n}"),
-            VantagePoint::Pod(n) => write!(f, "pod:{n}"),
+            LabFrom::Client => f.write_str("client"),
+            LabFrom::Node(n) => write!(f, "node:{n}"),
+            LabFrom::Pod(n) => write!(f, "pod:{n}"),
         }
     }
 }
 
-impl FromStr for VantagePoint {
+impl FromStr for LabFrom {
     type Err = String;
 
-    fn from_str(s: &str) -> Result<VantagePoint, String> {
+    fn from_str(s: &str) -> Result<LabFrom, String> {
         let s = s.trim();
         let (what, node) = match s.split_once(':') {
             Some((w, n)) => {
@@ -75,9 +76,9 @@ impl FromStr for VantagePoint {
             None => (s, None),
         };
         match (what, node) {
-            ("client", None) => Ok(VantagePoint::Client),
-            ("node", n) => Ok(VantagePoint::Node(n.unwrap_or(1))),
-            ("pod", n) => Ok(VantagePoint::Pod(n.unwrap_or(1))),
+            ("client", None) => Ok(LabFrom::Client),
+            ("node", n) => Ok(LabFrom::Node(n.unwrap_or(1))),
+            ("pod", n) => Ok(LabFrom::Pod(n.unwrap_or(1))),
             _ => Err(format!(
                 "unknown vantage point \"{s}\": use client, node[:N] or pod[:N]"
             )),
@@ -89,7 +90,7 @@ impl FromStr for VantagePoint {
 #[derive(Clone)]
 pub struct LabVantage {
     /// The vantage point.
-    pub from: VantagePoint,
+    pub from: LabFrom,
     /// The stream's vantage name (`client`, `node1`, `pod1`, ...).
     pub name: String,
     /// The URL to probe from there: the LoadBalancer address for the client, the
@@ -123,15 +124,15 @@ impl Vantage for NetnsVantage {
 impl Lab {
     /// Where a probe of `service` stands by default: the client host for a LoadBalancer
     /// Service, node 1 for a ClusterIP Service.
-    pub fn default_vantage_point(&self, service: &str) -> Result<VantagePoint, LabError> {
+    pub fn default_vantage_point(&self, service: &str) -> Result<LabFrom, LabError> {
         let d = self.desired()?;
         let (svc, _, _) = d
             .services
             .get(service)
             .ok_or_else(|| LabError::NotFound(format!("service {service}")))?;
         Ok(match svc.service_type {
-            ServiceType::LoadBalancer => VantagePoint::Client,
-            ServiceType::ClusterIp => VantagePoint::Node(1),
+            ServiceType::LoadBalancer => LabFrom::Client,
+            ServiceType::ClusterIp => LabFrom::Node(1),
         })
     }
 
@@ -143,12 +144,12 @@ impl Lab {
     ///
     /// ```no_run
     /// # async fn demo(lab: probe_lab::Lab) -> Result<(), probe_lab::LabError> {
-    /// use probe_lab::VantagePoint;
-    /// let pod = lab.vantage_point(VantagePoint::Pod(2), "backend-svc")?;
+    /// use probe_lab::LabFrom;
+    /// let pod = lab.vantage_point(LabFrom::Pod(2), "backend-svc")?;
     /// assert_eq!(pod.name, "pod2"); // probe pod.url through pod.vantage
     /// # Ok(()) }
     /// ```
-    pub fn vantage_point(&self, from: VantagePoint, service: &str) -> Result<LabVantage, LabError> {
+    pub fn vantage_point(&self, from: LabFrom, service: &str) -> Result<LabVantage, LabError> {
         let names = self.names();
         let (port, cip, eip) = {
             let d = self.desired()?;
@@ -174,7 +175,7 @@ impl Lab {
             }
         };
         let (ip, netns) = match from {
-            VantagePoint::Client => match eip {
+            LabFrom::Client => match eip {
                 Some(e) => (e, names.client.clone()),
                 None => {
                     return Err(LabError::Invalid(format!(
@@ -184,8 +185,8 @@ impl Lab {
                     )))
                 }
             },
-            VantagePoint::Node(n) => (cip, names.nodes[node_ok(n)? - 1].clone()),
-            VantagePoint::Pod(n) => (cip, names.client_pods[node_ok(n)? - 1].clone()),
+            LabFrom::Node(n) => (cip, names.nodes[node_ok(n)? - 1].clone()),
+            LabFrom::Pod(n) => (cip, names.client_pods[node_ok(n)? - 1].clone()),
         };
         let addr = SocketAddr::from((ip, port));
         Ok(LabVantage {
@@ -204,19 +205,19 @@ mod tests {
     #[test]
     fn vantage_points_parse_and_name_their_streams() {
         for (s, want, name) in [
-            ("client", VantagePoint::Client, "client"),
-            ("node", VantagePoint::Node(1), "node1"),
-            ("node:3", VantagePoint::Node(3), "node3"),
-            ("pod", VantagePoint::Pod(1), "pod1"),
-            (" pod:2 ", VantagePoint::Pod(2), "pod2"),
+            ("client", LabFrom::Client, "client"),
+            ("node", LabFrom::Node(1), "node1"),
+            ("node:3", LabFrom::Node(3), "node3"),
+            ("pod", LabFrom::Pod(1), "pod1"),
+            (" pod:2 ", LabFrom::Pod(2), "pod2"),
         ] {
-            let v: VantagePoint = s.parse().unwrap();
+            let v: LabFrom = s.parse().unwrap();
             assert_eq!(v, want);
             assert_eq!(v.name(), name);
-            assert_eq!(v.to_string().parse::<VantagePoint>().unwrap(), v);
+            assert_eq!(v.to_string().parse::<LabFrom>().unwrap(), v);
         }
         for bad in ["", "client:1", "node:0", "pod:x", "host"] {
-            let e = bad.parse::<VantagePoint>().unwrap_err();
+            let e = bad.parse::<LabFrom>().unwrap_err();
             assert!(e.contains("vantage point"), "{bad}: {e}");
         }
     }
