@@ -489,5 +489,15 @@ fn demo_shows_recreate_refusing_and_rolling_not() {
         assert_eq!(versions, ["v1", "v2"]);
     }
     assert!(rolling["mixed_ms"].as_f64().unwrap() > 0.0);
+    // The demo reads `x-pod-name`: each instance is a pod of the report.
+    for r in [&recreate, &rolling] {
+        let pods: Vec<&str> = r["pods"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["pod"].as_str().unwrap())
+            .collect();
+        assert_eq!(pods, ["demo-v1", "demo-v2"], "{r}");
+    }
     std::fs::remove_dir_all(&dir).unwrap();
 }

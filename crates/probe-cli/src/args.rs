@@ -80,6 +80,12 @@ pub enum Command {
     /// Compare runs: one row per report.json.
     #[command(after_help = "Example: rollprobe compare recreate/report.json rolling/report.json")]
     Compare(CompareArgs),
+    /// Put runs recorded at several vantage points (in-cluster Jobs, a laptop) on one
+    /// clock: one stream per input, aligned by their wall-clock starts.
+    #[command(
+        after_help = "Example: rollprobe merge node-a node-b laptop --out merged\n\nEach input's own started_at and its shift are printed: the machines' clocks may differ."
+    )]
+    Merge(MergeArgs),
     /// Redeploy a local service twice (Recreate, then rolling) while probing it.
     #[command(after_help = "Example: rollprobe demo --out rollprobe-demo")]
     Demo(DemoArgs),
@@ -282,6 +288,16 @@ pub struct MatrixArgs {
     /// What goes to stdout at the end: the summary table, or matrix.json's content.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
+    /// Exit 1 if more than N requests failed in any run; KIND=N limits one kind (repeatable).
+    #[arg(long, value_parser = parse_failure_limit, value_name = "[KIND=]N")]
+    pub max_failures: Vec<FailureLimit>,
+    /// Exit 1 if any run's downtime was longer than DUR.
+    #[arg(long, value_parser = parse_duration, value_name = "DUR")]
+    pub max_downtime: Option<Duration>,
+    /// Write JUnit XML: one testsuite per run (case#repeat), one testcase per
+    /// threshold and one for "measurement valid".
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
     /// No progress line on stderr.
     #[arg(long, short)]
     pub quiet: bool,
@@ -407,6 +423,9 @@ pub enum TableFormat {
     Csv,
     /// JSON.
     Json,
+    /// One self-contained page: downtime, failures and rollout duration per case,
+    /// linking to each report's report.html.
+    Html,
 }
 
 /// The probing around a rollout: shared by `run`, `lab` and `matrix`.
@@ -426,7 +445,8 @@ pub struct ProbeArgs {
     /// Requests per second (open loop: sent on schedule whatever the answers).
     #[arg(long, default_value = "50", value_parser = parse_rate, value_name = "N")]
     pub rate: f64,
-    /// fresh: a new connection per request (sees connect errors); keepalive: pooled.
+    /// fresh: a new connection per request (sees connect errors); keepalive: pooled
+    /// (sees resets from terminating pods); both: one stream of each, side by side.
     #[arg(long, default_value = "fresh", value_parser = parse_connection, value_name = "MODE")]
     pub connection: ConnectionMode,
     /// Response timeout, from connected to the full answer.
@@ -544,13 +564,27 @@ pub struct ReportArgs {
     pub format: Format,
 }
 
+/// `rollprobe merge`.
+#[derive(Debug, Args)]
+pub struct MergeArgs {
+    /// Run folders written by `rollprobe run --out` (two or more).
+    #[arg(required = true, num_args = 2.., value_name = "DIR")]
+    pub runs: Vec<PathBuf>,
+    /// Where the merged run goes (samples.csv, events.csv, run.json and every report file).
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// What goes to stdout.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+}
+
 /// `rollprobe compare`.
 #[derive(Debug, Args)]
 pub struct CompareArgs {
     /// report.json files.
     #[arg(required = true)]
     pub reports: Vec<PathBuf>,
-    /// Table format.
+    /// Output format (html: matrix.html's page for these reports, on stdout).
     #[arg(long, value_enum, default_value_t = TableFormat::Text)]
     pub format: TableFormat,
 }

@@ -1,9 +1,10 @@
-//! `rollprobe compare`: reports side by side.
+//! `rollprobe compare`: reports side by side, as a table or as matrix.html's page.
 
 use std::path::Path;
 use std::process::ExitCode;
 
-use probe_core::{Comparison, Report};
+use probe_core::output::html::render_matrix_html;
+use probe_core::{Comparison, Matrix, Report};
 
 use crate::args::{CompareArgs, TableFormat};
 use crate::CliError;
@@ -11,6 +12,7 @@ use crate::CliError;
 /// `rollprobe compare`.
 pub fn compare(a: CompareArgs) -> Result<ExitCode, CliError> {
     let mut reports = Vec::new();
+    let mut pages = Vec::new();
     for path in &a.reports {
         let text = std::fs::read_to_string(path)
             .map_err(|e| CliError::Usage(format!("cannot read {}: {e}", path.display())))?;
@@ -24,12 +26,20 @@ pub fn compare(a: CompareArgs) -> Result<ExitCode, CliError> {
             report.label = Some(run_name(path));
         }
         reports.push(report);
+        // Each report's own page, linked as the path was given.
+        let page = path.with_file_name("report.html");
+        pages.push(page.is_file().then(|| page.to_string_lossy().to_string()));
     }
     let table = Comparison::new(&reports);
     match a.format {
         TableFormat::Text => print!("{}", table.to_text()),
         TableFormat::Csv => print!("{}", table.to_csv()),
         TableFormat::Json => println!("{}", table.to_json()),
+        TableFormat::Html => {
+            let runs: Vec<(Report, Option<String>)> = reports.into_iter().zip(pages).collect();
+            let matrix = Matrix::from_reports(&runs);
+            print!("{}", render_matrix_html(&matrix, "rollprobe compare"));
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

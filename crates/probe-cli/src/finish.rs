@@ -2,11 +2,13 @@
 //! the gates applied, and the exit code (0 ok, 1 a threshold breached, 3 not a valid
 //! measurement or the prober failed).
 
+use std::path::Path;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use probe_core::{Report, RolloutError, Thresholds};
 
-use crate::args::{Format, OutputArgs};
+use crate::args::{FailureLimit, Format, OutputArgs};
 use crate::CliError;
 
 /// Prints the report and applies the thresholds: the end of every run.
@@ -18,19 +20,7 @@ pub fn finish_run(report: &Report, o: &OutputArgs) -> ExitCode {
     if let Some(dir) = &o.out {
         eprintln!("rollprobe: wrote {}", dir.join("report.json").display());
     }
-    let mut gate = Thresholds {
-        max_downtime_ms: o.max_downtime.map(|d| d.as_secs_f64() * 1000.0),
-        ..Thresholds::default()
-    };
-    for limit in &o.max_failures {
-        match limit.kind {
-            Some(kind) => {
-                gate.max_by_kind.insert(kind, limit.max);
-            }
-            None => gate.max_failures = Some(limit.max),
-        }
-    }
-    let checks = gate.checks(report);
+    let checks = thresholds(&o.max_failures, o.max_downtime).checks(report);
     if let Some(path) = &o.junit {
         let xml = probe_core::output::junit::render(report, &checks);
         if let Err(e) = std::fs::write(path, xml) {
@@ -51,6 +41,59 @@ pub fn finish_run(report: &Report, o: &OutputArgs) -> ExitCode {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
+    }
+}
+
+/// The gate of `--max-failures` and `--max-downtime`.
+pub fn thresholds(max_failures: &[FailureLimit], max_downtime: Option<Duration>) -> Thresholds {
+    let mut gate = Thresholds {
+        max_downtime_ms: max_downtime.map(|d| d.as_secs_f64() * 1000.0),
+        ..Thresholds::default()
+    };
+    for limit in max_failures {
+        match limit.kind {
+            Some(kind) => {
+                gate.max_by_kind.insert(kind, limit.max);
+            }
+            None => gate.max_failures = Some(limit.max),
+        }
+    }
+    gate
+}
+
+/// Applies the gate to every run of a matrix, writes JUnit (one testsuite per run)
+/// and gives the exit code: 3 if a run is not a valid measurement, else 1 if a run
+/// breached a threshold, else 0. Each breach is one line naming its run.
+pub fn finish_matrix(reports: &[Report], gate: &Thresholds, junit: Option<&Path>) -> ExitCode {
+    let runs: Vec<(&Report, Vec<probe_core::GateCheck>)> =
+        reports.iter().map(|r| (r, gate.checks(r))).collect();
+    if let Some(path) = junit {
+        let xml = probe_core::output::junit::render_suites(&runs);
+        if let Err(e) = std::fs::write(path, xml) {
+            eprintln!("rollprobe: cannot write --junit {}: {e}", path.display());
+            return ExitCode::from(3);
+        }
+    }
+    let mut invalid = false;
+    let mut breached = false;
+    for (report, checks) in &runs {
+        let name = report.label.as_deref().unwrap_or("run");
+        if let Some(reason) = &report.invalid_reason {
+            eprintln!("rollprobe: {name}: not a valid measurement: {reason}");
+            invalid = true;
+            continue;
+        }
+        for failure in checks.iter().filter_map(|c| c.failure.as_deref()) {
+            eprintln!("rollprobe: {name}: {failure}");
+            breached = true;
+        }
+    }
+    if invalid {
+        ExitCode::from(3)
+    } else if breached {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
     }
 }
 

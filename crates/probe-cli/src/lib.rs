@@ -11,6 +11,7 @@ pub mod demo;
 mod finish;
 mod lab;
 mod matrix;
+mod merge;
 mod options;
 mod progress;
 mod report;
@@ -106,6 +107,7 @@ pub fn main() -> ExitCode {
             args::Command::Run(a) => run::run(*a).await,
             args::Command::Report(a) => report::report(a),
             args::Command::Compare(a) => compare::compare(a),
+            args::Command::Merge(a) => merge::merge(a),
             args::Command::Demo(a) => demo::demo(a).await,
             args::Command::Lab(a) => lab::lab(*a).await,
             args::Command::Matrix(a) => matrix::matrix(*a).await,

@@ -2,11 +2,12 @@
 //! time, in the lab or on a real cluster. Wiring only: the library's
 //! [`MatrixRunner`] runs the cases; probe-lab or probe-kube is the cluster.
 
+use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use probe_core::{Deployments, EventSource, MatrixRunner, ProbeBuilder, Vantage};
+use probe_core::{Deployments, EventSource, Matrix, MatrixRunner, ProbeBuilder, Report, Vantage};
 
 use crate::args::{MatrixArgs, OutputArgs};
 use crate::lab::{lab_error, load_manifests, pick_service, start_lab, vantage_points};
@@ -119,15 +120,39 @@ pub async fn matrix(a: MatrixArgs) -> Result<ExitCode, CliError> {
         return Err(CliError::Failed(e.to_string()));
     }
     match a.format {
-        crate::args::Format::Text => println!("{}", outcome.matrix.summary_text()),
+        crate::args::Format::Text => print!("{}", outcome.matrix.summary_text()),
         crate::args::Format::Json => println!("{}", outcome.matrix.to_json()),
     }
     eprintln!(
-        "rollprobe: wrote {} and {}",
+        "rollprobe: wrote {}, {} and {}",
         a.out.join("matrix.csv").display(),
-        a.out.join("matrix.json").display()
+        a.out.join("matrix.json").display(),
+        a.out.join("matrix.html").display()
     );
-    Ok(ExitCode::SUCCESS)
+    let reports = run_reports(&a.out, &outcome.matrix)?;
+    let gate = crate::finish::thresholds(&a.max_failures, a.max_downtime);
+    Ok(crate::finish::finish_matrix(
+        &reports,
+        &gate,
+        a.junit.as_deref(),
+    ))
+}
+
+/// Every run's report.json, read back from its folder (the gate needs whole reports).
+fn run_reports(out: &Path, m: &Matrix) -> Result<Vec<Report>, CliError> {
+    m.runs
+        .iter()
+        .map(|row| {
+            let html = row.report_html.as_deref().unwrap_or_default();
+            let path = out.join(html).with_file_name("report.json");
+            std::fs::read_to_string(&path)
+                .map_err(|e| e.to_string())
+                .and_then(|text| Report::from_json(&text).map_err(|e| e.to_string()))
+                .map_err(|e| {
+                    CliError::Failed(format!("cannot read {} for the gate: {e}", path.display()))
+                })
+        })
+        .collect()
 }
 
 async fn in_lab(a: &MatrixArgs) -> Result<Place, CliError> {

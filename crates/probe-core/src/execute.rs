@@ -144,7 +144,8 @@ impl Executor {
         let start = Instant::now();
         let pooled = match self.config.connection {
             ConnectionMode::Keepalive => self.take_idle(),
-            ConnectionMode::Fresh => None,
+            // A stream's own config is never Both: the probe splits it into two streams.
+            ConnectionMode::Fresh | ConnectionMode::Both => None,
         };
         let reused = pooled.is_some();
         let result = match pooled {

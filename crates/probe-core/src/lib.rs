@@ -37,6 +37,7 @@ mod execute;
 mod gate;
 mod host;
 mod matrix;
+mod merge;
 mod outcome;
 pub mod output;
 mod probe;
@@ -47,7 +48,7 @@ mod sample;
 mod schedule;
 mod strategy;
 
-pub use analyze::{analyze_recorded, analyze_samples_file, Analyzer};
+pub use analyze::{analyze_recorded, analyze_samples_file, Analyzer, RunAnalyzer};
 pub use attribute::attribute_causes;
 pub use classify::{
     classify_error, errno_name, is_envoy_no_upstream, outcome_for_errno, outcome_for_status,
@@ -68,20 +69,25 @@ pub use gate::{GateCheck, Thresholds};
 pub use host::host_kernel_note;
 pub use hyper::HeaderMap;
 pub use matrix::run::{Deployments, MatrixError, MatrixOutcome, MatrixRunner, MatrixTrigger};
-pub use matrix::{Matrix, MatrixCase, MatrixRun};
+pub use matrix::{surge_pods_peak, Matrix, MatrixCase, MatrixRun, Recommendation};
+pub use merge::{merge_runs, MergeError};
 pub use outcome::{Outcome, UnknownOutcome};
 pub use output::compare::{Comparison, ComparisonRow};
 pub use output::windows_csv::write_windows_csv;
-pub use probe::{write_report_files, LiveStats, Probe, ProbeBuilder, ProbeError, ProbeHandle};
+pub use probe::{
+    write_report_files, LiveStats, Probe, ProbeBuilder, ProbeError, ProbeHandle, VantagePoint,
+};
 pub use report::{
-    Downtime, EventRef, FailureDetail, Latency, MixedWindow, OutageWindow, Phase, ProbeHealth,
-    Report, SecondStats, Timeline, Totals, VersionSeen, REPORT_SCHEMA,
+    Downtime, EventRef, FailureDetail, Latency, MixedWindow, OutageWindow, Phase, PodSeen,
+    ProbeHealth, Report, SecondStats, Span, StreamReport, Timeline, TotalOutage, Totals,
+    VersionSeen, REPORT_SCHEMA,
 };
 pub use rollout::{
     Rollout, RolloutError, TriggerOutput, DEFAULT_ROLLOUT_TIMEOUT, DEFAULT_SETTLE, DEFAULT_WARMUP,
 };
 pub use sample::{
-    read_samples, samples_path, stream_samples, ReadError, RecordedRun, RunFooter, RunHeader,
-    RunRecord, Sample, SampleWriter, RUN_FILE, SAMPLES_SCHEMA,
+    read_run_header, read_samples, samples_path, stream_samples, MergedInput, ReadError,
+    RecordedRun, RunFooter, RunHeader, RunRecord, Sample, SampleWriter, StreamInfo, RUN_FILE,
+    SAMPLES_SCHEMA,
 };
 pub use strategy::{IntOrPercent, Strategy};

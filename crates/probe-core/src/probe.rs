@@ -26,7 +26,7 @@ use crate::execute::Executor;
 pub use crate::record::LiveStats;
 use crate::record::{self, Record, Recorded, RunFiles};
 use crate::report::Report;
-use crate::sample::{RunFooter, RunHeader, SAMPLES_SCHEMA};
+use crate::sample::{RunFooter, RunHeader, StreamInfo, SAMPLES_SCHEMA};
 use crate::schedule::{self, RequestIds, SampleSink, Schedule};
 
 /// Why a probe could not start or finish.
@@ -77,6 +77,35 @@ pub struct ProbeBuilder {
     config: Result<ProbeConfig, ConfigError>,
     out_dir: Option<PathBuf>,
     vantage: Option<Arc<dyn Vantage>>,
+    points: Vec<VantagePoint>,
+}
+
+/// A place to probe from: its name (the first half of its streams' names, e.g.
+/// `client` or `pod1`), the URL a client there uses, and how a thread gets there.
+///
+/// ```
+/// let local = probe_core::VantagePoint::local("http://127.0.0.1:8080/test/version");
+/// assert_eq!(local.name, "local");
+/// ```
+#[derive(Clone)]
+pub struct VantagePoint {
+    /// The stream names' first half.
+    pub name: String,
+    /// The URL probed from there.
+    pub url: String,
+    /// Moves a thread there; `None` probes from this process's own network.
+    pub vantage: Option<Arc<dyn Vantage>>,
+}
+
+impl VantagePoint {
+    /// This machine, as it is.
+    pub fn local(url: &str) -> VantagePoint {
+        VantagePoint {
+            name: "local".into(),
+            url: url.to_string(),
+            vantage: None,
+        }
+    }
 }
 
 impl ProbeBuilder {
@@ -172,6 +201,25 @@ impl ProbeBuilder {
         self
     }
 
+    /// Adds a vantage point: `name` (e.g. `client`, `pod1`), the URL a client there
+    /// uses (a lab's LoadBalancer address or ClusterIP), and how to get there. Each
+    /// point gets one stream per connection mode, all on one clock; the first point's
+    /// URL is the run's target. Without any, the probe has one point, `local` (or the
+    /// one [`ProbeBuilder::vantage`] gives), at the builder's URL.
+    pub fn vantage_point(
+        mut self,
+        name: impl Into<String>,
+        url: impl Into<String>,
+        vantage: Arc<dyn Vantage>,
+    ) -> Self {
+        self.points.push(VantagePoint {
+            name: name.into(),
+            url: url.into(),
+            vantage: Some(vantage),
+        });
+        self
+    }
+
     /// The validated configuration, without starting anything.
     pub fn config(&self) -> Result<&ProbeConfig, ConfigError> {
         let c = self.config.as_ref().map_err(Clone::clone)?;
@@ -184,7 +232,16 @@ impl ProbeBuilder {
     pub async fn start(self) -> Result<Probe, ProbeError> {
         self.config()?;
         let config = self.config?;
-        Probe::start_in(config, self.out_dir.as_deref(), self.vantage).await
+        let points = if self.points.is_empty() {
+            vec![VantagePoint {
+                name: config.vantage.clone(),
+                url: config.target.url.to_string(),
+                vantage: self.vantage,
+            }]
+        } else {
+            self.points
+        };
+        Probe::start_from(config, self.out_dir.as_deref(), points).await
     }
 }
 
@@ -195,12 +252,14 @@ impl From<ProbeConfig> for ProbeBuilder {
             config: Ok(config),
             out_dir: None,
             vantage: None,
+            points: Vec::new(),
         }
     }
 }
 
 struct Shared {
-    schedule: Arc<Schedule>,
+    /// One schedule per stream.
+    schedules: Vec<Arc<Schedule>>,
     clock: Clock,
     tx: Mutex<mpsc::UnboundedSender<Record>>,
     live: Arc<Mutex<LiveStats>>,
@@ -271,10 +330,11 @@ impl ProbeHandle {
 /// A running probe. See [`ProbeBuilder`] for an example.
 pub struct Probe {
     shared: Arc<Shared>,
-    scheduler: Option<std::thread::JoinHandle<()>>,
+    /// One schedule thread per stream.
+    schedulers: Vec<std::thread::JoinHandle<()>>,
     recorder: tokio::task::JoinHandle<()>,
-    /// The probe's own runtime, when it probes from a [`Vantage`].
-    runtime: Option<tokio::runtime::Runtime>,
+    /// The probe's own runtimes, one per vantage point that is not this process's.
+    runtimes: Vec<tokio::runtime::Runtime>,
 }
 
 impl Probe {
@@ -284,6 +344,7 @@ impl Probe {
             config: Target::parse(url).map(ProbeConfig::new),
             out_dir: None,
             vantage: None,
+            points: Vec::new(),
         }
     }
 
@@ -302,21 +363,45 @@ impl Probe {
         out_dir: Option<&Path>,
         vantage: Option<Arc<dyn Vantage>>,
     ) -> Result<Probe, ProbeError> {
-        config.validate()?;
-        let runtime = match vantage {
-            Some(v) => Some(vantage_runtime(v, config.target.url.as_str())?),
-            None => None,
+        let point = VantagePoint {
+            name: config.vantage.clone(),
+            url: config.target.url.to_string(),
+            vantage,
         };
-        let config = Arc::new(config);
+        Probe::start_from(config, out_dir, vec![point]).await
+    }
+
+    /// Starts a probe with one stream per vantage point and connection mode (see
+    /// [`ProbeBuilder::vantage_point`]); `config`'s target is replaced by each point's URL.
+    pub async fn start_from(
+        config: ProbeConfig,
+        out_dir: Option<&Path>,
+        points: Vec<VantagePoint>,
+    ) -> Result<Probe, ProbeError> {
+        config.validate()?;
+        let plan = StreamPlan::new(&config, &points)?;
+        let mut runtimes = Vec::new();
+        let mut handles = Vec::new();
+        for point in &points {
+            handles.push(match &point.vantage {
+                Some(v) => {
+                    let rt = vantage_runtime(v.clone(), &point.url)?;
+                    let handle = rt.handle().clone();
+                    runtimes.push(rt);
+                    handle
+                }
+                None => tokio::runtime::Handle::current(),
+            });
+        }
         let clock = Clock::start();
         let header = RunHeader {
             schema: SAMPLES_SCHEMA.to_string(),
             label: config.label.clone(),
-            target: config.target.url.to_string(),
-            config: RecordedConfig::from(config.as_ref()),
+            target: plan.target.clone(),
+            config: RecordedConfig::from(&config),
             started_at: clock.started_at(),
             run_id: new_run_id(),
-            streams: vec![config.stream_name()],
+            streams: plan.streams.iter().map(|s| s.info.clone()).collect(),
         };
         let outputs = match out_dir {
             Some(dir) => Some(
@@ -327,42 +412,43 @@ impl Probe {
         };
         let (tx, rx) = mpsc::unbounded_channel();
         let shared = Arc::new(Shared {
-            schedule: Arc::new(Schedule::new(config.clone(), clock)),
+            schedules: plan
+                .streams
+                .iter()
+                .map(|s| Arc::new(Schedule::new(s.config.clone(), clock)))
+                .collect(),
             clock,
             tx: Mutex::new(tx),
             live: Arc::new(Mutex::new(LiveStats::default())),
         });
-        let handle = match &runtime {
-            Some(rt) => rt.handle().clone(),
-            None => tokio::runtime::Handle::current(),
-        };
-        let ids = RequestIds {
-            prefix: format!("{}-{}-", header.run_id, config.stream_name()),
-            stream: config.stream_name(),
-            enabled: config.request_id,
-        };
-        let recorder = handle.spawn(record::run(
-            rx,
-            header,
-            outputs,
-            config.rate,
-            shared.live.clone(),
-        ));
-        let executor = Arc::new(Executor::new(config));
-        let for_sink = shared.clone();
-        let sink: SampleSink = Arc::new(move |sample| {
-            let _ = for_sink.sender().send(Record::Sample(sample));
-        });
-        let for_thread = shared.schedule.clone();
-        let scheduler = std::thread::Builder::new()
-            .name("rollprobe-schedule".into())
-            .spawn(move || schedule::run(for_thread, executor, handle, ids, sink))
-            .map_err(|e| ProbeError::Internal(format!("cannot start the scheduler thread: {e}")))?;
+        let run_id = header.run_id.clone();
+        let recorder = handles[0].spawn(record::run(rx, header, outputs, shared.live.clone()));
+        let mut schedulers = Vec::new();
+        for (stream, schedule) in plan.streams.into_iter().zip(&shared.schedules) {
+            let ids = RequestIds {
+                prefix: format!("{run_id}-{}-", stream.info.name),
+                stream: stream.info.name.clone(),
+                enabled: stream.config.request_id,
+            };
+            let executor = Arc::new(Executor::new(stream.config));
+            let for_sink = shared.clone();
+            let sink: SampleSink = Arc::new(move |sample| {
+                let _ = for_sink.sender().send(Record::Sample(sample));
+            });
+            let (schedule, handle) = (schedule.clone(), handles[stream.point].clone());
+            let thread = std::thread::Builder::new()
+                .name("rollprobe-schedule".into())
+                .spawn(move || schedule::run(schedule, executor, handle, ids, sink))
+                .map_err(|e| {
+                    ProbeError::Internal(format!("cannot start a scheduler thread: {e}"))
+                })?;
+            schedulers.push(thread);
+        }
         Ok(Probe {
             shared,
-            scheduler: Some(scheduler),
+            schedulers,
             recorder,
-            runtime,
+            runtimes,
         })
     }
 
@@ -395,18 +481,23 @@ impl Probe {
 
     /// Whether the schedule has ended by itself (its duration is over).
     pub fn schedule_is_finished(&self) -> bool {
-        self.shared.schedule.done.load(Ordering::Acquire)
+        self.shared
+            .schedules
+            .iter()
+            .all(|s| s.done.load(Ordering::Acquire))
     }
 
     /// Resolves when the schedule has ended by itself (its duration is over).
     /// Never resolves for a probe without a duration.
     pub async fn schedule_finished(&self) {
-        loop {
-            let notified = self.shared.schedule.done_notify.notified();
-            if self.shared.schedule.done.load(Ordering::Acquire) {
-                return;
+        for schedule in &self.shared.schedules {
+            loop {
+                let notified = schedule.done_notify.notified();
+                if schedule.done.load(Ordering::Acquire) {
+                    break;
+                }
+                notified.await;
             }
-            notified.await;
         }
     }
 
@@ -421,17 +512,22 @@ impl Probe {
     }
 
     async fn finish(mut self, interrupted: bool) -> Result<Report, ProbeError> {
-        self.shared.schedule.stop.store(true, Ordering::Release);
-        if let Some(t) = self.scheduler.take() {
+        for s in &self.shared.schedules {
+            s.stop.store(true, Ordering::Release);
+        }
+        for t in std::mem::take(&mut self.schedulers) {
             tokio::task::spawn_blocking(move || t.join())
                 .await
                 .map_err(|e| ProbeError::Internal(e.to_string()))?
-                .map_err(|_| ProbeError::Internal("the scheduler thread panicked".into()))?;
+                .map_err(|_| ProbeError::Internal("a scheduler thread panicked".into()))?;
         }
         // Requests end by their own timeouts; wait for them, with a margin.
-        let c = &self.shared.schedule.config;
+        let c = &self.shared.schedules[0].config;
         let limit = Instant::now() + c.connect_timeout + c.timeout + Duration::from_secs(2);
-        while self.shared.schedule.in_flight.load(Ordering::Acquire) > 0 && Instant::now() < limit {
+        let in_flight = |s: &Arc<Schedule>| s.in_flight.load(Ordering::Acquire);
+        while self.shared.schedules.iter().map(in_flight).sum::<usize>() > 0
+            && Instant::now() < limit
+        {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
         let mut duration_ms = round_ms(self.shared.clock.now_ms());
@@ -475,8 +571,10 @@ impl Probe {
 impl Drop for Probe {
     fn drop(&mut self) {
         // A probe dropped without stop(): end the schedule thread anyway.
-        self.shared.schedule.stop.store(true, Ordering::Release);
-        if let Some(rt) = self.runtime.take() {
+        for s in &self.shared.schedules {
+            s.stop.store(true, Ordering::Release);
+        }
+        for rt in self.runtimes.drain(..) {
             // Never blocks: dropping a runtime inside async code would panic.
             rt.shutdown_background();
         }
@@ -516,6 +614,60 @@ fn vantage_runtime(
         })
         .build()
         .map_err(|e| ProbeError::Internal(format!("cannot start the probe runtime: {e}")))
+}
+
+/// The streams of a run: one per vantage point and connection mode.
+struct StreamPlan {
+    /// The run's target: the first point's URL.
+    target: String,
+    streams: Vec<PlannedStream>,
+}
+
+struct PlannedStream {
+    info: StreamInfo,
+    /// The run's config with this stream's target, vantage and single connection mode.
+    config: Arc<ProbeConfig>,
+    /// Index of its vantage point.
+    point: usize,
+}
+
+impl StreamPlan {
+    fn new(config: &ProbeConfig, points: &[VantagePoint]) -> Result<StreamPlan, ProbeError> {
+        let first = points
+            .first()
+            .ok_or_else(|| ProbeError::Internal("a probe needs a vantage point".into()))?;
+        let mut streams: Vec<PlannedStream> = Vec::new();
+        for (i, point) in points.iter().enumerate() {
+            let target = Target::parse(&point.url)?;
+            for mode in config.connection.stream_modes() {
+                let mut info = StreamInfo::new(&point.name, mode);
+                if streams.iter().any(|s| s.info.name == info.name) {
+                    return Err(ConfigError::Value {
+                        name: "vantage point",
+                        value: point.name.clone(),
+                        reason: "is given twice; each vantage point needs its own name".into(),
+                    }
+                    .into());
+                }
+                if point.url != first.url {
+                    info.target = Some(point.url.clone());
+                }
+                let mut c = config.clone();
+                c.target = target.clone();
+                c.connection = mode;
+                c.vantage = point.name.clone();
+                streams.push(PlannedStream {
+                    info,
+                    config: Arc::new(c),
+                    point: i,
+                });
+            }
+        }
+        Ok(StreamPlan {
+            target: first.url.clone(),
+            streams,
+        })
+    }
 }
 
 /// A run id that is unique enough to join logs by: the start time and the process.

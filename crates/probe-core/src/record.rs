@@ -1,6 +1,6 @@
 //! The recorder: one task that takes every sample and event of a run, in the
 //! order the probe sent them, streams them to samples.csv and events.csv, keeps
-//! the live counters, and feeds the [`Analyzer`].
+//! the live counters, and feeds the [`RunAnalyzer`] (one analyzer per stream).
 //!
 //! It returns the finished [`Report`] and never writes report files: rendering
 //! is the output modules' job, called by the probe once the recorder is done.
@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
 
-use crate::analyze::Analyzer;
+use crate::analyze::RunAnalyzer;
 use crate::event::{Event, EventWriter};
 use crate::outcome::Outcome;
 use crate::report::Report;
@@ -89,10 +89,9 @@ pub(crate) async fn run(
     mut rx: mpsc::UnboundedReceiver<Record>,
     header: RunHeader,
     mut outputs: Option<RunFiles>,
-    rate: f64,
     live: Arc<Mutex<LiveStats>>,
 ) {
-    let mut analyzer = Analyzer::new(rate).with_rollout_events(header.config.rollout_events);
+    let mut analyzer = RunAnalyzer::new(&header);
     // The first write error is kept and reported at the end; measuring goes on.
     let mut write_error: Option<WriteError> = None;
     let mut note = |result: io::Result<()>, path: &Path, outputs: &mut Option<RunFiles>| {

@@ -82,6 +82,68 @@ pub struct Report {
     /// Why it is not, when it is not.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub invalid_reason: Option<String>,
+    /// Every stream's own figures, in run order. The top-level totals, failures,
+    /// versions and pods are the sum over streams; the top-level `downtime`, windows,
+    /// latency, phases and series are those of the first stream, so readers that
+    /// know one stream keep working.
+    #[serde(default)]
+    pub streams: Vec<StreamReport>,
+    /// With several streams: the spans in which every stream was failing at once.
+    /// Any other window of a stream is a partial outage (some clients were served).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub total_outage: Option<TotalOutage>,
+}
+
+/// One stream's figures: a vantage point and a connection mode.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StreamReport {
+    /// `<vantage>-<connection>`, e.g. `client-fresh`.
+    pub name: String,
+    /// Where it probed from.
+    pub vantage: String,
+    /// `fresh` or `keepalive`.
+    pub connection: String,
+    /// The URL it probed.
+    pub target: String,
+    /// For a merged run: the input it came from, its own start and its shift.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub merged_from: Option<crate::sample::MergedInput>,
+    /// Its request counts.
+    pub totals: Totals,
+    /// Its failures by kind.
+    pub failures: BTreeMap<String, u64>,
+    /// Its outage windows.
+    pub downtime: Downtime,
+    /// The versions it saw answer.
+    pub versions: Vec<VersionSeen>,
+    /// The pods that answered it.
+    pub pods: Vec<PodSeen>,
+    /// Its latency from the intended send time.
+    pub latency_ms: Latency,
+    /// Its prober health.
+    pub probe: ProbeHealth,
+    /// Its one-line picture.
+    pub timeline: Timeline,
+    /// Its per-second series.
+    pub per_second: Vec<SecondStats>,
+}
+
+/// The spans in which every stream failed at once.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TotalOutage {
+    /// Their summed length, ms.
+    pub total_ms: f64,
+    /// The spans, in time order.
+    pub spans: Vec<Span>,
+}
+
+/// A span of the probe's clock.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Span {
+    /// Start, ms.
+    pub start_ms: f64,
+    /// End, ms.
+    pub end_ms: f64,
 }
 
 fn valid_by_default() -> bool {

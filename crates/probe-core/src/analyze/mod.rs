@@ -17,6 +17,7 @@ mod buckets;
 mod latency;
 mod pods;
 mod seconds;
+mod streams;
 #[cfg(test)]
 mod tests;
 
@@ -24,6 +25,7 @@ use buckets::{kind_index, Buckets};
 use latency::{latency_of, new_histogram, record_ms};
 use pods::Pods;
 use seconds::Seconds;
+pub use streams::RunAnalyzer;
 
 use crate::classify::errno_name;
 use crate::event::{Event, EventKind};
@@ -190,6 +192,11 @@ impl Analyzer {
             self.next_seq += 1;
             self.process(sample);
         }
+    }
+
+    /// Whether an outage window is open right now (for live views).
+    pub(crate) fn in_outage(&self) -> bool {
+        self.open.is_some()
     }
 
     /// The windows closed so far (for tests and live views).
@@ -421,6 +428,8 @@ impl Analyzer {
             warnings: Vec::new(),
             valid: true,
             invalid_reason: None,
+            streams: Vec::new(),
+            total_outage: None,
             totals: self.totals,
         }
         .judged()
@@ -514,23 +523,11 @@ fn offset_time(started_at: &str, ms: f64) -> String {
 /// println!("{}", report.summary());
 /// ```
 pub fn analyze_recorded(run: &crate::sample::RecordedRun, events: Vec<Event>) -> Report {
-    let mut analyzer = analyzer_with_events(&run.header, events);
+    let mut analyzer = RunAnalyzer::with_events(&run.header, events);
     for s in &run.samples {
         analyzer.push(s.clone());
     }
     analyzer.finish(&run.header, run.footer.as_ref())
-}
-
-/// A recorded run's analyzer with all its events given first: they are all
-/// known, so every sample finds its phase as in the live run.
-fn analyzer_with_events(header: &RunHeader, mut events: Vec<Event>) -> Analyzer {
-    let mut analyzer =
-        Analyzer::new(header.config.rate).with_rollout_events(header.config.rollout_events);
-    events.sort_by(|a, b| a.at_ms.total_cmp(&b.at_ms));
-    for e in events {
-        analyzer.event(e);
-    }
-    analyzer
 }
 
 /// `rollprobe report`: streams a samples.csv through the analyzer without
@@ -539,10 +536,10 @@ pub fn analyze_samples_file(
     path: &std::path::Path,
     events: Vec<Event>,
 ) -> Result<Report, crate::sample::ReadError> {
-    let mut analyzer: Option<Analyzer> = None;
+    let mut analyzer: Option<RunAnalyzer> = None;
     let mut events = Some(events);
     let mut start =
-        |header: &RunHeader| analyzer_with_events(header, events.take().unwrap_or_default());
+        |header: &RunHeader| RunAnalyzer::with_events(header, events.take().unwrap_or_default());
     let (header, footer) = crate::sample::stream_samples(path, |header, s| {
         analyzer.get_or_insert_with(|| start(header)).push(s);
     })?;

@@ -133,6 +133,25 @@ pub enum ConnectionMode {
     /// Reused connections from a pool, like real clients: sees resets and
     /// idle connections closed by terminating pods.
     Keepalive,
+    /// Both side by side, one stream each (as OpenShift's disruption monitor does): the
+    /// fresh stream sees connect-level faults, the keep-alive one what pooled clients see.
+    Both,
+}
+
+impl ConnectionMode {
+    /// The single modes of the streams this mode asks for: one, or fresh and keepalive.
+    ///
+    /// ```
+    /// use probe_core::ConnectionMode::*;
+    /// assert_eq!(Both.stream_modes(), vec![Fresh, Keepalive]);
+    /// assert_eq!(Keepalive.stream_modes(), vec![Keepalive]);
+    /// ```
+    pub fn stream_modes(self) -> Vec<ConnectionMode> {
+        match self {
+            ConnectionMode::Both => vec![ConnectionMode::Fresh, ConnectionMode::Keepalive],
+            single => vec![single],
+        }
+    }
 }
 
 impl FromStr for ConnectionMode {
@@ -141,10 +160,11 @@ impl FromStr for ConnectionMode {
         match s {
             "fresh" => Ok(ConnectionMode::Fresh),
             "keepalive" | "keep-alive" => Ok(ConnectionMode::Keepalive),
+            "both" => Ok(ConnectionMode::Both),
             _ => Err(ConfigError::Value {
                 name: "connection mode",
                 value: s.to_string(),
-                reason: "use fresh or keepalive".into(),
+                reason: "use fresh, keepalive or both".into(),
             }),
         }
     }
@@ -155,6 +175,7 @@ impl fmt::Display for ConnectionMode {
         f.write_str(match self {
             ConnectionMode::Fresh => "fresh",
             ConnectionMode::Keepalive => "keepalive",
+            ConnectionMode::Both => "both",
         })
     }
 }
@@ -245,7 +266,7 @@ pub struct ProbeConfig {
     pub connect_timeout: Duration,
     /// Cap on outstanding requests; ticks beyond it are counted as skipped.
     pub max_in_flight: usize,
-    /// Fresh connection per request, or a keep-alive pool.
+    /// Fresh connection per request, a keep-alive pool, or both (one stream each).
     pub connection: ConnectionMode,
     /// Statuses that count as ok.
     pub expect_status: StatusSet,

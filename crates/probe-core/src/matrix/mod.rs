@@ -14,6 +14,9 @@ use crate::output::table::aligned_table;
 use crate::report::Report;
 
 pub(crate) mod run;
+mod surge;
+
+pub use surge::surge_pods_peak;
 
 /// One run of one case.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -38,6 +41,20 @@ pub struct MatrixRun {
     pub p99_ms: f64,
     /// Failures by kind.
     pub failures: BTreeMap<String, u64>,
+    /// The peak number of pods above the desired replicas during the rollout
+    /// ([`surge_pods_peak`]), when the events tell.
+    #[serde(default)]
+    pub surge_pods_peak: Option<u32>,
+    /// The measurement holds (`Report::is_valid`).
+    #[serde(default = "valid_by_default")]
+    pub valid: bool,
+    /// The run's report.html, relative to the matrix's own files.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub report_html: Option<String>,
+}
+
+fn valid_by_default() -> bool {
+    true
 }
 
 impl MatrixRun {
@@ -68,7 +85,21 @@ impl MatrixRun {
             rollout_ms,
             p99_ms: r.latency_ms.p99,
             failures: r.failures.clone(),
+            surge_pods_peak: surge_pods_peak(&r.events),
+            valid: r.invalid_reason.is_none(),
+            report_html: None,
         }
+    }
+
+    /// Sets where the run's report.html is, relative to the matrix's files.
+    pub fn with_report_html(mut self, path: impl Into<String>) -> MatrixRun {
+        self.report_html = Some(path.into());
+        self
+    }
+
+    /// Lost no request and the measurement holds.
+    pub fn lost_nothing(&self) -> bool {
+        self.failed == 0 && self.valid
     }
 }
 
@@ -89,6 +120,23 @@ pub struct MatrixCase {
     pub failed_median: f64,
     /// Median rollout duration, ms (runs where it was seen).
     pub rollout_median_ms: Option<f64>,
+    /// Shortest rollout, ms.
+    pub rollout_min_ms: Option<f64>,
+    /// Longest rollout, ms.
+    pub rollout_max_ms: Option<f64>,
+    /// The most pods above the desired replicas in any run.
+    pub surge_pods_peak: Option<u32>,
+    /// Every run was valid and lost no request.
+    pub lost_nothing: bool,
+}
+
+/// The case the matrix recommends, and why.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Recommendation {
+    /// The fastest case (median rollout) that lost nothing in every run.
+    LostNothing(MatrixCase),
+    /// No case lost nothing in every run: the one with the least median downtime.
+    LeastDowntime(MatrixCase),
 }
 
 /// All runs of a matrix, in the order they ran.
@@ -125,6 +173,7 @@ impl Matrix {
             .map(|case| {
                 let runs: Vec<&MatrixRun> = self.runs.iter().filter(|r| r.case == case).collect();
                 let down: Vec<f64> = runs.iter().map(|r| r.downtime_ms).collect();
+                let rollouts: Vec<f64> = runs.iter().filter_map(|r| r.rollout_ms).collect();
                 MatrixCase {
                     case: case.to_string(),
                     runs: runs.len(),
@@ -133,15 +182,116 @@ impl Matrix {
                     downtime_max_ms: down.iter().copied().fold(0.0, f64::max),
                     failed_median: median(runs.iter().map(|r| r.failed as f64).collect())
                         .unwrap_or(0.0),
-                    rollout_median_ms: median(runs.iter().filter_map(|r| r.rollout_ms).collect()),
+                    rollout_median_ms: median(rollouts.clone()),
+                    rollout_min_ms: rollouts.iter().copied().reduce(f64::min),
+                    rollout_max_ms: rollouts.iter().copied().reduce(f64::max),
+                    surge_pods_peak: runs.iter().filter_map(|r| r.surge_pods_peak).max(),
+                    lost_nothing: runs.iter().all(|r| r.lost_nothing()),
                 }
             })
             .collect()
     }
 
-    fn kinds(&self) -> Vec<String> {
+    /// The fastest case (by median rollout; a case whose rollout was never seen
+    /// comes last) that lost nothing in every run; when none did, the case with
+    /// the least median downtime. `None` for an empty matrix.
+    ///
+    /// ```
+    /// # fn demo(m: &probe_core::Matrix) {
+    /// if let Some(r) = m.recommendation() {
+    ///     println!("{}", probe_core::Matrix::recommendation_line(&r));
+    /// }
+    /// # }
+    /// ```
+    pub fn recommendation(&self) -> Option<Recommendation> {
+        let cases = self.summary();
+        let speed = |c: &MatrixCase| c.rollout_median_ms.unwrap_or(f64::INFINITY);
+        let fastest = cases
+            .iter()
+            .filter(|c| c.lost_nothing)
+            .min_by(|a, b| speed(a).total_cmp(&speed(b)));
+        match fastest {
+            Some(c) => Some(Recommendation::LostNothing(c.clone())),
+            None => cases
+                .into_iter()
+                .min_by(|a, b| a.downtime_median_ms.total_cmp(&b.downtime_median_ms))
+                .map(Recommendation::LeastDowntime),
+        }
+    }
+
+    /// The recommendation as the text summary's last line.
+    pub fn recommendation_line(r: &Recommendation) -> String {
+        let surge = |c: &MatrixCase| {
+            c.surge_pods_peak
+                .map(|n| format!("peak {n} extra pod{}", if n == 1 { "" } else { "s" }))
+                .unwrap_or_else(|| "extra pods unknown".into())
+        };
+        let rollout = |c: &MatrixCase| {
+            c.rollout_median_ms
+                .map(|ms| format!("rollout median {}", seconds(ms)))
+                .unwrap_or_else(|| "rollout not seen".into())
+        };
+        match r {
+            Recommendation::LostNothing(c) => format!(
+                "recommendation: {} (the fastest case that lost nothing in all {} run{}: {}, {})",
+                c.case,
+                c.runs,
+                if c.runs == 1 { "" } else { "s" },
+                rollout(c),
+                surge(c)
+            ),
+            Recommendation::LeastDowntime(c) => format!(
+                "recommendation: {} (no case lost nothing in every run; the least downtime: median {}, {}, {})",
+                c.case,
+                seconds(c.downtime_median_ms),
+                rollout(c),
+                surge(c)
+            ),
+        }
+    }
+
+    /// Every failure kind of any run, in the order of the README's table.
+    pub fn kinds(&self) -> Vec<String> {
         let set: BTreeSet<&String> = self.runs.iter().flat_map(|r| r.failures.keys()).collect();
-        set.into_iter().cloned().collect()
+        let rank = |k: &str| {
+            crate::outcome::Outcome::ALL
+                .iter()
+                .position(|o| o.as_str() == k)
+                .unwrap_or(usize::MAX)
+        };
+        let mut kinds: Vec<String> = set.into_iter().cloned().collect();
+        kinds.sort_by_key(|k| (rank(k), k.clone()));
+        kinds
+    }
+
+    /// The matrix of any reports, as `rollprobe compare` sees them: a label
+    /// `CASE#N` (as the matrix labels its runs) is run N of CASE; any other label
+    /// is a case of its own. `report_html` is each run's page, if known.
+    ///
+    /// ```
+    /// # fn demo(a: probe_core::Report, b: probe_core::Report) {
+    /// let m = probe_core::Matrix::from_reports(&[(a, None), (b, None)]);
+    /// println!("{}", m.summary_text());
+    /// # }
+    /// ```
+    pub fn from_reports(reports: &[(Report, Option<String>)]) -> Matrix {
+        let mut m = Matrix::default();
+        for (i, (r, html)) in reports.iter().enumerate() {
+            let label = r.label.clone().unwrap_or_else(|| format!("run{}", i + 1));
+            let (case, n) = match label.rsplit_once('#') {
+                Some((case, n)) if !case.is_empty() => match n.parse::<u32>() {
+                    Ok(n) => (case.to_string(), Some(n)),
+                    Err(_) => (label.clone(), None),
+                },
+                _ => (label.clone(), None),
+            };
+            let n =
+                n.unwrap_or_else(|| m.runs.iter().filter(|x| x.case == case).count() as u32 + 1);
+            let mut row = MatrixRun::from_report(&case, n, r);
+            row.report_html = html.clone();
+            m.runs.push(row);
+        }
+        m
     }
 
     /// matrix.csv: one row per run, a column per failure kind.
@@ -157,7 +307,9 @@ impl Matrix {
             "downtime_ms",
             "longest_ms",
             "rollout_ms",
+            "surge_pods_peak",
             "p99_ms",
+            "valid",
         ];
         header.extend(kinds.iter().map(String::as_str));
         let _ = w.write_record(&header);
@@ -171,7 +323,9 @@ impl Matrix {
                 r.downtime_ms.to_string(),
                 r.longest_ms.to_string(),
                 r.rollout_ms.map(|v| v.to_string()).unwrap_or_default(),
+                r.surge_pods_peak.map(|v| v.to_string()).unwrap_or_default(),
                 r.p99_ms.to_string(),
+                r.valid.to_string(),
             ];
             row.extend(
                 kinds
@@ -203,6 +357,7 @@ impl Matrix {
             "max",
             "failed median",
             "rollout median",
+            "peak extra pods",
         ]
         .map(String::from)
         .to_vec()];
@@ -217,9 +372,20 @@ impl Matrix {
                 c.rollout_median_ms
                     .map(seconds)
                     .unwrap_or_else(|| "-".into()),
+                c.surge_pods_peak
+                    .map(|n| n.to_string())
+                    .unwrap_or_else(|| "-".into()),
             ]);
         }
-        aligned_table(&rows, false)
+        let mut text = aligned_table(&rows, false);
+        if let Some(r) = self.recommendation() {
+            if !text.ends_with('\n') {
+                text.push('\n');
+            }
+            text.push_str(&Matrix::recommendation_line(&r));
+            text.push('\n');
+        }
+        text
     }
 }
 
@@ -243,6 +409,9 @@ mod tests {
             } else {
                 BTreeMap::new()
             },
+            surge_pods_peak: Some(n),
+            valid: true,
+            report_html: None,
         }
     }
 
@@ -272,7 +441,7 @@ mod tests {
         assert_eq!(s[1].downtime_median_ms, 20.0);
         assert_eq!(s[1].rollout_median_ms, Some(1500.0));
         let csv = m.to_csv();
-        assert!(csv.starts_with("case,run,sent,failed,availability,downtime_ms,longest_ms,rollout_ms,p99_ms,connection_refused\n"), "{csv}");
+        assert!(csv.starts_with("case,run,sent,failed,availability,downtime_ms,longest_ms,rollout_ms,surge_pods_peak,p99_ms,valid,connection_refused\n"), "{csv}");
         assert_eq!(csv.lines().count(), 6);
         assert!(m
             .summary_text()
@@ -280,5 +449,68 @@ mod tests {
             .nth(1)
             .unwrap()
             .starts_with("recreate"));
+    }
+
+    fn with_rollout(mut r: MatrixRun, ms: f64, surge: u32) -> MatrixRun {
+        r.rollout_ms = Some(ms);
+        r.surge_pods_peak = Some(surge);
+        r
+    }
+
+    #[test]
+    fn recommends_the_fastest_case_that_lost_nothing_in_every_run() {
+        let m = Matrix {
+            runs: vec![
+                // Fastest, but lost requests in one of its runs.
+                with_rollout(run("recreate", 1, 0.0, 0), 4000.0, 0),
+                with_rollout(run("recreate", 2, 3000.0, 150), 4000.0, 0),
+                with_rollout(run("rolling:1/0", 1, 0.0, 0), 20_000.0, 1),
+                with_rollout(run("rolling:1/0", 2, 0.0, 0), 22_000.0, 2),
+                with_rollout(run("rolling:100%/0%", 1, 0.0, 0), 9000.0, 3),
+                with_rollout(run("rolling:100%/0%", 2, 0.0, 0), 11_000.0, 4),
+            ],
+        };
+        let Some(Recommendation::LostNothing(c)) = m.recommendation() else {
+            panic!("{:?}", m.recommendation())
+        };
+        assert_eq!(c.case, "rolling:100%/0%");
+        assert_eq!(c.surge_pods_peak, Some(4));
+        let text = m.summary_text();
+        assert_eq!(
+            text.lines().last().unwrap(),
+            "recommendation: rolling:100%/0% (the fastest case that lost nothing in all 2 runs: rollout median 10.000 s, peak 4 extra pods)",
+            "{text}"
+        );
+
+        // An invalid run does not count as losing nothing.
+        let mut m = m;
+        m.runs[4].valid = false;
+        let Some(Recommendation::LostNothing(c)) = m.recommendation() else {
+            panic!()
+        };
+        assert_eq!(c.case, "rolling:1/0");
+    }
+
+    #[test]
+    fn without_a_lossless_case_recommends_the_least_downtime() {
+        let m = Matrix {
+            runs: vec![
+                run("recreate", 1, 5000.0, 250),
+                run("recreate", 2, 5200.0, 260),
+                run("rolling:25%/25%", 1, 40.0, 2),
+                run("rolling:25%/25%", 2, 0.0, 0),
+                run("rolling:25%/25%", 3, 90.0, 5),
+            ],
+        };
+        let Some(Recommendation::LeastDowntime(c)) = m.recommendation() else {
+            panic!("{:?}", m.recommendation())
+        };
+        assert_eq!(c.case, "rolling:25%/25%");
+        let line = m.summary_text().lines().last().unwrap().to_string();
+        assert!(
+            line.starts_with("recommendation: rolling:25%/25% (no case lost nothing in every run; the least downtime: median 0.040 s"),
+            "{line}"
+        );
+        assert_eq!(Matrix::default().recommendation(), None);
     }
 }

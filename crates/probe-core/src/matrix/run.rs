@@ -2,7 +2,7 @@
 //! strategy, wait until it is stable, measure one [`Rollout`], and add its row.
 //!
 //! The cluster is anything that implements [`Deployments`] (the lab, a Kubernetes
-//! namespace). matrix.csv and matrix.json are rewritten after every run, so an
+//! namespace). matrix.csv, matrix.json and matrix.html are rewritten after every run, so an
 //! interrupted matrix keeps the runs it finished; the original strategy (and image)
 //! is restored at the end, also after an interruption or a failure.
 
@@ -352,7 +352,8 @@ impl MatrixRunner {
         if image.is_some() && original_image.is_none() {
             *original_image = replaced.lock().unwrap_or_else(|p| p.into_inner()).take();
         }
-        Ok(MatrixRun::from_report(&case.to_string(), run, &report))
+        Ok(MatrixRun::from_report(&case.to_string(), run, &report)
+            .with_report_html(format!("{}/{run}/report.html", case.slug())))
     }
 }
 
@@ -370,5 +371,7 @@ fn write_matrix(dir: &Path, m: &Matrix, strategy_now: Option<Strategy>) -> Resul
         &json,
         serde_json::to_string_pretty(&value).unwrap_or_default(),
     )
-    .map_err(fail(json.clone()))
+    .map_err(fail(json.clone()))?;
+    let html = dir.join("matrix.html");
+    crate::output::html::write_matrix_html(&html, m, "rollprobe matrix").map_err(fail(html.clone()))
 }

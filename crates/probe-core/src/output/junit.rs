@@ -38,15 +38,42 @@ fn escape(text: &str) -> String {
 /// # }
 /// ```
 pub fn render(report: &Report, checks: &[GateCheck]) -> String {
-    let name = report.label.as_deref().unwrap_or("rollprobe");
-    let failures = checks.iter().filter(|c| c.failure.is_some()).count();
-    let seconds = report.duration_ms / 1000.0;
+    render_suites(&[(report, checks.to_vec())])
+}
+
+/// The JUnit XML document of several runs (a strategy matrix): one testsuite per
+/// run, named by its label, each with the run's checks.
+///
+/// ```
+/// # let reports: Vec<probe_core::Report> = Vec::new();
+/// let gate = probe_core::Thresholds::default();
+/// let runs: Vec<_> = reports.iter().map(|r| (r, gate.checks(r))).collect();
+/// let xml = probe_core::output::junit::render_suites(&runs);
+/// assert!(xml.starts_with("<?xml"));
+/// ```
+pub fn render_suites(runs: &[(&Report, Vec<GateCheck>)]) -> String {
+    let tests: usize = runs.iter().map(|(_, c)| c.len()).sum();
+    let failures: usize = runs
+        .iter()
+        .map(|(_, c)| c.iter().filter(|c| c.failure.is_some()).count())
+        .sum();
+    let seconds: f64 = runs.iter().map(|(r, _)| r.duration_ms / 1000.0).sum();
     let mut xml = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
     let _ = writeln!(
         xml,
-        "<testsuites name=\"rollprobe\" tests=\"{}\" failures=\"{failures}\" time=\"{seconds:.3}\">",
-        checks.len()
+        "<testsuites name=\"rollprobe\" tests=\"{tests}\" failures=\"{failures}\" time=\"{seconds:.3}\">"
     );
+    for (report, checks) in runs {
+        suite(&mut xml, report, checks);
+    }
+    xml.push_str("</testsuites>\n");
+    xml
+}
+
+fn suite(xml: &mut String, report: &Report, checks: &[GateCheck]) {
+    let name = report.label.as_deref().unwrap_or("rollprobe");
+    let failures = checks.iter().filter(|c| c.failure.is_some()).count();
+    let seconds = report.duration_ms / 1000.0;
     let _ = writeln!(
         xml,
         "  <testsuite name=\"{}\" tests=\"{}\" failures=\"{failures}\" errors=\"0\" time=\"{seconds:.3}\" timestamp=\"{}\">",
@@ -78,8 +105,7 @@ pub fn render(report: &Report, checks: &[GateCheck]) -> String {
             }
         }
     }
-    xml.push_str("  </testsuite>\n</testsuites>\n");
-    xml
+    xml.push_str("  </testsuite>\n");
 }
 
 #[cfg(test)]
@@ -89,5 +115,21 @@ mod tests {
     #[test]
     fn names_and_messages_are_escaped() {
         assert_eq!(escape("a<b & \"c\"\u{1}"), "a&lt;b &amp; &quot;c&quot;");
+    }
+
+    #[test]
+    fn a_matrix_has_one_testsuite_per_run() {
+        let a = crate::output::html::tests::base_report("recreate#1", "http://127.0.0.1:1/");
+        let b = crate::output::html::tests::base_report("recreate#2", "http://127.0.0.1:1/");
+        let gate = crate::Thresholds {
+            max_failures: Some(0),
+            ..Default::default()
+        };
+        let runs = vec![(&a, gate.checks(&a)), (&b, gate.checks(&b))];
+        let xml = render_suites(&runs);
+        assert_eq!(xml.matches("<testsuite ").count(), 2, "{xml}");
+        assert!(xml.contains("<testsuite name=\"recreate#2\" tests=\"2\" failures=\"1\""));
+        assert!(xml.contains("<testsuites name=\"rollprobe\" tests=\"4\" failures=\"2\""));
+        assert_eq!(xml.matches("</testsuite>").count(), 2);
     }
 }

@@ -38,17 +38,29 @@ fn summary(r: &Report) -> String {
         .availability
         .map(|a| format!("{:.3}%", a * 100.0))
         .unwrap_or_else(|| "n/a".into());
-    let _ = writeln!(
-        out,
-        "  sent {}  ok {}  failed {}  availability {availability}  downtime {} in {} window{} (longest {})",
-        t.sent,
-        t.ok,
-        t.failed,
-        duration(r.downtime.total_ms),
-        r.downtime.windows.len(),
-        if r.downtime.windows.len() == 1 { "" } else { "s" },
-        duration(r.downtime.longest_ms),
-    );
+    if r.streams.len() > 1 {
+        let _ = writeln!(
+            out,
+            "  sent {}  ok {}  failed {}  availability {availability}  ({} streams, side by side below)",
+            t.sent,
+            t.ok,
+            t.failed,
+            r.streams.len()
+        );
+        streams_table(&mut out, r);
+    } else {
+        let _ = writeln!(
+            out,
+            "  sent {}  ok {}  failed {}  availability {availability}  downtime {} in {} window{} (longest {})",
+            t.sent,
+            t.ok,
+            t.failed,
+            duration(r.downtime.total_ms),
+            r.downtime.windows.len(),
+            if r.downtime.windows.len() == 1 { "" } else { "s" },
+            duration(r.downtime.longest_ms),
+        );
+    }
     if let Some(lab) = &r.lab {
         let _ = writeln!(out, "  lab kernel settings: {}", lab.kernel);
     }
@@ -78,65 +90,12 @@ fn summary(r: &Report) -> String {
             let _ = writeln!(out, "  {}{errno} x {}: {}", d.kind, d.count, d.hint);
         }
     }
-    if !r.downtime.windows.is_empty() {
-        let _ = writeln!(out, "\nOutage windows");
-        let windows = &r.downtime.windows;
-        for (i, w) in windows.iter().enumerate().take(MAX_WINDOWS_SHOWN) {
-            let after = w
-                .after_event
-                .as_ref()
-                .map(|e| {
-                    format!(
-                        "  {} after {} {}",
-                        duration(e.offset_ms),
-                        e.kind,
-                        if e.detail.is_empty() {
-                            String::new()
-                        } else {
-                            format!("({})", e.detail)
-                        }
-                    )
-                })
-                .unwrap_or_default();
-            let _ = writeln!(
-                out,
-                "  #{} {} .. {}{}  {}  {} failed: {}{after}",
-                i + 1,
-                offset(w.start_ms),
-                offset(w.end_ms),
-                if w.open {
-                    " (still open at the end)"
-                } else {
-                    ""
-                },
-                duration(w.duration_ms),
-                w.failed,
-                kinds_text(&w.kinds),
-            );
-            if w.syn_retransmitted > 0 {
-                let _ = writeln!(
-                    out,
-                    "      {} of its failed connects had retransmitted their SYN",
-                    w.syn_retransmitted
-                );
-            }
-            if let Some(cause) = &w.cause {
-                let _ = writeln!(out, "      cause: {cause}");
-            }
+    if r.streams.len() > 1 {
+        for st in &r.streams {
+            windows_section(&mut out, &format!(" of {}", st.name), &st.downtime.windows);
         }
-        if windows.len() > MAX_WINDOWS_SHOWN {
-            let rest = &windows[MAX_WINDOWS_SHOWN..];
-            let failed: u64 = rest.iter().map(|w| w.failed).sum();
-            let down = rest.iter().fold(0.0, |acc, w| acc + w.duration_ms);
-            let _ = writeln!(
-                out,
-                "  ... and {} more windows until {} ({} failed, {} down): report.json and windows.csv have them all",
-                rest.len(),
-                offset(rest[rest.len() - 1].end_ms),
-                failed,
-                duration(down)
-            );
-        }
+    } else {
+        windows_section(&mut out, "", &r.downtime.windows);
     }
     if !r.versions.is_empty() {
         let _ = writeln!(out, "\nVersions");
@@ -228,14 +187,25 @@ fn summary(r: &Report) -> String {
         "\nProber: send lag p50 {:.3} ms  p99 {:.3} ms  max {:.3} ms  late {}  skipped {}",
         p.send_lag_p50_ms, p.send_lag_p99_ms, p.send_lag_max_ms, p.late, p.skipped
     );
-    if !r.timeline.strip.is_empty() {
+    if r.streams.len() > 1 {
+        for st in &r.streams {
+            strip_section(&mut out, &format!(" of {}", st.name), &st.timeline);
+        }
+    } else {
+        strip_section(&mut out, "", &r.timeline);
+    }
+    out
+}
+
+fn strip_section(out: &mut String, title: &str, timeline: &crate::report::Timeline) {
+    if !timeline.strip.is_empty() {
         let _ = writeln!(
             out,
-            "\nTimeline (one character = {}):\n  [{}]",
-            duration(r.timeline.bucket_ms),
-            r.timeline.strip
+            "\nTimeline{title} (one character = {}):\n  [{}]",
+            duration(timeline.bucket_ms),
+            timeline.strip
         );
-        let used: BTreeSet<char> = r.timeline.strip.chars().collect();
+        let used: BTreeSet<char> = timeline.strip.chars().collect();
         let mut legend: Vec<String> = Vec::new();
         if used.contains(&'.') {
             legend.push(". ok".into());
@@ -255,7 +225,139 @@ fn summary(r: &Report) -> String {
         }
         let _ = writeln!(out, "  {}", legend.join("  "));
     }
-    out
+}
+
+fn windows_section(out: &mut String, title: &str, windows: &[crate::report::OutageWindow]) {
+    if windows.is_empty() {
+        return;
+    }
+    {
+        let _ = writeln!(out, "\nOutage windows{title}");
+        for (i, w) in windows.iter().enumerate().take(MAX_WINDOWS_SHOWN) {
+            let after = w
+                .after_event
+                .as_ref()
+                .map(|e| {
+                    format!(
+                        "  {} after {} {}",
+                        duration(e.offset_ms),
+                        e.kind,
+                        if e.detail.is_empty() {
+                            String::new()
+                        } else {
+                            format!("({})", e.detail)
+                        }
+                    )
+                })
+                .unwrap_or_default();
+            let _ = writeln!(
+                out,
+                "  #{} {} .. {}{}  {}  {} failed: {}{after}",
+                i + 1,
+                offset(w.start_ms),
+                offset(w.end_ms),
+                if w.open {
+                    " (still open at the end)"
+                } else {
+                    ""
+                },
+                duration(w.duration_ms),
+                w.failed,
+                kinds_text(&w.kinds),
+            );
+            if w.syn_retransmitted > 0 {
+                let _ = writeln!(
+                    out,
+                    "      {} of its failed connects had retransmitted their SYN",
+                    w.syn_retransmitted
+                );
+            }
+            if let Some(cause) = &w.cause {
+                let _ = writeln!(out, "      cause: {cause}");
+            }
+        }
+        if windows.len() > MAX_WINDOWS_SHOWN {
+            let rest = &windows[MAX_WINDOWS_SHOWN..];
+            let failed: u64 = rest.iter().map(|w| w.failed).sum();
+            let down = rest.iter().fold(0.0, |acc, w| acc + w.duration_ms);
+            let _ = writeln!(
+                out,
+                "  ... and {} more windows until {} ({} failed, {} down): report.json and windows.csv have them all",
+                rest.len(),
+                offset(rest[rest.len() - 1].end_ms),
+                failed,
+                duration(down)
+            );
+        }
+    }
+}
+
+/// One line per stream: its counts, downtime and kinds; then the total outage.
+fn streams_table(out: &mut String, r: &Report) {
+    let width = r
+        .streams
+        .iter()
+        .map(|s| s.name.len())
+        .max()
+        .unwrap_or(6)
+        .max(6);
+    let _ = writeln!(
+        out,
+        "\n  {:<width$}  {:>7}  {:>7}  {:>6}  {:>9}  {:>7}  kinds",
+        "stream", "sent", "ok", "failed", "downtime", "windows"
+    );
+    for s in &r.streams {
+        let _ = writeln!(
+            out,
+            "  {:<width$}  {:>7}  {:>7}  {:>6}  {:>9}  {:>7}  {}",
+            s.name,
+            s.totals.sent,
+            s.totals.ok,
+            s.totals.failed,
+            duration(s.downtime.total_ms),
+            s.downtime.windows.len(),
+            if s.failures.is_empty() {
+                "-".to_string()
+            } else {
+                kinds_text(&s.failures)
+            }
+        );
+        if let Some(m) = &s.merged_from {
+            let _ = writeln!(
+                out,
+                "  {:<width$}  from {}, its clock started {} (shifted {})",
+                "",
+                m.dir,
+                m.started_at,
+                offset(m.offset_ms)
+            );
+        }
+    }
+    let any_window = r.streams.iter().any(|s| !s.downtime.windows.is_empty());
+    if let Some(total) = r.total_outage.as_ref().filter(|_| any_window) {
+        if total.spans.is_empty() {
+            let _ = writeln!(
+                out,
+                "  no total outage: at every moment some stream was served (every window was partial)"
+            );
+            return;
+        }
+        let spans = total
+            .spans
+            .iter()
+            .take(MAX_WINDOWS_SHOWN)
+            .map(|s| format!("{} .. {}", offset(s.start_ms), offset(s.end_ms)))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let _ = writeln!(
+            out,
+            "  total outage (every stream failing at once): {} in {} span{}{}; the rest of each stream's windows was partial",
+            duration(total.total_ms),
+            total.spans.len(),
+            if total.spans.len() == 1 { "" } else { "s" },
+            if spans.is_empty() { String::new() } else { format!(" ({spans})") }
+        );
+    }
 }
 
 impl Report {

@@ -4,9 +4,9 @@
 use std::io;
 use std::path::Path;
 
-use crate::report::Report;
+use crate::report::{Report, SecondStats};
 
-/// Writes timeline.csv: `second, sent, ok`, one column per failure kind seen in
+/// Writes timeline.csv, one row per second per stream: `stream, second, sent, ok`, one column per failure kind seen in
 /// the run (in report order), `versions` (the versions that answered in that
 /// second, separated by spaces), `p50_ms, p99_ms` (latency of its ok answers
 /// from the intended time; empty when none answered).
@@ -21,17 +21,46 @@ pub fn write(path: &Path, report: &Report) -> io::Result<()> {
 }
 
 fn header(report: &Report) -> Vec<String> {
-    let mut h: Vec<String> = ["second", "sent", "ok"].map(String::from).into();
+    let mut h: Vec<String> = ["stream", "second", "sent", "ok"].map(String::from).into();
     h.extend(report.failure_kinds().into_iter().map(String::from));
     h.extend(["versions", "p50_ms", "p99_ms"].map(String::from));
     h
 }
 
+/// Each stream's seconds in turn; a report written before streams existed has its
+/// one series at the top level.
+fn series(report: &Report) -> Vec<(&str, &[SecondStats])> {
+    if report.streams.is_empty() {
+        let name = report.config.connection.to_string();
+        return vec![(
+            if name == "keepalive" {
+                "local-keepalive"
+            } else {
+                "local-fresh"
+            },
+            &report.per_second,
+        )];
+    }
+    report
+        .streams
+        .iter()
+        .map(|s| (s.name.as_str(), s.per_second.as_slice()))
+        .collect()
+}
+
 fn rows(report: &Report) -> impl Iterator<Item = Vec<String>> + '_ {
     let kinds = report.failure_kinds();
     let ms = |v: Option<f64>| v.map(|v| format!("{v:.3}")).unwrap_or_default();
-    report.per_second.iter().map(move |s| {
-        let mut row = vec![s.second.to_string(), s.sent.to_string(), s.ok.to_string()];
+    let flat = series(report)
+        .into_iter()
+        .flat_map(|(name, seconds)| seconds.iter().map(move |s| (name, s)));
+    flat.map(move |(name, s)| {
+        let mut row = vec![
+            name.to_string(),
+            s.second.to_string(),
+            s.sent.to_string(),
+            s.ok.to_string(),
+        ];
         row.extend(
             kinds
                 .iter()
@@ -70,6 +99,7 @@ mod tests {
         assert_eq!(
             header,
             [
+                "stream",
                 "second",
                 "sent",
                 "ok",
@@ -82,10 +112,10 @@ mod tests {
         );
         let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
         assert_eq!(rows.len(), 3);
-        let first: Vec<&str> = rows[1].iter().take(5).collect();
-        assert_eq!(first, ["1", "1000", "700", "300", "0"]);
-        assert_eq!(&rows[1][5], "v1 v2");
-        assert!(rows[1][6].parse::<f64>().unwrap() > 0.0);
-        assert_eq!(&rows[2][5], "v2");
+        let first: Vec<&str> = rows[1].iter().take(6).collect();
+        assert_eq!(first, ["local-fresh", "1", "1000", "700", "300", "0"]);
+        assert_eq!(&rows[1][6], "v1 v2");
+        assert!(rows[1][7].parse::<f64>().unwrap() > 0.0);
+        assert_eq!(&rows[2][6], "v2");
     }
 }

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::RecordedConfig;
+use crate::config::{ConnectionMode, RecordedConfig};
 use crate::outcome::Outcome;
 
 /// The record of one scheduled request: one row of samples.csv, columns in this order.
@@ -99,9 +99,136 @@ pub struct RunHeader {
     /// The run's id, the first part of every `x-request-id`.
     #[serde(default)]
     pub run_id: String,
-    /// The names of its streams.
+    /// Its streams, in order (the first one's windows are the report's top-level ones).
+    /// Files written before streams had fields hold only their names.
     #[serde(default)]
-    pub streams: Vec<String>,
+    pub streams: Vec<StreamInfo>,
+}
+
+impl RunHeader {
+    /// The run's streams; a file that lists none had one, named after its connection mode.
+    pub fn stream_infos(&self) -> Vec<StreamInfo> {
+        if self.streams.is_empty() {
+            return vec![StreamInfo::from(
+                format!("local-{}", self.config.connection).as_str(),
+            )];
+        }
+        self.streams.clone()
+    }
+
+    /// The rate of `stream`: its own (a merged run's inputs may differ), else the run's.
+    pub fn rate_of(&self, stream: &StreamInfo) -> f64 {
+        stream.rate.unwrap_or(self.config.rate)
+    }
+}
+
+/// One stream of a run: a vantage point and a connection mode, with its own schedule.
+///
+/// ```
+/// let s = probe_core::StreamInfo::from("pod1-keepalive");
+/// assert_eq!((s.vantage.as_str(), s.connection), ("pod1", probe_core::ConnectionMode::Keepalive));
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(from = "StreamEntry")]
+pub struct StreamInfo {
+    /// `<vantage>-<connection>`, the `stream` column of its samples.
+    pub name: String,
+    /// Where it probed from: `local`, a lab's `client`, `node1`, `pod1`, or a merged input.
+    pub vantage: String,
+    /// `fresh` or `keepalive`.
+    pub connection: ConnectionMode,
+    /// Its URL, when it is not the run's target (a lab's ClusterIP beside its
+    /// LoadBalancer address, a merged input).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+    /// Its rate, when it is not the run's (a merged input).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate: Option<f64>,
+    /// For a merged run: the folder it came from, its own wall-clock start, and how
+    /// far that start lies after the merged run's start (ms), stated rather than hidden.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub merged_from: Option<MergedInput>,
+}
+
+/// Where a merged run's stream came from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MergedInput {
+    /// The input run's folder, as given.
+    pub dir: String,
+    /// The input's own `started_at` (its machine's clock).
+    pub started_at: String,
+    /// Its start minus the earliest input's start, ms: what its times were shifted by.
+    pub offset_ms: f64,
+}
+
+impl StreamInfo {
+    /// A stream of `vantage` in `connection` mode.
+    pub fn new(vantage: &str, connection: ConnectionMode) -> StreamInfo {
+        StreamInfo {
+            name: format!("{vantage}-{connection}"),
+            vantage: vantage.to_string(),
+            connection,
+            target: None,
+            rate: None,
+            merged_from: None,
+        }
+    }
+}
+
+impl From<&str> for StreamInfo {
+    /// A stream known by its name only: `<vantage>-<connection>`.
+    fn from(name: &str) -> StreamInfo {
+        let (vantage, connection) = match name.rsplit_once('-') {
+            Some((v, c)) => (v, c.parse().unwrap_or_default()),
+            None => (name, ConnectionMode::default()),
+        };
+        StreamInfo {
+            name: name.to_string(),
+            ..StreamInfo::new(vantage, connection)
+        }
+    }
+}
+
+/// run.json's stream entries: a name (files written before streams had fields) or
+/// the full record.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum StreamEntry {
+    Name(String),
+    Info {
+        name: String,
+        vantage: String,
+        connection: ConnectionMode,
+        #[serde(default)]
+        target: Option<String>,
+        #[serde(default)]
+        rate: Option<f64>,
+        #[serde(default)]
+        merged_from: Option<MergedInput>,
+    },
+}
+
+impl From<StreamEntry> for StreamInfo {
+    fn from(entry: StreamEntry) -> StreamInfo {
+        match entry {
+            StreamEntry::Name(name) => StreamInfo::from(name.as_str()),
+            StreamEntry::Info {
+                name,
+                vantage,
+                connection,
+                target,
+                rate,
+                merged_from,
+            } => StreamInfo {
+                name,
+                vantage,
+                connection,
+                target,
+                rate,
+                merged_from,
+            },
+        }
+    }
 }
 
 /// How a run ended: the fields that complete run.json.
@@ -239,4 +366,6 @@ fn csv_to_io(e: csv::Error) -> io::Error {
 
 mod read;
 
-pub use read::{read_samples, samples_path, stream_samples, ReadError, RecordedRun};
+pub use read::{
+    read_run_header, read_samples, samples_path, stream_samples, ReadError, RecordedRun,
+};

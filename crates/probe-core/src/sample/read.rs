@@ -131,6 +131,13 @@ fn layout(path: &Path) -> Result<Layout, ReadError> {
     })
 }
 
+/// Reads only what was run and how it ended, from a samples.csv (or a run folder)
+/// of this or an older version, without reading its rows.
+pub fn read_run_header(path: &Path) -> Result<(RunHeader, Option<RunFooter>), ReadError> {
+    let l = layout(&samples_path(path))?;
+    Ok((l.header, l.footer))
+}
+
 /// Reads a samples.csv (or a run folder) written by this or an older version.
 pub fn read_samples(path: &Path) -> Result<RecordedRun, ReadError> {
     let mut samples = Vec::new();

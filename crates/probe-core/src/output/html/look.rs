@@ -126,8 +126,9 @@ pub(super) fn swatch(i: usize) -> String {
     )
 }
 
-pub(super) fn legend(out: &mut String, kinds: &[&str]) {
-    out.push_str("<h2>Timeline</h2>\n<div class=\"legend\">");
+/// The kinds' swatches, letters and names, then `extra` (more entries).
+pub(super) fn legend(out: &mut String, kinds: &[&str], extra: &str) {
+    out.push_str("<div class=\"legend\">");
     for (i, kind) in kinds.iter().enumerate() {
         let _ = write!(
             out,
@@ -137,7 +138,9 @@ pub(super) fn legend(out: &mut String, kinds: &[&str]) {
             esc(kind)
         );
     }
-    out.push_str(
-        "<span><svg class=\"swatch\" viewBox=\"0 0 22 14\" aria-hidden=\"true\"><rect width=\"22\" height=\"14\" fill=\"#D55E00\" fill-opacity=\"0.15\" stroke=\"#D55E00\"/></svg> outage window</span></div>\n",
-    );
+    out.push_str(extra);
+    out.push_str("</div>\n");
 }
+
+/// The legend's entry for the timeline's shaded outage windows.
+pub(super) const WINDOW_LEGEND: &str = "<span><svg class=\"swatch\" viewBox=\"0 0 22 14\" aria-hidden=\"true\"><rect width=\"22\" height=\"14\" fill=\"#D55E00\" fill-opacity=\"0.15\" stroke=\"#D55E00\"/></svg> outage window</span>";

@@ -27,6 +27,7 @@ use crate::report::{Report, SecondStats};
 
 mod chart;
 mod look;
+mod matrix;
 mod tables;
 #[cfg(test)]
 pub(crate) mod tests;
@@ -34,6 +35,8 @@ pub(crate) mod tests;
 use chart::*;
 use look::*;
 use tables::*;
+
+pub use matrix::{render_matrix_html, write_matrix_html};
 
 /// Width of the pictures' coordinate system; they scale to the page.
 pub(super) const WIDTH: f64 = 1200.0;
@@ -82,7 +85,8 @@ pub fn render_html(report: &Report) -> String {
     );
     header(&mut out, report);
     patterns(&mut out, &kinds);
-    legend(&mut out, &kinds);
+    out.push_str("<h2>Timeline</h2>\n");
+    legend(&mut out, &kinds, WINDOW_LEGEND);
     timeline(&mut out, report, &kinds);
     latency(&mut out, report);
     tables(&mut out, report, &kinds);
@@ -115,8 +119,11 @@ svg text { font: 11px system-ui, sans-serif; fill: #111; }
 table { border-collapse: collapse; margin: .4em 0; width: 100%; }
 th, td { border: 1px solid #ccc; padding: .2em .5em; text-align: left; vertical-align: top; }
 td.n, th.n { text-align: right; font-variant-numeric: tabular-nums; }
+td.n, a.run { white-space: nowrap; }
 th { background: #f2f2f2; }
 .note { color: #555; font-size: .9em; }
+.recommendation { font-weight: 600; }
+a { color: #0072B2; }
 * { -webkit-print-color-adjust: exact; print-color-adjust: exact; }
 @media print {
   body { margin: 0; max-width: none; font-size: 10pt; }

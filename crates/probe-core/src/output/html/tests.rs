@@ -195,3 +195,30 @@ fn every_failure_kind_has_its_own_colour_and_pattern_pair() {
         );
     }
 }
+
+#[test]
+fn matrix_page_escapes_cases_and_links_and_groups_repeats() {
+    let evil = "<b>\"x\"&";
+    let reports = vec![
+        (
+            base_report(&format!("{evil}#1"), "http://127.0.0.1:1/"),
+            Some(format!("{evil}/1/report.html")),
+        ),
+        (
+            base_report(&format!("{evil}#2"), "http://127.0.0.1:1/"),
+            None,
+        ),
+        (base_report("plain", "http://127.0.0.1:1/"), None),
+    ];
+    let m = crate::Matrix::from_reports(&reports);
+    assert_eq!(m.summary().len(), 2, "{evil}#1 and #2 are one case");
+    assert_eq!(m.runs[1].run, 2);
+    let page = render_matrix_html(&m, "rollprobe compare");
+    assert!(!page.contains(evil));
+    assert!(page.contains(&esc(evil)));
+    assert!(page.contains(&format!("href=\"{}/1/report.html\"", esc(evil))));
+    // Failures stacked by kind, told apart by pattern and letter too.
+    assert!(page.contains("fill=\"url(#k0)\""));
+    assert!(page.contains("</b> connection_refused</span>"));
+    assert!(!page.contains("://"), "no address outside the page");
+}
