@@ -15,7 +15,8 @@ fn manifest(name: &str) -> String {
 }
 
 /// Two nodes, node 2's kube-proxy three seconds behind node 1's; a rolling update with a
-/// readinessProbe (which loses nothing on one node), probed by a client pod on node 2.
+/// readinessProbe, probed by a client pod on each node: node 1's loses nothing, node 2's
+/// loses requests its node still routed to a pod already gone, and the cause says so.
 #[tokio::test]
 #[cfg_attr(not(netns_tests), ignore = "needs root and ROLLPROBE_NETNS_TESTS=1")]
 async fn a_lagging_nodes_rules_route_requests_to_a_pod_already_gone() {
@@ -56,13 +57,20 @@ async fn a_lagging_nodes_rules_route_requests_to_a_pod_already_gone() {
             let has = addrs.contains(&format!("inet {lb_ip}/32"));
             assert_eq!(has, i + 1 == speaker, "node{} {lb_ip}: {addrs}", i + 1);
         }
-        let from = lab.vantage_point(LabFrom::Pod(2), "backend-svc")?;
-        assert_eq!(from.name, "pod2");
+        // Client pods on both nodes, on one clock: node 2's first (the report's first
+        // stream), node 1's beside it.
+        let lagging = lab.vantage_point(LabFrom::Pod(2), "backend-svc")?;
+        let prompt = lab.vantage_point(LabFrom::Pod(1), "backend-svc")?;
+        assert_eq!(
+            (lagging.name.as_str(), prompt.name.as_str()),
+            ("pod2", "pod1")
+        );
         let change = lab.clone();
         let report = Rollout::new(
-            Probe::builder(&from.url)
+            Probe::builder(&lagging.url)
                 .rate(100)
-                .vantage(from.vantage.clone()),
+                .vantage_point(&lagging.name, &lagging.url, lagging.vantage.clone())
+                .vantage_point(&prompt.name, &prompt.url, prompt.vantage.clone()),
         )
         .events(lab.clone())
         .warmup(Duration::from_secs(1))
@@ -102,7 +110,11 @@ async fn a_lagging_nodes_rules_route_requests_to_a_pod_already_gone() {
         assert_eq!(a1, a2);
         assert!(t2 - t1 > 2500.0, "node2 synced {t2} vs node1 {t1}");
     }
-    assert!(report.totals.failed > 0, "{summary}");
+    let names: Vec<&str> = report.streams.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(names, ["pod2-fresh", "pod1-fresh"], "{summary}");
+    // Through node 1's prompt rules nothing was lost; through node 2's, requests were.
+    assert_eq!(report.streams[1].totals.failed, 0, "{summary}");
+    assert!(report.streams[0].totals.failed > 0, "{summary}");
     let lagged: Vec<&str> = report
         .downtime
         .windows
@@ -123,9 +135,9 @@ async fn a_lagging_nodes_rules_route_requests_to_a_pod_already_gone() {
 }
 
 /// The seed's Recreate with tuned kernel settings, seen by the LoadBalancer's client host
-/// and by a client pod calling the ClusterIP, during the same rollout: the client meets
-/// the withdrawn announcement ("No route to host") besides kube-proxy's REJECT, the pod
-/// only the REJECT.
+/// and by a client pod calling the ClusterIP, in one run on one clock (as `rollprobe lab
+/// --from client --from pod` runs it): the client meets the withdrawn announcement ("No
+/// route to host") besides kube-proxy's REJECT, the pod only the REJECT.
 #[tokio::test]
 #[cfg_attr(not(netns_tests), ignore = "needs root and ROLLPROBE_NETNS_TESTS=1")]
 async fn recreate_from_the_client_and_from_a_pod() {
@@ -148,62 +160,61 @@ async fn recreate_from_the_client_and_from_a_pod() {
             ("client", "pod1")
         );
         assert_ne!(client.url, pod.url, "LoadBalancer address vs ClusterIP");
-        // One rollout, two probes started together, each with the lab's events.
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let change = lab.clone();
-        let waiting = lab.clone();
-        let rollout = |at: &rollprobe::lab::LabVantage| {
-            Rollout::new(Probe::builder(&at.url).rate(50).vantage(at.vantage.clone()))
-                .events(lab.clone())
-                .warmup(Duration::from_secs(1))
-                .settle(Duration::from_secs(2))
-        };
-        let from_client = rollout(&client)
-            .trigger(async move {
-                let r = change.set_image("backend-deployment", "shop/backend:v2");
-                let _ = tx.send(());
-                r
-            })
-            .run();
-        let from_pod = rollout(&pod)
-            .trigger(async move {
-                let _ = rx.await;
-                waiting
-                    .wait_rollout_complete("backend-deployment", Duration::from_secs(120))
-                    .await
-            })
-            .run();
-        let (c, p) = tokio::join!(from_client, from_pod);
-        Ok::<(Report, Report), Box<dyn std::error::Error>>((c?, p?))
+        let probe = Probe::builder(&client.url)
+            .rate(50)
+            .vantage_point(&client.name, &client.url, client.vantage.clone())
+            .vantage_point(&pod.name, &pod.url, pod.vantage.clone());
+        let report = Rollout::new(probe)
+            .events(lab.clone())
+            .warmup(Duration::from_secs(1))
+            .settle(Duration::from_secs(2))
+            .trigger(async move { change.set_image("backend-deployment", "shop/backend:v2") })
+            .run()
+            .await?;
+        Ok::<Report, Box<dyn std::error::Error>>(report)
     }
     .await;
     lab.shutdown().await.unwrap();
-    let (client, pod) = measured.unwrap();
-    let kinds = |r: &Report| -> Vec<String> { r.failures.keys().cloned().collect() };
-    let (ck, pk) = (kinds(&client), kinds(&pod));
-    eprintln!(
-        "client: {ck:?}\n{}\npod: {pk:?}\n{}",
-        client.summary(),
-        pod.summary()
-    );
-    assert!(
-        ck.contains(&"host_unreachable".to_string()),
-        "client {ck:?}\n{}",
-        client.summary()
-    );
-    assert!(
-        ck.contains(&"connection_refused".to_string()),
-        "client {ck:?}"
-    );
-    assert_eq!(pk, ["connection_refused"], "pod\n{}", pod.summary());
-    // Both saw the same rollout: the same pods deleted, at most a few ms apart on their clocks.
-    let deleted = |r: &Report| -> Vec<String> {
-        r.events
-            .iter()
-            .filter(|e| e.kind == EventKind::PodDeleted)
-            .filter_map(|e| e.subject.pod.clone())
+    let report = measured.unwrap();
+    let summary = report.summary();
+    let names: Vec<&str> = report.streams.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(names, ["client-fresh", "pod1-fresh"], "{summary}");
+    let kinds = |i: usize| -> Vec<&str> {
+        report.streams[i]
+            .failures
+            .keys()
+            .map(String::as_str)
             .collect()
     };
-    assert_eq!(deleted(&client), deleted(&pod));
-    assert!(!deleted(&client).is_empty());
+    let (client, pod) = (kinds(0), kinds(1));
+    eprintln!("client {client:?}, pod {pod:?}\n{summary}");
+    assert!(
+        client.contains(&"host_unreachable"),
+        "client {client:?}\n{summary}"
+    );
+    assert!(
+        client.contains(&"connection_refused"),
+        "client {client:?}\n{summary}"
+    );
+    assert_eq!(pod, ["connection_refused"], "pod\n{summary}");
+    // One clock: both streams' outages lie within the same rollout, between the old
+    // pods' termination and the new pods' readiness.
+    let at = |kind: EventKind| {
+        report
+            .events
+            .iter()
+            .filter(|e| e.kind == kind)
+            .map(|e| e.at_ms)
+            .collect::<Vec<f64>>()
+    };
+    let (terminating, ready) = (at(EventKind::PodTerminating), at(EventKind::PodReady));
+    let from = terminating.iter().cloned().fold(f64::INFINITY, f64::min);
+    let until = ready.iter().cloned().fold(0.0, f64::max) + 10_000.0;
+    for s in &report.streams {
+        assert!(!s.downtime.windows.is_empty(), "{}\n{summary}", s.name);
+        for w in &s.downtime.windows {
+            assert!(w.start_ms >= from && w.end_ms <= until, "{} {w:?}", s.name);
+        }
+    }
 }

@@ -60,11 +60,6 @@ pub async fn lab(a: LabArgs) -> Result<ExitCode, CliError> {
     let objects = load_manifests(&a.files)?;
     let (service, is_lb) = pick_service(&objects, a.service.as_deref())?;
     let from = vantage_points(&a.topology, is_lb)?;
-    if from.len() > 1 {
-        return Err(CliError::Usage(
-            "several --from in one run are not supported yet: give one".into(),
-        ));
-    }
     let services = services_of(&objects);
     for step in &steps {
         if let Some(d) = step.deployment() {
@@ -106,7 +101,7 @@ pub async fn lab(a: LabArgs) -> Result<ExitCode, CliError> {
         a.topology.nodes,
         if a.topology.nodes == 1 { "" } else { "s" },
     );
-    let result = probe_rollout(&lab, objects, &service, from[0], steps, &a, &output).await;
+    let result = probe_rollout(&lab, objects, &service, &from, steps, &a, &output).await;
     let shutdown = lab.shutdown().await;
     let code = result?;
     shutdown.map_err(lab_error)?;
@@ -117,7 +112,7 @@ async fn probe_rollout(
     lab: &Lab,
     objects: Vec<Object>,
     service: &str,
-    from: LabFrom,
+    from: &[LabFrom],
     steps: Vec<Step>,
     a: &LabArgs,
     output: &crate::args::OutputArgs,
@@ -132,12 +127,21 @@ async fn probe_rollout(
     lab.wait_serving(service, Duration::from_secs(120))
         .await
         .map_err(lab_error)?;
-    let at = lab.vantage_point(from, service).map_err(lab_error)?;
-    eprintln!("rollprobe lab: probing {} from {}", at.url, at.name);
-    let mut config = probe_config(&at.url, &a.probe, output)?;
-    config.vantage = at.name.clone();
+    let points = from
+        .iter()
+        .map(|f| lab.vantage_point(*f, service))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(lab_error)?;
+    for at in &points {
+        eprintln!("rollprobe lab: probing {} from {}", at.url, at.name);
+    }
+    let mut config = probe_config(&points[0].url, &a.probe, output)?;
+    config.vantage = points[0].name.clone();
     config.lab_kernel = Some(lab.kernel().to_string());
-    let mut probe = ProbeBuilder::from(config).vantage(at.vantage.clone());
+    let mut probe = ProbeBuilder::from(config);
+    for at in points {
+        probe = probe.vantage_point(at.name, at.url, at.vantage);
+    }
     if let Some(dir) = &output.out {
         probe = probe.out_dir(dir);
     }

@@ -20,8 +20,8 @@ struct Place {
     deployments: Arc<dyn Deployments>,
     events: Arc<dyn EventSource>,
     vantage: Option<Arc<dyn Vantage>>,
-    /// The lab's vantage point name (`client`, `node1`, `pod1`, ...).
-    vantage_name: Option<String>,
+    /// The lab's vantage points (`--from`), one stream each per connection mode.
+    points: Vec<probe_lab::LabVantage>,
     url: String,
     lab: Option<probe_lab::Lab>,
     watch: Option<Arc<probe_kube::WatchHandle>>,
@@ -65,9 +65,12 @@ pub async fn matrix(a: MatrixArgs) -> Result<ExitCode, CliError> {
     };
     let mut config = probe_config(&place.url, &a.probe, &no_output)?;
     if let Some(lab) = &place.lab {
-        config.vantage = place.vantage_name.clone().unwrap_or_default();
+        if let Some(first) = place.points.first() {
+            config.vantage = first.name.clone();
+        }
         config.lab_kernel = Some(lab.kernel().to_string());
     }
+    let points = place.points.clone();
     let progress = ProgressSlot::default();
     let shown = progress.clone();
     let quiet = a.quiet;
@@ -96,7 +99,11 @@ pub async fn matrix(a: MatrixArgs) -> Result<ExitCode, CliError> {
     }
     let outcome = runner
         .run(place.deployments.clone(), move |_label| {
-            ProbeBuilder::from(config.clone())
+            let mut probe = ProbeBuilder::from(config.clone());
+            for at in &points {
+                probe = probe.vantage_point(&at.name, &at.url, at.vantage.clone());
+            }
+            probe
         })
         .await;
     progress.clear();
@@ -159,11 +166,6 @@ async fn in_lab(a: &MatrixArgs) -> Result<Place, CliError> {
     let objects = load_manifests(&a.files)?;
     let (service, is_lb) = pick_service(&objects, a.service.as_deref())?;
     let from = vantage_points(&a.topology, is_lb)?;
-    if from.len() > 1 {
-        return Err(CliError::Usage(
-            "several --from in one matrix are not supported yet: give one".into(),
-        ));
-    }
     if !objects
         .iter()
         .any(|o| matches!(o, probe_lab::Object::Deployment(d) if d.name == a.deployment))
@@ -184,22 +186,30 @@ async fn in_lab(a: &MatrixArgs) -> Result<Place, CliError> {
         lab.wait_available(Duration::from_secs(180)).await?;
         // A healthy baseline: every ready endpoint listens and the Service answers steadily.
         lab.wait_serving(&service, Duration::from_secs(180)).await?;
-        lab.vantage_point(from[0], &service)
+        from.iter()
+            .map(|f| lab.vantage_point(*f, &service))
+            .collect::<Result<Vec<_>, _>>()
     };
-    let at = match ready.await {
-        Ok(at) => at,
+    let mut points = match ready.await {
+        Ok(points) => points,
         Err(e) => {
             let _ = lab.shutdown().await;
             return Err(lab_error(e));
         }
     };
+    if let Some(url) = &a.url {
+        // The user's URL, probed from each vantage point.
+        for at in &mut points {
+            at.url = url.clone();
+        }
+    }
     let shared = Arc::new(lab.clone());
     Ok(Place {
         deployments: shared.clone(),
         events: shared,
-        vantage: Some(at.vantage),
-        vantage_name: Some(at.name),
-        url: a.url.clone().unwrap_or(at.url),
+        vantage: None,
+        url: points[0].url.clone(),
+        points,
         lab: Some(lab),
         watch: None,
     })
@@ -224,7 +234,7 @@ async fn in_cluster(a: &MatrixArgs) -> Result<Place, CliError> {
         deployments: Arc::new(probe_kube::Namespace::new(client, namespace)),
         events: watch.clone(),
         vantage: None,
-        vantage_name: None,
+        points: Vec::new(),
         url: a.url.clone().unwrap_or_default(),
         lab: None,
         watch: Some(watch),
