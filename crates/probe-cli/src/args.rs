@@ -142,10 +142,8 @@ pub struct LabArgs {
     /// The Service to probe [default: the only Service in the files].
     #[arg(long, value_name = "NAME")]
     pub service: Option<String>,
-    /// Kernel settings of the lab's namespaces: stock (Linux defaults, what your machines
-    /// do) or tuned (ICMP limits lifted, short neighbour timers: shows each mechanism's errno).
-    #[arg(long, default_value = "stock", value_parser = parse_kernel, value_name = "stock|tuned")]
-    pub kernel: probe_lab::Kernel,
+    #[command(flatten)]
+    pub topology: LabOptions,
     #[command(flatten)]
     pub timing: Timing,
     /// Give up on the rollout after this long.
@@ -196,6 +194,44 @@ fn parse_kernel(s: &str) -> Result<probe_lab::Kernel, String> {
     s.parse()
 }
 
+fn parse_vantage(s: &str) -> Result<probe_lab::LabFrom, String> {
+    s.parse()
+}
+
+/// Per-node kube-proxy sync delays, node 1 first (`--sync-delays 0.5s,3s`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyncDelays(pub Vec<Duration>);
+
+fn parse_delays(s: &str) -> Result<SyncDelays, String> {
+    s.split(',')
+        .map(|d| parse_duration(d.trim()))
+        .collect::<Result<Vec<_>, _>>()
+        .map(SyncDelays)
+}
+
+/// The lab's shape and where its probes stand: shared by `lab` and `matrix --lab`.
+#[derive(Debug, Args, Clone)]
+pub struct LabOptions {
+    /// Kernel settings of the lab's namespaces: stock (Linux defaults, what your machines
+    /// do) or tuned (ICMP limits lifted, short neighbour timers: shows each mechanism's errno).
+    #[arg(long, default_value = "stock", value_parser = parse_kernel, value_name = "stock|tuned")]
+    pub kernel: probe_lab::Kernel,
+    /// Nodes of the lab (1-8): pods spread over them, each node's kube-proxy syncs after its
+    /// own delay (node 1 0.5 s, each further node 1 s more), one node announces the
+    /// LoadBalancer address.
+    #[arg(long, default_value = "1", value_parser = clap::value_parser!(u16).range(1..=8), value_name = "N")]
+    pub nodes: u16,
+    /// Each node's kube-proxy sync delay, node 1 first (e.g. 0.5s,3s); nodes not listed
+    /// keep their default.
+    #[arg(long, value_parser = parse_delays, value_name = "DUR[,DUR...]")]
+    pub sync_delays: Option<SyncDelays>,
+    /// Where the probe stands: client (the LoadBalancer's client host), node[:N] (a node,
+    /// calling the ClusterIP) or pod[:N] (a client pod on node N, calling the ClusterIP)
+    /// [default: client for a LoadBalancer Service, else node].
+    #[arg(long = "from", value_parser = parse_vantage, value_name = "client|node[:N]|pod[:N]")]
+    pub from: Vec<probe_lab::LabFrom>,
+}
+
 fn parse_trigger(s: &str) -> Result<MatrixTrigger, String> {
     match s.split_once('=') {
         None if s == "restart" => Ok(MatrixTrigger::Restart),
@@ -235,9 +271,8 @@ pub struct MatrixArgs {
     /// What starts each rollout: restart, image=IMAGE (alternating with the original), or undo (kubectl rollout undo; lab only).
     #[arg(long, default_value = "restart", value_parser = parse_trigger, value_name = "TRIGGER")]
     pub trigger: MatrixTrigger,
-    /// Kernel settings of the lab's namespaces (with --lab): stock or tuned.
-    #[arg(long, default_value = "stock", value_parser = parse_kernel, value_name = "stock|tuned")]
-    pub kernel: probe_lab::Kernel,
+    #[command(flatten)]
+    pub topology: LabOptions,
     /// Runs per case.
     #[arg(long, default_value = "1", value_parser = clap::value_parser!(u32).range(1..=100), value_name = "N")]
     pub repeat: u32,

@@ -7,12 +7,12 @@ use std::time::Duration;
 
 use probe_core::{ProbeBuilder, Rollout};
 use probe_lab::{
-    parse_manifests_with_warnings, Kernel, Lab, LabConfig, LabError, Object, ServiceType, Step,
+    parse_manifests_with_warnings, Lab, LabConfig, LabError, LabFrom, Object, ServiceType, Step,
 };
 
-use crate::args::{LabAction, LabArgs};
+use crate::args::{LabAction, LabArgs, LabOptions};
 use crate::finish::finish_rollout;
-use crate::options::{check_out_dir, probe_config};
+use crate::options::{check_out_dir, lab_pod_from, probe_config};
 use crate::progress::observe;
 use crate::CliError;
 
@@ -61,6 +61,7 @@ pub async fn lab(a: LabArgs) -> Result<ExitCode, CliError> {
     let steps = steps_of(&a)?;
     let objects = load_manifests(&a.files)?;
     let (service, is_lb) = pick_service(&objects, a.service.as_deref())?;
+    let from = vantage_points(&a.topology, is_lb)?;
     let services = services_of(&objects);
     for step in &steps {
         if let Some(d) = step.deployment() {
@@ -93,14 +94,16 @@ pub async fn lab(a: LabArgs) -> Result<ExitCode, CliError> {
             .map(|s| s.to_string_lossy().to_string());
     }
 
-    let lab = start_lab(a.kernel).await?;
+    let lab = start_lab(&a.topology).await?;
     eprintln!(
-        "rollprobe lab {}: applying {} object(s), waiting until every Deployment is available ({} kernel settings)",
+        "rollprobe lab {}: applying {} object(s), waiting until every Deployment is available ({} kernel settings, {} node{})",
         lab.run_id(),
         objects.len(),
         lab.kernel(),
+        a.topology.nodes,
+        if a.topology.nodes == 1 { "" } else { "s" },
     );
-    let result = probe_rollout(&lab, objects, &service, is_lb, steps, &a, &output).await;
+    let result = probe_rollout(&lab, objects, &service, &from, steps, &a, &output).await;
     let shutdown = lab.shutdown().await;
     let code = result?;
     shutdown.map_err(lab_error)?;
@@ -111,7 +114,7 @@ async fn probe_rollout(
     lab: &Lab,
     objects: Vec<Object>,
     service: &str,
-    is_lb: bool,
+    from: &[LabFrom],
     steps: Vec<Step>,
     a: &LabArgs,
     output: &crate::args::OutputArgs,
@@ -138,13 +141,22 @@ async fn probe_rollout(
             ))
         }
     }
-    let url = lab.service_url(service).map_err(lab_error)?;
-    let vantage = if is_lb { "client" } else { "node" };
-    eprintln!("rollprobe lab: probing {url} from the {vantage} host");
-    let mut config = probe_config(&url, &a.probe, output)?;
-    config.vantage = vantage.into();
+    let points = from
+        .iter()
+        .map(|f| lab.vantage_point(*f, service))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(lab_error)?;
+    for at in &points {
+        eprintln!("rollprobe lab: probing {} from {}", at.url, at.name);
+    }
+    let mut config = probe_config(&points[0].url, &a.probe, output)?;
+    config.vantage = points[0].name.clone();
+    lab_pod_from(&mut config);
     config.lab_kernel = Some(lab.kernel().to_string());
     let mut probe = ProbeBuilder::from(config);
+    for at in points {
+        probe = probe.vantage_point(at.name, at.url, at.vantage);
+    }
     if let Some(dir) = &output.out {
         probe = probe.out_dir(dir);
     }
@@ -152,7 +164,7 @@ async fn probe_rollout(
     let (observer, progress) = observe(label, output.quiet, false);
     let changer = lab.clone();
     let result = Rollout::new(probe)
-        .lab(lab)
+        .events(lab.clone())
         .warmup(a.timing.warmup)
         .settle(a.timing.settle)
         .rollout_timeout(a.rollout_timeout)
@@ -227,17 +239,66 @@ pub fn pick_service(objects: &[Object], name: Option<&str>) -> Result<(String, b
     ))
 }
 
-/// Starts a lab with the given kernel settings. Its pods run this very binary's app
-/// (`rollprobe lab-app`) unless `ROLLPROBE_LAB_APP` names another: a `rollprobe` found
-/// on PATH could be an older build than the one the user just ran.
-pub async fn start_lab(kernel: Kernel) -> Result<Lab, CliError> {
+/// The vantage points of `--from`, checked against the lab's shape before it is built:
+/// by default the client host for a LoadBalancer Service, node 1 for a ClusterIP one.
+pub fn vantage_points(o: &LabOptions, is_lb: bool) -> Result<Vec<LabFrom>, CliError> {
+    if o.from.is_empty() {
+        return Ok(vec![if is_lb {
+            LabFrom::Client
+        } else {
+            LabFrom::Node(1)
+        }]);
+    }
+    let nodes = usize::from(o.nodes);
+    for from in &o.from {
+        match from {
+            LabFrom::Client if !is_lb => {
+                return Err(CliError::Usage(
+                    "--from client: the Service is not a LoadBalancer, and the client host reaches only LoadBalancer addresses; use --from node or --from pod".into(),
+                ))
+            }
+            LabFrom::Node(n) | LabFrom::Pod(n) if *n > nodes => {
+                return Err(CliError::Usage(format!(
+                    "--from {from}: the lab has {nodes} node(s); add --nodes {n}"
+                )))
+            }
+            _ => {}
+        }
+    }
+    let mut seen = Vec::new();
+    for from in &o.from {
+        if seen.contains(from) {
+            return Err(CliError::Usage(format!("--from {from} is given twice")));
+        }
+        seen.push(*from);
+    }
+    Ok(seen)
+}
+
+/// Starts a lab with the given kernel settings and nodes. Its pods run this very binary's
+/// app (`rollprobe lab-app`) unless `ROLLPROBE_LAB_APP` names another: a `rollprobe`
+/// found on PATH could be an older build than the one the user just ran.
+pub async fn start_lab(o: &LabOptions) -> Result<Lab, CliError> {
+    let node_sync_delays = match &o.sync_delays {
+        Some(d) if d.0.len() > usize::from(o.nodes) => {
+            return Err(CliError::Usage(format!(
+            "--sync-delays lists {} delays for {} node(s): give at most one per node (see --nodes)",
+            d.0.len(),
+            o.nodes
+        )))
+        }
+        Some(d) => d.0.clone(),
+        None => Vec::new(),
+    };
     let own = std::env::var_os(probe_lab::LAB_APP_ENV)
         .is_none()
         .then(std::env::current_exe)
         .and_then(Result::ok)
         .map(|exe| vec![exe.to_string_lossy().into_owned(), "lab-app".into()]);
     let config = LabConfig {
-        kernel,
+        kernel: o.kernel,
+        nodes: usize::from(o.nodes),
+        node_sync_delays,
         app_command: own,
         ..LabConfig::default()
     };

@@ -10,8 +10,8 @@ use std::time::Duration;
 use probe_core::{Deployments, EventSource, Matrix, MatrixRunner, ProbeBuilder, Report, Vantage};
 
 use crate::args::{MatrixArgs, OutputArgs};
-use crate::lab::{lab_error, load_manifests, pick_service, start_lab};
-use crate::options::{check_out_dir, probe_config};
+use crate::lab::{lab_error, load_manifests, pick_service, start_lab, vantage_points};
+use crate::options::{check_out_dir, lab_pod_from, probe_config};
 use crate::progress::{Progress, ProgressSlot};
 use crate::CliError;
 
@@ -20,6 +20,8 @@ struct Place {
     deployments: Arc<dyn Deployments>,
     events: Arc<dyn EventSource>,
     vantage: Option<Arc<dyn Vantage>>,
+    /// The lab's vantage points (`--from`), one stream each per connection mode.
+    points: Vec<probe_lab::LabVantage>,
     url: String,
     lab: Option<probe_lab::Lab>,
     watch: Option<Arc<probe_kube::WatchHandle>>,
@@ -63,9 +65,13 @@ pub async fn matrix(a: MatrixArgs) -> Result<ExitCode, CliError> {
     };
     let mut config = probe_config(&place.url, &a.probe, &no_output)?;
     if let Some(lab) = &place.lab {
-        config.vantage = "client".into();
+        if let Some(first) = place.points.first() {
+            config.vantage = first.name.clone();
+        }
         config.lab_kernel = Some(lab.kernel().to_string());
+        lab_pod_from(&mut config);
     }
+    let points = place.points.clone();
     let progress = ProgressSlot::default();
     let shown = progress.clone();
     let quiet = a.quiet;
@@ -94,7 +100,11 @@ pub async fn matrix(a: MatrixArgs) -> Result<ExitCode, CliError> {
     }
     let outcome = runner
         .run(place.deployments.clone(), move |_label| {
-            ProbeBuilder::from(config.clone())
+            let mut probe = ProbeBuilder::from(config.clone());
+            for at in &points {
+                probe = probe.vantage_point(&at.name, &at.url, at.vantage.clone());
+            }
+            probe
         })
         .await;
     progress.clear();
@@ -155,7 +165,8 @@ fn run_reports(out: &Path, m: &Matrix) -> Result<Vec<Report>, CliError> {
 
 async fn in_lab(a: &MatrixArgs) -> Result<Place, CliError> {
     let objects = load_manifests(&a.files)?;
-    let (service, _) = pick_service(&objects, a.service.as_deref())?;
+    let (service, is_lb) = pick_service(&objects, a.service.as_deref())?;
+    let from = vantage_points(&a.topology, is_lb)?;
     if !objects
         .iter()
         .any(|o| matches!(o, probe_lab::Object::Deployment(d) if d.name == a.deployment))
@@ -165,7 +176,7 @@ async fn in_lab(a: &MatrixArgs) -> Result<Place, CliError> {
             a.deployment
         )));
     }
-    let lab = start_lab(a.kernel).await?;
+    let lab = start_lab(&a.topology).await?;
     let ready = async {
         lab.apply(objects)?;
         eprintln!(
@@ -176,21 +187,30 @@ async fn in_lab(a: &MatrixArgs) -> Result<Place, CliError> {
         lab.wait_available(Duration::from_secs(180)).await?;
         // A healthy baseline: every ready endpoint listens and the Service answers steadily.
         lab.wait_serving(&service, Duration::from_secs(180)).await?;
-        lab.service_url(&service)
+        from.iter()
+            .map(|f| lab.vantage_point(*f, &service))
+            .collect::<Result<Vec<_>, _>>()
     };
-    let url = match ready.await {
-        Ok(url) => a.url.clone().unwrap_or(url),
+    let mut points = match ready.await {
+        Ok(points) => points,
         Err(e) => {
             let _ = lab.shutdown().await;
             return Err(lab_error(e));
         }
     };
+    if let Some(url) = &a.url {
+        // The user's URL, probed from each vantage point.
+        for at in &mut points {
+            at.url = url.clone();
+        }
+    }
     let shared = Arc::new(lab.clone());
     Ok(Place {
         deployments: shared.clone(),
-        events: shared.clone(),
-        vantage: Some(shared),
-        url,
+        events: shared,
+        vantage: None,
+        url: points[0].url.clone(),
+        points,
         lab: Some(lab),
         watch: None,
     })
@@ -215,6 +235,7 @@ async fn in_cluster(a: &MatrixArgs) -> Result<Place, CliError> {
         deployments: Arc::new(probe_kube::Namespace::new(client, namespace)),
         events: watch.clone(),
         vantage: None,
+        points: Vec::new(),
         url: a.url.clone().unwrap_or_default(),
         lab: None,
         watch: Some(watch),

@@ -29,6 +29,16 @@ pub fn probe_config(url: &str, p: &ProbeArgs, o: &OutputArgs) -> Result<ProbeCon
     Ok(c)
 }
 
+/// In the lab every pod names itself in an `x-pod-name` header: read it, so that the
+/// report lists the pods that answered, unless `--pod-from` says otherwise.
+pub fn lab_pod_from(config: &mut ProbeConfig) {
+    if config.pod_from.is_none() {
+        config.pod_from = Some(probe_core::VersionSource::Header(
+            probe_lab::POD_HEADER.into(),
+        ));
+    }
+}
+
 /// Checks that the output folder can be written, before probing.
 pub fn check_out_dir(dir: &Path) -> Result<(), CliError> {
     let fail = |e: std::io::Error| {

@@ -80,3 +80,33 @@ fn a_mistyped_flag_names_the_one_that_exists() {
         "rollprobe: unexpected argument '--rat' found; a similar argument exists: '--rate' (see rollprobe --help)"
     );
 }
+
+#[test]
+fn lab_topology_options_are_refused_before_the_lab_is_built() {
+    let seed = |name: &str| format!("{}/../../examples/seed/{name}", env!("CARGO_MANIFEST_DIR"));
+    let (recreate, bluegreen_slow) = (seed("recreate.yaml"), seed("bluegreen-slow.yaml"));
+    let lab = |file: &str, extra: &[&str]| {
+        let mut args = vec!["lab", "-f", file, "--set-image", "backend-deployment=x:v2"];
+        args.extend_from_slice(extra);
+        refused(&args)
+    };
+    assert!(lab(&recreate, &["--from", "router"]).contains("client, node[:N] or pod[:N]"));
+    assert!(lab(&recreate, &["--nodes", "9"]).contains("--nodes"));
+    assert!(lab(&recreate, &["--nodes", "0"]).contains("--nodes"));
+    let e = lab(&recreate, &["--nodes", "2", "--from", "pod:3"]);
+    assert!(e.contains("--from pod:3") && e.contains("--nodes 3"), "{e}");
+    let e = lab(&recreate, &["--sync-delays", "0.5s,3s"]);
+    assert!(e.contains("2 delays for 1 node"), "{e}");
+    assert!(lab(&recreate, &["--sync-delays", "fast"]).contains("--sync-delays"));
+    // A ClusterIP Service has no address the client host could reach.
+    let e = refused(&[
+        "lab",
+        "-f",
+        &bluegreen_slow,
+        "--set-selector",
+        "web-svc:color=green",
+        "--from",
+        "client",
+    ]);
+    assert!(e.contains("not a LoadBalancer"), "{e}");
+}

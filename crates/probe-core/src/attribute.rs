@@ -455,6 +455,54 @@ fn rate_limited_note(w: &OutageWindow, no_ready_endpoint: bool) -> Option<String
     ))
 }
 
+/// A window that exists only because one node's kube-proxy rules lagged behind the
+/// others': an endpoint whose pod was already terminating when the window began was
+/// still in that node's rules (its `endpoint_removed` with `subject.node` came at or
+/// after the start) though another node had dropped it before, and the window ended
+/// when the lagging node caught up. Requests routed by that node met a pod already gone.
+/// `None` when the events show no such disagreement between nodes.
+fn lagging_node_cause(w: &OutageWindow, events: &[Event]) -> Option<String> {
+    // A window's last failures are sent just before the node's sync lands.
+    const CATCH_UP_SLACK_MS: f64 = 1000.0;
+    let node_removals: Vec<&Event> = events
+        .iter()
+        .filter(|e| e.kind == EventKind::EndpointRemoved && e.subject.node.is_some())
+        .filter(|e| e.subject.address.is_some())
+        .collect();
+    node_removals.iter().find_map(|lag| {
+        if lag.at_ms < w.start_ms || w.end_ms > lag.at_ms + CATCH_UP_SLACK_MS {
+            return None;
+        }
+        let early = node_removals
+            .iter()
+            .filter(|e| e.subject.address == lag.subject.address)
+            .filter(|e| e.subject.node != lag.subject.node && e.at_ms <= w.start_ms)
+            .min_by(|a, b| a.at_ms.total_cmp(&b.at_ms))?;
+        let pod = lag.subject.pod.as_deref()?;
+        let pod_event = |kind: EventKind| {
+            events
+                .iter()
+                .find(|e| e.kind == kind && e.subject.pod.as_deref() == Some(pod))
+                .map(|e| e.at_ms)
+        };
+        let terminating = pod_event(EventKind::PodTerminating).filter(|t| *t <= w.start_ms)?;
+        let gone = pod_event(EventKind::PodDeleted)
+            .filter(|t| *t <= w.end_ms)
+            .map(|t| format!(", deleted at {}", at(t)))
+            .unwrap_or_default();
+        Some(format!(
+            "{lagging}'s kube-proxy rules lagged: they still sent new connections to pod {pod} ({ip}), terminating since {}{gone}, until {}, though {other}'s rules had dropped it at {}: requests routed by {lagging} met a pod already gone ({kinds})",
+            at(terminating),
+            at(lag.at_ms),
+            at(early.at_ms),
+            lagging = lag.subject.node.as_deref().unwrap_or("?"),
+            other = early.subject.node.as_deref().unwrap_or("?"),
+            ip = lag.subject.address.map(|a| a.to_string()).unwrap_or_default(),
+            kinds = w.kinds.keys().cloned().collect::<Vec<_>>().join(", "),
+        ))
+    })
+}
+
 /// Fills in `cause` for every window, when the run has rollout events.
 ///
 /// ```
@@ -499,7 +547,7 @@ pub fn attribute_causes(windows: &mut [OutageWindow], events: &[Event]) {
             ));
             continue;
         }
-        let mut cause = cause_of(w, &sorted);
+        let mut cause = lagging_node_cause(w, &sorted).unwrap_or_else(|| cause_of(w, &sorted));
         let no_ready_endpoint = cause.starts_with("no ready endpoint");
         if let Some(note) = rate_limited_note(w, no_ready_endpoint) {
             cause += &note;
@@ -547,6 +595,45 @@ mod tests {
             pod_ev(0.0, "pod_ready", "old-a", "10.244.0.2"),
             ep_ev(0.0, "endpoint_added", "10.244.0.2"),
         ]
+    }
+
+    #[test]
+    fn a_window_from_one_nodes_lagging_rules_says_so() {
+        let ip = "10.244.16.2";
+        let on_node = |at: f64, kind: &str, node: &str| {
+            let mut e = ep_ev(at, kind, ip);
+            e.subject = e.subject.with_pod("web-old").with_node(node);
+            e
+        };
+        let mut events = base();
+        events.extend([
+            pod_ev(1000.0, "pod_terminating", "web-old", ip),
+            ep_ev(1000.0, "endpoint_removed", ip),
+            on_node(1100.0, "endpoint_removed", "node1"),
+            pod_ev(1900.0, "pod_deleted", "web-old", ip),
+            on_node(4000.0, "endpoint_removed", "node2"),
+        ]);
+        let mut ws = vec![window(1500.0, 3900.0, "connection_refused")];
+        attribute_causes(&mut ws, &events);
+        let cause = ws[0].cause.as_deref().unwrap();
+        assert!(
+            cause.starts_with("node2's kube-proxy rules lagged: they still sent new connections to pod web-old (10.244.16.2), terminating since +1.00 s, deleted at +1.90 s, until +4.00 s, though node1's rules had dropped it at +1.10 s"),
+            "{cause}"
+        );
+        // Both nodes dropped it before the window: not a lag, the usual sentence.
+        let mut ws = vec![window(4500.0, 5000.0, "connection_refused")];
+        attribute_causes(&mut ws, &events);
+        assert!(
+            !ws[0].cause.as_deref().unwrap().contains("lagged"),
+            "{ws:?}"
+        );
+        // A window that outlasts the lagging node's sync has another cause.
+        let mut ws = vec![window(1500.0, 9000.0, "connection_refused")];
+        attribute_causes(&mut ws, &events);
+        assert!(
+            !ws[0].cause.as_deref().unwrap().contains("lagged"),
+            "{ws:?}"
+        );
     }
 
     #[test]

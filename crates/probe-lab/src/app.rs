@@ -17,6 +17,9 @@
 //! (one per connection, keep-alive supported): the lab must not depend on the HTTP stack
 //! whose behaviour the prober is measuring.
 
+/// The header in which the app names its pod: what `--pod-from` reads in the lab.
+pub const POD_HEADER: &str = "x-pod-name";
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::os::fd::AsRawFd;

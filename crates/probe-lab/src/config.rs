@@ -8,17 +8,23 @@
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
-/// The pod network: every pod gets a fresh address from it (never reused in a run).
+/// The pod network: every pod gets a fresh address from it (never reused in a run). Node
+/// N has its own /20 of it, `10.244.(16·(N-1)).0/20`, as a CNI gives each node a range.
 pub const POD_CIDR: &str = "10.244.0.0/16";
-/// The node's address on the pod bridge (the pods' gateway).
+/// Node 1's address on its pod bridge (its pods' gateway); node N's is
+/// `10.244.(16·(N-1)).1`.
 pub const NODE_BRIDGE_IP: Ipv4Addr = Ipv4Addr::new(10, 244, 0, 1);
+/// The most nodes a lab can have (`LabConfig::nodes`): the LAN addresses below the
+/// LoadBalancer pool (172.31.254.1 and .3-.9) fit eight.
+pub const MAX_NODES: usize = 8;
 /// The Service (ClusterIP) range; the node routes it onto the bridge.
 pub const SERVICE_CIDR: &str = "10.96.0.0/16";
 /// The first ClusterIP handed out.
 pub const FIRST_CLUSTER_IP: Ipv4Addr = Ipv4Addr::new(10, 96, 0, 10);
 /// The L2 segment between the node and the client host. It exists only inside the lab.
 pub const CLIENT_SEGMENT: &str = "172.31.254.0/24";
-/// The node's own address on the client segment.
+/// Node 1's own address on the client segment (the LAN every node and the client host
+/// share); node N > 1 has `172.31.254.(N+1)`.
 pub const NODE_CLIENT_IP: Ipv4Addr = Ipv4Addr::new(172, 31, 254, 1);
 /// The client host's address.
 pub const CLIENT_IP: Ipv4Addr = Ipv4Addr::new(172, 31, 254, 2);
@@ -60,9 +66,19 @@ pub struct LabConfig {
     /// `proxy_sync_delay`, as it usually is in practice, so a terminating pod leaves the
     /// Service's rules before it stops listening.
     pub kill_latency: Duration,
-    /// From an endpoint change to kube-proxy's rules and the load balancer's announcement
-    /// reflecting it (default 500 ms: EndpointSlice propagation plus an iptables sync).
+    /// From an endpoint change to node 1's kube-proxy rules and (when node 1 announces
+    /// it) the load balancer's announcement reflecting it (default 500 ms: EndpointSlice
+    /// propagation plus an iptables sync on an idle node).
     pub proxy_sync_delay: Duration,
+    /// How many nodes (1 to [`MAX_NODES`], default 1). Pods are spread over them (the
+    /// node with the fewest running pods gets the next one, as the scheduler's spreading
+    /// does); each runs its own kube-proxy rules after its own sync delay
+    /// ([`LabConfig::sync_delay`]); one elected node announces each LoadBalancer address.
+    pub nodes: usize,
+    /// Per node (index 0 is node 1), the sync delay of its kube-proxy, overriding
+    /// `proxy_sync_delay` for node 1 and the default of the others (see
+    /// [`LabConfig::sync_delay`]). Empty by default.
+    pub node_sync_delays: Vec<Duration>,
     /// From a pod's process exit to its network namespace (and so its IP) being removed
     /// (default 2000 ms: PLEG relist plus sandbox teardown). Set it below
     /// `proxy_sync_delay - kill_latency` to show the race where traffic still DNATed to a
@@ -90,6 +106,8 @@ impl Default for LabConfig {
             pod_start_latency: Duration::from_millis(2500),
             kill_latency: Duration::from_millis(1000),
             proxy_sync_delay: Duration::from_millis(500),
+            nodes: 1,
+            node_sync_delays: Vec::new(),
             sandbox_teardown_delay: Duration::from_millis(2000),
             kernel: crate::Kernel::Stock,
             time_scale: 1.0,
@@ -97,6 +115,65 @@ impl Default for LabConfig {
             max_lifetime: Duration::from_secs(6 * 3600),
         }
     }
+}
+
+/// How much later than node 1 each further node's kube-proxy syncs by default: node N
+/// waits `proxy_sync_delay + (N-1) × 1 s`. One second is kube-proxy's default
+/// `--iptables-min-sync-period`: a busier node that synced moments ago for another change
+/// holds the next sync back up to that long, and its `iptables-restore` of a larger rule
+/// set takes longer too, so in a real cluster nodes disagree for about a second or more.
+pub const SLOWER_NODE_SYNC_STEP: Duration = Duration::from_secs(1);
+
+impl LabConfig {
+    /// The kube-proxy sync delay of node `node` (1-based): `node_sync_delays[node-1]` if
+    /// given, else `proxy_sync_delay` for node 1 and `proxy_sync_delay + (node-1) ×`
+    /// [`SLOWER_NODE_SYNC_STEP`] for the others.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let cfg = probe_lab::LabConfig { nodes: 3, ..Default::default() };
+    /// assert_eq!(cfg.sync_delay(1), Duration::from_millis(500));
+    /// assert_eq!(cfg.sync_delay(3), Duration::from_millis(2500));
+    /// let cfg = probe_lab::LabConfig { node_sync_delays: vec![Duration::ZERO, Duration::from_secs(4)], ..cfg };
+    /// assert_eq!(cfg.sync_delay(2), Duration::from_secs(4));
+    /// ```
+    pub fn sync_delay(&self, node: usize) -> Duration {
+        let i = node.saturating_sub(1);
+        self.node_sync_delays
+            .get(i)
+            .copied()
+            .unwrap_or(self.proxy_sync_delay + SLOWER_NODE_SYNC_STEP * i as u32)
+    }
+}
+
+/// Node `node`'s (1-based) address on its pod bridge, its pods' gateway.
+pub(crate) fn node_bridge_ip(node: usize) -> Ipv4Addr {
+    Ipv4Addr::new(10, 244, (16 * (node - 1)) as u8, 1)
+}
+
+/// Node `node`'s (1-based) pod range, `10.244.(16·(node-1)).0/20`.
+pub(crate) fn node_pod_subnet(node: usize) -> String {
+    format!("10.244.{}.0/20", 16 * (node - 1))
+}
+
+/// Node `node`'s (1-based) address on the LAN shared with the client host.
+pub(crate) fn node_lan_ip(node: usize) -> Ipv4Addr {
+    if node == 1 {
+        NODE_CLIENT_IP
+    } else {
+        Ipv4Addr::new(172, 31, 254, node as u8 + 1)
+    }
+}
+
+/// The node (1-based) whose pod range holds `ip`.
+pub(crate) fn node_of_pod_ip(ip: Ipv4Addr) -> usize {
+    usize::from(ip.octets()[2] / 16) + 1
+}
+
+/// The address of node `node`'s client pod (the `--from pod:N` vantage point): the top
+/// of its range, which pods never get.
+pub(crate) fn client_pod_ip(node: usize) -> Ipv4Addr {
+    Ipv4Addr::new(10, 244, (16 * (node - 1) + 15) as u8, 254)
 }
 
 /// The environment variable that names the app lab pods run (a path).

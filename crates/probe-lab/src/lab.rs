@@ -122,12 +122,15 @@ impl Lab {
             Some(c) => c.clone(),
             None => find_app()?,
         };
-        let names = Names {
-            run_id: config.run_id.clone(),
-            node: format!("{}-node", config.run_id),
-            client: format!("{}-client", config.run_id),
-        };
-        for ns in [&names.node, &names.client] {
+        if !(1..=crate::config::MAX_NODES).contains(&config.nodes) {
+            return Err(LabError::Invalid(format!(
+                "nodes must be 1 to {}, got {}",
+                crate::config::MAX_NODES,
+                config.nodes
+            )));
+        }
+        let names = Names::new(&config.run_id, config.nodes);
+        for ns in names.all() {
             if std::path::Path::new(&format!("/run/netns/{ns}")).exists() {
                 return Err(LabError::Invalid(format!(
                     "network namespace {ns} already exists (run id in use)"
@@ -198,9 +201,30 @@ impl Lab {
         self.inner.kernel
     }
 
-    /// The node namespace (pods' bridge, kube-proxy's rules, ClusterIP clients).
+    /// Node 1's namespace (its pods' bridge, its kube-proxy's rules, ClusterIP clients).
     pub fn node_netns(&self) -> &str {
-        &self.inner.names.node
+        &self.inner.names.nodes[0]
+    }
+
+    /// The namespaces of all nodes, node 1 first (`<run>-node1`, `<run>-node2`, ...).
+    pub fn node_netns_all(&self) -> &[String] {
+        &self.inner.names.nodes
+    }
+
+    /// The node (1-based) that announces `service`'s LoadBalancer address (MetalLB's
+    /// elected speaker), or `None` for a ClusterIP Service.
+    pub fn announcing_node(&self, service: &str) -> Result<Option<usize>, LabError> {
+        let d = self.desired()?;
+        let (svc, _, eip) = d
+            .services
+            .get(service)
+            .ok_or_else(|| LabError::NotFound(format!("service {service}")))?;
+        Ok(match (svc.service_type, eip) {
+            (ServiceType::LoadBalancer, Some(ip)) => {
+                Some(crate::controller::elected_node(*ip, self.inner.names.nodes.len()) + 1)
+            }
+            _ => None,
+        })
     }
 
     /// The client host namespace (LoadBalancer clients).
@@ -446,7 +470,7 @@ impl Lab {
         let port = svc.ports[0].port;
         let (ip, netns) = match (svc.service_type, eip) {
             (ServiceType::LoadBalancer, Some(e)) => (*e, self.inner.names.client.clone()),
-            _ => (*cip, self.inner.names.node.clone()),
+            _ => (*cip, self.inner.names.nodes[0].clone()),
         };
         let addr = SocketAddr::from((ip, port));
         Ok(ProbeTarget {
@@ -478,7 +502,7 @@ impl Lab {
                 if svc.service_type == ServiceType::LoadBalancer && *eip == Some(ip) {
                     Some(self.inner.names.client.clone())
                 } else if *cip == ip {
-                    Some(self.inner.names.node.clone())
+                    Some(self.inner.names.nodes[0].clone())
                 } else {
                     None
                 }
@@ -547,6 +571,10 @@ impl Lab {
 
     pub(crate) fn shared(&self) -> &Arc<Shared> {
         &self.inner.shared
+    }
+
+    pub(crate) fn names(&self) -> &Names {
+        &self.inner.names
     }
 
     pub(crate) fn hub(&self) -> &EventHub {

@@ -15,6 +15,14 @@
 //!   Service has a ready endpoint. When the last one goes, the client's neighbour entry
 //!   fails (once its neighbour timers run out: tens of seconds with stock settings) and
 //!   it gets EHOSTUNREACH ("No route to host").
+//! - **several nodes** ([`LabConfig::nodes`]): pods spread over node namespaces joined
+//!   by a routed pod network (each node its own /20 and bridge); each node runs its own
+//!   kube-proxy rules after its own sync delay ([`LabConfig::sync_delay`]), so nodes
+//!   disagree for a moment as in a cluster, and each sync is an `endpoint_removed` /
+//!   `endpoint_added` event naming the node; one elected node announces each
+//!   LoadBalancer address.
+//! - **vantage points** ([`Lab::vantage_point`]): the client host (LoadBalancer), a node
+//!   or a client pod on a node's bridge (ClusterIP), each a [`probe_core::Vantage`].
 //! - **the Deployment controller and the kubelet** ([`Lab`]): pods are namespaces on the
 //!   bridge running a small versioned app ([`run_app`]) that, like a Spring Boot service,
 //!   listens only after a startup delay; Recreate and RollingUpdate with
@@ -27,7 +35,7 @@
 //!
 //! Nothing in the lab can reach the outside: the node has no uplink and no default route,
 //! every address (10.244.0.0/16 pods, 10.96.0.0/16 Services, 172.31.254.0/24 client
-//! segment) exists only inside the lab's namespaces, and every namespace carries a per-run
+//! LAN) exists only inside the lab's namespaces, and every namespace carries a per-run
 //! name prefix (`rplab-<pid>-<n>-`) so that parallel runs never collide.
 //!
 //! # Which mechanism gives which failure
@@ -45,9 +53,10 @@
 //!
 //! # Seeing what the lab built
 //!
-//! `ip netns list` shows a run's namespaces (`<run>-node`, `<run>-client`, `<run>-pN`);
-//! `ip netns exec <run>-node iptables-save` shows kube-proxy's rules,
-//! `ip -n <run>-node addr show lb0` the announced LoadBalancer addresses, and
+//! `ip netns list` shows a run's namespaces (`<run>-node1`..`<run>-nodeN`, `<run>-client`,
+//! `<run>-lan` (the switch), `<run>-cpodN` (node N's client pod), `<run>-pN` (pods));
+//! `ip netns exec <run>-node1 iptables-save` shows node 1's kube-proxy rules,
+//! `ip -n <run>-node1 addr show lb0` the LoadBalancer addresses it announces, and
 //! `ip netns exec <run>-client sysctl net.ipv4.icmp_ratelimit` the kernel settings.
 //!
 //! # Defaults and the probe rate
@@ -88,12 +97,14 @@ mod proxy;
 mod serving;
 mod steps;
 mod topology;
+mod vantage;
 mod watch;
 
-pub use app::{run_app, AppConfig};
+pub use app::{run_app, AppConfig, POD_HEADER};
 pub use config::{
     find_app, LabConfig, CLIENT_IP, CLIENT_SEGMENT, FIRST_CLUSTER_IP, FIRST_EXTERNAL_IP,
-    LAB_APP_ENV, NODE_BRIDGE_IP, NODE_CLIENT_IP, POD_CIDR, SERVICE_CIDR,
+    LAB_APP_ENV, MAX_NODES, NODE_BRIDGE_IP, NODE_CLIENT_IP, POD_CIDR, SERVICE_CIDR,
+    SLOWER_NODE_SYNC_STEP,
 };
 pub use controller::{DeploymentStatus, ServiceStatus};
 pub use kernel::Kernel;
@@ -107,6 +118,7 @@ pub use netns::{cleanup_leftovers, cleanup_own, enter_netns, new_run_id, NAME_PR
 /// The rollout strategy type the lab shares with the rest of rollprobe.
 pub use probe_core::{IntOrPercent, Strategy};
 pub use steps::{Revision, Step, WaitFor, STEP_WAIT_TIMEOUT};
+pub use vantage::{LabFrom, LabVantage};
 
 /// Errors of the lab. Each displays as one line.
 #[derive(Debug, thiserror::Error)]

@@ -38,6 +38,8 @@ pub(crate) struct SvcRules {
     pub ports: Vec<(u16, u16)>,
     /// Ready endpoint addresses, sorted.
     pub endpoints: Vec<Ipv4Addr>,
+    /// The pod behind each endpoint (for the events of a node's sync).
+    pub pods: Vec<String>,
 }
 
 /// Everything kube-proxy and the announcer act on, as of one moment.
@@ -113,6 +115,10 @@ pub(crate) fn render(state: &ProxyState) -> String {
             if let Some(ext) = svc.external_ip {
                 let _ = writeln!(
                     nat,
+                    "-A KUBE-SERVICES -d {ext}/32 -p tcp -m comment --comment \"{spn} loadbalancer IP\" -m tcp --dport {port} -j KUBE-MARK-MASQ"
+                );
+                let _ = writeln!(
+                    nat,
                     "-A KUBE-SERVICES -d {ext}/32 -p tcp -m comment --comment \"{spn} loadbalancer IP\" -m tcp --dport {port} -j {svc_chain}"
                 );
             }
@@ -150,8 +156,20 @@ pub(crate) fn render(state: &ProxyState) -> String {
     out.push_str("-A FORWARD -m conntrack --ctstate NEW -m comment --comment \"kubernetes externally-visible service portals\" -j KUBE-EXTERNAL-SERVICES\n");
     out.push_str("-A OUTPUT -m conntrack --ctstate NEW -m comment --comment \"kubernetes service portals\" -j KUBE-SERVICES\n");
     out.push_str(&filter);
-    out.push_str("COMMIT\n*nat\n:PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\n:KUBE-SERVICES - [0:0]\n");
+    out.push_str("COMMIT\n*nat\n:PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\n:KUBE-SERVICES - [0:0]\n:KUBE-MARK-MASQ - [0:0]\n:KUBE-POSTROUTING - [0:0]\n");
     out.push_str(&nat_chains);
+    // External (LoadBalancer) traffic is marked for masquerading, as kube-proxy marks it
+    // (externalTrafficPolicy: Cluster). The lab masquerades it only where the reply path
+    // needs it, when it leaves for a pod on another node: that pod's node would
+    // otherwise answer the client directly, past this node's NAT. Traffic to a local pod
+    // keeps its source, so this node's ICMP errors reach the client as they always did.
+    out.push_str(
+        "-A POSTROUTING -m comment --comment \"kubernetes postrouting rules\" -j KUBE-POSTROUTING\n",
+    );
+    out.push_str("-A KUBE-MARK-MASQ -j MARK --or-mark 0x4000\n");
+    out.push_str("-A KUBE-POSTROUTING -m mark ! --mark 0x4000/0x4000 -j RETURN\n");
+    out.push_str("-A KUBE-POSTROUTING -j MARK --xor-mark 0x4000\n");
+    out.push_str("-A KUBE-POSTROUTING -o lb0 -m comment --comment \"kubernetes service traffic requiring SNAT\" -j MASQUERADE\n");
     out.push_str(
         "-A PREROUTING -m comment --comment \"kubernetes service portals\" -j KUBE-SERVICES\n",
     );
@@ -161,6 +179,43 @@ pub(crate) fn render(state: &ProxyState) -> String {
     out.push_str(&nat);
     out.push_str("COMMIT\n");
     out
+}
+
+/// The `iptables-restore` inputs that take a node's tables from `old` to `new`, in an
+/// order in which no Service is ever left with neither its DNAT nor its `REJECT`.
+///
+/// kube-proxy hands both tables to one `iptables-restore`, which the nft backend commits
+/// as one transaction; the legacy backend commits table by table, and a SYN that arrives
+/// between the two commits, with the `REJECT` gone and the DNAT not there yet, is routed
+/// un-NATed onto the bridge, waits ~3 s for an ARP answer no one gives and ends as "No
+/// route to host" (its retransmissions follow its conntrack entry there too). So the lab
+/// first writes `filter` with a `REJECT` for every Service that has no endpoint before
+/// or after (harmless where a DNAT still rewrites the address), then `nat`, then the new
+/// `filter`: each intermediate state is one a client could meet anyway.
+pub(crate) fn transition(old: &ProxyState, new: &ProxyState) -> Vec<String> {
+    let mut guard = new.clone();
+    for svc in &mut guard.services {
+        if old
+            .services
+            .iter()
+            .any(|o| o.name == svc.name && o.endpoints.is_empty())
+        {
+            svc.endpoints.clear();
+            svc.pods.clear();
+        }
+    }
+    let tables = |state: &ProxyState| {
+        let all = render(state);
+        let nat = all.find("*nat\n").unwrap_or(all.len());
+        (all[..nat].to_string(), all[nat..].to_string())
+    };
+    let (filter_guard, _) = tables(&guard);
+    let (filter_new, nat_new) = tables(new);
+    if filter_guard == filter_new {
+        vec![filter_new, nat_new]
+    } else {
+        vec![filter_guard, nat_new, filter_new]
+    }
 }
 
 #[cfg(test)]
@@ -175,6 +230,7 @@ mod tests {
                 external_ip: Some(Ipv4Addr::new(172, 31, 254, 10)),
                 ports: vec![(8080, 8080)],
                 endpoints: eps.to_vec(),
+                pods: eps.iter().map(|ip| format!("pod-{ip}")).collect(),
             }],
         }
     }
@@ -187,6 +243,33 @@ mod tests {
         assert!(r.contains("-A KUBE-EXTERNAL-SERVICES -d 172.31.254.10/32"));
         assert!(!r.contains("DNAT"));
         assert!(s.announced().is_empty());
+    }
+
+    #[test]
+    fn no_step_of_a_sync_leaves_a_service_without_reject_or_dnat() {
+        let ep = [Ipv4Addr::new(10, 244, 0, 2)];
+        let (none, some) = (svc(&[]), svc(&ep));
+        for (old, new) in [(&none, &some), (&some, &none)] {
+            let steps = transition(old, new);
+            // Replay the steps: which tables the node has after each.
+            let (mut filter, mut nat) = (render(old), render(old));
+            for step in &steps {
+                if step.starts_with("*filter") {
+                    filter = step.clone();
+                } else {
+                    assert!(step.starts_with("*nat"), "{step}");
+                    nat = step.clone();
+                }
+                let reject = filter.contains("-d 10.96.0.10/32") && filter.contains("REJECT");
+                let dnat = nat.contains("DNAT --to-destination 10.244.0.2:8080");
+                assert!(reject || dnat, "a gap after {step}");
+            }
+            assert_eq!(
+                filter.contains("REJECT"),
+                new.services[0].endpoints.is_empty()
+            );
+        }
+        assert_eq!(transition(&some, &some).len(), 2);
     }
 
     #[test]

@@ -19,7 +19,6 @@ use std::time::{Duration, Instant};
 use probe_core::EventKind;
 
 use super::{scaled, Phase, Pod, Shared, World};
-use crate::config::NODE_BRIDGE_IP;
 use crate::kernel::{self, Role};
 use crate::manifest::{HttpProbe, PreStop};
 use crate::netns::{destroy_netns, enter_netns, ip_batch, run};
@@ -144,9 +143,10 @@ impl World {
     }
 
     pub(super) fn create_sandbox(&self, p: &Pod) -> Result<(), LabError> {
+        let gw = self.gateway(p);
         run("ip", &["netns", "add", &p.netns], None)?;
         ip_batch(
-            Some(&self.names.node),
+            Some(self.node_ns(p)),
             &[
                 format!(
                     "link add {} type veth peer name eth0 netns {}",
@@ -159,16 +159,11 @@ impl World {
             Some(&p.netns),
             &[
                 "link set lo up".to_string(),
-                format!("addr add {}/16 dev eth0", p.ip),
+                format!("addr add {}/20 dev eth0", p.ip),
                 "link set eth0 up".to_string(),
-                format!(
-                    "route add {} via {NODE_BRIDGE_IP}",
-                    crate::config::CLIENT_SEGMENT
-                ),
-                format!(
-                    "route add {} via {NODE_BRIDGE_IP}",
-                    crate::config::SERVICE_CIDR
-                ),
+                format!("route add {} via {gw}", crate::config::POD_CIDR),
+                format!("route add {} via {gw}", crate::config::CLIENT_SEGMENT),
+                format!("route add {} via {gw}", crate::config::SERVICE_CIDR),
             ],
         )?;
         kernel::apply(self.cfg.kernel, Role::Pod, &p.netns, &["eth0"])
@@ -246,7 +241,9 @@ impl World {
                     Some(probe) => {
                         let stop = Arc::new(AtomicBool::new(false));
                         p.probe_stop = Some(stop.clone());
-                        let (node, id, ip) = (self.names.node.clone(), p.id, p.ip);
+                        let node =
+                            self.names.nodes[crate::config::node_of_pod_ip(p.ip) - 1].clone();
+                        let (id, ip) = (p.id, p.ip);
                         let (shared, tx) = (self.shared.clone(), self.probe_tx.clone());
                         let scale = self.cfg.time_scale;
                         std::thread::spawn(move || {
@@ -318,7 +315,7 @@ impl World {
                             let p = &self.pods[i];
                             self.emit(
                                 EventKind::Other("pod_crash_loop".into()),
-                                p.subject(&self.names.node),
+                                p.subject(&self.node_name_of(p)),
                                 format!(
                                     "{} CrashLoopBackOff: {}",
                                     p.detail(),
@@ -362,7 +359,7 @@ impl World {
                         let p = &self.pods[i];
                         self.emit(
                             EventKind::Other("pod_prestop".into()),
-                            p.subject(&self.names.node),
+                            p.subject(&self.node_name_of(p)),
                             format!(
                                 "{} sleep {:.1}s before SIGTERM",
                                 p.detail(),
@@ -420,7 +417,7 @@ impl World {
                             "ip",
                             &[
                                 "-n",
-                                &self.names.node,
+                                self.node_ns(&p),
                                 "neigh",
                                 "del",
                                 &p.ip.to_string(),

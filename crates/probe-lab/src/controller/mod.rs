@@ -41,6 +41,7 @@ mod deployment;
 mod endpoints;
 mod kubelet;
 
+pub(crate) use endpoints::elected_node;
 pub(crate) use kubelet::http_get_ok;
 
 /// A pod whose app exited by itself this many times is in CrashLoopBackOff, as
@@ -126,8 +127,48 @@ pub(crate) struct Shared {
 #[derive(Debug, Clone)]
 pub(crate) struct Names {
     pub run_id: String,
-    pub node: String,
+    /// Node namespaces, node 1 first: `<run>-node1`, `<run>-node2`, ...
+    pub nodes: Vec<String>,
+    /// The client host of LoadBalancer addresses.
     pub client: String,
+    /// The LAN switch joining the nodes and the client host.
+    pub lan: String,
+    /// Per node, its client pod (the `--from pod:N` vantage point).
+    pub client_pods: Vec<String>,
+}
+
+impl Names {
+    pub(crate) fn new(run_id: &str, nodes: usize) -> Names {
+        Names {
+            run_id: run_id.to_string(),
+            nodes: (1..=nodes).map(|n| format!("{run_id}-node{n}")).collect(),
+            client: format!("{run_id}-client"),
+            lan: format!("{run_id}-lan"),
+            client_pods: (1..=nodes).map(|n| format!("{run_id}-cpod{n}")).collect(),
+        }
+    }
+
+    /// Every fixed namespace.
+    pub(crate) fn all(&self) -> impl Iterator<Item = &String> {
+        self.nodes
+            .iter()
+            .chain(&self.client_pods)
+            .chain([&self.client, &self.lan])
+    }
+}
+
+/// The name events give node `node` (1-based), as a Kubernetes node name: `node1`.
+pub(crate) fn node_name(node: usize) -> String {
+    format!("node{node}")
+}
+
+/// One node's kube-proxy and L2 speaker: the rule states waiting out its sync delay, the
+/// state its rules show now, and the addresses it announces.
+#[derive(Default)]
+struct NodeProxy {
+    queue: VecDeque<(Instant, ProxyState)>,
+    applied: ProxyState,
+    announced: BTreeSet<Ipv4Addr>,
 }
 
 #[derive(Debug)]
@@ -224,12 +265,12 @@ pub(crate) struct World {
     pods: Vec<Pod>,
     rss: Vec<ReplicaSet>,
     next_id: u64,
-    next_ip: u32,
+    /// Per node, the next offset in its pod range.
+    next_ip: Vec<u32>,
     tracks: BTreeMap<String, Track>,
     endpoints: BTreeMap<String, Vec<(Ipv4Addr, String)>>,
-    proxy_queue: VecDeque<(Instant, ProxyState)>,
-    proxy_applied: ProxyState,
-    announced: BTreeSet<Ipv4Addr>,
+    /// Per node, node 1 first.
+    proxies: Vec<NodeProxy>,
     probe_tx: Sender<(u64, bool)>,
     probe_rx: Receiver<(u64, bool)>,
     last_error: Option<String>,
@@ -286,6 +327,7 @@ impl World {
         names: Names,
     ) -> World {
         let (probe_tx, probe_rx) = std::sync::mpsc::channel();
+        let nodes = names.nodes.len();
         World {
             cfg,
             app,
@@ -295,12 +337,10 @@ impl World {
             pods: Vec::new(),
             rss: Vec::new(),
             next_id: 0,
-            next_ip: 0,
+            next_ip: vec![0; nodes],
             tracks: BTreeMap::new(),
             endpoints: BTreeMap::new(),
-            proxy_queue: VecDeque::new(),
-            proxy_applied: ProxyState::default(),
-            announced: BTreeSet::new(),
+            proxies: (0..nodes).map(|_| NodeProxy::default()).collect(),
             probe_tx,
             probe_rx,
             last_error: None,
@@ -314,7 +354,22 @@ impl World {
 
     /// A pod event, with the pod's typed subject and its `NAME IP VERSION` detail.
     fn emit_pod(&self, kind: EventKind, pod: &Pod) {
-        self.emit(kind, pod.subject(&self.names.node), pod.detail());
+        self.emit(kind, pod.subject(&self.node_name_of(pod)), pod.detail());
+    }
+
+    /// The namespace of the node `pod` runs on.
+    fn node_ns(&self, pod: &Pod) -> &str {
+        &self.names.nodes[crate::config::node_of_pod_ip(pod.ip) - 1]
+    }
+
+    /// The name of the node `pod` runs on (`node1`, ...).
+    fn node_name_of(&self, pod: &Pod) -> String {
+        node_name(crate::config::node_of_pod_ip(pod.ip))
+    }
+
+    /// The gateway of `pod`: its node's bridge address.
+    fn gateway(&self, pod: &Pod) -> Ipv4Addr {
+        crate::config::node_bridge_ip(crate::config::node_of_pod_ip(pod.ip))
     }
 
     /// `endpoint_terminating` for each Service endpoint of a pod that begins terminating,
@@ -322,13 +377,15 @@ impl World {
     /// Kubernetes watch gives the same event): kube-proxy sends it no new connections.
     /// The endpoint then leaves the lab's ready set (`endpoint_removed`) in the same tick.
     fn emit_endpoint_terminating(&self, pod: &Pod) {
-        let rules = self.proxy_queue.back().map(|(_, s)| s);
+        // Every node's rules hold the same Services; node 1's newest state names the port.
+        let node1 = &self.proxies[0];
+        let rules = node1.queue.back().map(|(_, s)| s);
         for (service, eps) in &self.endpoints {
             if !eps.iter().any(|(ip, _)| *ip == pod.ip) {
                 continue;
             }
             let port = rules
-                .unwrap_or(&self.proxy_applied)
+                .unwrap_or(&node1.applied)
                 .services
                 .iter()
                 .find(|s| &s.name == service)
@@ -389,14 +446,28 @@ impl World {
         self.publish(&desired, now);
     }
 
+    /// A fresh address for the next pod, which also places it: on the node with the
+    /// fewest pods not terminating (node 1 first on a tie), as the scheduler's default
+    /// spreading does. From `10.244.(16·(N-1)).2` upward in node N's /20; never reused
+    /// within a run; skips .0, .255 and the client pod's address.
     fn fresh_ip(&mut self) -> Ipv4Addr {
-        // 10.244.0.2 upward; never reused within a run; skips .0 and .255.
+        let nodes = self.names.nodes.len();
+        let node = (1..=nodes)
+            .min_by_key(|n| {
+                self.pods
+                    .iter()
+                    .filter(|p| p.active() && crate::config::node_of_pod_ip(p.ip) == *n)
+                    .count()
+            })
+            .unwrap_or(1);
+        let base = (16 * (node as u32 - 1)) << 8;
         loop {
-            let n = 2 + self.next_ip;
-            self.next_ip += 1;
-            let ip = Ipv4Addr::new(10, 244, (n >> 8) as u8, (n & 0xff) as u8);
-            let last = n & 0xff;
-            if last != 0 && last != 255 {
+            let n = 2 + self.next_ip[node - 1];
+            self.next_ip[node - 1] += 1;
+            let offset = n % (16 << 8);
+            let ip = Ipv4Addr::from(u32::from(Ipv4Addr::new(10, 244, 0, 0)) + base + offset);
+            let last = offset & 0xff;
+            if last != 0 && last != 255 && ip != crate::config::client_pod_ip(node) {
                 return ip;
             }
         }
@@ -449,12 +520,30 @@ impl World {
             st.deployments.insert(name.clone(), ds);
         }
         for (name, (svc, cip, eip)) in &desired.services {
-            let programmed = self
-                .proxy_applied
-                .services
+            let now_ready: Vec<Ipv4Addr> = self
+                .endpoints
+                .get(name)
+                .map(|v| v.iter().map(|(ip, _)| *ip).collect())
+                .unwrap_or_default();
+            // What the nodes' rules send traffic to: the first node that lags behind the
+            // endpoints, so "programmed" means programmed on every node.
+            let per_node: Vec<Vec<Ipv4Addr>> = self
+                .proxies
                 .iter()
-                .find(|s| &s.name == name)
-                .map(|s| s.endpoints.clone())
+                .map(|p| {
+                    p.applied
+                        .services
+                        .iter()
+                        .find(|s| &s.name == name)
+                        .map(|s| s.endpoints.clone())
+                        .unwrap_or_default()
+                })
+                .collect();
+            let programmed = per_node
+                .iter()
+                .find(|e| **e != now_ready)
+                .or(per_node.first())
+                .cloned()
                 .unwrap_or_default();
             let eip = if svc.service_type == ServiceType::LoadBalancer {
                 *eip
@@ -472,7 +561,8 @@ impl World {
                         .map(|v| v.iter().map(|(ip, _)| *ip).collect())
                         .unwrap_or_default(),
                     programmed_endpoints: programmed,
-                    announced: eip.is_some_and(|ip| self.announced.contains(&ip)),
+                    announced: eip
+                        .is_some_and(|ip| self.proxies.iter().any(|p| p.announced.contains(&ip))),
                 },
             );
         }
