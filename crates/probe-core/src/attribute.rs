@@ -12,6 +12,7 @@
 //! says so plainly rather than guess.
 
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
 use std::net::IpAddr;
 
 use crate::event::{Event, EventKind};
@@ -522,7 +523,7 @@ fn lagging_node_cause(w: &OutageWindow, events: &[Event]) -> Option<String> {
 /// let mut windows = vec![OutageWindow {
 ///     start_ms: 1200.0, end_ms: 3100.0, duration_ms: 1900.0, failed: 190,
 ///     kinds: [("host_unreachable".to_string(), 190)].into(), open: false,
-///     after_event: None, cause: None, syn_retransmitted: 0,
+///     after_event: None, cause: None, syn_retransmitted: 0, pod_before: None, pod_after: None,
 /// }];
 /// attribute_causes(&mut windows, &events);
 /// let cause = windows[0].cause.as_deref().unwrap();
@@ -556,6 +557,35 @@ pub fn attribute_causes(windows: &mut [OutageWindow], events: &[Event]) {
     }
 }
 
+/// Adds to every explained window which pod answered last before it and first after it,
+/// when the answers named their pods (`pod_from`): with the rollout's events beside it,
+/// that says which pod went away and which one took over.
+pub(crate) fn name_pods_around(windows: &mut [OutageWindow]) {
+    for w in windows {
+        let Some(cause) = w.cause.as_mut() else {
+            continue;
+        };
+        match (&w.pod_before, &w.pod_after) {
+            (Some(before), Some(after)) if before == after => {
+                let _ = write!(
+                    cause,
+                    "; pod {before} answered just before it and again after it"
+                );
+            }
+            (Some(before), Some(after)) => {
+                let _ = write!(cause, "; the last answer before it came from pod {before}, the first after it from pod {after}");
+            }
+            (Some(before), None) => {
+                let _ = write!(cause, "; the last answer before it came from pod {before}");
+            }
+            (None, Some(after)) => {
+                let _ = write!(cause, "; the first answer after it came from pod {after}");
+            }
+            (None, None) => {}
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -571,7 +601,26 @@ mod tests {
             after_event: None,
             cause: None,
             syn_retransmitted: 0,
+            pod_before: None,
+            pod_after: None,
         }
+    }
+
+    #[test]
+    fn an_explained_window_names_the_pods_around_it() {
+        let mut w = vec![window(1000.0, 2000.0, "connection_refused")];
+        w[0].cause = Some("no ready endpoint".into());
+        w[0].pod_before = Some("web-a".into());
+        w[0].pod_after = Some("web-b".into());
+        let mut unexplained = window(3000.0, 3100.0, "connection_refused");
+        unexplained.pod_before = Some("web-b".into());
+        w.push(unexplained);
+        name_pods_around(&mut w);
+        assert_eq!(
+            w[0].cause.as_deref(),
+            Some("no ready endpoint; the last answer before it came from pod web-a, the first after it from pod web-b")
+        );
+        assert_eq!(w[1].cause, None);
     }
 
     fn ev(at: f64, kind: &str, detail: &str) -> Event {

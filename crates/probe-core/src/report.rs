@@ -322,6 +322,12 @@ pub struct OutageWindow {
     /// Failed connects in it that had retransmitted their SYN.
     #[serde(default)]
     pub syn_retransmitted: u64,
+    /// The pod that gave the last ok answer before it (with `pod_from`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod_before: Option<String>,
+    /// The pod that gave the ok answer that ended it (with `pod_from`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod_after: Option<String>,
 }
 
 /// A pointer from a window to the event before it.
@@ -361,6 +367,12 @@ pub struct MixedWindow {
     pub start_ms: f64,
     /// Last answer of `old`, ms.
     pub end_ms: f64,
+    /// The pods whose latest answer was `old` (with `pod_from`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub old_pods: Vec<String>,
+    /// The pods whose latest answer was `new` (with `pod_from`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub new_pods: Vec<String>,
 }
 
 /// Latency percentiles, ms.

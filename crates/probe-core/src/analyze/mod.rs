@@ -62,6 +62,7 @@ struct OpenWindow {
     failed: u64,
     kinds: BTreeMap<String, u64>,
     syn_retransmitted: u64,
+    pod_before: Option<String>,
 }
 
 /// Streaming analysis of one run. Feed it samples (in any order) and events
@@ -109,6 +110,8 @@ pub struct Analyzer {
     seconds: Seconds,
     last_intended_ms: f64,
     pods: Pods,
+    /// The pod of the latest ok answer, for the window that may open next.
+    last_pod: Option<String>,
     rollout_events: bool,
 }
 
@@ -148,6 +151,7 @@ impl Analyzer {
             seconds: Seconds::new(),
             last_intended_ms: 0.0,
             pods: Pods::default(),
+            last_pod: None,
             rollout_events: false,
         }
     }
@@ -250,12 +254,14 @@ impl Analyzer {
         if s.outcome.is_target_failure() {
             self.totals.failed += 1;
             self.phases[phase].failed += 1;
+            let last_pod = &self.last_pod;
             let w = self.open.get_or_insert_with(|| OpenWindow {
                 start_ms: s.intended_ms,
                 last_failure_ms: s.intended_ms,
                 failed: 0,
                 kinds: BTreeMap::new(),
                 syn_retransmitted: 0,
+                pod_before: last_pod.clone(),
             });
             w.failed += 1;
             w.syn_retransmitted += u64::from(retransmitted);
@@ -267,7 +273,7 @@ impl Analyzer {
         self.totals.ok += 1;
         self.phases[phase].ok += 1;
         if let Some(w) = self.open.take() {
-            self.close_window(w, s.intended_ms, false);
+            self.close_window(w, s.intended_ms, false, s.pod.clone());
         }
         if let Some(ms) = s.response_ms() {
             record_ms(&mut self.latency, ms);
@@ -278,6 +284,7 @@ impl Analyzer {
         }
         if let Some(pod) = &s.pod {
             self.pods.answer(pod, s.intended_ms, s.version.as_deref());
+            self.last_pod.clone_from(&s.pod);
         }
         let response_ms = s.response_ms();
         let mut version = None;
@@ -309,7 +316,7 @@ impl Analyzer {
         self.seconds.ok_answer(s.intended_ms, response_ms, version);
     }
 
-    fn close_window(&mut self, w: OpenWindow, end_ms: f64, open: bool) {
+    fn close_window(&mut self, w: OpenWindow, end_ms: f64, open: bool, pod_after: Option<String>) {
         self.windows.push(OutageWindow {
             start_ms: w.start_ms,
             end_ms,
@@ -320,6 +327,8 @@ impl Analyzer {
             after_event: None,
             cause: None,
             syn_retransmitted: w.syn_retransmitted,
+            pod_before: w.pod_before,
+            pod_after,
         });
     }
 
@@ -333,7 +342,7 @@ impl Analyzer {
         }
         if let Some(w) = self.open.take() {
             let end = w.last_failure_ms + self.period_ms;
-            self.close_window(w, end, true);
+            self.close_window(w, end, true, None);
         }
         for w in &mut self.windows {
             w.after_event = self
@@ -349,6 +358,7 @@ impl Analyzer {
                 });
         }
         crate::attribute::attribute_causes(&mut self.windows, &self.events);
+        crate::attribute::name_pods_around(&mut self.windows);
         // fold from +0.0: f64's sum() of nothing is -0.0, which prints as "-0".
         let total_ms = self.windows.iter().fold(0.0, |acc, w| acc + w.duration_ms);
         let longest_ms = self
@@ -445,11 +455,21 @@ impl Analyzer {
             .iter()
             .max_by(|a, b| a.first_ms.total_cmp(&b.first_ms))
             .expect("at least two versions");
+        let pods_of = |version: &str| {
+            self.pods
+                .seen
+                .iter()
+                .filter(|p| p.version.as_deref() == Some(version))
+                .map(|p| p.pod.clone())
+                .collect()
+        };
         Some(MixedWindow {
             old: old.version.clone(),
             new: new.version.clone(),
             start_ms: new.first_ms,
             end_ms: old.last_ms,
+            old_pods: pods_of(&old.version),
+            new_pods: pods_of(&new.version),
         })
     }
 

@@ -110,6 +110,16 @@ fn summary(r: &Report) -> String {
             );
         }
         if let Some(m) = &r.mixed {
+            let pods = |version: &str, pods: &[String]| {
+                (!pods.is_empty()).then(|| format!("{version} from {}", pods.join(", ")))
+            };
+            let by_version: Vec<String> = [pods(&m.old, &m.old_pods), pods(&m.new, &m.new_pods)]
+                .into_iter()
+                .flatten()
+                .collect();
+            if !by_version.is_empty() {
+                let _ = writeln!(out, "  pods: {}", by_version.join("; "));
+            }
             if m.end_ms >= m.start_ms {
                 let _ = writeln!(
                     out,
