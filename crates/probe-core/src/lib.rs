@@ -37,6 +37,7 @@ mod execute;
 mod gate;
 mod host;
 mod matrix;
+mod metrics;
 mod outcome;
 pub mod output;
 mod probe;
@@ -55,7 +56,7 @@ pub use classify::{
 };
 pub use clock::{format_wall, wall_after, Clock};
 pub use config::{
-    check_duration, check_rate, parse_duration, ConfigError, ConnectionMode, ProbeConfig,
+    check_duration, check_rate, parse_duration, parse_metrics_addr, ConfigError, ConnectionMode, ProbeConfig,
     RecordedConfig, StatusSet, Target, VersionSource, MAX_DURATION, MAX_IN_FLIGHT, MAX_RATE,
     MIN_RATE,
 };

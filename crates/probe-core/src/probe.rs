@@ -23,6 +23,7 @@ use crate::config::{
 };
 use crate::event::{Event, EventKind, EventSink, Vantage};
 use crate::execute::Executor;
+use crate::metrics::{Metrics, MetricsServer};
 pub use crate::record::LiveStats;
 use crate::record::{self, Record, Recorded, RunFiles};
 use crate::report::Report;
@@ -158,6 +159,13 @@ impl ProbeBuilder {
         self.set(|c| c.label = Some(label))
     }
 
+    /// Serves live OpenMetrics text at `http://ADDR/metrics` while probing (default:
+    /// no server). The address is bound when the probe starts: a port in use is a
+    /// [`ConfigError`] then, before the first request.
+    pub fn metrics_addr(self, addr: std::net::SocketAddr) -> Self {
+        self.set(|c| c.metrics_addr = Some(addr))
+    }
+
     /// Writes samples.csv, events.csv, report.json and windows.csv into `dir`.
     pub fn out_dir(mut self, dir: impl Into<PathBuf>) -> Self {
         self.out_dir = Some(dir.into());
@@ -275,6 +283,8 @@ pub struct Probe {
     recorder: tokio::task::JoinHandle<()>,
     /// The probe's own runtime, when it probes from a [`Vantage`].
     runtime: Option<tokio::runtime::Runtime>,
+    /// Serves `/metrics` until the probe is finished (dropped).
+    _metrics: Option<MetricsServer>,
 }
 
 impl Probe {
@@ -303,6 +313,9 @@ impl Probe {
         vantage: Option<Arc<dyn Vantage>>,
     ) -> Result<Probe, ProbeError> {
         config.validate()?;
+        // Bound here, on the caller's thread: refused before probing, and on the
+        // caller's network even when the probe stands in a lab's namespace.
+        let metrics_listener = config.metrics_addr.map(crate::metrics::bind).transpose()?;
         let runtime = match vantage {
             Some(v) => Some(vantage_runtime(v, config.target.url.as_str())?),
             None => None,
@@ -341,12 +354,20 @@ impl Probe {
             stream: config.stream_name(),
             enabled: config.request_id,
         };
+        let metrics = match metrics_listener {
+            Some(_) => Metrics::new(config.label.as_deref().unwrap_or(&header.target)),
+            None => Metrics::off(),
+        };
+        let metrics_server = metrics_listener
+            .zip(metrics.registry())
+            .map(|(listener, registry)| MetricsServer::start(listener, registry, &handle));
         let recorder = handle.spawn(record::run(
             rx,
             header,
             outputs,
             config.rate,
             shared.live.clone(),
+            metrics,
         ));
         let executor = Arc::new(Executor::new(config));
         let for_sink = shared.clone();
@@ -363,6 +384,7 @@ impl Probe {
             scheduler: Some(scheduler),
             recorder,
             runtime,
+            _metrics: metrics_server,
         })
     }
 

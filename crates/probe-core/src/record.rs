@@ -17,6 +17,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::analyze::Analyzer;
 use crate::event::{Event, EventWriter};
+use crate::metrics::Metrics;
 use crate::outcome::Outcome;
 use crate::report::Report;
 use crate::sample::{RunFooter, RunHeader, RunRecord, Sample, SampleWriter, RUN_FILE};
@@ -91,6 +92,7 @@ pub(crate) async fn run(
     mut outputs: Option<RunFiles>,
     rate: f64,
     live: Arc<Mutex<LiveStats>>,
+    mut metrics: Metrics,
 ) {
     let mut analyzer = Analyzer::new(rate).with_rollout_events(header.config.rollout_events);
     // The first write error is kept and reported at the end; measuring goes on.
@@ -146,6 +148,7 @@ pub(crate) async fn run(
                         }
                     }
                 }
+                metrics.observe(&sample, analyzer.in_outage());
                 analyzer.push(sample);
             }
             Record::Event(event) => {

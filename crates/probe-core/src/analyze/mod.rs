@@ -192,6 +192,11 @@ impl Analyzer {
         }
     }
 
+    /// Whether an outage window is open now (for live metrics).
+    pub(crate) fn in_outage(&self) -> bool {
+        self.open.is_some()
+    }
+
     /// The windows closed so far (for tests and live views).
     pub fn windows_so_far(&self) -> &[OutageWindow] {
         &self.windows
