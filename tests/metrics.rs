@@ -90,8 +90,14 @@ impl Prometheus {
         let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
         let log = std::fs::File::create(dir.join("prometheus.log")).unwrap();
         let child = Command::new(prometheus_bin())
-            .arg(format!("--config.file={}", dir.join("prometheus.yml").display()))
-            .arg(format!("--storage.tsdb.path={}", dir.join("data").display()))
+            .arg(format!(
+                "--config.file={}",
+                dir.join("prometheus.yml").display()
+            ))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.join("data").display()
+            ))
             .arg(format!("--web.listen-address={addr}"))
             .stdout(Stdio::null())
             .stderr(log)
@@ -108,7 +114,11 @@ impl Prometheus {
             // start): from here on every second of the probe is seen.
             if let Some((200, _)) = http_get(addr, "/-/ready") {
                 let targets = prometheus.api("/api/v1/targets");
-                if targets["activeTargets"][0]["health"].as_str().unwrap_or("unknown") != "unknown" {
+                if targets["activeTargets"][0]["health"]
+                    .as_str()
+                    .unwrap_or("unknown")
+                    != "unknown"
+                {
                     return prometheus;
                 }
             }
@@ -125,8 +135,8 @@ impl Prometheus {
     fn api(&self, path_and_query: &str) -> Value {
         let (status, body) = http_get(self.addr, path_and_query)
             .unwrap_or_else(|| panic!("Prometheus did not answer {path_and_query}"));
-        let v: Value = serde_json::from_str(&body)
-            .unwrap_or_else(|e| panic!("{path_and_query}: {e}: {body}"));
+        let v: Value =
+            serde_json::from_str(&body).unwrap_or_else(|e| panic!("{path_and_query}: {e}: {body}"));
         assert_eq!(
             (status, v["status"].as_str()),
             (200, Some("success")),
@@ -279,7 +289,10 @@ fn dashboard_uses_only_the_documented_metrics() {
     let mut used = Vec::new();
     for expr in &exprs {
         for name in metric_names(expr) {
-            assert!(SERIES.contains(&name.as_str()), "{name} in {expr} is not documented");
+            assert!(
+                SERIES.contains(&name.as_str()),
+                "{name} in {expr} is not documented"
+            );
             used.push(name);
         }
     }
@@ -390,7 +403,10 @@ fn prometheus_scrapes_the_counts_of_the_report_and_the_outage() {
             "{outcome}: Prometheus saw {got}, report.json says {want} (scraped {scraped:?})"
         );
     }
-    assert!(expected.get("connection_refused").copied().unwrap_or(0.0) >= 100.0, "{expected:?}");
+    assert!(
+        expected.get("connection_refused").copied().unwrap_or(0.0) >= 100.0,
+        "{expected:?}"
+    );
 
     // rollprobe_down was 1 during the outage, and only around it.
     let windows = report["downtime"]["windows"].as_array().unwrap();
@@ -410,7 +426,12 @@ fn prometheus_scrapes_the_counts_of_the_report_and_the_outage() {
         .as_array()
         .unwrap()
         .iter()
-        .map(|v| (v[0].as_f64().unwrap(), v[1].as_str().unwrap().parse().unwrap()))
+        .map(|v| {
+            (
+                v[0].as_f64().unwrap(),
+                v[1].as_str().unwrap().parse().unwrap(),
+            )
+        })
         .collect();
     let ones: Vec<f64> = points.iter().filter(|p| p.1 == 1.0).map(|p| p.0).collect();
     assert!(ones.len() >= 2, "down was never 1 for long: {points:?}");
@@ -423,10 +444,13 @@ fn prometheus_scrapes_the_counts_of_the_report_and_the_outage() {
         );
     }
     assert!(
-        points.iter().any(|p| p.1 == 0.0 && p.0 < w_start) && points.iter().any(|p| p.1 == 0.0 && p.0 > w_end),
+        points.iter().any(|p| p.1 == 0.0 && p.0 < w_start)
+            && points.iter().any(|p| p.1 == 0.0 && p.0 > w_end),
         "down was not 0 before and after the outage: {points:?}"
     );
-    let downtime = last(&format!("rollprobe_downtime_seconds_total{{label=\"{LABEL}\"}}"));
+    let downtime = last(&format!(
+        "rollprobe_downtime_seconds_total{{label=\"{LABEL}\"}}"
+    ));
     let report_downtime = report["downtime"]["total_ms"].as_f64().unwrap() / 1000.0;
     let got = downtime[""];
     assert!(
@@ -439,10 +463,15 @@ fn prometheus_scrapes_the_counts_of_the_report_and_the_outage() {
         "/api/v1/label/label/values?match[]={}",
         encode("rollprobe_requests_total")
     ));
-    assert!(labels.as_array().unwrap().iter().any(|l| l == LABEL), "{labels}");
+    assert!(
+        labels.as_array().unwrap().iter().any(|l| l == LABEL),
+        "{labels}"
+    );
     for expr in dashboard_exprs() {
         // What Grafana puts in: the chosen label, and 4 x the scrape interval.
-        let query = expr.replace("$label", LABEL).replace("$__rate_interval", "4s");
+        let query = expr
+            .replace("$label", LABEL)
+            .replace("$__rate_interval", "4s");
         let result = prometheus.range(&query, started, ended);
         let points: usize = result
             .iter()
@@ -461,7 +490,11 @@ fn started_at_unix(report: &Value) -> f64 {
     let (date, time) = text.trim_end_matches('Z').split_once('T').unwrap();
     let d: Vec<i64> = date.split('-').map(|x| x.parse().unwrap()).collect();
     let t: Vec<f64> = time.split(':').map(|x| x.parse().unwrap()).collect();
-    let (y, m) = if d[1] <= 2 { (d[0] - 1, d[1] + 9) } else { (d[0], d[1] - 3) };
+    let (y, m) = if d[1] <= 2 {
+        (d[0] - 1, d[1] + 9)
+    } else {
+        (d[0], d[1] - 3)
+    };
     let era = y.div_euclid(400);
     let yoe = y - era * 400;
     let doy = (153 * m + 2) / 5 + d[2] - 1;

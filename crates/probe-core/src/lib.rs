@@ -56,9 +56,9 @@ pub use classify::{
 };
 pub use clock::{format_wall, wall_after, Clock};
 pub use config::{
-    check_duration, check_rate, parse_duration, parse_metrics_addr, ConfigError, ConnectionMode, ProbeConfig,
-    RecordedConfig, StatusSet, Target, VersionSource, MAX_DURATION, MAX_IN_FLIGHT, MAX_RATE,
-    MIN_RATE,
+    check_duration, check_rate, parse_duration, parse_metrics_addr, ConfigError, ConnectionMode,
+    ProbeConfig, RecordedConfig, StatusSet, Target, VersionSource, MAX_DURATION, MAX_IN_FLIGHT,
+    MAX_RATE, MIN_RATE,
 };
 pub use event::{
     read_events, version_of_image, Attachment, BoxFuture, Event, EventHub, EventKind, EventSink,

@@ -333,10 +333,14 @@ mod tests {
     fn parse(text: &str) -> Parsed {
         let name_ok = |n: &str| {
             !n.is_empty()
-                && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
+                && n.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
                 && !n.starts_with(|c: char| c.is_ascii_digit())
         };
-        assert!(text.ends_with("# EOF\n"), "OpenMetrics text ends with # EOF");
+        assert!(
+            text.ends_with("# EOF\n"),
+            "OpenMetrics text ends with # EOF"
+        );
         let mut parsed = Parsed {
             types: Vec::new(),
             lines: Vec::new(),
@@ -352,7 +356,9 @@ mod tests {
                 continue;
             }
             let (series, value) = line.rsplit_once(' ').expect("series value");
-            let value: f64 = value.parse().unwrap_or_else(|_| panic!("bad value in {line}"));
+            let value: f64 = value
+                .parse()
+                .unwrap_or_else(|_| panic!("bad value in {line}"));
             let (name, labels) = match series.split_once('{') {
                 Some((name, rest)) => {
                     let inner = rest.strip_suffix('}').expect("labels end with }");
@@ -405,8 +411,10 @@ mod tests {
             ("rollprobe_send_lag_seconds", "histogram"),
             ("rollprobe_version_answers", "counter"),
         ];
-        let want: Vec<(String, String)> =
-            want.iter().map(|(n, k)| (n.to_string(), k.to_string())).collect();
+        let want: Vec<(String, String)> = want
+            .iter()
+            .map(|(n, k)| (n.to_string(), k.to_string()))
+            .collect();
         assert_eq!(types, want, "{text}");
 
         let mut names: Vec<&str> = p.lines.iter().map(|(n, _, _)| n.as_str()).collect();
@@ -435,16 +443,29 @@ mod tests {
             );
         }
         let stream = ("stream", "local-fresh");
-        let requests = |outcome| value(&p, "rollprobe_requests_total", &[stream, ("outcome", outcome)]);
+        let requests = |outcome| {
+            value(
+                &p,
+                "rollprobe_requests_total",
+                &[stream, ("outcome", outcome)],
+            )
+        };
         assert_eq!(requests("ok"), Some(1.0));
         assert_eq!(requests("connection_refused"), Some(1.0));
         assert_eq!(requests("skipped"), Some(1.0));
-        let v1 = value(&p, "rollprobe_version_answers_total", &[stream, ("version", "v1")]);
+        let v1 = value(
+            &p,
+            "rollprobe_version_answers_total",
+            &[stream, ("version", "v1")],
+        );
         assert_eq!(v1, Some(1.0));
         assert_eq!(value(&p, "rollprobe_down", &[stream]), Some(1.0));
         // One ok answer in the latency histogram; two sent requests in the lag one.
         assert_eq!(value(&p, "rollprobe_latency_seconds_count", &[]), Some(1.0));
-        assert_eq!(value(&p, "rollprobe_send_lag_seconds_count", &[]), Some(2.0));
+        assert_eq!(
+            value(&p, "rollprobe_send_lag_seconds_count", &[]),
+            Some(2.0)
+        );
     }
 
     #[test]
@@ -503,7 +524,12 @@ mod tests {
         };
         let answer = get("/metrics").await;
         assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
-        assert!(answer.to_lowercase().contains("content-type: application/openmetrics-text; version=1.0.0"), "{answer}");
+        assert!(
+            answer
+                .to_lowercase()
+                .contains("content-type: application/openmetrics-text; version=1.0.0"),
+            "{answer}"
+        );
         assert!(answer.contains("rollprobe_version_answers_total{label=\"served\",stream=\"local-fresh\",version=\"v2\"} 1"), "{answer}");
         assert!(get("/").await.starts_with("HTTP/1.1 404"));
     }
@@ -513,7 +539,12 @@ mod tests {
         let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = taken.local_addr().unwrap();
         let e = bind(addr).unwrap_err().to_string();
-        assert!(e.starts_with(&format!("invalid metrics address '{addr}': cannot listen there")), "{e}");
+        assert!(
+            e.starts_with(&format!(
+                "invalid metrics address '{addr}': cannot listen there"
+            )),
+            "{e}"
+        );
         assert!(!e.contains('\n'), "{e}");
     }
 }

@@ -162,6 +162,18 @@ impl ProbeBuilder {
     /// Serves live OpenMetrics text at `http://ADDR/metrics` while probing (default:
     /// no server). The address is bound when the probe starts: a port in use is a
     /// [`ConfigError`] then, before the first request.
+    ///
+    /// ```
+    /// # async fn demo() -> Result<(), probe_core::ProbeError> {
+    /// let addr = probe_core::parse_metrics_addr("127.0.0.1:9464")?;
+    /// let probe = probe_core::Probe::builder("http://127.0.0.1:8080/test/version")
+    ///     .metrics_addr(addr)
+    ///     .duration(std::time::Duration::from_secs(60))
+    ///     .start()
+    ///     .await?;
+    /// let report = probe.stop().await?;
+    /// # Ok(()) }
+    /// ```
     pub fn metrics_addr(self, addr: std::net::SocketAddr) -> Self {
         self.set(|c| c.metrics_addr = Some(addr))
     }
