@@ -14,7 +14,7 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -190,6 +190,8 @@ fn http_get(addr: SocketAddr, path: &str) -> Option<(u16, String)> {
 /// connections are refused) and brought back on the same port.
 struct Service {
     addr: SocketAddr,
+    /// Connections accepted.
+    accepted: Arc<AtomicUsize>,
     down: Arc<AtomicBool>,
     stop: Arc<AtomicBool>,
     thread: Option<thread::JoinHandle<()>>,
@@ -210,7 +212,8 @@ impl Service {
         let addr = first.local_addr().unwrap();
         let down = Arc::new(AtomicBool::new(false));
         let stop = Arc::new(AtomicBool::new(false));
-        let (down2, stop2) = (down.clone(), stop.clone());
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let (down2, stop2, accepted2) = (down.clone(), stop.clone(), accepted.clone());
         let thread = thread::spawn(move || {
             let mut listener = Some(first);
             while !stop2.load(Ordering::SeqCst) {
@@ -227,6 +230,7 @@ impl Service {
                 l.set_nonblocking(true).unwrap();
                 match l.accept() {
                     Ok((mut stream, _)) => {
+                        accepted2.fetch_add(1, Ordering::SeqCst);
                         let _ = stream.set_nonblocking(false);
                         let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
                         let mut request = Vec::new();
@@ -247,6 +251,7 @@ impl Service {
         });
         Service {
             addr,
+            accepted,
             down,
             stop,
             thread: Some(thread),
@@ -501,4 +506,32 @@ fn started_at_unix(report: &Value) -> f64 {
     let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
     let days = era * 146_097 + doe - 719_468;
     days as f64 * 86_400.0 + t[0] * 3600.0 + t[1] * 60.0 + t[2]
+}
+
+#[test]
+fn a_bad_metrics_address_or_a_port_in_use_is_one_line_and_exit_2_before_probing() {
+    let service = Service::start();
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let in_use = taken.local_addr().unwrap().to_string();
+    for (addr, says) in [
+        ("9464", "use HOST:PORT"),
+        ("example.com:9464", "use HOST:PORT"),
+        (in_use.as_str(), "cannot listen there"),
+    ] {
+        let out = common::temp_dir(&format!("metrics-bad-{}", addr.replace([':', '.'], "-")));
+        let output = common::rollprobe()
+            .args(["run", &format!("http://{}/test/version", service.addr)])
+            .args(["--duration", "2s", "--metrics-addr", addr, "--out"])
+            .arg(&out)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{addr}: {stderr}");
+        assert_eq!(stderr.trim_end().lines().count(), 1, "{addr}: {stderr}");
+        assert!(stderr.contains(says), "{addr}: {stderr}");
+        // Refused before probing: no request reached the service, no samples written.
+        assert!(!out.join("samples.csv").exists(), "{addr}: probing started");
+        let _ = std::fs::remove_dir_all(&out);
+    }
+    assert_eq!(service.accepted.load(Ordering::SeqCst), 0);
 }

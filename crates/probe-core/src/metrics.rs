@@ -323,11 +323,14 @@ mod tests {
         }
     }
 
+    /// One sample line: its name, labels and value.
+    type Series = (String, Vec<(String, String)>, f64);
+
     /// The metric families, their types, and each sample line's labels, read from
     /// OpenMetrics text strictly: a line that fits no rule fails the test.
     struct Parsed {
         types: Vec<(String, String)>,
-        lines: Vec<(String, Vec<(String, String)>, f64)>,
+        lines: Vec<Series>,
     }
 
     fn parse(text: &str) -> Parsed {
