@@ -323,6 +323,10 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
 }
 
 /// A timeout: as any duration, and above zero (a zero timeout fails every request).
+fn parse_metrics_addr(s: &str) -> Result<std::net::SocketAddr, String> {
+    probe_core::parse_metrics_addr(s).map_err(|e| e.to_string())
+}
+
 fn parse_timeout(s: &str) -> Result<Duration, String> {
     let d = parse_duration(s)?;
     if d.is_zero() {
@@ -509,6 +513,9 @@ pub struct OutputArgs {
     /// "measurement valid".
     #[arg(long, value_name = "FILE")]
     pub junit: Option<PathBuf>,
+    /// Serve live OpenMetrics at http://HOST:PORT/metrics while probing, for Prometheus.
+    #[arg(long, value_parser = parse_metrics_addr, value_name = "HOST:PORT")]
+    pub metrics_addr: Option<std::net::SocketAddr>,
     /// No progress line on stderr.
     #[arg(long, short)]
     pub quiet: bool,

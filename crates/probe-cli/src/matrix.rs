@@ -49,6 +49,7 @@ pub async fn matrix(a: MatrixArgs) -> Result<ExitCode, CliError> {
         max_failures: Vec::new(),
         max_downtime: None,
         junit: None,
+        metrics_addr: None,
         quiet: a.quiet,
     };
     probe_config(

@@ -25,6 +25,7 @@ pub fn probe_config(url: &str, p: &ProbeArgs, o: &OutputArgs) -> Result<ProbeCon
     c.headers = p.headers.clone();
     c.body = p.data.clone();
     c.label = o.label.clone();
+    c.metrics_addr = o.metrics_addr;
     c.validate().map_err(|e| CliError::Usage(e.to_string()))?;
     Ok(c)
 }

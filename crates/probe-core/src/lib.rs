@@ -38,6 +38,7 @@ mod gate;
 mod host;
 mod matrix;
 mod merge;
+mod metrics;
 mod outcome;
 pub mod output;
 mod probe;
@@ -56,9 +57,9 @@ pub use classify::{
 };
 pub use clock::{format_wall, wall_after, Clock};
 pub use config::{
-    check_duration, check_rate, parse_duration, ConfigError, ConnectionMode, ProbeConfig,
-    RecordedConfig, StatusSet, Target, VersionSource, MAX_DURATION, MAX_IN_FLIGHT, MAX_RATE,
-    MIN_RATE,
+    check_duration, check_rate, parse_duration, parse_metrics_addr, ConfigError, ConnectionMode,
+    ProbeConfig, RecordedConfig, StatusSet, Target, VersionSource, MAX_DURATION, MAX_IN_FLIGHT,
+    MAX_RATE, MIN_RATE,
 };
 pub use event::{
     read_events, version_of_image, Attachment, BoxFuture, Event, EventHub, EventKind, EventSink,

@@ -23,6 +23,7 @@ use crate::config::{
 };
 use crate::event::{Event, EventKind, EventSink, Vantage};
 use crate::execute::Executor;
+use crate::metrics::{Metrics, MetricsServer};
 pub use crate::record::LiveStats;
 use crate::record::{self, Record, Recorded, RunFiles};
 use crate::report::Report;
@@ -187,6 +188,25 @@ impl ProbeBuilder {
         self.set(|c| c.label = Some(label))
     }
 
+    /// Serves live OpenMetrics text at `http://ADDR/metrics` while probing (default:
+    /// no server). The address is bound when the probe starts: a port in use is a
+    /// [`ConfigError`] then, before the first request.
+    ///
+    /// ```
+    /// # async fn demo() -> Result<(), probe_core::ProbeError> {
+    /// let addr = probe_core::parse_metrics_addr("127.0.0.1:9464")?;
+    /// let probe = probe_core::Probe::builder("http://127.0.0.1:8080/test/version")
+    ///     .metrics_addr(addr)
+    ///     .duration(std::time::Duration::from_secs(60))
+    ///     .start()
+    ///     .await?;
+    /// let report = probe.stop().await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn metrics_addr(self, addr: std::net::SocketAddr) -> Self {
+        self.set(|c| c.metrics_addr = Some(addr))
+    }
+
     /// Writes samples.csv, events.csv, report.json and windows.csv into `dir`.
     pub fn out_dir(mut self, dir: impl Into<PathBuf>) -> Self {
         self.out_dir = Some(dir.into());
@@ -335,6 +355,8 @@ pub struct Probe {
     recorder: tokio::task::JoinHandle<()>,
     /// The probe's own runtimes, one per vantage point that is not this process's.
     runtimes: Vec<tokio::runtime::Runtime>,
+    /// Serves `/metrics` until the probe is finished (dropped).
+    _metrics: Option<MetricsServer>,
 }
 
 impl Probe {
@@ -380,6 +402,9 @@ impl Probe {
     ) -> Result<Probe, ProbeError> {
         config.validate()?;
         let plan = StreamPlan::new(&config, &points)?;
+        // Bound here, on the caller's thread: refused before probing, and on the
+        // caller's network even when the probe stands in a lab's namespace.
+        let metrics_listener = config.metrics_addr.map(crate::metrics::bind).transpose()?;
         let mut runtimes = Vec::new();
         let mut handles = Vec::new();
         for point in &points {
@@ -422,7 +447,20 @@ impl Probe {
             live: Arc::new(Mutex::new(LiveStats::default())),
         });
         let run_id = header.run_id.clone();
-        let recorder = handles[0].spawn(record::run(rx, header, outputs, shared.live.clone()));
+        let metrics = match metrics_listener {
+            Some(_) => Metrics::new(config.label.as_deref().unwrap_or(&header.target)),
+            None => Metrics::off(),
+        };
+        let metrics_server = metrics_listener
+            .zip(metrics.registry())
+            .map(|(listener, registry)| MetricsServer::start(listener, registry, &handles[0]));
+        let recorder = handles[0].spawn(record::run(
+            rx,
+            header,
+            outputs,
+            shared.live.clone(),
+            metrics,
+        ));
         let mut schedulers = Vec::new();
         for (stream, schedule) in plan.streams.into_iter().zip(&shared.schedules) {
             let ids = RequestIds {
@@ -449,6 +487,7 @@ impl Probe {
             schedulers,
             recorder,
             runtimes,
+            _metrics: metrics_server,
         })
     }
 

@@ -17,6 +17,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::analyze::RunAnalyzer;
 use crate::event::{Event, EventWriter};
+use crate::metrics::Metrics;
 use crate::outcome::Outcome;
 use crate::report::Report;
 use crate::sample::{RunFooter, RunHeader, RunRecord, Sample, SampleWriter, RUN_FILE};
@@ -90,6 +91,7 @@ pub(crate) async fn run(
     header: RunHeader,
     mut outputs: Option<RunFiles>,
     live: Arc<Mutex<LiveStats>>,
+    mut metrics: Metrics,
 ) {
     let mut analyzer = RunAnalyzer::new(&header);
     // The first write error is kept and reported at the end; measuring goes on.
@@ -145,6 +147,7 @@ pub(crate) async fn run(
                         }
                     }
                 }
+                metrics.observe(&sample, analyzer.is_down(&sample.stream));
                 analyzer.push(sample);
             }
             Record::Event(event) => {

@@ -198,7 +198,8 @@ impl Analyzer {
         }
     }
 
-    /// Whether an outage window is open right now (for live views).
+    /// Whether an outage window is open, as of the samples pushed so far (for live
+    /// metrics).
     pub(crate) fn in_outage(&self) -> bool {
         self.open.is_some()
     }

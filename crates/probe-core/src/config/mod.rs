@@ -250,6 +250,27 @@ impl Target {
     }
 }
 
+/// Reads `--metrics-addr`'s `HOST:PORT`: an IP address (`127.0.0.1:9464`,
+/// `[::1]:9464`, `0.0.0.0:9464` for every interface) or `localhost:PORT`.
+///
+/// ```
+/// let addr = probe_core::parse_metrics_addr("localhost:9464").unwrap();
+/// assert_eq!(addr.to_string(), "127.0.0.1:9464");
+/// assert!(probe_core::parse_metrics_addr("9464").is_err());
+/// ```
+pub fn parse_metrics_addr(text: &str) -> Result<std::net::SocketAddr, ConfigError> {
+    let refuse = || ConfigError::Value {
+        name: "metrics address",
+        value: text.to_string(),
+        reason: "use HOST:PORT with an IP address or localhost, e.g. 127.0.0.1:9464".into(),
+    };
+    let text_ip = match text.strip_prefix("localhost:") {
+        Some(port) => format!("127.0.0.1:{port}"),
+        None => text.to_string(),
+    };
+    text_ip.parse().map_err(|_| refuse())
+}
+
 /// Everything a probe run needs; built with [`crate::ProbeBuilder`].
 #[derive(Debug, Clone)]
 pub struct ProbeConfig {
@@ -292,6 +313,8 @@ pub struct ProbeConfig {
     /// A source of rollout events (the lab, a Kubernetes watch) is attached: the rollout
     /// phase ends when the rollout completes, not when the trigger returns.
     pub rollout_events: bool,
+    /// Serve live OpenMetrics text at `/metrics` on this address while probing.
+    pub metrics_addr: Option<std::net::SocketAddr>,
 }
 
 impl ProbeConfig {
@@ -316,6 +339,7 @@ impl ProbeConfig {
             vantage: "local".into(),
             lab_kernel: None,
             rollout_events: false,
+            metrics_addr: None,
         }
     }
 
