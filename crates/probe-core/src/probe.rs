@@ -1,5 +1,5 @@
 //! A running probe: [`ProbeBuilder`], [`Probe`] and [`ProbeHandle`], which wire
-//! the schedule (its own thread), the recorder (a task) and, at the end, the
+//! the schedule (its own thread, see [`crate::schedule`]), the recorder (a task) and, at the end, the
 //! output files.
 //!
 //! Every completed request and every event goes through one channel to the
@@ -303,6 +303,10 @@ impl Probe {
         vantage: Option<Arc<dyn Vantage>>,
     ) -> Result<Probe, ProbeError> {
         config.validate()?;
+        let stream_vantage = vantage.as_ref().map(|v| schedule::StreamVantage {
+            vantage: v.clone(),
+            url: config.target.url.to_string(),
+        });
         let runtime = match vantage {
             Some(v) => Some(vantage_runtime(v, config.target.url.as_str())?),
             None => None,
@@ -353,11 +357,8 @@ impl Probe {
         let sink: SampleSink = Arc::new(move |sample| {
             let _ = for_sink.sender().send(Record::Sample(sample));
         });
-        let for_thread = shared.schedule.clone();
-        let scheduler = std::thread::Builder::new()
-            .name("rollprobe-schedule".into())
-            .spawn(move || schedule::run(for_thread, executor, handle, ids, sink))
-            .map_err(|e| ProbeError::Internal(format!("cannot start the scheduler thread: {e}")))?;
+        let scheduler = schedule::start(shared.schedule.clone(), executor, stream_vantage, ids, sink)
+            .map_err(|e| ProbeError::Internal(format!("cannot start the schedule: {e}")))?;
         Ok(Probe {
             shared,
             scheduler: Some(scheduler),
