@@ -239,4 +239,5 @@ fn csv_to_io(e: csv::Error) -> io::Error {
 
 mod read;
 
+pub(crate) use read::stream_for_analysis;
 pub use read::{read_samples, samples_path, stream_samples, ReadError, RecordedRun};
