@@ -293,6 +293,7 @@ def run_measured(argv, log_prefix, timeout, rss_every=None):
     with open(out_path) as f:
         stdout = f.read()
     cpu = ru.ru_utime + ru.ru_stime
+    run_measured.last_switches = ru.ru_nvcsw + ru.ru_nivcsw
     return proc.returncode, stdout, cpu, ru.ru_maxrss, wall, series
 
 
@@ -453,6 +454,7 @@ class Bench:
         nginx_cpu = self.nginx.cpu_seconds() - nginx_before
         row = {"tool": tool, "mode": mode, "rate": rate, "secs": secs, "tag": tag,
                "exit": code, "cpu_s": cpu, "peak_rss_kib": rss, "wall_s": wall,
+               "context_switches": run_measured.last_switches,
                "nginx_cpu_s": nginx_cpu, "argv": argv, "log": prefix}
         if series:
             row["rss_series"] = series
@@ -466,6 +468,8 @@ class Bench:
         n = row.get("requests") or 0
         row["achieved_rps"] = n / secs
         row["cpu_s_per_1k"] = cpu / n * 1000 if n else None
+        # Each time a thread sleeps (and is woken) or is preempted: wake-ups per request.
+        row["switches_per_req"] = row["context_switches"] / n if n else None
         if tool in ("rollprobe", "candidate") and code not in (0, 1):
             row["parse_error"] = row.get("parse_error", f"exit {code}")
         # samples.csv of long runs is not needed once parsed
@@ -534,6 +538,7 @@ def summarize(rows, tools):
             "lag_p99": median([r.get("send_lag_p99_ms") for r in rs]),
             "late": median([r.get("late") for r in rs]),
             "errors": median([r.get("errors") for r in rs]),
+            "switches": median([r.get("switches_per_req") for r in rs]),
         })
     return lines
 
@@ -554,15 +559,15 @@ def ratios(rows, num="rollprobe", den="oha"):
 def table_md(lines):
     head = ("| mode | rate asked | tool | achieved req/s | CPU s / 1000 req (median [min-max]) "
             "| CPU % of a core | peak RSS MiB | latency p50 ms | latency p99 ms "
-            "| send-lag p99 ms | late ticks | errors |")
-    out = [head, "|" + "---|" * 12]
+            "| send-lag p99 ms | late | errors | context switches / req |")
+    out = [head, "|" + "---|" * 13]
     for x in lines:
         out.append(
             f"| {x['mode']} | {x['rate']} | {x['tool']} | {fmt(x['achieved'], 0)} "
             f"| {fmt(x['cpu_1k'], 4)} [{fmt(x['cpu_1k_min'], 4)}-{fmt(x['cpu_1k_max'], 4)}] "
             f"| {fmt(x['cpu_core_pct'], 1)} | {fmt(x['rss_mib'], 1)} | {fmt(x['p50'], 3)} "
             f"| {fmt(x['p99'], 3)} | {fmt(x['lag_p99'], 3)} | {fmt(x['late'], 0)} "
-            f"| {fmt(x['errors'], 0)} |")
+            f"| {fmt(x['errors'], 0)} | {fmt(x['switches'], 2)} |")
     return "\n".join(out)
 
 
