@@ -43,10 +43,13 @@ use crate::sample::Sample;
 pub(crate) type SampleSink = Arc<dyn Fn(Sample) + Send + Sync>;
 
 /// The longest a finished sample waits before it is handed to the sink.
-pub(crate) const HAND_OVER_EVERY: Duration = Duration::from_millis(20);
+pub(crate) const HAND_OVER_EVERY: Duration = Duration::from_millis(100);
 
 /// Hand samples over at once when this many are waiting.
-const HAND_OVER_BATCH: usize = 512;
+const HAND_OVER_BATCH: usize = 4096;
+
+/// The period of the standing timer (see [`run`]).
+const STANDING_TIMER: Duration = Duration::from_millis(250);
 
 /// The longest the schedule sleeps without looking at its stop flag.
 const NAP: Duration = Duration::from_millis(50);
@@ -248,6 +251,8 @@ impl DueTimer {
                 )
             };
             if n == 8 {
+                // One read drains a timerfd: the next wait must not find it ready.
+                guard.clear_ready();
                 return Ok(());
             }
             let err = io::Error::last_os_error();
@@ -321,6 +326,15 @@ async fn run(
     // A tick this late is shed (recorded as skipped) rather than sent in a burst
     // that an overloaded prober cannot afford.
     let shed_after = Duration::from_secs_f64(10.0 / rate).max(Duration::from_millis(50));
+    // tokio's time driver writes its eventfd whenever a timer is set earlier than its
+    // next wake-up (it cannot tell that its own thread is awake). With one request in
+    // flight, each request's timeout would be such a timer: a self-wake per request.
+    // A standing timer that is always due sooner keeps that to a few a second.
+    let standing = tokio::spawn(async {
+        loop {
+            tokio::time::sleep(STANDING_TIMER).await;
+        }
+    });
     let mut seq: u64 = 0;
     'ticks: loop {
         if shared.stop.load(Ordering::Acquire) {
@@ -378,6 +392,7 @@ async fn run(
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     pending.hand_over(&shared, &sink, true);
+    standing.abort();
 }
 
 fn pending_len(pending: &Pending) -> usize {
