@@ -357,8 +357,9 @@ impl Probe {
         let sink: SampleSink = Arc::new(move |sample| {
             let _ = for_sink.sender().send(Record::Sample(sample));
         });
-        let scheduler = schedule::start(shared.schedule.clone(), executor, stream_vantage, ids, sink)
-            .map_err(|e| ProbeError::Internal(format!("cannot start the schedule: {e}")))?;
+        let scheduler =
+            schedule::start(shared.schedule.clone(), executor, stream_vantage, ids, sink)
+                .map_err(|e| ProbeError::Internal(format!("cannot start the schedule: {e}")))?;
         Ok(Probe {
             shared,
             scheduler: Some(scheduler),

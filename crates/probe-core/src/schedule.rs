@@ -137,7 +137,9 @@ pub(crate) fn start(
             let _ = thread.join();
             Err(e)
         }
-        Err(_) => Err(io::Error::other("the schedule thread ended before it started")),
+        Err(_) => Err(io::Error::other(
+            "the schedule thread ended before it started",
+        )),
     }
 }
 
@@ -385,8 +387,7 @@ async fn run(
     // Requests end by their own timeouts; wait for them, with a margin.
     let c = &shared.config;
     let limit = Instant::now() + c.connect_timeout + c.timeout + Duration::from_secs(2);
-    while shared.in_flight.load(Ordering::Acquire) > pending_len(&pending)
-        && Instant::now() < limit
+    while shared.in_flight.load(Ordering::Acquire) > pending_len(&pending) && Instant::now() < limit
     {
         pending.hand_over(&shared, &sink, false);
         tokio::time::sleep(Duration::from_millis(5)).await;

@@ -196,16 +196,13 @@ impl Body {
         let mut file = File::open(&path).map_err(io_err)?;
         file.seek(SeekFrom::Start(layout.body_start))
             .map_err(io_err)?;
-        let reader = BufReader::with_capacity(
-            256 * 1024,
-            file.take(layout.body_end - layout.body_start),
-        );
+        let reader =
+            BufReader::with_capacity(256 * 1024, file.take(layout.body_end - layout.body_start));
         let csv = csv::ReaderBuilder::new()
             .flexible(false)
             .from_reader(reader);
         Ok(Body { layout, shown, csv })
     }
-
 }
 
 fn format_err(shown: &str, line: u64, reason: String) -> ReadError {
@@ -600,7 +597,9 @@ mod tests {
         let text = std::fs::read_to_string(&path).unwrap();
         let good = text.lines().nth(1).unwrap().to_string();
         std::io::Write::write_all(&mut f, format!("\n{good}\n").as_bytes()).unwrap();
-        let err = stream_for_analysis(&path, |_, _| {}).unwrap_err().to_string();
+        let err = stream_for_analysis(&path, |_, _| {})
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("line 4"), "{err}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
@@ -610,8 +609,15 @@ mod tests {
         let (dir, path, _, w) = write_two_rows("rp-lean-bad");
         drop(w);
         let text = std::fs::read_to_string(&path).unwrap();
-        std::fs::write(&path, text.replacen(",ok,", ",fine,", 1) + &text.lines().nth(2).unwrap().replace(",1,", ",3,")).unwrap();
-        let err = stream_for_analysis(&path, |_, _| {}).unwrap_err().to_string();
+        std::fs::write(
+            &path,
+            text.replacen(",ok,", ",fine,", 1)
+                + &text.lines().nth(2).unwrap().replace(",1,", ",3,"),
+        )
+        .unwrap();
+        let err = stream_for_analysis(&path, |_, _| {})
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("line 2") && err.contains("fine"), "{err}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
