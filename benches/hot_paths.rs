@@ -107,7 +107,7 @@ fn bench_stamp(c: &mut Criterion) {
         .measurement_time(Duration::from_secs(1));
     let clock = Clock::start();
     let mut seq = 0u64;
-    // The same work as the per-request task in probe.rs after `execute()`.
+    // The same work as the per-request task in schedule.rs after `execute()`.
     g.bench_function("sample", |b| {
         b.iter(|| {
             seq += 1;
@@ -115,7 +115,7 @@ fn bench_stamp(c: &mut Criterion) {
             Sample {
                 stream: "local-fresh".to_string(),
                 pod: None,
-                request_id: sent.then(|| format!("0f3a9c2b7d-local-fresh-{seq}")),
+                request_id: Some(format!("0f3a9c2b7d-local-fresh-{seq}")),
                 syn_retransmits: None,
                 seq,
                 intended_ms,
