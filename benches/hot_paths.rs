@@ -8,8 +8,9 @@
 //! * `analyze/*`: the [`Analyzer`] over 1,000,000 samples arriving slightly out
 //!   of order (windows, versions, flips, histograms), and the report built from it.
 //! * `csv/write`: streaming 1,000,000 samples to samples.csv with [`SampleWriter`].
-//! * `report/*`: what `rollprobe report samples.csv` does on a 1,000,000-row
-//!   file: `read_samples`, then `analyze_recorded`, then the JSON.
+//! * `report/*`: what `rollprobe report DIR --format json --out OUT` does on a
+//!   1,000,000-row run: [`analyze_samples_file`] (the rows streamed through the
+//!   analyzer), the JSON, the report files, and the whole command in process.
 //!
 //! `ROLLPROBE_BENCH_ROWS` changes the row count (default 1,000,000), e.g. for a
 //! quick check: `ROLLPROBE_BENCH_ROWS=100000 cargo bench --bench hot_paths`.
@@ -24,9 +25,9 @@ use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use probe_core::{
-    analyze_recorded, analyze_samples_file, classify_error, errno_name, outcome_for_errno,
-    outcome_for_status, read_samples, Analyzer, Clock, ConnectionMode, Outcome, RecordedConfig,
-    RunFooter, RunHeader, RunRecord, Sample, SampleWriter, SAMPLES_SCHEMA,
+    analyze_samples_file, classify_error, errno_name, outcome_for_errno, outcome_for_status,
+    write_report_files, Analyzer, Clock, ConnectionMode, Outcome, RecordedConfig, RunFooter,
+    RunHeader, RunRecord, Sample, SampleWriter, SAMPLES_SCHEMA,
 };
 
 fn rows() -> usize {
@@ -106,15 +107,15 @@ fn bench_stamp(c: &mut Criterion) {
         .measurement_time(Duration::from_secs(1));
     let clock = Clock::start();
     let mut seq = 0u64;
-    // The same work as the per-request task in probe.rs after `execute()`.
+    // The same work as the per-request task in schedule.rs after `execute()`.
     g.bench_function("sample", |b| {
         b.iter(|| {
             seq += 1;
             let intended_ms = round_ms(seq as f64 * 0.2);
             Sample {
-                stream: String::new(),
+                stream: "local-fresh".to_string(),
                 pod: None,
-                request_id: None,
+                request_id: Some(format!("0f3a9c2b7d-local-fresh-{seq}")),
                 syn_retransmits: None,
                 seq,
                 intended_ms,
@@ -165,9 +166,9 @@ fn synthetic(n: usize) -> Vec<Sample> {
             let new_version = seq > half + 1000 || (seq > half && seq.is_multiple_of(2));
             let sent = outcome != Outcome::Skipped;
             Sample {
-                stream: String::new(),
+                stream: "local-fresh".to_string(),
                 pod: None,
-                request_id: None,
+                request_id: sent.then(|| format!("0f3a9c2b7d-local-fresh-{seq}")),
                 syn_retransmits: None,
                 seq,
                 intended_ms,
@@ -229,8 +230,8 @@ fn header() -> RunHeader {
             rollout_events: false,
         },
         started_at: "2026-01-01T00:00:00.000Z".into(),
-        run_id: String::new(),
-        streams: Vec::new(),
+        run_id: "0f3a9c2b7d".into(),
+        streams: vec!["local-fresh".into()],
     }
 }
 
@@ -334,7 +335,11 @@ fn bench_csv(c: &mut Criterion) {
 fn bench_report(c: &mut Criterion) {
     let n = rows();
     let dir = scratch_dir();
-    let path = dir.join("samples.csv");
+    let run_dir = dir.join("run");
+    let out_dir = dir.join("report");
+    std::fs::create_dir_all(&run_dir).expect("create the run folder");
+    std::fs::create_dir_all(&out_dir).expect("create the report folder");
+    let path = run_dir.join("samples.csv");
     {
         let head = header();
         let mut w = SampleWriter::create(&path).expect("create samples.csv");
@@ -346,28 +351,28 @@ fn bench_report(c: &mut Criterion) {
             header: head,
             end: Some(footer(n)),
         }
-        .write(&dir)
+        .write(&run_dir)
         .expect("write run.json");
     }
-    let run = read_samples(&path).expect("read back");
-    assert_eq!(run.samples.len(), n);
+    let report = analyze_samples_file(&path, Vec::new()).expect("read back");
+    assert_eq!(report.totals.sent + report.totals.skipped, n as u64);
     let mut g = big_group(c, "report", n);
-    g.bench_function(format!("read_samples/{n}"), |b| {
-        b.iter(|| read_samples(&path).expect("read samples.csv"))
+    // The parts of `rollprobe report`, then the whole command in process.
+    g.bench_function(format!("stream+analyze/{n}"), |b| {
+        b.iter(|| analyze_samples_file(&path, Vec::new()).expect("read samples.csv"))
     });
-    g.bench_function(format!("analyze_recorded/{n}"), |b| {
-        b.iter(|| analyze_recorded(&run, Vec::new()))
+    g.bench_function(format!("json/{n}"), |b| b.iter(|| report.to_json()));
+    g.bench_function(format!("write_report_files/{n}"), |b| {
+        b.iter(|| write_report_files(&out_dir, &report).expect("write the report files"))
     });
-    // What `rollprobe report DIR --format json` does, in process: the streaming path.
-    g.bench_function(format!("analyze_samples_file+json/{n}"), |b| {
+    g.bench_function(format!("rollprobe_report_all_outputs/{n}"), |b| {
         b.iter(|| {
-            analyze_samples_file(&path, Vec::new())
-                .expect("read samples.csv")
-                .to_json()
+            let report = analyze_samples_file(&path, Vec::new()).expect("read samples.csv");
+            black_box(report.to_json());
+            write_report_files(&out_dir, &report).expect("write the report files");
         })
     });
     g.finish();
-    drop(run);
     let _ = std::fs::remove_dir_all(&dir);
 }
 

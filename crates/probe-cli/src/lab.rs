@@ -94,6 +94,9 @@ pub async fn lab(a: LabArgs) -> Result<ExitCode, CliError> {
             .map(|s| s.to_string_lossy().to_string());
     }
 
+    // Signals are caught from before the first namespace exists: a SIGTERM while the
+    // lab is being built must remove it, not kill the process and leave it behind.
+    let interrupted = crate::signals::shutdown();
     let lab = start_lab(&a.topology).await?;
     eprintln!(
         "rollprobe lab {}: applying {} object(s), waiting until every Deployment is available ({} kernel settings, {} node{})",
@@ -103,7 +106,16 @@ pub async fn lab(a: LabArgs) -> Result<ExitCode, CliError> {
         a.topology.nodes,
         if a.topology.nodes == 1 { "" } else { "s" },
     );
-    let result = probe_rollout(&lab, objects, &service, &from, steps, &a, &output).await;
+    let result = probe_rollout(
+        &lab,
+        objects,
+        (&service, &from),
+        steps,
+        &a,
+        &output,
+        interrupted,
+    )
+    .await;
     let shutdown = lab.shutdown().await;
     let code = result?;
     shutdown.map_err(lab_error)?;
@@ -113,11 +125,11 @@ pub async fn lab(a: LabArgs) -> Result<ExitCode, CliError> {
 async fn probe_rollout(
     lab: &Lab,
     objects: Vec<Object>,
-    service: &str,
-    from: &[LabFrom],
+    (service, from): (&str, &[LabFrom]),
     steps: Vec<Step>,
     a: &LabArgs,
     output: &crate::args::OutputArgs,
+    interrupted: impl std::future::Future<Output = ()>,
 ) -> Result<ExitCode, CliError> {
     let setup = async {
         lab.apply(objects).map_err(lab_error)?;
@@ -135,7 +147,7 @@ async fn probe_rollout(
     // lab either way, and without a measurement the run is not valid (exit 3).
     tokio::select! {
         done = setup => done?,
-        () = crate::signals::shutdown() => {
+        () = interrupted => {
             return Err(CliError::Failed(
                 "interrupted before probing began: nothing was measured".into(),
             ))

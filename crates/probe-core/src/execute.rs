@@ -468,18 +468,32 @@ async fn tcp_connect(
     match tokio::time::timeout_at(deadline, stream.writable()).await {
         Err(_) => Err(TcpConnectError::TimedOut(syn_retransmits(&stream))),
         Ok(Err(e)) => Err(TcpConnectError::Failed(e, syn_retransmits(&stream))),
-        Ok(Ok(())) => match stream.take_error() {
-            Ok(None) => {
-                let retransmits = syn_retransmits(&stream).unwrap_or(0);
-                Ok((stream, retransmits))
+        Ok(Ok(())) => {
+            // One getsockopt answers both questions on the usual path: an established
+            // connection has no pending error to fetch with SO_ERROR.
+            let info = tcp_info(&stream);
+            if let Some((TCP_ESTABLISHED, retransmits)) = info {
+                return Ok((stream, retransmits));
             }
-            Ok(Some(e)) | Err(e) => Err(TcpConnectError::Failed(e, syn_retransmits(&stream))),
-        },
+            match stream.take_error() {
+                Ok(None) => Ok((stream, info.map_or(0, |(_, r)| r))),
+                Ok(Some(e)) | Err(e) => Err(TcpConnectError::Failed(e, info.map(|(_, r)| r))),
+            }
+        }
     }
 }
 
 /// Retransmitted segments of a connection that has sent nothing but SYNs yet.
 fn syn_retransmits(stream: &TcpStream) -> Option<u32> {
+    tcp_info(stream).map(|(_, retransmits)| retransmits)
+}
+
+/// `TCP_ESTABLISHED` of the kernel's tcp_states.h (the libc crate has it only for Hurd).
+const TCP_ESTABLISHED: u8 = 1;
+
+/// The connection's TCP state (e.g. [`TCP_ESTABLISHED`]) and its retransmitted
+/// segments so far, from `TCP_INFO`.
+fn tcp_info(stream: &TcpStream) -> Option<(u8, u32)> {
     use std::os::fd::AsRawFd;
     // SAFETY: tcp_info is plain old data; getsockopt writes at most `len` bytes into it.
     let mut info: libc::tcp_info = unsafe { std::mem::zeroed() };
@@ -494,7 +508,7 @@ fn syn_retransmits(stream: &TcpStream) -> Option<u32> {
             &mut len,
         )
     };
-    (rc == 0).then_some(info.tcpi_total_retrans)
+    (rc == 0).then_some((info.tcpi_state, info.tcpi_total_retrans))
 }
 
 #[cfg(test)]

@@ -1,5 +1,5 @@
 //! A running probe: [`ProbeBuilder`], [`Probe`] and [`ProbeHandle`], which wire
-//! the schedule (its own thread), the recorder (a task) and, at the end, the
+//! the schedule (its own thread, see [`crate::schedule`]), the recorder (a task) and, at the end, the
 //! output files.
 //!
 //! Every completed request and every event goes through one channel to the
@@ -353,7 +353,7 @@ pub struct Probe {
     /// One schedule thread per stream.
     schedulers: Vec<std::thread::JoinHandle<()>>,
     recorder: tokio::task::JoinHandle<()>,
-    /// The probe's own runtimes, one per vantage point that is not this process's.
+    /// The runtime of the recorder, of its own when the first vantage point is not here.
     runtimes: Vec<tokio::runtime::Runtime>,
     /// Serves `/metrics` until the probe is finished (dropped).
     _metrics: Option<MetricsServer>,
@@ -405,19 +405,19 @@ impl Probe {
         // Bound here, on the caller's thread: refused before probing, and on the
         // caller's network even when the probe stands in a lab's namespace.
         let metrics_listener = config.metrics_addr.map(crate::metrics::bind).transpose()?;
+        // Each stream's schedule sends from a thread of its own that has entered its
+        // vantage point; the recorder and the metrics server only need a runtime, which
+        // is the caller's unless the first point stands elsewhere.
         let mut runtimes = Vec::new();
-        let mut handles = Vec::new();
-        for point in &points {
-            handles.push(match &point.vantage {
-                Some(v) => {
-                    let rt = vantage_runtime(v.clone(), &point.url)?;
-                    let handle = rt.handle().clone();
-                    runtimes.push(rt);
-                    handle
-                }
-                None => tokio::runtime::Handle::current(),
-            });
-        }
+        let handle = match &points[0].vantage {
+            Some(v) => {
+                let rt = vantage_runtime(v.clone(), &points[0].url)?;
+                let handle = rt.handle().clone();
+                runtimes.push(rt);
+                handle
+            }
+            None => tokio::runtime::Handle::current(),
+        };
         let clock = Clock::start();
         let header = RunHeader {
             schema: SAMPLES_SCHEMA.to_string(),
@@ -453,8 +453,8 @@ impl Probe {
         };
         let metrics_server = metrics_listener
             .zip(metrics.registry())
-            .map(|(listener, registry)| MetricsServer::start(listener, registry, &handles[0]));
-        let recorder = handles[0].spawn(record::run(
+            .map(|(listener, registry)| MetricsServer::start(listener, registry, &handle));
+        let recorder = handle.spawn(record::run(
             rx,
             header,
             outputs,
@@ -468,18 +468,18 @@ impl Probe {
                 stream: stream.info.name.clone(),
                 enabled: stream.config.request_id,
             };
+            let point = &points[stream.point];
+            let stream_vantage = point.vantage.as_ref().map(|v| schedule::StreamVantage {
+                vantage: v.clone(),
+                url: point.url.clone(),
+            });
             let executor = Arc::new(Executor::new(stream.config));
             let for_sink = shared.clone();
             let sink: SampleSink = Arc::new(move |sample| {
                 let _ = for_sink.sender().send(Record::Sample(sample));
             });
-            let (schedule, handle) = (schedule.clone(), handles[stream.point].clone());
-            let thread = std::thread::Builder::new()
-                .name("rollprobe-schedule".into())
-                .spawn(move || schedule::run(schedule, executor, handle, ids, sink))
-                .map_err(|e| {
-                    ProbeError::Internal(format!("cannot start a scheduler thread: {e}"))
-                })?;
+            let thread = schedule::start(schedule.clone(), executor, stream_vantage, ids, sink)
+                .map_err(|e| ProbeError::Internal(format!("cannot start a schedule: {e}")))?;
             schedulers.push(thread);
         }
         Ok(Probe {

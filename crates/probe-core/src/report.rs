@@ -425,7 +425,8 @@ pub struct ProbeHealth {
     pub send_lag_p99_ms: f64,
     /// Largest send lag, ms.
     pub send_lag_max_ms: f64,
-    /// Ticks sent more than one period (1/rate) after their time.
+    /// Ticks sent more than 1 ms after their time: enough to blur a report whose
+    /// times are in milliseconds, whatever the rate.
     pub late: u64,
     /// Ticks not sent at all because of the in-flight cap.
     pub skipped: u64,

@@ -2,24 +2,39 @@
 //! to request `i-1`.
 //!
 //! A prober that waits for slow answers before sending the next request measures
-//! its own patience, not the outage (coordinated omission). The schedule runs on
-//! its own OS thread, because a thread sleeping in `nanosleep` wakes within tens
-//! of microseconds, while an async timer rounds to the millisecond; each due tick
-//! becomes a task on the tokio runtime that runs one [`Executor`] request. A cap
-//! on requests in flight protects the prober; a tick over the cap is recorded as
-//! `skipped`, never dropped.
+//! its own patience, not the outage (coordinated omission). Each stream's schedule
+//! and its requests live on one OS thread of their own, in a current-thread tokio
+//! runtime: the schedule is a task that waits on an absolute high-resolution timer
+//! (a `timerfd` armed with `TFD_TIMER_ABSTIME` for the next due instant, registered
+//! in the runtime's reactor), releases every tick that is due when it wakes, and
+//! spawns their requests on the same thread. So a tick costs one wake-up, and the
+//! request it releases starts without any cross-thread hand-off (a sleeping thread
+//! that then wakes a runtime worker costs two, and the earlier design measured
+//! more than half of its CPU in that kernel work). An async timer alone would not
+//! do: tokio's timers round to the millisecond.
 //!
-//! The schedule hands every finished [`Sample`] to a [`SampleSink`]; it knows
-//! nothing of the recorder behind it.
+//! A cap on requests in flight protects the prober; a tick over the cap is
+//! recorded as `skipped`, never dropped, and so is a tick the prober could only
+//! send far behind its due time (it is overloaded).
+//!
+//! Finished samples are handed to a [`SampleSink`] in batches, at most
+//! [`HAND_OVER_EVERY`] after they finished, so that the recorder, on another
+//! thread, is woken a few dozen times a second rather than once per request. A
+//! request counts as in flight until its sample has been handed over. The
+//! schedule knows nothing of the recorder behind the sink.
 
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use tokio::io::unix::AsyncFd;
 use tokio::sync::Notify;
 
 use crate::clock::{round_ms, Clock};
 use crate::config::ProbeConfig;
+use crate::event::Vantage;
 use crate::execute::Executor;
 use crate::outcome::Outcome;
 use crate::sample::Sample;
@@ -27,12 +42,29 @@ use crate::sample::Sample;
 /// Where the schedule hands each finished sample.
 pub(crate) type SampleSink = Arc<dyn Fn(Sample) + Send + Sync>;
 
+/// The longest a finished sample waits before it is handed to the sink.
+pub(crate) const HAND_OVER_EVERY: Duration = Duration::from_millis(100);
+
+/// Hand samples over at once when this many are waiting.
+const HAND_OVER_BATCH: usize = 4096;
+
+/// The period of the standing timer (see [`run`]).
+const STANDING_TIMER: Duration = Duration::from_millis(250);
+
+/// The longest the schedule sleeps without looking at its stop flag.
+const NAP: Duration = Duration::from_millis(50);
+
+/// Tasks the runtime polls before it looks at its timer and sockets again while it
+/// is busy (tokio's default is 61): a due tick waits for at most this many polls.
+const EVENT_INTERVAL: u32 = 16;
+
 /// The state the schedule thread shares with its request tasks and the probe.
 pub(crate) struct Schedule {
     pub(crate) config: Arc<ProbeConfig>,
     pub(crate) clock: Clock,
     /// Set by the probe to end the schedule.
     pub(crate) stop: AtomicBool,
+    /// Requests sent whose sample has not been handed to the sink yet.
     pub(crate) in_flight: AtomicUsize,
     /// Set by the schedule when its duration is over.
     pub(crate) done: AtomicBool,
@@ -60,16 +92,235 @@ pub(crate) struct RequestIds {
     pub(crate) enabled: bool,
 }
 
-/// Runs the schedule until its duration is over or `shared.stop` is set; call it on
-/// a thread of its own.
-pub(crate) fn run(
+/// Where a stream's requests leave from: its thread enters `vantage` for `url`
+/// before it opens any socket.
+pub(crate) struct StreamVantage {
+    pub(crate) vantage: Arc<dyn Vantage>,
+    pub(crate) url: String,
+}
+
+/// Starts one stream's schedule on a thread of its own (entering `vantage` first,
+/// when given) and returns once it runs. The thread ends when the schedule is over
+/// (its duration, or `shared.stop`) and every request it sent has been handed to
+/// `sink`, or their timeouts (and a margin) have passed.
+pub(crate) fn start(
     shared: Arc<Schedule>,
     executor: Arc<Executor>,
-    runtime: tokio::runtime::Handle,
+    vantage: Option<StreamVantage>,
+    ids: RequestIds,
+    sink: SampleSink,
+) -> io::Result<std::thread::JoinHandle<()>> {
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel::<io::Result<()>>();
+    let thread = std::thread::Builder::new()
+        .name("rollprobe-schedule".into())
+        .spawn(move || {
+            let runtime = match stream_runtime(vantage.as_ref()) {
+                Ok(rt) => rt,
+                Err(e) => {
+                    let _ = ready_tx.send(Err(e));
+                    return;
+                }
+            };
+            let timer = match runtime.block_on(async { DueTimer::new() }) {
+                Ok(t) => t,
+                Err(e) => {
+                    let _ = ready_tx.send(Err(e));
+                    return;
+                }
+            };
+            let _ = ready_tx.send(Ok(()));
+            runtime.block_on(run(shared, executor, timer, ids, sink));
+        })?;
+    match ready_rx.recv() {
+        Ok(Ok(())) => Ok(thread),
+        Ok(Err(e)) => {
+            let _ = thread.join();
+            Err(e)
+        }
+        Err(_) => Err(io::Error::other(
+            "the schedule thread ended before it started",
+        )),
+    }
+}
+
+/// The stream's own current-thread runtime, on the calling thread, which has entered
+/// `vantage`; so does every thread the runtime starts (its blocking pool resolves
+/// names), or the process aborts rather than probe from the wrong place.
+fn stream_runtime(vantage: Option<&StreamVantage>) -> io::Result<tokio::runtime::Runtime> {
+    let mut builder = tokio::runtime::Builder::new_current_thread();
+    builder.enable_all().event_interval(EVENT_INTERVAL);
+    if let Some(v) = vantage {
+        v.vantage.enter(&v.url).map_err(|e| {
+            io::Error::new(
+                e.kind(),
+                format!("cannot probe from where {} is reached: {e}", v.url),
+            )
+        })?;
+        let (vantage, url) = (v.vantage.clone(), v.url.clone());
+        builder.on_thread_start(move || {
+            if let Err(e) = vantage.enter(&url) {
+                eprintln!(
+                    "rollprobe: a probe thread cannot reach {url} from its vantage point: {e}"
+                );
+                std::process::abort();
+            }
+        });
+    }
+    builder.build()
+}
+
+/// An absolute CLOCK_MONOTONIC timer (`timerfd`, `TFD_TIMER_ABSTIME`) in the
+/// runtime's reactor: it wakes the thread at the due instant, to the microsecond,
+/// with no relative-sleep drift.
+struct DueTimer {
+    fd: AsyncFd<OwnedFd>,
+    /// CLOCK_MONOTONIC of `anchor`, ns: `Instant` does not expose its raw value.
+    anchor: Instant,
+    anchor_ns: i128,
+}
+
+impl DueTimer {
+    fn new() -> io::Result<DueTimer> {
+        // SAFETY: plain syscall; the fd is checked and then owned.
+        let raw = unsafe {
+            libc::timerfd_create(
+                libc::CLOCK_MONOTONIC,
+                libc::TFD_NONBLOCK | libc::TFD_CLOEXEC,
+            )
+        };
+        if raw < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: `raw` is a new fd that nothing else owns.
+        let owned = unsafe { OwnedFd::from_raw_fd(raw) };
+        let anchor = Instant::now();
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: writes one timespec.
+        unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+        let anchor_ns = i128::from(ts.tv_sec) * 1_000_000_000 + i128::from(ts.tv_nsec);
+        // SAFETY: the timerfd is owned by the AsyncFd and closed only when it is dropped.
+        let fd = unsafe { AsyncFd::register_with_interest(owned, tokio::io::Interest::READABLE)? };
+        Ok(DueTimer {
+            fd,
+            anchor,
+            anchor_ns,
+        })
+    }
+
+    /// Sleeps until `at` (returns at once if it has passed).
+    async fn sleep_until(&self, at: Instant) -> io::Result<()> {
+        let ns = if at >= self.anchor {
+            self.anchor_ns + (at - self.anchor).as_nanos() as i128
+        } else {
+            self.anchor_ns - (self.anchor - at).as_nanos() as i128
+        };
+        // 0 would disarm the timer: one nanosecond is "already due".
+        let ns = ns.max(1);
+        let spec = libc::itimerspec {
+            it_interval: libc::timespec {
+                tv_sec: 0,
+                tv_nsec: 0,
+            },
+            it_value: libc::timespec {
+                tv_sec: (ns / 1_000_000_000) as libc::time_t,
+                tv_nsec: (ns % 1_000_000_000) as libc::c_long,
+            },
+        };
+        // SAFETY: the fd is a timerfd owned by `self`; `spec` is a valid itimerspec.
+        let rc = unsafe {
+            libc::timerfd_settime(
+                self.fd.as_raw_fd(),
+                libc::TFD_TIMER_ABSTIME,
+                &spec,
+                std::ptr::null_mut(),
+            )
+        };
+        if rc < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        loop {
+            let mut guard = self.fd.readable().await?;
+            let mut expirations = 0u64;
+            // SAFETY: reads 8 bytes into a u64 from the timerfd.
+            let n = unsafe {
+                libc::read(
+                    self.fd.as_raw_fd(),
+                    (&mut expirations as *mut u64).cast(),
+                    8,
+                )
+            };
+            if n == 8 {
+                // One read drains a timerfd: the next wait must not find it ready.
+                guard.clear_ready();
+                return Ok(());
+            }
+            let err = io::Error::last_os_error();
+            if err.kind() == io::ErrorKind::WouldBlock {
+                guard.clear_ready();
+                continue;
+            }
+            return Err(err);
+        }
+    }
+}
+
+/// Samples finished on the stream's thread, waiting to be handed to the sink.
+struct Pending {
+    samples: Mutex<Vec<Sample>>,
+    /// When the oldest waiting sample finished.
+    oldest: Mutex<Option<Instant>>,
+}
+
+impl Pending {
+    fn push(&self, sample: Sample) {
+        let mut samples = self.samples.lock().unwrap_or_else(|p| p.into_inner());
+        if samples.is_empty() {
+            *self.oldest.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
+        }
+        samples.push(sample);
+    }
+
+    /// Hands the waiting samples to `sink` if they have waited long enough (or
+    /// `now_anyway`); each one ends its request's time in flight.
+    fn hand_over(&self, shared: &Schedule, sink: &SampleSink, now_anyway: bool) {
+        let batch = {
+            let mut samples = self.samples.lock().unwrap_or_else(|p| p.into_inner());
+            if samples.is_empty() {
+                return;
+            }
+            let oldest = *self.oldest.lock().unwrap_or_else(|p| p.into_inner());
+            let due = oldest.is_none_or(|t| t.elapsed() >= HAND_OVER_EVERY);
+            if !(now_anyway || due || samples.len() >= HAND_OVER_BATCH) {
+                return;
+            }
+            std::mem::take(&mut *samples)
+        };
+        let n = batch.len();
+        for sample in batch {
+            sink(sample);
+        }
+        shared.in_flight.fetch_sub(n, Ordering::AcqRel);
+    }
+}
+
+/// The schedule task: runs until its duration is over or `shared.stop` is set, then
+/// waits for the requests it sent (bounded by their timeouts) and hands over the last
+/// samples.
+async fn run(
+    shared: Arc<Schedule>,
+    executor: Arc<Executor>,
+    timer: DueTimer,
     ids: RequestIds,
     sink: SampleSink,
 ) {
     let ids = Arc::new(ids);
+    let pending = Arc::new(Pending {
+        samples: Mutex::new(Vec::new()),
+        oldest: Mutex::new(None),
+    });
     let origin = shared.clock.origin();
     let rate = shared.config.rate;
     let end = shared.config.duration.map(|d| origin + d);
@@ -77,79 +328,150 @@ pub(crate) fn run(
     // A tick this late is shed (recorded as skipped) rather than sent in a burst
     // that an overloaded prober cannot afford.
     let shed_after = Duration::from_secs_f64(10.0 / rate).max(Duration::from_millis(50));
+    // tokio's time driver writes its eventfd whenever a timer is set earlier than its
+    // next wake-up (it cannot tell that its own thread is awake). With one request in
+    // flight, each request's timeout would be such a timer: a self-wake per request.
+    // A standing timer that is always due sooner keeps that to a few a second.
+    let standing = tokio::spawn(async {
+        loop {
+            tokio::time::sleep(STANDING_TIMER).await;
+        }
+    });
     let mut seq: u64 = 0;
     'ticks: loop {
-        let due = origin + Duration::from_secs_f64(seq as f64 / rate);
-        if end.is_some_and(|end| due >= end) {
+        if shared.stop.load(Ordering::Acquire) {
             break;
         }
+        // Every tick due by now goes out in this wake-up.
+        let now = Instant::now();
         loop {
-            if shared.stop.load(Ordering::Acquire) {
+            let due = origin + Duration::from_secs_f64(seq as f64 / rate);
+            if end.is_some_and(|end| due >= end) {
                 break 'ticks;
             }
-            let now = Instant::now();
-            if now >= due {
+            if due > now {
                 break;
             }
-            // Short naps so that stop() is seen quickly even at low rates.
-            std::thread::sleep((due - now).min(Duration::from_millis(50)));
+            release(
+                &shared,
+                &executor,
+                &ids,
+                &sink,
+                &pending,
+                seq,
+                due,
+                max_in_flight,
+                shed_after,
+            );
+            seq += 1;
         }
-        let intended_ms = round_ms(shared.clock.ms_at(due));
-        let behind = Instant::now().saturating_duration_since(due);
-        if shared.in_flight.load(Ordering::Acquire) >= max_in_flight || behind > shed_after {
-            let sample = if behind > shed_after {
-                shed_sample(&ids.stream, seq, intended_ms, &shared.clock, behind)
-            } else {
-                skipped_sample(&ids.stream, seq, intended_ms, &shared.clock)
-            };
-            sink(sample);
-        } else {
-            shared.in_flight.fetch_add(1, Ordering::AcqRel);
-            let shared = shared.clone();
-            let executor = executor.clone();
-            let ids = ids.clone();
-            let sink = sink.clone();
-            runtime.spawn(async move {
-                let sent = Instant::now();
-                // Started too late (the runtime is overloaded): shed it rather than
-                // add a connection to a backlog that only grows.
-                if sent.saturating_duration_since(due) > shed_after {
-                    shared.in_flight.fetch_sub(1, Ordering::AcqRel);
-                    let behind = sent.saturating_duration_since(due);
-                    let sample = shed_sample(&ids.stream, seq, intended_ms, &shared.clock, behind);
-                    sink(sample);
-                    return;
-                }
-                let request_id = ids.enabled.then(|| format!("{}{seq}", ids.prefix));
-                let attempt = executor.execute(request_id.as_deref()).await;
-                shared.in_flight.fetch_sub(1, Ordering::AcqRel);
-                let sample = Sample {
-                    stream: ids.stream.clone(),
-                    seq,
-                    intended_ms,
-                    sent_ms: Some(round_ms(shared.clock.ms_at(sent))),
-                    wall_time: shared.clock.wall_at(intended_ms),
-                    outcome: attempt.outcome,
-                    errno: attempt.errno,
-                    errno_name: attempt.errno_name().map(str::to_string),
-                    status: attempt.status,
-                    version: attempt.version,
-                    pod: attempt.pod,
-                    request_id,
-                    connect_ms: attempt.connect_ms.map(round_ms),
-                    syn_retransmits: attempt.syn_retransmits,
-                    ttfb_ms: attempt.ttfb_ms.map(round_ms),
-                    total_ms: Some(round_ms(attempt.total_ms)),
-                    connection: Some(if attempt.reused { "reused" } else { "new" }.to_string()),
-                    error: attempt.error,
-                };
-                sink(sample);
-            });
+        pending.hand_over(&shared, &sink, false);
+        let due = origin + Duration::from_secs_f64(seq as f64 / rate);
+        let now = Instant::now();
+        if due <= now {
+            // Due already: let the requests just spawned start, then go on.
+            tokio::task::yield_now().await;
+            continue;
         }
-        seq += 1;
+        // Short naps so that stop() is seen quickly even at low rates.
+        let wake = due.min(now + NAP);
+        if let Err(e) = timer.sleep_until(wake).await {
+            // A timerfd that stops working is a kernel bug; fall back to tokio's
+            // millisecond timer rather than stop measuring.
+            eprintln!("rollprobe: the schedule's timer failed ({e}); using a coarser one");
+            tokio::time::sleep_until(wake.into()).await;
+        }
     }
     shared.done.store(true, Ordering::Release);
     shared.done_notify.notify_waiters();
+    // Requests end by their own timeouts; wait for them, with a margin.
+    let c = &shared.config;
+    let limit = Instant::now() + c.connect_timeout + c.timeout + Duration::from_secs(2);
+    while shared.in_flight.load(Ordering::Acquire) > pending_len(&pending) && Instant::now() < limit
+    {
+        pending.hand_over(&shared, &sink, false);
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    pending.hand_over(&shared, &sink, true);
+    standing.abort();
+}
+
+fn pending_len(pending: &Pending) -> usize {
+    pending
+        .samples
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .len()
+}
+
+/// Sends tick `seq` (due at `due`), or records it as skipped when the prober is over
+/// its in-flight cap or too far behind.
+#[allow(clippy::too_many_arguments)]
+fn release(
+    shared: &Arc<Schedule>,
+    executor: &Arc<Executor>,
+    ids: &Arc<RequestIds>,
+    sink: &SampleSink,
+    pending: &Arc<Pending>,
+    seq: u64,
+    due: Instant,
+    max_in_flight: usize,
+    shed_after: Duration,
+) {
+    let intended_ms = round_ms(shared.clock.ms_at(due));
+    let behind = Instant::now().saturating_duration_since(due);
+    if shared.in_flight.load(Ordering::Acquire) >= max_in_flight || behind > shed_after {
+        let sample = if behind > shed_after {
+            shed_sample(&ids.stream, seq, intended_ms, &shared.clock, behind)
+        } else {
+            skipped_sample(&ids.stream, seq, intended_ms, &shared.clock)
+        };
+        sink(sample);
+        return;
+    }
+    shared.in_flight.fetch_add(1, Ordering::AcqRel);
+    let shared = shared.clone();
+    let executor = executor.clone();
+    let ids = ids.clone();
+    let pending = pending.clone();
+    tokio::spawn(async move {
+        let sent = Instant::now();
+        // Started too late (the thread is overloaded): shed it rather than add a
+        // connection to a backlog that only grows.
+        if sent.saturating_duration_since(due) > shed_after {
+            let behind = sent.saturating_duration_since(due);
+            pending.push(shed_sample(
+                &ids.stream,
+                seq,
+                intended_ms,
+                &shared.clock,
+                behind,
+            ));
+            return;
+        }
+        let request_id = ids.enabled.then(|| format!("{}{seq}", ids.prefix));
+        let attempt = executor.execute(request_id.as_deref()).await;
+        pending.push(Sample {
+            stream: ids.stream.clone(),
+            seq,
+            intended_ms,
+            sent_ms: Some(round_ms(shared.clock.ms_at(sent))),
+            wall_time: shared.clock.wall_at(intended_ms),
+            outcome: attempt.outcome,
+            errno: attempt.errno,
+            errno_name: attempt.errno_name().map(str::to_string),
+            status: attempt.status,
+            version: attempt.version,
+            pod: attempt.pod,
+            request_id,
+            connect_ms: attempt.connect_ms.map(round_ms),
+            syn_retransmits: attempt.syn_retransmits,
+            ttfb_ms: attempt.ttfb_ms.map(round_ms),
+            total_ms: Some(round_ms(attempt.total_ms)),
+            connection: Some(if attempt.reused { "reused" } else { "new" }.to_string()),
+            error: attempt.error,
+        });
+    });
 }
 
 fn skipped_sample(stream: &str, seq: u64, intended_ms: f64, clock: &Clock) -> Sample {

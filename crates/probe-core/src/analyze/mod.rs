@@ -36,6 +36,10 @@ use crate::report::{
 };
 use crate::sample::{RunFooter, RunHeader, Sample};
 
+/// A tick sent more than this after its due time counts as late: a report's times
+/// are in milliseconds, so a lag beyond one blurs them, whatever the rate.
+pub(crate) const LATE_AFTER_MS: f64 = 1.0;
+
 /// Events that open the "during" phase.
 const PHASE_START_KINDS: [EventKind; 2] = [EventKind::TriggerStart, EventKind::RolloutStart];
 /// Events that close it.
@@ -228,7 +232,7 @@ impl Analyzer {
         if let Some(lag) = s.send_lag_ms() {
             record_ms(&mut self.send_lag, lag);
             self.max_lag_ms = self.max_lag_ms.max(lag);
-            if lag > self.period_ms {
+            if lag > LATE_AFTER_MS {
                 self.late += 1;
             }
         }
@@ -561,7 +565,7 @@ pub fn analyze_samples_file(
     let mut events = Some(events);
     let mut start =
         |header: &RunHeader| RunAnalyzer::with_events(header, events.take().unwrap_or_default());
-    let (header, footer) = crate::sample::stream_samples(path, |header, s| {
+    let (header, footer) = crate::sample::stream_for_analysis(path, |header, s| {
         analyzer.get_or_insert_with(|| start(header)).push(s);
     })?;
     let analyzer = analyzer.unwrap_or_else(|| start(&header));

@@ -148,3 +148,18 @@ fn with_rollout_events_the_rollout_phase_lasts_until_the_rollout_completes() {
     let without = phases(false);
     assert_eq!(without[1].end_ms, Some(110.0));
 }
+
+#[test]
+fn late_means_more_than_a_millisecond_behind_whatever_the_rate() {
+    // At 100 req/s a period is 10 ms; at 10,000 req/s it is 0.1 ms: the bound is the same.
+    for rate in [100.0, 10_000.0] {
+        let mut a = Analyzer::new(rate);
+        for (seq, lag) in [(0u64, 0.0), (1, 0.5), (2, 0.999), (3, 1.2), (4, 30.0)] {
+            let mut s = sample(seq, Outcome::Ok, "v1", 1.0);
+            s.sent_ms = Some(s.intended_ms + lag);
+            a.push(s);
+        }
+        let report = a.finish(&header(), None);
+        assert_eq!(report.probe.late, 2, "at {rate} req/s");
+    }
+}

@@ -366,6 +366,7 @@ fn csv_to_io(e: csv::Error) -> io::Error {
 
 mod read;
 
+pub(crate) use read::stream_for_analysis;
 pub use read::{
     read_run_header, read_samples, samples_path, stream_samples, ReadError, RecordedRun,
 };

@@ -155,50 +155,202 @@ fn read_rows(
     path: &Path,
     mut each: impl FnMut(&RunHeader, Sample),
 ) -> Result<(RunHeader, Option<RunFooter>), ReadError> {
-    use std::io::{Read, Seek, SeekFrom};
-    let path = samples_path(path);
-    let l = layout(&path)?;
-    let shown = path.display().to_string();
-    let format_err = |line, reason: String| ReadError::Format {
-        path: shown.clone(),
-        line,
-        reason,
-    };
-    let mut file = File::open(&path).map_err(|source| ReadError::Io {
-        path: shown.clone(),
-        source,
-    })?;
-    file.seek(SeekFrom::Start(l.body_start))
-        .map_err(|source| ReadError::Io {
-            path: shown.clone(),
-            source,
-        })?;
-    let reader = BufReader::with_capacity(256 * 1024, file.take(l.body_end - l.body_start));
-    let mut csv_reader = csv::ReaderBuilder::new()
-        .flexible(false)
-        .from_reader(reader);
-    let default_stream = format!("local-{}", l.header.config.connection);
+    let Body {
+        layout,
+        shown,
+        mut csv,
+    } = Body::open(path)?;
+    let format_err = |line, reason| format_err(&shown, line, reason);
+    let default_stream = format!("local-{}", layout.header.config.connection);
     let mut pending_error: Option<ReadError> = None;
-    for (i, row) in csv_reader.deserialize::<Sample>().enumerate() {
+    let rows = csv.deserialize::<Sample>();
+    for (i, row) in rows.enumerate() {
         if let Some(err) = pending_error.take() {
             return Err(err);
         }
+        let line = layout.first_line + 1 + i as u64;
         match row {
             Ok(mut s) => {
-                let line = l.first_line + 1 + i as u64;
                 check_intended_ms(s.intended_ms).map_err(|r| format_err(line, r))?;
                 if s.stream.is_empty() {
                     s.stream.clone_from(&default_stream);
                 }
-                each(&l.header, s)
+                each(&layout.header, s)
             }
-            Err(e) => pending_error = Some(format_err(l.first_line + 1 + i as u64, e.to_string())),
+            Err(e) => pending_error = Some(format_err(line, e.to_string())),
         }
     }
-    match (pending_error, &l.footer) {
-        (Some(err), Some(_)) => Err(err),
-        _ => Ok((l.header, l.footer)),
+    layout.end(pending_error)
+}
+
+/// The CSV body of a samples file, opened for reading after its layout is known.
+struct Body {
+    layout: Layout,
+    shown: String,
+    csv: csv::Reader<BufReader<io::Take<File>>>,
+}
+
+impl Body {
+    fn open(path: &Path) -> Result<Body, ReadError> {
+        use std::io::{Read, Seek, SeekFrom};
+        let path = samples_path(path);
+        let layout = layout(&path)?;
+        let shown = path.display().to_string();
+        let io_err = |source| ReadError::Io {
+            path: shown.clone(),
+            source,
+        };
+        let mut file = File::open(&path).map_err(io_err)?;
+        file.seek(SeekFrom::Start(layout.body_start))
+            .map_err(io_err)?;
+        let reader =
+            BufReader::with_capacity(256 * 1024, file.take(layout.body_end - layout.body_start));
+        let csv = csv::ReaderBuilder::new()
+            .flexible(false)
+            .from_reader(reader);
+        Ok(Body { layout, shown, csv })
     }
+}
+
+fn format_err(shown: &str, line: u64, reason: String) -> ReadError {
+    ReadError::Format {
+        path: shown.to_string(),
+        line,
+        reason,
+    }
+}
+
+impl Layout {
+    /// The header and footer, unless a bad row was not the torn last line of a
+    /// killed run (a clean run has no torn line).
+    fn end(
+        self,
+        pending_error: Option<ReadError>,
+    ) -> Result<(RunHeader, Option<RunFooter>), ReadError> {
+        match (pending_error, &self.footer) {
+            (Some(err), Some(_)) => Err(err),
+            _ => Ok((self.header, self.footer)),
+        }
+    }
+}
+
+/// The columns of a row that the analyzer reads, borrowed from the CSV record: the
+/// others (wall time, errno name, request id, connection, error text) are neither
+/// copied nor kept.
+#[derive(serde::Deserialize)]
+struct AnalyzedRow<'a> {
+    #[serde(default)]
+    stream: &'a str,
+    seq: u64,
+    intended_ms: f64,
+    sent_ms: Option<f64>,
+    outcome: &'a str,
+    errno: Option<i32>,
+    status: Option<u16>,
+    #[serde(borrow)]
+    version: Option<&'a str>,
+    #[serde(default, borrow)]
+    pod: Option<&'a str>,
+    connect_ms: Option<f64>,
+    #[serde(default)]
+    syn_retransmits: Option<u32>,
+    ttfb_ms: Option<f64>,
+    total_ms: Option<f64>,
+}
+
+/// Like [`stream_samples`], for the analyzer: each row is read into one reused
+/// record and only the columns [`crate::Analyzer`] reads are kept; the wall time,
+/// errno name, request id, connection and error of the [`Sample`] are left empty.
+/// Every row is still checked (its column count, and every column kept).
+pub(crate) fn stream_for_analysis(
+    path: &Path,
+    mut each: impl FnMut(&RunHeader, Sample),
+) -> Result<(RunHeader, Option<RunFooter>), ReadError> {
+    let Body {
+        layout,
+        shown,
+        mut csv,
+    } = Body::open(path)?;
+    let format_err = |line, reason| format_err(&shown, line, reason);
+    let default_stream = format!("local-{}", layout.header.config.connection);
+    let headers = csv
+        .byte_headers()
+        .map_err(|e| format_err(layout.first_line, e.to_string()))?
+        .clone();
+    let mut record = csv::ByteRecord::new();
+    let mut stream = String::new();
+    let mut pending_error: Option<ReadError> = None;
+    let mut line = layout.first_line;
+    loop {
+        let read = csv.read_byte_record(&mut record);
+        line += 1;
+        if let Some(err) = pending_error.take() {
+            if !matches!(read, Ok(false)) {
+                return Err(err);
+            }
+            pending_error = Some(err);
+        }
+        match read {
+            Ok(true) => {}
+            Ok(false) => break,
+            Err(e) if e.is_io_error() => {
+                return Err(ReadError::Io {
+                    path: shown.clone(),
+                    source: io::Error::other(e.to_string()),
+                })
+            }
+            Err(e) => {
+                // Only the torn last line of a killed run may be bad.
+                pending_error = Some(format_err(line, e.to_string()));
+                continue;
+            }
+        }
+        let row = match record.deserialize::<AnalyzedRow>(Some(&headers)) {
+            Ok(row) => row,
+            Err(e) => {
+                pending_error = Some(format_err(line, e.to_string()));
+                continue;
+            }
+        };
+        let outcome = match row.outcome.parse::<crate::outcome::Outcome>() {
+            Ok(o) => o,
+            Err(e) => {
+                pending_error = Some(format_err(line, e.to_string()));
+                continue;
+            }
+        };
+        check_intended_ms(row.intended_ms).map_err(|r| format_err(line, r))?;
+        let name = if row.stream.is_empty() {
+            default_stream.as_str()
+        } else {
+            row.stream
+        };
+        if stream != name {
+            name.clone_into(&mut stream);
+        }
+        let sample = Sample {
+            stream: stream.clone(),
+            seq: row.seq,
+            intended_ms: row.intended_ms,
+            sent_ms: row.sent_ms,
+            wall_time: String::new(),
+            outcome,
+            errno: row.errno,
+            errno_name: None,
+            status: row.status,
+            version: row.version.map(str::to_string),
+            pod: row.pod.map(str::to_string),
+            request_id: None,
+            connect_ms: row.connect_ms,
+            syn_retransmits: row.syn_retransmits,
+            ttfb_ms: row.ttfb_ms,
+            total_ms: row.total_ms,
+            connection: None,
+            error: None,
+        };
+        each(&layout.header, sample);
+    }
+    layout.end(pending_error)
 }
 
 /// Finds the end line of a clean run in `text` (an old file's body, or its tail):
@@ -409,6 +561,71 @@ mod tests {
         assert_eq!(h, header());
         assert!(footer.is_none());
         assert_eq!(seen, rows);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// What the analyzer reads of a sample.
+    fn analyzed(s: &Sample) -> Sample {
+        Sample {
+            wall_time: String::new(),
+            errno_name: None,
+            request_id: None,
+            connection: None,
+            error: None,
+            ..s.clone()
+        }
+    }
+
+    #[test]
+    fn the_analyzers_reader_keeps_every_column_it_reads() {
+        let (dir, path, rows, w) = write_two_rows("rp-lean");
+        drop(w);
+        let mut seen = Vec::new();
+        let (h, footer) = stream_for_analysis(&path, |_, s| seen.push(s)).unwrap();
+        assert_eq!(h, header());
+        assert!(footer.is_none());
+        assert_eq!(seen, rows.iter().map(analyzed).collect::<Vec<_>>());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn the_analyzers_reader_drops_only_a_torn_last_line() {
+        let (dir, path, rows, w) = write_two_rows("rp-lean-torn");
+        drop(w);
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap();
+        std::io::Write::write_all(&mut f, b"local-fresh,2,200,200.1,2026-01-01T00:0").unwrap();
+        let mut seen = Vec::new();
+        stream_for_analysis(&path, |_, s| seen.push(s)).unwrap();
+        assert_eq!(seen, rows.iter().map(analyzed).collect::<Vec<_>>());
+        // The same bad line followed by a good one is a bad file, not a torn end.
+        let text = std::fs::read_to_string(&path).unwrap();
+        let good = text.lines().nth(1).unwrap().to_string();
+        std::io::Write::write_all(&mut f, format!("\n{good}\n").as_bytes()).unwrap();
+        let err = stream_for_analysis(&path, |_, _| {})
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("line 4"), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn the_analyzers_reader_refuses_an_unknown_outcome_with_its_line() {
+        let (dir, path, _, w) = write_two_rows("rp-lean-bad");
+        drop(w);
+        let text = std::fs::read_to_string(&path).unwrap();
+        std::fs::write(
+            &path,
+            text.replacen(",ok,", ",fine,", 1)
+                + &text.lines().nth(2).unwrap().replace(",1,", ",3,"),
+        )
+        .unwrap();
+        let err = stream_for_analysis(&path, |_, _| {})
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("line 2") && err.contains("fine"), "{err}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
