@@ -646,7 +646,7 @@ def write_run(run_dir, n):
                          "pod_from": ""},
               "started_at": "2026-01-01T00:00:00.000Z", "run_id": run_id,
               "streams": ["local-fresh"],
-              "ended_at": "2026-01-01T00:16:40.000Z", "duration_ms": float(n),
+              "ended_at": end_of(n), "duration_ms": float(n),
               "interrupted": False}
     with open(os.path.join(run_dir, "run.json"), "w") as f:
         json.dump(record, f, indent=2)
@@ -682,6 +682,14 @@ def write_run(run_dir, n):
 TOTALS = [f"{0.163 + i * 0.017:.3f}" for i in range(13)]
 
 
+def end_of(n):
+    """The wall-clock end of a synthetic run of n rows at 1000 req/s from midnight."""
+    s_, ms_ = divmod(n, 1000)
+    m_, s_ = divmod(s_, 60)
+    h_, m_ = divmod(m_, 60)
+    return f"2026-01-01T{h_:02d}:{m_:02d}:{s_:02d}.{ms_:03d}Z"
+
+
 def report_1m(bench, args):
     run_dir = os.path.join(bench.run_dir, "run-1m")
     log(f"writing {args.report_rows} rows to {run_dir}")
@@ -694,6 +702,8 @@ def report_1m(bench, args):
             pinned(bench.load_cpu, argv), os.path.join(bench.run_dir, "runs", f"report-{i}"),
             timeout=120)
         outputs = sorted(os.listdir(out)) if os.path.isdir(out) else []
+        html = os.path.join(out, "report.html")
+        html_bytes = os.path.getsize(html) if os.path.isfile(html) else None
         shutil.rmtree(out, ignore_errors=True)
         sent = None
         try:
@@ -701,9 +711,10 @@ def report_1m(bench, args):
         except (ValueError, KeyError):
             pass
         results.append({"exit": code, "wall_s": wall, "cpu_s": cpu,
-                        "peak_rss_kib": rss, "sent": sent, "outputs": outputs})
+                        "peak_rss_kib": rss, "sent": sent, "outputs": outputs,
+                        "html_bytes": html_bytes})
         log(f"rollprobe report {args.report_rows} rows: {wall:.2f} s wall, {cpu:.2f} s cpu, "
-            f"{rss / 1024:.0f} MiB, sent={sent}, exit {code}")
+            f"{rss / 1024:.0f} MiB, sent={sent}, report.html {html_bytes} bytes, exit {code}")
     shutil.rmtree(run_dir, ignore_errors=True)
     return results
 
@@ -888,7 +899,8 @@ def main():
                "wall s: " + ", ".join(f"{r['wall_s']:.2f}" for r in rs)
                + "; CPU s: " + ", ".join(f"{r['cpu_s']:.2f}" for r in rs)
                + "; peak RSS MiB: " + ", ".join(f"{r['peak_rss_kib'] / 1024:.0f}" for r in rs)
-               + f"; rows read back: {rs[0]['sent']}; outputs: {', '.join(rs[0]['outputs'])}",
+               + f"; rows read back: {rs[0]['sent']}; outputs: {', '.join(rs[0]['outputs'])}"
+               + f"; report.html {rs[0]['html_bytes']} bytes",
                ""]
     md += [f"load.py took {results['elapsed_s'] / 60:.1f} min (without the build and the "
            "installs).", ""]
