@@ -694,6 +694,7 @@ def report_1m(bench, args):
     run_dir = os.path.join(bench.run_dir, "run-1m")
     log(f"writing {args.report_rows} rows to {run_dir}")
     path = write_run(run_dir, args.report_rows)
+    os.makedirs(os.path.join(bench.run_dir, "runs"), exist_ok=True)
     results = []
     for i in range(3):
         out = os.path.join(bench.run_dir, "runs", f"report-{i}.out")
