@@ -53,21 +53,10 @@ impl ApiStandIn {
         let seen: Arc<Mutex<Vec<(String, bool)>>> = Arc::default();
         let stop = Arc::new(AtomicBool::new(false));
         let (seen2, stop2) = (seen.clone(), stop.clone());
-        let thread = thread::spawn(move || {
-            let mut workers = Vec::new();
-            while !stop2.load(Ordering::SeqCst) {
-                match listener.accept() {
-                    Ok((stream, _)) => {
-                        let (seen, stop) = (seen2.clone(), stop2.clone());
-                        workers.push(thread::spawn(move || answer(stream, &seen, &stop)));
-                    }
-                    Err(_) => thread::sleep(Duration::from_millis(2)),
-                }
-            }
-            for w in workers {
-                let _ = w.join();
-            }
-        });
+        let thread =
+            common::accept_until_stopped(listener, stop.clone(), Arc::default(), move |stream| {
+                answer(stream, &seen2, &stop2)
+            });
         ApiStandIn {
             addr,
             seen,

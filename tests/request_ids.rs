@@ -34,21 +34,10 @@ impl RecordingServer {
         let seen: Arc<Mutex<Vec<Option<String>>>> = Arc::default();
         let stop = Arc::new(AtomicBool::new(false));
         let (seen2, stop2) = (seen.clone(), stop.clone());
-        let thread = thread::spawn(move || {
-            let mut workers = Vec::new();
-            while !stop2.load(Ordering::SeqCst) {
-                match listener.accept() {
-                    Ok((stream, _)) => {
-                        let (seen, stop) = (seen2.clone(), stop2.clone());
-                        workers.push(thread::spawn(move || serve(stream, &seen, &stop)));
-                    }
-                    Err(_) => thread::sleep(Duration::from_millis(2)),
-                }
-            }
-            for w in workers {
-                let _ = w.join();
-            }
-        });
+        let thread =
+            common::accept_until_stopped(listener, stop.clone(), Arc::default(), move |stream| {
+                serve(stream, &seen2, &stop2)
+            });
         RecordingServer {
             addr,
             seen,

@@ -287,23 +287,10 @@ pub fn serve(behaviour: Behaviour) -> TestServer {
     let addr = listener.local_addr().unwrap();
     let stop = Arc::new(AtomicBool::new(false));
     let accepted = Arc::new(AtomicUsize::new(0));
-    let (stop2, accepted2) = (stop.clone(), accepted.clone());
-    let thread = thread::spawn(move || {
-        let mut workers = Vec::new();
-        while !stop2.load(Ordering::SeqCst) {
-            match listener.accept() {
-                Ok((stream, _)) => {
-                    accepted2.fetch_add(1, Ordering::SeqCst);
-                    let _ = stream.set_nonblocking(false);
-                    let (b, s) = (behaviour.clone(), stop2.clone());
-                    workers.push(thread::spawn(move || handle(stream, b, s)));
-                }
-                Err(_) => thread::sleep(Duration::from_millis(2)),
-            }
-        }
-        for w in workers {
-            let _ = w.join();
-        }
+    let stop2 = stop.clone();
+    let thread = accept_until_stopped(listener, stop.clone(), accepted.clone(), move |stream| {
+        let _ = stream.set_nonblocking(false);
+        handle(stream, behaviour.clone(), stop2.clone());
     });
     TestServer {
         addr,
@@ -311,6 +298,37 @@ pub fn serve(behaviour: Behaviour) -> TestServer {
         stop,
         thread: Some(thread),
     }
+}
+
+/// Accepts connections on the non-blocking `listener` until `stop` is set, counting
+/// each in `accepted` as it is accepted and serving it with `handle` on a thread of its
+/// own; the returned thread joins them all before it ends.
+pub fn accept_until_stopped<F>(
+    listener: TcpListener,
+    stop: Arc<AtomicBool>,
+    accepted: Arc<AtomicUsize>,
+    handle: F,
+) -> thread::JoinHandle<()>
+where
+    F: Fn(TcpStream) + Send + Sync + 'static,
+{
+    let handle = Arc::new(handle);
+    thread::spawn(move || {
+        let mut workers = Vec::new();
+        while !stop.load(Ordering::SeqCst) {
+            match listener.accept() {
+                Ok((stream, _)) => {
+                    accepted.fetch_add(1, Ordering::SeqCst);
+                    let handle = handle.clone();
+                    workers.push(thread::spawn(move || handle(stream)));
+                }
+                Err(_) => thread::sleep(Duration::from_millis(2)),
+            }
+        }
+        for w in workers {
+            let _ = w.join();
+        }
+    })
 }
 
 /// A loopback port where nothing listens, held for as long as the value lives:
