@@ -23,7 +23,7 @@ use serde_json::Value;
 
 const RATE: f64 = 100.0;
 const LABEL: &str = "metrics-test";
-/// The documented series (DESIGN.md, "Live metrics"), as Prometheus stores them.
+/// The documented series (the README, "Live metrics"), as Prometheus stores them.
 const SERIES: [&str; 10] = [
     "rollprobe_requests_total",
     "rollprobe_version_answers_total",

@@ -14,7 +14,7 @@
 //! server runs on the probe's own runtime; the schedule is on its own thread and
 //! is never touched by a scrape.
 //!
-//! The names are DESIGN.md's, each series labelled with the run's `label`:
+//! The names are the README's ("Live metrics"), each series labelled with the run's `label`:
 //!
 //! | metric | type | labels |
 //! | --- | --- | --- |
