@@ -418,6 +418,19 @@ impl Probe {
             }
             None => tokio::runtime::Handle::current(),
         };
+        // Every stream's thread is ready before the clock starts: its first tick is
+        // due at the clock's origin, and must not wait for threads to be built.
+        let mut ready = Vec::new();
+        for stream in &plan.streams {
+            let point = &points[stream.point];
+            let stream_vantage = point.vantage.as_ref().map(|v| schedule::StreamVantage {
+                vantage: v.clone(),
+                url: point.url.clone(),
+            });
+            let thread = schedule::prepare(stream_vantage)
+                .map_err(|e| ProbeError::Internal(format!("cannot start a schedule: {e}")))?;
+            ready.push((thread, Arc::new(Executor::new(stream.config.clone()))));
+        }
         let clock = Clock::start();
         let header = RunHeader {
             schema: SAMPLES_SCHEMA.to_string(),
@@ -462,25 +475,18 @@ impl Probe {
             metrics,
         ));
         let mut schedulers = Vec::new();
-        for (stream, schedule) in plan.streams.into_iter().zip(&shared.schedules) {
+        let streams = plan.streams.iter().zip(&shared.schedules).zip(ready);
+        for ((stream, schedule), (thread, executor)) in streams {
             let ids = RequestIds {
                 prefix: format!("{run_id}-{}-", stream.info.name),
                 stream: stream.info.name.clone(),
                 enabled: stream.config.request_id,
             };
-            let point = &points[stream.point];
-            let stream_vantage = point.vantage.as_ref().map(|v| schedule::StreamVantage {
-                vantage: v.clone(),
-                url: point.url.clone(),
-            });
-            let executor = Arc::new(Executor::new(stream.config));
             let for_sink = shared.clone();
-            let sink: SampleSink = Arc::new(move |sample| {
-                let _ = for_sink.sender().send(Record::Sample(sample));
+            let sink: SampleSink = Arc::new(move |samples| {
+                let _ = for_sink.sender().send(Record::Samples(samples));
             });
-            let thread = schedule::start(schedule.clone(), executor, stream_vantage, ids, sink)
-                .map_err(|e| ProbeError::Internal(format!("cannot start a schedule: {e}")))?;
-            schedulers.push(thread);
+            schedulers.push(thread.go(schedule.clone(), executor, ids, sink));
         }
         Ok(Probe {
             shared,

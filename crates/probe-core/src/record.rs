@@ -39,7 +39,8 @@ pub struct LiveStats {
 
 /// What the recorder is sent, in the order the run produced it.
 pub(crate) enum Record {
-    Sample(Sample),
+    /// A batch of finished samples from one stream's schedule.
+    Samples(Vec<Sample>),
     Event(Event),
     /// The run is over: close the files and send back what was recorded.
     Finish(RunFooter, oneshot::Sender<Recorded>),
@@ -124,31 +125,18 @@ pub(crate) async fn run(
             }
         };
         match record {
-            Record::Sample(sample) => {
-                if let Some(o) = outputs.as_mut() {
-                    let r = o.samples.write(&sample);
-                    let path = o.dir.join("samples.csv");
-                    note(r, &path, &mut outputs);
-                }
-                {
-                    let mut live = live.lock().unwrap_or_else(|p| p.into_inner());
-                    match sample.outcome {
-                        Outcome::Skipped => live.skipped += 1,
-                        Outcome::Ok => {
-                            live.sent += 1;
-                            live.ok += 1;
-                            if sample.version.is_some() {
-                                live.version.clone_from(&sample.version);
-                            }
-                        }
-                        k => {
-                            live.sent += 1;
-                            *live.by_kind.entry(k).or_default() += 1;
+            Record::Samples(samples) => {
+                for sample in samples {
+                    if let Some(o) = outputs.as_mut() {
+                        if let Err(e) = o.samples.write(&sample) {
+                            let path = o.dir.join("samples.csv");
+                            note(Err(e), &path, &mut outputs);
                         }
                     }
+                    count_live(&live, &sample);
+                    metrics.observe(&sample, analyzer.is_down(&sample.stream));
+                    analyzer.push(sample);
                 }
-                metrics.observe(&sample, analyzer.is_down(&sample.stream));
-                analyzer.push(sample);
             }
             Record::Event(event) => {
                 if let Some(o) = outputs.as_mut() {
@@ -178,6 +166,25 @@ pub(crate) async fn run(
                 });
                 return;
             }
+        }
+    }
+}
+
+/// Counts `sample` in the live counters of the progress line.
+fn count_live(live: &Mutex<LiveStats>, sample: &Sample) {
+    let mut live = live.lock().unwrap_or_else(|p| p.into_inner());
+    match sample.outcome {
+        Outcome::Skipped => live.skipped += 1,
+        Outcome::Ok => {
+            live.sent += 1;
+            live.ok += 1;
+            if sample.version.is_some() {
+                live.version.clone_from(&sample.version);
+            }
+        }
+        k => {
+            live.sent += 1;
+            *live.by_kind.entry(k).or_default() += 1;
         }
     }
 }

@@ -20,8 +20,11 @@
 //! Finished samples are handed to a [`SampleSink`] in batches, at most
 //! [`HAND_OVER_EVERY`] after they finished, so that the recorder, on another
 //! thread, is woken a few dozen times a second rather than once per request. A
-//! request counts as in flight until its sample has been handed over. The
-//! schedule knows nothing of the recorder behind the sink.
+//! batch is also handed over as soon as [`HAND_OVER_BATCH`] samples wait: when the
+//! prober has one core, the recorder's work on a batch is time the schedule cannot
+//! run, so a batch must be small enough (well under a millisecond of recording)
+//! that no tick waits behind it. A request counts as in flight until its sample has
+//! been handed over. The schedule knows nothing of the recorder behind the sink.
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -39,14 +42,16 @@ use crate::execute::Executor;
 use crate::outcome::Outcome;
 use crate::sample::Sample;
 
-/// Where the schedule hands each finished sample.
-pub(crate) type SampleSink = Arc<dyn Fn(Sample) + Send + Sync>;
+/// Where the schedule hands finished samples, a batch at a time.
+pub(crate) type SampleSink = Arc<dyn Fn(Vec<Sample>) + Send + Sync>;
 
 /// The longest a finished sample waits before it is handed to the sink.
 pub(crate) const HAND_OVER_EVERY: Duration = Duration::from_millis(100);
 
-/// Hand samples over at once when this many are waiting.
-const HAND_OVER_BATCH: usize = 4096;
+/// Hand samples over at once when this many are waiting. The recorder spends a few
+/// microseconds on a sample; 1000 at once (100 ms at 10,000 req/s) held a single
+/// core for 2 ms and made every tick due meanwhile late.
+pub(crate) const HAND_OVER_BATCH: usize = 64;
 
 /// The period of the standing timer (see [`run`]).
 const STANDING_TIMER: Duration = Duration::from_millis(250);
@@ -99,18 +104,31 @@ pub(crate) struct StreamVantage {
     pub(crate) url: String,
 }
 
-/// Starts one stream's schedule on a thread of its own (entering `vantage` first,
-/// when given) and returns once it runs. The thread ends when the schedule is over
-/// (its duration, or `shared.stop`) and every request it sent has been handed to
-/// `sink`, or their timeouts (and a margin) have passed.
-pub(crate) fn start(
+/// A stream's thread, started and ready to send (its runtime and timer exist, and it
+/// stands at its vantage point), waiting for [`ReadyStream::go`].
+///
+/// Threads are made ready before the run's clock starts, so that building them does
+/// not make the first ticks late: on a one-core prober, a first tick sent a
+/// millisecond late at 10,000 req/s is a burst of ten requests that each open a
+/// connection, and the stream never catches up with its start.
+pub(crate) struct ReadyStream {
+    thread: std::thread::JoinHandle<()>,
+    go: std::sync::mpsc::Sender<Go>,
+}
+
+/// What a ready stream thread needs to run its schedule.
+struct Go {
     shared: Arc<Schedule>,
     executor: Arc<Executor>,
-    vantage: Option<StreamVantage>,
     ids: RequestIds,
     sink: SampleSink,
-) -> io::Result<std::thread::JoinHandle<()>> {
+}
+
+/// Starts a stream's thread (entering `vantage` first, when given) and returns once
+/// it is ready. Dropped without [`ReadyStream::go`], the thread ends at once.
+pub(crate) fn prepare(vantage: Option<StreamVantage>) -> io::Result<ReadyStream> {
     let (ready_tx, ready_rx) = std::sync::mpsc::channel::<io::Result<()>>();
+    let (go_tx, go_rx) = std::sync::mpsc::channel::<Go>();
     let thread = std::thread::Builder::new()
         .name("rollprobe-schedule".into())
         .spawn(move || {
@@ -129,10 +147,12 @@ pub(crate) fn start(
                 }
             };
             let _ = ready_tx.send(Ok(()));
-            runtime.block_on(run(shared, executor, timer, ids, sink));
+            if let Ok(go) = go_rx.recv() {
+                runtime.block_on(run(go.shared, go.executor, timer, go.ids, go.sink));
+            }
         })?;
     match ready_rx.recv() {
-        Ok(Ok(())) => Ok(thread),
+        Ok(Ok(())) => Ok(ReadyStream { thread, go: go_tx }),
         Ok(Err(e)) => {
             let _ = thread.join();
             Err(e)
@@ -143,12 +163,41 @@ pub(crate) fn start(
     }
 }
 
+impl ReadyStream {
+    /// Starts the schedule: its first tick is due at `shared.clock`'s origin. The
+    /// thread ends when the schedule is over (its duration, or `shared.stop`) and
+    /// every request it sent has been handed to `sink`, or their timeouts (and a
+    /// margin) have passed.
+    pub(crate) fn go(
+        self,
+        shared: Arc<Schedule>,
+        executor: Arc<Executor>,
+        ids: RequestIds,
+        sink: SampleSink,
+    ) -> std::thread::JoinHandle<()> {
+        // A thread that has ended already (it cannot: it waits for this) would make
+        // the send fail; joining it then returns at once.
+        let _ = self.go.send(Go {
+            shared,
+            executor,
+            ids,
+            sink,
+        });
+        self.thread
+    }
+}
+
 /// The stream's own current-thread runtime, on the calling thread, which has entered
 /// `vantage`; so does every thread the runtime starts (its blocking pool resolves
 /// names), or the process aborts rather than probe from the wrong place.
 fn stream_runtime(vantage: Option<&StreamVantage>) -> io::Result<tokio::runtime::Runtime> {
     let mut builder = tokio::runtime::Builder::new_current_thread();
-    builder.enable_all().event_interval(EVENT_INTERVAL);
+    // Sockets and timers only: the signal and process drivers would look for
+    // exited children on every wake-up.
+    builder
+        .enable_io()
+        .enable_time()
+        .event_interval(EVENT_INTERVAL);
     if let Some(v) = vantage {
         v.vantage.enter(&v.url).map_err(|e| {
             io::Error::new(
@@ -299,9 +348,7 @@ impl Pending {
             std::mem::take(&mut *samples)
         };
         let n = batch.len();
-        for sample in batch {
-            sink(sample);
-        }
+        sink(batch);
         shared.in_flight.fetch_sub(n, Ordering::AcqRel);
     }
 }
@@ -426,7 +473,7 @@ fn release(
         } else {
             skipped_sample(&ids.stream, seq, intended_ms, &shared.clock)
         };
-        sink(sample);
+        sink(vec![sample]);
         return;
     }
     shared.in_flight.fetch_add(1, Ordering::AcqRel);
