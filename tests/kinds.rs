@@ -192,3 +192,19 @@ async fn ticks_over_the_in_flight_cap_are_skipped_not_dropped() {
     assert_eq!(r.probe.skipped, r.totals.skipped);
     assert_eq!(r.failures.get("response_timeout"), Some(&r.totals.sent));
 }
+
+#[tokio::test]
+async fn a_finished_request_frees_its_place_under_the_cap_at_once() {
+    // One request at a time, each answered within a millisecond, a tick every
+    // 100 ms: every tick finds the previous request over and is sent. (A finished
+    // sample waits up to half a second for its hand-over to the recorder; it must not
+    // hold a place under the cap meanwhile.)
+    let s = respond(200, &[], "v1");
+    let r = probe(&s.url(), |b| {
+        b.rate(10).duration(Duration::from_secs(1)).max_in_flight(1)
+    })
+    .await;
+    assert_eq!(r.totals.sent, 10, "{}", r.summary());
+    assert_eq!(r.totals.skipped, 0, "{}", r.summary());
+    assert_eq!(r.totals.ok, 10, "{}", r.summary());
+}

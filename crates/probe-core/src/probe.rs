@@ -558,7 +558,7 @@ impl Probe {
 
     async fn finish(mut self, interrupted: bool) -> Result<Report, ProbeError> {
         for s in &self.shared.schedules {
-            s.stop.store(true, Ordering::Release);
+            s.stop();
         }
         for t in std::mem::take(&mut self.schedulers) {
             tokio::task::spawn_blocking(move || t.join())
@@ -617,7 +617,7 @@ impl Drop for Probe {
     fn drop(&mut self) {
         // A probe dropped without stop(): end the schedule thread anyway.
         for s in &self.shared.schedules {
-            s.stop.store(true, Ordering::Release);
+            s.stop();
         }
         for rt in self.runtimes.drain(..) {
             // Never blocks: dropping a runtime inside async code would panic.

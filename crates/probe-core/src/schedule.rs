@@ -17,9 +17,10 @@
 //! recorded as `skipped`, never dropped, and so is a tick the prober could only
 //! send far behind its due time (it is overloaded).
 //!
-//! Finished samples are handed to a [`SampleSink`] in batches, at most
-//! [`HAND_OVER_EVERY`] after they finished, so that the recorder, on another
-//! thread, is woken a few dozen times a second rather than once per request. A
+//! Finished samples are handed to a [`SampleSink`] in batches, at the first
+//! wake-up at least [`HAND_OVER_EVERY`] after they finished (at most twice that),
+//! so that the recorder, on another thread, is woken a few times a second rather
+//! than once per request. A
 //! batch is also handed over as soon as [`HAND_OVER_BATCH`] samples wait: when the
 //! prober has one core, the recorder's work on a batch is time the schedule cannot
 //! run, so a batch must be small enough (well under a millisecond of recording)
@@ -46,18 +47,19 @@ use crate::sample::Sample;
 pub(crate) type SampleSink = Arc<dyn Fn(Vec<Sample>) + Send + Sync>;
 
 /// The longest a finished sample waits before it is handed to the sink.
-pub(crate) const HAND_OVER_EVERY: Duration = Duration::from_millis(100);
+pub(crate) const HAND_OVER_EVERY: Duration = Duration::from_millis(250);
 
 /// Hand samples over at once when this many are waiting. The recorder spends a few
 /// microseconds on a sample; 1000 at once (100 ms at 10,000 req/s) held a single
 /// core for 2 ms and made every tick due meanwhile late.
 pub(crate) const HAND_OVER_BATCH: usize = 64;
 
-/// The period of the standing timer (see [`run`]).
-const STANDING_TIMER: Duration = Duration::from_millis(250);
+/// The longest the standing timer's period (see [`run`]) can be.
+const STANDING_TIMER: Duration = Duration::from_secs(1);
 
-/// The longest the schedule sleeps without looking at its stop flag.
-const NAP: Duration = Duration::from_millis(50);
+/// Sleeps longer than this also wait for [`Schedule::stop`]; shorter ones end soon
+/// enough, and skip the cost of waiting for two things.
+const LONG_SLEEP: Duration = Duration::from_millis(20);
 
 /// Tasks the runtime polls before it looks at its timer and sockets again while it
 /// is busy (tokio's default is 61): a due tick waits for at most this many polls.
@@ -74,6 +76,8 @@ pub(crate) struct Schedule {
     /// Set by the schedule when its duration is over.
     pub(crate) done: AtomicBool,
     pub(crate) done_notify: Notify,
+    /// Wakes a schedule that sleeps until a distant tick, when `stop` is set.
+    stop_notify: Notify,
 }
 
 impl Schedule {
@@ -85,7 +89,16 @@ impl Schedule {
             in_flight: AtomicUsize::new(0),
             done: AtomicBool::new(false),
             done_notify: Notify::new(),
+            stop_notify: Notify::new(),
         }
+    }
+
+    /// Ends the schedule: no tick is sent after this returns, and a schedule that
+    /// sleeps until its next tick wakes now.
+    pub(crate) fn stop(&self) {
+        self.stop.store(true, Ordering::Release);
+        // A permit is kept when the schedule is not waiting yet.
+        self.stop_notify.notify_one();
     }
 }
 
@@ -332,6 +345,16 @@ impl Pending {
         samples.push(sample);
     }
 
+    /// When the waiting samples must be handed over, if any wait.
+    fn hand_over_due(&self) -> Option<Instant> {
+        let samples = self.samples.lock().unwrap_or_else(|p| p.into_inner());
+        if samples.is_empty() {
+            return None;
+        }
+        let oldest = *self.oldest.lock().unwrap_or_else(|p| p.into_inner());
+        oldest.map(|t| t + HAND_OVER_EVERY)
+    }
+
     /// Hands the waiting samples to `sink` if they have waited long enough (or
     /// `now_anyway`); each one ends its request's time in flight.
     fn hand_over(&self, shared: &Schedule, sink: &SampleSink, now_anyway: bool) {
@@ -378,12 +401,16 @@ async fn run(
     // tokio's time driver writes its eventfd whenever a timer is set earlier than its
     // next wake-up (it cannot tell that its own thread is awake). With one request in
     // flight, each request's timeout would be such a timer: a self-wake per request.
-    // A standing timer that is always due sooner keeps that to a few a second.
-    let standing = tokio::spawn(async {
+    // A standing timer that is always due sooner keeps that to one a second.
+    let c = &shared.config;
+    let standing_period =
+        (c.timeout.min(c.connect_timeout) / 2).clamp(Duration::from_millis(100), STANDING_TIMER);
+    let standing = tokio::spawn(async move {
         loop {
-            tokio::time::sleep(STANDING_TIMER).await;
+            tokio::time::sleep(standing_period).await;
         }
     });
+
     let mut seq: u64 = 0;
     'ticks: loop {
         if shared.stop.load(Ordering::Acquire) {
@@ -420,9 +447,25 @@ async fn run(
             tokio::task::yield_now().await;
             continue;
         }
-        // Short naps so that stop() is seen quickly even at low rates.
-        let wake = due.min(now + NAP);
-        if let Err(e) = timer.sleep_until(wake).await {
+        let mut wake = due;
+        // Samples are handed over at the wake-up of a tick; a wake-up of its own only
+        // when the next tick is far away (rates under 4 req/s), so a sample waits at
+        // most twice HAND_OVER_EVERY.
+        if let Some(hand_over) = pending.hand_over_due() {
+            if hand_over + HAND_OVER_EVERY < due {
+                wake = hand_over.max(now);
+            }
+        }
+        let slept = if wake.saturating_duration_since(now) > LONG_SLEEP {
+            // A long sleep (a low rate) also ends when the probe stops.
+            tokio::select! {
+                slept = timer.sleep_until(wake) => slept,
+                _ = shared.stop_notify.notified() => Ok(()),
+            }
+        } else {
+            timer.sleep_until(wake).await
+        };
+        if let Err(e) = slept {
             // A timerfd that stops working is a kernel bug; fall back to tokio's
             // millisecond timer rather than stop measuring.
             eprintln!("rollprobe: the schedule's timer failed ({e}); using a coarser one");
@@ -467,7 +510,13 @@ fn release(
 ) {
     let intended_ms = round_ms(shared.clock.ms_at(due));
     let behind = Instant::now().saturating_duration_since(due);
-    if shared.in_flight.load(Ordering::Acquire) >= max_in_flight || behind > shed_after {
+    // A finished request whose sample waits for its hand-over is not in flight for
+    // the cap: it holds no connection.
+    let sending = shared
+        .in_flight
+        .load(Ordering::Acquire)
+        .saturating_sub(pending_len(pending));
+    if sending >= max_in_flight || behind > shed_after {
         let sample = if behind > shed_after {
             shed_sample(&ids.stream, seq, intended_ms, &shared.clock, behind)
         } else {
