@@ -120,10 +120,11 @@ pub(crate) struct StreamVantage {
 /// A stream's thread, started and ready to send (its runtime and timer exist, and it
 /// stands at its vantage point), waiting for [`ReadyStream::go`].
 ///
-/// Threads are made ready before the run's clock starts, so that building them does
-/// not make the first ticks late: on a one-core prober, a first tick sent a
-/// millisecond late at 10,000 req/s is a burst of ten requests that each open a
-/// connection, and the stream never catches up with its start.
+/// Threads are made ready before the run's clock starts, so that building them (a
+/// thread, a runtime, a timer, entering a namespace) is not counted against the first
+/// ticks: at 10,000 req/s a first tick sent a millisecond late is a burst of ten
+/// requests that each open a connection. (On a one-core prober the first tick still
+/// waits for the caller's thread to yield the core; benches/RESULTS.md has the figure.)
 pub(crate) struct ReadyStream {
     thread: std::thread::JoinHandle<()>,
     go: std::sync::mpsc::Sender<Go>,
