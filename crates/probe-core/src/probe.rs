@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot};
 
+use crate::analyze::RunAnalyzer;
 use crate::clock::{round_ms, Clock};
 use crate::config::{
     ConfigError, ConnectionMode, ProbeConfig, RecordedConfig, StatusSet, Target, VersionSource,
@@ -431,13 +432,16 @@ impl Probe {
                 .map_err(|e| ProbeError::Internal(format!("cannot start a schedule: {e}")))?;
             ready.push((thread, Arc::new(Executor::new(stream.config.clone()))));
         }
-        let clock = Clock::start();
-        let header = RunHeader {
+        // So are the files and the analyzer: an unwritable folder is refused before
+        // probing, and the recorder's first work does not compete with the first ticks.
+        // run.json is written now with the time of writing, and again by the recorder,
+        // at once, with the clock's start.
+        let mut header = RunHeader {
             schema: SAMPLES_SCHEMA.to_string(),
             label: config.label.clone(),
             target: plan.target.clone(),
             config: RecordedConfig::from(&config),
-            started_at: clock.started_at(),
+            started_at: crate::clock::format_wall(jiff::Timestamp::now()),
             run_id: new_run_id(),
             streams: plan.streams.iter().map(|s| s.info.clone()).collect(),
         };
@@ -448,6 +452,9 @@ impl Probe {
             ),
             None => None,
         };
+        let analyzer = RunAnalyzer::new(&header);
+        let clock = Clock::start();
+        header.started_at = clock.started_at();
         let (tx, rx) = mpsc::unbounded_channel();
         let shared = Arc::new(Shared {
             schedules: plan
@@ -470,6 +477,7 @@ impl Probe {
         let recorder = handle.spawn(record::run(
             rx,
             header,
+            analyzer,
             outputs,
             shared.live.clone(),
             metrics,

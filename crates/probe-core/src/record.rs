@@ -90,11 +90,11 @@ impl RunFiles {
 pub(crate) async fn run(
     mut rx: mpsc::UnboundedReceiver<Record>,
     header: RunHeader,
+    mut analyzer: RunAnalyzer,
     mut outputs: Option<RunFiles>,
     live: Arc<Mutex<LiveStats>>,
     mut metrics: Metrics,
 ) {
-    let mut analyzer = RunAnalyzer::new(&header);
     // The first write error is kept and reported at the end; measuring goes on.
     let mut write_error: Option<WriteError> = None;
     let mut note = |result: io::Result<()>, path: &Path, outputs: &mut Option<RunFiles>| {
@@ -105,6 +105,16 @@ pub(crate) async fn run(
             *outputs = None;
         }
     };
+    // run.json as the probe wrote it carries the time it was written; the clock
+    // started just after.
+    if let Some(o) = outputs.as_ref() {
+        let record = RunRecord {
+            header: header.clone(),
+            end: None,
+        };
+        let path = o.dir.join(RUN_FILE);
+        note(record.write(&o.dir), &path, &mut outputs);
+    }
     // Rows are flushed by this timer too, so a run whose requests hang still has its
     // last second on disk.
     let mut flush = tokio::time::interval(Duration::from_secs(1));

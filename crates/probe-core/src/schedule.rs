@@ -123,8 +123,7 @@ pub(crate) struct StreamVantage {
 /// Threads are made ready before the run's clock starts, so that building them (a
 /// thread, a runtime, a timer, entering a namespace) is not counted against the first
 /// ticks: at 10,000 req/s a first tick sent a millisecond late is a burst of ten
-/// requests that each open a connection. (On a one-core prober the first tick still
-/// waits for the caller's thread to yield the core; benches/RESULTS.md has the figure.)
+/// requests that each open a connection.
 pub(crate) struct ReadyStream {
     thread: std::thread::JoinHandle<()>,
     go: std::sync::mpsc::Sender<Go>,
