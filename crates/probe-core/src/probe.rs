@@ -354,8 +354,9 @@ pub struct Probe {
     /// One schedule thread per stream.
     schedulers: Vec<std::thread::JoinHandle<()>>,
     recorder: tokio::task::JoinHandle<()>,
-    /// The runtime of the recorder, of its own when the first vantage point is not here.
-    runtimes: Vec<tokio::runtime::Runtime>,
+    /// The runtime of the recorder, of its own when the first vantage point is not
+    /// here: held for the probe's life, shut down when it is dropped.
+    _runtimes: OwnRuntimes,
     /// Serves `/metrics` until the probe is finished (dropped).
     _metrics: Option<MetricsServer>,
 }
@@ -409,12 +410,12 @@ impl Probe {
         // Each stream's schedule sends from a thread of its own that has entered its
         // vantage point; the recorder and the metrics server only need a runtime, which
         // is the caller's unless the first point stands elsewhere.
-        let mut runtimes = Vec::new();
+        let mut runtimes = OwnRuntimes::default();
         let handle = match &points[0].vantage {
             Some(v) => {
                 let rt = vantage_runtime(v.clone(), &points[0].url)?;
                 let handle = rt.handle().clone();
-                runtimes.push(rt);
+                runtimes.0.push(rt);
                 handle
             }
             None => tokio::runtime::Handle::current(),
@@ -432,10 +433,10 @@ impl Probe {
                 .map_err(|e| ProbeError::Internal(format!("cannot start a schedule: {e}")))?;
             ready.push((thread, Arc::new(Executor::new(stream.config.clone()))));
         }
-        // So are the files and the analyzer: an unwritable folder is refused before
-        // probing, and the recorder's first work does not compete with the first ticks.
-        // run.json is written now with the time of writing, and again by the recorder,
-        // at once, with the clock's start.
+        // So are the files, the analyzer and the metrics: an unwritable folder is
+        // refused before probing, and little work is left to compete with the first
+        // ticks. run.json is written now with the time of writing, and again by the
+        // recorder, at once, with the clock's start.
         let mut header = RunHeader {
             schema: SAMPLES_SCHEMA.to_string(),
             label: config.label.clone(),
@@ -453,6 +454,13 @@ impl Probe {
             None => None,
         };
         let analyzer = RunAnalyzer::new(&header);
+        let metrics = match metrics_listener {
+            Some(_) => Metrics::new(config.label.as_deref().unwrap_or(&header.target)),
+            None => Metrics::off(),
+        };
+        let metrics_server = metrics_listener
+            .zip(metrics.registry())
+            .map(|(listener, registry)| MetricsServer::start(listener, registry, &handle));
         let clock = Clock::start();
         header.started_at = clock.started_at();
         let (tx, rx) = mpsc::unbounded_channel();
@@ -467,13 +475,6 @@ impl Probe {
             live: Arc::new(Mutex::new(LiveStats::default())),
         });
         let run_id = header.run_id.clone();
-        let metrics = match metrics_listener {
-            Some(_) => Metrics::new(config.label.as_deref().unwrap_or(&header.target)),
-            None => Metrics::off(),
-        };
-        let metrics_server = metrics_listener
-            .zip(metrics.registry())
-            .map(|(listener, registry)| MetricsServer::start(listener, registry, &handle));
         let recorder = handle.spawn(record::run(
             rx,
             header,
@@ -500,7 +501,7 @@ impl Probe {
             shared,
             schedulers,
             recorder,
-            runtimes,
+            _runtimes: runtimes,
             _metrics: metrics_server,
         })
     }
@@ -627,8 +628,18 @@ impl Drop for Probe {
         for s in &self.shared.schedules {
             s.stop();
         }
-        for rt in self.runtimes.drain(..) {
-            // Never blocks: dropping a runtime inside async code would panic.
+    }
+}
+
+/// The runtimes a probe made for itself, shut down in the background when dropped:
+/// dropping a runtime inside async code (a probe dropped, or a start that failed
+/// half-way) would panic.
+#[derive(Default)]
+struct OwnRuntimes(Vec<tokio::runtime::Runtime>);
+
+impl Drop for OwnRuntimes {
+    fn drop(&mut self) {
+        for rt in self.0.drain(..) {
             rt.shutdown_background();
         }
     }

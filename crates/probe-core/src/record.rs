@@ -21,6 +21,7 @@ use crate::metrics::Metrics;
 use crate::outcome::Outcome;
 use crate::report::Report;
 use crate::sample::{RunFooter, RunHeader, RunRecord, Sample, SampleWriter, RUN_FILE};
+use crate::schedule::HAND_OVER_EVERY;
 
 /// Live counters for a progress line.
 #[derive(Debug, Clone, Default)]
@@ -116,8 +117,9 @@ pub(crate) async fn run(
         note(record.write(&o.dir), &path, &mut outputs);
     }
     // Rows are flushed by this timer too, so a run whose requests hang still has its
-    // last second on disk.
-    let mut flush = tokio::time::interval(Duration::from_secs(1));
+    // last second on disk: a sample waits up to 250 ms for its hand-over
+    // (schedule::HAND_OVER_EVERY), then up to 750 ms here.
+    let mut flush = tokio::time::interval(Duration::from_secs(1) - HAND_OVER_EVERY);
     flush.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let record = tokio::select! {

@@ -17,10 +17,11 @@
 //! recorded as `skipped`, never dropped, and so is a tick the prober could only
 //! send far behind its due time (it is overloaded).
 //!
-//! Finished samples are handed to a [`SampleSink`] in batches, at the first
-//! wake-up at least [`HAND_OVER_EVERY`] after they finished (at most twice that),
-//! so that the recorder, on another thread, is woken a few times a second rather
-//! than once per request. A
+//! Finished samples are handed to a [`SampleSink`] in batches, at most
+//! [`HAND_OVER_EVERY`] after they finished: at a tick's own wake-up when the next
+//! tick would come too late, on a wake-up of their own only at rates under 4 req/s.
+//! So the recorder, on another thread, is woken a few times a second rather than
+//! once per request. A
 //! batch is also handed over as soon as [`HAND_OVER_BATCH`] samples wait: when the
 //! prober has one core, the recorder's work on a batch is time the schedule cannot
 //! run, so a batch must be small enough (well under a millisecond of recording)
@@ -93,8 +94,8 @@ impl Schedule {
         }
     }
 
-    /// Ends the schedule: no tick is sent after this returns, and a schedule that
-    /// sleeps until its next tick wakes now.
+    /// Ends the schedule: it releases no tick once it has seen this, and a schedule
+    /// that sleeps until its next tick wakes now.
     pub(crate) fn stop(&self) {
         self.stop.store(true, Ordering::Release);
         // A permit is kept when the schedule is not waiting yet.
@@ -345,7 +346,7 @@ impl Pending {
         samples.push(sample);
     }
 
-    /// When the waiting samples must be handed over, if any wait.
+    /// When the oldest waiting sample must be handed over, if any waits.
     fn hand_over_due(&self) -> Option<Instant> {
         let samples = self.samples.lock().unwrap_or_else(|p| p.into_inner());
         if samples.is_empty() {
@@ -355,17 +356,21 @@ impl Pending {
         oldest.map(|t| t + HAND_OVER_EVERY)
     }
 
-    /// Hands the waiting samples to `sink` if they have waited long enough (or
-    /// `now_anyway`); each one ends its request's time in flight.
-    fn hand_over(&self, shared: &Schedule, sink: &SampleSink, now_anyway: bool) {
+    /// Hands the waiting samples to `sink` if the oldest must go before `next_wake`
+    /// (the schedule's next wake-up), if a batch is full, or `now_anyway`; each one
+    /// ends its request's time in flight.
+    fn hand_over(&self, shared: &Schedule, sink: &SampleSink, next_wake: Option<Instant>) {
         let batch = {
             let mut samples = self.samples.lock().unwrap_or_else(|p| p.into_inner());
             if samples.is_empty() {
                 return;
             }
             let oldest = *self.oldest.lock().unwrap_or_else(|p| p.into_inner());
-            let due = oldest.is_none_or(|t| t.elapsed() >= HAND_OVER_EVERY);
-            if !(now_anyway || due || samples.len() >= HAND_OVER_BATCH) {
+            let must_go = match (oldest, next_wake) {
+                (Some(t), Some(next)) => t + HAND_OVER_EVERY <= next,
+                _ => true,
+            };
+            if !(must_go || samples.len() >= HAND_OVER_BATCH) {
                 return;
             }
             std::mem::take(&mut *samples)
@@ -401,7 +406,7 @@ async fn run(
     // tokio's time driver writes its eventfd whenever a timer is set earlier than its
     // next wake-up (it cannot tell that its own thread is awake). With one request in
     // flight, each request's timeout would be such a timer: a self-wake per request.
-    // A standing timer that is always due sooner keeps that to one a second.
+    // A standing timer that is always due sooner keeps that to a few a second.
     let c = &shared.config;
     let standing_period =
         (c.timeout.min(c.connect_timeout) / 2).clamp(Duration::from_millis(100), STANDING_TIMER);
@@ -430,7 +435,6 @@ async fn run(
                 &shared,
                 &executor,
                 &ids,
-                &sink,
                 &pending,
                 seq,
                 due,
@@ -439,23 +443,24 @@ async fn run(
             );
             seq += 1;
         }
-        pending.hand_over(&shared, &sink, false);
         let due = origin + Duration::from_secs_f64(seq as f64 / rate);
         let now = Instant::now();
+        // While requests are out, look again within HAND_OVER_EVERY: their samples
+        // must not wait for a distant tick.
+        let mut wake = due;
+        if shared.in_flight.load(Ordering::Acquire) > pending_len(&pending) {
+            wake = wake.min(now + HAND_OVER_EVERY);
+        }
+        pending.hand_over(&shared, &sink, Some(wake));
+        if let Some(hand_over) = pending.hand_over_due() {
+            wake = wake.min(hand_over);
+        }
         if due <= now {
             // Due already: let the requests just spawned start, then go on.
             tokio::task::yield_now().await;
             continue;
         }
-        let mut wake = due;
-        // Samples are handed over at the wake-up of a tick; a wake-up of its own only
-        // when the next tick is far away (rates under 4 req/s), so a sample waits at
-        // most twice HAND_OVER_EVERY.
-        if let Some(hand_over) = pending.hand_over_due() {
-            if hand_over + HAND_OVER_EVERY < due {
-                wake = hand_over.max(now);
-            }
-        }
+        let wake = wake.max(now);
         let slept = if wake.saturating_duration_since(now) > LONG_SLEEP {
             // A long sleep (a low rate) also ends when the probe stops.
             tokio::select! {
@@ -469,7 +474,10 @@ async fn run(
             // A timerfd that stops working is a kernel bug; fall back to tokio's
             // millisecond timer rather than stop measuring.
             eprintln!("rollprobe: the schedule's timer failed ({e}); using a coarser one");
-            tokio::time::sleep_until(wake.into()).await;
+            tokio::select! {
+                _ = tokio::time::sleep_until(wake.into()) => {}
+                _ = shared.stop_notify.notified() => {}
+            }
         }
     }
     shared.done.store(true, Ordering::Release);
@@ -479,10 +487,14 @@ async fn run(
     let limit = Instant::now() + c.connect_timeout + c.timeout + Duration::from_secs(2);
     while shared.in_flight.load(Ordering::Acquire) > pending_len(&pending) && Instant::now() < limit
     {
-        pending.hand_over(&shared, &sink, false);
+        pending.hand_over(
+            &shared,
+            &sink,
+            Some(Instant::now() + Duration::from_millis(5)),
+        );
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    pending.hand_over(&shared, &sink, true);
+    pending.hand_over(&shared, &sink, None);
     standing.abort();
 }
 
@@ -501,7 +513,6 @@ fn release(
     shared: &Arc<Schedule>,
     executor: &Arc<Executor>,
     ids: &Arc<RequestIds>,
-    sink: &SampleSink,
     pending: &Arc<Pending>,
     seq: u64,
     due: Instant,
@@ -522,7 +533,10 @@ fn release(
         } else {
             skipped_sample(&ids.stream, seq, intended_ms, &shared.clock)
         };
-        sink(vec![sample]);
+        // Through the batch like any sample (an overloaded prober skips many ticks),
+        // counted in flight until handed over, as every waiting sample is.
+        shared.in_flight.fetch_add(1, Ordering::AcqRel);
+        pending.push(sample);
         return;
     }
     shared.in_flight.fetch_add(1, Ordering::AcqRel);
