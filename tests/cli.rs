@@ -373,6 +373,33 @@ fn ctrl_c_stops_cleanly_and_says_interrupted() {
 }
 
 #[test]
+fn a_killed_slow_run_keeps_the_samples_of_its_finished_requests() {
+    // One tick every 4 s: the first request ends within milliseconds, and its sample
+    // must be on disk within a second, not when the next tick comes.
+    let server = ok_server("v1");
+    let dir = temp_dir("killed-slow");
+    let mut child = rollprobe()
+        .args([
+            "run",
+            &server.url(),
+            "--rate",
+            "0.25",
+            "--quiet",
+            "--out",
+            dir.to_str().unwrap(),
+        ])
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(2500));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let rows = std::fs::read_to_string(dir.join("samples.csv")).unwrap();
+    assert_eq!(rows.lines().count(), 2, "header and one sample:\n{rows}");
+    assert!(rows.lines().nth(1).unwrap().contains(",ok,"), "{rows}");
+}
+
+#[test]
 fn a_killed_run_keeps_its_samples() {
     let server = ok_server("v1");
     let dir = temp_dir("killed");
