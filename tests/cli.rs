@@ -4,6 +4,7 @@ mod common;
 
 use std::io::Write;
 use std::os::unix::process::CommandExt;
+use std::path::Path;
 use std::process::{Output, Stdio};
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -372,18 +373,15 @@ fn ctrl_c_stops_cleanly_and_says_interrupted() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
-#[test]
-fn a_killed_slow_run_keeps_the_samples_of_its_finished_requests() {
-    // One tick every 4 s: the first request ends within milliseconds, and its sample
-    // must be on disk within a second, not when the next tick comes.
-    let server = ok_server("v1");
-    let dir = temp_dir("killed-slow");
+/// Runs `rollprobe run` against `server` at `rate` into `dir`, and SIGKILLs it after
+/// 2.5 s.
+fn kill_a_run_after_2500_ms(server: &common::TestServer, rate: &str, dir: &Path) {
     let mut child = rollprobe()
         .args([
             "run",
             &server.url(),
             "--rate",
-            "0.25",
+            rate,
             "--quiet",
             "--out",
             dir.to_str().unwrap(),
@@ -394,6 +392,15 @@ fn a_killed_slow_run_keeps_the_samples_of_its_finished_requests() {
     std::thread::sleep(Duration::from_millis(2500));
     child.kill().unwrap();
     child.wait().unwrap();
+}
+
+#[test]
+fn a_killed_slow_run_keeps_the_samples_of_its_finished_requests() {
+    // One tick every 4 s: the first request ends within milliseconds, and its sample
+    // must be on disk within a second, not when the next tick comes.
+    let server = ok_server("v1");
+    let dir = temp_dir("killed-slow");
+    kill_a_run_after_2500_ms(&server, "0.25", &dir);
     let rows = std::fs::read_to_string(dir.join("samples.csv")).unwrap();
     assert_eq!(rows.lines().count(), 2, "header and one sample:\n{rows}");
     assert!(rows.lines().nth(1).unwrap().contains(",ok,"), "{rows}");
@@ -403,22 +410,7 @@ fn a_killed_slow_run_keeps_the_samples_of_its_finished_requests() {
 fn a_killed_run_keeps_its_samples() {
     let server = ok_server("v1");
     let dir = temp_dir("killed");
-    let mut child = rollprobe()
-        .args([
-            "run",
-            &server.url(),
-            "--rate",
-            "100",
-            "--quiet",
-            "--out",
-            dir.to_str().unwrap(),
-        ])
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    std::thread::sleep(Duration::from_millis(2500));
-    child.kill().unwrap();
-    child.wait().unwrap();
+    kill_a_run_after_2500_ms(&server, "100", &dir);
     assert!(!dir.join("report.json").exists());
     let o = run(&[
         "report",
