@@ -346,19 +346,9 @@ impl Pending {
         samples.push(sample);
     }
 
-    /// When the oldest waiting sample must be handed over, if any waits.
-    fn hand_over_due(&self) -> Option<Instant> {
-        let samples = self.samples.lock().unwrap_or_else(|p| p.into_inner());
-        if samples.is_empty() {
-            return None;
-        }
-        let oldest = *self.oldest.lock().unwrap_or_else(|p| p.into_inner());
-        oldest.map(|t| t + HAND_OVER_EVERY)
-    }
-
     /// Hands the waiting samples to `sink` if the oldest must go before `next_wake`
-    /// (the schedule's next wake-up), if a batch is full, or `now_anyway`; each one
-    /// ends its request's time in flight.
+    /// (the schedule's next wake-up), if a batch is full, or always when there is no
+    /// next wake-up; each one ends its request's time in flight.
     fn hand_over(&self, shared: &Schedule, sink: &SampleSink, next_wake: Option<Instant>) {
         let batch = {
             let mut samples = self.samples.lock().unwrap_or_else(|p| p.into_inner());
@@ -451,10 +441,9 @@ async fn run(
         if shared.in_flight.load(Ordering::Acquire) > pending_len(&pending) {
             wake = wake.min(now + HAND_OVER_EVERY);
         }
+        // What it keeps is still within HAND_OVER_EVERY of its end at `wake`, the
+        // next look.
         pending.hand_over(&shared, &sink, Some(wake));
-        if let Some(hand_over) = pending.hand_over_due() {
-            wake = wake.min(hand_over);
-        }
         if due <= now {
             // Due already: let the requests just spawned start, then go on.
             tokio::task::yield_now().await;
