@@ -24,18 +24,19 @@ pub(super) struct Ctx<'a> {
 
 impl Ctx<'_> {
     pub(super) fn err(&self, message: impl Into<String>) -> LabError {
+        // A field path or a name can carry a user's line break: the error stays one line.
         LabError::Manifest {
             doc: self.doc,
-            object: self.object.clone(),
-            message: message.into(),
+            object: one_line(&self.object),
+            message: one_line(&message.into()),
         }
     }
 
     pub(super) fn warn(&self, message: impl Into<String>) {
         self.warnings.borrow_mut().push(ManifestWarning {
             doc: self.doc,
-            object: self.object.clone(),
-            message: message.into(),
+            object: one_line(&self.object),
+            message: one_line(&message.into()),
         });
     }
 
@@ -264,7 +265,7 @@ pub fn parse_manifests_with_warnings(yaml: &str) -> Result<Parsed, LabError> {
 fn typed<T: DeserializeOwned>(ctx: &Ctx, value: &Value) -> Result<T, LabError> {
     serde_path_to_error::deserialize(value).map_err(|e| {
         let path = e.path().to_string();
-        ctx.err(format!("{path}: {}", one_line(&e.into_inner().to_string())))
+        ctx.err(format!("{path}: {}", e.into_inner()))
     })
 }
 

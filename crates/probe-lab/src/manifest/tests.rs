@@ -175,3 +175,16 @@ fn versions_from_images() {
     assert_eq!(version_of_image("localhost:5000/web:1.0"), "1.0");
     assert_eq!(version_of_image("web:v3@sha256:abc"), "v3");
 }
+
+#[test]
+fn a_line_break_in_a_field_name_stays_out_of_the_error() {
+    // Found by tests/manifest_fuzz.rs: a label key with a line break and no value.
+    let y = DEPLOY.replace("      type: backend\n", "      \"ty\\npe\":\n");
+    let e = parse_manifests(&y).unwrap_err().to_string();
+    assert!(
+        e.starts_with("manifest document 1 (Deployment backend-deployment): "),
+        "{e}"
+    );
+    assert!(e.contains("matchLabels"), "{e}");
+    assert!(!e.contains('\n'), "{e:?}");
+}
