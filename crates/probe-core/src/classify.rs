@@ -1,10 +1,10 @@
 //! Naming a failure by its real cause.
 //!
-//! Errors from the HTTP stack arrive wrapped several layers deep (hyper, rustls,
-//! our own timeouts). The only trustworthy cause is the OS errno at the bottom of
-//! the `source()` chain, so we walk the chain to the first `std::io::Error` with a
-//! raw OS error and map the errno; wrappers only decide when no errno exists
-//! (for example hyper's "connection closed before message completed").
+//! Errors arrive wrapped several layers deep (rustls, tokio, a caller's own
+//! wrappers). The only trustworthy cause is the OS errno at the bottom of the
+//! `source()` chain, so we walk the chain to the first `std::io::Error` with a raw OS
+//! error and map the errno; wrappers only decide when no errno exists (an end of
+//! stream is a closed connection, a rustls error is TLS).
 
 use std::error::Error as StdError;
 use std::io;
@@ -124,19 +124,6 @@ pub fn classify_error(err: &(dyn StdError + 'static), fallback: Outcome) -> Clas
                 io::ErrorKind::ConnectionRefused => Some(Outcome::ConnectionRefused),
                 _ => None,
             });
-        }
-        if let Some(h) = e.downcast_ref::<hyper::Error>() {
-            if h.is_incomplete_message() || h.is_canceled() || h.is_closed() {
-                from_wrapper = from_wrapper.or(Some(Outcome::ConnectionClosed));
-            } else if h.is_timeout() {
-                from_wrapper = from_wrapper.or(Some(Outcome::ResponseTimeout));
-            } else if h.is_parse() {
-                // hyper's parse errors: no status line, a bad header, or a header
-                // section beyond its buffer limit (`is_parse_too_large` is a subset, and
-                // only exists with hyper's server feature). Whatever answered is not
-                // speaking HTTP/1.1 to us, which is worth its own name, not `other`.
-                from_wrapper = from_wrapper.or(Some(Outcome::InvalidResponse));
-            }
         }
         if e.downcast_ref::<rustls::Error>().is_some() {
             from_wrapper = from_wrapper.or(Some(Outcome::Tls));

@@ -1,9 +1,9 @@
 //! Sending one request and timing its phases.
 //!
-//! We drive hyper's HTTP/1 client connection directly rather than through a
-//! high-level client because the prober must see what such clients hide: the
-//! connect phase on its own (its errno, its time), whether a connection was new
-//! or reused, and the exact moment the response head arrived. The pool for
+//! We open and pool connections ourselves rather than through an HTTP client library
+//! because the prober must see what such clients hide: the connect phase on its own
+//! (its errno, its time), whether a connection was new or reused, and the exact moment
+//! the response head arrived (the exchange itself is in `http1.rs`). The pool for
 //! `keepalive` is a plain stack of idle connections: the newest idle connection
 //! is reused, a closed one is dropped, and a failure is never retried, because a
 //! retry would hide exactly what we came to measure.
@@ -12,14 +12,11 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper::client::conn::http1::SendRequest;
-use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
 use crate::classify::{classify_error, errno_name, outcome_for_status, Classified};
-use crate::config::{ConnectionMode, ProbeConfig};
+use crate::config::{ConnectionMode, ProbeConfig, VersionSource};
+use crate::http1::{Connection, Io};
 use crate::outcome::Outcome;
 
 /// The most of a body that is kept (for the version, the pod and a failure's snippet);
@@ -62,16 +59,17 @@ impl Attempt {
     }
 }
 
-type Sender = SendRequest<Full<Bytes>>;
-
 /// Sends requests as configured; cheap to share between tasks.
 pub struct Executor {
     config: Arc<ProbeConfig>,
     tls: Option<tokio_rustls::TlsConnector>,
-    idle: Mutex<Vec<Sender>>,
-    request_body: Bytes,
-    host_header: hyper::header::HeaderValue,
-    path: hyper::Uri,
+    idle: Mutex<Vec<Connection>>,
+    /// The request up to its `x-request-id` header: it is the same for every request.
+    request_head: Vec<u8>,
+    request_body: Vec<u8>,
+    head_request: bool,
+    /// The lower-case names of the response headers that the answer's checks read.
+    wanted_headers: Vec<String>,
 }
 
 struct Failure {
@@ -121,20 +119,43 @@ impl Executor {
                 .with_no_client_auth();
             tokio_rustls::TlsConnector::from(Arc::new(tls_config))
         });
-        let host_header = hyper::header::HeaderValue::from_str(&config.target.authority())
-            .expect("a parsed URL's authority is a valid header value");
-        let path = config
-            .target
-            .path_and_query()
-            .parse()
-            .unwrap_or_else(|_| hyper::Uri::from_static("/"));
+        let path = config.target.path_and_query();
+        // The same fallback as an unparsable path always had: the root.
+        let path = match path.parse::<hyper::Uri>() {
+            Ok(_) => path,
+            Err(_) => "/".to_string(),
+        };
+        let request_body = config.body.clone().unwrap_or_default().into_bytes();
+        let mut head = format!(
+            "{} {path} HTTP/1.1\r\nhost: {}\r\nuser-agent: rollprobe/{}\r\n",
+            config.method,
+            config.target.authority(),
+            env!("CARGO_PKG_VERSION"),
+        );
+        for (k, v) in &config.headers {
+            head.push_str(&format!("{k}: {v}\r\n"));
+        }
+        let framed_by_user = config.headers.iter().any(|(k, _)| {
+            k.eq_ignore_ascii_case("content-length") || k.eq_ignore_ascii_case("transfer-encoding")
+        });
+        let body_expected = matches!(config.method.as_str(), "POST" | "PUT" | "PATCH");
+        if !framed_by_user && (!request_body.is_empty() || body_expected) {
+            head.push_str(&format!("content-length: {}\r\n", request_body.len()));
+        }
+        let mut wanted_headers = vec!["server".to_string()];
+        for source in std::iter::once(&config.version_from).chain(config.pod_from.as_ref()) {
+            if let VersionSource::Header(name) = source {
+                wanted_headers.push(name.to_ascii_lowercase());
+            }
+        }
         Executor {
-            request_body: Bytes::from(config.body.clone().unwrap_or_default()),
+            request_head: head.into_bytes(),
+            request_body,
+            head_request: config.method == "HEAD",
+            wanted_headers,
             config,
             tls,
             idle: Mutex::new(Vec::new()),
-            host_header,
-            path,
         }
     }
 
@@ -149,12 +170,15 @@ impl Executor {
         };
         let reused = pooled.is_some();
         let result = match pooled {
-            Some(sender) => self.exchange(sender, start, None, None, request_id).await,
+            Some(connection) => {
+                self.exchange(connection, start, None, None, request_id)
+                    .await
+            }
             None => match self.connect().await {
-                Ok((sender, retransmits)) => {
+                Ok((connection, retransmits)) => {
                     let connect_ms = ms(start.elapsed());
                     self.exchange(
-                        sender,
+                        connection,
                         start,
                         Some(connect_ms),
                         Some(retransmits),
@@ -188,23 +212,19 @@ impl Executor {
         }
     }
 
-    fn take_idle(&self) -> Option<Sender> {
-        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
-        while let Some(sender) = idle.pop() {
-            if !sender.is_closed() {
-                return Some(sender);
+    fn take_idle(&self) -> Option<Connection> {
+        loop {
+            let mut connection = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop()?;
+            if connection.is_reusable() {
+                return Some(connection);
             }
         }
-        None
     }
 
-    fn put_idle(&self, sender: Sender) {
-        if sender.is_closed() {
-            return;
-        }
+    fn put_idle(&self, connection: Connection) {
         let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
         if idle.len() < self.config.effective_max_in_flight() {
-            idle.push(sender);
+            idle.push(connection);
         }
     }
 
@@ -238,7 +258,7 @@ impl Executor {
         }
     }
 
-    async fn connect(&self) -> Result<(Sender, u32), Failure> {
+    async fn connect(&self) -> Result<(Connection, u32), Failure> {
         let deadline = tokio::time::Instant::now() + self.config.connect_timeout;
         let addrs = match tokio::time::timeout_at(deadline, self.resolve()).await {
             Ok(Ok(addrs)) => addrs,
@@ -251,7 +271,7 @@ impl Executor {
                 Ok((stream, retransmits)) => {
                     let _ = stream.set_nodelay(true);
                     return match tokio::time::timeout_at(deadline, self.handshake(stream)).await {
-                        Ok(Ok(sender)) => Ok((sender, retransmits)),
+                        Ok(Ok(connection)) => Ok((connection, retransmits)),
                         Ok(Err(c)) => Err(Failure::at_connect(c, Some(retransmits))),
                         Err(_) => Err(self.connect_timed_out(Some(retransmits))),
                     };
@@ -281,10 +301,9 @@ impl Executor {
         )
     }
 
-    async fn handshake(&self, stream: TcpStream) -> Result<Sender, Classified> {
-        let builder = hyper::client::conn::http1::Builder::new();
+    async fn handshake(&self, stream: TcpStream) -> Result<Connection, Classified> {
         match &self.tls {
-            None => http1(builder, stream).await,
+            None => Ok(Connection::new(Io::Plain(stream))),
             Some(tls) => {
                 let name = rustls::pki_types::ServerName::try_from(self.config.target.host.clone())
                     .map_err(|e| classify_error(&e, Outcome::Tls))?;
@@ -297,33 +316,28 @@ impl Executor {
                     }
                     c
                 })?;
-                http1(builder, stream).await
+                Ok(Connection::new(Io::Tls(Box::new(stream))))
             }
         }
     }
 
-    fn request(&self, request_id: Option<&str>) -> hyper::Request<Full<Bytes>> {
-        let mut req = hyper::Request::builder()
-            .method(self.config.method.as_str())
-            .uri(self.path.clone())
-            .header(hyper::header::HOST, self.host_header.clone())
-            .header(
-                hyper::header::USER_AGENT,
-                concat!("rollprobe/", env!("CARGO_PKG_VERSION")),
-            );
+    /// The bytes of one request.
+    fn request(&self, request_id: Option<&str>) -> Vec<u8> {
+        let mut bytes = Vec::with_capacity(self.request_head.len() + 64 + self.request_body.len());
+        bytes.extend_from_slice(&self.request_head);
         if let Some(id) = request_id {
-            req = req.header("x-request-id", id);
+            bytes.extend_from_slice(b"x-request-id: ");
+            bytes.extend_from_slice(id.as_bytes());
+            bytes.extend_from_slice(b"\r\n");
         }
-        for (k, v) in &self.config.headers {
-            req = req.header(k.as_str(), v.as_str());
-        }
-        req.body(Full::new(self.request_body.clone()))
-            .expect("method and headers were validated")
+        bytes.extend_from_slice(b"\r\n");
+        bytes.extend_from_slice(&self.request_body);
+        bytes
     }
 
     async fn exchange(
         &self,
-        mut sender: Sender,
+        mut connection: Connection,
         start: Instant,
         connect_ms: Option<f64>,
         syn_retransmits: Option<u32>,
@@ -332,35 +346,23 @@ impl Executor {
         let limit = self.config.timeout;
         let mut ttfb_ms = None;
         let mut status = None;
+        let wanted: Vec<&str> = self.wanted_headers.iter().map(String::as_str).collect();
         let work = async {
-            let response = sender
-                .send_request(self.request(request_id))
-                .await
-                .map_err(|e| {
-                    let mut c = classify_error(&e, Outcome::Other);
-                    if c.outcome == Outcome::InvalidResponse {
-                        c.message = format!("invalid HTTP response: {}", c.message);
-                    }
-                    c
-                })?;
+            connection.send(&self.request(request_id)).await?;
+            let head = connection.read_head(self.head_request, &wanted).await?;
             ttfb_ms = Some(ms(start.elapsed()));
-            status = Some(response.status().as_u16());
-            let (parts, mut body) = response.into_parts();
-            let mut prefix: Vec<u8> = Vec::new();
+            status = Some(head.status);
             // The whole body is read, but only its prefix is kept: an answer is
             // complete when its body has ended, so a 200 whose body never ends
             // within the timeout is a `response_timeout`, not `ok`, while memory
             // stays bounded by MAX_BODY_BYTES whatever the server sends.
-            while let Some(frame) = body.frame().await {
-                let frame = frame.map_err(|e| classify_error(&e, Outcome::ConnectionClosed))?;
-                if let Some(data) = frame.data_ref() {
-                    let room = MAX_BODY_BYTES - prefix.len();
-                    prefix.extend_from_slice(&data[..data.len().min(room)]);
-                }
-            }
-            Ok::<_, Classified>((parts, prefix))
+            let mut prefix: Vec<u8> = Vec::new();
+            let reusable = connection
+                .read_body(&head, &mut prefix, MAX_BODY_BYTES)
+                .await?;
+            Ok::<_, Classified>((head, prefix, reusable))
         };
-        let (parts, prefix) = match tokio::time::timeout(limit, work).await {
+        let (head, prefix, reusable) = match tokio::time::timeout(limit, work).await {
             Ok(Ok(done)) => done,
             Ok(Err(classified)) => {
                 return Err(Failure {
@@ -381,20 +383,20 @@ impl Executor {
                 })
             }
         };
-        if self.config.connection == ConnectionMode::Keepalive {
-            self.put_idle(sender);
+        if reusable && self.config.connection == ConnectionMode::Keepalive {
+            self.put_idle(connection);
         }
-        let code = parts.status.as_u16();
+        let code = head.status;
         let (outcome, version, pod, error) = if self.config.expect_status.contains(code) {
-            let version = self.config.version_from.extract(&parts.headers, &prefix);
+            let version = self.config.version_from.extract(&head.headers, &prefix);
             let pod = self
                 .config
                 .pod_from
                 .as_ref()
-                .and_then(|source| source.extract(&parts.headers, &prefix));
+                .and_then(|source| source.extract(&head.headers, &prefix));
             (Outcome::Ok, version, pod, None)
         } else {
-            let server = parts
+            let server = head
                 .headers
                 .get(hyper::header::SERVER)
                 .and_then(|v| v.to_str().ok());
@@ -425,23 +427,6 @@ enum TcpConnectError {
     TimedOut(Option<u32>),
     /// The kernel's answer (refused, unreachable ...) and the retransmissions before it.
     Failed(std::io::Error, Option<u32>),
-}
-
-/// The HTTP/1.1 handshake on a connected stream (plain TCP or TLS); the
-/// connection's driver runs as its own task.
-async fn http1<S>(
-    builder: hyper::client::conn::http1::Builder,
-    stream: S,
-) -> Result<Sender, Classified>
-where
-    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
-{
-    let (sender, conn) = builder
-        .handshake(TokioIo::new(stream))
-        .await
-        .map_err(|e| classify_error(&e, Outcome::Other))?;
-    tokio::spawn(conn);
-    Ok(sender)
 }
 
 /// A TCP connect that keeps its socket until the end, so that `TCP_INFO` can say how

@@ -36,6 +36,7 @@ mod event;
 mod execute;
 mod gate;
 mod host;
+mod http1;
 mod matrix;
 mod merge;
 mod metrics;
