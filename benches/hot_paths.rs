@@ -1,7 +1,7 @@
 //! Criterion benches of rollprobe's hot paths (issue 5).
 //!
 //! * `classify/*`: naming one outcome: `classify_error` over an `io::Error`
-//!   wrapped two levels deep (as hyper hands it over), with and without an
+//!   wrapped two levels deep (as tokio-rustls hands a TLS failure over), with and without an
 //!   errno, and `outcome_for_status` / `outcome_for_errno`.
 //! * `stamp/sample`: what the probe does per request after the answer: build
 //!   the [`Sample`] (wall-clock formatting, errno name, strings).
@@ -37,7 +37,7 @@ fn rows() -> usize {
         .unwrap_or(1_000_000)
 }
 
-/// A wrapper error like hyper's `client error (Connect)` around its cause.
+/// A wrapper error around its cause, as a library or a caller's own code makes one.
 #[derive(Debug)]
 struct Wrapped {
     what: &'static str,

@@ -346,10 +346,11 @@ impl Executor {
         let limit = self.config.timeout;
         let mut ttfb_ms = None;
         let mut status = None;
-        let wanted: Vec<&str> = self.wanted_headers.iter().map(String::as_str).collect();
         let work = async {
             connection.send(&self.request(request_id)).await?;
-            let head = connection.read_head(self.head_request, &wanted).await?;
+            let head = connection
+                .read_head(self.head_request, &self.wanted_headers)
+                .await?;
             ttfb_ms = Some(ms(start.elapsed()));
             status = Some(head.status);
             // The whole body is read, but only its prefix is kept: an answer is

@@ -185,7 +185,7 @@ impl Connection {
     pub(crate) async fn read_head(
         &mut self,
         head_request: bool,
-        wanted: &[&str],
+        wanted: &[String],
     ) -> Result<Head, Classified> {
         loop {
             if !self.buf.is_empty() {
@@ -334,7 +334,7 @@ impl Connection {
 fn head_of(
     parsed: &httparse::Response<'_, '_>,
     head_request: bool,
-    wanted: &[&str],
+    wanted: &[String],
 ) -> Result<Head, Classified> {
     let status = parsed.code.unwrap_or(0);
     let mut headers = hyper::HeaderMap::new();
@@ -426,7 +426,9 @@ mod tests {
         });
         let mut conn = Connection::new(Io::Plain(TcpStream::connect(addr).await.unwrap()));
         let result = async {
-            let head = conn.read_head(head_request, &["x-version"]).await?;
+            let head = conn
+                .read_head(head_request, &["x-version".to_string()])
+                .await?;
             let mut body = Vec::new();
             let reusable = conn.read_body(&head, &mut body, 16).await?;
             Ok((head, body, reusable))
