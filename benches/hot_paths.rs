@@ -1,7 +1,7 @@
 //! Criterion benches of rollprobe's hot paths (issue 5).
 //!
 //! * `classify/*`: naming one outcome: `classify_error` over an `io::Error`
-//!   wrapped two levels deep (as tokio-rustls hands a TLS failure over), with and without an
+//!   wrapped two levels deep (a connect error under two wrappers), with and without an
 //!   errno, and `outcome_for_status` / `outcome_for_errno`.
 //! * `stamp/sample`: what the probe does per request after the answer: build
 //!   the [`Sample`] (wall-clock formatting, errno name, strings).

@@ -68,6 +68,8 @@ pub struct Executor {
     request_head: Vec<u8>,
     request_body: Vec<u8>,
     head_request: bool,
+    /// The configured headers ask the server to close each connection after its answer.
+    request_closes: bool,
     /// The lower-case names of the response headers that the answer's checks read.
     wanted_headers: Vec<String>,
 }
@@ -148,7 +150,12 @@ impl Executor {
                 wanted_headers.push(name.to_ascii_lowercase());
             }
         }
+        let request_closes = config.headers.iter().any(|(k, v)| {
+            k.eq_ignore_ascii_case("connection")
+                && v.split(',').any(|t| t.trim().eq_ignore_ascii_case("close"))
+        });
         Executor {
+            request_closes,
             request_head: head.into_bytes(),
             request_body,
             head_request: config.method == "HEAD",
@@ -384,7 +391,7 @@ impl Executor {
                 })
             }
         };
-        if reusable && self.config.connection == ConnectionMode::Keepalive {
+        if reusable && !self.request_closes && self.config.connection == ConnectionMode::Keepalive {
             self.put_idle(connection);
         }
         let code = head.status;

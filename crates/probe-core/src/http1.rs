@@ -3,16 +3,17 @@
 //! A general HTTP client (hyper's included) gives each connection a task of its own and
 //! hands requests and responses to it through channels. For a prober that sends one
 //! small request at a time on each connection, that is two extra task wake-ups and a
-//! channel round trip per request, and at thousands of requests a second they were
-//! most of rollprobe's own CPU (benches/RESULTS.md). Here the task that times a request
+//! channel round trip per request, and at thousands of requests a second they were a
+//! large share of rollprobe's own CPU (benches/RESULTS.md). Here the task that times a request
 //! writes it, reads the answer and parses it with `httparse` (the parser hyper itself
 //! uses): nothing runs between the socket and the clock.
 //!
 //! What it reads is what a client would: the status line and headers (skipping `1xx`
 //! interim answers), then a body framed by `Transfer-Encoding: chunked`, by
 //! `Content-Length`, or by the end of the connection. It keeps the connection only
-//! when the answer was framed and nothing said `close`, and it never sends a request
-//! on a connection that the server has closed while it was idle.
+//! when the answer was framed and nothing said `close`, and it does not send a request
+//! on an idle connection that the server is seen to have closed (by the reactor, or by
+//! one `recv` that peeks).
 
 use std::io;
 use std::pin::Pin;
@@ -91,7 +92,7 @@ pub(crate) struct Connection {
 /// How the body of an answer ends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Framing {
-    /// No body: an answer to HEAD, a 204 or a 304.
+    /// No body: an answer to HEAD, a 204, a 304 or a 101.
     Empty,
     Length(u64),
     Chunked,
@@ -141,11 +142,15 @@ impl Connection {
     }
 
     /// Whether an idle connection can carry another request: the server has not
-    /// closed it, reset it, or sent anything unasked. Costs at most one `recv`, which
-    /// answers "nothing yet" without waiting.
+    /// closed it, reset it, or sent anything unasked. Usually the reactor already
+    /// knows and no system call is made; otherwise one `recv` answers without waiting.
     pub(crate) fn is_reusable(&mut self) -> bool {
         if !self.buf.is_empty() {
             return false;
+        }
+        // Out of budget, tokio answers Pending without looking: ask the kernel.
+        if !tokio::task::coop::has_budget_remaining() {
+            return self.peek_says_idle();
         }
         let mut cx = Context::from_waker(Waker::noop());
         let mut byte = [0u8; 1];
@@ -156,6 +161,28 @@ impl Connection {
             Pin::new(&mut self.io).poll_read(&mut cx, &mut probe),
             Poll::Pending
         )
+    }
+
+    /// Whether the socket has nothing to read and no error: `recv` with `MSG_PEEK`.
+    /// Bytes waiting under TLS may be a session ticket, not a close; such a connection
+    /// is dropped all the same, which costs a new connection, never a wrong outcome.
+    fn peek_says_idle(&self) -> bool {
+        use std::os::fd::AsRawFd;
+        let tcp = match &self.io {
+            Io::Plain(s) => s,
+            Io::Tls(s) => s.get_ref().0,
+        };
+        let mut byte = 0u8;
+        // SAFETY: reads at most one byte into `byte` from a socket that `tcp` owns.
+        let n = unsafe {
+            libc::recv(
+                tcp.as_raw_fd(),
+                (&mut byte as *mut u8).cast(),
+                1,
+                libc::MSG_PEEK | libc::MSG_DONTWAIT,
+            )
+        };
+        n < 0 && io::Error::last_os_error().kind() == io::ErrorKind::WouldBlock
     }
 
     /// Writes one whole request.
@@ -194,6 +221,9 @@ impl Connection {
                 match parsed.parse(&self.buf) {
                     Ok(httparse::Status::Complete(len)) => {
                         let status = parsed.code.unwrap_or(0);
+                        if status < 100 {
+                            return Err(invalid(format_args!("status {status}")));
+                        }
                         if (100..200).contains(&status) && status != 101 {
                             self.buf.advance(len);
                             continue;
@@ -272,6 +302,11 @@ impl Connection {
     async fn read_chunks(&mut self, prefix: &mut Vec<u8>, limit: usize) -> Result<(), Classified> {
         loop {
             let size = loop {
+                // httparse reads a line without a digit as size 0, which would end a
+                // garbled body as if it were complete.
+                if self.buf.first().is_some_and(|b| !b.is_ascii_hexdigit()) {
+                    return Err(invalid("a bad chunk size"));
+                }
                 match httparse::parse_chunk_size(&self.buf) {
                     Ok(httparse::Status::Complete((len, size))) => {
                         self.buf.advance(len);
@@ -344,18 +379,27 @@ fn head_of(
     // HTTP/1.0 closes unless asked to keep the connection; HTTP/1.1 keeps it unless
     // asked to close it.
     let mut keep_alive = parsed.version == Some(1);
+    // `close` wins over any `keep-alive` beside it, in whatever order they come.
+    let mut close = false;
     for header in parsed.headers.iter() {
         let name = header.name;
         if name.eq_ignore_ascii_case("content-length") {
-            let value = std::str::from_utf8(header.value)
-                .ok()
-                .and_then(|v| v.trim().parse::<u64>().ok())
-                .ok_or_else(|| invalid("a bad Content-Length"))?;
-            if length.is_some_and(|l| l != value) {
-                return Err(invalid("two different Content-Length values"));
+            // Digits only, and a repeated value (`5, 5`) must repeat the same number.
+            for part in header.value.split(|b| *b == b',') {
+                let digits = part.trim_ascii();
+                let value = (!digits.is_empty() && digits.iter().all(u8::is_ascii_digit))
+                    .then(|| std::str::from_utf8(digits).ok()?.parse::<u64>().ok())
+                    .flatten()
+                    .ok_or_else(|| invalid("a bad Content-Length"))?;
+                if length.is_some_and(|l| l != value) {
+                    return Err(invalid("two different Content-Length values"));
+                }
+                length = Some(value);
             }
-            length = Some(value);
         } else if name.eq_ignore_ascii_case("transfer-encoding") {
+            if parsed.version != Some(1) {
+                return Err(invalid("Transfer-Encoding in an HTTP/1.0 answer"));
+            }
             transfer_encoded = true;
             // Only a last coding of `chunked` frames the body; any other coding
             // leaves it to the end of the connection.
@@ -365,11 +409,8 @@ fn head_of(
                 .next()
                 .is_some_and(|last| last.trim_ascii().eq_ignore_ascii_case(b"chunked"));
         } else if name.eq_ignore_ascii_case("connection") {
-            if has_token(header.value, "close") {
-                keep_alive = false;
-            } else if has_token(header.value, "keep-alive") {
-                keep_alive = true;
-            }
+            close |= has_token(header.value, "close");
+            keep_alive |= has_token(header.value, "keep-alive");
         }
         if wanted.iter().any(|w| name.eq_ignore_ascii_case(w)) {
             if let (Ok(n), Ok(v)) = (
@@ -398,7 +439,7 @@ fn head_of(
         status,
         headers,
         framing,
-        keep_alive: keep_alive && status != 101 && framing != Framing::UntilClose,
+        keep_alive: keep_alive && !close && status != 101 && framing != Framing::UntilClose,
     })
 }
 
@@ -511,10 +552,28 @@ mod tests {
             &b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab"[..],
             b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
             b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nab\r\n",
+            // A line without a size must not end the body as if it were complete.
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\nContent-Length: +2\r\n\r\nab",
+            b"HTTP/1.1 099 Odd\r\nContent-Length: 0\r\n\r\n",
+            b"HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
         ] {
             let (r, _) = read_answer(&[answer], false).await;
             let e = r.err().unwrap();
             assert_eq!(e.outcome, Outcome::InvalidResponse, "{}", e.message);
         }
+    }
+
+    #[tokio::test]
+    async fn close_wins_over_keep_alive_and_a_repeated_length_is_one_length() {
+        let (r, _) = read_answer(
+            &[b"HTTP/1.1 200 OK\r\nConnection: close\r\nConnection: keep-alive\r\nContent-Length: 2, 2\r\n\r\nab"],
+            false,
+        )
+        .await;
+        let (head, body, reusable) = r.unwrap();
+        assert_eq!(head.status, 200);
+        assert_eq!(body, b"ab");
+        assert!(!reusable, "the server said close");
     }
 }

@@ -383,6 +383,13 @@ impl ProbeConfig {
             {
                 return Err(value("header", format!("{k}: {v}"), "use 'Name: value'"));
             }
+            if k.eq_ignore_ascii_case("transfer-encoding") {
+                return Err(value(
+                    "header",
+                    format!("{k}: {v}"),
+                    "leave it out: the body is sent whole, with Content-Length",
+                ));
+            }
         }
         Ok(())
     }
@@ -540,6 +547,9 @@ mod tests {
         assert!(refused(&|c| c.timeout = Duration::ZERO).contains("above zero"));
         assert!(refused(&|c| c.connect_timeout = week_and_a_bit).contains("connect timeout"));
         assert!(refused(&|c| c.max_in_flight = MAX_IN_FLIGHT + 1).contains("100000"));
+        let chunked =
+            |c: &mut ProbeConfig| c.headers = vec![("Transfer-Encoding".into(), "chunked".into())];
+        assert!(refused(&chunked).contains("Content-Length"));
         let mut edge = ok.clone();
         edge.rate = MIN_RATE;
         edge.duration = Some(MAX_DURATION);
