@@ -16,7 +16,7 @@ use tokio::net::TcpStream;
 
 use crate::classify::{classify_error, errno_name, outcome_for_status, Classified};
 use crate::config::{ConnectionMode, ProbeConfig, VersionSource};
-use crate::http1::{Connection, Io};
+use crate::http1::{has_token, Connection, Io};
 use crate::outcome::Outcome;
 
 /// The most of a body that is kept (for the version, the pod and a failure's snippet);
@@ -150,10 +150,10 @@ impl Executor {
                 wanted_headers.push(name.to_ascii_lowercase());
             }
         }
-        let request_closes = config.headers.iter().any(|(k, v)| {
-            k.eq_ignore_ascii_case("connection")
-                && v.split(',').any(|t| t.trim().eq_ignore_ascii_case("close"))
-        });
+        let request_closes = config
+            .headers
+            .iter()
+            .any(|(k, v)| k.eq_ignore_ascii_case("connection") && has_token(v.as_bytes(), "close"));
         Executor {
             request_closes,
             request_head: head.into_bytes(),

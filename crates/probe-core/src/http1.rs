@@ -127,7 +127,7 @@ fn closed_early() -> Classified {
 }
 
 /// Whether the comma-separated header value holds `token` (case-insensitively).
-fn has_token(value: &[u8], token: &str) -> bool {
+pub(crate) fn has_token(value: &[u8], token: &str) -> bool {
     value
         .split(|b| *b == b',')
         .any(|t| t.trim_ascii().eq_ignore_ascii_case(token.as_bytes()))
