@@ -131,6 +131,8 @@ fn bench_stamp(c: &mut Criterion) {
                 total_ms: Some(round_ms(0.163)),
                 connection: Some("new".to_string()),
                 error: None,
+                proxy: None,
+                upstream: None,
             }
         })
     });
@@ -201,6 +203,8 @@ fn synthetic(n: usize) -> Vec<Sample> {
                     Outcome::Skipped => Some("not sent: max in flight reached".to_string()),
                     _ => None,
                 },
+                proxy: None,
+                upstream: None,
             }
         })
         .collect();

@@ -73,7 +73,7 @@ pub use hyper::HeaderMap;
 pub use matrix::run::{Deployments, MatrixError, MatrixOutcome, MatrixRunner, MatrixTrigger};
 pub use matrix::{surge_pods_peak, Matrix, MatrixCase, MatrixRun, Recommendation, StreamFigures};
 pub use merge::{merge_runs, MergeError};
-pub use outcome::{Outcome, UnknownOutcome};
+pub use outcome::{Outcome, Proxy, UnknownOutcome};
 pub use output::compare::{Comparison, ComparisonRow};
 pub use output::windows_csv::write_windows_csv;
 pub use probe::{

@@ -320,6 +320,8 @@ mod tests {
             total_ms: Some(2.0),
             connection: None,
             error: None,
+            proxy: None,
+            upstream: None,
         }
     }
 

@@ -10,6 +10,41 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+/// The proxy that produced a non-OK answer (samples.csv's `proxy` column): an
+/// ingress, gateway or sidecar decided that failure, not the application.
+///
+/// ```
+/// use probe_core::Proxy;
+/// assert_eq!(Proxy::Haproxy.as_str(), "haproxy");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Proxy {
+    /// Envoy (an Istio sidecar or gateway, Envoy Gateway, Contour ...).
+    Envoy,
+    /// nginx (ingress-nginx and plain nginx).
+    Nginx,
+    /// HAProxy (its ingress controller and plain HAProxy).
+    Haproxy,
+}
+
+impl Proxy {
+    /// The stable name used in CSV and JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Proxy::Envoy => "envoy",
+            Proxy::Nginx => "nginx",
+            Proxy::Haproxy => "haproxy",
+        }
+    }
+}
+
+impl fmt::Display for Proxy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// How one scheduled request ended.
 ///
 /// ```

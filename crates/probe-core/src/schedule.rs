@@ -576,6 +576,8 @@ fn release(
             total_ms: Some(round_ms(attempt.total_ms)),
             connection: Some(if attempt.reused { "reused" } else { "new" }.to_string()),
             error: attempt.error,
+            proxy: None,
+            upstream: None,
         });
     });
 }
@@ -600,6 +602,8 @@ fn skipped_sample(stream: &str, seq: u64, intended_ms: f64, clock: &Clock) -> Sa
         total_ms: None,
         connection: None,
         error: Some("not sent: max in flight reached".into()),
+        proxy: None,
+        upstream: None,
     }
 }
 

@@ -59,6 +59,8 @@ fn sample(seq: usize, outcome: Outcome, version: u8) -> Sample {
         total_ms: Some(1.0),
         connection: None,
         error: None,
+        proxy: None,
+        upstream: None,
     }
 }
 

@@ -82,6 +82,7 @@ struct OpenWindow {
 ///         wall_time: String::new(), outcome, errno: None, errno_name: None, status: None,
 ///         version: None, connect_ms: None, ttfb_ms: None, total_ms: Some(1.0),
 ///         connection: None, error: None,
+///         proxy: None, upstream: None,
 ///     });
 /// }
 /// let windows = a.windows_so_far();

@@ -34,6 +34,7 @@ use crate::sample::{RunFooter, RunHeader, Sample, StreamInfo};
 ///             errno: None, errno_name: None, status: None, version: None, pod: None,
 ///             request_id: None, connect_ms: None, syn_retransmits: None, ttfb_ms: None,
 ///             total_ms: Some(1.0), connection: None, error: None,
+///             proxy: None, upstream: None,
 ///         });
 ///     }
 /// }

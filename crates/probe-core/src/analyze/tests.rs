@@ -35,6 +35,8 @@ fn sample(seq: u64, outcome: Outcome, version: &str, latency_ms: f64) -> Sample 
         total_ms: Some(latency_ms),
         connection: None,
         error: None,
+        proxy: None,
+        upstream: None,
     }
 }
 

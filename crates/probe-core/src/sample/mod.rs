@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use crate::config::{ConnectionMode, RecordedConfig};
-use crate::outcome::Outcome;
+use crate::outcome::{Outcome, Proxy};
 
 /// The record of one scheduled request: one row of samples.csv, columns in this order.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -66,6 +66,14 @@ pub struct Sample {
     pub connection: Option<String>,
     /// The error's message chain, for failures.
     pub error: Option<String>,
+    /// The proxy that produced a non-OK answer (an ingress, gateway or sidecar), when
+    /// one did; empty in files written before this column existed.
+    #[serde(default)]
+    pub proxy: Option<Proxy>,
+    /// What the proxy's own access log says of this request, joined by `x-request-id`:
+    /// the upstream address it chose and its failure reason; empty otherwise.
+    #[serde(default)]
+    pub upstream: Option<String>,
 }
 
 impl Sample {
@@ -280,7 +288,7 @@ impl RunRecord {
 }
 
 /// The columns of samples.csv, in the order of [`Sample`]'s fields.
-pub const SAMPLE_COLUMNS: [&str; 18] = [
+pub const SAMPLE_COLUMNS: [&str; 20] = [
     "stream",
     "seq",
     "intended_ms",
@@ -299,6 +307,8 @@ pub const SAMPLE_COLUMNS: [&str; 18] = [
     "total_ms",
     "connection",
     "error",
+    "proxy",
+    "upstream",
 ];
 
 /// The schema tag of run.json (and of the old samples.csv header line).

@@ -347,6 +347,8 @@ pub(crate) fn stream_for_analysis(
             total_ms: row.total_ms,
             connection: None,
             error: None,
+            proxy: None,
+            upstream: None,
         };
         each(&layout.header, sample);
     }
@@ -449,6 +451,8 @@ mod tests {
             total_ms: Some(2.0),
             connection: Some("new".into()),
             error: None,
+            proxy: None,
+            upstream: None,
         }
     }
 
@@ -509,7 +513,7 @@ mod tests {
         let text = std::fs::read_to_string(&path).unwrap();
         assert_eq!(
             text.lines().next().unwrap(),
-            "stream,seq,intended_ms,sent_ms,wall_time,outcome,errno,errno_name,status,version,pod,request_id,connect_ms,syn_retransmits,ttfb_ms,total_ms,connection,error"
+            "stream,seq,intended_ms,sent_ms,wall_time,outcome,errno,errno_name,status,version,pod,request_id,connect_ms,syn_retransmits,ttfb_ms,total_ms,connection,error,proxy,upstream"
         );
         assert!(!text.lines().any(|l| l.starts_with('#')));
         std::fs::remove_dir_all(&dir).unwrap();

@@ -43,6 +43,8 @@ pub(crate) fn base_report(label: &str, target: &str) -> Report {
             total_ms: Some(1.0 + (seq % 7) as f64),
             connection: None,
             error: None,
+            proxy: None,
+            upstream: None,
         });
     }
     a.finish(&header, None)
