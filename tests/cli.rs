@@ -135,7 +135,8 @@ fn a_trigger_is_wrapped_in_warmup_and_settle_and_recorded() {
         "-c",
         "sleep 0.4; exit 3",
     ]);
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    // A trigger that exits non-zero fails the gate: the rollout did not happen as asked.
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     let printed: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     let report = read_json(&out.join("report.json"));
     assert_eq!(printed, report);

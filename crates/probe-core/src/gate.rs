@@ -35,7 +35,8 @@ pub struct GateCheck {
 
 impl Thresholds {
     /// Every check of the gate, passed or not: first whether the run is a valid
-    /// measurement (no gate passes on one that is not), then each threshold.
+    /// measurement (no gate passes on one that is not), then whether its trigger (if
+    /// any) succeeded and was not cut short by the duration, then each threshold.
     ///
     /// ```
     /// let gate = probe_core::Thresholds { max_failures: Some(0), ..Default::default() };
@@ -54,6 +55,16 @@ impl Thresholds {
                 .as_ref()
                 .map(|reason| format!("not a valid measurement: {reason}")),
         }];
+        if let Some(trigger) = &r.trigger {
+            // A rollout that did not happen as asked fails the gate, whatever the figures.
+            out.push(GateCheck {
+                name: "trigger".into(),
+                failure: trigger
+                    .outcome
+                    .fails_gate()
+                    .then(|| format!("the trigger failed: {trigger}")),
+            });
+        }
         if let Some(max) = self.max_failures {
             out.push(GateCheck {
                 name: format!("--max-failures {max}"),

@@ -49,6 +49,7 @@ mod rollout;
 mod sample;
 mod schedule;
 mod strategy;
+mod trigger;
 
 pub use analyze::{analyze_recorded, analyze_samples_file, Analyzer, RunAnalyzer};
 pub use attribute::attribute_causes;
@@ -93,3 +94,4 @@ pub use sample::{
     SAMPLES_SCHEMA,
 };
 pub use strategy::{IntOrPercent, Strategy, StrategyCase};
+pub use trigger::{TriggerOutcome, TriggerReport, TRIGGER_LOG};

@@ -235,6 +235,7 @@ fn merged_footer(
         interrupted: read
             .iter()
             .any(|i| i.footer.as_ref().is_none_or(|f| f.interrupted)),
+        trigger: None,
     }
 }
 

@@ -30,6 +30,7 @@ use crate::record::{self, Record, Recorded, RunFiles};
 use crate::report::Report;
 use crate::sample::{RunFooter, RunHeader, StreamInfo, SAMPLES_SCHEMA};
 use crate::schedule::{self, RequestIds, SampleSink, Schedule};
+use crate::trigger::TriggerReport;
 
 /// Why a probe could not start or finish.
 #[derive(Debug, thiserror::Error)]
@@ -214,6 +215,11 @@ impl ProbeBuilder {
         self
     }
 
+    /// The output folder, when one was given.
+    pub(crate) fn output_dir(&self) -> Option<&Path> {
+        self.out_dir.as_deref()
+    }
+
     /// Probes from where a client of the target stands (a lab's client host or node):
     /// the probe then runs on its own threads, each moved there by `vantage` before it
     /// opens a socket, so the caller's runtime and threads stay where they are.
@@ -284,6 +290,8 @@ struct Shared {
     clock: Clock,
     tx: Mutex<mpsc::UnboundedSender<Record>>,
     live: Arc<Mutex<LiveStats>>,
+    /// How the run's trigger ended, for run.json's end and the verdict.
+    trigger: Mutex<Option<TriggerReport>>,
 }
 
 impl Shared {
@@ -473,6 +481,7 @@ impl Probe {
             clock,
             tx: Mutex::new(tx),
             live: Arc::new(Mutex::new(LiveStats::default())),
+            trigger: Mutex::new(None),
         });
         let run_id = header.run_id.clone();
         let recorder = handle.spawn(record::run(
@@ -531,6 +540,16 @@ impl Probe {
     /// Live counters, for a progress line.
     pub fn live(&self) -> LiveStats {
         self.handle().live()
+    }
+
+    /// Records how the run's trigger ended: it goes into run.json's end and the report,
+    /// whose verdict reads it (see [`TriggerOutcome`](crate::TriggerOutcome)).
+    pub fn record_trigger(&self, trigger: TriggerReport) {
+        *self
+            .shared
+            .trigger
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = Some(trigger);
     }
 
     /// Whether the schedule has ended by itself (its duration is over).
@@ -594,6 +613,12 @@ impl Probe {
             ended_at: self.shared.clock.wall_at(duration_ms),
             duration_ms,
             interrupted,
+            trigger: self
+                .shared
+                .trigger
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .take(),
         };
         let (done_tx, done_rx) = oneshot::channel();
         let _ = self.shared.sender().send(Record::Finish(footer, done_tx));

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::RecordedConfig;
 use crate::event::Event;
+use crate::trigger::{TriggerOutcome, TriggerReport};
 
 /// The schema tag of report.json.
 pub const REPORT_SCHEMA: &str = "rollprobe.report/v1";
@@ -92,6 +93,9 @@ pub struct Report {
     /// Any other window of a stream is a partial outage (some clients were served).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub total_outage: Option<TotalOutage>,
+    /// The trigger and how it ended, when the run had one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trigger: Option<TriggerReport>,
 }
 
 impl Report {
@@ -189,11 +193,9 @@ impl Report {
         let ticks = t.sent + t.skipped;
         let own = t.local + t.skipped;
         let trigger_failed = self
-            .events
-            .iter()
-            .find(|e| e.kind == crate::EventKind::TriggerExit)
-            .filter(|e| e.detail.starts_with("could not start"))
-            .map(|e| e.detail.clone());
+            .trigger
+            .as_ref()
+            .filter(|t| t.outcome == TriggerOutcome::NotStarted);
         self.invalid_reason = if t.sent == 0 {
             Some("no request was sent".to_string())
         } else if own as f64 >= MAX_LOCAL_SHARE * ticks as f64 {
@@ -201,7 +203,7 @@ impl Report {
                 "{own} of {ticks} ticks failed on the prober's side or were skipped (the limit is 1 %): the prober, not the target, is what was measured"
             ))
         } else {
-            trigger_failed.map(|d| format!("the trigger did not run ({d})"))
+            trigger_failed.map(|t| format!("the trigger did not run ({t})"))
         };
         self.valid = self.invalid_reason.is_none();
         let mut warnings = Vec::new();

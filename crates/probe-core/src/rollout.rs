@@ -17,6 +17,7 @@ use std::time::Duration;
 use crate::event::{BoxFuture, EventKind, EventSource, Vantage};
 use crate::probe::{Probe, ProbeBuilder, ProbeError, ProbeHandle};
 use crate::report::Report;
+use crate::trigger::{OutputRelay, TriggerOutcome, TriggerReport};
 
 /// The default warm-up before the trigger: long enough to see the service healthy.
 pub const DEFAULT_WARMUP: Duration = Duration::from_secs(2);
@@ -192,6 +193,7 @@ impl Rollout {
             }
             None => {}
         }
+        let out_dir = self.probe.output_dir().map(std::path::Path::to_path_buf);
         let probe = self.probe.start().await?;
         let handle = probe.handle();
         let attachment = self.source.as_ref().map(|s| s.attach(handle.sink()));
@@ -217,9 +219,12 @@ impl Rollout {
                     End::Interrupted => interrupted = true,
                     End::Finished => {}
                     End::Done(()) => {
-                        let (cut, finished) = run_trigger(trigger, &handle, &mut ends).await;
-                        interrupted = cut;
-                        if !cut && !finished {
+                        let run =
+                            run_trigger(trigger, &handle, &mut ends, out_dir.as_deref()).await;
+                        interrupted = run.interrupted;
+                        let finished = run.finished;
+                        probe.record_trigger(run.report);
+                        if !interrupted && !finished {
                             if let Some(source) = &self.source {
                                 let complete = source.rollout_complete(self.rollout_timeout);
                                 match ends.race(complete).await {
@@ -298,70 +303,149 @@ impl Ends<'_> {
     }
 }
 
-/// Runs the trigger between `trigger_start` and `trigger_exit`. Returns (interrupted,
-/// the probe's duration ran out).
-async fn run_trigger(trigger: Trigger, handle: &ProbeHandle, ends: &mut Ends<'_>) -> (bool, bool) {
-    match trigger {
+/// How a trigger run ended: interrupted, the probe's duration ran out, and the report.
+struct TriggerRun {
+    interrupted: bool,
+    finished: bool,
+    report: TriggerReport,
+}
+
+/// Runs the trigger between `trigger_start` and `trigger_exit`; a command's output is
+/// relayed (see [`OutputRelay`]), never mixed into stdout.
+async fn run_trigger(
+    trigger: Trigger,
+    handle: &ProbeHandle,
+    ends: &mut Ends<'_>,
+    out_dir: Option<&std::path::Path>,
+) -> TriggerRun {
+    let (command, end) = match trigger {
         Trigger::Future(redeploy) => {
             handle.emit(EventKind::TriggerStart, "trigger");
-            match ends.race(redeploy).await {
-                End::Done(Ok(())) => {
-                    handle.emit(EventKind::TriggerExit, "ok");
-                    (false, false)
-                }
+            let end = match ends.race(redeploy).await {
+                End::Done(Ok(())) => TriggerEnd::done(TriggerOutcome::Succeeded, None, None),
                 End::Done(Err(reason)) => {
-                    handle.emit(EventKind::TriggerExit, &format!("failed: {reason}"));
-                    (false, false)
+                    TriggerEnd::done(TriggerOutcome::Failed, None, Some(reason))
                 }
-                End::Interrupted => {
-                    handle.emit(EventKind::TriggerExit, "cancelled: interrupted");
-                    (true, false)
-                }
-                End::Finished => {
-                    handle.emit(EventKind::TriggerExit, "cancelled: the duration ran out");
-                    (false, true)
-                }
-            }
+                End::Interrupted => TriggerEnd::cut(TriggerOutcome::Interrupted),
+                End::Finished => TriggerEnd::cut(TriggerOutcome::KilledByDuration),
+            };
+            ("trigger".to_string(), end)
         }
         Trigger::Command(command) => {
-            let mut child = tokio::process::Command::new(&command[0]);
-            child
-                .args(&command[1..])
-                .stdin(std::process::Stdio::null())
-                .kill_on_drop(true);
-            handle.emit(EventKind::TriggerStart, &command.join(" "));
-            let mut child = match child.spawn() {
-                Ok(child) => child,
-                Err(e) => {
-                    handle.emit(EventKind::TriggerExit, &format!("could not start: {e}"));
-                    return (false, false);
-                }
+            let line = command.join(" ");
+            handle.emit(EventKind::TriggerStart, &line);
+            let relay = OutputRelay::new(out_dir);
+            let end = run_command(&command, ends, &relay).await;
+            let end = TriggerEnd {
+                stderr_tail: relay.stderr_tail(),
+                ..end
             };
-            match ends.race(child.wait()).await {
-                End::Done(status) => {
-                    let detail = match status {
-                        Ok(s) => match s.code() {
-                            Some(code) => format!("exit code {code}"),
-                            None => format!("{s}"),
-                        },
-                        Err(e) => format!("wait failed: {e}"),
-                    };
-                    handle.emit(EventKind::TriggerExit, &detail);
-                    (false, false)
-                }
-                End::Interrupted => {
-                    let _ = child.kill().await;
-                    handle.emit(EventKind::TriggerExit, "killed: the run was interrupted");
-                    (true, false)
-                }
-                End::Finished => {
-                    let _ = child.kill().await;
-                    handle.emit(EventKind::TriggerExit, "killed: --duration reached");
-                    (false, true)
-                }
-            }
+            (line, end)
+        }
+    };
+    let report = TriggerReport {
+        command,
+        outcome: end.outcome,
+        exit_code: end.exit_code,
+        killed_by: match end.outcome {
+            TriggerOutcome::KilledByDuration => Some("duration".to_string()),
+            TriggerOutcome::Interrupted => Some("interrupt".to_string()),
+            _ => None,
+        },
+        error: end.error,
+        stderr_tail: end.stderr_tail,
+    };
+    // The event keeps today's words for people reading events.csv; the verdict reads
+    // the typed report.
+    let detail = match (report.outcome, report.exit_code) {
+        (TriggerOutcome::Succeeded, None) => "ok".to_string(),
+        (TriggerOutcome::Interrupted, _) => "killed: the run was interrupted".to_string(),
+        (TriggerOutcome::KilledByDuration, _) => "killed: --duration reached".to_string(),
+        (_, Some(code)) => format!("exit code {code}"),
+        (TriggerOutcome::NotStarted, None) => format!(
+            "could not start: {}",
+            report.error.as_deref().unwrap_or("unknown")
+        ),
+        (_, None) => format!("failed: {}", report.error.as_deref().unwrap_or("unknown")),
+    };
+    handle.emit(EventKind::TriggerExit, &detail);
+    TriggerRun {
+        interrupted: report.outcome == TriggerOutcome::Interrupted,
+        finished: report.outcome == TriggerOutcome::KilledByDuration,
+        report,
+    }
+}
+
+/// How a trigger ended, before it is put into a [`TriggerReport`].
+struct TriggerEnd {
+    outcome: TriggerOutcome,
+    exit_code: Option<i32>,
+    error: Option<String>,
+    stderr_tail: Option<String>,
+}
+
+impl TriggerEnd {
+    fn done(outcome: TriggerOutcome, exit_code: Option<i32>, error: Option<String>) -> Self {
+        TriggerEnd {
+            outcome,
+            exit_code,
+            error,
+            stderr_tail: None,
         }
     }
+
+    fn cut(outcome: TriggerOutcome) -> Self {
+        TriggerEnd::done(outcome, None, None)
+    }
+}
+
+/// Runs a trigger command to its end (or the run's), its output through `relay`.
+async fn run_command(command: &[String], ends: &mut Ends<'_>, relay: &OutputRelay) -> TriggerEnd {
+    let mut child = tokio::process::Command::new(&command[0]);
+    child
+        .args(&command[1..])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true);
+    let mut child = match child.spawn() {
+        Ok(child) => child,
+        Err(e) => return TriggerEnd::done(TriggerOutcome::NotStarted, None, Some(e.to_string())),
+    };
+    let stdout = child
+        .stdout
+        .take()
+        .map(|out| tokio::spawn(relay.clone().relay(out, false)));
+    let stderr = child
+        .stderr
+        .take()
+        .map(|err| tokio::spawn(relay.clone().relay(err, true)));
+    let end = match ends.race(child.wait()).await {
+        End::Done(Ok(status)) => match status.code() {
+            Some(0) => TriggerEnd::done(TriggerOutcome::Succeeded, Some(0), None),
+            Some(code) => TriggerEnd::done(TriggerOutcome::Failed, Some(code), None),
+            None => TriggerEnd::done(TriggerOutcome::Failed, None, Some(status.to_string())),
+        },
+        End::Done(Err(e)) => TriggerEnd::done(
+            TriggerOutcome::Failed,
+            None,
+            Some(format!("wait failed: {e}")),
+        ),
+        End::Interrupted => {
+            let _ = child.kill().await;
+            TriggerEnd::cut(TriggerOutcome::Interrupted)
+        }
+        End::Finished => {
+            let _ = child.kill().await;
+            TriggerEnd::cut(TriggerOutcome::KilledByDuration)
+        }
+    };
+    // The pipes close when the command (and whatever it started that kept them) ends;
+    // a grandchild that holds them open must not hold the run.
+    for relay in [stdout, stderr].into_iter().flatten() {
+        let _ = tokio::time::timeout(Duration::from_secs(1), relay).await;
+    }
+    end
 }
 
 /// A trigger command must exist before anything is probed.

@@ -404,6 +404,7 @@ impl Analyzer {
                 .unwrap_or_else(|| offset_time(&header.started_at, duration_ms)),
             duration_ms,
             interrupted: footer.map(|f| f.interrupted).unwrap_or(true),
+            trigger: footer.and_then(|f| f.trigger.clone()),
             failures: self
                 .failures
                 .iter()

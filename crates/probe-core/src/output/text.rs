@@ -74,6 +74,14 @@ fn summary(r: &Report) -> String {
     if let Some(reason) = &r.invalid_reason {
         let _ = writeln!(out, "  NOT A VALID MEASUREMENT: {reason}");
     }
+    if let Some(trigger) = &r.trigger {
+        let loud = if trigger.outcome.fails_gate() {
+            "TRIGGER FAILED: "
+        } else {
+            "trigger: "
+        };
+        let _ = writeln!(out, "  {loud}{trigger}");
+    }
     for w in &r.warnings {
         let _ = writeln!(out, "  warning: {w}");
     }

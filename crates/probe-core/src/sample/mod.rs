@@ -22,6 +22,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::{ConnectionMode, RecordedConfig};
 use crate::outcome::{Outcome, Proxy};
+use crate::trigger::TriggerReport;
 
 /// The record of one scheduled request: one row of samples.csv, columns in this order.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -248,6 +249,9 @@ pub struct RunFooter {
     pub duration_ms: f64,
     /// Stopped by a signal (or another interruption) rather than by plan.
     pub interrupted: bool,
+    /// How the trigger ended, when the run had one (absent from older files).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trigger: Option<TriggerReport>,
 }
 
 /// run.json: the header, and the footer once the run has ended.
