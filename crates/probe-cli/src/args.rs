@@ -283,9 +283,13 @@ pub struct MatrixArgs {
     pub rollout_timeout: Duration,
     #[command(flatten)]
     pub probe: ProbeArgs,
-    /// Where every run's report, matrix.csv and matrix.json go.
+    /// Where every run's report, matrix.csv and matrix.json go (a folder that already
+    /// holds a matrix or a run is refused, unless --force).
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
+    /// Replace the matrix or run that --out DIR already holds (its samples are lost).
+    #[arg(long)]
+    pub force: bool,
     /// What goes to stdout at the end: the summary table, or matrix.json's content.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
@@ -497,9 +501,13 @@ pub struct OutputArgs {
     /// Name of the run in reports, e.g. recreate.
     #[arg(long, value_name = "NAME")]
     pub label: Option<String>,
-    /// Write report.json, samples.csv, events.csv and windows.csv into DIR.
+    /// Write report.json, samples.csv, events.csv and windows.csv into DIR (a folder
+    /// that already holds a run is refused, unless --force).
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
+    /// Replace the run that --out DIR already holds (its samples are lost).
+    #[arg(long)]
+    pub force: bool,
     /// What goes to stdout at the end.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
@@ -578,9 +586,13 @@ pub struct MergeArgs {
     /// Run folders written by `rollprobe run --out` (two or more).
     #[arg(required = true, num_args = 2.., value_name = "DIR")]
     pub runs: Vec<PathBuf>,
-    /// Where the merged run goes (samples.csv, events.csv, run.json and every report file).
+    /// Where the merged run goes (samples.csv, events.csv, run.json and every report
+    /// file; a folder that already holds a run is refused, unless --force).
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
+    /// Replace the run that --out DIR already holds.
+    #[arg(long)]
+    pub force: bool,
     /// What goes to stdout.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,

@@ -12,7 +12,7 @@ use probe_lab::{
 
 use crate::args::{LabAction, LabArgs, LabOptions};
 use crate::finish::finish_rollout;
-use crate::options::{check_out_dir, lab_pod_from, probe_config};
+use crate::options::{check_new_out_dir, lab_pod_from, probe_config, OutKind};
 use crate::progress::observe;
 use crate::CliError;
 
@@ -85,7 +85,7 @@ pub async fn lab(a: LabArgs) -> Result<ExitCode, CliError> {
     // Validate the probe options now; the URL is known once the lab runs.
     probe_config("http://127.0.0.1:8080/test/version", &a.probe, &a.output)?;
     if let Some(dir) = &a.output.out {
-        check_out_dir(dir)?;
+        check_new_out_dir(dir, a.output.force, OutKind::Run)?;
     }
     let mut output = a.output.clone();
     if output.label.is_none() {

@@ -11,7 +11,7 @@ use probe_core::{Deployments, EventSource, Matrix, MatrixRunner, ProbeBuilder, R
 
 use crate::args::{MatrixArgs, OutputArgs};
 use crate::lab::{lab_error, load_manifests, pick_service, start_lab, vantage_points};
-use crate::options::{check_out_dir, lab_pod_from, probe_config};
+use crate::options::{check_new_out_dir, lab_pod_from, probe_config, OutKind};
 use crate::progress::{Progress, ProgressSlot};
 use crate::CliError;
 
@@ -51,13 +51,14 @@ pub async fn matrix(a: MatrixArgs) -> Result<ExitCode, CliError> {
         junit: None,
         metrics_addr: None,
         quiet: a.quiet,
+        force: a.force,
     };
     probe_config(
         a.url.as_deref().unwrap_or("http://127.0.0.1:8080/"),
         &a.probe,
         &no_output,
     )?;
-    check_out_dir(&a.out)?;
+    check_new_out_dir(&a.out, a.force, OutKind::Matrix)?;
 
     let place = if a.lab {
         in_lab(&a).await?

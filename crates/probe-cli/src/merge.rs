@@ -4,7 +4,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use crate::args::{Format, MergeArgs};
-use crate::options::check_out_dir;
+use crate::options::{check_new_out_dir, OutKind};
 use crate::CliError;
 
 /// `rollprobe merge`.
@@ -23,7 +23,7 @@ pub fn merge(a: MergeArgs) -> Result<ExitCode, CliError> {
             )));
         }
     }
-    check_out_dir(&a.out)?;
+    check_new_out_dir(&a.out, a.force, OutKind::Run)?;
     let inputs: Vec<&Path> = a.runs.iter().map(|p| p.as_path()).collect();
     let report = probe_core::merge_runs(&inputs, &a.out).map_err(|e| {
         if e.is_input() {

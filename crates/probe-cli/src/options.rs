@@ -40,6 +40,79 @@ pub fn lab_pod_from(config: &mut ProbeConfig) {
     }
 }
 
+/// What a run (or a matrix, or a merge) leaves in its folder: any of them there means
+/// the folder holds a run whose samples a new run would overwrite.
+const RUN_FILES: [&str; 9] = [
+    probe_core::RUN_FILE,
+    "samples.csv",
+    "events.csv",
+    "windows.csv",
+    "timeline.csv",
+    "report.json",
+    "report.html",
+    probe_core::TRIGGER_LOG,
+    "matrix.json",
+];
+
+/// What an output folder will hold: one run, or a matrix (one run folder per case).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutKind {
+    /// `run`, `lab`, `merge`: the run's files in the folder itself.
+    Run,
+    /// `matrix`: matrix files, and a run folder per case and repeat.
+    Matrix,
+}
+
+/// Checks, before probing, that `dir` can be written and holds no earlier run: a run's
+/// samples are never overwritten silently. With `force` the earlier run's files (and,
+/// for a matrix, its run folders) are removed first, so nothing stale is left beside
+/// the new run.
+pub fn check_new_out_dir(dir: &Path, force: bool, kind: OutKind) -> Result<(), CliError> {
+    let held = earlier_runs(dir, kind);
+    if let Some(first) = held.first() {
+        if !force {
+            return Err(CliError::Usage(format!(
+                "--out {} already holds a run ({}): choose a new folder, or add --force to replace it",
+                dir.display(),
+                first.display()
+            )));
+        }
+        for path in &held {
+            let removed = if path.is_dir() {
+                std::fs::remove_dir_all(path)
+            } else {
+                std::fs::remove_file(path)
+            };
+            removed.map_err(|e| {
+                CliError::Usage(format!("--force: cannot remove {}: {e}", path.display()))
+            })?;
+        }
+    }
+    check_out_dir(dir)
+}
+
+/// The files of an earlier run in `dir`, and for a matrix its sub-folders that hold a run.
+fn earlier_runs(dir: &Path, kind: OutKind) -> Vec<std::path::PathBuf> {
+    let mut found: Vec<_> = RUN_FILES
+        .iter()
+        .map(|f| dir.join(f))
+        .filter(|p| p.exists())
+        .collect();
+    let entries = match kind {
+        OutKind::Matrix => std::fs::read_dir(dir).ok(),
+        OutKind::Run => None,
+    };
+    if let Some(entries) = entries {
+        found.extend(
+            entries
+                .flatten()
+                .map(|e| e.path())
+                .filter(|p| p.join(probe_core::RUN_FILE).is_file()),
+        );
+    }
+    found
+}
+
 /// Checks that the output folder can be written, before probing.
 pub fn check_out_dir(dir: &Path) -> Result<(), CliError> {
     let fail = |e: std::io::Error| {

@@ -8,7 +8,7 @@ use probe_core::{ProbeBuilder, Rollout};
 
 use crate::args::RunArgs;
 use crate::finish::finish_rollout;
-use crate::options::{check_out_dir, probe_config};
+use crate::options::{check_new_out_dir, probe_config, OutKind};
 use crate::progress::observe;
 use crate::CliError;
 
@@ -24,7 +24,7 @@ pub async fn run(a: RunArgs) -> Result<ExitCode, CliError> {
         }
     }
     if let Some(dir) = &a.output.out {
-        check_out_dir(dir)?;
+        check_new_out_dir(dir, a.output.force, OutKind::Run)?;
     }
     let mut probe = ProbeBuilder::from(config);
     if let Some(dir) = &a.output.out {
