@@ -1,16 +1,16 @@
 //! `rollprobe compare`: reports side by side, as a table or as matrix.html's page.
 
 use std::path::Path;
-use std::process::ExitCode;
 
 use probe_core::output::html::render_matrix_html;
 use probe_core::{Comparison, Matrix, Report};
 
 use crate::args::{CompareArgs, TableFormat};
+use crate::exit::Exit;
 use crate::CliError;
 
 /// `rollprobe compare`.
-pub fn compare(a: CompareArgs) -> Result<ExitCode, CliError> {
+pub fn compare(a: CompareArgs) -> Result<Exit, CliError> {
     let mut reports = Vec::new();
     let mut pages = Vec::new();
     for path in &a.reports {
@@ -41,7 +41,7 @@ pub fn compare(a: CompareArgs) -> Result<ExitCode, CliError> {
             print!("{}", render_matrix_html(&matrix, "rollprobe compare"));
         }
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(Exit::Ok)
 }
 
 /// A name for an unlabelled report: its folder, or its file stem.

@@ -13,7 +13,6 @@
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::Path;
-use std::process::ExitCode;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -29,6 +28,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinSet;
 
 use crate::args::DemoArgs;
+use crate::exit::Exit;
 use crate::progress::Progress;
 use crate::CliError;
 
@@ -276,7 +276,7 @@ async fn rolling(rate: f64, out: &Path, quiet: bool) -> Result<Report, CliError>
 }
 
 /// `rollprobe demo`.
-pub async fn demo(a: DemoArgs) -> Result<ExitCode, CliError> {
+pub async fn demo(a: DemoArgs) -> Result<Exit, CliError> {
     crate::options::check_out_dir(&a.out)?;
     eprintln!(
         "rollprobe demo: a local service (v1 -> v2) is redeployed twice while probed at {} req/s, about 12 s",
@@ -292,5 +292,5 @@ pub async fn demo(a: DemoArgs) -> Result<ExitCode, CliError> {
         "rollprobe: reports in {0}/recreate and {0}/rolling; compare them again with: rollprobe compare {0}/*/report.json",
         a.out.display()
     );
-    Ok(ExitCode::SUCCESS)
+    Ok(Exit::Ok)
 }

@@ -3,16 +3,16 @@
 //! measurement or the prober failed).
 
 use std::path::Path;
-use std::process::ExitCode;
 use std::time::Duration;
 
 use probe_core::{Report, RolloutError, Thresholds};
 
 use crate::args::{FailureLimit, Format, OutputArgs};
+use crate::exit::Exit;
 use crate::CliError;
 
 /// Prints the report and applies the thresholds: the end of every run.
-pub fn finish_run(report: &Report, o: &OutputArgs) -> ExitCode {
+pub fn finish_run(report: &Report, o: &OutputArgs) -> Exit {
     match o.format {
         Format::Text => print!("{}", report.summary()),
         Format::Json => println!("{}", report.to_json()),
@@ -25,22 +25,22 @@ pub fn finish_run(report: &Report, o: &OutputArgs) -> ExitCode {
         let xml = probe_core::output::junit::render(report, &checks);
         if let Err(e) = std::fs::write(path, xml) {
             eprintln!("rollprobe: cannot write --junit {}: {e}", path.display());
-            return ExitCode::from(3);
+            return Exit::Failed;
         }
     }
     if let Some(reason) = &report.invalid_reason {
         // No gate passes on a measurement that does not hold.
         eprintln!("rollprobe: not a valid measurement: {reason}");
-        return ExitCode::from(3);
+        return Exit::Failed;
     }
     let breaches: Vec<&str> = checks.iter().filter_map(|c| c.failure.as_deref()).collect();
     for b in &breaches {
         eprintln!("rollprobe: {b}");
     }
     if breaches.is_empty() {
-        ExitCode::SUCCESS
+        Exit::Ok
     } else {
-        ExitCode::from(1)
+        Exit::Breached
     }
 }
 
@@ -64,14 +64,14 @@ pub fn thresholds(max_failures: &[FailureLimit], max_downtime: Option<Duration>)
 /// Applies the gate to every run of a matrix, writes JUnit (one testsuite per run)
 /// and gives the exit code: 3 if a run is not a valid measurement, else 1 if a run
 /// breached a threshold, else 0. Each breach is one line naming its run.
-pub fn finish_matrix(reports: &[Report], gate: &Thresholds, junit: Option<&Path>) -> ExitCode {
+pub fn finish_matrix(reports: &[Report], gate: &Thresholds, junit: Option<&Path>) -> Exit {
     let runs: Vec<(&Report, Vec<probe_core::GateCheck>)> =
         reports.iter().map(|r| (r, gate.checks(r))).collect();
     if let Some(path) = junit {
         let xml = probe_core::output::junit::render_suites(&runs);
         if let Err(e) = std::fs::write(path, xml) {
             eprintln!("rollprobe: cannot write --junit {}: {e}", path.display());
-            return ExitCode::from(3);
+            return Exit::Failed;
         }
     }
     let mut invalid = false;
@@ -89,11 +89,11 @@ pub fn finish_matrix(reports: &[Report], gate: &Thresholds, junit: Option<&Path>
         }
     }
     if invalid {
-        ExitCode::from(3)
+        Exit::Failed
     } else if breached {
-        ExitCode::from(1)
+        Exit::Breached
     } else {
-        ExitCode::SUCCESS
+        Exit::Ok
     }
 }
 
@@ -102,7 +102,7 @@ pub fn finish_matrix(reports: &[Report], gate: &Thresholds, junit: Option<&Path>
 pub fn finish_rollout(
     result: Result<Report, RolloutError>,
     o: &OutputArgs,
-) -> Result<ExitCode, CliError> {
+) -> Result<Exit, CliError> {
     match result {
         Ok(report) => Ok(finish_run(&report, o)),
         Err(RolloutError::Probe(probe_core::ProbeError::OutputLost {

@@ -2,7 +2,6 @@
 //! [`Rollout`], which probes from where a client of the Service stands and puts the
 //! lab's events on the probe's clock.
 
-use std::process::ExitCode;
 use std::time::Duration;
 
 use probe_core::{ProbeBuilder, Rollout};
@@ -11,6 +10,7 @@ use probe_lab::{
 };
 
 use crate::args::{LabAction, LabArgs, LabOptions};
+use crate::exit::Exit;
 use crate::finish::finish_rollout;
 use crate::options::{check_new_out_dir, lab_pod_from, probe_config, OutKind};
 use crate::progress::observe;
@@ -46,11 +46,11 @@ pub fn lab_error(e: LabError) -> CliError {
 }
 
 /// `rollprobe lab`.
-pub async fn lab(a: LabArgs) -> Result<ExitCode, CliError> {
+pub async fn lab(a: LabArgs) -> Result<Exit, CliError> {
     if let Some(LabAction::Cleanup) = a.action {
         let removed = probe_lab::cleanup_leftovers().map_err(lab_error)?;
         eprintln!("rollprobe: removed {removed} leftover lab namespace(s)");
-        return Ok(ExitCode::SUCCESS);
+        return Ok(Exit::Ok);
     }
     // Everything the user gave is checked before the lab is built.
     if a.files.is_empty() {
@@ -130,7 +130,7 @@ async fn probe_rollout(
     a: &LabArgs,
     output: &crate::args::OutputArgs,
     interrupted: impl std::future::Future<Output = ()>,
-) -> Result<ExitCode, CliError> {
+) -> Result<Exit, CliError> {
     let setup = async {
         lab.apply(objects).map_err(lab_error)?;
         lab.wait_available(Duration::from_secs(180))

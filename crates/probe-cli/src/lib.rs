@@ -1,13 +1,15 @@
 //! The `rollprobe` command line: parses arguments and wires probe-core's
 //! pipeline together. No measurement logic lives here.
 //!
-//! Exit codes: 0 ok, 1 a threshold was breached, 2 bad usage or input (one line
-//! on stderr, before any request is sent), 3 the prober itself failed.
+//! Exit codes ([`Exit`]): 0 ok, 1 a gate failed, 2 bad usage or input (one line on
+//! stderr, before any request is sent), 3 the prober itself failed or the measurement
+//! is not valid.
 
 mod args;
 mod compare;
 mod completions;
 pub mod demo;
+mod exit;
 mod finish;
 mod lab;
 mod matrix;
@@ -23,6 +25,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 pub use args::Cli;
+pub use exit::Exit;
 
 /// An error that ends the command, with the exit code it stands for.
 #[derive(Debug)]
@@ -65,9 +68,9 @@ pub fn main() -> ExitCode {
             ) {
                 let _ = e.print();
                 return if e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
-                    ExitCode::from(2)
+                    Exit::Usage.into()
                 } else {
-                    ExitCode::SUCCESS
+                    Exit::Ok.into()
                 };
             }
             // One clear line: clap's first line and its suggestion ("a similar argument
@@ -81,15 +84,15 @@ pub fn main() -> ExitCode {
                 .map(|t| format!("; {t}"))
                 .unwrap_or_default();
             eprintln!("rollprobe: {first}{tip} (see rollprobe --help)");
-            return ExitCode::from(2);
+            return Exit::Usage.into();
         }
     };
     match cli.command {
         // The pod's app runs alone in its process, with its own runtime.
         args::Command::LabApp => return probe_lab::run_app(),
         // Printing a script or a page needs no runtime.
-        args::Command::Completions { shell } => return completions::completions(shell),
-        args::Command::Man => return completions::man(),
+        args::Command::Completions { shell } => return completions::completions(shell).into(),
+        args::Command::Man => return completions::man().into(),
         _ => {}
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -99,7 +102,7 @@ pub fn main() -> ExitCode {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("rollprobe: cannot start the async runtime: {e}");
-            return ExitCode::from(3);
+            return Exit::Failed.into();
         }
     };
     let result = runtime.block_on(async move {
@@ -117,14 +120,14 @@ pub fn main() -> ExitCode {
         }
     });
     match result {
-        Ok(code) => code,
+        Ok(code) => code.into(),
         Err(CliError::Usage(msg)) => {
             eprintln!("rollprobe: {msg}");
-            ExitCode::from(2)
+            Exit::Usage.into()
         }
         Err(CliError::Failed(msg)) => {
             eprintln!("rollprobe: {msg}");
-            ExitCode::from(3)
+            Exit::Failed.into()
         }
     }
 }

@@ -3,13 +3,13 @@
 //! [`MatrixRunner`] runs the cases; probe-lab or probe-kube is the cluster.
 
 use std::path::Path;
-use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
 use probe_core::{Deployments, EventSource, Matrix, MatrixRunner, ProbeBuilder, Report, Vantage};
 
 use crate::args::{MatrixArgs, OutputArgs};
+use crate::exit::Exit;
 use crate::lab::{lab_error, load_manifests, pick_service, start_lab, vantage_points};
 use crate::options::{check_new_out_dir, lab_pod_from, probe_config, OutKind};
 use crate::progress::{Progress, ProgressSlot};
@@ -28,7 +28,7 @@ struct Place {
 }
 
 /// `rollprobe matrix`.
-pub async fn matrix(a: MatrixArgs) -> Result<ExitCode, CliError> {
+pub async fn matrix(a: MatrixArgs) -> Result<Exit, CliError> {
     // Check everything the user gave before touching any cluster.
     let usage = |m: &str| Err(CliError::Usage(m.to_string()));
     match (a.lab, &a.namespace) {

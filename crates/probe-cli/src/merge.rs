@@ -1,14 +1,14 @@
 //! `rollprobe merge`: several vantage points' runs as one report, on one clock.
 
 use std::path::Path;
-use std::process::ExitCode;
 
 use crate::args::{Format, MergeArgs};
+use crate::exit::Exit;
 use crate::options::{check_new_out_dir, OutKind};
 use crate::CliError;
 
 /// `rollprobe merge`.
-pub fn merge(a: MergeArgs) -> Result<ExitCode, CliError> {
+pub fn merge(a: MergeArgs) -> Result<Exit, CliError> {
     for run in &a.runs {
         if !run.exists() {
             return Err(CliError::Usage(format!(
@@ -38,5 +38,5 @@ pub fn merge(a: MergeArgs) -> Result<ExitCode, CliError> {
         Format::Json => println!("{}", report.to_json()),
     }
     eprintln!("rollprobe: wrote the merged run to {}", a.out.display());
-    Ok(ExitCode::SUCCESS)
+    Ok(Exit::Ok)
 }

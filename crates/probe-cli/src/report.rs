@@ -1,13 +1,12 @@
 //! `rollprobe report`: every output rebuilt from a run's recorded samples and events.
 
-use std::process::ExitCode;
-
 use crate::args::{Format, ReportArgs};
+use crate::exit::Exit;
 use crate::options::check_out_dir;
 use crate::CliError;
 
 /// `rollprobe report`.
-pub fn report(a: ReportArgs) -> Result<ExitCode, CliError> {
+pub fn report(a: ReportArgs) -> Result<Exit, CliError> {
     let samples = probe_core::samples_path(&a.samples);
     let events_path = a.events.clone().or_else(|| {
         let beside = samples.with_file_name("events.csv");
@@ -32,5 +31,5 @@ pub fn report(a: ReportArgs) -> Result<ExitCode, CliError> {
             dir.display()
         );
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(Exit::Ok)
 }

@@ -1,19 +1,19 @@
 //! `rollprobe run`: the library's [`Rollout`] around a trigger command, with a
 //! Kubernetes watch as its source of events when asked.
 
-use std::process::ExitCode;
 use std::sync::Arc;
 
 use probe_core::{ProbeBuilder, Rollout};
 
 use crate::args::RunArgs;
+use crate::exit::Exit;
 use crate::finish::finish_rollout;
 use crate::options::{check_new_out_dir, probe_config, OutKind};
 use crate::progress::observe;
 use crate::CliError;
 
 /// `rollprobe run`.
-pub async fn run(a: RunArgs) -> Result<ExitCode, CliError> {
+pub async fn run(a: RunArgs) -> Result<Exit, CliError> {
     let mut config = probe_config(&a.url, &a.probe, &a.output)?;
     config.duration = a.duration;
     if !a.output.quiet {

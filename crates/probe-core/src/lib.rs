@@ -25,8 +25,6 @@
 //! # Ok(()) }
 //! ```
 
-#![warn(missing_docs)]
-
 mod analyze;
 mod attribute;
 mod classify;

@@ -83,8 +83,6 @@
 //! Everything here needs root (network namespaces, iptables) except manifest parsing and
 //! the app.
 
-#![warn(missing_docs)]
-
 mod app;
 mod config;
 mod controller;
