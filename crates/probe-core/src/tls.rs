@@ -5,8 +5,8 @@
 //! summary's reader needs the cause and the way out: a private CA that `--cacert` would
 //! add, a certificate that expired during the rollout, a virtual host that serves
 //! another name's certificate. The reason is put at the front of the sample's error
-//! text, so that it survives the error column's cut and a report rebuilt from
-//! samples.csv reads the same reason back.
+//! text, where the analyzer reads it back; at the front it also survives the error
+//! column's cut in samples.csv.
 //!
 //! Trust follows curl and kubectl: the system's store (with `SSL_CERT_FILE` and
 //! `SSL_CERT_DIR` honoured), plus the user's own CA file, or no verification at all when
@@ -37,13 +37,15 @@ pub enum TlsReason {
     AlertFromServer,
     /// The server closed the connection during the handshake, without an alert.
     ClosedByServer,
+    /// The server's answer is not TLS (a plain-HTTP port behind an `https://` URL).
+    NotTls,
     /// Any other TLS failure; the sample's error text says what.
     Other,
 }
 
 impl TlsReason {
     /// Every reason, for the reader of an error text.
-    const ALL: [TlsReason; 8] = [
+    const ALL: [TlsReason; 9] = [
         TlsReason::UnknownIssuer,
         TlsReason::Expired,
         TlsReason::NotYetValid,
@@ -51,6 +53,7 @@ impl TlsReason {
         TlsReason::BadCertificate,
         TlsReason::AlertFromServer,
         TlsReason::ClosedByServer,
+        TlsReason::NotTls,
         TlsReason::Other,
     ];
 
@@ -69,6 +72,7 @@ impl TlsReason {
             TlsReason::BadCertificate => "certificate refused",
             TlsReason::AlertFromServer => "handshake refused by the server (TLS alert)",
             TlsReason::ClosedByServer => "server closed the connection during the handshake",
+            TlsReason::NotTls => "the server's answer is not TLS",
             TlsReason::Other => "TLS handshake failed",
         }
     }
@@ -96,6 +100,7 @@ impl TlsReason {
                 "the server refused the handshake: a client certificate or TLS version it requires?"
             }
             TlsReason::ClosedByServer => "is the port serving TLS?",
+            TlsReason::NotTls => "a plain-HTTP port? use http://",
             TlsReason::Other => "see the samples' error text",
         };
         format!("{} ({advice})", self.as_str())
@@ -123,6 +128,7 @@ impl TlsReason {
                 _ => TlsReason::BadCertificate,
             },
             rustls::Error::AlertReceived(_) => TlsReason::AlertFromServer,
+            rustls::Error::InvalidMessage(_) => TlsReason::NotTls,
             _ => TlsReason::Other,
         }
     }

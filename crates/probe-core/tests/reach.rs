@@ -89,6 +89,10 @@ async fn a_server_that_refuses_or_drops_the_handshake_is_named() {
     let closes = servers::replies(b"").await;
     let dropped = one(Probe::builder(&format!("https://{}/", closes.addr))).await;
     assert_eq!(tls_reason(&dropped), Some(TlsReason::ClosedByServer));
+
+    let http = servers::replies(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n").await;
+    let plain = one(Probe::builder(&format!("https://{}/", http.addr))).await;
+    assert_eq!(tls_reason(&plain), Some(TlsReason::NotTls));
 }
 
 #[tokio::test]
