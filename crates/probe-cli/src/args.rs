@@ -493,6 +493,23 @@ pub struct ProbeArgs {
     /// Request body.
     #[arg(long, value_name = "BODY")]
     pub data: Option<String>,
+    /// Connect to ADDR for HOST:PORT, keeping HOST in the Host header and TLS name, as
+    /// curl's --resolve (repeatable; ADDR an IPv4 or [IPv6] address).
+    #[arg(long, value_parser = parse_resolve, value_name = "HOST:PORT:ADDR")]
+    pub resolve: Vec<probe_core::ResolveRule>,
+    /// Trust the CA certificates of this PEM file too, beside the system's store.
+    #[arg(long, value_name = "FILE")]
+    pub cacert: Option<std::path::PathBuf>,
+    /// Do not verify the server's certificate (said in the report).
+    #[arg(short = 'k', long)]
+    pub insecure: bool,
+}
+
+fn parse_resolve(s: &str) -> Result<probe_core::ResolveRule, String> {
+    s.parse().map_err(|e| match e {
+        probe_core::ConfigError::Value { reason, .. } => reason,
+        other => other.to_string(),
+    })
 }
 
 /// What to do with the result: shared by `run` and the lab.

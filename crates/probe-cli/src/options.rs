@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use probe_core::{ProbeConfig, Target};
+use probe_core::{CaFile, ProbeConfig, Target};
 
 use crate::args::{OutputArgs, ProbeArgs};
 use crate::CliError;
@@ -26,6 +26,11 @@ pub fn probe_config(url: &str, p: &ProbeArgs, o: &OutputArgs) -> Result<ProbeCon
     c.body = p.data.clone();
     c.label = o.label.clone();
     c.metrics_addr = o.metrics_addr;
+    c.resolve = p.resolve.clone();
+    if let Some(path) = &p.cacert {
+        c.cacert = Some(CaFile::load(path).map_err(|e| CliError::Usage(e.to_string()))?);
+    }
+    c.insecure = p.insecure;
     c.validate().map_err(|e| CliError::Usage(e.to_string()))?;
     Ok(c)
 }

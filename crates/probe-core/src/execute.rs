@@ -18,6 +18,7 @@ use crate::classify::{classify_error, errno_name, outcome_for_status, Classified
 use crate::config::{ConnectionMode, ProbeConfig, VersionSource};
 use crate::http1::{has_token, Connection, Io};
 use crate::outcome::Outcome;
+use crate::tls::{root_store, NoVerification, TlsReason};
 
 /// The most of a body that is kept (for the version, the pod and a failure's snippet);
 /// enough for any version string. The rest of the body is read to its end, within the
@@ -57,6 +58,27 @@ impl Attempt {
     pub fn errno_name(&self) -> Option<&'static str> {
         self.errno.and_then(errno_name)
     }
+}
+
+/// The TLS client for the configured trust: the system's store and `--cacert`, or no
+/// verification with `--insecure`.
+fn tls_connector(config: &ProbeConfig) -> tokio_rustls::TlsConnector {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .expect("ring supports the default TLS versions");
+    let tls_config = if config.insecure {
+        builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(NoVerification(provider)))
+            .with_no_client_auth()
+    } else {
+        let extra = config.cacert.as_ref().map(|ca| ca.certs.as_slice());
+        builder
+            .with_root_certificates(root_store(extra.unwrap_or_default()))
+            .with_no_client_auth()
+    };
+    tokio_rustls::TlsConnector::from(Arc::new(tls_config))
 }
 
 /// Sends requests as configured; cheap to share between tasks.
@@ -109,18 +131,7 @@ fn ms(d: Duration) -> f64 {
 impl Executor {
     /// Prepares everything that does not change between requests.
     pub fn new(config: Arc<ProbeConfig>) -> Executor {
-        let tls = config.target.https.then(|| {
-            let roots = rustls::RootCertStore {
-                roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-            };
-            let provider = Arc::new(rustls::crypto::ring::default_provider());
-            let tls_config = rustls::ClientConfig::builder_with_provider(provider)
-                .with_safe_default_protocol_versions()
-                .expect("ring supports the default TLS versions")
-                .with_root_certificates(roots)
-                .with_no_client_auth();
-            tokio_rustls::TlsConnector::from(Arc::new(tls_config))
-        });
+        let tls = config.target.https.then(|| tls_connector(&config));
         let path = config.target.path_and_query();
         // The same fallback as an unparsable path always had: the root.
         let path = match path.parse::<hyper::Uri>() {
@@ -128,13 +139,24 @@ impl Executor {
             Err(_) => "/".to_string(),
         };
         let request_body = config.body.clone().unwrap_or_default().into_bytes();
-        let mut head = format!(
-            "{} {path} HTTP/1.1\r\nhost: {}\r\nuser-agent: rollprobe/{}\r\n",
-            config.method,
-            config.target.authority(),
-            env!("CARGO_PKG_VERSION"),
-        );
-        for (k, v) in &config.headers {
+        let mut head = format!("{} {path} HTTP/1.1\r\n", config.method);
+        let user_agent = format!("rollprobe/{}", env!("CARGO_PKG_VERSION"));
+        let defaults = [
+            ("host", config.target.authority()),
+            ("user-agent", user_agent),
+        ];
+        for (name, value) in &defaults {
+            if !config
+                .headers
+                .iter()
+                .any(|(k, _)| k.eq_ignore_ascii_case(name))
+            {
+                head.push_str(&format!("{name}: {value}\r\n"));
+            }
+        }
+        // The user's own headers replace the defaults of their names; an empty value
+        // removes the header, as curl's `-H 'Name:'` does.
+        for (k, v) in config.headers.iter().filter(|(_, v)| !v.is_empty()) {
             head.push_str(&format!("{k}: {v}\r\n"));
         }
         let framed_by_user = config.headers.iter().any(|(k, _)| {
@@ -237,6 +259,19 @@ impl Executor {
 
     async fn resolve(&self) -> Result<Vec<SocketAddr>, Classified> {
         let target = &self.config.target;
+        // The last rule for the host and port wins, as a later option overrides.
+        let rules = &self.config.resolve;
+        if let Some(rule) = rules
+            .iter()
+            .rev()
+            .find(|r| r.applies_to(&target.host, target.port))
+        {
+            return Ok(rule
+                .addrs
+                .iter()
+                .map(|ip| SocketAddr::new(*ip, target.port))
+                .collect());
+        }
         if let Ok(ip) = target.host.parse::<IpAddr>() {
             return Ok(vec![SocketAddr::new(ip, target.port)]);
         }
@@ -317,9 +352,11 @@ impl Executor {
                 let stream = tls.connect(name, stream).await.map_err(|e| {
                     let mut c = classify_error(&e, Outcome::Tls);
                     // A handshake that fails without an errno is a TLS failure,
-                    // whatever io::ErrorKind rustls wrapped it in.
+                    // whatever io::ErrorKind rustls wrapped it in; its reason leads
+                    // the text, where the summary reads it back.
                     if c.errno.is_none() {
                         c.outcome = Outcome::Tls;
+                        c.message = format!("{}: {}", TlsReason::of_chain(&e).as_str(), c.message);
                     }
                     c
                 })?;

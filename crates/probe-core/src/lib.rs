@@ -47,6 +47,7 @@ mod rollout;
 mod sample;
 mod schedule;
 mod strategy;
+mod tls;
 mod trigger;
 
 pub use analyze::{analyze_recorded, analyze_samples_file, Analyzer, RunAnalyzer};
@@ -57,9 +58,9 @@ pub use classify::{
 };
 pub use clock::{format_wall, wall_after, Clock};
 pub use config::{
-    check_duration, check_rate, parse_duration, parse_metrics_addr, ConfigError, ConnectionMode,
-    ProbeConfig, RecordedConfig, StatusSet, Target, VersionSource, MAX_DURATION, MAX_IN_FLIGHT,
-    MAX_RATE, MIN_RATE,
+    check_duration, check_rate, parse_duration, parse_metrics_addr, CaFile, ConfigError,
+    ConnectionMode, ProbeConfig, RecordedConfig, ResolveRule, StatusSet, Target, VersionSource,
+    MAX_DURATION, MAX_IN_FLIGHT, MAX_RATE, MIN_RATE,
 };
 pub use event::{
     read_events, version_of_image, Attachment, BoxFuture, Event, EventHub, EventKind, EventSink,
@@ -92,4 +93,5 @@ pub use sample::{
     SAMPLES_SCHEMA,
 };
 pub use strategy::{IntOrPercent, Strategy, StrategyCase};
+pub use tls::TlsReason;
 pub use trigger::{TriggerOutcome, TriggerReport, TRIGGER_LOG};

@@ -125,6 +125,14 @@ impl ProbeBuilder {
         self
     }
 
+    /// Keeps the first mistake: it is the one the user meets first.
+    fn fail(mut self, e: ConfigError) -> Self {
+        if self.config.is_ok() {
+            self.config = Err(e);
+        }
+        self
+    }
+
     /// Requests per second (default 50).
     pub fn rate(self, rate: impl Into<f64>) -> Self {
         let rate = rate.into();
@@ -172,7 +180,16 @@ impl ProbeBuilder {
         self.set(|c| c.method = method)
     }
 
-    /// Adds a request header.
+    /// Adds a request header. One named like a default (`Host`, `User-Agent`) replaces
+    /// it; an empty value removes the header, as curl's `-H 'Name:'` does.
+    ///
+    /// ```
+    /// // An ingress reached by its address, for the virtual host `a.test`.
+    /// let builder = probe_core::Probe::builder("http://127.0.0.1:8080/")
+    ///     .header("Host", "a.test")
+    ///     .header("User-Agent", "");
+    /// assert_eq!(builder.config().unwrap().headers.len(), 2);
+    /// ```
     pub fn header(self, name: impl Into<String>, value: impl Into<String>) -> Self {
         let (name, value) = (name.into(), value.into());
         self.set(|c| c.headers.push((name, value)))
@@ -207,6 +224,50 @@ impl ProbeBuilder {
     /// ```
     pub fn metrics_addr(self, addr: std::net::SocketAddr) -> Self {
         self.set(|c| c.metrics_addr = Some(addr))
+    }
+
+    /// Connects to `ADDR` whenever the URL names `HOST:PORT`, as curl's `--resolve
+    /// HOST:PORT:ADDR` does (repeatable): the Host header and the TLS server name keep
+    /// the URL's name. A rule that does not parse is a [`ConfigError`] at start.
+    ///
+    /// ```
+    /// // The ingress's virtual host `a.test`, reached at its address.
+    /// let builder = probe_core::Probe::builder("https://a.test:8443/version")
+    ///     .resolve("a.test:8443:127.0.0.1");
+    /// assert_eq!(builder.config().unwrap().resolve[0].to_string(), "a.test:8443:127.0.0.1");
+    /// assert!(probe_core::Probe::builder("http://a.test/").resolve("a.test").config().is_err());
+    /// ```
+    pub fn resolve(self, rule: &str) -> Self {
+        match rule.parse::<crate::ResolveRule>() {
+            Ok(rule) => self.set(|c| c.resolve.push(rule)),
+            Err(e) => self.fail(e),
+        }
+    }
+
+    /// Trusts the CA certificates of a PEM file too, beside the system's store (as
+    /// curl's `--cacert`). The file is read here: a missing, unreadable or empty one is a
+    /// [`ConfigError`] at start.
+    ///
+    /// ```no_run
+    /// let builder = probe_core::Probe::builder("https://svc.internal/version")
+    ///     .cacert("ca.pem");
+    /// ```
+    pub fn cacert(self, path: impl AsRef<std::path::Path>) -> Self {
+        match crate::CaFile::load(path) {
+            Ok(ca) => self.set(|c| c.cacert = Some(ca)),
+            Err(e) => self.fail(e),
+        }
+    }
+
+    /// Does not verify the server's certificate (as curl's `--insecure`; default
+    /// false). The run records it, and the summary's first line says it.
+    ///
+    /// ```
+    /// let builder = probe_core::Probe::builder("https://127.0.0.1:8443/").insecure(true);
+    /// assert!(builder.config().unwrap().insecure);
+    /// ```
+    pub fn insecure(self, insecure: bool) -> Self {
+        self.set(|c| c.insecure = insecure)
     }
 
     /// Writes samples.csv, events.csv, report.json and windows.csv into `dir`.

@@ -96,7 +96,7 @@ pub struct Analyzer {
     totals: Totals,
     late: u64,
     failures: BTreeMap<Outcome, u64>,
-    details: BTreeMap<(Outcome, Option<i32>), u64>,
+    details: BTreeMap<(Outcome, Option<i32>, Option<crate::TlsReason>), u64>,
     windows: Vec<OutageWindow>,
     open: Option<OpenWindow>,
     versions: Vec<VersionSeen>,
@@ -250,7 +250,10 @@ impl Analyzer {
 
         if s.outcome.is_failure() {
             *self.failures.entry(s.outcome).or_default() += 1;
-            *self.details.entry((s.outcome, s.errno)).or_default() += 1;
+            let tls = (s.outcome == Outcome::Tls)
+                .then(|| s.error.as_deref().and_then(crate::TlsReason::in_message))
+                .flatten();
+            *self.details.entry((s.outcome, s.errno, tls)).or_default() += 1;
         }
         if s.outcome.is_local() {
             // The prober's own fault: neither up nor down for the target.
@@ -384,13 +387,13 @@ impl Analyzer {
         let failure_details = self
             .details
             .iter()
-            .map(|(&(kind, errno), &count)| FailureDetail {
+            .map(|(&(kind, errno, tls), &count)| FailureDetail {
                 kind: kind.as_str().to_string(),
                 errno,
                 errno_name: errno.and_then(errno_name).map(str::to_string),
                 message: errno.map(os_message),
                 count,
-                hint: kind.hint().to_string(),
+                hint: tls.map_or_else(|| kind.hint().to_string(), |t| t.summary()),
             })
             .collect();
         Report {

@@ -186,7 +186,7 @@ fn add_counts(report: &mut Report, other: Report) {
         match report
             .failure_details
             .iter_mut()
-            .find(|x| x.kind == d.kind && x.errno == d.errno)
+            .find(|x| x.kind == d.kind && x.errno == d.errno && x.hint == d.hint)
         {
             Some(x) => x.count += d.count,
             None => report.failure_details.push(d),

@@ -10,8 +10,10 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 mod answer;
+mod reach;
 
 pub use answer::{StatusSet, VersionSource};
+pub use reach::{CaFile, ResolveRule};
 
 /// A mistake in the probe's configuration, said in one line.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -295,7 +297,9 @@ pub struct ProbeConfig {
     pub version_from: VersionSource,
     /// HTTP method.
     pub method: String,
-    /// Extra request headers.
+    /// Extra request headers. One named like a default header (`Host`, `User-Agent`,
+    /// `Content-Length`) replaces it; one with an empty value removes the header of that
+    /// name, as curl's `-H 'Name:'` does.
     pub headers: Vec<(String, String)>,
     /// Request body.
     pub body: Option<String>,
@@ -315,6 +319,12 @@ pub struct ProbeConfig {
     pub rollout_events: bool,
     /// Serve live OpenMetrics text at `/metrics` on this address while probing.
     pub metrics_addr: Option<std::net::SocketAddr>,
+    /// Connect to these addresses instead of resolving the URL's host (`--resolve`).
+    pub resolve: Vec<ResolveRule>,
+    /// Trust these CA certificates too, beside the system's store (`--cacert`).
+    pub cacert: Option<CaFile>,
+    /// Do not verify the server's certificate (`--insecure`).
+    pub insecure: bool,
 }
 
 impl ProbeConfig {
@@ -340,6 +350,9 @@ impl ProbeConfig {
             lab_kernel: None,
             rollout_events: false,
             metrics_addr: None,
+            resolve: Vec::new(),
+            cacert: None,
+            insecure: false,
         }
     }
 
@@ -433,6 +446,15 @@ pub struct RecordedConfig {
     /// The run had a source of rollout events (its rollout phase ends at rollout_complete).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub rollout_events: bool,
+    /// The `--resolve` rules, `HOST:PORT:ADDR`; left out when none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub resolve: Vec<String>,
+    /// The `--cacert` file; left out when none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cacert: Option<String>,
+    /// The server's certificate was not verified (`--insecure`); left out when it was.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub insecure: bool,
 }
 
 impl From<&ProbeConfig> for RecordedConfig {
@@ -453,6 +475,9 @@ impl From<&ProbeConfig> for RecordedConfig {
                 .unwrap_or_default(),
             lab_kernel: c.lab_kernel.clone(),
             rollout_events: c.rollout_events,
+            resolve: c.resolve.iter().map(ToString::to_string).collect(),
+            cacert: c.cacert.as_ref().map(|ca| ca.path.display().to_string()),
+            insecure: c.insecure,
         }
     }
 }
@@ -473,6 +498,9 @@ impl RecordedConfig {
             pod_from: String::new(),
             lab_kernel: None,
             rollout_events: false,
+            resolve: Vec::new(),
+            cacert: None,
+            insecure: false,
         }
     }
 }

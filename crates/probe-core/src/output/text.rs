@@ -26,12 +26,17 @@ fn summary(r: &Report) -> String {
     let label = r.label.as_deref().unwrap_or("run");
     let _ = writeln!(
         out,
-        "rollprobe {label}: {}  ({}, {} req/s, {}{})",
+        "rollprobe {label}: {}  ({}, {} req/s, {}{}{})",
         r.target,
         r.config.connection,
         r.config.rate,
         duration(r.duration_ms),
-        if r.interrupted { ", interrupted" } else { "" }
+        if r.interrupted { ", interrupted" } else { "" },
+        if r.config.insecure {
+            ", TLS not verified (--insecure)"
+        } else {
+            ""
+        }
     );
     let t = &r.totals;
     let availability = t
