@@ -50,7 +50,8 @@
 //! lab.wait_available(Duration::from_secs(60)).await?;
 //! let change = lab.clone();                          // Lab is a cheap handle (Clone + Send + Sync)
 //! let report = Rollout::new(Probe::builder(&lab.service_url("web-svc")?).rate(100))
-//!     .lab(&lab)     // probe from where a client of that Service stands, lab events on the
+//!     .lab(&lab)     // wait until the Service answers steadily (as `rollprobe lab` does),
+//!                    // probe from where a client of it stands, lab events on the
 //!                    // probe's clock, run until the rollout completes, then settle
 //!     .trigger(async move { change.set_image("web", "shop/web:v2") })
 //!     .run()

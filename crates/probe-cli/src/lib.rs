@@ -41,6 +41,9 @@ impl From<probe_core::RolloutError> for CliError {
         match e {
             probe_core::RolloutError::Usage(m) => CliError::Usage(m),
             probe_core::RolloutError::Probe(p) => p.into(),
+            baseline @ probe_core::RolloutError::Baseline(_) => {
+                CliError::Failed(baseline.to_string())
+            }
         }
     }
 }

@@ -25,6 +25,9 @@ pub const DEFAULT_WARMUP: Duration = Duration::from_secs(2);
 pub const DEFAULT_SETTLE: Duration = Duration::from_secs(5);
 /// How long a rollout may take to complete, after its trigger ended, by default.
 pub const DEFAULT_ROLLOUT_TIMEOUT: Duration = Duration::from_secs(600);
+/// How long [`Rollout::lab`] waits for the probed Service to answer steadily before
+/// probing starts.
+pub const BASELINE_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// What a trigger future may return: `()`, or `Result<(), E>` with a displayable error.
 pub trait TriggerOutput {
@@ -61,6 +64,10 @@ pub enum RolloutError {
     /// survives an unwritable output folder).
     #[error(transparent)]
     Probe(#[from] ProbeError),
+    /// The probed service never answered steadily, so there was no healthy baseline to
+    /// measure the rollout from; nothing was probed.
+    #[error("no healthy baseline before probing: {0}")]
+    Baseline(String),
 }
 
 /// Measures one redeploy. See the crate docs for the whole example.
@@ -85,6 +92,8 @@ pub struct Rollout {
     settle: Duration,
     trigger: Option<Trigger>,
     source: Option<Arc<dyn EventSource>>,
+    /// With [`Rollout::lab`]: where to wait for a serving baseline before probing.
+    baseline: Option<Arc<dyn Vantage>>,
     rollout_timeout: Duration,
     cancel: Option<BoxFuture<()>>,
     observer: Option<Box<dyn FnOnce(ProbeHandle) + Send>>,
@@ -99,6 +108,7 @@ impl Rollout {
             settle: DEFAULT_SETTLE,
             trigger: None,
             source: None,
+            baseline: None,
             rollout_timeout: DEFAULT_ROLLOUT_TIMEOUT,
             cancel: None,
             observer: None,
@@ -151,12 +161,16 @@ impl Rollout {
         self
     }
 
-    /// Runs against a lab: probes from where a client of the probed Service stands,
-    /// puts the lab's events on the probe's clock, and runs until the rollout completes.
+    /// Runs against a lab: waits until the probed Service answers steadily (the same
+    /// wait as `rollprobe lab`, so the baseline is healthy and start-up failures are not
+    /// blamed on the rollout; at most [`BASELINE_TIMEOUT`]), probes from where a client
+    /// of that Service stands, puts the lab's events on the probe's clock, and runs until
+    /// the rollout completes.
     pub fn lab<L: EventSource + Vantage + Clone + 'static>(mut self, lab: &L) -> Rollout {
         let lab = Arc::new(lab.clone());
         self.probe = self.probe.vantage(lab.clone()).with_rollout_events();
-        self.source = Some(lab);
+        self.source = Some(lab.clone());
+        self.baseline = Some(lab);
         self
     }
 
@@ -192,6 +206,19 @@ impl Rollout {
                 ))
             }
             None => {}
+        }
+        if let Some(place) = &self.baseline {
+            let url = self
+                .probe
+                .config()
+                .map_err(ProbeError::from)?
+                .target
+                .url
+                .to_string();
+            place
+                .wait_serving(&url, BASELINE_TIMEOUT)
+                .await
+                .map_err(RolloutError::Baseline)?;
         }
         let out_dir = self.probe.output_dir().map(std::path::Path::to_path_buf);
         let probe = self.probe.start().await?;

@@ -490,6 +490,22 @@ impl Lab {
     /// The namespace from which `url` is reached as a client would reach it: the client
     /// host for a LoadBalancer address, the node for a ClusterIP.
     pub fn netns_for_url(&self, url: &str) -> Result<String, LabError> {
+        let (_, via_load_balancer) = self.service_at(url)?;
+        Ok(if via_load_balancer {
+            self.inner.names.client.clone()
+        } else {
+            self.inner.names.nodes[0].clone()
+        })
+    }
+
+    /// The name of the Service whose ClusterIP or LoadBalancer address `url` names.
+    pub fn service_for_url(&self, url: &str) -> Result<String, LabError> {
+        self.service_at(url).map(|(name, _)| name)
+    }
+
+    /// The Service whose address `url` names, and whether that address is its
+    /// LoadBalancer's (reached from the client host) rather than its ClusterIP.
+    fn service_at(&self, url: &str) -> Result<(String, bool), LabError> {
         let parsed = url::Url::parse(url)
             .map_err(|e| LabError::Invalid(format!("{url:?} is not a URL: {e}")))?;
         let ip: Option<Ipv4Addr> = match parsed.host() {
@@ -500,9 +516,9 @@ impl Lab {
         let found = ip.and_then(|ip| {
             d.services.values().find_map(|(svc, cip, eip)| {
                 if svc.service_type == ServiceType::LoadBalancer && *eip == Some(ip) {
-                    Some(self.inner.names.client.clone())
+                    Some((svc.name.clone(), true))
                 } else if *cip == ip {
-                    Some(self.inner.names.nodes[0].clone())
+                    Some((svc.name.clone(), false))
                 } else {
                     None
                 }

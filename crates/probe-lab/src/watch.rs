@@ -111,4 +111,17 @@ impl Vantage for Lab {
         })?;
         crate::netns::enter_netns(&ns)
     }
+
+    /// [`Lab::wait_serving`] for the Service whose address `url` names: the one wait for
+    /// a healthy baseline, whether `rollprobe lab` or a user's `Rollout::lab` asks.
+    fn wait_serving(&self, url: &str, timeout: Duration) -> BoxFuture<Result<(), String>> {
+        let lab = self.clone();
+        let url = url.to_string();
+        Box::pin(async move {
+            let service = lab.service_for_url(&url).map_err(|e| e.to_string())?;
+            lab.wait_serving(&service, timeout)
+                .await
+                .map_err(|e| e.to_string())
+        })
+    }
 }

@@ -69,6 +69,15 @@ pub trait Vantage: Send + Sync {
     /// Moves the calling thread to where a client of `url` stands (for the lab, into a
     /// network namespace). Must only affect the calling thread.
     fn enter(&self, url: &str) -> io::Result<()>;
+
+    /// Resolves when what `url` reaches answers steadily, or with a one-line reason when
+    /// it cannot within `timeout`: a measurement starts from a healthy baseline, as a
+    /// user's running service would be, so start-up failures are never blamed on the
+    /// rollout. By default there is nothing to wait for.
+    fn wait_serving(&self, url: &str, timeout: Duration) -> BoxFuture<Result<(), String>> {
+        let _ = (url, timeout);
+        Box::pin(async { Ok(()) })
+    }
 }
 
 #[derive(Default)]
