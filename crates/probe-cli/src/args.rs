@@ -108,9 +108,15 @@ pub enum Command {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
-    /// Print the man page (roff) on stdout.
-    #[command(after_help = "Example: rollprobe man > rollprobe.1 && man -l rollprobe.1")]
-    Man,
+    /// Print the man page (roff) on stdout, or write one page per command into a folder.
+    #[command(
+        after_help = "Example: rollprobe man > rollprobe.1 && man -l rollprobe.1\nExample: rollprobe man --dir ~/.local/share/man/man1   # rollprobe(1), rollprobe-run(1) ..."
+    )]
+    Man {
+        /// Write rollprobe.1 and a rollprobe-COMMAND.1 per command into DIR.
+        #[arg(long, value_name = "DIR", value_hint = clap::ValueHint::DirPath)]
+        dir: Option<PathBuf>,
+    },
     /// The versioned app that lab pods run (internal).
     #[command(hide = true)]
     LabApp,
@@ -383,9 +389,11 @@ fn parse_version(s: &str) -> Result<VersionSource, String> {
         .map_err(|e: probe_core::ConfigError| e.to_string())
 }
 
-fn parse_connection(s: &str) -> Result<ConnectionMode, String> {
-    s.parse()
-        .map_err(|e: probe_core::ConfigError| e.to_string())
+/// `fresh`, `keepalive` or `both`, listed so that shell completion offers them.
+fn connection_parser() -> impl clap::builder::TypedValueParser<Value = ConnectionMode> {
+    use clap::builder::TypedValueParser as _;
+    clap::builder::PossibleValuesParser::new(["fresh", "keepalive", "both"])
+        .try_map(|s| s.parse::<ConnectionMode>())
 }
 
 /// A `--max-failures` value: a limit on all failures, or on one kind.
@@ -399,10 +407,15 @@ pub struct FailureLimit {
 
 fn parse_failure_limit(s: &str) -> Result<FailureLimit, String> {
     let (kind, n) = match s.split_once('=') {
-        Some((k, n)) => (
-            Some(k.trim().parse::<Outcome>().map_err(|e| e.to_string())?),
-            n,
-        ),
+        Some((k, n)) => {
+            let kind = k.trim().parse::<Outcome>().map_err(|e| e.to_string())?;
+            if !kind.is_failure() {
+                return Err(format!(
+                    "'{kind}' is not a failure kind: limit a failure kind such as connection_refused=0"
+                ));
+            }
+            (Some(kind), n)
+        }
         None => (None, s),
     };
     let max = n
@@ -456,7 +469,7 @@ pub struct ProbeArgs {
     pub rate: f64,
     /// fresh: a new connection per request (sees connect errors); keepalive: pooled
     /// (sees resets from terminating pods); both: one stream of each, side by side.
-    #[arg(long, default_value = "fresh", value_parser = parse_connection, value_name = "MODE")]
+    #[arg(long, default_value = "fresh", value_parser = connection_parser(), value_name = "MODE")]
     pub connection: ConnectionMode,
     /// Response timeout, from connected to the full answer.
     #[arg(long, default_value = "5s", value_parser = parse_timeout, value_name = "DUR")]

@@ -2,6 +2,7 @@
 //! same clap definitions as the parser, so they can never drift from the flags.
 
 use std::io::Write;
+use std::path::Path;
 
 use clap::CommandFactory;
 
@@ -16,14 +17,49 @@ pub fn completions(shell: clap_complete::Shell) -> Exit {
     write_stdout(&out)
 }
 
-/// Prints the man page (roff) on stdout.
-pub fn man() -> Exit {
-    let mut out = Vec::new();
-    if let Err(e) = clap_mangen::Man::new(Cli::command()).render(&mut out) {
-        eprintln!("rollprobe: cannot render the man page: {e}");
-        return Exit::Failed;
+/// Prints the man page (roff) on stdout, or with `dir` writes `rollprobe.1` and one
+/// `rollprobe-COMMAND.1` per visible command there (the pages the top page refers to).
+pub fn man(dir: Option<&Path>) -> Exit {
+    let Some(dir) = dir else {
+        return match page(Cli::command()) {
+            Ok(out) => write_stdout(&out),
+            Err(e) => {
+                eprintln!("rollprobe: cannot render the man page: {e}");
+                Exit::Failed
+            }
+        };
+    };
+    if let Err(e) = std::fs::create_dir_all(dir) {
+        eprintln!("rollprobe: cannot write to --dir {}: {e}", dir.display());
+        return Exit::Usage;
     }
-    write_stdout(&out)
+    let mut top = Cli::command();
+    top.build();
+    let mut pages = vec![("rollprobe".to_string(), top.clone())];
+    // `help` is clap's own, and its page would only repeat this one.
+    let commands = top
+        .get_subcommands()
+        .filter(|s| !s.is_hide_set() && s.get_name() != "help");
+    for sub in commands {
+        // clap_mangen names a subcommand's page after the command it is given.
+        let name = format!("rollprobe-{}", sub.get_name());
+        pages.push((name.clone(), sub.clone().name(name)));
+    }
+    for (name, cmd) in pages {
+        let path = dir.join(format!("{name}.1"));
+        if let Err(e) = page(cmd).and_then(|roff| std::fs::write(&path, roff)) {
+            eprintln!("rollprobe: cannot write {}: {e}", path.display());
+            return Exit::Failed;
+        }
+    }
+    eprintln!("rollprobe: wrote the man pages into {}", dir.display());
+    Exit::Ok
+}
+
+fn page(cmd: clap::Command) -> std::io::Result<Vec<u8>> {
+    let mut out = Vec::new();
+    clap_mangen::Man::new(cmd).render(&mut out)?;
+    Ok(out)
 }
 
 fn write_stdout(bytes: &[u8]) -> Exit {

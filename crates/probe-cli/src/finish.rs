@@ -44,6 +44,24 @@ pub fn finish_run(report: &Report, o: &OutputArgs) -> Exit {
     }
 }
 
+/// Refuses, before probing, a `--max-failures` given twice for the same kind (or twice
+/// without a kind): which of the two limits holds would be a guess.
+pub fn check_failure_limits(limits: &[FailureLimit]) -> Result<(), CliError> {
+    let mut seen = std::collections::BTreeSet::new();
+    for limit in limits {
+        if !seen.insert(limit.kind) {
+            let what = limit
+                .kind
+                .map(|k| format!("--max-failures {k}=N"))
+                .unwrap_or_else(|| "--max-failures N".into());
+            return Err(CliError::Usage(format!(
+                "{what} is given twice: give each limit once"
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// The gate of `--max-failures` and `--max-downtime`.
 pub fn thresholds(max_failures: &[FailureLimit], max_downtime: Option<Duration>) -> Thresholds {
     let mut gate = Thresholds {

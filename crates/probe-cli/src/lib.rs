@@ -81,6 +81,19 @@ pub fn main() -> ExitCode {
             let text = e.to_string();
             let first = text.lines().next().unwrap_or("invalid usage");
             let first = first.strip_prefix("error: ").unwrap_or(first);
+            // "the following required arguments were not provided:" lists them on the
+            // lines below: keep them on the one line.
+            let listed: Vec<&str> = text
+                .lines()
+                .skip(1)
+                .take_while(|l| l.starts_with("  "))
+                .map(str::trim)
+                .collect();
+            let first = if first.ends_with(':') && !listed.is_empty() {
+                format!("{first} {}", listed.join(", "))
+            } else {
+                first.to_string()
+            };
             let tip = text
                 .lines()
                 .find_map(|l| l.trim().strip_prefix("tip: "))
@@ -95,7 +108,7 @@ pub fn main() -> ExitCode {
         args::Command::LabApp => return probe_lab::run_app(),
         // Printing a script or a page needs no runtime.
         args::Command::Completions { shell } => return completions::completions(shell).into(),
-        args::Command::Man => return completions::man().into(),
+        args::Command::Man { dir } => return completions::man(dir.as_deref()).into(),
         _ => {}
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -117,7 +130,9 @@ pub fn main() -> ExitCode {
             args::Command::Demo(a) => demo::demo(a).await,
             args::Command::Lab(a) => lab::lab(*a).await,
             args::Command::Matrix(a) => matrix::matrix(*a).await,
-            args::Command::LabApp | args::Command::Completions { .. } | args::Command::Man => {
+            args::Command::LabApp
+            | args::Command::Completions { .. }
+            | args::Command::Man { .. } => {
                 unreachable!("handled before the runtime starts")
             }
         }

@@ -42,6 +42,7 @@ pub async fn matrix(a: MatrixArgs) -> Result<Exit, CliError> {
         }
         _ => {}
     }
+    crate::finish::check_failure_limits(&a.max_failures)?;
     let no_output = OutputArgs {
         label: None,
         out: None,

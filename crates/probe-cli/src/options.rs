@@ -10,6 +10,7 @@ use crate::CliError;
 
 /// Turns the parsed options into a validated configuration (exit 2 on error).
 pub fn probe_config(url: &str, p: &ProbeArgs, o: &OutputArgs) -> Result<ProbeConfig, CliError> {
+    crate::finish::check_failure_limits(&o.max_failures)?;
     let target = Target::parse(url).map_err(|e| CliError::Usage(e.to_string()))?;
     let mut c = ProbeConfig::new(target);
     c.rate = p.rate;
