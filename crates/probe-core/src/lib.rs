@@ -53,8 +53,8 @@ mod strategy;
 pub use analyze::{analyze_recorded, analyze_samples_file, Analyzer, RunAnalyzer};
 pub use attribute::attribute_causes;
 pub use classify::{
-    classify_error, errno_name, is_envoy_no_upstream, outcome_for_errno, outcome_for_status,
-    Classified,
+    classify_answer, classify_error, errno_name, is_envoy_no_upstream, outcome_for_errno,
+    outcome_for_status, Classified, ProxySigns, PROXY_SIGN_HEADERS,
 };
 pub use clock::{format_wall, wall_after, Clock};
 pub use config::{
