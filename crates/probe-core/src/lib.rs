@@ -27,6 +27,7 @@
 
 #![warn(missing_docs)]
 
+mod access_log;
 mod analyze;
 mod attribute;
 mod classify;
@@ -50,6 +51,9 @@ mod sample;
 mod schedule;
 mod strategy;
 
+pub use access_log::{
+    count_proxy_retries, AccessLog, AccessLogError, BadUpstreamRecord, UpstreamRecord,
+};
 pub use analyze::{analyze_recorded, analyze_samples_file, Analyzer, RunAnalyzer};
 pub use attribute::attribute_causes;
 pub use classify::{
