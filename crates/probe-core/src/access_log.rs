@@ -189,6 +189,11 @@ impl AccessLog {
         self.by_request.get(request_id)
     }
 
+    /// Every request the log speaks of, by id, in no particular order.
+    pub fn records(&self) -> impl Iterator<Item = (&str, &UpstreamRecord)> {
+        self.by_request.iter().map(|(id, r)| (id.as_str(), r))
+    }
+
     /// The number of requests the log speaks of.
     pub fn len(&self) -> usize {
         self.by_request.len()
@@ -276,8 +281,10 @@ pub fn count_proxy_retries(report: &mut Report, samples: &Path) -> Result<(), Ac
             w.proxy_retried = Some(count(Some(&name), w.start_ms, w.end_ms));
         }
     }
+    // The top-level windows are the first stream's.
+    let first = report.streams.first().map(|s| s.name.clone());
     for w in &mut report.downtime.windows {
-        w.proxy_retried = Some(count(None, w.start_ms, w.end_ms));
+        w.proxy_retried = Some(count(first.as_deref(), w.start_ms, w.end_ms));
     }
     report.totals.proxy_retried = Some(retried.len() as u64);
     Ok(())
@@ -446,6 +453,99 @@ mod tests {
         );
         assert!(log.is_empty());
         assert_eq!(log.skipped_lines, 2);
+    }
+
+    /// A recorded run: ok, two proxy failures, then two ok answers that the proxy
+    /// retried (the first of them ends the window), at 10/s.
+    fn recorded_run(dir: &Path) -> Vec<Sample> {
+        use crate::config::RecordedConfig;
+        use crate::outcome::Outcome;
+        use crate::sample::{RunHeader, RunRecord, SAMPLES_SCHEMA};
+        std::fs::create_dir_all(dir).unwrap();
+        RunRecord {
+            header: RunHeader {
+                schema: SAMPLES_SCHEMA.into(),
+                label: None,
+                target: "http://127.0.0.1:1/".into(),
+                config: RecordedConfig::for_tests(10.0, 1000, 16),
+                started_at: "2026-01-01T00:00:00.000Z".into(),
+                run_id: "r".into(),
+                streams: vec!["local-fresh".into()],
+            },
+            end: None,
+        }
+        .write(dir)
+        .unwrap();
+        let outcomes = [
+            Outcome::Ok,
+            Outcome::ProxyNoUpstream,
+            Outcome::ProxyNoUpstream,
+            Outcome::Ok,
+            Outcome::Ok,
+        ];
+        let samples: Vec<Sample> = outcomes
+            .iter()
+            .enumerate()
+            .map(|(seq, &outcome)| Sample {
+                stream: "local-fresh".into(),
+                seq: seq as u64,
+                intended_ms: seq as f64 * 100.0,
+                sent_ms: Some(seq as f64 * 100.0),
+                wall_time: "2026-01-01T00:00:00.000Z".into(),
+                outcome,
+                errno: None,
+                errno_name: None,
+                status: Some(if outcome == Outcome::Ok { 200 } else { 503 }),
+                version: None,
+                pod: None,
+                request_id: Some(format!("r-local-fresh-{seq}")),
+                connect_ms: Some(0.1),
+                syn_retransmits: Some(0),
+                ttfb_ms: Some(1.0),
+                total_ms: Some(1.0),
+                connection: Some("new".into()),
+                error: None,
+                proxy: None,
+                upstream: None,
+            })
+            .collect();
+        let mut w = SampleWriter::create(&dir.join("samples.csv")).unwrap();
+        for sample in &samples {
+            w.write(sample).unwrap();
+        }
+        w.finish().unwrap();
+        samples
+    }
+
+    #[test]
+    fn windows_count_the_requests_the_proxy_retried() {
+        let dir = std::env::temp_dir().join(format!("rp-access-log-{}", std::process::id()));
+        let samples = recorded_run(&dir);
+        let mut log = AccessLog::default();
+        for (seq, upstream, attempts) in [
+            (0, "\"10.0.0.1:80\"", 1),
+            (3, "\"10.0.0.2:80, 10.0.0.1:80\"", 2),
+            (4, "\"10.0.0.2:80, 10.0.0.1:80\"", 2),
+        ] {
+            let statuses = if attempts == 1 { "200" } else { "502, 200" };
+            log.add_line(&format!("rollprobe=nginx id=r-local-fresh-{seq} upstream={upstream} upstream_status=\"{statuses}\" status=200"));
+        }
+        assert_eq!(log.join_samples_file(&dir).unwrap(), 3);
+        let back = crate::sample::read_samples(&dir).unwrap().samples;
+        assert_eq!(
+            back[3].upstream.as_deref(),
+            Some("nginx 10.0.0.2:80,10.0.0.1:80 attempts=2 reason=upstream_status:502,200")
+        );
+        assert_eq!(back[1].upstream, None);
+        assert_eq!(back[1].outcome, samples[1].outcome);
+        let mut report = crate::analyze::analyze_samples_file(&dir, Vec::new()).unwrap();
+        count_proxy_retries(&mut report, &dir).unwrap();
+        let window = &report.downtime.windows[0];
+        assert_eq!((window.start_ms, window.end_ms), (100.0, 300.0));
+        assert_eq!(window.proxy_retried, Some(1));
+        assert_eq!(report.streams[0].downtime.windows[0].proxy_retried, Some(1));
+        assert_eq!(report.totals.proxy_retried, Some(2));
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

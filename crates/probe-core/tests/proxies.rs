@@ -17,7 +17,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use probe_core::{read_samples, AccessLog, Outcome, Probe, Proxy, Sample, UpstreamRecord};
+use probe_core::{
+    analyze_samples_file, count_proxy_retries, read_samples, AccessLog, Outcome, Probe, Proxy,
+    Sample, UpstreamRecord,
+};
 
 // ---------------------------------------------------------------- backends
 
@@ -484,7 +487,8 @@ fn row(
     }
 }
 
-async fn check_table(proxy: &Running, rows: &[Row]) {
+/// Probes every row and checks it; returns the proxy's log.
+async fn check_table(proxy: &Running, rows: &[Row]) -> AccessLog {
     let mut probed: Vec<(&Row, Vec<Sample>)> = Vec::new();
     for r in rows {
         probed.push((r, probe(proxy, r.path).await));
@@ -520,6 +524,7 @@ async fn check_table(proxy: &Running, rows: &[Row]) {
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+    log
 }
 
 /// Requests of the retry route (a refused server and an ok one): every one answered
@@ -539,6 +544,7 @@ async fn check_retries(proxy: &Running, ok_port: u16, reason: Option<&str>) {
     let retried: Vec<_> = records.iter().filter(|r| r.retried()).collect();
     assert!(!retried.is_empty(), "no retried request: {records:?}");
     let ok_server = format!("127.0.0.1:{ok_port}");
+    let retried_count = retried.len() as u64;
     for r in retried {
         assert_eq!(r.addresses.last(), Some(&ok_server), "{r:?}");
         match reason {
@@ -549,6 +555,18 @@ async fn check_retries(proxy: &Running, ok_port: u16, reason: Option<&str>) {
             None => assert_eq!(r.reason, None, "{r:?}"),
         }
     }
+    // What `rollprobe report DIR --access-log FILE` does: the join fills samples.csv's
+    // upstream column, and the report counts the retried requests.
+    let run = proxy.dir.join("run-retry");
+    assert_eq!(log.join_samples_file(&run).unwrap(), 3);
+    let rows = read_samples(&run).unwrap().samples;
+    for (row, record) in rows.iter().zip(&records) {
+        assert_eq!(row.upstream, Some(record.to_string()));
+    }
+    let mut report = analyze_samples_file(&run.join("samples.csv"), Vec::new()).unwrap();
+    assert_eq!(report.totals.proxy_retried, None);
+    count_proxy_retries(&mut report, &run).unwrap();
+    assert_eq!(report.totals.proxy_retried, Some(retried_count));
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -739,4 +757,35 @@ async fn envoy_faults_and_istio_retries() {
     )
     .await;
     check_retries(&p, b.ok, None).await;
+}
+
+/// An Istio ingress gateway in front of a pod's sidecar: two Envoys (distinct
+/// `--base-id`). The sidecar's own answer reaches the client with the gateway's
+/// `x-envoy-upstream-service-time` and keeps its proxy kind; the application's own
+/// 503 through both stays `http_5xx`. The gateway's log names the sidecar it chose.
+#[tokio::test(flavor = "multi_thread")]
+async fn envoy_gateway_in_front_of_a_sidecar() {
+    let b = backends();
+    let sidecar = envoy("sidecar", 73, &envoy_clusters(&b), &ENVOY_ROUTES);
+    let routes = ["none", "refused", "app503"];
+    let to_sidecar: String = routes
+        .iter()
+        .map(|r| envoy_cluster(r, &[sidecar.port], ""))
+        .collect();
+    let gateway = envoy("gateway", 72, &to_sidecar, &routes);
+    let e = Some(Proxy::Envoy);
+    let log = check_table(
+        &gateway,
+        &[
+            row("/none", Outcome::ProxyNoUpstream, 503, e, 1, None),
+            row("/refused", Outcome::ProxyUpstreamFailed, 503, e, 1, None),
+            row("/app503", Outcome::Http5xx, 503, None, 1, None),
+        ],
+    )
+    .await;
+    assert_eq!(log.len(), 9);
+    let sidecar_address = format!("127.0.0.1:{}", sidecar.port);
+    for (id, record) in log.records() {
+        assert_eq!(record.addresses, vec![sidecar_address.clone()], "{id}");
+    }
 }
