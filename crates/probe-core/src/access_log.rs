@@ -141,6 +141,10 @@ pub enum AccessLogError {
     /// The samples could not be read.
     #[error(transparent)]
     Samples(#[from] ReadError),
+    /// The samples are of the older format (run.json inside samples.csv as a `#`
+    /// line), which the join does not rewrite.
+    #[error("{0}: the access log joins only to runs recorded with a run.json beside samples.csv (the current format); record the run again")]
+    OldFormat(PathBuf),
     /// The joined samples could not be written.
     #[error("cannot write joined samples {path}: {source}")]
     Write {
@@ -219,6 +223,9 @@ impl AccessLog {
     /// it, so a failure leaves the original. Returns the number of samples joined.
     pub fn join_samples_file(&self, samples: &Path) -> Result<u64, AccessLogError> {
         let path = crate::sample::samples_path(samples);
+        if first_byte(&path) == Some(b'#') {
+            return Err(AccessLogError::OldFormat(path));
+        }
         let partial = path.with_extension("csv.joining");
         let write_error = |source| AccessLogError::Write {
             path: partial.clone(),
@@ -251,6 +258,13 @@ impl AccessLog {
         })?;
         Ok(joined)
     }
+}
+
+fn first_byte(path: &Path) -> Option<u8> {
+    use std::io::Read;
+    let mut byte = [0u8; 1];
+    let mut file = std::fs::File::open(path).ok()?;
+    (file.read(&mut byte).ok()? == 1).then_some(byte[0])
 }
 
 /// Counts, on each outage window of `report`, the requests of its stream that a
@@ -545,6 +559,19 @@ mod tests {
         assert_eq!(window.proxy_retried, Some(1));
         assert_eq!(report.streams[0].downtime.windows[0].proxy_retried, Some(1));
         assert_eq!(report.totals.proxy_retried, Some(2));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn an_older_samples_file_is_refused_and_left_alone() {
+        let dir = std::env::temp_dir().join(format!("rp-access-old-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("samples.csv");
+        let text = "# rollprobe.samples/v1 {}\nseq,intended_ms\n";
+        std::fs::write(&path, text).unwrap();
+        let err = AccessLog::default().join_samples_file(&path).unwrap_err();
+        assert!(matches!(err, AccessLogError::OldFormat(_)), "{err}");
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), text);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
