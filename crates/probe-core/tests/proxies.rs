@@ -6,7 +6,9 @@
 //! which only the real binaries produce, so every row runs the real proxy on
 //! loopback (config in a temp folder, killed by a guard at the end) in front of a
 //! real socket that refuses, resets, hangs or answers 500/503 itself. The retry rows
-//! use the retry configurations the controllers ship with. A missing proxy binary
+//! use the retry configurations the controllers ship with: a retried request is a
+//! success to the client (a slow one behind a hung server) that only the joined log
+//! shows. A missing proxy binary
 //! fails the test with the package to install: these are the tests that keep the
 //! README's kind table true.
 
@@ -247,6 +249,7 @@ http {{
   proxy_connect_timeout 1s; proxy_read_timeout 1s;
   proxy_next_upstream error timeout; proxy_next_upstream_tries 3;
   upstream retry {{ server 127.0.0.1:{refused} max_fails=0; server 127.0.0.1:{ok} max_fails=0; }}
+  upstream slow_retry {{ server 127.0.0.1:{hung} max_fails=0; server 127.0.0.1:{ok} max_fails=0; }}
   server {{
     listen 127.0.0.1:{port};
     location /ok {{ proxy_pass http://127.0.0.1:{ok}; }}
@@ -257,6 +260,7 @@ http {{
     location /app500 {{ proxy_pass http://127.0.0.1:{app500}; }}
     location /app503 {{ proxy_pass http://127.0.0.1:{app503}; }}
     location /retry {{ proxy_pass http://retry; }}
+    location /slow-retry {{ proxy_pass http://slow_retry; }}
   }}
 }}
 "#,
@@ -630,6 +634,23 @@ async fn nginx_faults_and_retries() {
     )
     .await;
     check_retries(&p, b.ok, Some("upstream_status:502,200")).await;
+
+    // A hung server first: nginx waits its proxy_read_timeout (1 s), then tries the
+    // other. The client sees a slow success; only the log says it was a timeout.
+    let samples = probe(&p, "/slow-retry").await;
+    let log = joined_log(&p, &samples.iter().collect::<Vec<_>>());
+    let mut retried = 0;
+    for s in &samples {
+        assert_eq!(s.outcome, Outcome::Ok, "{s:?}");
+        let record = log.get(s.request_id.as_deref().unwrap()).expect("logged");
+        if record.retried() {
+            retried += 1;
+            assert_eq!(record.reason.as_deref(), Some("upstream_status:504,200"));
+            // The proxy's own timer held it (a lower bound, not a speed check).
+            assert!(s.total_ms.unwrap() >= 900.0, "{s:?}");
+        }
+    }
+    assert!(retried > 0, "no request met the hung server first");
 }
 
 #[tokio::test(flavor = "multi_thread")]
