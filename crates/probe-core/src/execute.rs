@@ -424,7 +424,8 @@ impl Executor {
             let snippet = String::from_utf8_lossy(&prefix[..prefix.len().min(120)])
                 .trim()
                 .replace(['\r', '\n'], " ");
-            let error = Some(format!("HTTP {code}: {snippet}"));
+            let from = proxy.map(|p| format!(" from {p}")).unwrap_or_default();
+            let error = Some(format!("HTTP {code}{from}: {snippet}"));
             (outcome, None, None, error, proxy)
         };
         Ok(Attempt {

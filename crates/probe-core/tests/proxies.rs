@@ -511,6 +511,12 @@ async fn check_table(proxy: &Running, rows: &[Row]) -> AccessLog {
                 record.map(|u| u.attempts),
                 record.and_then(|u| u.reason.clone()),
             );
+            // The error text (the summary's) names the proxy that answered.
+            let error_names_proxy = r.proxy.is_none_or(|p| {
+                s.error
+                    .as_deref()
+                    .is_some_and(|e| e.contains(&format!(" from {p}: ")))
+            });
             let reason_ok = match (r.reason, &seen.4) {
                 (None, None) => true,
                 (Some(want), Some(got)) => got.contains(want),
@@ -519,6 +525,7 @@ async fn check_table(proxy: &Running, rows: &[Row]) -> AccessLog {
             if (seen.0, seen.1, seen.2, seen.3)
                 != (r.kind, Some(r.status), r.proxy, Some(r.attempts))
                 || !reason_ok
+                || !error_names_proxy
             {
                 failures.push(format!(
                     "{}: want ({}, {}, {:?}, attempts {}, reason {:?}), saw {seen:?} error {:?}",
