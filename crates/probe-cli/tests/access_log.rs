@@ -16,8 +16,10 @@ fn rollprobe(args: &[&str]) -> Output {
         .unwrap()
 }
 
-/// Answers 200 to every request on a loopback port, until the test process ends.
-fn ok_server() -> u16 {
+/// Answers 200 to every request on a loopback port, until the test process ends;
+/// with `log`, writes a line per request in the nginx format, as a proxy in front
+/// of the app would.
+fn ok_server(log: Option<std::path::PathBuf>) -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     std::thread::spawn(move || {
@@ -32,6 +34,18 @@ fn ok_server() -> u16 {
             }
             let _ = conn
                 .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nv1");
+            if let Some(log) = &log {
+                let head = String::from_utf8_lossy(&head).to_ascii_lowercase();
+                let id = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("x-request-id: "))
+                    .unwrap_or("-")
+                    .trim()
+                    .to_string();
+                let line = format!("rollprobe=nginx id={id} status=200 upstream=\"127.0.0.1:1, 127.0.0.1:2\" upstream_status=\"502, 200\"\n");
+                let mut file = std::fs::OpenOptions::new().append(true).open(log).unwrap();
+                file.write_all(line.as_bytes()).unwrap();
+            }
         }
     });
     port
@@ -54,7 +68,7 @@ fn request_ids(samples: &Path) -> Vec<String> {
 
 #[test]
 fn report_joins_an_nginx_log_and_counts_the_retried_requests() {
-    let port = ok_server();
+    let port = ok_server(None);
     let dir = temp_dir("join");
     let url = format!("http://127.0.0.1:{port}/");
     let run = rollprobe(&[
@@ -143,4 +157,49 @@ fn a_missing_access_log_is_one_line_and_exit_2() {
         "{stderr}"
     );
     assert!(!dir.join("samples.csv").exists());
+}
+
+#[test]
+fn run_joins_the_log_when_it_ends() {
+    let dir = temp_dir("run-join");
+    let log = std::env::temp_dir().join(format!("rollprobe-cli-log-{}", std::process::id()));
+    std::fs::write(&log, "").unwrap();
+    let port = ok_server(Some(log.clone()));
+    let url = format!("http://127.0.0.1:{port}/");
+    let run = rollprobe(&[
+        "run",
+        &url,
+        "--rate",
+        "10",
+        "--duration",
+        "300ms",
+        "--out",
+        dir.to_str().unwrap(),
+        "--access-log",
+        log.to_str().unwrap(),
+        "--format",
+        "json",
+        "--quiet",
+    ]);
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    // Every request was retried once, as the log says: stdout and report.json agree.
+    let json: serde_json::Value = serde_json::from_slice(&run.stdout).unwrap();
+    assert_eq!(json["totals"]["proxy_retried"], 3, "{json}");
+    let written: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("report.json")).unwrap()).unwrap();
+    assert_eq!(written["totals"]["proxy_retried"], 3);
+    let rows = probe_core::read_samples(&dir).unwrap().samples;
+    assert_eq!(rows.len(), 3);
+    for row in rows {
+        assert_eq!(
+            row.upstream.as_deref(),
+            Some("nginx 127.0.0.1:1,127.0.0.1:2 attempts=2 reason=upstream_status:502,200")
+        );
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+    std::fs::remove_file(&log).unwrap();
 }
