@@ -66,27 +66,34 @@ fn request_ids(samples: &Path) -> Vec<String> {
         .collect()
 }
 
-#[test]
-fn report_joins_an_nginx_log_and_counts_the_retried_requests() {
-    let port = ok_server(None);
-    let dir = temp_dir("join");
+/// `rollprobe run` at 10/s for `duration` into `dir`; it must succeed.
+fn record_run(port: u16, dir: &Path, duration: &str, extra: &[&str]) -> Output {
     let url = format!("http://127.0.0.1:{port}/");
-    let run = rollprobe(&[
+    let mut args = vec![
         "run",
         &url,
         "--rate",
         "10",
         "--duration",
-        "500ms",
-        "--out",
-        dir.to_str().unwrap(),
+        duration,
         "--quiet",
-    ]);
+    ];
+    args.extend_from_slice(&["--out", dir.to_str().unwrap()]);
+    args.extend_from_slice(extra);
+    let run = rollprobe(&args);
     assert!(
         run.status.success(),
         "{}",
         String::from_utf8_lossy(&run.stderr)
     );
+    run
+}
+
+#[test]
+fn report_joins_an_nginx_log_and_counts_the_retried_requests() {
+    let port = ok_server(None);
+    let dir = temp_dir("join");
+    record_run(port, &dir, "500ms", &[]);
     let samples = dir.join("samples.csv");
     let ids = request_ids(&samples);
     assert_eq!(ids.len(), 5);
@@ -165,26 +172,11 @@ fn run_joins_the_log_when_it_ends() {
     let log = std::env::temp_dir().join(format!("rollprobe-cli-log-{}", std::process::id()));
     std::fs::write(&log, "").unwrap();
     let port = ok_server(Some(log.clone()));
-    let url = format!("http://127.0.0.1:{port}/");
-    let run = rollprobe(&[
-        "run",
-        &url,
-        "--rate",
-        "10",
-        "--duration",
+    let run = record_run(
+        port,
+        &dir,
         "300ms",
-        "--out",
-        dir.to_str().unwrap(),
-        "--access-log",
-        log.to_str().unwrap(),
-        "--format",
-        "json",
-        "--quiet",
-    ]);
-    assert!(
-        run.status.success(),
-        "{}",
-        String::from_utf8_lossy(&run.stderr)
+        &["--access-log", log.to_str().unwrap(), "--format", "json"],
     );
     // Every request was retried once, as the log says: stdout and report.json agree.
     let json: serde_json::Value = serde_json::from_slice(&run.stdout).unwrap();
