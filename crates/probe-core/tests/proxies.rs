@@ -227,7 +227,8 @@ fn start(mut command: Command, port: u16, log: PathBuf, dir: PathBuf, stdout: &P
 /// nginx as ingress-nginx configures it: `proxy_next_upstream error timeout` with 3
 /// tries, no passive marking of failed servers (its Lua balancer has none). A
 /// Service without endpoints is ingress-nginx's own 503; `return 503` makes the
-/// same nginx page.
+/// same nginx page. `all_down`: both servers refuse (the held port on 127.0.0.1,
+/// and on 127.0.0.2 where nothing listens either).
 fn nginx(b: &Backends) -> Running {
     let bin = binary("nginx", "apt-get install -y nginx-light");
     let dir = temp_dir("nginx");
@@ -249,6 +250,7 @@ http {{
   proxy_connect_timeout 1s; proxy_read_timeout 1s;
   proxy_next_upstream error timeout; proxy_next_upstream_tries 3;
   upstream retry {{ server 127.0.0.1:{refused} max_fails=0; server 127.0.0.1:{ok} max_fails=0; }}
+  upstream all_down {{ server 127.0.0.1:{refused} max_fails=0; server 127.0.0.2:{refused} max_fails=0; }}
   upstream slow_retry {{ server 127.0.0.1:{hung} max_fails=0; server 127.0.0.1:{ok} max_fails=0; }}
   server {{
     listen 127.0.0.1:{port};
@@ -260,6 +262,7 @@ http {{
     location /app500 {{ proxy_pass http://127.0.0.1:{app500}; }}
     location /app503 {{ proxy_pass http://127.0.0.1:{app503}; }}
     location /retry {{ proxy_pass http://retry; }}
+    location /all-down {{ proxy_pass http://all_down; }}
     location /slow-retry {{ proxy_pass http://slow_retry; }}
   }}
 }}
@@ -621,6 +624,15 @@ async fn nginx_faults_and_retries() {
                 Some("upstream_status:504"),
             ),
             row("/none", Outcome::ProxyNoUpstream, 503, n, 0, None),
+            // Every server of the group refused: still 502, each tried once.
+            row(
+                "/all-down",
+                Outcome::ProxyUpstreamFailed,
+                502,
+                n,
+                2,
+                Some("upstream_status:502,502"),
+            ),
             row(
                 "/app500",
                 Outcome::Http5xx,
