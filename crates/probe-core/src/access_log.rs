@@ -273,35 +273,77 @@ fn first_byte(path: &Path) -> Option<u8> {
 /// that saved a request is still a sign of the outage behind the proxy. Reads the
 /// (joined) samples file once more.
 pub fn count_proxy_retries(report: &mut Report, samples: &Path) -> Result<(), AccessLogError> {
-    let mut retried: Vec<(String, f64)> = Vec::new();
+    let mut streams: HashMap<String, WindowCounts> = report
+        .streams
+        .iter()
+        .map(|s| (s.name.clone(), WindowCounts::new(&s.downtime.windows)))
+        .collect();
+    // The top-level windows are the first stream's.
+    let first = report.streams.first().map(|s| s.name.clone());
+    let mut top = WindowCounts::new(&report.downtime.windows);
+    let mut total = 0;
     stream_samples(&crate::sample::samples_path(samples), |_, s| {
         let record = s
             .upstream
             .as_deref()
             .and_then(|u| u.parse::<UpstreamRecord>().ok());
-        if record.is_some_and(|r| r.retried()) {
-            retried.push((s.stream, s.intended_ms));
+        if !record.is_some_and(|r| r.retried()) {
+            return;
+        }
+        total += 1;
+        if let Some(counts) = streams.get_mut(&s.stream) {
+            counts.add(s.intended_ms);
+        }
+        if first.as_deref().is_none_or(|name| name == s.stream) {
+            top.add(s.intended_ms);
         }
     })?;
-    let count = |stream: Option<&str>, start: f64, end: f64| {
-        retried
-            .iter()
-            .filter(|(s, at)| stream.is_none_or(|name| name == s) && *at >= start && *at <= end)
-            .count() as u64
-    };
     for stream in &mut report.streams {
-        let name = stream.name.clone();
-        for w in &mut stream.downtime.windows {
-            w.proxy_retried = Some(count(Some(&name), w.start_ms, w.end_ms));
+        if let Some(counts) = streams.get(&stream.name) {
+            counts.apply(&mut stream.downtime.windows);
         }
     }
-    // The top-level windows are the first stream's.
-    let first = report.streams.first().map(|s| s.name.clone());
-    for w in &mut report.downtime.windows {
-        w.proxy_retried = Some(count(first.as_deref(), w.start_ms, w.end_ms));
-    }
-    report.totals.proxy_retried = Some(retried.len() as u64);
+    top.apply(&mut report.downtime.windows);
+    report.totals.proxy_retried = Some(total);
     Ok(())
+}
+
+/// Counts per window, found by a binary search on the windows' starts: one pass over
+/// the samples, whatever their number and order.
+struct WindowCounts {
+    /// (start, end, index in the report's list), by start.
+    spans: Vec<(f64, f64, usize)>,
+    counts: Vec<u64>,
+}
+
+impl WindowCounts {
+    fn new(windows: &[crate::report::OutageWindow]) -> WindowCounts {
+        let mut spans: Vec<(f64, f64, usize)> = windows
+            .iter()
+            .enumerate()
+            .map(|(i, w)| (w.start_ms, w.end_ms, i))
+            .collect();
+        spans.sort_by(|a, b| a.0.total_cmp(&b.0));
+        WindowCounts {
+            counts: vec![0; spans.len()],
+            spans,
+        }
+    }
+
+    fn add(&mut self, at: f64) {
+        let after = self.spans.partition_point(|(start, _, _)| *start <= at);
+        if let Some(&(_, end, index)) = after.checked_sub(1).map(|i| &self.spans[i]) {
+            if at <= end {
+                self.counts[index] += 1;
+            }
+        }
+    }
+
+    fn apply(&self, windows: &mut [crate::report::OutageWindow]) {
+        for (w, count) in windows.iter_mut().zip(&self.counts) {
+            w.proxy_retried = Some(*count);
+        }
+    }
 }
 
 /// One line of a documented format: the request id and what the line says.
