@@ -163,6 +163,25 @@ pub struct ProxySigns<'a> {
     pub envoy_overloaded: bool,
 }
 
+impl<'a> ProxySigns<'a> {
+    /// The signs in a response's headers (those of [`PROXY_SIGN_HEADERS`]).
+    ///
+    /// ```
+    /// let mut headers = probe_core::HeaderMap::new();
+    /// headers.insert("x-envoy-overloaded", "true".parse().unwrap());
+    /// assert!(probe_core::ProxySigns::from_headers(&headers).envoy_overloaded);
+    /// ```
+    pub fn from_headers(headers: &'a hyper::HeaderMap) -> ProxySigns<'a> {
+        ProxySigns {
+            server: headers
+                .get(hyper::header::SERVER)
+                .and_then(|v| v.to_str().ok()),
+            envoy_upstream_service_time: headers.contains_key("x-envoy-upstream-service-time"),
+            envoy_overloaded: headers.contains_key("x-envoy-overloaded"),
+        }
+    }
+}
+
 /// The response headers [`ProxySigns`] reads, lower case: an executor keeps these.
 pub const PROXY_SIGN_HEADERS: [&str; 3] = [
     "server",

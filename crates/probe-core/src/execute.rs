@@ -410,16 +410,7 @@ impl Executor {
                 .and_then(|source| source.extract(&head.headers, &prefix));
             (Outcome::Ok, version, pod, None, None)
         } else {
-            let signs = ProxySigns {
-                server: head
-                    .headers
-                    .get(hyper::header::SERVER)
-                    .and_then(|v| v.to_str().ok()),
-                envoy_upstream_service_time: head
-                    .headers
-                    .contains_key("x-envoy-upstream-service-time"),
-                envoy_overloaded: head.headers.contains_key("x-envoy-overloaded"),
-            };
+            let signs = ProxySigns::from_headers(&head.headers);
             let (outcome, proxy) = classify_answer(code, &signs, &prefix);
             let snippet = String::from_utf8_lossy(&prefix[..prefix.len().min(120)])
                 .trim()
