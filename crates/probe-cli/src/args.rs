@@ -588,6 +588,10 @@ pub struct RunArgs {
     /// The kubeconfig context for --watch [default: the current one].
     #[arg(long, requires = "watch", value_name = "CTX")]
     pub context: Option<String>,
+    /// A proxy's access log (README, "Access logs"), joined by x-request-id at the end:
+    /// fills samples.csv's upstream column and counts the requests the proxy retried.
+    #[arg(long, requires = "out", value_name = "FILE")]
+    pub access_log: Option<PathBuf>,
     /// The rollout command to run while probing (after --).
     #[arg(last = true, value_name = "TRIGGER")]
     pub trigger: Vec<String>,
@@ -608,6 +612,10 @@ pub struct ReportArgs {
     /// What goes to stdout.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
+    /// A proxy's access log (README, "Access logs"), joined by x-request-id: fills
+    /// samples.csv's upstream column and counts the requests the proxy retried.
+    #[arg(long, value_name = "FILE")]
+    pub access_log: Option<PathBuf>,
 }
 
 /// `rollprobe merge`.

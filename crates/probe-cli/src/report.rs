@@ -1,5 +1,9 @@
 //! `rollprobe report`: every output rebuilt from a run's recorded samples and events.
 
+use std::path::Path;
+
+use probe_core::{AccessLog, Report};
+
 use crate::args::{Format, ReportArgs};
 use crate::exit::Exit;
 use crate::options::check_out_dir;
@@ -17,8 +21,15 @@ pub fn report(a: ReportArgs) -> Result<Exit, CliError> {
             .map_err(|e| CliError::Usage(format!("cannot read events {}: {e}", p.display())))?,
         None => Vec::new(),
     };
-    let report = probe_core::analyze_samples_file(&samples, events)
+    let log = a.access_log.as_deref().map(read_access_log).transpose()?;
+    if let Some(log) = &log {
+        join_access_log(log, &samples)?;
+    }
+    let mut report = probe_core::analyze_samples_file(&samples, events)
         .map_err(|e| CliError::Usage(e.to_string()))?;
+    if log.is_some() {
+        count_retries(&mut report, &samples)?;
+    }
     match a.format {
         Format::Text => print!("{}", report.summary()),
         Format::Json => println!("{}", report.to_json()),
@@ -32,4 +43,34 @@ pub fn report(a: ReportArgs) -> Result<Exit, CliError> {
         );
     }
     Ok(Exit::Ok)
+}
+
+/// Reads `--access-log`: a missing or unreadable file is bad input (exit 2).
+pub fn read_access_log(path: &Path) -> Result<AccessLog, CliError> {
+    let log = AccessLog::read(path).map_err(|e| CliError::Usage(e.to_string()))?;
+    if log.is_empty() {
+        eprintln!(
+            "rollprobe: --access-log {} has no line in a rollprobe format ({} lines skipped): see README, \"Access logs\"",
+            path.display(),
+            log.skipped_lines
+        );
+    }
+    Ok(log)
+}
+
+/// Fills the run's samples.csv `upstream` column from the log, in place.
+pub fn join_access_log(log: &AccessLog, samples: &Path) -> Result<(), CliError> {
+    let joined = log
+        .join_samples_file(samples)
+        .map_err(|e| CliError::Failed(e.to_string()))?;
+    eprintln!(
+        "rollprobe: joined {joined} samples to the access log ({} requests in it)",
+        log.len()
+    );
+    Ok(())
+}
+
+/// Counts on each window the requests the proxy retried, from the joined samples.
+pub fn count_retries(report: &mut Report, samples: &Path) -> Result<(), CliError> {
+    probe_core::count_proxy_retries(report, samples).map_err(|e| CliError::Failed(e.to_string()))
 }

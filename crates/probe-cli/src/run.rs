@@ -26,6 +26,16 @@ pub async fn run(a: RunArgs) -> Result<Exit, CliError> {
     if let Some(dir) = &a.output.out {
         check_new_out_dir(dir, a.output.force, OutKind::Run)?;
     }
+    if let Some(log) = &a.access_log {
+        // Read at the end, when the proxy has logged every request; a wrong path is
+        // bad input now, before probing.
+        if !log.is_file() {
+            return Err(CliError::Usage(format!(
+                "--access-log {}: no such file",
+                log.display()
+            )));
+        }
+    }
     let mut probe = ProbeBuilder::from(config);
     if let Some(dir) = &a.output.out {
         probe = probe.out_dir(dir);
@@ -53,7 +63,30 @@ pub async fn run(a: RunArgs) -> Result<Exit, CliError> {
     if let Some(w) = watch.and_then(Arc::into_inner) {
         w.stop().await;
     }
+    let result = match (&a.access_log, &a.output.out, result) {
+        (Some(log), Some(dir), Ok(mut report)) => {
+            if let Err(CliError::Usage(e) | CliError::Failed(e)) =
+                join_at_end(log, dir, &mut report)
+            {
+                eprintln!("rollprobe: the access log was not joined: {e}");
+            }
+            Ok(report)
+        }
+        (_, _, result) => result,
+    };
     finish_rollout(result, &a.output)
+}
+
+/// `--access-log`: joins the finished run's samples and rewrites its report files.
+fn join_at_end(
+    log: &std::path::Path,
+    dir: &std::path::Path,
+    report: &mut probe_core::Report,
+) -> Result<(), CliError> {
+    let log = crate::report::read_access_log(log)?;
+    crate::report::join_access_log(&log, dir)?;
+    crate::report::count_retries(report, dir)?;
+    probe_core::write_report_files(dir, report).map_err(|e| CliError::Failed(e.to_string()))
 }
 
 /// Connects as kubectl does and picks the namespace (the kubeconfig's unless given):

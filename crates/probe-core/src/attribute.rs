@@ -524,6 +524,7 @@ fn lagging_node_cause(w: &OutageWindow, events: &[Event]) -> Option<String> {
 ///     start_ms: 1200.0, end_ms: 3100.0, duration_ms: 1900.0, failed: 190,
 ///     kinds: [("host_unreachable".to_string(), 190)].into(), open: false,
 ///     after_event: None, cause: None, syn_retransmitted: 0, pod_before: None, pod_after: None,
+///     proxy_retried: None,
 /// }];
 /// attribute_causes(&mut windows, &events);
 /// let cause = windows[0].cause.as_deref().unwrap();
@@ -603,6 +604,7 @@ mod tests {
             syn_retransmitted: 0,
             pod_before: None,
             pod_after: None,
+            proxy_retried: None,
         }
     }
 

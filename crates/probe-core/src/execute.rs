@@ -14,10 +14,12 @@ use std::time::{Duration, Instant};
 
 use tokio::net::TcpStream;
 
-use crate::classify::{classify_error, errno_name, outcome_for_status, Classified};
+use crate::classify::{
+    classify_answer, classify_error, errno_name, Classified, ProxySigns, PROXY_SIGN_HEADERS,
+};
 use crate::config::{ConnectionMode, ProbeConfig, VersionSource};
 use crate::http1::{has_token, Connection, Io};
-use crate::outcome::Outcome;
+use crate::outcome::{Outcome, Proxy};
 use crate::tls::{root_store, NoVerification, TlsReason};
 
 /// The most of a body that is kept (for the version, the pod and a failure's snippet);
@@ -51,6 +53,8 @@ pub struct Attempt {
     pub reused: bool,
     /// The error chain of a failure.
     pub error: Option<String>,
+    /// The proxy whose own answer this was (its error page or headers).
+    pub proxy: Option<Proxy>,
 }
 
 impl Attempt {
@@ -166,7 +170,8 @@ impl Executor {
         if !framed_by_user && (!request_body.is_empty() || body_expected) {
             head.push_str(&format!("content-length: {}\r\n", request_body.len()));
         }
-        let mut wanted_headers = vec!["server".to_string()];
+        let mut wanted_headers: Vec<String> =
+            PROXY_SIGN_HEADERS.iter().map(|h| h.to_string()).collect();
         for source in std::iter::once(&config.version_from).chain(config.pod_from.as_ref()) {
             if let VersionSource::Header(name) = source {
                 wanted_headers.push(name.to_ascii_lowercase());
@@ -237,6 +242,7 @@ impl Executor {
                 total_ms,
                 reused,
                 error: Some(f.classified.message),
+                proxy: None,
             },
         }
     }
@@ -432,24 +438,23 @@ impl Executor {
             self.put_idle(connection);
         }
         let code = head.status;
-        let (outcome, version, pod, error) = if self.config.expect_status.contains(code) {
+        let (outcome, version, pod, error, proxy) = if self.config.expect_status.contains(code) {
             let version = self.config.version_from.extract(&head.headers, &prefix);
             let pod = self
                 .config
                 .pod_from
                 .as_ref()
                 .and_then(|source| source.extract(&head.headers, &prefix));
-            (Outcome::Ok, version, pod, None)
+            (Outcome::Ok, version, pod, None, None)
         } else {
-            let server = head
-                .headers
-                .get(hyper::header::SERVER)
-                .and_then(|v| v.to_str().ok());
-            let outcome = outcome_for_status(code, server, &prefix);
+            let signs = ProxySigns::from_headers(&head.headers);
+            let (outcome, proxy) = classify_answer(code, &signs, &prefix);
             let snippet = String::from_utf8_lossy(&prefix[..prefix.len().min(120)])
                 .trim()
                 .replace(['\r', '\n'], " ");
-            (outcome, None, None, Some(format!("HTTP {code}: {snippet}")))
+            let from = proxy.map(|p| format!(" from {p}")).unwrap_or_default();
+            let error = Some(format!("HTTP {code}{from}: {snippet}"));
+            (outcome, None, None, error, proxy)
         };
         Ok(Attempt {
             outcome,
@@ -463,6 +468,7 @@ impl Executor {
             total_ms: 0.0,
             reused: false,
             error,
+            proxy,
         })
     }
 }

@@ -25,6 +25,7 @@
 //! # Ok(()) }
 //! ```
 
+mod access_log;
 mod analyze;
 mod attribute;
 mod classify;
@@ -50,11 +51,14 @@ mod strategy;
 mod tls;
 mod trigger;
 
+pub use access_log::{
+    count_proxy_retries, AccessLog, AccessLogError, BadUpstreamRecord, UpstreamRecord,
+};
 pub use analyze::{analyze_recorded, analyze_samples_file, Analyzer, RunAnalyzer};
 pub use attribute::attribute_causes;
 pub use classify::{
-    classify_error, errno_name, is_envoy_no_upstream, outcome_for_errno, outcome_for_status,
-    Classified,
+    classify_answer, classify_error, errno_name, is_envoy_no_upstream, outcome_for_errno,
+    outcome_for_status, Classified, ProxySigns, PROXY_SIGN_HEADERS,
 };
 pub use clock::{format_wall, wall_after, Clock};
 pub use config::{

@@ -72,10 +72,17 @@ pub enum Outcome {
     ConnectionClosed,
     /// No full response within the response timeout.
     ResponseTimeout,
-    /// A 5xx status that is not an Envoy "no upstream" answer.
+    /// A 5xx status that the application itself sent, or that no known proxy claims.
     Http5xx,
-    /// A 503 produced by Envoy (Istio sidecar or gateway) without a healthy upstream.
+    /// A proxy (Envoy, nginx, HAProxy) had no upstream to send the request to.
     ProxyNoUpstream,
+    /// A proxy's connection to the upstream it chose failed or broke before the
+    /// answer's head (refused, reset, closed early, invalid answer).
+    ProxyUpstreamFailed,
+    /// A proxy gave up waiting for its upstream (its own 504).
+    ProxyUpstreamTimeout,
+    /// A proxy shed the request itself (Envoy's circuit breaker or overflow).
+    ProxyOverloaded,
     /// Any other status outside the expected set.
     UnexpectedStatus,
     /// Name resolution failed.
@@ -105,7 +112,7 @@ pub enum Outcome {
 
 impl Outcome {
     /// Every outcome, in report order.
-    pub const ALL: [Outcome; 21] = [
+    pub const ALL: [Outcome; 24] = [
         Outcome::Ok,
         Outcome::ConnectionRefused,
         Outcome::HostUnreachable,
@@ -116,6 +123,9 @@ impl Outcome {
         Outcome::ResponseTimeout,
         Outcome::Http5xx,
         Outcome::ProxyNoUpstream,
+        Outcome::ProxyUpstreamFailed,
+        Outcome::ProxyUpstreamTimeout,
+        Outcome::ProxyOverloaded,
         Outcome::UnexpectedStatus,
         Outcome::Dns,
         Outcome::Tls,
@@ -142,6 +152,9 @@ impl Outcome {
             Outcome::ResponseTimeout => "response_timeout",
             Outcome::Http5xx => "http_5xx",
             Outcome::ProxyNoUpstream => "proxy_no_upstream",
+            Outcome::ProxyUpstreamFailed => "proxy_upstream_failed",
+            Outcome::ProxyUpstreamTimeout => "proxy_upstream_timeout",
+            Outcome::ProxyOverloaded => "proxy_overloaded",
             Outcome::UnexpectedStatus => "unexpected_status",
             Outcome::Dns => "dns",
             Outcome::Tls => "tls",
@@ -191,6 +204,9 @@ impl Outcome {
             Outcome::ResponseTimeout => 'W',
             Outcome::Http5xx => '5',
             Outcome::ProxyNoUpstream => 'P',
+            Outcome::ProxyUpstreamFailed => 'B',
+            Outcome::ProxyUpstreamTimeout => 'G',
+            Outcome::ProxyOverloaded => 'O',
             Outcome::UnexpectedStatus => 'U',
             Outcome::Dns => 'D',
             Outcome::Tls => 'S',
@@ -226,9 +242,20 @@ impl Outcome {
                 "the server closed the connection before answering: a keep-alive connection to a pod shutting down"
             }
             Outcome::ResponseTimeout => "no full answer in time: an overloaded or hung pod",
-            Outcome::Http5xx => "the server or a proxy answered 5xx: often an ingress without a healthy upstream",
+            Outcome::Http5xx => {
+                "the application answered 5xx itself (or a proxy rollprobe does not recognise did)"
+            }
             Outcome::ProxyNoUpstream => {
-                "Envoy answered 503 (no healthy upstream): an Istio sidecar or gateway without ready endpoints"
+                "a proxy had nothing to send to: an ingress, gateway or sidecar whose Service had no ready endpoint, or whose only pod refused"
+            }
+            Outcome::ProxyUpstreamFailed => {
+                "a proxy still routed to a pod that refused, reset or was gone (stale endpoint, no preStop)"
+            }
+            Outcome::ProxyUpstreamTimeout => {
+                "a proxy gave up waiting: the pod hung or was unreachable until the proxy's timeout"
+            }
+            Outcome::ProxyOverloaded => {
+                "the proxy shed the request itself (circuit breaker or overflow)"
             }
             Outcome::UnexpectedStatus => "a status outside --expect-status",
             Outcome::Dns => "the name did not resolve",

@@ -266,6 +266,10 @@ pub struct Totals {
     pub syn_retransmitted: u64,
     /// ok / (sent - local); `None` when nothing counted was sent.
     pub availability: Option<f64>,
+    /// Requests that a proxy retried (ok or not), from its joined access log; absent
+    /// when no log was joined.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proxy_retried: Option<u64>,
 }
 
 /// One (kind, errno) pair and how often it happened.
@@ -330,6 +334,10 @@ pub struct OutageWindow {
     /// The pod that gave the ok answer that ended it (with `pod_from`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pod_after: Option<String>,
+    /// Requests in it (the ok answer that ended it included) that a proxy retried,
+    /// from its joined access log; absent when no log was joined.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proxy_retried: Option<u64>,
 }
 
 /// A pointer from a window to the event before it.

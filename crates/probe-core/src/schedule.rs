@@ -576,7 +576,7 @@ fn release(
             total_ms: Some(round_ms(attempt.total_ms)),
             connection: Some(if attempt.reused { "reused" } else { "new" }.to_string()),
             error: attempt.error,
-            proxy: None,
+            proxy: attempt.proxy,
             upstream: None,
         });
     });

@@ -338,6 +338,7 @@ impl Analyzer {
             syn_retransmitted: w.syn_retransmitted,
             pod_before: w.pod_before,
             pod_after,
+            proxy_retried: None,
         });
     }
 
