@@ -1,10 +1,17 @@
 //! `rollprobe compare`: several reports side by side, as an aligned text table,
 //! CSV or JSON.
+//!
+//! Every row says whether its run is a valid measurement, because an invalid
+//! run's figures (often the best-looking ones: an overloaded prober sends little
+//! and sees little fail) are the prober's, not the target's. The recommendation
+//! is the matrix's, by the same rule, so the two commands never disagree.
 
 use std::collections::BTreeSet;
+use std::fmt::Write as _;
 
 use serde::Serialize;
 
+use crate::matrix::Matrix;
 use crate::output::fmt::duration;
 use crate::output::table::aligned_table;
 use crate::report::Report;
@@ -32,6 +39,11 @@ pub struct ComparisonRow {
     pub p99_ms: f64,
     /// Versions that answered, in order.
     pub versions: Vec<String>,
+    /// The run is a valid measurement (`Report::is_valid`).
+    pub valid: bool,
+    /// Why it is not, when it is not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub invalid_reason: Option<String>,
 }
 
 /// The comparison of several runs, one row each.
@@ -46,6 +58,10 @@ pub struct ComparisonRow {
 pub struct Comparison {
     /// One row per report, in the given order.
     pub rows: Vec<ComparisonRow>,
+    /// The recommendation line ([`Matrix::recommendation`] over the same reports),
+    /// when there are at least two runs to choose between.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recommendation: Option<String>,
 }
 
 impl Comparison {
@@ -65,6 +81,8 @@ impl Comparison {
                     failures: s.failures.clone(),
                     p99_ms: s.latency_ms.p99,
                     versions: s.versions.iter().map(|v| v.version.clone()).collect(),
+                    valid: r.valid,
+                    invalid_reason: r.invalid_reason.clone(),
                 }));
                 continue;
             }
@@ -82,9 +100,15 @@ impl Comparison {
                 failures: r.failures.clone(),
                 p99_ms: r.latency_ms.p99,
                 versions: r.versions.iter().map(|v| v.version.clone()).collect(),
+                valid: r.valid,
+                invalid_reason: r.invalid_reason.clone(),
             });
         }
-        Comparison { rows }
+        let matrix = Matrix::from_report_refs(reports.iter().map(|r| (r, None)));
+        Comparison {
+            rows,
+            recommendation: matrix.recommendation().map(|r| r.line()),
+        }
     }
 
     fn kinds(&self) -> Vec<String> {
@@ -97,6 +121,7 @@ impl Comparison {
         let kinds = self.kinds();
         let mut header = vec![
             "label".to_string(),
+            "valid".into(),
             "sent".into(),
             "failed".into(),
             "downtime".into(),
@@ -108,6 +133,7 @@ impl Comparison {
         for r in &self.rows {
             let mut row = vec![
                 r.label.clone(),
+                if r.valid { "yes" } else { "NO" }.to_string(),
                 r.sent.to_string(),
                 r.failed.to_string(),
                 duration(r.downtime_ms),
@@ -121,7 +147,16 @@ impl Comparison {
             row.extend([format!("{:.2} ms", r.p99_ms), r.versions.join(" -> ")]);
             rows.push(row);
         }
-        aligned_table(&rows, true)
+        let mut text = aligned_table(&rows, true);
+        for r in self.rows.iter().filter(|r| !r.valid) {
+            let reason = r.invalid_reason.as_deref().unwrap_or("the run says so");
+            let _ = writeln!(text, "{}: not a valid measurement: {reason}", r.label);
+        }
+        if let Some(line) = &self.recommendation {
+            text.push_str(line);
+            text.push('\n');
+        }
+        text
     }
 
     /// CSV with a column per failure kind.
@@ -130,7 +165,7 @@ impl Comparison {
         let mut w = csv::Writer::from_writer(Vec::new());
         let mut header = vec!["label", "sent", "failed", "downtime_ms", "longest_ms"];
         header.extend(kinds.iter().map(String::as_str));
-        header.extend(["p99_ms", "versions"]);
+        header.extend(["p99_ms", "versions", "valid"]);
         let _ = w.write_record(&header);
         for r in &self.rows {
             let mut row = vec![
@@ -145,7 +180,11 @@ impl Comparison {
                     .iter()
                     .map(|k| r.failures.get(k).copied().unwrap_or(0).to_string()),
             );
-            row.extend([r.p99_ms.to_string(), r.versions.join(" ")]);
+            row.extend([
+                r.p99_ms.to_string(),
+                r.versions.join(" "),
+                r.valid.to_string(),
+            ]);
             let _ = w.write_record(&row);
         }
         String::from_utf8(w.into_inner().unwrap_or_default()).unwrap_or_default()
