@@ -195,3 +195,69 @@ impl Comparison {
         serde_json::to_string_pretty(self).expect("a comparison always serializes")
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::output::html::tests::{base_report, invalid_report};
+
+    #[test]
+    fn every_format_says_which_run_is_valid_and_an_invalid_one_is_never_recommended() {
+        // Issue 24 case 4: the invalid run lost nothing, the valid one lost 300 ms.
+        let reports = [
+            invalid_report("overloaded"),
+            base_report("recreate", "http://127.0.0.1:1/"),
+        ];
+        let c = Comparison::new(&reports);
+        let text = c.to_text();
+        let first_two = |line: &str| {
+            line.split_whitespace()
+                .take(2)
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        let lines: Vec<String> = text.lines().take(3).map(first_two).collect();
+        assert_eq!(
+            lines,
+            ["label valid", "overloaded NO", "recreate yes"],
+            "{text}"
+        );
+        assert!(
+            text.contains("overloaded: not a valid measurement: 91983 of 94983 ticks"),
+            "{text}"
+        );
+        let last = text.lines().last().unwrap();
+        assert!(
+            last.starts_with("recommendation: no case is better beyond the run-to-run spread"),
+            "{text}"
+        );
+
+        let csv = c.to_csv();
+        assert!(
+            csv.lines()
+                .next()
+                .unwrap()
+                .ends_with(",p99_ms,versions,valid"),
+            "{csv}"
+        );
+        assert!(csv.lines().nth(1).unwrap().ends_with(",false"), "{csv}");
+        assert!(csv.lines().nth(2).unwrap().ends_with(",true"), "{csv}");
+
+        let json: serde_json::Value = serde_json::from_str(&c.to_json()).unwrap();
+        assert_eq!(json["rows"][0]["valid"], false);
+        assert!(json["rows"][0]["invalid_reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("91983"));
+        assert_eq!(json["rows"][1]["valid"], true);
+        assert!(json["rows"][1].get("invalid_reason").is_none());
+        assert_eq!(json["recommendation"].as_str(), Some(last));
+    }
+
+    #[test]
+    fn a_single_report_has_no_recommendation() {
+        let c = Comparison::new(&[base_report("solo", "http://127.0.0.1:1/")]);
+        assert_eq!(c.recommendation, None);
+        assert!(!c.to_text().contains("recommendation"));
+    }
+}
