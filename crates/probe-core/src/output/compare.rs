@@ -4,7 +4,8 @@
 //! Every row says whether its run is a valid measurement, because an invalid
 //! run's figures (often the best-looking ones: an overloaded prober sends little
 //! and sees little fail) are the prober's, not the target's. The recommendation
-//! is the matrix's, by the same rule, so the two commands never disagree.
+//! (in the JSON; the html page is matrix.html's) is the matrix's, by the same
+//! rule, so the two commands never disagree.
 
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
@@ -116,7 +117,9 @@ impl Comparison {
         set.into_iter().cloned().collect()
     }
 
-    /// An aligned text table.
+    /// An aligned text table, then a line for each run that is not a valid
+    /// measurement. The recommendation is in the JSON and the html page; the table
+    /// keeps its one row per run.
     pub fn to_text(&self) -> String {
         let kinds = self.kinds();
         let mut header = vec![
@@ -151,10 +154,6 @@ impl Comparison {
         for r in self.rows.iter().filter(|r| !r.valid) {
             let reason = r.invalid_reason.as_deref().unwrap_or("the run says so");
             let _ = writeln!(text, "{}: not a valid measurement: {reason}", r.label);
-        }
-        if let Some(line) = &self.recommendation {
-            text.push_str(line);
-            text.push('\n');
         }
         text
     }
@@ -226,11 +225,7 @@ mod tests {
             text.contains("overloaded: not a valid measurement: 91983 of 94983 ticks"),
             "{text}"
         );
-        let last = text.lines().last().unwrap();
-        assert!(
-            last.starts_with("recommendation: no case is better beyond the run-to-run spread"),
-            "{text}"
-        );
+        assert_eq!(text.lines().count(), 4, "{text}");
 
         let csv = c.to_csv();
         assert!(
@@ -251,13 +246,18 @@ mod tests {
             .starts_with("91983"));
         assert_eq!(json["rows"][1]["valid"], true);
         assert!(json["rows"][1].get("invalid_reason").is_none());
-        assert_eq!(json["recommendation"].as_str(), Some(last));
+        assert!(
+            json["recommendation"].as_str().unwrap().starts_with(
+                "recommendation: no case is better beyond the run-to-run spread (overloaded no valid run"
+            ),
+            "{json}"
+        );
     }
 
     #[test]
     fn a_single_report_has_no_recommendation() {
         let c = Comparison::new(&[base_report("solo", "http://127.0.0.1:1/")]);
         assert_eq!(c.recommendation, None);
-        assert!(!c.to_text().contains("recommendation"));
+        assert!(!c.to_json().contains("recommendation"));
     }
 }
