@@ -6,6 +6,7 @@
 //! every run and summarises each case by its median and range.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
 
 use serde::{Deserialize, Serialize};
 
@@ -354,12 +355,14 @@ impl Matrix {
         String::from_utf8(w.into_inner().unwrap_or_default()).unwrap_or_default()
     }
 
-    /// matrix.json: the runs and the summary.
+    /// matrix.json: the runs, the summary and the recommendation line (`null`
+    /// with fewer than two cases).
     pub fn to_json(&self) -> String {
         serde_json::to_string_pretty(&serde_json::json!({
             "schema": "rollprobe.matrix/v1",
             "runs": self.runs,
             "summary": self.summary(),
+            "recommendation": self.recommendation().map(|r| r.line()),
         }))
         .expect("a matrix always serializes")
     }
@@ -395,11 +398,20 @@ impl Matrix {
             ]);
         }
         let mut text = aligned_table(&rows, false);
+        if !text.ends_with('\n') {
+            text.push('\n');
+        }
+        // The table's figures include them: say which are the prober's.
+        for r in self.runs.iter().filter(|r| !r.valid) {
+            let reason = r.invalid_reason.as_deref().unwrap_or("the run says so");
+            let _ = writeln!(
+                text,
+                "{} run {}: not a valid measurement: {reason}",
+                r.case, r.run
+            );
+        }
         if let Some(r) = self.recommendation() {
-            if !text.ends_with('\n') {
-                text.push('\n');
-            }
-            text.push_str(&Matrix::recommendation_line(&r));
+            text.push_str(&r.line());
             text.push('\n');
         }
         text
@@ -552,6 +564,33 @@ mod tests {
                 .ends_with("rests on 6 valid runs)"),
             "{text}"
         );
+        let json: serde_json::Value = serde_json::from_str(&m.to_json()).unwrap();
+        assert_eq!(json["recommendation"].as_str(), text.lines().last());
+    }
+
+    #[test]
+    fn the_summary_names_each_invalid_run_and_why() {
+        let mut m = Matrix {
+            runs: vec![
+                run("recreate", 1, 5000.0, 250),
+                run("rolling:1/0", 1, 0.0, 0),
+            ],
+        };
+        m.runs[1].valid = false;
+        m.runs[1].invalid_reason = Some("no request was sent".into());
+        let text = m.summary_text();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines[3], "rolling:1/0 run 1: not a valid measurement: no request was sent",
+            "{text}"
+        );
+        assert!(
+            lines[4].starts_with("recommendation: no case is better"),
+            "{text}"
+        );
+        let json: serde_json::Value = serde_json::from_str(&m.to_json()).unwrap();
+        assert_eq!(json["runs"][1]["invalid_reason"], "no request was sent");
+        assert!(json["runs"][0].get("invalid_reason").is_none());
     }
 
     #[test]
