@@ -75,7 +75,9 @@ pub use gate::{GateCheck, Thresholds};
 pub use host::host_kernel_note;
 pub use hyper::HeaderMap;
 pub use matrix::run::{Deployments, MatrixError, MatrixOutcome, MatrixRunner, MatrixTrigger};
-pub use matrix::{surge_pods_peak, Matrix, MatrixCase, MatrixRun, Recommendation, StreamFigures};
+pub use matrix::{
+    surge_pods_peak, CaseSpread, Matrix, MatrixCase, MatrixRun, Recommendation, StreamFigures,
+};
 pub use merge::{merge_runs, MergeError};
 pub use outcome::{Outcome, Proxy, UnknownOutcome};
 pub use output::compare::{Comparison, ComparisonRow};

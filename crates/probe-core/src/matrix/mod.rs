@@ -6,6 +6,7 @@
 //! every run and summarises each case by its median and range.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
 
 use serde::{Deserialize, Serialize};
 
@@ -13,9 +14,11 @@ use crate::output::fmt::seconds;
 use crate::output::table::aligned_table;
 use crate::report::Report;
 
+mod recommend;
 pub(crate) mod run;
 mod surge;
 
+pub use recommend::{CaseSpread, Recommendation};
 pub use surge::surge_pods_peak;
 
 /// One run of one case.
@@ -48,6 +51,9 @@ pub struct MatrixRun {
     /// The measurement holds (`Report::is_valid`).
     #[serde(default = "valid_by_default")]
     pub valid: bool,
+    /// Why it does not, when it does not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub invalid_reason: Option<String>,
     /// The run's report.html, relative to the matrix's own files.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub report_html: Option<String>,
@@ -100,6 +106,7 @@ impl MatrixRun {
             failures: r.failures.clone(),
             surge_pods_peak: surge_pods_peak(&r.events),
             valid: r.invalid_reason.is_none(),
+            invalid_reason: r.invalid_reason.clone(),
             report_html: None,
             streams: if r.streams.len() > 1 {
                 r.streams
@@ -157,15 +164,6 @@ pub struct MatrixCase {
     pub lost_nothing: bool,
 }
 
-/// The case the matrix recommends, and why.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Recommendation {
-    /// The fastest case (median rollout) that lost nothing in every run.
-    LostNothing(MatrixCase),
-    /// No case lost nothing in every run: the one with the least median downtime.
-    LeastDowntime(MatrixCase),
-}
-
 /// All runs of a matrix, in the order they ran.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Matrix {
@@ -189,13 +187,7 @@ fn median(mut v: Vec<f64>) -> Option<f64> {
 impl Matrix {
     /// One summary per case, in the order the cases first ran.
     pub fn summary(&self) -> Vec<MatrixCase> {
-        let mut order: Vec<&str> = Vec::new();
-        for r in &self.runs {
-            if !order.contains(&r.case.as_str()) {
-                order.push(&r.case);
-            }
-        }
-        order
+        self.case_names()
             .into_iter()
             .map(|case| {
                 let runs: Vec<&MatrixRun> = self.runs.iter().filter(|r| r.case == case).collect();
@@ -219,62 +211,42 @@ impl Matrix {
             .collect()
     }
 
-    /// The fastest case (by median rollout; a case whose rollout was never seen
-    /// comes last) that lost nothing in every run; when none did, the case with
-    /// the least median downtime. `None` for an empty matrix.
+    /// What the matrix recommends, by the one rule of [`CaseSpread::beats`]: a
+    /// case whose worst valid run beats every other case's best in downtime and
+    /// failures (or, resting on single runs, that lost nothing where every other
+    /// lost something). Latency and rollout speed never decide. `None` with fewer
+    /// than two cases.
     ///
     /// ```
     /// # fn demo(m: &probe_core::Matrix) {
     /// if let Some(r) = m.recommendation() {
-    ///     println!("{}", probe_core::Matrix::recommendation_line(&r));
+    ///     println!("{}", r.line());
     /// }
     /// # }
     /// ```
     pub fn recommendation(&self) -> Option<Recommendation> {
-        let cases = self.summary();
-        let speed = |c: &MatrixCase| c.rollout_median_ms.unwrap_or(f64::INFINITY);
-        let fastest = cases
-            .iter()
-            .filter(|c| c.lost_nothing)
-            .min_by(|a, b| speed(a).total_cmp(&speed(b)));
-        match fastest {
-            Some(c) => Some(Recommendation::LostNothing(c.clone())),
-            None => cases
+        Recommendation::among(
+            self.case_names()
                 .into_iter()
-                .min_by(|a, b| a.downtime_median_ms.total_cmp(&b.downtime_median_ms))
-                .map(Recommendation::LeastDowntime),
-        }
+                .map(|case| CaseSpread::of(case, &self.runs))
+                .collect(),
+        )
     }
 
     /// The recommendation as the text summary's last line.
     pub fn recommendation_line(r: &Recommendation) -> String {
-        let surge = |c: &MatrixCase| {
-            c.surge_pods_peak
-                .map(|n| format!("peak {n} extra pod{}", if n == 1 { "" } else { "s" }))
-                .unwrap_or_else(|| "extra pods unknown".into())
-        };
-        let rollout = |c: &MatrixCase| {
-            c.rollout_median_ms
-                .map(|ms| format!("rollout median {}", seconds(ms)))
-                .unwrap_or_else(|| "rollout not seen".into())
-        };
-        match r {
-            Recommendation::LostNothing(c) => format!(
-                "recommendation: {} (the fastest case that lost nothing in all {} run{}: {}, {})",
-                c.case,
-                c.runs,
-                if c.runs == 1 { "" } else { "s" },
-                rollout(c),
-                surge(c)
-            ),
-            Recommendation::LeastDowntime(c) => format!(
-                "recommendation: {} (no case lost nothing in every run; the least downtime: median {}, {}, {})",
-                c.case,
-                seconds(c.downtime_median_ms),
-                rollout(c),
-                surge(c)
-            ),
+        r.line()
+    }
+
+    /// The cases, in the order they first ran.
+    fn case_names(&self) -> Vec<&str> {
+        let mut order: Vec<&str> = Vec::new();
+        for r in &self.runs {
+            if !order.contains(&r.case.as_str()) {
+                order.push(&r.case);
+            }
         }
+        order
     }
 
     /// Every failure kind of any run, in the order of the README's table.
@@ -302,8 +274,15 @@ impl Matrix {
     /// # }
     /// ```
     pub fn from_reports(reports: &[(Report, Option<String>)]) -> Matrix {
+        Matrix::from_report_refs(reports.iter().map(|(r, html)| (r, html.clone())))
+    }
+
+    /// [`Matrix::from_reports`] over borrowed reports.
+    pub(crate) fn from_report_refs<'a>(
+        reports: impl IntoIterator<Item = (&'a Report, Option<String>)>,
+    ) -> Matrix {
         let mut m = Matrix::default();
-        for (i, (r, html)) in reports.iter().enumerate() {
+        for (i, (r, html)) in reports.into_iter().enumerate() {
             let label = r.label.clone().unwrap_or_else(|| format!("run{}", i + 1));
             let (case, n) = match label.rsplit_once('#') {
                 Some((case, n)) if !case.is_empty() => match n.parse::<u32>() {
@@ -315,7 +294,7 @@ impl Matrix {
             let n =
                 n.unwrap_or_else(|| m.runs.iter().filter(|x| x.case == case).count() as u32 + 1);
             let mut row = MatrixRun::from_report(&case, n, r);
-            row.report_html = html.clone();
+            row.report_html = html;
             m.runs.push(row);
         }
         m
@@ -376,12 +355,14 @@ impl Matrix {
         String::from_utf8(w.into_inner().unwrap_or_default()).unwrap_or_default()
     }
 
-    /// matrix.json: the runs and the summary.
+    /// matrix.json: the runs, the summary and the recommendation line (`null`
+    /// with fewer than two cases).
     pub fn to_json(&self) -> String {
         serde_json::to_string_pretty(&serde_json::json!({
             "schema": "rollprobe.matrix/v1",
             "runs": self.runs,
             "summary": self.summary(),
+            "recommendation": self.recommendation().map(|r| r.line()),
         }))
         .expect("a matrix always serializes")
     }
@@ -417,11 +398,20 @@ impl Matrix {
             ]);
         }
         let mut text = aligned_table(&rows, false);
+        if !text.ends_with('\n') {
+            text.push('\n');
+        }
+        // The table's figures include them: say which are the prober's.
+        for r in self.runs.iter().filter(|r| !r.valid) {
+            let reason = r.invalid_reason.as_deref().unwrap_or("the run says so");
+            let _ = writeln!(
+                text,
+                "{} run {}: not a valid measurement: {reason}",
+                r.case, r.run
+            );
+        }
         if let Some(r) = self.recommendation() {
-            if !text.ends_with('\n') {
-                text.push('\n');
-            }
-            text.push_str(&Matrix::recommendation_line(&r));
+            text.push_str(&r.line());
             text.push('\n');
         }
         text
@@ -429,10 +419,9 @@ impl Matrix {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn run(case: &str, n: u32, down: f64, failed: u64) -> MatrixRun {
+impl MatrixRun {
+    /// A valid run of 100 requests whose rollout took `n` s, for the tests.
+    pub(crate) fn for_tests(case: &str, n: u32, down: f64, failed: u64) -> MatrixRun {
         MatrixRun {
             case: case.into(),
             run: n,
@@ -450,9 +439,19 @@ mod tests {
             },
             surge_pods_peak: Some(n),
             valid: true,
+            invalid_reason: None,
             report_html: None,
             streams: BTreeMap::new(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(case: &str, n: u32, down: f64, failed: u64) -> MatrixRun {
+        MatrixRun::for_tests(case, n, down, failed)
     }
 
     #[test]
@@ -535,10 +534,10 @@ mod tests {
     }
 
     #[test]
-    fn recommends_the_fastest_case_that_lost_nothing_in_every_run() {
+    fn the_summary_recommends_by_the_spread_never_by_rollout_speed() {
         let m = Matrix {
             runs: vec![
-                // Fastest, but lost requests in one of its runs.
+                // The fastest rollout, but it lost requests in one of its runs.
                 with_rollout(run("recreate", 1, 0.0, 0), 4000.0, 0),
                 with_rollout(run("recreate", 2, 3000.0, 150), 4000.0, 0),
                 with_rollout(run("rolling:1/0", 1, 0.0, 0), 20_000.0, 1),
@@ -547,29 +546,55 @@ mod tests {
                 with_rollout(run("rolling:100%/0%", 2, 0.0, 0), 11_000.0, 4),
             ],
         };
-        let Some(Recommendation::LostNothing(c)) = m.recommendation() else {
-            panic!("{:?}", m.recommendation())
-        };
-        assert_eq!(c.case, "rolling:100%/0%");
-        assert_eq!(c.surge_pods_peak, Some(4));
+        // Two cases lost nothing in every run: neither is better than the other,
+        // whatever their rollout took.
+        let r = m.recommendation().unwrap();
+        assert_eq!(r.picked(), None, "{}", r.line());
         let text = m.summary_text();
-        assert_eq!(
-            text.lines().last().unwrap(),
-            "recommendation: rolling:100%/0% (the fastest case that lost nothing in all 2 runs: rollout median 10.000 s, peak 4 extra pods)",
+        assert!(
+            text.lines().last().unwrap().starts_with(
+                "recommendation: no case is better beyond the run-to-run spread (recreate 0.000 s–3.000 s downtime, 0–150 failed (2 runs); rolling:1/0"
+            ),
             "{text}"
         );
-
-        // An invalid run does not count as losing nothing.
-        let mut m = m;
-        m.runs[4].valid = false;
-        let Some(Recommendation::LostNothing(c)) = m.recommendation() else {
-            panic!()
-        };
-        assert_eq!(c.case, "rolling:1/0");
+        assert!(
+            text.lines()
+                .last()
+                .unwrap()
+                .ends_with("rests on 6 valid runs)"),
+            "{text}"
+        );
+        let json: serde_json::Value = serde_json::from_str(&m.to_json()).unwrap();
+        assert_eq!(json["recommendation"].as_str(), text.lines().last());
     }
 
     #[test]
-    fn without_a_lossless_case_recommends_the_least_downtime() {
+    fn the_summary_names_each_invalid_run_and_why() {
+        let mut m = Matrix {
+            runs: vec![
+                run("recreate", 1, 5000.0, 250),
+                run("rolling:1/0", 1, 0.0, 0),
+            ],
+        };
+        m.runs[1].valid = false;
+        m.runs[1].invalid_reason = Some("no request was sent".into());
+        let text = m.summary_text();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines[3], "rolling:1/0 run 1: not a valid measurement: no request was sent",
+            "{text}"
+        );
+        assert!(
+            lines[4].starts_with("recommendation: no case is better"),
+            "{text}"
+        );
+        let json: serde_json::Value = serde_json::from_str(&m.to_json()).unwrap();
+        assert_eq!(json["runs"][1]["invalid_reason"], "no request was sent");
+        assert!(json["runs"][0].get("invalid_reason").is_none());
+    }
+
+    #[test]
+    fn disjoint_cases_get_a_pick_and_a_single_case_gets_none() {
         let m = Matrix {
             runs: vec![
                 run("recreate", 1, 5000.0, 250),
@@ -579,15 +604,20 @@ mod tests {
                 run("rolling:25%/25%", 3, 90.0, 5),
             ],
         };
-        let Some(Recommendation::LeastDowntime(c)) = m.recommendation() else {
-            panic!("{:?}", m.recommendation())
-        };
-        assert_eq!(c.case, "rolling:25%/25%");
+        let r = m.recommendation().unwrap();
+        assert_eq!(r.picked().map(|c| c.case.as_str()), Some("rolling:25%/25%"));
         let line = m.summary_text().lines().last().unwrap().to_string();
         assert!(
-            line.starts_with("recommendation: rolling:25%/25% (no case lost nothing in every run; the least downtime: median 0.040 s"),
+            line.starts_with(
+                "recommendation: rolling:25%/25% (its worst run beats every other case's best"
+            ) && line.ends_with("rests on 5 valid runs)"),
             "{line}"
         );
         assert_eq!(Matrix::default().recommendation(), None);
+        let one = Matrix {
+            runs: vec![run("recreate", 1, 5000.0, 250)],
+        };
+        assert_eq!(one.recommendation(), None);
+        assert!(!one.summary_text().contains("recommendation"));
     }
 }

@@ -4,8 +4,10 @@
 //!
 //! A strategy's maxSurge/maxUnavailable trade speed against availability
 //! against extra pods; the page puts the three side by side and names the case
-//! the text summary recommends. It uses report.html's look (the same palette,
-//! patterns, letters and escaping) so a kind looks the same on both pages, and
+//! the text summary recommends (only beyond the run-to-run spread), after a
+//! banner for each run that is not a valid measurement. It uses report.html's
+//! look (the same palette, patterns, letters and escaping) so a kind looks the
+//! same on both pages, and
 //! like report.html it loads nothing: its only links are relative ones to the
 //! runs' own pages. Cases in the scatter are told apart by marker shape and
 //! number as well as colour.
@@ -13,7 +15,7 @@
 use std::fmt::Write as _;
 
 use super::*;
-use crate::matrix::{Matrix, MatrixCase, MatrixRun, Recommendation};
+use crate::matrix::{Matrix, MatrixCase, MatrixRun};
 
 /// Room for case names left of the per-case charts.
 const CASE_LEFT: f64 = 240.0;
@@ -44,6 +46,10 @@ pub fn render_matrix_html(m: &Matrix, title: &str) -> String {
          <title>{}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n",
         esc(title)
     );
+    for r in m.runs.iter().filter(|r| !r.valid) {
+        let reason = r.invalid_reason.as_deref().unwrap_or("the run says so");
+        invalid_banner(&mut out, &format!("{} run {}: {reason}", r.case, r.run));
+    }
     let _ = writeln!(
         out,
         "<header>\n<h1>{}</h1>\n<div class=\"meta\">{} case{}, {} run{}</div>",
@@ -54,15 +60,12 @@ pub fn render_matrix_html(m: &Matrix, title: &str) -> String {
         if m.runs.len() == 1 { "" } else { "s" },
     );
     if let Some(r) = m.recommendation() {
-        let (class, case) = match &r {
-            Recommendation::LostNothing(c) => ("figure", c),
-            Recommendation::LeastDowntime(c) => ("figure bad", c),
-        };
+        let picked = r.picked().map_or("no case", |c| c.case.as_str());
         let _ = writeln!(
             out,
-            "<div class=\"figures\"><div class=\"{class}\">recommended<b>{}</b></div></div>\n<p class=\"recommendation\">{}</p>",
-            esc(&case.case),
-            esc(&Matrix::recommendation_line(&r))
+            "<div class=\"figures\"><div class=\"figure\">recommended<b>{}</b></div></div>\n<p class=\"recommendation\">{}</p>",
+            esc(picked),
+            esc(&r.line())
         );
     }
     out.push_str("</header>\n");

@@ -83,6 +83,9 @@ pub fn render_html(report: &Report) -> String {
          <title>{}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n",
         esc(&title)
     );
+    if let Some(reason) = &report.invalid_reason {
+        invalid_banner(&mut out, reason);
+    }
     header(&mut out, report);
     patterns(&mut out, &kinds);
     if report.streams.len() > 1 {
@@ -134,6 +137,7 @@ td.n, a.run { white-space: nowrap; }
 th { background: #f2f2f2; }
 .note { color: #555; font-size: .9em; }
 .recommendation { font-weight: 600; }
+.invalid { border: 2px solid #D55E00; background: #fff3eb; color: #8a3300; font-weight: 600; padding: .5em .8em; margin: 0 0 .8em; }
 a { color: #0072B2; }
 * { -webkit-print-color-adjust: exact; print-color-adjust: exact; }
 @media print {
@@ -144,6 +148,16 @@ a { color: #0072B2; }
   @page { size: A4 landscape; margin: 12mm; }
 }
 "#;
+
+/// The first thing on a page whose figures do not measure the target: before any
+/// of them, so nobody reads them as a result.
+pub(super) fn invalid_banner(out: &mut String, reason: &str) {
+    let _ = writeln!(
+        out,
+        "<p class=\"invalid\" role=\"alert\">not a valid measurement: {}</p>",
+        esc(reason)
+    );
+}
 
 fn figure(out: &mut String, name: &str, value: &str, bad: bool) {
     let _ = write!(
@@ -190,7 +204,12 @@ fn header(out: &mut String, r: &Report) {
         .availability
         .map(|a| format!("{:.3}%", a * 100.0))
         .unwrap_or_else(|| "n/a".into());
-    figure(out, "availability", &availability, t.failed > 0);
+    if r.invalid_reason.is_some() {
+        // A figure of the prober, not of the target: never shown as a good one.
+        figure(out, "availability (not valid)", &availability, true);
+    } else {
+        figure(out, "availability", &availability, t.failed > 0);
+    }
     let n = r.downtime.windows.len();
     figure(
         out,

@@ -224,3 +224,68 @@ fn matrix_page_escapes_cases_and_links_and_groups_repeats() {
     assert!(page.contains("</b> connection_refused</span>"));
     assert!(!page.contains("://"), "no address outside the page");
 }
+
+/// A report like issue 24 case 4's `--rate 100000` run: nothing failed at the
+/// target, the prober skipped most ticks.
+pub(crate) fn invalid_report(label: &str) -> Report {
+    let mut r = base_report(label, "http://127.0.0.1:1/");
+    r.totals.failed = 0;
+    r.totals.availability = Some(1.0);
+    r.downtime.total_ms = 0.0;
+    r.downtime.longest_ms = 0.0;
+    r.downtime.windows.clear();
+    r.failures.clear();
+    r.valid = false;
+    r.invalid_reason =
+        Some("91983 of 94983 ticks failed on the prober's side or were skipped".into());
+    r
+}
+
+#[test]
+fn an_invalid_run_opens_its_page_with_the_banner_before_any_figure() {
+    let page = render_html(&invalid_report("overloaded"));
+    let banner = page
+        .find("<p class=\"invalid\" role=\"alert\">not a valid measurement: 91983 of 94983 ticks")
+        .expect("the banner");
+    let body = page.find("<body>").unwrap();
+    let first_figure = page.find("<div class=\"figure").unwrap();
+    assert!(
+        body < banner && banner < first_figure,
+        "banner after a figure"
+    );
+    assert!(banner < page.find("<header>").unwrap());
+    // Its 100 % availability is the prober's figure: marked, never a plain good one.
+    assert!(
+        page.contains("<div class=\"figure bad\">availability (not valid)<b>100.000%</b></div>"),
+        "{}",
+        &page[first_figure..first_figure + 600]
+    );
+    // A valid run has neither.
+    let valid = render_html(&base_report("fine", "http://127.0.0.1:1/"));
+    assert!(!valid.contains("not a valid measurement"));
+    assert!(valid.contains("<div class=\"figure bad\">availability<b>"));
+}
+
+#[test]
+fn matrix_page_bans_an_invalid_run_and_never_recommends_it() {
+    let reports = vec![
+        (invalid_report("overloaded"), None),
+        (base_report("recreate", "http://127.0.0.1:1/"), None),
+    ];
+    let m = crate::Matrix::from_reports(&reports);
+    let page = render_matrix_html(&m, "rollprobe compare");
+    let banner = page
+        .find("not a valid measurement: overloaded run 1: 91983 of 94983 ticks")
+        .expect("the banner");
+    assert!(banner < page.find("<div class=\"figure").unwrap());
+    // The invalid run lost less than the valid one, yet is not recommended.
+    assert!(
+        page.contains("recommended<b>no case</b>"),
+        "{}",
+        &page[banner..banner + 800]
+    );
+    assert!(page.contains(
+        "recommendation: no case is better beyond the run-to-run spread (overloaded no valid run; recreate"
+    ));
+    assert!(page.contains("rests on 1 valid run; 1 invalid run not counted)"));
+}
