@@ -310,6 +310,11 @@ pub struct OutageWindow {
     pub duration_ms: f64,
     /// Failed samples in it.
     pub failed: u64,
+    /// Ok answers that were only held through it (a retransmitted SYN, or an answer
+    /// that came back after a request sent later had failed): they lie inside it,
+    /// counted as ok but late, rather than ending it.
+    #[serde(default)]
+    pub held_ok: u64,
     /// Failed samples by kind.
     pub kinds: BTreeMap<String, u64>,
     /// Still failing when the run ended.

@@ -6,10 +6,18 @@
 //! memory stays flat however long the run. Everything else is counters, HDR
 //! histograms and a timeline whose buckets widen as the run grows.
 //!
+//! A success can be *held* through an outage: its SYN went unanswered and was
+//! retransmitted until the new server listened, or its answer came back after a
+//! request sent later had already failed. Such a success says nothing about the
+//! moment it was meant for, so it must not end (and split) the window. Deciding that
+//! needs the requests sent after it until its answer arrived: a second, short buffer
+//! in send order holds an ok sample until a tick intended after its answer is in
+//! (again bounded by timeout x rate).
+//!
 //! The same [`Analyzer`] serves the live run and `rollprobe report`, which is
 //! what makes a report reproducible from its samples.csv.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use hdrhistogram::Histogram;
 
@@ -64,6 +72,7 @@ struct OpenWindow {
     start_ms: f64,
     last_failure_ms: f64,
     failed: u64,
+    held_ok: u64,
     kinds: BTreeMap<String, u64>,
     syn_retransmitted: u64,
     pod_before: Option<String>,
@@ -75,7 +84,8 @@ struct OpenWindow {
 /// ```
 /// use probe_core::{Analyzer, Outcome, Sample};
 /// let mut a = Analyzer::new(10.0);
-/// for (seq, outcome) in [Outcome::Ok, Outcome::ConnectionRefused, Outcome::Ok].into_iter().enumerate() {
+/// let outcomes = [Outcome::Ok, Outcome::ConnectionRefused, Outcome::Ok, Outcome::Ok];
+/// for (seq, outcome) in outcomes.into_iter().enumerate() {
 ///     a.push(Sample {
 ///         stream: "local-fresh".into(), pod: None, request_id: None, syn_retransmits: None,
 ///         seq: seq as u64, intended_ms: seq as f64 * 100.0, sent_ms: Some(seq as f64 * 100.0),
@@ -85,6 +95,8 @@ struct OpenWindow {
 ///         proxy: None, upstream: None,
 ///     });
 /// }
+/// // The answer at 200 ms ends the window once a later tick shows that it was not
+/// // held through the outage (see the module's docs).
 /// let windows = a.windows_so_far();
 /// assert_eq!(windows.len(), 1);
 /// assert_eq!((windows[0].start_ms, windows[0].end_ms), (100.0, 200.0));
@@ -93,6 +105,8 @@ pub struct Analyzer {
     period_ms: f64,
     next_seq: u64,
     pending: BTreeMap<u64, Sample>,
+    /// Samples released in send order whose window decision waits for later ones.
+    lookahead: VecDeque<Sample>,
     totals: Totals,
     late: u64,
     failures: BTreeMap<Outcome, u64>,
@@ -134,6 +148,7 @@ impl Analyzer {
             period_ms: 1000.0 / rate,
             next_seq: 0,
             pending: BTreeMap::new(),
+            lookahead: VecDeque::new(),
             totals: Totals::default(),
             late: 0,
             failures: BTreeMap::new(),
@@ -199,7 +214,21 @@ impl Analyzer {
             }
             let sample = entry.remove();
             self.next_seq += 1;
-            self.process(sample);
+            self.lookahead.push_back(sample);
+        }
+        self.decide(false);
+    }
+
+    /// Processes the samples at the head of the lookahead whose window role is
+    /// known; with `all`, every one (the run is over: nothing later will come).
+    fn decide(&mut self, all: bool) {
+        while let Some(head) = self.lookahead.front() {
+            let held = match held_state(head, &self.lookahead, all) {
+                Some(held) => held,
+                None => break,
+            };
+            let sample = self.lookahead.pop_front().expect("a head");
+            self.process(sample, held);
         }
     }
 
@@ -223,7 +252,7 @@ impl Analyzer {
         }
     }
 
-    fn process(&mut self, s: Sample) {
+    fn process(&mut self, s: Sample, held: Held) {
         self.last_intended_ms = self.last_intended_ms.max(s.intended_ms);
         if s.outcome == Outcome::Skipped {
             self.totals.skipped += 1;
@@ -261,14 +290,9 @@ impl Analyzer {
             self.totals.failed += 1;
             self.phases[phase].failed += 1;
             let last_pod = &self.last_pod;
-            let w = self.open.get_or_insert_with(|| OpenWindow {
-                start_ms: s.intended_ms,
-                last_failure_ms: s.intended_ms,
-                failed: 0,
-                kinds: BTreeMap::new(),
-                syn_retransmitted: 0,
-                pod_before: last_pod.clone(),
-            });
+            let w = self
+                .open
+                .get_or_insert_with(|| OpenWindow::at(s.intended_ms, last_pod.clone()));
             w.failed += 1;
             w.syn_retransmitted += u64::from(retransmitted);
             w.last_failure_ms = s.intended_ms;
@@ -278,7 +302,16 @@ impl Analyzer {
         // ok
         self.totals.ok += 1;
         self.phases[phase].ok += 1;
-        if let Some(w) = self.open.take() {
+        let held = held == Held::Yes || (held == Held::IfOpen && self.open.is_some());
+        if held {
+            // Inside the outage, not its end: it was sent into it and only got
+            // through once the service was back.
+            let last_pod = &self.last_pod;
+            let w = self
+                .open
+                .get_or_insert_with(|| OpenWindow::at(s.intended_ms, last_pod.clone()));
+            w.held_ok += 1;
+        } else if let Some(w) = self.open.take() {
             self.close_window(w, s.intended_ms, false, s.pod.clone());
         }
         if let Some(ms) = s.response_ms() {
@@ -290,7 +323,9 @@ impl Analyzer {
         }
         if let Some(pod) = &s.pod {
             self.pods.answer(pod, s.intended_ms, s.version.as_deref());
-            self.last_pod.clone_from(&s.pod);
+            if !held {
+                self.last_pod.clone_from(&s.pod);
+            }
         }
         let response_ms = s.response_ms();
         let mut version = None;
@@ -328,6 +363,7 @@ impl Analyzer {
             end_ms,
             duration_ms: end_ms - w.start_ms,
             failed: w.failed,
+            held_ok: w.held_ok,
             kinds: w.kinds,
             open,
             after_event: None,
@@ -343,9 +379,8 @@ impl Analyzer {
         // Whatever is still pending had a gap before it (a run killed with
         // requests in flight): take it in order.
         let rest = std::mem::take(&mut self.pending);
-        for (_, s) in rest {
-            self.process(s);
-        }
+        self.lookahead.extend(rest.into_values());
+        self.decide(true);
         if let Some(w) = self.open.take() {
             let end = w.last_failure_ms + self.period_ms;
             self.close_window(w, end, true, None);
@@ -517,6 +552,67 @@ impl Analyzer {
             })
             .collect()
     }
+}
+
+impl OpenWindow {
+    fn at(start_ms: f64, pod_before: Option<String>) -> OpenWindow {
+        OpenWindow {
+            start_ms,
+            last_failure_ms: start_ms,
+            failed: 0,
+            held_ok: 0,
+            kinds: BTreeMap::new(),
+            syn_retransmitted: 0,
+            pod_before,
+        }
+    }
+}
+
+/// When a request's answer (or failure) came back, ms on the run's clock.
+fn completed_ms(s: &Sample) -> Option<f64> {
+    Some(s.sent_ms? + s.total_ms?)
+}
+
+/// What an ok answer means for the outage windows.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Held {
+    /// Served when it was meant to be: it ends an open window.
+    No,
+    /// Its connect needed a retransmitted SYN: inside a window that is open, but
+    /// on its own (a lost packet in a healthy run) no outage.
+    IfOpen,
+    /// A request sent after it failed before it was answered: the service was down
+    /// while it waited, so it lies inside a window (opening one if need be).
+    Yes,
+}
+
+/// What `head` (the oldest sample of `lookahead`) means for the windows: `None` while
+/// that cannot be told yet, i.e. until a tick intended after its answer is in (any
+/// later tick was sent after the answer, so cannot have failed before it). With
+/// `all`, nothing later will come.
+fn held_state(head: &Sample, lookahead: &VecDeque<Sample>, all: bool) -> Option<Held> {
+    if head.outcome != Outcome::Ok {
+        return Some(Held::No);
+    }
+    let alone = if head.syn_retransmits.is_some_and(|n| n > 0) {
+        Held::IfOpen
+    } else {
+        Held::No
+    };
+    let Some(answered_ms) = completed_ms(head) else {
+        return Some(alone);
+    };
+    let failed_first = lookahead
+        .iter()
+        .skip(1)
+        .any(|l| l.outcome.is_target_failure() && completed_ms(l).is_some_and(|c| c < answered_ms));
+    if failed_first {
+        return Some(Held::Yes);
+    }
+    let seen_past = lookahead
+        .back()
+        .is_some_and(|last| last.intended_ms > answered_ms);
+    (all || seen_past).then_some(alone)
 }
 
 /// The OS's message for an errno, without Rust's " (os error N)" suffix.

@@ -282,6 +282,14 @@ fn windows_section(out: &mut String, title: &str, windows: &[crate::report::Outa
                     w.syn_retransmitted
                 );
             }
+            if w.held_ok > 0 {
+                let _ = writeln!(
+                    out,
+                    "      {} late success{} inside it: held through the outage (SYN retransmitted, or answered after a later request failed)",
+                    w.held_ok,
+                    if w.held_ok == 1 { "" } else { "es" }
+                );
+            }
             if let Some(cause) = &w.cause {
                 let _ = writeln!(out, "      cause: {cause}");
             }
