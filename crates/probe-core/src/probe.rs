@@ -566,6 +566,14 @@ impl Probe {
     }
 
     async fn finish(mut self, interrupted: bool) -> Result<Report, ProbeError> {
+        // Probing stops now (or stopped when the schedule ran out, if it did): that
+        // is the run's length, whatever was asked for; answers still in flight are
+        // waited for below but were meant for earlier ticks.
+        let mut duration_ms = round_ms(self.shared.clock.now_ms());
+        let c = &self.shared.schedules[0].config;
+        if let (Some(d), true) = (c.duration, self.schedule_is_finished()) {
+            duration_ms = duration_ms.min(d.as_secs_f64() * 1000.0);
+        }
         for s in &self.shared.schedules {
             s.stop();
         }
@@ -583,12 +591,6 @@ impl Probe {
             && Instant::now() < limit
         {
             tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-        let mut duration_ms = round_ms(self.shared.clock.now_ms());
-        if let (Some(d), true) = (c.duration, self.schedule_is_finished()) {
-            // The last tick goes out one period before the planned end: the run
-            // still covers the whole duration it was asked for.
-            duration_ms = duration_ms.max(d.as_secs_f64() * 1000.0);
         }
         let footer = RunFooter {
             ended_at: self.shared.clock.wall_at(duration_ms),

@@ -142,6 +142,9 @@ pub struct StreamReport {
     pub pods: Vec<PodSeen>,
     /// Its latency from the intended send time.
     pub latency_ms: Latency,
+    /// Its phases (before, during and after the rollout), cut like the run's.
+    #[serde(default)]
+    pub phases: Vec<Phase>,
     /// Its prober health.
     pub probe: ProbeHealth,
     /// Its one-line picture.
@@ -303,8 +306,8 @@ pub struct Downtime {
 pub struct OutageWindow {
     /// Intended time of the first failure, ms.
     pub start_ms: f64,
-    /// Intended time of the first success after it, ms (for an open window,
-    /// one period after its last failure).
+    /// Intended time of the first success after it, ms (for an open window, one
+    /// period after the stream's last tick, or the run's end if that came first).
     pub end_ms: f64,
     /// `end_ms - start_ms`.
     pub duration_ms: f64,
@@ -412,7 +415,8 @@ pub struct Phase {
     pub ok: u64,
     /// Target failures.
     pub failed: u64,
-    /// Downtime of the windows that started in it, ms.
+    /// Downtime in it, ms: the parts of the windows that lie in it (a window that
+    /// crosses a border is cut there), so the phases add up to the downtime.
     pub downtime_ms: f64,
     /// Latency of its ok answers from the intended time.
     pub latency_ms: Latency,

@@ -19,8 +19,6 @@
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
-use hdrhistogram::Histogram;
-
 mod buckets;
 mod latency;
 mod pods;
@@ -30,7 +28,7 @@ mod streams;
 mod tests;
 
 use buckets::{kind_index, Buckets};
-use latency::{latency_of, new_histogram, record_ms};
+use latency::Latencies;
 use pods::Pods;
 use seconds::Seconds;
 pub use streams::RunAnalyzer;
@@ -65,12 +63,11 @@ struct PhaseStats {
     ok: u64,
     failed: u64,
     syn_retransmitted: u64,
-    latency: Histogram<u64>,
+    latency: Latencies,
 }
 
 struct OpenWindow {
     start_ms: f64,
-    last_failure_ms: f64,
     failed: u64,
     held_ok: u64,
     kinds: BTreeMap<String, u64>,
@@ -117,9 +114,9 @@ pub struct Analyzer {
     version_index: HashMap<String, usize>,
     last_version: Option<usize>,
     flips: u64,
-    latency: Histogram<u64>,
-    service: Histogram<u64>,
-    send_lag: Histogram<u64>,
+    latency: Latencies,
+    service: Latencies,
+    send_lag: Latencies,
     max_lag_ms: f64,
     events: Vec<Event>,
     during_start: Option<f64>,
@@ -142,7 +139,7 @@ impl Analyzer {
             ok: 0,
             failed: 0,
             syn_retransmitted: 0,
-            latency: new_histogram(),
+            latency: Latencies::new(),
         };
         Analyzer {
             period_ms: 1000.0 / rate,
@@ -159,9 +156,9 @@ impl Analyzer {
             version_index: HashMap::new(),
             last_version: None,
             flips: 0,
-            latency: new_histogram(),
-            service: new_histogram(),
-            send_lag: new_histogram(),
+            latency: Latencies::new(),
+            service: Latencies::new(),
+            send_lag: Latencies::new(),
             max_lag_ms: 0.0,
             events: Vec::new(),
             during_start: None,
@@ -260,7 +257,7 @@ impl Analyzer {
         }
         self.totals.sent += 1;
         if let Some(lag) = s.send_lag_ms() {
-            record_ms(&mut self.send_lag, lag);
+            self.send_lag.record(lag);
             self.max_lag_ms = self.max_lag_ms.max(lag);
             if lag > LATE_AFTER_MS {
                 self.late += 1;
@@ -295,7 +292,6 @@ impl Analyzer {
                 .get_or_insert_with(|| OpenWindow::at(s.intended_ms, last_pod.clone()));
             w.failed += 1;
             w.syn_retransmitted += u64::from(retransmitted);
-            w.last_failure_ms = s.intended_ms;
             *w.kinds.entry(s.outcome.as_str().to_string()).or_default() += 1;
             return;
         }
@@ -315,11 +311,11 @@ impl Analyzer {
             self.close_window(w, s.intended_ms, false, s.pod.clone());
         }
         if let Some(ms) = s.response_ms() {
-            record_ms(&mut self.latency, ms);
-            record_ms(&mut self.phases[phase].latency, ms);
+            self.latency.record(ms);
+            self.phases[phase].latency.record(ms);
         }
         if let Some(total) = s.total_ms {
-            record_ms(&mut self.service, total);
+            self.service.record(total);
         }
         if let Some(pod) = &s.pod {
             self.pods.answer(pod, s.intended_ms, s.version.as_deref());
@@ -381,9 +377,20 @@ impl Analyzer {
         let rest = std::mem::take(&mut self.pending);
         self.lookahead.extend(rest.into_values());
         self.decide(true);
+        // The run's length is when probing stopped (run.json's end); a run killed
+        // before it was written ends one period after its last tick.
+        let duration_ms = footer
+            .map(|f| f.duration_ms)
+            .unwrap_or(self.last_intended_ms + self.period_ms);
         if let Some(w) = self.open.take() {
-            let end = w.last_failure_ms + self.period_ms;
+            // Down until the last tick's period was over, unless probing stopped first.
+            let end = (self.last_intended_ms + self.period_ms).min(duration_ms);
             self.close_window(w, end, true, None);
+        }
+        // No window outlasts the run (a hand-edited or inconsistent file included).
+        for w in &mut self.windows {
+            w.end_ms = w.end_ms.min(duration_ms).max(w.start_ms);
+            w.duration_ms = w.end_ms - w.start_ms;
         }
         for w in &mut self.windows {
             w.after_event = self
@@ -411,9 +418,6 @@ impl Analyzer {
         self.totals.availability = (counted > 0).then(|| self.totals.ok as f64 / counted as f64);
 
         let mixed = self.mixed_window();
-        let duration_ms = footer
-            .map(|f| f.duration_ms)
-            .unwrap_or(self.last_intended_ms + self.period_ms);
         let phases = self.phases(duration_ms);
         let per_second = self.seconds.finish(&self.versions);
         let failure_details = self
@@ -457,13 +461,13 @@ impl Analyzer {
             mixed,
             versions: self.versions,
             flips: self.flips,
-            latency_ms: latency_of(&self.latency),
-            service_ms: latency_of(&self.service),
+            latency_ms: self.latency.summary(),
+            service_ms: self.service.summary(),
             events: self.events,
             phases,
             probe: ProbeHealth {
-                send_lag_p50_ms: latency_of(&self.send_lag).p50,
-                send_lag_p99_ms: latency_of(&self.send_lag).p99,
+                send_lag_p50_ms: self.send_lag.summary().p50,
+                send_lag_p99_ms: self.send_lag.summary().p99,
                 send_lag_max_ms: self.max_lag_ms,
                 late: self.late,
                 skipped: self.totals.skipped,
@@ -533,11 +537,12 @@ impl Analyzer {
             .filter(|(name, ..)| *name != PhaseName::After || self.during_end.is_some())
             .map(|&(name, label, start_ms, end_ms)| {
                 let stats = &self.phases[name as usize];
-                let downtime_ms = self
-                    .windows
-                    .iter()
-                    .filter(|w| self.phase_of(w.start_ms) == name)
-                    .fold(0.0, |acc, w| acc + w.duration_ms);
+                // A window that crosses a border is cut there: each phase holds only
+                // its own part, so the phases add up to the stream's downtime.
+                let phase_end = end_ms.unwrap_or(duration_ms).max(start_ms);
+                let downtime_ms = self.windows.iter().fold(0.0, |acc, w| {
+                    acc + (w.end_ms.min(phase_end) - w.start_ms.max(start_ms)).max(0.0)
+                });
                 Phase {
                     name: label.to_string(),
                     start_ms,
@@ -546,7 +551,7 @@ impl Analyzer {
                     ok: stats.ok,
                     failed: stats.failed,
                     downtime_ms,
-                    latency_ms: latency_of(&stats.latency),
+                    latency_ms: stats.latency.summary(),
                     syn_retransmitted: stats.syn_retransmitted,
                 }
             })
@@ -558,7 +563,6 @@ impl OpenWindow {
     fn at(start_ms: f64, pod_before: Option<String>) -> OpenWindow {
         OpenWindow {
             start_ms,
-            last_failure_ms: start_ms,
             failed: 0,
             held_ok: 0,
             kinds: BTreeMap::new(),

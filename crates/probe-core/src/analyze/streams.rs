@@ -164,6 +164,7 @@ fn stream_report(info: &StreamInfo, r: &Report, run_target: &str) -> StreamRepor
         versions: r.versions.clone(),
         pods: r.pods.clone(),
         latency_ms: r.latency_ms.clone(),
+        phases: r.phases.clone(),
         probe: r.probe.clone(),
         timeline: r.timeline.clone(),
         per_second: r.per_second.clone(),

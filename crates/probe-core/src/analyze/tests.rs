@@ -274,3 +274,107 @@ fn a_held_success_before_the_first_failure_starts_the_window() {
     assert_eq!(w.len(), 1, "{w:?}");
     assert_eq!((w[0].start_ms, w[0].end_ms, w[0].held_ok), (10.0, 400.0, 1));
 }
+
+fn footer(duration_ms: f64) -> RunFooter {
+    RunFooter {
+        ended_at: String::new(),
+        duration_ms,
+        interrupted: false,
+    }
+}
+
+#[test]
+fn an_open_window_ends_when_probing_stopped() {
+    // `--rate 1 --duration 2500ms` against a dead port: ticks at 0, 1 and 2 s, all
+    // refused, and probing stopped right after the last one went out.
+    let mut a = Analyzer::new(1.0);
+    for seq in 0..3u64 {
+        let mut s = sample(seq, Outcome::ConnectionRefused, "", 0.2);
+        s.intended_ms = seq as f64 * 1000.0;
+        s.sent_ms = Some(s.intended_ms);
+        a.push(s);
+    }
+    let r = a.finish(&header(), Some(&footer(2001.0)));
+    assert_eq!(r.duration_ms, 2001.0);
+    let w = &r.downtime.windows;
+    assert_eq!((w[0].start_ms, w[0].end_ms, w[0].open), (0.0, 2001.0, true));
+    assert_eq!(r.downtime.total_ms, 2001.0);
+    // Probing went on past the last tick: the window ends one period after it.
+    let mut a = Analyzer::new(1.0);
+    for seq in 0..3u64 {
+        let mut s = sample(seq, Outcome::ConnectionRefused, "", 0.2);
+        s.intended_ms = seq as f64 * 1000.0;
+        a.push(s);
+    }
+    let r = a.finish(&header(), Some(&footer(4000.0)));
+    assert_eq!(r.downtime.windows[0].end_ms, 3000.0);
+}
+
+/// 3 s at 100 req/s with a trigger from `trigger.0` to `trigger.1` ms, refused at
+/// the ticks in `down`.
+fn triggered_run(trigger: (f64, f64), down: std::ops::Range<u64>) -> Report {
+    let mut a = Analyzer::new(100.0);
+    a.event(Event::new(trigger.0, EventKind::TriggerStart, "deploy"));
+    a.event(Event::new(trigger.1, EventKind::TriggerExit, "exit code 0"));
+    for seq in 0..300u64 {
+        let outcome = if down.contains(&seq) {
+            Outcome::ConnectionRefused
+        } else {
+            Outcome::Ok
+        };
+        a.push(sample(seq, outcome, "v1", 1.0));
+    }
+    a.finish(&header(), Some(&footer(3000.0)))
+}
+
+#[test]
+fn a_window_crossing_a_phase_border_is_cut_there() {
+    // The trigger runs from 1.0 s to 1.5 s; the service is down from 1.2 s to 2.0 s.
+    let r = triggered_run((1000.0, 1500.0), 120..200);
+    let down: Vec<(&str, f64, u64)> = r
+        .phases
+        .iter()
+        .map(|p| (p.name.as_str(), p.downtime_ms, p.failed))
+        .collect();
+    assert_eq!(
+        down,
+        [
+            ("before", 0.0, 0),
+            ("during", 300.0, 30),
+            ("after", 500.0, 50)
+        ]
+    );
+    assert_eq!(r.downtime.total_ms, 800.0);
+}
+
+#[test]
+fn percentiles_are_never_above_the_max_they_are_printed_with() {
+    // 5.228 ms is recorded as 5228 us; HDR's bucket for it reaches 5.231 ms.
+    let mut a = Analyzer::new(100.0);
+    for seq in 0..100u64 {
+        let mut s = sample(seq, Outcome::Ok, "v1", 1.0);
+        s.intended_ms = 0.0;
+        s.sent_ms = Some(if seq % 2 == 0 { 5.228 } else { 5.0 });
+        a.push(s);
+    }
+    let r = a.finish(&header(), None);
+    assert_eq!(r.probe.send_lag_max_ms, 5.228);
+    assert!(r.probe.send_lag_p99_ms <= 5.228, "{:?}", r.probe);
+    assert_eq!(
+        r.probe.send_lag_p99_ms, 5.228,
+        "the highest equivalent, clamped"
+    );
+    let l = &r.latency_ms;
+    assert!(l.p99 <= l.max && l.p999 <= l.max, "{l:?}");
+}
+
+#[test]
+fn a_phase_without_ok_answers_shows_a_dash_not_a_latency() {
+    let summary = triggered_run((1000.0, 2000.0), 100..200).summary();
+    let during = summary
+        .lines()
+        .find(|l| l.trim_start().starts_with("during"))
+        .expect("a during row");
+    assert!(during.contains("p99 –"), "{during}");
+    assert!(!during.contains("0.00 ms"), "{during}");
+}
