@@ -142,6 +142,10 @@ pub struct StreamReport {
     pub pods: Vec<PodSeen>,
     /// Its latency from the intended send time.
     pub latency_ms: Latency,
+    /// When it probed: its first tick to one period after its last (or the run's
+    /// end, if that came first).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub probed: Option<Span>,
     /// Its phases (before, during and after the rollout), cut like the run's.
     #[serde(default)]
     pub phases: Vec<Phase>,
@@ -160,6 +164,11 @@ pub struct TotalOutage {
     pub total_ms: f64,
     /// The spans, in time order.
     pub spans: Vec<Span>,
+    /// How long every stream was probing at once, ms: only there can a total outage
+    /// be seen (runs merged from different times may overlap little, or not at all).
+    /// `None` in reports written before this key existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub overlap_ms: Option<f64>,
 }
 
 /// A span of the probe's clock.

@@ -38,7 +38,7 @@ use crate::event::{Event, EventKind};
 use crate::outcome::Outcome;
 use crate::report::{
     Downtime, EventRef, FailureDetail, LabInfo, MixedWindow, OutageWindow, Phase, ProbeHealth,
-    Report, Totals, VersionSeen, REPORT_SCHEMA,
+    Report, Span, Totals, VersionSeen, REPORT_SCHEMA,
 };
 use crate::sample::{RunFooter, RunHeader, Sample};
 
@@ -125,6 +125,7 @@ pub struct Analyzer {
     buckets: Buckets,
     seconds: Seconds,
     last_intended_ms: f64,
+    first_intended_ms: Option<f64>,
     pods: Pods,
     /// The pod of the latest ok answer, for the window that may open next.
     last_pod: Option<String>,
@@ -167,6 +168,7 @@ impl Analyzer {
             buckets: Buckets::new(),
             seconds: Seconds::new(),
             last_intended_ms: 0.0,
+            first_intended_ms: None,
             pods: Pods::default(),
             last_pod: None,
             rollout_events: false,
@@ -251,6 +253,8 @@ impl Analyzer {
 
     fn process(&mut self, s: Sample, held: Held) {
         self.last_intended_ms = self.last_intended_ms.max(s.intended_ms);
+        let first = self.first_intended_ms.get_or_insert(s.intended_ms);
+        *first = first.min(s.intended_ms);
         if s.outcome == Outcome::Skipped {
             self.totals.skipped += 1;
             return;
@@ -371,7 +375,16 @@ impl Analyzer {
     }
 
     /// Drains the reorder buffer and builds the report.
-    pub fn finish(mut self, header: &RunHeader, footer: Option<&RunFooter>) -> Report {
+    pub fn finish(self, header: &RunHeader, footer: Option<&RunFooter>) -> Report {
+        self.finish_with_span(header, footer).0
+    }
+
+    /// [`Analyzer::finish`], and when this stream probed (`None`: never).
+    pub(crate) fn finish_with_span(
+        mut self,
+        header: &RunHeader,
+        footer: Option<&RunFooter>,
+    ) -> (Report, Option<Span>) {
         // Whatever is still pending had a gap before it (a run killed with
         // requests in flight): take it in order.
         let rest = std::mem::take(&mut self.pending);
@@ -418,6 +431,12 @@ impl Analyzer {
         self.totals.availability = (counted > 0).then(|| self.totals.ok as f64 / counted as f64);
 
         let mixed = self.mixed_window();
+        let probed = self.first_intended_ms.map(|start_ms| Span {
+            start_ms,
+            end_ms: (self.last_intended_ms + self.period_ms)
+                .min(duration_ms)
+                .max(start_ms),
+        });
         let phases = self.phases(duration_ms);
         let per_second = self.seconds.finish(&self.versions);
         let failure_details = self
@@ -432,7 +451,7 @@ impl Analyzer {
                 hint: kind.hint().to_string(),
             })
             .collect();
-        Report {
+        let report = Report {
             schema: REPORT_SCHEMA.to_string(),
             label: header.label.clone(),
             target: header.target.clone(),
@@ -487,7 +506,8 @@ impl Analyzer {
             total_outage: None,
             totals: self.totals,
         }
-        .judged()
+        .judged();
+        (report, probed)
     }
 
     fn mixed_window(&self) -> Option<MixedWindow> {

@@ -376,10 +376,17 @@ fn streams_table(out: &mut String, r: &Report) {
     let any_window = r.streams.iter().any(|s| !s.downtime.windows.is_empty());
     if let Some(total) = r.total_outage.as_ref().filter(|_| any_window) {
         if total.spans.is_empty() {
-            let _ = writeln!(
-                out,
-                "  no total outage: at every moment some stream was served (every window was partial)"
-            );
+            let merged = r.streams.iter().any(|s| s.merged_from.is_some());
+            let line = match total.overlap_ms {
+                // Only where every stream probed can every stream have failed.
+                Some(ms) if ms <= 0.0 => "  no total outage can be measured: the streams never probed at the same time".to_string(),
+                Some(ms) if merged => format!(
+                    "  no total outage in the {} in which every stream probed: at every moment of it some stream was served",
+                    duration(ms)
+                ),
+                _ => "  no total outage: at every moment some stream was served (every window was partial)".to_string(),
+            };
+            let _ = writeln!(out, "{line}");
             return;
         }
         let spans = total
