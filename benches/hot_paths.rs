@@ -244,6 +244,7 @@ fn footer(n: usize) -> RunFooter {
         ended_at: "2026-01-01T00:16:40.000Z".into(),
         duration_ms: n as f64,
         interrupted: false,
+        unanswered: 0,
     }
 }
 

@@ -246,6 +246,11 @@ fn merged_footer(
         interrupted: read
             .iter()
             .any(|i| i.footer.as_ref().is_none_or(|f| f.interrupted)),
+        unanswered: read
+            .iter()
+            .filter_map(|i| i.footer.as_ref())
+            .map(|f| f.unanswered)
+            .sum(),
     }
 }
 

@@ -577,6 +577,18 @@ impl Probe {
         for s in &self.shared.schedules {
             s.stop();
         }
+        let in_flight = |s: &Arc<Schedule>| s.in_flight.load(Ordering::Acquire);
+        let end = |unanswered: usize| RunFooter {
+            ended_at: self.shared.clock.wall_at(duration_ms),
+            duration_ms,
+            interrupted,
+            unanswered: unanswered as u64,
+        };
+        // Waiting for the requests in flight can take their whole timeout, and a
+        // second signal may kill the process meanwhile: run.json says now when
+        // probing stopped and how many requests were still out.
+        let stopping = end(self.shared.schedules.iter().map(in_flight).sum());
+        let _ = self.shared.sender().send(Record::Stopping(stopping));
         for t in std::mem::take(&mut self.schedulers) {
             tokio::task::spawn_blocking(move || t.join())
                 .await
@@ -586,17 +598,12 @@ impl Probe {
         // Requests end by their own timeouts; wait for them, with a margin.
         let c = &self.shared.schedules[0].config;
         let limit = Instant::now() + c.connect_timeout + c.timeout + Duration::from_secs(2);
-        let in_flight = |s: &Arc<Schedule>| s.in_flight.load(Ordering::Acquire);
         while self.shared.schedules.iter().map(in_flight).sum::<usize>() > 0
             && Instant::now() < limit
         {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
-        let footer = RunFooter {
-            ended_at: self.shared.clock.wall_at(duration_ms),
-            duration_ms,
-            interrupted,
-        };
+        let footer = end(self.shared.schedules.iter().map(in_flight).sum());
         let (done_tx, done_rx) = oneshot::channel();
         let _ = self.shared.sender().send(Record::Finish(footer, done_tx));
         let Recorded {

@@ -79,7 +79,7 @@ fn run() -> impl Strategy<Value = (Vec<(Outcome, u8)>, Vec<usize>)> {
 proptest! {
     #[test]
     fn windows_are_ordered_disjoint_and_add_up((outcomes, order) in run()) {
-        let footer = RunFooter { ended_at: String::new(), duration_ms: outcomes.len() as f64 * 10.0, interrupted: false };
+        let footer = RunFooter { ended_at: String::new(), duration_ms: outcomes.len() as f64 * 10.0, interrupted: false, unanswered: 0 };
         let build = |order: &[usize]| {
             let mut a = Analyzer::new(100.0);
             for &i in order {
@@ -177,6 +177,7 @@ proptest! {
             ended_at: String::new(),
             duration_ms: last_tick_ms + periods * 10.0,
             interrupted: false,
+            unanswered: 0,
         });
         let samples: Vec<Sample> = ticks.iter().enumerate().map(|(i, t)| timed_sample(i, *t)).collect();
         let build = |order: &[Sample]| {

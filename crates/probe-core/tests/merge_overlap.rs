@@ -31,6 +31,7 @@ fn write_run(dir: &Path, started_at: &str, down: std::ops::Range<f64>) {
         ended_at: String::new(),
         duration_ms: 3000.0,
         interrupted: false,
+        unanswered: 0,
     };
     RunRecord {
         header,

@@ -151,6 +151,9 @@ impl RunAnalyzer {
         report.streams = streams;
         report.total_outage = total_outage;
         let mut report = report.judged();
+        if let Some(n) = footer.map(|f| f.unanswered).filter(|&n| n > 0) {
+            note_unanswered(&mut report, n);
+        }
         if merged {
             report
                 .warnings
@@ -158,6 +161,21 @@ impl RunAnalyzer {
         }
         report
     }
+}
+
+/// Requests that were sent but never recorded (the run was killed while it waited
+/// for them, or they outlived the wait): they were sent, whatever the rows say.
+fn note_unanswered(report: &mut Report, n: u64) {
+    let plural = if n == 1 { "" } else { "s" };
+    if report.totals.sent == 0 {
+        report.valid = false;
+        report.invalid_reason = Some(format!(
+            "{n} request{plural} went out but none was answered before the run ended (killed while waiting for them?): nothing was measured"
+        ));
+    }
+    report.warnings.push(format!(
+        "{n} request{plural} still in flight when the run ended have no outcome: the figures leave them out"
+    ));
 }
 
 /// The span in which every stream probed, if there is one.

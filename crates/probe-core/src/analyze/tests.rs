@@ -280,6 +280,7 @@ fn footer(duration_ms: f64) -> RunFooter {
         ended_at: String::new(),
         duration_ms,
         interrupted: false,
+        unanswered: 0,
     }
 }
 

@@ -248,6 +248,15 @@ pub struct RunFooter {
     pub duration_ms: f64,
     /// Stopped by a signal (or another interruption) rather than by plan.
     pub interrupted: bool,
+    /// Requests sent but not answered when this end was written: the end is first
+    /// written when probing stops, then again once they are in, so a run killed
+    /// while it waited for them still says they were sent (they have no row).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub unanswered: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// run.json: the header, and the footer once the run has ended.

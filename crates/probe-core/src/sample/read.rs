@@ -490,6 +490,7 @@ mod tests {
             ended_at: "2026-01-01T00:00:01.000Z".into(),
             duration_ms: 200.0,
             interrupted: false,
+            unanswered: 0,
         };
         w.finish().unwrap();
         RunRecord {
