@@ -166,3 +166,184 @@ fn merge_refuses_the_same_run_twice_in_one_line() {
     assert!(err.contains("given twice"), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A network namespace with only loopback (nothing leaves the machine), removed on drop.
+struct Netns(String);
+
+impl Netns {
+    fn new(tag: &str) -> Netns {
+        let name = format!("rpt-{tag}-{}", std::process::id());
+        let _ = Command::new("ip")
+            .args(["netns", "del", &name])
+            .stderr(Stdio::null())
+            .status();
+        let ns = Netns(name);
+        ns.run(&["ip", "netns", "add", &ns.0]);
+        ns.run(&["ip", "-n", &ns.0, "link", "set", "lo", "up"]);
+        ns
+    }
+
+    fn run(&self, args: &[&str]) {
+        let status = Command::new(args[0])
+            .args(&args[1..])
+            .status()
+            .unwrap_or_else(|e| {
+                panic!("cannot run {args:?}: {e} (needs root, iproute2, iptables)")
+            });
+        assert!(status.success(), "{args:?}: {status}");
+    }
+
+    fn iptables(&self, rule: &[&str]) {
+        let mut args = vec!["ip", "netns", "exec", &self.0, "iptables"];
+        args.extend_from_slice(rule);
+        self.run(&args);
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+    }
+}
+
+/// An HTTP server on 127.0.0.1:`port` inside `ns`: a thread joins the namespace and
+/// binds there (a socket stays in the namespace it was made in). Answers `v1` to
+/// every request, one connection at a time, until `stop`.
+fn serve_in(
+    ns: &Netns,
+    port: u16,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> std::thread::JoinHandle<()> {
+    use std::io::{Read, Write};
+    use std::os::fd::AsRawFd;
+    let path = format!("/var/run/netns/{}", ns.0);
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    let handle = std::thread::spawn(move || {
+        let file = std::fs::File::open(&path).unwrap();
+        // SAFETY: setns(2) on this thread only, with a namespace file we hold open.
+        assert_eq!(
+            unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) },
+            0
+        );
+        let listener = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
+        listener.set_nonblocking(true).unwrap();
+        ready_tx.send(()).unwrap();
+        while !stop.load(std::sync::atomic::Ordering::Acquire) {
+            match listener.accept() {
+                Ok((mut conn, _)) => {
+                    conn.set_nonblocking(false).unwrap();
+                    conn.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+                    let mut buf = [0u8; 4096];
+                    let mut head = Vec::new();
+                    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match conn.read(&mut buf) {
+                            Ok(0) | Err(_) => break,
+                            Ok(n) => head.extend_from_slice(&buf[..n]),
+                        }
+                    }
+                    let _ = conn.write_all(
+                        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nv1",
+                    );
+                }
+                Err(_) => std::thread::sleep(Duration::from_millis(2)),
+            }
+        }
+    });
+    ready_rx
+        .recv_timeout(Duration::from_secs(5))
+        .expect("the server listens");
+    handle
+}
+
+/// Case 11 on a real kernel: while "the app is down", the kernel refuses most SYNs
+/// (a RST, as a REJECT does) and drops every third (as when the ICMP error of a
+/// REJECT is rate-limited away). The dropped ones are retransmitted and connect once
+/// the outage is over: those successes were held through it and must not split it.
+#[test]
+#[cfg_attr(not(netns_tests), ignore = "needs root and ROLLPROBE_NETNS_TESTS=1")]
+fn successes_held_by_dropped_syns_do_not_split_the_outage() {
+    let ns = Netns::new("held");
+    let port = "8080";
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let server = serve_in(&ns, 8080, stop.clone());
+    let dir = temp_dir("times-held-syn");
+    let probe = Command::new("ip")
+        .args(["netns", "exec", &ns.0])
+        .arg(common::rollprobe_bin())
+        .args([
+            "run",
+            "http://127.0.0.1:8080/",
+            "--rate",
+            "20",
+            "--duration",
+            "6s",
+        ])
+        .args(["--connect-timeout", "5s", "--timeout", "8s"])
+        .args([
+            "--quiet",
+            "--format",
+            "json",
+            "--out",
+            dir.to_str().unwrap(),
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("ip netns exec runs");
+    std::thread::sleep(Duration::from_millis(1000));
+    let syn = ["-p", "tcp", "--dport", port, "--syn"];
+    let drop_rule = [
+        &syn[..],
+        &[
+            "-m",
+            "statistic",
+            "--mode",
+            "nth",
+            "--every",
+            "3",
+            "--packet",
+            "0",
+            "-j",
+            "DROP",
+        ],
+    ]
+    .concat();
+    let reject_rule = [&syn[..], &["-j", "REJECT", "--reject-with", "tcp-reset"]].concat();
+    ns.iptables(&[&["-A", "INPUT"], &drop_rule[..]].concat());
+    ns.iptables(&[&["-A", "INPUT"], &reject_rule[..]].concat());
+    std::thread::sleep(Duration::from_millis(2500));
+    ns.iptables(&[&["-D", "INPUT"], &drop_rule[..]].concat());
+    ns.iptables(&[&["-D", "INPUT"], &reject_rule[..]].concat());
+    let o = probe.wait_with_output().unwrap();
+    stop.store(true, std::sync::atomic::Ordering::Release);
+    server.join().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let report = read_json(&dir.join("report.json"));
+
+    // The kernel really held some SYNs and those requests succeeded late.
+    let samples = std::fs::read_to_string(dir.join("samples.csv")).unwrap();
+    let header: Vec<&str> = samples.lines().next().unwrap().split(',').collect();
+    let col = |name: &str| header.iter().position(|h| *h == name).unwrap();
+    let (outcome, syn_retransmits) = (col("outcome"), col("syn_retransmits"));
+    let held = samples
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').collect::<Vec<_>>())
+        .filter(|f| f[outcome] == "ok" && f[syn_retransmits].parse::<u32>().is_ok_and(|n| n > 0))
+        .count();
+    assert!(held > 0, "no SYN was held: {}", report["downtime"]);
+
+    let windows = report["downtime"]["windows"].as_array().unwrap();
+    assert_eq!(windows.len(), 1, "one outage, one window: {windows:#?}");
+    let w = &windows[0];
+    assert!(w["failed"].as_u64().unwrap() >= 10, "{w}");
+    assert!(w["held_ok"].as_u64().unwrap() >= 1, "{w}");
+    let (start, end) = (
+        w["start_ms"].as_f64().unwrap(),
+        w["end_ms"].as_f64().unwrap(),
+    );
+    // The rules were in place from about +1.0 s (after the process started) for 2.5 s.
+    assert!((500.0..2500.0).contains(&start), "{w}");
+    assert!((2000.0..4500.0).contains(&(end - start)), "{w}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
