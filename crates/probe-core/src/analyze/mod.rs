@@ -104,6 +104,10 @@ pub struct Analyzer {
     pending: BTreeMap<u64, Sample>,
     /// Samples released in send order whose window decision waits for later ones.
     lookahead: VecDeque<Sample>,
+    /// The target failures in `lookahead` as (seq, completion ms), completion times
+    /// increasing: its front is the earliest failure still ahead (a sliding-window
+    /// minimum, so the held test costs O(1) per sample whatever the rate).
+    failures_ahead: VecDeque<(u64, f64)>,
     totals: Totals,
     late: u64,
     failures: BTreeMap<Outcome, u64>,
@@ -147,6 +151,7 @@ impl Analyzer {
             next_seq: 0,
             pending: BTreeMap::new(),
             lookahead: VecDeque::new(),
+            failures_ahead: VecDeque::new(),
             totals: Totals::default(),
             late: 0,
             failures: BTreeMap::new(),
@@ -213,20 +218,41 @@ impl Analyzer {
             }
             let sample = entry.remove();
             self.next_seq += 1;
-            self.lookahead.push_back(sample);
+            self.look_ahead(sample);
         }
         self.decide(false);
+    }
+
+    fn look_ahead(&mut self, sample: Sample) {
+        if sample.outcome.is_target_failure() {
+            if let Some(done) = completed_ms(&sample) {
+                while self.failures_ahead.back().is_some_and(|&(_, d)| d >= done) {
+                    self.failures_ahead.pop_back();
+                }
+                self.failures_ahead.push_back((sample.seq, done));
+            }
+        }
+        self.lookahead.push_back(sample);
     }
 
     /// Processes the samples at the head of the lookahead whose window role is
     /// known; with `all`, every one (the run is over: nothing later will come).
     fn decide(&mut self, all: bool) {
         while let Some(head) = self.lookahead.front() {
-            let held = match held_state(head, &self.lookahead, all) {
+            let first_failure = self.failures_ahead.front().map(|&(_, done)| done);
+            let newest = self.lookahead.back().map_or(f64::MIN, |s| s.intended_ms);
+            let held = match held_state(head, first_failure, newest, all) {
                 Some(held) => held,
                 None => break,
             };
             let sample = self.lookahead.pop_front().expect("a head");
+            if self
+                .failures_ahead
+                .front()
+                .is_some_and(|&(seq, _)| seq == sample.seq)
+            {
+                self.failures_ahead.pop_front();
+            }
             self.process(sample, held);
         }
     }
@@ -388,7 +414,9 @@ impl Analyzer {
         // Whatever is still pending had a gap before it (a run killed with
         // requests in flight): take it in order.
         let rest = std::mem::take(&mut self.pending);
-        self.lookahead.extend(rest.into_values());
+        for s in rest.into_values() {
+            self.look_ahead(s);
+        }
         self.decide(true);
         // The run's length is when probing stopped (run.json's end); a run killed
         // before it was written ends one period after its last tick.
@@ -610,11 +638,17 @@ enum Held {
     Yes,
 }
 
-/// What `head` (the oldest sample of `lookahead`) means for the windows: `None` while
-/// that cannot be told yet, i.e. until a tick intended after its answer is in (any
-/// later tick was sent after the answer, so cannot have failed before it). With
-/// `all`, nothing later will come.
-fn held_state(head: &Sample, lookahead: &VecDeque<Sample>, all: bool) -> Option<Held> {
+/// What `head` (the oldest sample of the lookahead) means for the windows, given
+/// the earliest completion of a failure sent after it and the intended time of the
+/// newest sample in: `None` while that cannot be told yet, i.e. until a tick intended
+/// after its answer is in (any later tick was sent after the answer, so cannot have
+/// failed before it). With `all`, nothing later will come.
+fn held_state(
+    head: &Sample,
+    first_failure_ms: Option<f64>,
+    newest_intended_ms: f64,
+    all: bool,
+) -> Option<Held> {
     if head.outcome != Outcome::Ok {
         return Some(Held::No);
     }
@@ -626,17 +660,10 @@ fn held_state(head: &Sample, lookahead: &VecDeque<Sample>, all: bool) -> Option<
     let Some(answered_ms) = completed_ms(head) else {
         return Some(alone);
     };
-    let failed_first = lookahead
-        .iter()
-        .skip(1)
-        .any(|l| l.outcome.is_target_failure() && completed_ms(l).is_some_and(|c| c < answered_ms));
-    if failed_first {
+    if first_failure_ms.is_some_and(|done| done < answered_ms) {
         return Some(Held::Yes);
     }
-    let seen_past = lookahead
-        .back()
-        .is_some_and(|last| last.intended_ms > answered_ms);
-    (all || seen_past).then_some(alone)
+    (all || newest_intended_ms > answered_ms).then_some(alone)
 }
 
 /// The OS's message for an errno, without Rust's " (os error N)" suffix.

@@ -379,3 +379,23 @@ fn a_phase_without_ok_answers_shows_a_dash_not_a_latency() {
     assert!(during.contains("p99 –"), "{during}");
     assert!(!during.contains("0.00 ms"), "{during}");
 }
+
+#[test]
+fn a_run_killed_with_requests_in_flight_says_they_went_out() {
+    // run.json's end as written when probing stopped: 150 requests out, none in.
+    let mut end = footer(1500.0);
+    end.unanswered = 150;
+    end.interrupted = true;
+    let r = RunAnalyzer::new(&header()).finish(&header(), Some(&end));
+    let reason = r.invalid_reason.as_deref().unwrap();
+    assert!(
+        reason.starts_with("150 requests went out but none was answered"),
+        "{reason}"
+    );
+    assert!(!r.valid);
+    assert_eq!(r.duration_ms, 1500.0);
+    assert!(r
+        .warnings
+        .iter()
+        .any(|w| w.starts_with("150 requests still in flight")));
+}
