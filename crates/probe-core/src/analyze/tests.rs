@@ -399,3 +399,37 @@ fn a_run_killed_with_requests_in_flight_says_they_went_out() {
         .iter()
         .any(|w| w.starts_with("150 requests still in flight")));
 }
+
+#[test]
+fn every_stream_has_its_own_phases_and_the_summary_names_them() {
+    // `--connection both`: the keep-alive stream lost 5 requests, the fresh one none.
+    let mut h = header();
+    h.streams = vec!["local-fresh".into(), "local-keepalive".into()];
+    let mut a = RunAnalyzer::new(&h);
+    a.event(Event::new(1000.0, EventKind::TriggerStart, "deploy"));
+    a.event(Event::new(2000.0, EventKind::TriggerExit, "exit code 0"));
+    for stream in ["local-fresh", "local-keepalive"] {
+        for seq in 0..300u64 {
+            let down = stream == "local-keepalive" && (150..155).contains(&seq);
+            let outcome = if down {
+                Outcome::ConnectionClosed
+            } else {
+                Outcome::Ok
+            };
+            let mut s = sample(seq, outcome, "v1", 1.0);
+            s.stream = stream.into();
+            a.push(s);
+        }
+    }
+    let r = a.finish(&h, Some(&footer(3000.0)));
+    let failed = |i: usize| -> Vec<u64> { r.streams[i].phases.iter().map(|p| p.failed).collect() };
+    assert_eq!(failed(0), [0, 0, 0]);
+    assert_eq!(failed(1), [0, 5, 0]);
+    assert_eq!(r.streams[1].phases[1].downtime_ms, 50.0);
+    let summary = r.summary();
+    assert!(summary.contains("Phases of local-keepalive"), "{summary}");
+    assert!(
+        summary.contains("Latency of ok answers of local-fresh"),
+        "{summary}"
+    );
+}
