@@ -251,6 +251,7 @@ fn footer(n: usize) -> RunFooter {
         duration_ms: n as f64,
         interrupted: false,
         trigger: None,
+        unanswered: 0,
     }
 }
 

@@ -521,7 +521,7 @@ fn lagging_node_cause(w: &OutageWindow, events: &[Event]) -> Option<String> {
 ///     pod(3000.0, PodReady, "web-b", b),
 /// ];
 /// let mut windows = vec![OutageWindow {
-///     start_ms: 1200.0, end_ms: 3100.0, duration_ms: 1900.0, failed: 190,
+///     start_ms: 1200.0, end_ms: 3100.0, duration_ms: 1900.0, failed: 190, held_ok: 0,
 ///     kinds: [("host_unreachable".to_string(), 190)].into(), open: false,
 ///     after_event: None, cause: None, syn_retransmitted: 0, pod_before: None, pod_after: None,
 ///     proxy_retried: None,
@@ -597,6 +597,7 @@ mod tests {
             end_ms: end,
             duration_ms: end - start,
             failed: 10,
+            held_ok: 0,
             kinds: [(kind.to_string(), 10)].into(),
             open: false,
             after_event: None,

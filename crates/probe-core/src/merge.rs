@@ -85,7 +85,18 @@ pub fn merge_runs(inputs: &[&Path], out: &Path) -> Result<Report, MergeError> {
     let mut read = Vec::new();
     let mut events: Vec<Event> = Vec::new();
     let mut used_names = BTreeSet::new();
+    let mut seen_folders = BTreeSet::new();
     for dir in inputs {
+        // The same run twice would be two streams that agree on everything, and a
+        // "total outage" that is only one vantage point's own.
+        if let Some(folder) = run_folder(dir) {
+            if !seen_folders.insert(folder) {
+                return Err(MergeError::Input(format!(
+                    "{} is given twice: merge needs distinct runs (one per vantage point)",
+                    dir.display()
+                )));
+            }
+        }
         let (header, footer) = read_run_header(dir)?;
         let start: jiff::Timestamp = header.started_at.parse().map_err(|e| {
             MergeError::Input(format!(
@@ -236,17 +247,30 @@ fn merged_footer(
             .iter()
             .any(|i| i.footer.as_ref().is_none_or(|f| f.interrupted)),
         trigger: None,
+        unanswered: read
+            .iter()
+            .filter_map(|i| i.footer.as_ref())
+            .map(|f| f.unanswered)
+            .sum(),
     }
 }
 
-fn base_name(dir: &Path) -> String {
-    let p = if dir.is_dir() {
-        dir
+/// The run folder an input names (itself, or a samples file's folder), resolved.
+fn run_folder(input: &Path) -> Option<PathBuf> {
+    let p = if input.is_dir() {
+        input
     } else {
-        dir.parent().unwrap_or(dir)
+        // A bare `samples.csv` has the empty path as its parent: the current folder.
+        input
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."))
     };
-    p.canonicalize()
-        .ok()
+    p.canonicalize().ok()
+}
+
+fn base_name(dir: &Path) -> String {
+    run_folder(dir)
         .and_then(|c| c.file_name().map(|n| n.to_string_lossy().into_owned()))
         .unwrap_or_else(|| "run".into())
 }

@@ -646,9 +646,37 @@ impl Probe {
     }
 
     async fn finish(mut self, interrupted: bool) -> Result<Report, ProbeError> {
+        // Probing stops now (or stopped when the schedule ran out, if it did): that
+        // is the run's length, whatever was asked for; answers still in flight are
+        // waited for below but were meant for earlier ticks.
+        let mut duration_ms = round_ms(self.shared.clock.now_ms());
+        let c = &self.shared.schedules[0].config;
+        if let (Some(d), true) = (c.duration, self.schedule_is_finished()) {
+            duration_ms = duration_ms.min(d.as_secs_f64() * 1000.0);
+        }
         for s in &self.shared.schedules {
             s.stop();
         }
+        let in_flight = |s: &Arc<Schedule>| s.in_flight.load(Ordering::Acquire);
+        // The trigger has ended (or was killed) before the probe stops.
+        let trigger = self
+            .shared
+            .trigger
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        let end = |unanswered: usize| RunFooter {
+            ended_at: self.shared.clock.wall_at(duration_ms),
+            duration_ms,
+            interrupted,
+            trigger: trigger.clone(),
+            unanswered: unanswered as u64,
+        };
+        // Waiting for the requests in flight can take their whole timeout, and a
+        // second signal may kill the process meanwhile: run.json says now when
+        // probing stopped and how many requests were still out.
+        let stopping = end(self.shared.schedules.iter().map(in_flight).sum());
+        let _ = self.shared.sender().send(Record::Stopping(stopping));
         for t in std::mem::take(&mut self.schedulers) {
             tokio::task::spawn_blocking(move || t.join())
                 .await
@@ -658,29 +686,12 @@ impl Probe {
         // Requests end by their own timeouts; wait for them, with a margin.
         let c = &self.shared.schedules[0].config;
         let limit = Instant::now() + c.connect_timeout + c.timeout + Duration::from_secs(2);
-        let in_flight = |s: &Arc<Schedule>| s.in_flight.load(Ordering::Acquire);
         while self.shared.schedules.iter().map(in_flight).sum::<usize>() > 0
             && Instant::now() < limit
         {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
-        let mut duration_ms = round_ms(self.shared.clock.now_ms());
-        if let (Some(d), true) = (c.duration, self.schedule_is_finished()) {
-            // The last tick goes out one period before the planned end: the run
-            // still covers the whole duration it was asked for.
-            duration_ms = duration_ms.max(d.as_secs_f64() * 1000.0);
-        }
-        let footer = RunFooter {
-            ended_at: self.shared.clock.wall_at(duration_ms),
-            duration_ms,
-            interrupted,
-            trigger: self
-                .shared
-                .trigger
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .take(),
-        };
+        let footer = end(self.shared.schedules.iter().map(in_flight).sum());
         let (done_tx, done_rx) = oneshot::channel();
         let _ = self.shared.sender().send(Record::Finish(footer, done_tx));
         let Recorded {

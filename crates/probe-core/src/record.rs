@@ -43,6 +43,9 @@ pub(crate) enum Record {
     /// A batch of finished samples from one stream's schedule.
     Samples(Vec<Sample>),
     Event(Event),
+    /// Probing has stopped; requests in flight are still awaited. run.json gets this
+    /// end at once, for a process killed while it waits.
+    Stopping(RunFooter),
     /// The run is over: close the files and send back what was recorded.
     Finish(RunFooter, oneshot::Sender<Recorded>),
 }
@@ -157,6 +160,20 @@ pub(crate) async fn run(
                     note(r, &path, &mut outputs);
                 }
                 analyzer.event(event);
+            }
+            Record::Stopping(footer) => {
+                if let Some(o) = outputs.as_mut() {
+                    let path = o.dir.join("samples.csv");
+                    note(o.samples.flush(), &path, &mut outputs);
+                }
+                if let Some(o) = outputs.as_ref() {
+                    let record = RunRecord {
+                        header: header.clone(),
+                        end: Some(footer),
+                    };
+                    let path = o.dir.join(RUN_FILE);
+                    note(record.write(&o.dir), &path, &mut outputs);
+                }
             }
             Record::Finish(footer, done) => {
                 let dir = outputs.as_ref().map(|o| o.dir.clone());

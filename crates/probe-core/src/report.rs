@@ -146,6 +146,13 @@ pub struct StreamReport {
     pub pods: Vec<PodSeen>,
     /// Its latency from the intended send time.
     pub latency_ms: Latency,
+    /// When it probed: its first tick to one period after its last (or the run's
+    /// end, if that came first).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub probed: Option<Span>,
+    /// Its phases (before, during and after the rollout), cut like the run's.
+    #[serde(default)]
+    pub phases: Vec<Phase>,
     /// Its prober health.
     pub probe: ProbeHealth,
     /// Its one-line picture.
@@ -161,6 +168,11 @@ pub struct TotalOutage {
     pub total_ms: f64,
     /// The spans, in time order.
     pub spans: Vec<Span>,
+    /// How long every stream was probing at once, ms: only there can a total outage
+    /// be seen (runs merged from different times may overlap little, or not at all).
+    /// `None` in reports written before this key existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub overlap_ms: Option<f64>,
 }
 
 /// A span of the probe's clock.
@@ -309,13 +321,18 @@ pub struct Downtime {
 pub struct OutageWindow {
     /// Intended time of the first failure, ms.
     pub start_ms: f64,
-    /// Intended time of the first success after it, ms (for an open window,
-    /// one period after its last failure).
+    /// Intended time of the first success after it, ms (for an open window, one
+    /// period after the stream's last tick, or the run's end if that came first).
     pub end_ms: f64,
     /// `end_ms - start_ms`.
     pub duration_ms: f64,
     /// Failed samples in it.
     pub failed: u64,
+    /// Ok answers that were only held through it (a retransmitted SYN, or an answer
+    /// that came back after a request sent later had failed): they lie inside it,
+    /// counted as ok but late, rather than ending it.
+    #[serde(default)]
+    pub held_ok: u64,
     /// Failed samples by kind.
     pub kinds: BTreeMap<String, u64>,
     /// Still failing when the run ended.
@@ -417,7 +434,8 @@ pub struct Phase {
     pub ok: u64,
     /// Target failures.
     pub failed: u64,
-    /// Downtime of the windows that started in it, ms.
+    /// Downtime in it, ms: the parts of the windows that lie in it (a window that
+    /// crosses a border is cut there), so the phases add up to the downtime.
     pub downtime_ms: f64,
     /// Latency of its ok answers from the intended time.
     pub latency_ms: Latency,

@@ -6,12 +6,18 @@
 //! memory stays flat however long the run. Everything else is counters, HDR
 //! histograms and a timeline whose buckets widen as the run grows.
 //!
+//! A success can be *held* through an outage: its SYN went unanswered and was
+//! retransmitted until the new server listened, or its answer came back after a
+//! request sent later had already failed. Such a success says nothing about the
+//! moment it was meant for, so it must not end (and split) the window. Deciding that
+//! needs the requests sent after it until its answer arrived: a second, short buffer
+//! in send order holds an ok sample until a tick intended after its answer is in
+//! (again bounded by timeout x rate).
+//!
 //! The same [`Analyzer`] serves the live run and `rollprobe report`, which is
 //! what makes a report reproducible from its samples.csv.
 
-use std::collections::{BTreeMap, HashMap};
-
-use hdrhistogram::Histogram;
+use std::collections::{BTreeMap, HashMap, VecDeque};
 
 mod buckets;
 mod latency;
@@ -22,7 +28,7 @@ mod streams;
 mod tests;
 
 use buckets::{kind_index, Buckets};
-use latency::{latency_of, new_histogram, record_ms};
+use latency::Latencies;
 use pods::Pods;
 use seconds::Seconds;
 pub use streams::RunAnalyzer;
@@ -32,7 +38,7 @@ use crate::event::{Event, EventKind};
 use crate::outcome::Outcome;
 use crate::report::{
     Downtime, EventRef, FailureDetail, LabInfo, MixedWindow, OutageWindow, Phase, ProbeHealth,
-    Report, Totals, VersionSeen, REPORT_SCHEMA,
+    Report, Span, Totals, VersionSeen, REPORT_SCHEMA,
 };
 use crate::sample::{RunFooter, RunHeader, Sample};
 
@@ -57,13 +63,13 @@ struct PhaseStats {
     ok: u64,
     failed: u64,
     syn_retransmitted: u64,
-    latency: Histogram<u64>,
+    latency: Latencies,
 }
 
 struct OpenWindow {
     start_ms: f64,
-    last_failure_ms: f64,
     failed: u64,
+    held_ok: u64,
     kinds: BTreeMap<String, u64>,
     syn_retransmitted: u64,
     pod_before: Option<String>,
@@ -75,7 +81,8 @@ struct OpenWindow {
 /// ```
 /// use probe_core::{Analyzer, Outcome, Sample};
 /// let mut a = Analyzer::new(10.0);
-/// for (seq, outcome) in [Outcome::Ok, Outcome::ConnectionRefused, Outcome::Ok].into_iter().enumerate() {
+/// let outcomes = [Outcome::Ok, Outcome::ConnectionRefused, Outcome::Ok, Outcome::Ok];
+/// for (seq, outcome) in outcomes.into_iter().enumerate() {
 ///     a.push(Sample {
 ///         stream: "local-fresh".into(), pod: None, request_id: None, syn_retransmits: None,
 ///         seq: seq as u64, intended_ms: seq as f64 * 100.0, sent_ms: Some(seq as f64 * 100.0),
@@ -85,6 +92,8 @@ struct OpenWindow {
 ///         proxy: None, upstream: None,
 ///     });
 /// }
+/// // The answer at 200 ms ends the window once a later tick shows that it was not
+/// // held through the outage (see the module's docs).
 /// let windows = a.windows_so_far();
 /// assert_eq!(windows.len(), 1);
 /// assert_eq!((windows[0].start_ms, windows[0].end_ms), (100.0, 200.0));
@@ -93,6 +102,12 @@ pub struct Analyzer {
     period_ms: f64,
     next_seq: u64,
     pending: BTreeMap<u64, Sample>,
+    /// Samples released in send order whose window decision waits for later ones.
+    lookahead: VecDeque<Sample>,
+    /// The target failures in `lookahead` as (seq, completion ms), completion times
+    /// increasing: its front is the earliest failure still ahead (a sliding-window
+    /// minimum, so the held test costs O(1) per sample whatever the rate).
+    failures_ahead: VecDeque<(u64, f64)>,
     totals: Totals,
     late: u64,
     failures: BTreeMap<Outcome, u64>,
@@ -103,9 +118,9 @@ pub struct Analyzer {
     version_index: HashMap<String, usize>,
     last_version: Option<usize>,
     flips: u64,
-    latency: Histogram<u64>,
-    service: Histogram<u64>,
-    send_lag: Histogram<u64>,
+    latency: Latencies,
+    service: Latencies,
+    send_lag: Latencies,
     max_lag_ms: f64,
     events: Vec<Event>,
     during_start: Option<f64>,
@@ -114,6 +129,7 @@ pub struct Analyzer {
     buckets: Buckets,
     seconds: Seconds,
     last_intended_ms: f64,
+    first_intended_ms: Option<f64>,
     pods: Pods,
     /// The pod of the latest ok answer, for the window that may open next.
     last_pod: Option<String>,
@@ -128,12 +144,14 @@ impl Analyzer {
             ok: 0,
             failed: 0,
             syn_retransmitted: 0,
-            latency: new_histogram(),
+            latency: Latencies::new(),
         };
         Analyzer {
             period_ms: 1000.0 / rate,
             next_seq: 0,
             pending: BTreeMap::new(),
+            lookahead: VecDeque::new(),
+            failures_ahead: VecDeque::new(),
             totals: Totals::default(),
             late: 0,
             failures: BTreeMap::new(),
@@ -144,9 +162,9 @@ impl Analyzer {
             version_index: HashMap::new(),
             last_version: None,
             flips: 0,
-            latency: new_histogram(),
-            service: new_histogram(),
-            send_lag: new_histogram(),
+            latency: Latencies::new(),
+            service: Latencies::new(),
+            send_lag: Latencies::new(),
             max_lag_ms: 0.0,
             events: Vec::new(),
             during_start: None,
@@ -155,6 +173,7 @@ impl Analyzer {
             buckets: Buckets::new(),
             seconds: Seconds::new(),
             last_intended_ms: 0.0,
+            first_intended_ms: None,
             pods: Pods::default(),
             last_pod: None,
             rollout_events: false,
@@ -199,7 +218,42 @@ impl Analyzer {
             }
             let sample = entry.remove();
             self.next_seq += 1;
-            self.process(sample);
+            self.look_ahead(sample);
+        }
+        self.decide(false);
+    }
+
+    fn look_ahead(&mut self, sample: Sample) {
+        if sample.outcome.is_target_failure() {
+            if let Some(done) = completed_ms(&sample) {
+                while self.failures_ahead.back().is_some_and(|&(_, d)| d >= done) {
+                    self.failures_ahead.pop_back();
+                }
+                self.failures_ahead.push_back((sample.seq, done));
+            }
+        }
+        self.lookahead.push_back(sample);
+    }
+
+    /// Processes the samples at the head of the lookahead whose window role is
+    /// known; with `all`, every one (the run is over: nothing later will come).
+    fn decide(&mut self, all: bool) {
+        while let Some(head) = self.lookahead.front() {
+            let first_failure = self.failures_ahead.front().map(|&(_, done)| done);
+            let newest = self.lookahead.back().map_or(f64::MIN, |s| s.intended_ms);
+            let held = match held_state(head, first_failure, newest, all) {
+                Some(held) => held,
+                None => break,
+            };
+            let sample = self.lookahead.pop_front().expect("a head");
+            if self
+                .failures_ahead
+                .front()
+                .is_some_and(|&(seq, _)| seq == sample.seq)
+            {
+                self.failures_ahead.pop_front();
+            }
+            self.process(sample, held);
         }
     }
 
@@ -223,15 +277,17 @@ impl Analyzer {
         }
     }
 
-    fn process(&mut self, s: Sample) {
+    fn process(&mut self, s: Sample, held: Held) {
         self.last_intended_ms = self.last_intended_ms.max(s.intended_ms);
+        let first = self.first_intended_ms.get_or_insert(s.intended_ms);
+        *first = first.min(s.intended_ms);
         if s.outcome == Outcome::Skipped {
             self.totals.skipped += 1;
             return;
         }
         self.totals.sent += 1;
         if let Some(lag) = s.send_lag_ms() {
-            record_ms(&mut self.send_lag, lag);
+            self.send_lag.record(lag);
             self.max_lag_ms = self.max_lag_ms.max(lag);
             if lag > LATE_AFTER_MS {
                 self.late += 1;
@@ -264,36 +320,41 @@ impl Analyzer {
             self.totals.failed += 1;
             self.phases[phase].failed += 1;
             let last_pod = &self.last_pod;
-            let w = self.open.get_or_insert_with(|| OpenWindow {
-                start_ms: s.intended_ms,
-                last_failure_ms: s.intended_ms,
-                failed: 0,
-                kinds: BTreeMap::new(),
-                syn_retransmitted: 0,
-                pod_before: last_pod.clone(),
-            });
+            let w = self
+                .open
+                .get_or_insert_with(|| OpenWindow::at(s.intended_ms, last_pod.clone()));
             w.failed += 1;
             w.syn_retransmitted += u64::from(retransmitted);
-            w.last_failure_ms = s.intended_ms;
             *w.kinds.entry(s.outcome.as_str().to_string()).or_default() += 1;
             return;
         }
         // ok
         self.totals.ok += 1;
         self.phases[phase].ok += 1;
-        if let Some(w) = self.open.take() {
+        let held = held == Held::Yes || (held == Held::IfOpen && self.open.is_some());
+        if held {
+            // Inside the outage, not its end: it was sent into it and only got
+            // through once the service was back.
+            let last_pod = &self.last_pod;
+            let w = self
+                .open
+                .get_or_insert_with(|| OpenWindow::at(s.intended_ms, last_pod.clone()));
+            w.held_ok += 1;
+        } else if let Some(w) = self.open.take() {
             self.close_window(w, s.intended_ms, false, s.pod.clone());
         }
         if let Some(ms) = s.response_ms() {
-            record_ms(&mut self.latency, ms);
-            record_ms(&mut self.phases[phase].latency, ms);
+            self.latency.record(ms);
+            self.phases[phase].latency.record(ms);
         }
         if let Some(total) = s.total_ms {
-            record_ms(&mut self.service, total);
+            self.service.record(total);
         }
         if let Some(pod) = &s.pod {
             self.pods.answer(pod, s.intended_ms, s.version.as_deref());
-            self.last_pod.clone_from(&s.pod);
+            if !held {
+                self.last_pod.clone_from(&s.pod);
+            }
         }
         let response_ms = s.response_ms();
         let mut version = None;
@@ -331,6 +392,7 @@ impl Analyzer {
             end_ms,
             duration_ms: end_ms - w.start_ms,
             failed: w.failed,
+            held_ok: w.held_ok,
             kinds: w.kinds,
             open,
             after_event: None,
@@ -343,16 +405,37 @@ impl Analyzer {
     }
 
     /// Drains the reorder buffer and builds the report.
-    pub fn finish(mut self, header: &RunHeader, footer: Option<&RunFooter>) -> Report {
+    pub fn finish(self, header: &RunHeader, footer: Option<&RunFooter>) -> Report {
+        self.finish_with_span(header, footer).0
+    }
+
+    /// [`Analyzer::finish`], and when this stream probed (`None`: never).
+    pub(crate) fn finish_with_span(
+        mut self,
+        header: &RunHeader,
+        footer: Option<&RunFooter>,
+    ) -> (Report, Option<Span>) {
         // Whatever is still pending had a gap before it (a run killed with
         // requests in flight): take it in order.
         let rest = std::mem::take(&mut self.pending);
-        for (_, s) in rest {
-            self.process(s);
+        for s in rest.into_values() {
+            self.look_ahead(s);
         }
+        self.decide(true);
+        // The run's length is when probing stopped (run.json's end); a run killed
+        // before it was written ends one period after its last tick.
+        let duration_ms = footer
+            .map(|f| f.duration_ms)
+            .unwrap_or(self.last_intended_ms + self.period_ms);
         if let Some(w) = self.open.take() {
-            let end = w.last_failure_ms + self.period_ms;
+            // Down until the last tick's period was over, unless probing stopped first.
+            let end = (self.last_intended_ms + self.period_ms).min(duration_ms);
             self.close_window(w, end, true, None);
+        }
+        // No window outlasts the run (a hand-edited or inconsistent file included).
+        for w in &mut self.windows {
+            w.end_ms = w.end_ms.min(duration_ms).max(w.start_ms);
+            w.duration_ms = w.end_ms - w.start_ms;
         }
         for w in &mut self.windows {
             w.after_event = self
@@ -380,9 +463,12 @@ impl Analyzer {
         self.totals.availability = (counted > 0).then(|| self.totals.ok as f64 / counted as f64);
 
         let mixed = self.mixed_window();
-        let duration_ms = footer
-            .map(|f| f.duration_ms)
-            .unwrap_or(self.last_intended_ms + self.period_ms);
+        let probed = self.first_intended_ms.map(|start_ms| Span {
+            start_ms,
+            end_ms: (self.last_intended_ms + self.period_ms)
+                .min(duration_ms)
+                .max(start_ms),
+        });
         let phases = self.phases(duration_ms);
         let per_second = self.seconds.finish(&self.versions);
         let failure_details = self
@@ -397,7 +483,7 @@ impl Analyzer {
                 hint: tls.map_or_else(|| kind.hint().to_string(), |t| t.summary()),
             })
             .collect();
-        Report {
+        let report = Report {
             schema: REPORT_SCHEMA.to_string(),
             label: header.label.clone(),
             target: header.target.clone(),
@@ -427,13 +513,13 @@ impl Analyzer {
             mixed,
             versions: self.versions,
             flips: self.flips,
-            latency_ms: latency_of(&self.latency),
-            service_ms: latency_of(&self.service),
+            latency_ms: self.latency.summary(),
+            service_ms: self.service.summary(),
             events: self.events,
             phases,
             probe: ProbeHealth {
-                send_lag_p50_ms: latency_of(&self.send_lag).p50,
-                send_lag_p99_ms: latency_of(&self.send_lag).p99,
+                send_lag_p50_ms: self.send_lag.summary().p50,
+                send_lag_p99_ms: self.send_lag.summary().p99,
                 send_lag_max_ms: self.max_lag_ms,
                 late: self.late,
                 skipped: self.totals.skipped,
@@ -453,7 +539,8 @@ impl Analyzer {
             total_outage: None,
             totals: self.totals,
         }
-        .judged()
+        .judged();
+        (report, probed)
     }
 
     fn mixed_window(&self) -> Option<MixedWindow> {
@@ -503,11 +590,12 @@ impl Analyzer {
             .filter(|(name, ..)| *name != PhaseName::After || self.during_end.is_some())
             .map(|&(name, label, start_ms, end_ms)| {
                 let stats = &self.phases[name as usize];
-                let downtime_ms = self
-                    .windows
-                    .iter()
-                    .filter(|w| self.phase_of(w.start_ms) == name)
-                    .fold(0.0, |acc, w| acc + w.duration_ms);
+                // A window that crosses a border is cut there: each phase holds only
+                // its own part, so the phases add up to the stream's downtime.
+                let phase_end = end_ms.unwrap_or(duration_ms).max(start_ms);
+                let downtime_ms = self.windows.iter().fold(0.0, |acc, w| {
+                    acc + (w.end_ms.min(phase_end) - w.start_ms.max(start_ms)).max(0.0)
+                });
                 Phase {
                     name: label.to_string(),
                     start_ms,
@@ -516,12 +604,71 @@ impl Analyzer {
                     ok: stats.ok,
                     failed: stats.failed,
                     downtime_ms,
-                    latency_ms: latency_of(&stats.latency),
+                    latency_ms: stats.latency.summary(),
                     syn_retransmitted: stats.syn_retransmitted,
                 }
             })
             .collect()
     }
+}
+
+impl OpenWindow {
+    fn at(start_ms: f64, pod_before: Option<String>) -> OpenWindow {
+        OpenWindow {
+            start_ms,
+            failed: 0,
+            held_ok: 0,
+            kinds: BTreeMap::new(),
+            syn_retransmitted: 0,
+            pod_before,
+        }
+    }
+}
+
+/// When a request's answer (or failure) came back, ms on the run's clock.
+fn completed_ms(s: &Sample) -> Option<f64> {
+    Some(s.sent_ms? + s.total_ms?)
+}
+
+/// What an ok answer means for the outage windows.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Held {
+    /// Served when it was meant to be: it ends an open window.
+    No,
+    /// Its connect needed a retransmitted SYN: inside a window that is open, but
+    /// on its own (a lost packet in a healthy run) no outage.
+    IfOpen,
+    /// A request sent after it failed before it was answered: the service was down
+    /// while it waited, so it lies inside a window (opening one if need be).
+    Yes,
+}
+
+/// What `head` (the oldest sample of the lookahead) means for the windows, given
+/// the earliest completion of a failure sent after it and the intended time of the
+/// newest sample in: `None` while that cannot be told yet, i.e. until a tick intended
+/// after its answer is in (any later tick was sent after the answer, so cannot have
+/// failed before it). With `all`, nothing later will come.
+fn held_state(
+    head: &Sample,
+    first_failure_ms: Option<f64>,
+    newest_intended_ms: f64,
+    all: bool,
+) -> Option<Held> {
+    if head.outcome != Outcome::Ok {
+        return Some(Held::No);
+    }
+    let alone = if head.syn_retransmits.is_some_and(|n| n > 0) {
+        Held::IfOpen
+    } else {
+        Held::No
+    };
+    let Some(answered_ms) = completed_ms(head) else {
+        return Some(alone);
+    };
+    if first_failure_ms.is_some_and(|done| done < answered_ms) {
+        return Some(Held::Yes);
+    }
+    (all || newest_intended_ms > answered_ms).then_some(alone)
 }
 
 /// The OS's message for an errno, without Rust's " (os error N)" suffix.

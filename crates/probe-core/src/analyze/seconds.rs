@@ -1,9 +1,7 @@
 //! The per-second series: one small row per second of intended time.
 
-use hdrhistogram::Histogram;
-
 use super::buckets::{kind_index, Bucket};
-use super::latency::{latency_of, new_histogram, record_ms};
+use super::latency::Latencies;
 use crate::outcome::Outcome;
 use crate::report::{SecondStats, VersionSeen};
 
@@ -29,7 +27,7 @@ pub(super) struct Second {
 pub(super) struct Seconds {
     pub(super) rows: Vec<Second>,
     open: usize,
-    latency: Histogram<u64>,
+    latency: Latencies,
 }
 
 impl Seconds {
@@ -37,7 +35,7 @@ impl Seconds {
         Seconds {
             rows: Vec::new(),
             open: 0,
-            latency: new_histogram(),
+            latency: Latencies::new(),
         }
     }
 
@@ -75,14 +73,14 @@ impl Seconds {
         // A second already reduced to its percentiles cannot take more values;
         // send order makes that a corrupt file's case only.
         if let (Some(ms), true) = (latency_ms, index >= open) {
-            record_ms(&mut self.latency, ms);
+            self.latency.record(ms);
         }
     }
 
     fn close_open(&mut self) {
         if let Some(row) = self.rows.get_mut(self.open) {
             if !self.latency.is_empty() {
-                let l = latency_of(&self.latency);
+                let l = self.latency.summary();
                 row.p50_ms = Some(l.p50);
                 row.p99_ms = Some(l.p99);
             }

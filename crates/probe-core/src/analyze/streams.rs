@@ -116,24 +116,30 @@ impl RunAnalyzer {
 
     /// Builds the report: every stream's own, then the run's.
     pub fn finish(self, header: &RunHeader, footer: Option<&RunFooter>) -> Report {
-        let mut parts: Vec<(StreamInfo, Report)> = self
-            .streams
-            .into_iter()
-            .map(|(info, a)| {
-                let report = a.finish(header, footer);
-                (info, report)
-            })
-            .collect();
+        let mut parts: Vec<(StreamInfo, Report)> = Vec::new();
+        let mut probed: Vec<Option<Span>> = Vec::new();
+        for (info, a) in self.streams {
+            let (report, span) = a.finish_with_span(header, footer);
+            parts.push((info, report));
+            probed.push(span);
+        }
         // A run with no samples at all still has the stream it planned.
         if parts.is_empty() {
             let info = StreamInfo::from(format!("local-{}", header.config.connection).as_str());
             parts.push((info, Analyzer::new(self.rate).finish(header, footer)));
+            probed.push(None);
         }
         let streams: Vec<StreamReport> = parts
             .iter()
-            .map(|(info, r)| stream_report(info, r, &header.target))
+            .zip(&probed)
+            .map(|((info, r), span)| stream_report(info, r, *span, &header.target))
             .collect();
-        let total_outage = (parts.len() > 1).then(|| total_outage(&parts));
+        let overlap = overlap_of(&probed);
+        let total_outage = (parts.len() > 1).then(|| TotalOutage {
+            overlap_ms: Some(overlap.map_or(0.0, |s| s.end_ms - s.start_ms)),
+            ..total_outage(&parts)
+        });
+        let merged = parts.iter().any(|(info, _)| info.merged_from.is_some());
         let mut rest = parts.into_iter().map(|(_, r)| r);
         let mut report = rest.next().expect("at least one stream");
         for other in rest {
@@ -144,12 +150,93 @@ impl RunAnalyzer {
         t.availability = (counted > 0).then(|| t.ok as f64 / counted as f64);
         report.streams = streams;
         report.total_outage = total_outage;
-        report.judged()
+        let mut report = report.judged();
+        if let Some(n) = footer.map(|f| f.unanswered).filter(|&n| n > 0) {
+            note_unanswered(&mut report, n);
+        }
+        if merged {
+            report
+                .warnings
+                .extend(merge_overlap_warning(&report.streams, overlap));
+        }
+        report
     }
 }
 
-fn stream_report(info: &StreamInfo, r: &Report, run_target: &str) -> StreamReport {
+/// Requests that were sent but never recorded (the run was killed while it waited
+/// for them, or they outlived the wait): they were sent, whatever the rows say.
+fn note_unanswered(report: &mut Report, n: u64) {
+    let plural = if n == 1 { "" } else { "s" };
+    if report.totals.sent == 0 {
+        report.valid = false;
+        report.invalid_reason = Some(format!(
+            "{n} request{plural} went out but none was answered before the run ended (killed while waiting for them?): nothing was measured"
+        ));
+    }
+    report.warnings.push(format!(
+        "{n} request{plural} still in flight when the run ended have no outcome: the figures leave them out"
+    ));
+}
+
+/// The span in which every stream probed, if there is one.
+fn overlap_of(probed: &[Option<Span>]) -> Option<Span> {
+    let spans: Option<Vec<Span>> = probed.iter().copied().collect();
+    let spans = spans?;
+    let start_ms = spans.iter().map(|s| s.start_ms).fold(f64::MIN, f64::max);
+    let end_ms = spans.iter().map(|s| s.end_ms).fold(f64::MAX, f64::min);
+    (end_ms > start_ms).then_some(Span { start_ms, end_ms })
+}
+
+/// Runs merged from different times may not have probed together: a total outage can
+/// only be seen where they did, so the report says how far apart they were, or how
+/// little they overlapped.
+fn merge_overlap_warning(streams: &[StreamReport], overlap: Option<Span>) -> Option<String> {
+    let spans: Vec<(&str, Span)> = streams
+        .iter()
+        .filter_map(|s| s.probed.map(|p| (s.name.as_str(), p)))
+        .collect();
+    let latest_start = spans
+        .iter()
+        .max_by(|a, b| a.1.start_ms.total_cmp(&b.1.start_ms))?;
+    let earliest_end = spans
+        .iter()
+        .min_by(|a, b| a.1.end_ms.total_cmp(&b.1.end_ms))?;
+    let secs = |ms: f64| format!("{:.3} s", ms / 1000.0);
+    match overlap {
+        None => Some(format!(
+            "the merged runs never probed at the same time: {} began {} after {} had ended, so no total outage can be measured",
+            latest_start.0,
+            secs(latest_start.1.start_ms - earliest_end.1.end_ms),
+            earliest_end.0
+        )),
+        Some(o) => {
+            let longest = spans
+                .iter()
+                .map(|(_, s)| s.end_ms - s.start_ms)
+                .fold(0.0, f64::max);
+            let together = o.end_ms - o.start_ms;
+            // Runs started together by hand are a tick or so apart: not worth a word.
+            (longest - together > 1000.0).then(|| {
+                format!(
+                    "the merged runs probed together for only {} (+{:.3} s .. +{:.3} s) of the longest one's {}: a total outage can only be measured there",
+                    secs(together),
+                    o.start_ms / 1000.0,
+                    o.end_ms / 1000.0,
+                    secs(longest)
+                )
+            })
+        }
+    }
+}
+
+fn stream_report(
+    info: &StreamInfo,
+    r: &Report,
+    probed: Option<Span>,
+    run_target: &str,
+) -> StreamReport {
     StreamReport {
+        probed,
         name: info.name.clone(),
         vantage: info.vantage.clone(),
         connection: info.connection.to_string(),
@@ -164,6 +251,7 @@ fn stream_report(info: &StreamInfo, r: &Report, run_target: &str) -> StreamRepor
         versions: r.versions.clone(),
         pods: r.pods.clone(),
         latency_ms: r.latency_ms.clone(),
+        phases: r.phases.clone(),
         probe: r.probe.clone(),
         timeline: r.timeline.clone(),
         per_second: r.per_second.clone(),
@@ -246,6 +334,7 @@ fn total_outage(parts: &[(StreamInfo, Report)]) -> TotalOutage {
             .iter()
             .fold(0.0, |acc, s| acc + (s.end_ms - s.start_ms)),
         spans,
+        overlap_ms: None,
     }
 }
 

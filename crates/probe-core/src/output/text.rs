@@ -174,35 +174,17 @@ fn summary(r: &Report) -> String {
             );
         }
     }
-    let l = &r.latency_ms;
-    if l.count > 0 {
-        let _ = writeln!(
-            out,
-            "\nLatency of ok answers (from intended send): p50 {:.2} ms  p90 {:.2} ms  p99 {:.2} ms  p99.9 {:.2} ms  max {:.2} ms",
-            l.p50, l.p90, l.p99, l.p999, l.max
-        );
-    }
-    if !r.phases.is_empty() {
-        let _ = writeln!(out, "\nPhases");
-        for p in &r.phases {
-            let _ = writeln!(
-                out,
-                "  {:<7} {} .. {}  sent {}  ok {}  failed {}  downtime {}  p99 {:.2} ms{}",
-                p.name,
-                offset(p.start_ms),
-                p.end_ms.map(offset).unwrap_or_else(|| "end".into()),
-                p.sent,
-                p.ok,
-                p.failed,
-                duration(p.downtime_ms),
-                p.latency_ms.p99,
-                if p.syn_retransmitted > 0 {
-                    format!("  SYN retransmitted {}", p.syn_retransmitted)
-                } else {
-                    String::new()
-                }
-            );
+    // The top-level latency and phases are the first stream's: with several
+    // streams each gets its own, named.
+    if r.streams.len() > 1 {
+        for st in &r.streams {
+            let title = format!(" of {}", st.name);
+            latency_line(&mut out, &title, &st.latency_ms);
+            phases_section(&mut out, &title, &st.phases);
         }
+    } else {
+        latency_line(&mut out, "", &r.latency_ms);
+        phases_section(&mut out, "", &r.phases);
     }
     let p = &r.probe;
     let _ = writeln!(
@@ -250,6 +232,46 @@ fn strip_section(out: &mut String, title: &str, timeline: &crate::report::Timeli
     }
 }
 
+fn latency_line(out: &mut String, title: &str, l: &crate::report::Latency) {
+    if l.count > 0 {
+        let _ = writeln!(
+            out,
+            "\nLatency of ok answers{title} (from intended send): p50 {:.2} ms  p90 {:.2} ms  p99 {:.2} ms  p99.9 {:.2} ms  max {:.2} ms",
+            l.p50, l.p90, l.p99, l.p999, l.max
+        );
+    }
+}
+
+fn phases_section(out: &mut String, title: &str, phases: &[crate::report::Phase]) {
+    if !phases.is_empty() {
+        let _ = writeln!(out, "\nPhases{title}");
+        for p in phases {
+            let _ = writeln!(
+                out,
+                "  {:<7} {} .. {}  sent {}  ok {}  failed {}  downtime {}  p99 {}{}",
+                p.name,
+                offset(p.start_ms),
+                p.end_ms.map(offset).unwrap_or_else(|| "end".into()),
+                p.sent,
+                p.ok,
+                p.failed,
+                duration(p.downtime_ms),
+                // No ok answer, no latency: a dash, never a made-up 0.00 ms.
+                if p.latency_ms.count == 0 {
+                    "–".to_string()
+                } else {
+                    format!("{:.2} ms", p.latency_ms.p99)
+                },
+                if p.syn_retransmitted > 0 {
+                    format!("  SYN retransmitted {}", p.syn_retransmitted)
+                } else {
+                    String::new()
+                }
+            );
+        }
+    }
+}
+
 fn windows_section(out: &mut String, title: &str, windows: &[crate::report::OutageWindow]) {
     if windows.is_empty() {
         return;
@@ -293,6 +315,14 @@ fn windows_section(out: &mut String, title: &str, windows: &[crate::report::Outa
                     out,
                     "      {} of its failed connects had retransmitted their SYN",
                     w.syn_retransmitted
+                );
+            }
+            if w.held_ok > 0 {
+                let _ = writeln!(
+                    out,
+                    "      {} late success{} inside it: held through the outage (SYN retransmitted, or answered after a later request failed)",
+                    w.held_ok,
+                    if w.held_ok == 1 { "" } else { "es" }
                 );
             }
             if let Some(cause) = &w.cause {
@@ -359,10 +389,17 @@ fn streams_table(out: &mut String, r: &Report) {
     let any_window = r.streams.iter().any(|s| !s.downtime.windows.is_empty());
     if let Some(total) = r.total_outage.as_ref().filter(|_| any_window) {
         if total.spans.is_empty() {
-            let _ = writeln!(
-                out,
-                "  no total outage: at every moment some stream was served (every window was partial)"
-            );
+            let merged = r.streams.iter().any(|s| s.merged_from.is_some());
+            let line = match total.overlap_ms {
+                // Only where every stream probed can every stream have failed.
+                Some(ms) if ms <= 0.0 => "  no total outage can be measured: the streams never probed at the same time".to_string(),
+                Some(ms) if merged => format!(
+                    "  no total outage in the {} in which every stream probed: at every moment of it some stream was served",
+                    duration(ms)
+                ),
+                _ => "  no total outage: at every moment some stream was served (every window was partial)".to_string(),
+            };
+            let _ = writeln!(out, "{line}");
             return;
         }
         let spans = total

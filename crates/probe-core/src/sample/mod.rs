@@ -252,6 +252,15 @@ pub struct RunFooter {
     /// How the trigger ended, when the run had one (absent from older files).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trigger: Option<TriggerReport>,
+    /// Requests sent but not answered when this end was written: the end is first
+    /// written when probing stops, then again once they are in, so a run killed
+    /// while it waited for them still says they were sent (they have no row).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub unanswered: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// run.json: the header, and the footer once the run has ended.

@@ -491,6 +491,7 @@ mod tests {
             duration_ms: 200.0,
             interrupted: false,
             trigger: None,
+            unanswered: 0,
         };
         w.finish().unwrap();
         RunRecord {
