@@ -29,6 +29,7 @@
 
 mod analyze;
 mod attribute;
+mod cause;
 mod classify;
 mod clock;
 mod config;
@@ -52,6 +53,9 @@ mod strategy;
 
 pub use analyze::{analyze_recorded, analyze_samples_file, Analyzer, RunAnalyzer};
 pub use attribute::attribute_causes;
+pub use cause::{
+    AnsweredAround, Cause, Explanation, LastEvent, NoEndpointSign, PodAt, RateLimited,
+};
 pub use classify::{
     classify_error, errno_name, is_envoy_no_upstream, outcome_for_errno, outcome_for_status,
     Classified,

@@ -149,7 +149,10 @@ pub(super) fn timeline(out: &mut String, r: &Report, kinds: &[&str]) {
     for (i, w) in r.downtime.windows.iter().enumerate().take(MAX_WINDOWS) {
         let (x0, x1) = (scale.x(w.start_ms), scale.x(w.end_ms));
         let width = (x1 - x0).max(2.0);
-        let cause = w.cause.as_deref().unwrap_or("cause unknown");
+        let cause = w
+            .cause
+            .as_ref()
+            .map_or_else(|| "cause unknown".to_string(), ToString::to_string);
         let _ = writeln!(
             out,
             "<g class=\"window\"><title>window #{} {} .. {} ({}), {} failed: {}</title><rect x=\"{x0:.1}\" y=\"{:.1}\" width=\"{width:.1}\" height=\"{:.1}\" fill=\"#D55E00\" fill-opacity=\"0.15\" stroke=\"#D55E00\" stroke-width=\"1\"/><text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\" font-weight=\"bold\">#{}</text></g>",
@@ -158,7 +161,7 @@ pub(super) fn timeline(out: &mut String, r: &Report, kinds: &[&str]) {
             offset(w.end_ms),
             duration(w.duration_ms),
             w.failed,
-            esc(cause),
+            esc(&cause),
             bar_top - 16.0,
             lanes_bottom - bar_top + 16.0,
             x0 + width / 2.0,

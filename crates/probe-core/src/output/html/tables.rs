@@ -69,7 +69,7 @@ pub(super) fn tables(out: &mut String, r: &Report, kinds: &[&str]) {
                 if w.open { " (still open at the end)" } else { "" },
                 duration(w.duration_ms),
                 w.failed,
-                esc(w.cause.as_deref().unwrap_or("")),
+                esc(&w.cause.as_ref().map(ToString::to_string).unwrap_or_default()),
             );
         }
         out.push_str("</table>\n");

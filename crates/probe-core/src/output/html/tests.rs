@@ -157,7 +157,7 @@ fn a_one_hour_run_at_1000_per_second_stays_under_2_mb() {
         .map(|i| OutageWindow {
             start_ms: i as f64 * 1800.0,
             end_ms: i as f64 * 1800.0 + 300.0,
-            cause: Some(cause.clone()),
+            cause: Some(cause.as_str().into()),
             ..template.clone()
         })
         .collect();
