@@ -135,14 +135,20 @@ fn terminating_pod_still_in_endpoints() {
     );
 }
 
-#[test]
-fn deleted_pod_ip_is_host_unreachable() {
+/// old-a is deleted at +2.6 s, its endpoint removed only at +4.0 s; new-b serves.
+fn deleted_while_in_endpoints() -> Vec<Event> {
     let mut events = base();
     events.push(pod_ev(2000.0, "pod_ready", "new-b", "10.244.0.3"));
     events.push(ep_ev(2000.0, "endpoint_added", "10.244.0.3"));
     events.push(pod_ev(2500.0, "pod_terminating", "old-a", "10.244.0.2"));
     events.push(pod_ev(2600.0, "pod_deleted", "old-a", "10.244.0.2"));
     events.push(ep_ev(4000.0, "endpoint_removed", "10.244.0.2"));
+    events
+}
+
+#[test]
+fn deleted_pod_ip_is_host_unreachable() {
+    let events = deleted_while_in_endpoints();
     let mut w = vec![window(2700.0, 4000.0, "host_unreachable")];
     attribute_causes(&mut w, &events);
     let cause = sentence(&w[0]);
@@ -272,4 +278,276 @@ fn no_list_is_ever_empty() {
         );
         assert!(!cause.contains("()") && !cause.contains("  "), "{cause}");
     }
+}
+
+// What attribution concluded, as typed facts: the sentences above are the renderer's
+// business, these are the decisions.
+
+/// Attributes one window and returns its explanation.
+fn explained(mut w: OutageWindow, events: &[Event]) -> Explanation {
+    let mut ws = [w.clone()];
+    attribute_causes(&mut ws, events);
+    w.cause = ws[0].cause.take();
+    w.cause.expect("a cause")
+}
+
+fn ip(s: &str) -> Option<std::net::IpAddr> {
+    s.parse().ok()
+}
+
+#[test]
+fn no_ready_endpoint_names_the_old_and_the_new_pod() {
+    let mut events = base();
+    events.extend([
+        ev(900.0, "rollout_start", "web"),
+        pod_ev(1000.0, "pod_terminating", "old-a", "10.244.0.2"),
+        ep_ev(1010.0, "endpoint_removed", "10.244.0.2"),
+        pod_ev(3000.0, "pod_ready", "new-b", "10.244.0.3"),
+    ]);
+    let why = explained(window(1200.0, 3100.0, "host_unreachable"), &events);
+    assert_eq!(
+        why.cause,
+        Cause::NoReadyEndpoint {
+            sign: NoEndpointSign::AddressWithdrawn,
+            terminating: vec![PodAt {
+                pod: "old-a".into(),
+                at_ms: 1000.0
+            }],
+            next_ready: Some(PodAt {
+                pod: "new-b".into(),
+                at_ms: 3000.0
+            }),
+            refused_until_ms: None,
+        }
+    );
+    assert_eq!(why.rate_limited, None);
+    // Refusals going on well after the new pod was ready: it did not listen yet.
+    let why = explained(window(1200.0, 5000.0, "connection_refused"), &events);
+    assert!(
+        matches!(
+            why.cause,
+            Cause::NoReadyEndpoint {
+                sign: NoEndpointSign::ServiceRejects,
+                refused_until_ms: Some(t),
+                ..
+            } if t == 5000.0
+        ),
+        "{why:?}"
+    );
+}
+
+#[test]
+fn connect_timeouts_beside_refusals_are_counted() {
+    let mut events = base();
+    events.push(pod_ev(500.0, "pod_terminating", "old-a", "10.244.0.2"));
+    events.push(ep_ev(510.0, "endpoint_removed", "10.244.0.2"));
+    let mut w = window(600.0, 2600.0, "connect_timeout");
+    w.kinds.insert("connection_refused".into(), 2);
+    let why = explained(w, &events);
+    assert!(
+        matches!(
+            why.cause,
+            Cause::NoReadyEndpoint {
+                next_ready: None,
+                ..
+            }
+        ),
+        "{why:?}"
+    );
+    assert_eq!(
+        why.rate_limited,
+        Some(RateLimited {
+            timeouts: 10,
+            through: 2
+        })
+    );
+    // Timeouts alone, with endpoints serving: nothing says they were refusals.
+    let why = explained(window(100.0, 200.0, "connect_timeout"), &base());
+    assert!(matches!(why.cause, Cause::Unexplained { .. }), "{why:?}");
+    assert_eq!(why.rate_limited, None);
+}
+
+#[test]
+fn a_tie_between_kinds_goes_to_the_last_by_name() {
+    // host_unreachable sorts after connection_refused: the address is withdrawn.
+    let events = vec![
+        ev(0.0, "rollout_start", "web"),
+        pod_ev(0.0, "pod_terminating", "old-a", "10.244.0.2"),
+    ];
+    let mut w = window(100.0, 200.0, "connection_refused");
+    w.kinds.insert("host_unreachable".into(), 10);
+    let why = explained(w, &events);
+    assert!(
+        matches!(
+            why.cause,
+            Cause::NoReadyEndpoint {
+                sign: NoEndpointSign::AddressWithdrawn,
+                ..
+            }
+        ),
+        "{why:?}"
+    );
+}
+
+#[test]
+fn pods_still_routed_while_leaving_are_named_with_their_times() {
+    let events = deleted_while_in_endpoints();
+    let why = explained(window(2700.0, 4000.0, "host_unreachable"), &events);
+    assert_eq!(
+        why.cause,
+        Cause::DeletedPodStillRouted {
+            pod: "old-a".into(),
+            address: ip("10.244.0.2"),
+            deleted_ms: 2600.0,
+            endpoint_removed_ms: Some(4000.0),
+        }
+    );
+    let why = explained(window(2700.0, 4000.0, "connection_reset"), &events);
+    assert_eq!(
+        why.cause,
+        Cause::TerminatingPodStillRouted {
+            pod: "old-a".into(),
+            since_ms: 2500.0,
+            endpoint_removed_ms: Some(4000.0),
+            kind: Outcome::ConnectionReset,
+        }
+    );
+}
+
+#[test]
+fn lost_keepalive_connections_say_whether_a_prestop_sleep_ran() {
+    let mut w = window(11_000.0, 11_010.0, "connection_closed");
+    w.kinds.insert("connection_reset".into(), 1);
+    let lost = |events: &[Event]| explained(w.clone(), events).cause;
+    let mut events = rolling_with_terminating_endpoint();
+    let expected = |prestop_ran| Cause::OpenConnectionsLost {
+        pods: vec!["old-a".into()],
+        since_ms: 9000.0,
+        reset: true,
+        closed: true,
+        prestop_ran,
+    };
+    assert_eq!(lost(&events), expected(false));
+    events.push(
+        Event::new(10_000.0, EventKind::PodPreStop, "old-a")
+            .with_subject(Subject::pod("old-a", ip("10.244.0.2"))),
+    );
+    assert_eq!(lost(&events), expected(true));
+    // Another pod's preStop sleep says nothing about old-a.
+    let mut events = rolling_with_terminating_endpoint();
+    events.push(
+        Event::new(10_000.0, EventKind::PodPreStop, "x").with_subject(Subject::pod("x", None)),
+    );
+    assert_eq!(lost(&events), expected(false));
+}
+
+#[test]
+fn refusals_name_the_pod_ready_too_early_or_the_one_terminating() {
+    let mut events = base();
+    events.extend([
+        pod_ev(1100.0, "pod_ready", "new-b", "10.244.0.3"),
+        ep_ev(1150.0, "endpoint_added", "10.244.0.3"),
+        pod_ev(1200.0, "pod_terminating", "old-a", "10.244.0.2"),
+        ep_ev(1210.0, "endpoint_removed", "10.244.0.2"),
+    ]);
+    let why = explained(window(1300.0, 3100.0, "connection_refused"), &events);
+    assert_eq!(
+        why.cause,
+        Cause::ReadyBeforeListening {
+            pod: "new-b".into(),
+            ready_ms: 1100.0,
+            until_ms: 3100.0,
+        }
+    );
+    let why = explained(
+        window(9600.0, 9700.0, "connection_refused"),
+        &rolling_with_terminating_endpoint(),
+    );
+    assert_eq!(
+        why.cause,
+        Cause::RefusedWhileTerminating {
+            pod: "old-a".into(),
+            since_ms: 9000.0,
+        }
+    );
+}
+
+#[test]
+fn a_lagging_node_is_named_with_both_nodes_times() {
+    let address = "10.244.16.2";
+    let on_node = |at: f64, node: &str| {
+        let mut e = ep_ev(at, "endpoint_removed", address);
+        e.subject = e.subject.with_pod("web-old").with_node(node);
+        e
+    };
+    let mut events = base();
+    events.extend([
+        pod_ev(1000.0, "pod_terminating", "web-old", address),
+        on_node(1100.0, "node1"),
+        on_node(4000.0, "node2"),
+    ]);
+    let why = explained(window(1500.0, 3900.0, "connection_refused"), &events);
+    assert_eq!(
+        why.cause,
+        Cause::LaggingNode {
+            node: "node2".into(),
+            other_node: "node1".into(),
+            pod: "web-old".into(),
+            address: ip(address),
+            terminating_ms: 1000.0,
+            deleted_ms: None,
+            caught_up_ms: 4000.0,
+            dropped_elsewhere_ms: 1100.0,
+            kinds: vec![Outcome::ConnectionRefused],
+        }
+    );
+}
+
+#[test]
+fn unexplained_and_baseline_windows_keep_what_is_known() {
+    let events = vec![
+        ev(0.0, "trigger_start", "kubectl"),
+        ep_ev(0.0, "endpoint_added", "10.244.0.9"),
+        pod_ev(10.0, "pod_ready", "web-a", "10.244.0.5"),
+    ];
+    let why = explained(window(500.0, 700.0, "http_5xx"), &events);
+    assert_eq!(
+        why.cause,
+        Cause::Unexplained {
+            kinds: vec![(Outcome::Http5xx, 10)],
+            last_event: Some(LastEvent {
+                kind: EventKind::PodReady,
+                about: Some("web-a".into()),
+                at_ms: 10.0,
+            }),
+            serving_pods: vec![],
+            serving_endpoints: vec![ip("10.244.0.9").unwrap()],
+        }
+    );
+    let mut events = base();
+    events.push(ev(1000.0, "trigger_start", "kubectl"));
+    let why = explained(window(100.0, 300.0, "connection_refused"), &events);
+    assert_eq!(
+        why.cause,
+        Cause::Baseline {
+            kinds: vec![Outcome::ConnectionRefused]
+        }
+    );
+}
+
+#[test]
+fn the_pods_answering_around_a_window_are_kept_beside_its_cause() {
+    let mut w = vec![window(600.0, 800.0, "http_5xx")];
+    w[0].pod_before = Some("web-a".into());
+    attribute_causes(&mut w, &base());
+    name_pods_around(&mut w);
+    let why = w[0].cause.as_ref().unwrap();
+    assert!(matches!(why.cause, Cause::Unexplained { .. }), "{why:?}");
+    assert_eq!(
+        why.answered,
+        AnsweredAround {
+            before: Some("web-a".into()),
+            after: None
+        }
+    );
 }

@@ -287,3 +287,74 @@ impl<'de> Deserialize<'de> for Explanation {
         Ok(Explanation::from(Cause::Recorded(sentence)))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cause::PodAt;
+
+    fn pod_at(pod: &str, at_ms: f64) -> PodAt {
+        PodAt {
+            pod: pod.into(),
+            at_ms,
+        }
+    }
+
+    #[test]
+    fn a_long_list_of_pods_is_cut_after_three() {
+        let cause = Cause::NoReadyEndpoint {
+            sign: NoEndpointSign::ServiceRejects,
+            terminating: ["a", "b", "c", "d", "e"]
+                .iter()
+                .enumerate()
+                .map(|(i, p)| pod_at(p, 12_310.0 + i as f64))
+                .collect(),
+            next_ready: Some(pod_at("x", 15_020.0)),
+            refused_until_ms: None,
+        };
+        assert_eq!(
+            cause.to_string(),
+            "no ready endpoint (the Service rejects connections): old pods terminating since +12.31 s (a, b, c and 2 more), new pod x not ready until +15.02 s"
+        );
+    }
+
+    #[test]
+    fn notes_follow_the_cause_in_order() {
+        let why = Explanation {
+            cause: Cause::RefusedWhileTerminating {
+                pod: "web-a".into(),
+                since_ms: 500.0,
+            },
+            rate_limited: Some(RateLimited {
+                timeouts: 3,
+                through: 1,
+            }),
+            answered: AnsweredAround {
+                before: Some("web-a".into()),
+                after: Some("web-b".into()),
+            },
+        };
+        let sentence = why.to_string();
+        let rate = sentence.find("; 3 of 4 failed connects timed out").unwrap();
+        let pods = sentence
+            .find("; the last answer before it came from pod web-a, the first after it from pod web-b")
+            .unwrap();
+        assert!(rate < pods && sentence.ends_with("pod web-b"), "{sentence}");
+    }
+
+    /// report.json's `cause` is the sentence; read back, it is kept word for word.
+    #[test]
+    fn report_json_holds_the_sentence_and_reads_it_back() {
+        let why = Explanation::from(Cause::Baseline {
+            kinds: vec![Outcome::HostUnreachable, Outcome::ConnectionRefused],
+        });
+        let json = serde_json::to_string(&why).unwrap();
+        assert_eq!(
+            json,
+            "\"baseline failure: the service was already failing before the rollout began (connection_refused, host_unreachable)\""
+        );
+        let back: Explanation = serde_json::from_str(&json).unwrap();
+        assert!(matches!(back.cause, Cause::Recorded(_)), "{back:?}");
+        assert_eq!(serde_json::to_string(&back).unwrap(), json);
+    }
+}

@@ -40,7 +40,7 @@ impl Bar<'_> {
         self.rows
             .iter()
             .map(|r| {
-                if kind == "ok" {
+                if outcome(kind) == Outcome::Ok {
                     r.ok
                 } else {
                     r.failures.get(kind).copied().unwrap_or(0)
@@ -211,14 +211,14 @@ pub(super) fn timeline(out: &mut String, r: &Report, kinds: &[&str]) {
                 "<rect x=\"{x0:.1}\" y=\"{y:.1}\" width=\"{width:.1}\" height=\"{h:.1}\" fill=\"url(#k{i})\"/>"
             );
             // The kind's letter, where there is room for it.
-            if *kind != "ok" && width >= 9.0 && h >= 12.0 {
+            if outcome(kind) != Outcome::Ok && width >= 9.0 && h >= 12.0 {
                 let _ = write!(
                     rects,
                     "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\" font-weight=\"bold\" style=\"fill:{}\">{}</text>",
                     x0 + width / 2.0,
                     y + h / 2.0 + 4.0,
-                    look(kind).ink,
-                    esc(&letter(kind).to_string())
+                    look(outcome(kind)).ink,
+                    esc(&letter(outcome(kind)).to_string())
                 );
             }
         }

@@ -24,7 +24,7 @@ pub(super) fn tables(out: &mut String, r: &Report, kinds: &[&str]) {
                 out,
                 "<tr><td>{} <b>{}</b> {}</td><td>{errno}</td><td>{}</td><td class=\"n\">{}</td><td>{}</td></tr>",
                 swatch(i),
-                esc(&letter(&d.kind).to_string()),
+                esc(&letter(outcome(&d.kind)).to_string()),
                 esc(&d.kind),
                 esc(d.message.as_deref().unwrap_or("")),
                 d.count,

@@ -186,7 +186,7 @@ fn every_failure_kind_has_its_own_colour_and_pattern_pair() {
         .iter()
         .filter(|o| o.is_failure() && !o.is_local())
     {
-        let l = look(o.as_str());
+        let l = look(*o);
         assert!(
             !matches!(l.pattern, Pattern::Solid),
             "{o:?} is not patterned"
