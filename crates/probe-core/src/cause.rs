@@ -18,14 +18,15 @@ use crate::outcome::Outcome;
 /// A window's cause and what attribution adds to it.
 ///
 /// report.json keeps only its sentence (the `cause` key); a report read back from
-/// JSON holds that sentence as [`Cause::Recorded`].
+/// JSON holds that sentence as [`Cause::Recorded`], and equals the explanation it
+/// was written from.
 ///
 /// ```
 /// use probe_core::{Cause, Explanation};
 /// let why = Explanation::from(Cause::RefusedWhileTerminating { pod: "web-a".into(), since_ms: 9000.0 });
 /// assert!(why.to_string().starts_with("connections refused while pod web-a was terminating (since +9.00 s)"));
 /// ```
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct Explanation {
     /// The cause itself.
     pub cause: Cause,

@@ -273,6 +273,24 @@ impl Display for Explanation {
     }
 }
 
+/// Typed explanations are equal when their facts are; one read back from report.json
+/// (a sentence) equals any explanation with that sentence, so a report read back
+/// equals the report it was written from.
+impl PartialEq for Explanation {
+    fn eq(&self, other: &Explanation) -> bool {
+        match (&self.cause, &other.cause) {
+            (Cause::Recorded(_), _) | (_, Cause::Recorded(_)) => {
+                self.to_string() == other.to_string()
+            }
+            _ => {
+                self.cause == other.cause
+                    && self.rate_limited == other.rate_limited
+                    && self.answered == other.answered
+            }
+        }
+    }
+}
+
 /// report.json's `cause`: the sentence.
 impl Serialize for Explanation {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
@@ -355,6 +373,12 @@ mod tests {
         );
         let back: Explanation = serde_json::from_str(&json).unwrap();
         assert!(matches!(back.cause, Cause::Recorded(_)), "{back:?}");
+        assert_eq!(back, why);
         assert_eq!(serde_json::to_string(&back).unwrap(), json);
+        let other = Explanation::from(Cause::Baseline {
+            kinds: vec![Outcome::HostUnreachable],
+        });
+        assert_ne!(back, other);
+        assert_ne!(why, other);
     }
 }
