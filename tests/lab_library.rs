@@ -55,7 +55,11 @@ async fn recreate_loses_requests_and_every_window_names_a_pod() {
         .collect();
     assert!(!report.downtime.windows.is_empty(), "{summary}");
     for w in &report.downtime.windows {
-        let cause = w.cause.as_deref().unwrap_or("");
+        let cause = w
+            .cause
+            .as_ref()
+            .map(ToString::to_string)
+            .unwrap_or_default();
         assert!(
             pods.iter().any(|p| cause.contains(p.as_str())),
             "window at {} ms names no pod: {cause}\n{summary}",

@@ -115,11 +115,11 @@ async fn a_lagging_nodes_rules_route_requests_to_a_pod_already_gone() {
     // Through node 1's prompt rules nothing was lost; through node 2's, requests were.
     assert_eq!(report.streams[1].totals.failed, 0, "{summary}");
     assert!(report.streams[0].totals.failed > 0, "{summary}");
-    let lagged: Vec<&str> = report
+    let lagged: Vec<String> = report
         .downtime
         .windows
         .iter()
-        .filter_map(|w| w.cause.as_deref())
+        .filter_map(|w| w.cause.as_ref().map(ToString::to_string))
         .filter(|c| c.starts_with("node2's kube-proxy rules lagged"))
         .collect();
     assert!(

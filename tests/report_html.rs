@@ -266,11 +266,11 @@ async fn report_html_shows_every_window_kind_and_version_in_a_real_browser() {
     );
     let versions: Vec<&str> = report.versions.iter().map(|v| v.version.as_str()).collect();
     assert_eq!(versions, ["v1", "v2"], "{summary}");
-    let causes: Vec<&str> = report
+    let causes: Vec<String> = report
         .downtime
         .windows
         .iter()
-        .filter_map(|w| w.cause.as_deref())
+        .filter_map(|w| w.cause.as_ref().map(ToString::to_string))
         .collect();
     assert_eq!(causes.len(), report.downtime.windows.len(), "{summary}");
     assert_eq!(report.per_second.len(), 4, "{summary}");
@@ -321,7 +321,7 @@ async fn report_html_shows_every_window_kind_and_version_in_a_real_browser() {
     .unwrap();
     assert!(dom.contains("</table>"), "{dom}");
     for (i, w) in report.downtime.windows.iter().enumerate() {
-        let cause = w.cause.as_deref().unwrap();
+        let cause = &w.cause.as_ref().unwrap().to_string();
         let row = format!("<td class=\"n\">{}</td>", i + 1);
         assert!(dom.contains(&row), "window #{} has no row", i + 1);
         assert!(

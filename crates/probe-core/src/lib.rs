@@ -28,6 +28,7 @@
 mod access_log;
 mod analyze;
 mod attribute;
+mod cause;
 mod classify;
 mod clock;
 mod config;
@@ -56,6 +57,9 @@ pub use access_log::{
 };
 pub use analyze::{analyze_recorded, analyze_samples_file, Analyzer, RunAnalyzer};
 pub use attribute::attribute_causes;
+pub use cause::{
+    AnsweredAround, Cause, Explanation, LastEvent, NoEndpointSign, PodAt, RateLimited,
+};
 pub use classify::{
     classify_answer, classify_error, errno_name, is_envoy_no_upstream, outcome_for_errno,
     outcome_for_status, Classified, ProxySigns, PROXY_SIGN_HEADERS,

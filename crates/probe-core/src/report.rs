@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::cause::Explanation;
 use crate::config::RecordedConfig;
 use crate::event::Event;
 use crate::trigger::{TriggerOutcome, TriggerReport};
@@ -339,9 +340,10 @@ pub struct OutageWindow {
     pub open: bool,
     /// The latest event at or before the window's start.
     pub after_event: Option<EventRef>,
-    /// Why it happened, when the rollout's events explain it.
+    /// Why it happened, when the rollout's events explain it; report.json holds
+    /// its sentence.
     #[serde(default)]
-    pub cause: Option<String>,
+    pub cause: Option<Explanation>,
     /// Failed connects in it that had retransmitted their SYN.
     #[serde(default)]
     pub syn_retransmitted: u64,

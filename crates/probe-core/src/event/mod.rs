@@ -34,7 +34,8 @@ pub use hub::{Attachment, BoxFuture, EventHub, EventSink, EventSource, Vantage};
 /// use probe_core::EventKind;
 /// assert_eq!(EventKind::PodReady.as_str(), "pod_ready");
 /// assert_eq!(EventKind::from("endpoint_removed"), EventKind::EndpointRemoved);
-/// assert_eq!(EventKind::from("instance_stopped"), EventKind::Other("instance_stopped".into()));
+/// assert_eq!(EventKind::from("pod_prestop"), EventKind::PodPreStop);
+/// assert_eq!(EventKind::from("my_own_kind"), EventKind::Other("my_own_kind".into()));
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum EventKind {
@@ -76,11 +77,19 @@ pub enum EventKind {
     RolloutDeadlineExceeded,
     /// A watch was cut; events may be missing for the time it says.
     WatchGap,
+    /// A pod's preStop hook began (the lab says so; a cluster's API does not).
+    PodPreStop,
+    /// A pod's container keeps crashing: the kubelet backs off its restarts.
+    PodCrashLoop,
+    /// The demo's own server instance stopped.
+    InstanceStopped,
+    /// The demo's own server instance listens.
+    InstanceListening,
     /// Any other name (a user's own kinds, or a newer file's).
     Other(String),
 }
 
-const NAMED_KINDS: [(EventKind, &str); 19] = [
+const NAMED_KINDS: [(EventKind, &str); 23] = [
     (EventKind::TriggerStart, "trigger_start"),
     (EventKind::TriggerExit, "trigger_exit"),
     (EventKind::Mark, "mark"),
@@ -106,6 +115,10 @@ const NAMED_KINDS: [(EventKind, &str); 19] = [
         "rollout_deadline_exceeded",
     ),
     (EventKind::WatchGap, "watch_gap"),
+    (EventKind::PodPreStop, "pod_prestop"),
+    (EventKind::PodCrashLoop, "pod_crash_loop"),
+    (EventKind::InstanceStopped, "instance_stopped"),
+    (EventKind::InstanceListening, "instance_listening"),
 ];
 
 impl EventKind {

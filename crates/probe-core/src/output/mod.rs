@@ -1,6 +1,7 @@
 //! Files and text rendered from a finished [`crate::Report`]: the analyzer
 //! produces the numbers, these modules only lay them out.
 
+mod cause;
 pub(crate) mod compare;
 pub(crate) mod fmt;
 pub mod html;

@@ -43,7 +43,10 @@ pub fn write_windows_csv(path: &Path, report: &Report) -> std::io::Result<()> {
             ek,
             ed,
             eo,
-            win.cause.clone().unwrap_or_default(),
+            win.cause
+                .as_ref()
+                .map(ToString::to_string)
+                .unwrap_or_default(),
         ])?;
     }
     w.flush()

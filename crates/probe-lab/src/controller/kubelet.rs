@@ -314,7 +314,7 @@ impl World {
                         if p.restarts == super::CRASH_LOOP_EXITS {
                             let p = &self.pods[i];
                             self.emit(
-                                EventKind::Other("pod_crash_loop".into()),
+                                EventKind::PodCrashLoop,
                                 p.subject(&self.node_name_of(p)),
                                 format!(
                                     "{} CrashLoopBackOff: {}",
@@ -358,7 +358,7 @@ impl World {
                     if let Some(d) = hook {
                         let p = &self.pods[i];
                         self.emit(
-                            EventKind::Other("pod_prestop".into()),
+                            EventKind::PodPreStop,
                             p.subject(&self.node_name_of(p)),
                             format!(
                                 "{} sleep {:.1}s before SIGTERM",

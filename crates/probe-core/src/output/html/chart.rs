@@ -40,7 +40,7 @@ impl Bar<'_> {
         self.rows
             .iter()
             .map(|r| {
-                if kind == "ok" {
+                if outcome(kind) == Outcome::Ok {
                     r.ok
                 } else {
                     r.failures.get(kind).copied().unwrap_or(0)
@@ -149,7 +149,10 @@ pub(super) fn timeline(out: &mut String, r: &Report, kinds: &[&str]) {
     for (i, w) in r.downtime.windows.iter().enumerate().take(MAX_WINDOWS) {
         let (x0, x1) = (scale.x(w.start_ms), scale.x(w.end_ms));
         let width = (x1 - x0).max(2.0);
-        let cause = w.cause.as_deref().unwrap_or("cause unknown");
+        let cause = w
+            .cause
+            .as_ref()
+            .map_or_else(|| "cause unknown".to_string(), ToString::to_string);
         let _ = writeln!(
             out,
             "<g class=\"window\"><title>window #{} {} .. {} ({}), {} failed: {}</title><rect x=\"{x0:.1}\" y=\"{:.1}\" width=\"{width:.1}\" height=\"{:.1}\" fill=\"#D55E00\" fill-opacity=\"0.15\" stroke=\"#D55E00\" stroke-width=\"1\"/><text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\" font-weight=\"bold\">#{}</text></g>",
@@ -158,7 +161,7 @@ pub(super) fn timeline(out: &mut String, r: &Report, kinds: &[&str]) {
             offset(w.end_ms),
             duration(w.duration_ms),
             w.failed,
-            esc(cause),
+            esc(&cause),
             bar_top - 16.0,
             lanes_bottom - bar_top + 16.0,
             x0 + width / 2.0,
@@ -208,14 +211,14 @@ pub(super) fn timeline(out: &mut String, r: &Report, kinds: &[&str]) {
                 "<rect x=\"{x0:.1}\" y=\"{y:.1}\" width=\"{width:.1}\" height=\"{h:.1}\" fill=\"url(#k{i})\"/>"
             );
             // The kind's letter, where there is room for it.
-            if *kind != "ok" && width >= 9.0 && h >= 12.0 {
+            if outcome(kind) != Outcome::Ok && width >= 9.0 && h >= 12.0 {
                 let _ = write!(
                     rects,
                     "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\" font-weight=\"bold\" style=\"fill:{}\">{}</text>",
                     x0 + width / 2.0,
                     y + h / 2.0 + 4.0,
-                    look(kind).ink,
-                    esc(&letter(kind).to_string())
+                    look(outcome(kind)).ink,
+                    esc(&letter(outcome(kind)).to_string())
                 );
             }
         }

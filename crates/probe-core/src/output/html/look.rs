@@ -34,27 +34,34 @@ pub(super) struct Look {
     pub(super) ink: &'static str,
 }
 
-pub(super) fn look(kind: &str) -> Look {
+/// The kind a name from the report stands for. The page lists the report's own
+/// names (a report written by a newer build may hold kinds this one does not
+/// know); such a name looks like `other`.
+pub(super) fn outcome(name: &str) -> Outcome {
+    name.parse().unwrap_or(Outcome::Other)
+}
+
+pub(super) fn look(kind: Outcome) -> Look {
     use Pattern::*;
     let (fill, pattern) = match kind {
-        "ok" => (GREEN, Solid),
-        "connection_refused" => (VERMILLION, Diagonal),
-        "host_unreachable" => (ORANGE, Cross),
-        "network_unreachable" => (YELLOW, Horizontal),
-        "connect_timeout" => (BLUE, Dots),
-        "connection_reset" => (PURPLE, BackDiagonal),
-        "connection_closed" => (SKY, Vertical),
-        "response_timeout" => (BLACK, Dots),
-        "http_5xx" => (VERMILLION, Cross),
-        "proxy_no_upstream" => (PURPLE, Horizontal),
-        "proxy_upstream_failed" => (PURPLE, Diagonal),
-        "proxy_upstream_timeout" => (PURPLE, Dots),
-        "proxy_overloaded" => (PURPLE, Cross),
-        "unexpected_status" => (ORANGE, Vertical),
-        "dns" => (SKY, Diagonal),
-        "tls" => (BLUE, Horizontal),
-        "invalid_response" => (YELLOW, Dots),
-        k if k.starts_with("local_") => (GREY, BackDiagonal),
+        Outcome::Ok => (GREEN, Solid),
+        Outcome::ConnectionRefused => (VERMILLION, Diagonal),
+        Outcome::HostUnreachable => (ORANGE, Cross),
+        Outcome::NetworkUnreachable => (YELLOW, Horizontal),
+        Outcome::ConnectTimeout => (BLUE, Dots),
+        Outcome::ConnectionReset => (PURPLE, BackDiagonal),
+        Outcome::ConnectionClosed => (SKY, Vertical),
+        Outcome::ResponseTimeout => (BLACK, Dots),
+        Outcome::Http5xx => (VERMILLION, Cross),
+        Outcome::ProxyNoUpstream => (PURPLE, Horizontal),
+        Outcome::ProxyUpstreamFailed => (PURPLE, Diagonal),
+        Outcome::ProxyUpstreamTimeout => (PURPLE, Dots),
+        Outcome::ProxyOverloaded => (PURPLE, Cross),
+        Outcome::UnexpectedStatus => (ORANGE, Vertical),
+        Outcome::Dns => (SKY, Diagonal),
+        Outcome::Tls => (BLUE, Horizontal),
+        Outcome::InvalidResponse => (YELLOW, Dots),
+        k if k.is_local() => (GREY, BackDiagonal),
         _ => (BLACK, Diagonal),
     };
     let ink = match fill {
@@ -65,12 +72,12 @@ pub(super) fn look(kind: &str) -> Look {
 }
 
 /// The kind's letter, as in the text report's strip.
-pub(super) fn letter(kind: &str) -> char {
-    Outcome::ALL
-        .iter()
-        .find(|o| o.as_str() == kind)
-        .map(|o| if *o == Outcome::Ok { '✓' } else { o.symbol() })
-        .unwrap_or('?')
+pub(super) fn letter(kind: Outcome) -> char {
+    if kind == Outcome::Ok {
+        '✓'
+    } else {
+        kind.symbol()
+    }
 }
 
 /// Escapes text for HTML element content and quoted attribute values.
@@ -103,7 +110,7 @@ pub(super) fn patterns(out: &mut String, kinds: &[&str]) {
         "<svg width=\"0\" height=\"0\" style=\"position:absolute\" aria-hidden=\"true\"><defs>",
     );
     for (i, kind) in kinds.iter().enumerate() {
-        let l = look(kind);
+        let l = look(outcome(kind));
         let ink = l.ink;
         let marks = match l.pattern {
             Pattern::Solid => String::new(),
@@ -137,7 +144,7 @@ pub(super) fn legend(out: &mut String, kinds: &[&str], extra: &str) {
             out,
             "<span>{} <b>{}</b> {}</span>",
             swatch(i),
-            esc(&letter(kind).to_string()),
+            esc(&letter(outcome(kind)).to_string()),
             esc(kind)
         );
     }

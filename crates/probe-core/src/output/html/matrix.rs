@@ -325,7 +325,7 @@ fn failures_chart(out: &mut String, m: &Matrix, cases: &[MatrixCase], kinds: &[&
                     y - 6.5,
                     x + w / 2.0,
                     y + 4.0,
-                    esc(&letter(kind).to_string())
+                    esc(&letter(outcome(kind)).to_string())
                 );
             }
             out.push_str("</g>");
@@ -336,7 +336,7 @@ fn failures_chart(out: &mut String, m: &Matrix, cases: &[MatrixCase], kinds: &[&
             .iter()
             .zip(v)
             .filter(|(_, n)| **n > 0.0)
-            .map(|(k, n)| format!("{} {}", letter(k), count(*n)))
+            .map(|(k, n)| format!("{} {}", letter(outcome(k)), count(*n)))
             .collect();
         let _ = writeln!(
             out,
@@ -541,7 +541,7 @@ fn runs_table(out: &mut String, m: &Matrix, kinds: &[&str]) {
                     format!(
                         "{} <b>{}</b> {} {n}",
                         swatch(i),
-                        esc(&letter(k).to_string()),
+                        esc(&letter(outcome(k)).to_string()),
                         esc(k)
                     )
                 })

@@ -73,7 +73,7 @@ pub fn render_html(report: &Report) -> String {
         report.label.as_deref().unwrap_or("run"),
         report.target
     );
-    let kinds: Vec<&str> = std::iter::once("ok")
+    let kinds: Vec<&str> = std::iter::once(Outcome::Ok.as_str())
         .chain(report.failure_kinds())
         .collect();
     let _ = write!(

@@ -24,7 +24,7 @@ pub(super) fn tables(out: &mut String, r: &Report, kinds: &[&str]) {
                 out,
                 "<tr><td>{} <b>{}</b> {}</td><td>{errno}</td><td>{}</td><td class=\"n\">{}</td><td>{}</td></tr>",
                 swatch(i),
-                esc(&letter(&d.kind).to_string()),
+                esc(&letter(outcome(&d.kind)).to_string()),
                 esc(&d.kind),
                 esc(d.message.as_deref().unwrap_or("")),
                 d.count,
@@ -69,7 +69,7 @@ pub(super) fn tables(out: &mut String, r: &Report, kinds: &[&str]) {
                 if w.open { " (still open at the end)" } else { "" },
                 duration(w.duration_ms),
                 w.failed,
-                esc(w.cause.as_deref().unwrap_or("")),
+                esc(&w.cause.as_ref().map(ToString::to_string).unwrap_or_default()),
             );
         }
         out.push_str("</table>\n");

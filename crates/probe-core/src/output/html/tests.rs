@@ -157,7 +157,7 @@ fn a_one_hour_run_at_1000_per_second_stays_under_2_mb() {
         .map(|i| OutageWindow {
             start_ms: i as f64 * 1800.0,
             end_ms: i as f64 * 1800.0 + 300.0,
-            cause: Some(cause.clone()),
+            cause: Some(cause.as_str().into()),
             ..template.clone()
         })
         .collect();
@@ -186,7 +186,7 @@ fn every_failure_kind_has_its_own_colour_and_pattern_pair() {
         .iter()
         .filter(|o| o.is_failure() && !o.is_local())
     {
-        let l = look(o.as_str());
+        let l = look(*o);
         assert!(
             !matches!(l.pattern, Pattern::Solid),
             "{o:?} is not patterned"

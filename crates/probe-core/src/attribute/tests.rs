@@ -1,0 +1,555 @@
+//! Attribution's cases: each test replays the events of one rollout shape and
+//! checks the cause a window gets, as typed facts and as the sentence users read.
+
+use super::*;
+use crate::event::Subject;
+
+/// The window's cause as users read it.
+fn sentence(w: &OutageWindow) -> String {
+    w.cause.as_ref().expect("a cause").to_string()
+}
+
+fn window(start: f64, end: f64, kind: &str) -> OutageWindow {
+    OutageWindow {
+        start_ms: start,
+        end_ms: end,
+        duration_ms: end - start,
+        failed: 10,
+        held_ok: 0,
+        kinds: [(kind.to_string(), 10)].into(),
+        open: false,
+        after_event: None,
+        cause: None,
+        syn_retransmitted: 0,
+        pod_before: None,
+        pod_after: None,
+        proxy_retried: None,
+    }
+}
+
+#[test]
+fn an_explained_window_names_the_pods_around_it() {
+    let mut w = vec![window(1000.0, 2000.0, "connection_refused")];
+    w[0].cause = Some("no ready endpoint".into());
+    w[0].pod_before = Some("web-a".into());
+    w[0].pod_after = Some("web-b".into());
+    let mut unexplained = window(3000.0, 3100.0, "connection_refused");
+    unexplained.pod_before = Some("web-b".into());
+    w.push(unexplained);
+    name_pods_around(&mut w);
+    assert_eq!(
+        w[0].cause.as_ref().map(ToString::to_string).as_deref(),
+        Some("no ready endpoint; the last answer before it came from pod web-a, the first after it from pod web-b")
+    );
+    assert_eq!(w[1].cause, None);
+}
+
+fn ev(at: f64, kind: &str, detail: &str) -> Event {
+    Event::new(at, kind, detail)
+}
+
+fn pod_ev(at: f64, kind: &str, name: &str, ip: &str) -> Event {
+    ev(at, kind, name).with_subject(Subject::pod(name, ip.parse().ok()))
+}
+
+fn ep_ev(at: f64, kind: &str, ip: &str) -> Event {
+    ev(at, kind, "svc").with_subject(Subject::endpoint("svc", ip.parse().unwrap(), Some(8080)))
+}
+
+fn base() -> Vec<Event> {
+    vec![
+        pod_ev(0.0, "pod_ready", "old-a", "10.244.0.2"),
+        ep_ev(0.0, "endpoint_added", "10.244.0.2"),
+    ]
+}
+
+#[test]
+fn a_window_from_one_nodes_lagging_rules_says_so() {
+    let ip = "10.244.16.2";
+    let on_node = |at: f64, kind: &str, node: &str| {
+        let mut e = ep_ev(at, kind, ip);
+        e.subject = e.subject.with_pod("web-old").with_node(node);
+        e
+    };
+    let mut events = base();
+    events.extend([
+        pod_ev(1000.0, "pod_terminating", "web-old", ip),
+        ep_ev(1000.0, "endpoint_removed", ip),
+        on_node(1100.0, "endpoint_removed", "node1"),
+        pod_ev(1900.0, "pod_deleted", "web-old", ip),
+        on_node(4000.0, "endpoint_removed", "node2"),
+    ]);
+    let mut ws = vec![window(1500.0, 3900.0, "connection_refused")];
+    attribute_causes(&mut ws, &events);
+    let cause = &sentence(&ws[0]);
+    assert!(
+        cause.starts_with("node2's kube-proxy rules lagged: they still sent new connections to pod web-old (10.244.16.2), terminating since +1.00 s, deleted at +1.90 s, until +4.00 s, though node1's rules had dropped it at +1.10 s"),
+        "{cause}"
+    );
+    // Both nodes dropped it before the window: not a lag, the usual sentence.
+    let mut ws = vec![window(4500.0, 5000.0, "connection_refused")];
+    attribute_causes(&mut ws, &events);
+    assert!(!sentence(&ws[0]).contains("lagged"), "{ws:?}");
+    // A window that outlasts the lagging node's sync has another cause.
+    let mut ws = vec![window(1500.0, 9000.0, "connection_refused")];
+    attribute_causes(&mut ws, &events);
+    assert!(!sentence(&ws[0]).contains("lagged"), "{ws:?}");
+}
+
+#[test]
+fn plain_runs_get_no_cause() {
+    let mut w = vec![window(100.0, 200.0, "connection_refused")];
+    attribute_causes(
+        &mut w,
+        &[ev(50.0, "mark", "x"), ev(60.0, "trigger_start", "kubectl")],
+    );
+    assert_eq!(w[0].cause, None);
+}
+
+#[test]
+fn refused_after_an_early_ready_names_the_pod() {
+    let mut events = base();
+    events.extend([
+        pod_ev(1000.0, "pod_created", "new-b", "10.244.0.3"),
+        pod_ev(1100.0, "pod_ready", "new-b", "10.244.0.3"),
+        ep_ev(1150.0, "endpoint_added", "10.244.0.3"),
+        pod_ev(1200.0, "pod_terminating", "old-a", "10.244.0.2"),
+        ep_ev(1210.0, "endpoint_removed", "10.244.0.2"),
+    ]);
+    let mut w = vec![window(1300.0, 3100.0, "connection_refused")];
+    attribute_causes(&mut w, &events);
+    assert_eq!(
+        sentence(&w[0]),
+        "pod new-b became ready at +1.10 s before its app listened (a pod without a readinessProbe is ready as soon as its process runs) and refused connections until +3.10 s"
+    );
+}
+
+#[test]
+fn terminating_pod_still_in_endpoints() {
+    let mut events = base();
+    events.push(pod_ev(500.0, "pod_terminating", "old-a", "10.244.0.2"));
+    events.push(ep_ev(900.0, "endpoint_removed", "10.244.0.2"));
+    let mut w = vec![window(600.0, 800.0, "connection_refused")];
+    attribute_causes(&mut w, &events);
+    assert_eq!(
+        sentence(&w[0]),
+        "terminating pod old-a (since +0.50 s) still received traffic until its endpoint was removed at +0.90 s: connection_refused"
+    );
+}
+
+/// old-a is deleted at +2.6 s, its endpoint removed only at +4.0 s; new-b serves.
+fn deleted_while_in_endpoints() -> Vec<Event> {
+    let mut events = base();
+    events.push(pod_ev(2000.0, "pod_ready", "new-b", "10.244.0.3"));
+    events.push(ep_ev(2000.0, "endpoint_added", "10.244.0.3"));
+    events.push(pod_ev(2500.0, "pod_terminating", "old-a", "10.244.0.2"));
+    events.push(pod_ev(2600.0, "pod_deleted", "old-a", "10.244.0.2"));
+    events.push(ep_ev(4000.0, "endpoint_removed", "10.244.0.2"));
+    events
+}
+
+#[test]
+fn deleted_pod_ip_is_host_unreachable() {
+    let events = deleted_while_in_endpoints();
+    let mut w = vec![window(2700.0, 4000.0, "host_unreachable")];
+    attribute_causes(&mut w, &events);
+    let cause = sentence(&w[0]);
+    assert!(cause.starts_with("traffic still sent to pod old-a (10.244.0.2) after it was deleted at +2.60 s until its endpoint was removed at +4.00 s"), "{cause}");
+}
+
+#[test]
+fn timeouts_beside_refusals_are_called_rate_limited() {
+    let mut events = base();
+    events.push(pod_ev(500.0, "pod_terminating", "old-a", "10.244.0.2"));
+    events.push(ep_ev(510.0, "endpoint_removed", "10.244.0.2"));
+    let mut w = vec![window(600.0, 2600.0, "connect_timeout")];
+    w[0].kinds.insert("connection_refused".into(), 2);
+    attribute_causes(&mut w, &events);
+    let cause = sentence(&w[0]);
+    assert!(cause.starts_with("no ready endpoint"), "{cause}");
+    assert!(
+        cause.ends_with("10 of 12 failed connects timed out instead of failing at once: a host sends one client at most about one ICMP error per second (Linux's icmp_ratelimit), so only 2 got the refusal or \"no route\" through"),
+        "{cause}"
+    );
+}
+
+#[test]
+fn unexplained_windows_say_what_is_known() {
+    let mut w = vec![window(600.0, 800.0, "http_5xx")];
+    attribute_causes(&mut w, &base());
+    assert_eq!(
+        sentence(&w[0]),
+        "no rollout event explains this window (http_5xx x 10); the last event before it: endpoint_added 10.244.0.2 at +0.00 s; serving: pods old-a"
+    );
+}
+
+/// A Kubernetes watch's order for a rolling update's old pod: its endpoint turns
+/// `terminating` at once and is removed from the EndpointSlice only when the pod is
+/// gone. A terminating endpoint takes no new connections, so it is not "serving".
+fn rolling_with_terminating_endpoint() -> Vec<Event> {
+    vec![
+        ev(0.0, "trigger_start", "kubectl"),
+        pod_ev(0.0, "pod_ready", "old-a", "10.244.0.2"),
+        ep_ev(0.0, "endpoint_added", "10.244.0.2"),
+        ev(100.0, "rollout_start", "web"),
+        pod_ev(150.0, "pod_created", "new-b", "10.244.0.3"),
+        pod_ev(2650.0, "pod_ready", "new-b", "10.244.0.3"),
+        ep_ev(2660.0, "endpoint_added", "10.244.0.3"),
+        pod_ev(9000.0, "pod_terminating", "old-a", "10.244.0.2"),
+        ep_ev(9005.0, "endpoint_terminating", "10.244.0.2"),
+        pod_ev(12000.0, "pod_deleted", "old-a", "10.244.0.2"),
+        ep_ev(12010.0, "endpoint_removed", "10.244.0.2"),
+    ]
+}
+
+#[test]
+fn refusals_from_a_terminating_endpoint_blame_it_not_the_ready_pod() {
+    let mut w = vec![window(9600.0, 9700.0, "connection_refused")];
+    attribute_causes(&mut w, &rolling_with_terminating_endpoint());
+    assert_eq!(
+        sentence(&w[0]),
+        "connections refused while pod old-a was terminating (since +9.00 s): new connections still routed to it met its stopped app; a preStop sleep keeps a pod accepting until kube-proxy's rules have moved"
+    );
+}
+
+#[test]
+fn a_pod_ready_long_before_the_window_is_not_blamed() {
+    let mut events = base();
+    events.push(ev(100.0, "rollout_start", "web"));
+    let mut w = vec![window(20_000.0, 20_400.0, "connection_refused")];
+    attribute_causes(&mut w, &events);
+    let cause = sentence(&w[0]);
+    assert_eq!(
+        cause,
+        "no rollout event explains this window (connection_refused x 10); the last event before it: rollout_start at +0.10 s; serving: pods old-a"
+    );
+}
+
+#[test]
+fn keepalive_resets_from_a_terminating_pod_say_so() {
+    let mut w = vec![window(10_000.0, 10_060.0, "connection_reset")];
+    w[0].kinds.insert("connection_closed".into(), 2);
+    attribute_causes(&mut w, &rolling_with_terminating_endpoint());
+    assert_eq!(
+        sentence(&w[0]),
+        "connections kept open to terminating pod old-a (since +9.00 s) were reset or closed when it stopped: established connections stay on their pod whatever kube-proxy's rules say; a preStop sleep with a graceful drain (answers with Connection: close) moves clients off first"
+    );
+}
+
+/// The lab's order with a preStop sleep (`pod_prestop`) on an app that dies at
+/// SIGTERM: the keep-alive losses come after the sleep, which did not prevent them.
+#[test]
+fn keepalive_resets_after_a_prestop_sleep_say_the_app_must_drain() {
+    let mut events = rolling_with_terminating_endpoint();
+    events.push(pod_ev(10_000.0, "pod_prestop", "old-a", "10.244.0.2"));
+    events.sort_by(|a, b| a.at_ms.total_cmp(&b.at_ms));
+    let mut w = vec![window(11_000.0, 11_010.0, "connection_reset")];
+    w[0].kinds = [("connection_reset".to_string(), 1)].into();
+    attribute_causes(&mut w, &events);
+    assert_eq!(
+        sentence(&w[0]),
+        "connections kept open to terminating pod old-a (since +9.00 s) were reset when it stopped: established connections stay on their pod whatever kube-proxy's rules say; a preStop sleep ran first, but it moves no established connection: the app must drain (answer with Connection: close) before it exits"
+    );
+}
+
+#[test]
+fn an_endpoint_no_pod_event_names_is_not_called_a_pod() {
+    let events = vec![
+        ev(0.0, "trigger_start", "kubectl"),
+        ep_ev(0.0, "endpoint_added", "10.244.0.9"),
+    ];
+    let mut w = vec![window(500.0, 700.0, "connection_reset")];
+    attribute_causes(&mut w, &events);
+    assert_eq!(
+        sentence(&w[0]),
+        "no rollout event explains this window (connection_reset x 10); the last event before it: endpoint_added 10.244.0.9 at +0.00 s; serving: endpoints 10.244.0.9"
+    );
+}
+
+#[test]
+fn no_list_is_ever_empty() {
+    // Rollout events only: nothing is known to serve, and no list is printed.
+    let events = vec![ev(0.0, "rollout_start", "web")];
+    for kind in ["connection_refused", "host_unreachable", "http_5xx"] {
+        let mut w = vec![window(500.0, 700.0, kind)];
+        attribute_causes(&mut w, &events);
+        let cause = sentence(&w[0]);
+        assert_eq!(
+            cause,
+            format!("no rollout event explains this window ({kind} x 10); the last event before it: rollout_start at +0.00 s")
+        );
+        assert!(!cause.contains("()") && !cause.contains("  "), "{cause}");
+    }
+}
+
+// What attribution concluded, as typed facts: the sentences above are the renderer's
+// business, these are the decisions.
+
+/// Attributes one window and returns its explanation.
+fn explained(mut w: OutageWindow, events: &[Event]) -> Explanation {
+    let mut ws = [w.clone()];
+    attribute_causes(&mut ws, events);
+    w.cause = ws[0].cause.take();
+    w.cause.expect("a cause")
+}
+
+fn ip(s: &str) -> Option<std::net::IpAddr> {
+    s.parse().ok()
+}
+
+#[test]
+fn no_ready_endpoint_names_the_old_and_the_new_pod() {
+    let mut events = base();
+    events.extend([
+        ev(900.0, "rollout_start", "web"),
+        pod_ev(1000.0, "pod_terminating", "old-a", "10.244.0.2"),
+        ep_ev(1010.0, "endpoint_removed", "10.244.0.2"),
+        pod_ev(3000.0, "pod_ready", "new-b", "10.244.0.3"),
+    ]);
+    let why = explained(window(1200.0, 3100.0, "host_unreachable"), &events);
+    assert_eq!(
+        why.cause,
+        Cause::NoReadyEndpoint {
+            sign: NoEndpointSign::AddressWithdrawn,
+            terminating: vec![PodAt {
+                pod: "old-a".into(),
+                at_ms: 1000.0
+            }],
+            next_ready: Some(PodAt {
+                pod: "new-b".into(),
+                at_ms: 3000.0
+            }),
+            refused_until_ms: None,
+        }
+    );
+    assert_eq!(why.rate_limited, None);
+    // Refusals going on well after the new pod was ready: it did not listen yet.
+    let why = explained(window(1200.0, 5000.0, "connection_refused"), &events);
+    assert!(
+        matches!(
+            why.cause,
+            Cause::NoReadyEndpoint {
+                sign: NoEndpointSign::ServiceRejects,
+                refused_until_ms: Some(t),
+                ..
+            } if t == 5000.0
+        ),
+        "{why:?}"
+    );
+}
+
+#[test]
+fn connect_timeouts_beside_refusals_are_counted() {
+    let mut events = base();
+    events.push(pod_ev(500.0, "pod_terminating", "old-a", "10.244.0.2"));
+    events.push(ep_ev(510.0, "endpoint_removed", "10.244.0.2"));
+    let mut w = window(600.0, 2600.0, "connect_timeout");
+    w.kinds.insert("connection_refused".into(), 2);
+    let why = explained(w, &events);
+    assert!(
+        matches!(
+            why.cause,
+            Cause::NoReadyEndpoint {
+                next_ready: None,
+                ..
+            }
+        ),
+        "{why:?}"
+    );
+    assert_eq!(
+        why.rate_limited,
+        Some(RateLimited {
+            timeouts: 10,
+            through: 2
+        })
+    );
+    // Timeouts alone, with endpoints serving: nothing says they were refusals.
+    let why = explained(window(100.0, 200.0, "connect_timeout"), &base());
+    assert!(matches!(why.cause, Cause::Unexplained { .. }), "{why:?}");
+    assert_eq!(why.rate_limited, None);
+}
+
+#[test]
+fn a_tie_between_kinds_goes_to_the_last_by_name() {
+    // host_unreachable sorts after connection_refused: the address is withdrawn.
+    let events = vec![
+        ev(0.0, "rollout_start", "web"),
+        pod_ev(0.0, "pod_terminating", "old-a", "10.244.0.2"),
+    ];
+    let mut w = window(100.0, 200.0, "connection_refused");
+    w.kinds.insert("host_unreachable".into(), 10);
+    let why = explained(w, &events);
+    assert!(
+        matches!(
+            why.cause,
+            Cause::NoReadyEndpoint {
+                sign: NoEndpointSign::AddressWithdrawn,
+                ..
+            }
+        ),
+        "{why:?}"
+    );
+}
+
+#[test]
+fn pods_still_routed_while_leaving_are_named_with_their_times() {
+    let events = deleted_while_in_endpoints();
+    let why = explained(window(2700.0, 4000.0, "host_unreachable"), &events);
+    assert_eq!(
+        why.cause,
+        Cause::DeletedPodStillRouted {
+            pod: "old-a".into(),
+            address: ip("10.244.0.2"),
+            deleted_ms: 2600.0,
+            endpoint_removed_ms: Some(4000.0),
+        }
+    );
+    let why = explained(window(2700.0, 4000.0, "connection_reset"), &events);
+    assert_eq!(
+        why.cause,
+        Cause::TerminatingPodStillRouted {
+            pod: "old-a".into(),
+            since_ms: 2500.0,
+            endpoint_removed_ms: Some(4000.0),
+            kind: Outcome::ConnectionReset,
+        }
+    );
+}
+
+#[test]
+fn lost_keepalive_connections_say_whether_a_prestop_sleep_ran() {
+    let mut w = window(11_000.0, 11_010.0, "connection_closed");
+    w.kinds.insert("connection_reset".into(), 1);
+    let lost = |events: &[Event]| explained(w.clone(), events).cause;
+    let mut events = rolling_with_terminating_endpoint();
+    let expected = |prestop_ran| Cause::OpenConnectionsLost {
+        pods: vec!["old-a".into()],
+        since_ms: 9000.0,
+        reset: true,
+        closed: true,
+        prestop_ran,
+    };
+    assert_eq!(lost(&events), expected(false));
+    events.push(
+        Event::new(10_000.0, EventKind::PodPreStop, "old-a")
+            .with_subject(Subject::pod("old-a", ip("10.244.0.2"))),
+    );
+    assert_eq!(lost(&events), expected(true));
+    // Another pod's preStop sleep says nothing about old-a.
+    let mut events = rolling_with_terminating_endpoint();
+    events.push(
+        Event::new(10_000.0, EventKind::PodPreStop, "x").with_subject(Subject::pod("x", None)),
+    );
+    assert_eq!(lost(&events), expected(false));
+}
+
+#[test]
+fn refusals_name_the_pod_ready_too_early_or_the_one_terminating() {
+    let mut events = base();
+    events.extend([
+        pod_ev(1100.0, "pod_ready", "new-b", "10.244.0.3"),
+        ep_ev(1150.0, "endpoint_added", "10.244.0.3"),
+        pod_ev(1200.0, "pod_terminating", "old-a", "10.244.0.2"),
+        ep_ev(1210.0, "endpoint_removed", "10.244.0.2"),
+    ]);
+    let why = explained(window(1300.0, 3100.0, "connection_refused"), &events);
+    assert_eq!(
+        why.cause,
+        Cause::ReadyBeforeListening {
+            pod: "new-b".into(),
+            ready_ms: 1100.0,
+            until_ms: 3100.0,
+        }
+    );
+    let why = explained(
+        window(9600.0, 9700.0, "connection_refused"),
+        &rolling_with_terminating_endpoint(),
+    );
+    assert_eq!(
+        why.cause,
+        Cause::RefusedWhileTerminating {
+            pod: "old-a".into(),
+            since_ms: 9000.0,
+        }
+    );
+}
+
+#[test]
+fn a_lagging_node_is_named_with_both_nodes_times() {
+    let address = "10.244.16.2";
+    let on_node = |at: f64, node: &str| {
+        let mut e = ep_ev(at, "endpoint_removed", address);
+        e.subject = e.subject.with_pod("web-old").with_node(node);
+        e
+    };
+    let mut events = base();
+    events.extend([
+        pod_ev(1000.0, "pod_terminating", "web-old", address),
+        on_node(1100.0, "node1"),
+        on_node(4000.0, "node2"),
+    ]);
+    let why = explained(window(1500.0, 3900.0, "connection_refused"), &events);
+    assert_eq!(
+        why.cause,
+        Cause::LaggingNode {
+            node: "node2".into(),
+            other_node: "node1".into(),
+            pod: "web-old".into(),
+            address: ip(address),
+            terminating_ms: 1000.0,
+            deleted_ms: None,
+            caught_up_ms: 4000.0,
+            dropped_elsewhere_ms: 1100.0,
+            kinds: vec![Outcome::ConnectionRefused],
+        }
+    );
+}
+
+#[test]
+fn unexplained_and_baseline_windows_keep_what_is_known() {
+    let events = vec![
+        ev(0.0, "trigger_start", "kubectl"),
+        ep_ev(0.0, "endpoint_added", "10.244.0.9"),
+        pod_ev(10.0, "pod_ready", "web-a", "10.244.0.5"),
+    ];
+    let why = explained(window(500.0, 700.0, "http_5xx"), &events);
+    assert_eq!(
+        why.cause,
+        Cause::Unexplained {
+            kinds: vec![(Outcome::Http5xx, 10)],
+            last_event: Some(LastEvent {
+                kind: EventKind::PodReady,
+                about: Some("web-a".into()),
+                at_ms: 10.0,
+            }),
+            serving_pods: vec![],
+            serving_endpoints: vec![ip("10.244.0.9").unwrap()],
+        }
+    );
+    let mut events = base();
+    events.push(ev(1000.0, "trigger_start", "kubectl"));
+    let why = explained(window(100.0, 300.0, "connection_refused"), &events);
+    assert_eq!(
+        why.cause,
+        Cause::Baseline {
+            kinds: vec![Outcome::ConnectionRefused]
+        }
+    );
+}
+
+#[test]
+fn the_pods_answering_around_a_window_are_kept_beside_its_cause() {
+    let mut w = vec![window(600.0, 800.0, "http_5xx")];
+    w[0].pod_before = Some("web-a".into());
+    attribute_causes(&mut w, &base());
+    name_pods_around(&mut w);
+    let why = w[0].cause.as_ref().unwrap();
+    assert!(matches!(why.cause, Cause::Unexplained { .. }), "{why:?}");
+    assert_eq!(
+        why.answered,
+        AnsweredAround {
+            before: Some("web-a".into()),
+            after: None
+        }
+    );
+}
