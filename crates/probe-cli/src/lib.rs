@@ -7,7 +7,7 @@
 mod args;
 mod compare;
 mod completions;
-pub mod demo;
+mod demo;
 mod finish;
 mod lab;
 mod matrix;
@@ -16,6 +16,7 @@ mod options;
 mod progress;
 mod report;
 mod run;
+mod service;
 mod signals;
 
 use std::process::ExitCode;

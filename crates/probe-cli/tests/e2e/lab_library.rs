@@ -3,19 +3,20 @@
 //! iptables (ROLLPROBE_NETNS_TESTS=1). The errnos that Recreate shows depend on the
 //! kernel settings; this suite asserts what holds on every setting.
 
-mod common;
-
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use rollprobe::lab::Lab;
+use rollprobe::lab::{Lab, LabConfig};
 use rollprobe::{Probe, Report, Rollout};
 
 async fn seed_case(case: &str) -> Result<Report, Box<dyn std::error::Error>> {
+    let manifest = format!("{}/examples/seed/{case}.yaml", crate::support::REPO);
     // The lab's pods run the rollprobe app; a test binary is not it.
-    std::env::set_var("ROLLPROBE_LAB_APP", common::rollprobe_bin());
-    let manifest = format!("{}/examples/seed/{case}.yaml", env!("CARGO_MANIFEST_DIR"));
-    let lab = Lab::start(Default::default()).await?;
+    let lab = Lab::start(LabConfig {
+        app_command: crate::support::lab_app(),
+        ..Default::default()
+    })
+    .await?;
     let measured = async {
         lab.apply_yaml(&std::fs::read_to_string(manifest)?)?;
         lab.wait_available(Duration::from_secs(120)).await?;
