@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Does a misbehaving server disturb the schedule?
 
-The hostile-server tests (tests/hostile.rs) check that every misbehaviour ends in a named
+The hostile-server tests (crates/probe-cli/tests/e2e/hostile.rs) check that every misbehaviour ends in a named
 kind without a crash, a hang or runaway memory; whether the prober still sends on time
 while its requests hang is a timing figure, so it is measured here rather than asserted
 in a test. For each server below, `rollprobe run` sends at --rate (default 200 req/s) for

@@ -29,8 +29,8 @@ use std::time::Duration;
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use probe_core::{
     analyze_samples_file, classify_error, errno_name, outcome_for_errno, outcome_for_status,
-    write_report_files, Analyzer, Clock, ConnectionMode, Outcome, RecordedConfig, RunFooter,
-    RunHeader, RunRecord, Sample, SampleWriter, SAMPLES_SCHEMA,
+    write_report_files, Analyzer, Clock, Outcome, ProbeConfig, RunFooter, RunHeader, RunRecord,
+    Sample, SampleWriter, Target,
 };
 
 fn rows() -> usize {
@@ -116,26 +116,19 @@ fn bench_stamp(c: &mut Criterion) {
             seq += 1;
             let intended_ms = round_ms(seq as f64 * 0.2);
             Sample {
-                stream: "local-fresh".to_string(),
-                pod: None,
-                request_id: Some(format!("0f3a9c2b7d-local-fresh-{seq}")),
-                syn_retransmits: None,
-                seq,
-                intended_ms,
                 sent_ms: Some(round_ms(intended_ms + 0.013)),
                 wall_time: clock.wall_at(intended_ms),
-                outcome: Outcome::Ok,
                 errno: None,
                 errno_name: None::<i32>.and_then(errno_name).map(str::to_string),
                 status: Some(200),
                 version: Some("v1".to_string()),
+                request_id: Some(format!("0f3a9c2b7d-local-fresh-{seq}")),
                 connect_ms: Some(round_ms(0.081)),
                 ttfb_ms: Some(round_ms(0.152)),
                 total_ms: Some(round_ms(0.163)),
                 connection: Some("new".to_string()),
                 error: None,
-                proxy: None,
-                upstream: None,
+                ..Sample::new("local-fresh".to_string(), seq, intended_ms, Outcome::Ok)
             }
         })
     });
@@ -171,15 +164,8 @@ fn synthetic(n: usize) -> Vec<Sample> {
             let new_version = seq > half + 1000 || (seq > half && seq.is_multiple_of(2));
             let sent = outcome != Outcome::Skipped;
             Sample {
-                stream: "local-fresh".to_string(),
-                pod: None,
-                request_id: sent.then(|| format!("0f3a9c2b7d-local-fresh-{seq}")),
-                syn_retransmits: None,
-                seq,
-                intended_ms,
                 sent_ms: sent.then(|| round_ms(intended_ms + 0.021 + (seq % 7) as f64 * 0.01)),
                 wall_time: clock.wall_at(intended_ms),
-                outcome,
                 errno,
                 errno_name: errno.and_then(errno_name).map(str::to_string),
                 status: match outcome {
@@ -189,6 +175,7 @@ fn synthetic(n: usize) -> Vec<Sample> {
                 },
                 version: (outcome == Outcome::Ok)
                     .then(|| if new_version { "v2" } else { "v1" }.to_string()),
+                request_id: sent.then(|| format!("0f3a9c2b7d-local-fresh-{seq}")),
                 connect_ms: sent.then_some(0.081),
                 ttfb_ms: (sent && errno.is_none()).then_some(0.152),
                 total_ms: sent.then(|| round_ms(0.163 + (seq % 13) as f64 * 0.017)),
@@ -206,8 +193,7 @@ fn synthetic(n: usize) -> Vec<Sample> {
                     Outcome::Skipped => Some("not sent: max in flight reached".to_string()),
                     _ => None,
                 },
-                proxy: None,
-                upstream: None,
+                ..Sample::new("local-fresh", seq, intended_ms, outcome)
             }
         })
         .collect();
@@ -219,29 +205,16 @@ fn synthetic(n: usize) -> Vec<Sample> {
 }
 
 fn header() -> RunHeader {
-    RunHeader {
-        schema: SAMPLES_SCHEMA.to_string(),
+    let config = ProbeConfig {
+        rate: 1000.0,
         label: Some("bench".into()),
-        target: "http://127.0.0.1:18080/".into(),
-        config: RecordedConfig {
-            rate: 1000.0,
-            connection: ConnectionMode::Fresh,
-            timeout_ms: 5000,
-            connect_timeout_ms: 5000,
-            max_in_flight: 10_016,
-            expect_status: "200-299".into(),
-            version_from: "body".into(),
-            method: "GET".into(),
-            pod_from: String::new(),
-            lab_kernel: None,
-            rollout_events: false,
-            resolve: Vec::new(),
-            cacert: None,
-            insecure: false,
-        },
+        ..ProbeConfig::new(Target::parse("http://127.0.0.1:18080/").unwrap())
+    };
+    RunHeader {
         started_at: "2026-01-01T00:00:00.000Z".into(),
         run_id: "0f3a9c2b7d".into(),
         streams: vec!["local-fresh".into()],
+        ..RunHeader::new(&config)
     }
 }
 

@@ -1,12 +1,12 @@
 //! Every failure kind produced by a real socket and a real server, classified
 //! by the library exactly as a user's probe would.
 
-mod common;
+mod support;
 
 use std::time::Duration;
 
-use common::{closed_port, serve, Behaviour};
 use probe_core::{ConnectionMode, Probe, Report};
+use support::{closed_port, serve, Behaviour};
 
 async fn probe(
     url: &str,
@@ -104,7 +104,7 @@ async fn connect_timeout_when_syns_are_dropped() {
     only_kind(&r, "connect_timeout");
 }
 
-fn respond(status: u16, headers: &[(&str, &str)], body: &str) -> common::TestServer {
+fn respond(status: u16, headers: &[(&str, &str)], body: &str) -> support::TestServer {
     serve(Behaviour::Respond {
         status,
         headers: headers

@@ -1,10 +1,12 @@
 //! probe-core used exactly as a user's integration test would: a local service
 //! is redeployed v1 -> gap -> v2 while probed, and the report is checked.
 
+mod support;
+
 use std::time::Duration;
 
-use probe_cli::demo::ServiceInstance;
 use probe_core::{ConnectionMode, Probe};
+use support::ServiceInstance;
 
 #[tokio::test]
 async fn a_redeploy_with_a_gap_is_one_refused_window_between_two_versions() {

@@ -1,10 +1,12 @@
 //! The library as a user's integration test uses it: `rollprobe::Rollout` around a
 //! redeploy written as a future, against a real service on loopback.
 
+mod support;
+
 use std::time::Duration;
 
-use probe_cli::demo::ServiceInstance;
 use rollprobe::{EventKind, Probe, Rollout};
+use support::ServiceInstance;
 
 #[tokio::test]
 async fn a_redeploy_inside_the_trigger_is_one_window_between_two_versions() {

@@ -9,187 +9,22 @@
 //!
 //! Every instance names itself in an `x-pod-name` header, as the lab's app does, and the
 //! demo reads it (`--pod-from header:x-pod-name`), so its reports list the pods that
-//! answered. [`ServiceInstance`] is also what the end-to-end tests redeploy.
+//! answered. The service itself is `crate::service`.
 
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::Ipv4Addr;
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 
 use probe_core::{
     Comparison, Probe, ProbeBuilder, ProbeConfig, ProbeError, ProbeHandle, Report, Target,
     VersionSource,
 };
-use socket2::{Domain, Protocol, Socket, Type};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::oneshot;
-use tokio::task::JoinSet;
 
 use crate::args::DemoArgs;
 use crate::exit::Exit;
 use crate::progress::Progress;
+use crate::service::ServiceInstance;
 use crate::CliError;
-
-/// The header in which every instance names itself, as a pod's app would.
-pub const POD_HEADER: &str = "x-pod-name";
-
-/// One running instance of the versioned service: answers `GET /test/version`
-/// with its version and its name in [`POD_HEADER`], like the app of the seed walkthrough.
-///
-/// ```
-/// # async fn demo() -> std::io::Result<()> {
-/// use probe_cli::demo::ServiceInstance;
-/// let v1 = ServiceInstance::start("127.0.0.1:0".parse().unwrap(), "v1", false).await?;
-/// let url = format!("http://{}/test/version", v1.addr());
-/// let answered = v1.stop().await;
-/// # Ok(()) }
-/// ```
-pub struct ServiceInstance {
-    addr: SocketAddr,
-    answered: Arc<AtomicU64>,
-    stop: Option<oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl ServiceInstance {
-    /// Listens on `addr` (port 0 picks one) and serves `version` as the pod
-    /// `demo-<version>`. With `reuse_port`, several instances can listen on the same
-    /// port at once.
-    pub async fn start(addr: SocketAddr, version: &str, reuse_port: bool) -> std::io::Result<Self> {
-        Self::start_pod(addr, version, &format!("demo-{version}"), reuse_port).await
-    }
-
-    /// As [`ServiceInstance::start`], naming itself `pod` in [`POD_HEADER`]: several
-    /// instances of one version on one port (`reuse_port`, the kernel spreads the
-    /// connections) are then told apart, as the pods behind a Service are.
-    ///
-    /// ```
-    /// # async fn demo() -> std::io::Result<()> {
-    /// use probe_cli::demo::ServiceInstance;
-    /// let a = ServiceInstance::start_pod("127.0.0.1:0".parse().unwrap(), "v1", "web-a", true).await?;
-    /// let b = ServiceInstance::start_pod(a.addr(), "v1", "web-b", true).await?;
-    /// let (from_a, from_b) = (a.stop().await, b.stop().await);
-    /// # Ok(()) }
-    /// ```
-    pub async fn start_pod(
-        addr: SocketAddr,
-        version: &str,
-        pod: &str,
-        reuse_port: bool,
-    ) -> std::io::Result<Self> {
-        let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
-        socket.set_reuse_address(true)?;
-        if reuse_port {
-            socket.set_reuse_port(true)?;
-        }
-        socket.bind(&addr.into())?;
-        socket.listen(1024)?;
-        socket.set_nonblocking(true)?;
-        let listener = TcpListener::from_std(socket.into())?;
-        let addr = listener.local_addr()?;
-        let (stop_tx, mut stop_rx) = oneshot::channel::<()>();
-        let answer = Answer {
-            version: version.to_string(),
-            pod: pod.to_string(),
-            answered: Arc::default(),
-        };
-        let answered = answer.answered.clone();
-        let task = tokio::spawn(async move {
-            let mut connections = JoinSet::new();
-            loop {
-                tokio::select! {
-                    _ = &mut stop_rx => break,
-                    accepted = listener.accept() => {
-                        if let Ok((stream, _)) = accepted {
-                            connections.spawn(serve(stream, answer.clone()));
-                        }
-                    }
-                    Some(_) = connections.join_next(), if !connections.is_empty() => {}
-                }
-            }
-            // Closing the listener and every connection is what an exiting
-            // process does: the kernel refuses whatever comes next.
-            drop(listener);
-            connections.shutdown().await;
-        });
-        Ok(ServiceInstance {
-            addr,
-            answered,
-            stop: Some(stop_tx),
-            task,
-        })
-    }
-
-    /// Where it listens.
-    pub fn addr(&self) -> SocketAddr {
-        self.addr
-    }
-
-    /// Stops listening and closes every connection, as an exiting process would.
-    /// Returns how many `GET /test/version` it answered (answers fully written).
-    pub async fn stop(mut self) -> u64 {
-        if let Some(tx) = self.stop.take() {
-            let _ = tx.send(());
-        }
-        let _ = (&mut self.task).await;
-        self.answered.load(Ordering::SeqCst)
-    }
-}
-
-/// What an instance answers, and its count of answers given.
-#[derive(Clone)]
-struct Answer {
-    version: String,
-    pod: String,
-    answered: Arc<AtomicU64>,
-}
-
-async fn serve(mut stream: TcpStream, answer: Answer) {
-    let _ = stream.set_nodelay(true);
-    let mut buf = Vec::with_capacity(1024);
-    let mut chunk = [0u8; 4096];
-    loop {
-        let head_end = loop {
-            if let Some(pos) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                break pos + 4;
-            }
-            if buf.len() > 16 * 1024 {
-                return;
-            }
-            match stream.read(&mut chunk).await {
-                Ok(0) | Err(_) => return,
-                Ok(n) => buf.extend_from_slice(&chunk[..n]),
-            }
-        };
-        let head = String::from_utf8_lossy(&buf[..head_end]).to_ascii_lowercase();
-        let close = head.contains("\r\nconnection: close");
-        let path = head.split_whitespace().nth(1).unwrap_or("/").to_string();
-        buf.drain(..head_end);
-        let found = path == "/test/version";
-        let (status, body) = if found {
-            ("200 OK", answer.version.as_str())
-        } else {
-            ("404 Not Found", "not found\n")
-        };
-        let response = format!(
-            "HTTP/1.1 {status}\r\nContent-Type: text/plain\r\n{POD_HEADER}: {}\r\nContent-Length: {}\r\n{}\r\n{body}",
-            answer.pod,
-            body.len(),
-            if close { "Connection: close\r\n" } else { "" }
-        );
-        if stream.write_all(response.as_bytes()).await.is_err() {
-            return;
-        }
-        if found {
-            answer.answered.fetch_add(1, Ordering::SeqCst);
-        }
-        if close {
-            return;
-        }
-    }
-}
 
 /// How long the new version takes to listen in the Recreate case, like a Spring Boot start.
 const STARTUP_DELAY: Duration = Duration::from_millis(1500);
@@ -206,7 +41,7 @@ async fn probe_one(
     let dir = out.join(label);
     crate::options::check_out_dir(&dir)?;
     let mut config = ProbeConfig::new(Target::parse(url).map_err(ProbeError::from)?);
-    config.pod_from = Some(VersionSource::Header(POD_HEADER.into()));
+    config.pod_from = Some(VersionSource::Header(probe_lab::POD_HEADER.into()));
     let probe = ProbeBuilder::from(config)
         .rate(rate)
         .label(label)

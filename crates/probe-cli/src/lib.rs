@@ -8,7 +8,7 @@
 mod args;
 mod compare;
 mod completions;
-pub mod demo;
+mod demo;
 mod exit;
 mod finish;
 mod lab;
@@ -18,6 +18,7 @@ mod options;
 mod progress;
 mod report;
 mod run;
+mod service;
 mod signals;
 
 use std::process::ExitCode;

@@ -302,26 +302,10 @@ mod tests {
     fn sample(seq: u64, outcome: Outcome, version: Option<&str>) -> Sample {
         let intended_ms = seq as f64 * 10.0;
         Sample {
-            stream: "local-fresh".into(),
-            seq,
-            intended_ms,
             sent_ms: (outcome != Outcome::Skipped).then_some(intended_ms + 0.5),
-            wall_time: String::new(),
-            outcome,
-            errno: None,
-            errno_name: None,
-            status: None,
             version: version.map(str::to_string),
-            pod: None,
-            request_id: None,
-            connect_ms: None,
-            syn_retransmits: None,
-            ttfb_ms: None,
             total_ms: Some(2.0),
-            connection: None,
-            error: None,
-            proxy: None,
-            upstream: None,
+            ..Sample::new("local-fresh", seq, intended_ms, outcome)
         }
     }
 

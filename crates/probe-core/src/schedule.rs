@@ -558,12 +558,8 @@ fn release(
         let request_id = ids.enabled.then(|| format!("{}{seq}", ids.prefix));
         let attempt = executor.execute(request_id.as_deref()).await;
         pending.push(Sample {
-            stream: ids.stream.clone(),
-            seq,
-            intended_ms,
             sent_ms: Some(round_ms(shared.clock.ms_at(sent))),
             wall_time: shared.clock.wall_at(intended_ms),
-            outcome: attempt.outcome,
             errno: attempt.errno,
             errno_name: attempt.errno_name().map(str::to_string),
             status: attempt.status,
@@ -577,33 +573,16 @@ fn release(
             connection: Some(if attempt.reused { "reused" } else { "new" }.to_string()),
             error: attempt.error,
             proxy: attempt.proxy,
-            upstream: None,
+            ..Sample::new(ids.stream.clone(), seq, intended_ms, attempt.outcome)
         });
     });
 }
 
 fn skipped_sample(stream: &str, seq: u64, intended_ms: f64, clock: &Clock) -> Sample {
     Sample {
-        stream: stream.to_string(),
-        seq,
-        intended_ms,
-        sent_ms: None,
         wall_time: clock.wall_at(intended_ms),
-        outcome: Outcome::Skipped,
-        errno: None,
-        errno_name: None,
-        status: None,
-        version: None,
-        pod: None,
-        request_id: None,
-        connect_ms: None,
-        syn_retransmits: None,
-        ttfb_ms: None,
-        total_ms: None,
-        connection: None,
         error: Some("not sent: max in flight reached".into()),
-        proxy: None,
-        upstream: None,
+        ..Sample::new(stream, seq, intended_ms, Outcome::Skipped)
     }
 }
 

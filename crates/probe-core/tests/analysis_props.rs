@@ -1,8 +1,6 @@
 //! Properties of the outage analysis over arbitrary runs, in any completion order.
 
-use probe_core::{
-    Analyzer, ConnectionMode, Outcome, RecordedConfig, RunFooter, RunHeader, Sample, SAMPLES_SCHEMA,
-};
+use probe_core::{Analyzer, Outcome, ProbeConfig, RunFooter, RunHeader, Sample, Target};
 use proptest::prelude::*;
 
 const KINDS: [Outcome; 6] = [
@@ -15,55 +13,23 @@ const KINDS: [Outcome; 6] = [
 ];
 
 fn header() -> RunHeader {
+    let config = ProbeConfig {
+        rate: 100.0,
+        ..ProbeConfig::new(Target::parse("http://127.0.0.1:1/").unwrap())
+    };
     RunHeader {
-        schema: SAMPLES_SCHEMA.into(),
-        label: None,
-        target: "http://127.0.0.1:1/".into(),
-        config: RecordedConfig {
-            rate: 100.0,
-            connection: ConnectionMode::Fresh,
-            timeout_ms: 5000,
-            connect_timeout_ms: 5000,
-            max_in_flight: 1016,
-            expect_status: "200-299".into(),
-            version_from: "body".into(),
-            method: "GET".into(),
-            pod_from: String::new(),
-            lab_kernel: None,
-            rollout_events: false,
-            resolve: Vec::new(),
-            cacert: None,
-            insecure: false,
-        },
         started_at: "2026-01-01T00:00:00.000Z".into(),
-        run_id: String::new(),
-        streams: Vec::new(),
+        ..RunHeader::new(&config)
     }
 }
 
 fn sample(seq: usize, outcome: Outcome, version: u8) -> Sample {
     let intended = seq as f64 * 10.0;
     Sample {
-        stream: String::new(),
-        pod: None,
-        request_id: None,
-        syn_retransmits: None,
-        seq: seq as u64,
-        intended_ms: intended,
         sent_ms: (outcome != Outcome::Skipped).then_some(intended + 0.1),
-        wall_time: String::new(),
-        outcome,
-        errno: None,
-        errno_name: None,
-        status: None,
         version: (outcome == Outcome::Ok).then(|| format!("v{version}")),
-        connect_ms: None,
-        ttfb_ms: None,
         total_ms: Some(1.0),
-        connection: None,
-        error: None,
-        proxy: None,
-        upstream: None,
+        ..Sample::new("", seq as u64, intended, outcome)
     }
 }
 

@@ -83,13 +83,11 @@ struct OpenWindow {
 /// let mut a = Analyzer::new(10.0);
 /// let outcomes = [Outcome::Ok, Outcome::ConnectionRefused, Outcome::Ok, Outcome::Ok];
 /// for (seq, outcome) in outcomes.into_iter().enumerate() {
+///     let intended_ms = seq as f64 * 100.0;
 ///     a.push(Sample {
-///         stream: "local-fresh".into(), pod: None, request_id: None, syn_retransmits: None,
-///         seq: seq as u64, intended_ms: seq as f64 * 100.0, sent_ms: Some(seq as f64 * 100.0),
-///         wall_time: String::new(), outcome, errno: None, errno_name: None, status: None,
-///         version: None, connect_ms: None, ttfb_ms: None, total_ms: Some(1.0),
-///         connection: None, error: None,
-///         proxy: None, upstream: None,
+///         sent_ms: Some(intended_ms),
+///         total_ms: Some(1.0),
+///         ..Sample::new("local-fresh", seq as u64, intended_ms, outcome)
 ///     });
 /// }
 /// // The answer at 200 ms ends the window once a later tick shows that it was not

@@ -29,12 +29,9 @@ use crate::sample::{RunFooter, RunHeader, Sample, StreamInfo};
 ///     for seq in 0..3u64 {
 ///         let outcome = if seq == 1 { Outcome::ConnectionRefused } else { Outcome::Ok };
 ///         a.push(Sample {
-///             stream: stream.into(), seq, intended_ms: seq as f64 * 100.0,
-///             sent_ms: Some(seq as f64 * 100.0), wall_time: String::new(), outcome,
-///             errno: None, errno_name: None, status: None, version: None, pod: None,
-///             request_id: None, connect_ms: None, syn_retransmits: None, ttfb_ms: None,
-///             total_ms: Some(1.0), connection: None, error: None,
-///             proxy: None, upstream: None,
+///             sent_ms: Some(seq as f64 * 100.0),
+///             total_ms: Some(1.0),
+///             ..Sample::new(stream, seq, seq as f64 * 100.0, outcome)
 ///         });
 ///     }
 /// }

@@ -17,26 +17,11 @@ fn header() -> RunHeader {
 fn sample(seq: u64, outcome: Outcome, version: &str, latency_ms: f64) -> Sample {
     let intended = seq as f64 * 10.0;
     Sample {
-        stream: String::new(),
-        pod: None,
-        request_id: None,
-        syn_retransmits: None,
-        seq,
-        intended_ms: intended,
         sent_ms: (outcome != Outcome::Skipped).then_some(intended),
-        wall_time: String::new(),
-        outcome,
-        errno: None,
-        errno_name: None,
-        status: None,
         version: (outcome == Outcome::Ok).then(|| version.to_string()),
-        connect_ms: None,
         ttfb_ms: Some(latency_ms),
         total_ms: Some(latency_ms),
-        connection: None,
-        error: None,
-        proxy: None,
-        upstream: None,
+        ..Sample::new("", seq, intended, outcome)
     }
 }
 

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::{ConnectionMode, RecordedConfig};
+use crate::config::{ConnectionMode, ProbeConfig, RecordedConfig};
 use crate::outcome::{Outcome, Proxy};
 use crate::trigger::TriggerReport;
 
@@ -78,6 +78,53 @@ pub struct Sample {
 }
 
 impl Sample {
+    /// Request `seq` of `stream`, due at `intended_ms`, that ended in `outcome`, with
+    /// nothing else known: not sent, no wall time, every measurement and detail empty.
+    ///
+    /// The one place that names every column. Code that knows only some of them (the
+    /// scheduler's skipped ticks, the analyzer's lean reader, tests and benches) sets
+    /// those with struct update syntax over this, so a column added to samples.csv is
+    /// added here once and stays empty elsewhere until something fills it.
+    ///
+    /// ```
+    /// use probe_core::{Outcome, Sample};
+    ///
+    /// let answered = Sample {
+    ///     sent_ms: Some(100.5),
+    ///     status: Some(200),
+    ///     version: Some("v1".into()),
+    ///     total_ms: Some(2.0),
+    ///     ..Sample::new("local-fresh", 10, 100.0, Outcome::Ok)
+    /// };
+    /// assert_eq!(answered.response_ms(), Some(2.5));
+    /// let skipped = Sample::new("local-fresh", 11, 110.0, Outcome::Skipped);
+    /// assert_eq!((skipped.sent_ms, skipped.response_ms()), (None, None));
+    /// ```
+    pub fn new(stream: impl Into<String>, seq: u64, intended_ms: f64, outcome: Outcome) -> Sample {
+        Sample {
+            stream: stream.into(),
+            seq,
+            intended_ms,
+            sent_ms: None,
+            wall_time: String::new(),
+            outcome,
+            errno: None,
+            errno_name: None,
+            status: None,
+            version: None,
+            pod: None,
+            request_id: None,
+            connect_ms: None,
+            syn_retransmits: None,
+            ttfb_ms: None,
+            total_ms: None,
+            connection: None,
+            error: None,
+            proxy: None,
+            upstream: None,
+        }
+    }
+
     /// Latency measured from the intended send time, so a stalled prober cannot
     /// hide slow answers (no coordinated omission).
     pub fn response_ms(&self) -> Option<f64> {
@@ -115,6 +162,36 @@ pub struct RunHeader {
 }
 
 impl RunHeader {
+    /// What a run of `config` records about itself: its label, its target as given and
+    /// its settings, with no start time, run id or streams yet. The prober adds those
+    /// when it starts; a test or bench sets the ones it needs with struct update syntax.
+    ///
+    /// ```
+    /// use probe_core::{ProbeConfig, RunHeader, Target};
+    ///
+    /// let config = ProbeConfig {
+    ///     rate: 100.0,
+    ///     ..ProbeConfig::new(Target::parse("http://127.0.0.1:8080/").unwrap())
+    /// };
+    /// let header = RunHeader {
+    ///     started_at: "2026-01-01T00:00:00.000Z".into(),
+    ///     ..RunHeader::new(&config)
+    /// };
+    /// assert_eq!(header.target, "http://127.0.0.1:8080/");
+    /// assert_eq!((header.config.rate, header.config.max_in_flight), (100.0, 1016));
+    /// ```
+    pub fn new(config: &ProbeConfig) -> RunHeader {
+        RunHeader {
+            schema: SAMPLES_SCHEMA.to_string(),
+            label: config.label.clone(),
+            target: config.target.url.to_string(),
+            config: RecordedConfig::from(config),
+            started_at: String::new(),
+            run_id: String::new(),
+            streams: Vec::new(),
+        }
+    }
+
     /// The run's streams; a file that lists none had one, named after its connection mode.
     pub fn stream_infos(&self) -> Vec<StreamInfo> {
         if self.streams.is_empty() {

@@ -1,5 +1,5 @@
 //! Real servers on loopback for the reach tests (the library's in
-//! crates/probe-core/tests/reach.rs and the command line's in tests/reach_cli.rs): a
+//! crates/probe-core/tests/reach.rs and the command line's in crates/probe-cli/tests/e2e/reach.rs): a
 //! private CA made for the test, an HTTPS server holding its certificate, and a plain
 //! server; each writes down the request heads and TLS server names it got, so a test
 //! can check what the prober really sent.

@@ -20,20 +20,13 @@ pub(crate) fn base_report(label: &str, target: &str) -> Report {
     let mut a = Analyzer::new(1000.0);
     for seq in 0..3000u64 {
         let failed = (1200..1500).contains(&seq);
+        let outcome = if failed {
+            Outcome::ConnectionRefused
+        } else {
+            Outcome::Ok
+        };
         a.push(Sample {
-            stream: String::new(),
-            pod: None,
-            request_id: None,
-            syn_retransmits: None,
-            seq,
-            intended_ms: seq as f64,
             sent_ms: Some(seq as f64 + 0.1),
-            wall_time: String::new(),
-            outcome: if failed {
-                Outcome::ConnectionRefused
-            } else {
-                Outcome::Ok
-            },
             errno: failed.then_some(111),
             errno_name: failed.then(|| "ECONNREFUSED".into()),
             status: (!failed).then_some(200),
@@ -41,10 +34,7 @@ pub(crate) fn base_report(label: &str, target: &str) -> Report {
             connect_ms: Some(0.2),
             ttfb_ms: Some(1.0),
             total_ms: Some(1.0 + (seq % 7) as f64),
-            connection: None,
-            error: None,
-            proxy: None,
-            upstream: None,
+            ..Sample::new("", seq, seq as f64, outcome)
         });
     }
     a.finish(&header, None)

@@ -1,7 +1,5 @@
 //! The `rollprobe` binary end to end, against real local servers.
 
-mod common;
-
 use std::io::Write;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
@@ -9,9 +7,9 @@ use std::process::{Output, Stdio};
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use common::{closed_port, read_json, rollprobe, serve, temp_dir, Behaviour};
+use crate::support::{closed_port, read_json, rollprobe, serve, temp_dir, Behaviour};
 
-fn ok_server(version: &str) -> common::TestServer {
+fn ok_server(version: &str) -> crate::support::TestServer {
     serve(Behaviour::Respond {
         status: 200,
         headers: vec![],
@@ -175,7 +173,7 @@ fn a_trigger_is_wrapped_in_warmup_and_settle_and_recorded() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn report_rebuilds_the_same_report_from_samples() {
-    use probe_cli::demo::ServiceInstance;
+    use crate::support::ServiceInstance;
     let dir = temp_dir("rebuild");
     let v1 = ServiceInstance::start("127.0.0.1:0".parse().unwrap(), "v1", false)
         .await
@@ -376,7 +374,7 @@ fn ctrl_c_stops_cleanly_and_says_interrupted() {
 
 /// Runs `rollprobe run` against `server` at `rate` into `dir`, and SIGKILLs it after
 /// 2.5 s.
-fn kill_a_run_after_2500_ms(server: &common::TestServer, rate: &str, dir: &Path) {
+fn kill_a_run_after_2500_ms(server: &crate::support::TestServer, rate: &str, dir: &Path) {
     let mut child = rollprobe()
         .args([
             "run",

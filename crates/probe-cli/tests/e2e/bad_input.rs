@@ -2,13 +2,8 @@
 //! hand-edited samples.csv is one line and exit 2, never a panic. The URLs point
 //! at a loopback port that nothing is meant to answer: no request is sent anyway.
 
-use std::process::Command;
-
 fn refused(args: &[&str]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_rollprobe"))
-        .args(args)
-        .output()
-        .unwrap();
+    let out = crate::support::rollprobe().args(args).output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
     assert_eq!(stderr.lines().count(), 1, "{args:?}: {stderr}");
@@ -62,7 +57,7 @@ seq,intended_ms,sent_ms,wall_time,outcome,errno,errno_name,status,version,connec
 
 #[test]
 fn a_mistyped_flag_names_the_one_that_exists() {
-    let o = std::process::Command::new(env!("CARGO_BIN_EXE_rollprobe"))
+    let o = crate::support::rollprobe()
         .args([
             "run",
             "http://127.0.0.1:9/",
@@ -83,7 +78,7 @@ fn a_mistyped_flag_names_the_one_that_exists() {
 
 #[test]
 fn lab_topology_options_are_refused_before_the_lab_is_built() {
-    let seed = |name: &str| format!("{}/../../examples/seed/{name}", env!("CARGO_MANIFEST_DIR"));
+    let seed = |name: &str| format!("{}/examples/seed/{name}", crate::support::REPO);
     let (recreate, bluegreen_slow) = (seed("recreate.yaml"), seed("bluegreen-slow.yaml"));
     let lab = |file: &str, extra: &[&str]| {
         let mut args = vec!["lab", "-f", file, "--set-image", "backend-deployment=x:v2"];

@@ -3,12 +3,10 @@
 //! connections), each counts the answers it wrote, and report.json's `pods` must give
 //! the same count per pod.
 
-mod common;
-
 use std::collections::BTreeMap;
 
-use common::{read_json, rollprobe, temp_dir};
-use probe_cli::demo::ServiceInstance;
+use crate::support::ServiceInstance;
+use crate::support::{read_json, rollprobe, temp_dir};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pod_from_header_counts_each_instances_answers_exactly() {

@@ -4,9 +4,7 @@
 //!
 //! Run with ROLLPROBE_NETNS_TESTS=1 (as .ci/run does): then a namespace that
 //! cannot be made fails the test loudly. Without it the test runner lists them as
-//! ignored (the root package's build.rs sets the `netns_tests` cfg from that variable).
-
-mod common;
+//! ignored (probe-cli's build.rs sets the `netns_tests` cfg from that variable).
 
 use std::process::Command;
 
@@ -32,7 +30,7 @@ impl Netns {
     fn rollprobe(&self, args: &[&str]) -> serde_json::Value {
         let out = Command::new("ip")
             .args(["netns", "exec", &self.0])
-            .arg(common::rollprobe_bin())
+            .arg(crate::support::ROLLPROBE)
             .args(args)
             .args(["--format", "json", "--quiet"])
             .output()

@@ -1,11 +1,9 @@
-//! Real local servers with one misbehaviour each, and helpers to run the binary.
-//! Every server listens on 127.0.0.1 only and stops when dropped.
-#![allow(dead_code)]
+//! Real local servers with one misbehaviour each, for the suites that probe them: the
+//! library's (tests/) and the binary's (crates/probe-cli/tests/e2e/, which includes this
+//! file by path). Every server listens on 127.0.0.1 only and stops when dropped.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::PathBuf;
-use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread;
@@ -349,40 +347,4 @@ pub fn closed_port() -> ClosedPort {
         _socket: socket,
         port,
     }
-}
-
-/// The rollprobe binary (crates/probe-cli's), beside this test in the target folder.
-pub fn rollprobe_bin() -> PathBuf {
-    // target/<profile>/deps/<this test> -> target/<profile>/rollprobe
-    let exe = std::env::current_exe().expect("the test knows where it is");
-    let bin = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .expect("tests run from target/<profile>/deps")
-        .join("rollprobe");
-    assert!(
-        bin.is_file(),
-        "{} is missing: `cargo test` at the root builds it; alone, run `cargo build -p probe-cli` first",
-        bin.display()
-    );
-    bin
-}
-
-/// The rollprobe binary, as a command.
-pub fn rollprobe() -> Command {
-    Command::new(rollprobe_bin())
-}
-
-/// A fresh, empty folder for one test.
-pub fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("rollprobe-test-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-pub fn read_json(path: &std::path::Path) -> serde_json::Value {
-    let text = std::fs::read_to_string(path)
-        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
-    serde_json::from_str(&text).unwrap()
 }

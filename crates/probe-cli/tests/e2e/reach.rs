@@ -4,7 +4,7 @@
 //! virtual host reached by its address with `-H 'Host: a.test'`. Every server is a real
 //! one on loopback.
 
-#[path = "../crates/probe-core/tests/reach_servers/mod.rs"]
+#[path = "../../../probe-core/tests/reach_servers/mod.rs"]
 mod servers;
 
 use std::path::{Path, PathBuf};
@@ -13,25 +13,9 @@ use std::time::Duration;
 
 use servers::Ca;
 
-/// The `rollprobe` binary beside this test (target/<profile>/rollprobe).
+/// The `rollprobe` binary under test, as an async command.
 fn rollprobe() -> tokio::process::Command {
-    let exe = std::env::current_exe().unwrap();
-    let bin = exe
-        .parent()
-        .and_then(Path::parent)
-        .unwrap()
-        .join("rollprobe");
-    assert!(
-        bin.exists(),
-        "{} is missing: cargo build -p probe-cli",
-        bin.display()
-    );
-    let mut command = tokio::process::Command::new(bin);
-    // The trust store is the test's to choose.
-    command
-        .env_remove("SSL_CERT_FILE")
-        .env_remove("SSL_CERT_DIR");
-    command
+    tokio::process::Command::new(crate::support::ROLLPROBE)
 }
 
 fn temp_dir(name: &str) -> PathBuf {

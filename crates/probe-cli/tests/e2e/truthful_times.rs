@@ -2,12 +2,10 @@
 //! binary: a run's length is when probing stopped, downtime never exceeds it, a
 //! killed run still says its requests went out; and `merge` refuses one run twice.
 
-mod common;
-
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{closed_port, read_json, rollprobe, serve, temp_dir, Behaviour};
+use crate::support::{closed_port, read_json, rollprobe, serve, temp_dir, Behaviour};
 
 /// `rollprobe run` with a JSON report and its folder at `out`.
 fn run_command(args: &[&str], out: &std::path::Path) -> Command {
@@ -269,7 +267,7 @@ fn successes_held_by_dropped_syns_do_not_split_the_outage() {
     let dir = temp_dir("times-held-syn");
     let probe = Command::new("ip")
         .args(["netns", "exec", &ns.0])
-        .arg(common::rollprobe_bin())
+        .arg(crate::support::ROLLPROBE)
         .args([
             "run",
             "http://127.0.0.1:8080/",

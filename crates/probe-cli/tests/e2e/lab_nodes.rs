@@ -2,15 +2,13 @@
 //! after its own delay, and what a client sees when one node's rules lag. Needs root,
 //! iproute2 and iptables (ROLLPROBE_NETNS_TESTS=1).
 
-mod common;
-
 use std::time::Duration;
 
 use rollprobe::lab::{Kernel, Lab, LabConfig, LabFrom};
 use rollprobe::{EventKind, Probe, Report, Rollout};
 
 fn manifest(name: &str) -> String {
-    let path = format!("{}/examples/seed/{name}", env!("CARGO_MANIFEST_DIR"));
+    let path = format!("{}/examples/seed/{name}", crate::support::REPO);
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
 }
 
@@ -20,8 +18,8 @@ fn manifest(name: &str) -> String {
 #[tokio::test]
 #[cfg_attr(not(netns_tests), ignore = "needs root and ROLLPROBE_NETNS_TESTS=1")]
 async fn a_lagging_nodes_rules_route_requests_to_a_pod_already_gone() {
-    std::env::set_var("ROLLPROBE_LAB_APP", common::rollprobe_bin());
     let lab = Lab::start(LabConfig {
+        app_command: crate::support::lab_app(),
         nodes: 2,
         node_sync_delays: vec![Duration::from_millis(100), Duration::from_secs(3)],
         startup_delay: Duration::from_millis(500),
@@ -141,8 +139,8 @@ async fn a_lagging_nodes_rules_route_requests_to_a_pod_already_gone() {
 #[tokio::test]
 #[cfg_attr(not(netns_tests), ignore = "needs root and ROLLPROBE_NETNS_TESTS=1")]
 async fn recreate_from_the_client_and_from_a_pod() {
-    std::env::set_var("ROLLPROBE_LAB_APP", common::rollprobe_bin());
     let lab = Lab::start(LabConfig {
+        app_command: crate::support::lab_app(),
         kernel: Kernel::Tuned,
         ..Default::default()
     })

@@ -5,14 +5,12 @@
 //! All the cases run at once, each in its own thread with its own server and child,
 //! so the suite takes about as long as its slowest case (a few seconds).
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::process::Stdio;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{read_json, rollprobe, serve, temp_dir, Behaviour};
+use crate::support::{read_json, rollprobe, serve, temp_dir, Behaviour};
 
 /// The peak resident memory a child run may reach; rollprobe needs a small fraction.
 const MAX_PEAK_RSS_KIB: u64 = 200 * 1024;

@@ -3,16 +3,14 @@
 //! iptables (ROLLPROBE_NETNS_TESTS=1). The errnos that Recreate shows depend on the
 //! kernel settings; this suite asserts what holds on every setting.
 
-mod common;
-
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use rollprobe::lab::Lab;
+use rollprobe::lab::{Lab, LabConfig};
 use rollprobe::{Probe, Report, Rollout};
 
 async fn seed_case(case: &str) -> Result<Report, Box<dyn std::error::Error>> {
-    let manifest = format!("{}/examples/seed/{case}.yaml", env!("CARGO_MANIFEST_DIR"));
+    let manifest = format!("{}/examples/seed/{case}.yaml", crate::support::REPO);
     measure(&std::fs::read_to_string(manifest)?).await
 }
 
@@ -20,8 +18,11 @@ async fn seed_case(case: &str) -> Result<Report, Box<dyn std::error::Error>> {
 /// set-image of `backend-deployment` to `shop/backend:v2`, probing `backend-svc`.
 async fn measure(manifest: &str) -> Result<Report, Box<dyn std::error::Error>> {
     // The lab's pods run the rollprobe app; a test binary is not it.
-    std::env::set_var("ROLLPROBE_LAB_APP", common::rollprobe_bin());
-    let lab = Lab::start(Default::default()).await?;
+    let lab = Lab::start(LabConfig {
+        app_command: crate::support::lab_app(),
+        ..Default::default()
+    })
+    .await?;
     let measured = async {
         lab.apply_yaml(manifest)?;
         lab.wait_available(Duration::from_secs(120)).await?;

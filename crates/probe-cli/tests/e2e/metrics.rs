@@ -7,8 +7,6 @@
 //! Everything listens on 127.0.0.1 only. Prometheus gets its own folder and port and
 //! is killed when the test ends.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -276,8 +274,8 @@ fn metric_names(expr: &str) -> Vec<String> {
 
 /// The PromQL expressions of the dashboard's panels.
 fn dashboard_exprs() -> Vec<String> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/grafana/rollprobe.json");
-    let dashboard = common::read_json(&path);
+    let path = Path::new(crate::support::REPO).join("deploy/grafana/rollprobe.json");
+    let dashboard = crate::support::read_json(&path);
     let mut exprs = Vec::new();
     for panel in dashboard["panels"].as_array().expect("panels") {
         for target in panel["targets"].as_array().expect("targets") {
@@ -319,14 +317,14 @@ fn dashboard_uses_only_the_documented_metrics() {
 
 #[test]
 fn prometheus_scrapes_the_counts_of_the_report_and_the_outage() {
-    let prometheus_dir = common::temp_dir("metrics-prometheus");
-    let out = common::temp_dir("metrics-run");
+    let prometheus_dir = crate::support::temp_dir("metrics-prometheus");
+    let out = crate::support::temp_dir("metrics-run");
     let metrics_addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
     let prometheus = Prometheus::start(&prometheus_dir, metrics_addr);
     let service = Service::start();
 
     let started = unix_now();
-    let probe = common::rollprobe()
+    let probe = crate::support::rollprobe()
         .args(["run", &format!("http://{}/test/version", service.addr)])
         .args(["--rate", "100", "--duration", "16s", "--label", LABEL, "-q"])
         .arg("--metrics-addr")
@@ -358,7 +356,7 @@ fn prometheus_scrapes_the_counts_of_the_report_and_the_outage() {
     // Let Prometheus notice the end (a failed scrape marks the series stale).
     thread::sleep(Duration::from_secs(2));
     let ended = unix_now();
-    let report = common::read_json(&out.join("report.json"));
+    let report = crate::support::read_json(&out.join("report.json"));
 
     // Prometheus scraped the probe, and it is gone now.
     let up = prometheus.range("up{job=\"rollprobe\"}", started, ended);
@@ -518,8 +516,9 @@ fn a_bad_metrics_address_or_a_port_in_use_is_one_line_and_exit_2_before_probing(
         ("example.com:9464", "use HOST:PORT"),
         (in_use.as_str(), "cannot listen there"),
     ] {
-        let out = common::temp_dir(&format!("metrics-bad-{}", addr.replace([':', '.'], "-")));
-        let output = common::rollprobe()
+        let out =
+            crate::support::temp_dir(&format!("metrics-bad-{}", addr.replace([':', '.'], "-")));
+        let output = crate::support::rollprobe()
             .args(["run", &format!("http://{}/test/version", service.addr)])
             .args(["--duration", "2s", "--metrics-addr", addr, "--out"])
             .arg(&out)

@@ -2,12 +2,10 @@
 //! only beyond the run-to-run spread, and an invalid run marked and never picked
 //! (issue 24, cases 4 and 9).
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use common::{closed_port, read_json, rollprobe, serve, temp_dir, Behaviour};
+use crate::support::{closed_port, read_json, rollprobe, serve, temp_dir, Behaviour};
 
 fn run(args: &[&str]) -> Output {
     rollprobe().args(args).output().expect("rollprobe runs")

@@ -4,14 +4,12 @@
 //! iproute2 and iptables (ROLLPROBE_NETNS_TESTS=1); without it the test runner lists
 //! them as ignored.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 fn seed(name: &str) -> String {
-    format!("{}/examples/seed/{name}.yaml", env!("CARGO_MANIFEST_DIR"))
+    format!("{}/examples/seed/{name}.yaml", crate::support::REPO)
 }
 
 fn out_dir(name: &str) -> PathBuf {
@@ -22,7 +20,7 @@ fn out_dir(name: &str) -> PathBuf {
 
 /// `rollprobe lab -f MANIFEST ARGS... --out OUT`, its output captured.
 fn start_lab(manifest: &str, args: &[&str], out: &Path) -> Child {
-    Command::new(common::rollprobe_bin())
+    Command::new(crate::support::ROLLPROBE)
         .args(["lab", "-f", manifest])
         .args(args)
         .args([
@@ -250,7 +248,7 @@ fn sigterm_writes_the_report_and_leaves_no_namespaces() {
     let o = wait_bounded(child, Duration::from_secs(60));
     let stderr = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(0), "{stderr}");
-    let report = common::read_json(&out.join("report.json"));
+    let report = crate::support::read_json(&out.join("report.json"));
     assert_eq!(report["interrupted"], true, "{stderr}");
     assert!(report["totals"]["sent"].as_u64().unwrap() > 0);
     assert!(namespaces_of(pid).is_empty(), "{:?}", namespaces_of(pid));
@@ -283,7 +281,7 @@ fn sigkill_then_lab_cleanup_leaves_nothing() {
         !namespaces_of(pid).is_empty(),
         "SIGKILL cannot clean up: the namespaces are still there for cleanup to find"
     );
-    let o = common::rollprobe()
+    let o = crate::support::rollprobe()
         .args(["lab", "cleanup"])
         .output()
         .unwrap();
@@ -292,7 +290,7 @@ fn sigkill_then_lab_cleanup_leaves_nothing() {
     assert!(stderr.contains("removed"), "{stderr}");
     assert!(namespaces_of(pid).is_empty(), "{:?}", namespaces_of(pid));
     // Samples written before the kill stay readable.
-    let rebuilt = common::rollprobe()
+    let rebuilt = crate::support::rollprobe()
         .args(["report", out.to_str().unwrap(), "--format", "json"])
         .output()
         .unwrap();

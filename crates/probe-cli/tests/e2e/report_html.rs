@@ -21,8 +21,6 @@ use std::time::{Duration, Instant};
 
 use probe_core::{Event, EventKind, Matrix, MatrixRun, Probe, Report, Strategy, Subject};
 
-mod common;
-
 const CHROMIUM: &str = "/usr/bin/chromium";
 const WINDOW: (u32, u32) = (1280, 2000);
 
@@ -507,7 +505,7 @@ async fn matrix_html_shows_every_case_kind_and_run_in_a_real_browser() {
     let page = dir.join("matrix.html");
     probe_core::output::html::write_matrix_html(&page, &matrix, "rollprobe matrix").unwrap();
     // rollprobe compare --format html on the same report.json files.
-    let compare = common::rollprobe_bin();
+    let compare = crate::support::ROLLPROBE;
     let o = Command::new(compare)
         .arg("compare")
         .args(&json_paths)
@@ -585,11 +583,8 @@ fn lab_matrix_writes_matrix_html_and_junit_per_run() {
     let dir = temp_dir("lab-matrix-html");
     let out = dir.join("runs");
     let junit = dir.join("junit.xml");
-    let manifest = format!(
-        "{}/examples/seed/readiness.yaml",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    let o = common::rollprobe()
+    let manifest = format!("{}/examples/seed/readiness.yaml", crate::support::REPO);
+    let o = crate::support::rollprobe()
         .args(["matrix", "--lab", "-f", &manifest])
         .args(["--deployment", "backend-deployment"])
         .args(["--case", "recreate", "--case", "rolling:100%/0%"])

@@ -1,14 +1,12 @@
 //! Stopping a run from outside: every stop signal writes the report, a hanging server
 //! still leaves its last second on disk, and a full disk loses nothing measured.
 
-mod common;
-
 use std::process::{Child, Stdio};
 use std::time::Duration;
 
-use common::{read_json, rollprobe, serve, temp_dir, Behaviour};
+use crate::support::{read_json, rollprobe, serve, temp_dir, Behaviour};
 
-fn ok_server() -> common::TestServer {
+fn ok_server() -> crate::support::TestServer {
     serve(Behaviour::Respond {
         status: 200,
         headers: Vec::new(),

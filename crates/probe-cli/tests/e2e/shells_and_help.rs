@@ -5,10 +5,7 @@
 use std::process::Command;
 
 fn rollprobe(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_rollprobe"))
-        .args(args)
-        .output()
-        .unwrap()
+    crate::support::rollprobe().args(args).output().unwrap()
 }
 
 #[test]

@@ -6,8 +6,6 @@
 //! crates/probe-kube/tests/fixtures/rolling; it must see the watches the Role allows.
 //! Nothing else of the args is changed: if they do not parse, this test fails.
 
-mod common;
-
 use std::collections::BTreeSet;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -17,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{read_json, rollprobe, serve, temp_dir, Behaviour};
+use crate::support::{read_json, rollprobe, serve, temp_dir, Behaviour};
 use rollprobe::kube::k8s_openapi::api::batch::v1::Job;
 use serde_json::Value;
 
@@ -25,7 +23,7 @@ use serde_json::Value;
 const NODE: &str = "kind-worker";
 
 fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    PathBuf::from(crate::support::REPO)
 }
 
 /// Expands `$(VAR)` from `env` as the kubelet does in a container's args.
@@ -53,10 +51,12 @@ impl ApiStandIn {
         let seen: Arc<Mutex<Vec<(String, bool)>>> = Arc::default();
         let stop = Arc::new(AtomicBool::new(false));
         let (seen2, stop2) = (seen.clone(), stop.clone());
-        let thread =
-            common::accept_until_stopped(listener, stop.clone(), Arc::default(), move |stream| {
-                answer(stream, &seen2, &stop2)
-            });
+        let thread = crate::support::accept_until_stopped(
+            listener,
+            stop.clone(),
+            Arc::default(),
+            move |stream| answer(stream, &seen2, &stop2),
+        );
         ApiStandIn {
             addr,
             seen,

@@ -1,12 +1,10 @@
 //! `--junit FILE`: the gate as JUnit XML, read back by a real consumer (Python's
 //! junitparser from PyPI, installed into a fresh virtual environment by the test).
 
-mod common;
-
 use std::path::Path;
 use std::process::Command;
 
-use common::{closed_port, rollprobe, serve, temp_dir, Behaviour};
+use crate::support::{closed_port, rollprobe, serve, temp_dir, Behaviour};
 
 /// A virtual environment with junitparser: what a CI system's JUnit reader sees.
 fn junitparser(dir: &Path) -> std::path::PathBuf {

@@ -1,8 +1,6 @@
 //! Streams side by side (`--connection both`) and `rollprobe merge`, against a real
 //! loopback service that is redeployed while it is probed.
 
-mod common;
-
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::{Child, Stdio};
@@ -11,7 +9,7 @@ use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
-use common::{read_json, rollprobe, temp_dir};
+use crate::support::{read_json, rollprobe, temp_dir};
 use serde_json::Value;
 
 /// A service that is redeployed the way a process is replaced: the old one stops

@@ -3,8 +3,6 @@
 //! samples.csv's `request_id` column (`<run id>-<stream>-<seq>`, the run id from
 //! run.json), once each; with `--no-request-id` it receives none.
 
-mod common;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -14,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Duration;
 
-use common::{read_json, rollprobe, temp_dir};
+use crate::support::{read_json, rollprobe, temp_dir};
 use rollprobe::{read_samples, Outcome};
 
 /// A loopback HTTP/1.1 server (keep-alive or not, as the client asks) that answers `v1`
@@ -34,10 +32,12 @@ impl RecordingServer {
         let seen: Arc<Mutex<Vec<Option<String>>>> = Arc::default();
         let stop = Arc::new(AtomicBool::new(false));
         let (seen2, stop2) = (seen.clone(), stop.clone());
-        let thread =
-            common::accept_until_stopped(listener, stop.clone(), Arc::default(), move |stream| {
-                serve(stream, &seen2, &stop2)
-            });
+        let thread = crate::support::accept_until_stopped(
+            listener,
+            stop.clone(),
+            Arc::default(),
+            move |stream| serve(stream, &seen2, &stop2),
+        );
         RecordingServer {
             addr,
             seen,

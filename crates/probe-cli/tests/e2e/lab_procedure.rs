@@ -2,22 +2,24 @@
 //! several steps per rollout, preStop hooks and graceful drains. Needs root, iproute2 and
 //! iptables (ROLLPROBE_NETNS_TESTS=1); each case costs tens of seconds.
 
-mod common;
-
 use std::time::Duration;
 
-use rollprobe::lab::{Lab, Step};
+use rollprobe::lab::{Lab, LabConfig, Step};
 use rollprobe::{ConnectionMode, Probe, Report, Rollout};
 
 fn manifest(name: &str) -> String {
-    let path = format!("{}/examples/seed/{name}", env!("CARGO_MANIFEST_DIR"));
+    let path = format!("{}/examples/seed/{name}", crate::support::REPO);
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
 }
 
 async fn start() -> Lab {
     // The lab's pods run the rollprobe app; a test binary is not it.
-    std::env::set_var("ROLLPROBE_LAB_APP", common::rollprobe_bin());
-    Lab::start(Default::default()).await.expect("lab starts")
+    Lab::start(LabConfig {
+        app_command: crate::support::lab_app(),
+        ..Default::default()
+    })
+    .await
+    .expect("lab starts")
 }
 
 /// A newcomer's Blue/Green (no readinessProbe, 1.5 s to listen, ClusterIP): the lab
@@ -143,10 +145,7 @@ async fn keepalive_needs_prestop_and_a_graceful_drain() {
 /// Steps are checked before any lab is built (no root needed): one line, exit 2.
 #[test]
 fn bad_steps_are_usage_errors_before_the_lab_starts() {
-    let file = format!(
-        "{}/examples/seed/bluegreen-slow.yaml",
-        env!("CARGO_MANIFEST_DIR")
-    );
+    let file = format!("{}/examples/seed/bluegreen-slow.yaml", crate::support::REPO);
     for (step, says) in [
         (
             "grow:web-green=2",
@@ -162,7 +161,7 @@ fn bad_steps_are_usage_errors_before_the_lab_starts() {
             "service other-svc is not in the manifests",
         ),
     ] {
-        let out = common::rollprobe()
+        let out = crate::support::rollprobe()
             .args(["lab", "-f", &file, "--step", step])
             .output()
             .unwrap();

@@ -12,8 +12,6 @@
 //! at 1 and 50 requests/s on both settings is scripts/seed-kernels.py's job, not CI's
 //! (docs/kernels.md).
 
-mod common;
-
 use std::process::Command;
 
 /// One lab run: its report and, per request, when it was sent (ms) and its outcome.
@@ -23,7 +21,7 @@ struct Run {
 }
 
 fn lab(case: &str, change: &[&str], kernel: &str) -> Run {
-    let manifest = format!("{}/examples/seed/{case}.yaml", env!("CARGO_MANIFEST_DIR"));
+    let manifest = format!("{}/examples/seed/{case}.yaml", crate::support::REPO);
     lab_on(&manifest, case, change, kernel)
 }
 
@@ -33,7 +31,7 @@ fn lab_on(manifest: &str, case: &str, change: &[&str], kernel: &str) -> Run {
         "rollprobe-lab-{case}-{kernel}-{}",
         std::process::id()
     ));
-    let child = Command::new(common::rollprobe_bin())
+    let child = Command::new(crate::support::ROLLPROBE)
         .args(["lab", "-f", manifest])
         .args(change)
         .args(["--kernel", kernel])
@@ -289,12 +287,9 @@ fn blue_green_switch_loses_nothing() {
 #[test]
 #[cfg_attr(not(netns_tests), ignore = "needs root and ROLLPROBE_NETNS_TESTS=1")]
 fn matrix_compares_strategies_and_restores_the_original() {
-    let manifest = format!(
-        "{}/examples/seed/readiness.yaml",
-        env!("CARGO_MANIFEST_DIR")
-    );
+    let manifest = format!("{}/examples/seed/readiness.yaml", crate::support::REPO);
     let out = std::env::temp_dir().join(format!("rollprobe-matrix-{}", std::process::id()));
-    let o = Command::new(common::rollprobe_bin())
+    let o = Command::new(crate::support::ROLLPROBE)
         .args([
             "matrix",
             "--lab",
@@ -356,14 +351,14 @@ fn matrix_compares_strategies_and_restores_the_original() {
     }
 
     // Recreate's windows say why, naming pods.
-    let recreate = common::read_json(&out.join("recreate/1/report.json"));
+    let recreate = crate::support::read_json(&out.join("recreate/1/report.json"));
     let windows = recreate["downtime"]["windows"].as_array().unwrap();
     assert!(!windows.is_empty());
     for w in windows {
         let cause = w["cause"].as_str().unwrap_or_default();
         assert!(cause.contains("backend-deployment-"), "{cause}");
     }
-    let m = common::read_json(&out.join("matrix.json"));
+    let m = crate::support::read_json(&out.join("matrix.json"));
     assert_eq!(
         m["strategy_after"], "rolling:25%/25%",
         "the original strategy is back"
@@ -383,7 +378,7 @@ fn matrix_compares_strategies_and_restores_the_original() {
 fn rolling_keepalive_shows_resets_or_closed_connections_from_terminating_pods() {
     let yaml = std::fs::read_to_string(format!(
         "{}/examples/seed/rolling.yaml",
-        env!("CARGO_MANIFEST_DIR")
+        crate::support::REPO
     ))
     .unwrap()
     .replace(
@@ -487,10 +482,10 @@ fn matrix_rows(out: &std::path::Path) -> (Vec<String>, Vec<Vec<String>>) {
 fn matrix_compares_a_rolling_update_with_and_without_a_prestop_sleep() {
     let manifest = format!(
         "{}/examples/seed/readiness-drain.yaml",
-        env!("CARGO_MANIFEST_DIR")
+        crate::support::REPO
     );
     let out = std::env::temp_dir().join(format!("rollprobe-matrix-prestop-{}", std::process::id()));
-    let o = Command::new(common::rollprobe_bin())
+    let o = Command::new(crate::support::ROLLPROBE)
         .args(["matrix", "--lab", "-f", &manifest])
         .args(["--deployment", "backend-deployment"])
         .args(["--case", "rolling:1/0", "--case", "rolling:1/0+prestop=5s"])
@@ -522,7 +517,7 @@ fn matrix_compares_a_rolling_update_with_and_without_a_prestop_sleep() {
         .map(|r| r[col("failed")].parse().unwrap())
         .collect();
     let kinds = |dir: &str| {
-        let r = common::read_json(&out.join(dir).join("1/report.json"));
+        let r = crate::support::read_json(&out.join(dir).join("1/report.json"));
         let prestop = r["events"]
             .as_array()
             .unwrap()
@@ -538,7 +533,7 @@ fn matrix_compares_a_rolling_update_with_and_without_a_prestop_sleep() {
         failed[1], 0,
         "with the preStop sleep nothing is lost: {with}"
     );
-    let m = common::read_json(&out.join("matrix.json"));
+    let m = crate::support::read_json(&out.join("matrix.json"));
     assert_eq!(m["strategy_after"], "rolling:25%/25%");
     let _ = std::fs::remove_dir_all(&out);
 }
@@ -548,12 +543,9 @@ fn matrix_compares_a_rolling_update_with_and_without_a_prestop_sleep() {
 #[test]
 #[cfg_attr(not(netns_tests), ignore = "needs root and ROLLPROBE_NETNS_TESTS=1")]
 fn matrix_trigger_undo_rolls_back_in_every_run() {
-    let manifest = format!(
-        "{}/examples/seed/readiness.yaml",
-        env!("CARGO_MANIFEST_DIR")
-    );
+    let manifest = format!("{}/examples/seed/readiness.yaml", crate::support::REPO);
     let out = std::env::temp_dir().join(format!("rollprobe-matrix-undo-{}", std::process::id()));
-    let o = Command::new(common::rollprobe_bin())
+    let o = Command::new(crate::support::ROLLPROBE)
         .args(["matrix", "--lab", "-f", &manifest])
         .args(["--deployment", "backend-deployment"])
         .args([
@@ -579,8 +571,9 @@ fn matrix_trigger_undo_rolls_back_in_every_run() {
             "run {} rolled out: {r:?}",
             run + 1
         );
-        let report =
-            common::read_json(&out.join(format!("rolling-100pct-0pct/{}/report.json", run + 1)));
+        let report = crate::support::read_json(
+            &out.join(format!("rolling-100pct-0pct/{}/report.json", run + 1)),
+        );
         let kinds: Vec<&str> = report["events"]
             .as_array()
             .unwrap()
