@@ -33,8 +33,8 @@ enum Step {
     /// Ok answers known to be fast, the first intended at `first_ms`; `count` stops
     /// growing at [`FAST_TO_END`] since more change nothing.
     Fast { first_ms: f64, count: u32 },
-    /// A target failure: an outage takes over.
-    Failure { intended_ms: f64 },
+    /// A target failure or a held answer: an outage takes over.
+    Outage { intended_ms: f64 },
 }
 
 struct OpenSpan {
@@ -104,13 +104,14 @@ impl SlowSpans {
         }
     }
 
-    /// A target failure.
-    pub(super) fn failure(&mut self, intended_ms: f64) {
-        let step = Step::Failure { intended_ms };
+    /// A target failure, or an answer held through an outage: the outage window
+    /// takes over from `intended_ms`.
+    pub(super) fn outage(&mut self, intended_ms: f64) {
+        let step = Step::Outage { intended_ms };
         if self.rule.is_some() {
             self.step(step);
-        } else if !matches!(self.waiting.last(), Some(Step::Failure { .. })) {
-            // Only the first of consecutive failures can end a window.
+        } else if !matches!(self.waiting.last(), Some(Step::Outage { .. })) {
+            // Only the first of consecutive outage steps can end a window.
             self.waiting.push(step);
         }
     }
@@ -137,7 +138,7 @@ impl SlowSpans {
             }
             Step::Answer { intended_ms, .. } => self.fast(intended_ms, 1),
             Step::Fast { first_ms, count } => self.fast(first_ms, count),
-            Step::Failure { intended_ms } => {
+            Step::Outage { intended_ms } => {
                 if let Some(w) = self.open.take() {
                     let end = if w.fast > 0 {
                         w.first_fast_ms

@@ -340,7 +340,7 @@ impl Analyzer {
             return;
         }
         if s.outcome.is_target_failure() {
-            self.slow.failure(s.intended_ms);
+            self.slow.outage(s.intended_ms);
             self.totals.failed += 1;
             self.phases[phase].failed += 1;
             let last_pod = &self.last_pod;
@@ -364,6 +364,7 @@ impl Analyzer {
                 .open
                 .get_or_insert_with(|| OpenWindow::at(s.intended_ms, last_pod.clone()));
             w.held_ok += 1;
+            self.slow.outage(s.intended_ms);
         } else if let Some(w) = self.open.take() {
             self.close_window(w, s.intended_ms, false, s.pod.clone());
         }
@@ -537,7 +538,16 @@ impl Analyzer {
         let run_p50 = (!self.latency.is_empty()).then(|| self.latency.summary().p50);
         let probed_end = (self.last_intended_ms + self.period_ms).min(duration_ms);
         let slow = std::mem::replace(&mut self.slow, SlowSpans::new());
-        let degraded = slow.finish(run_p50, probed_end);
+        let mut degraded = slow.finish(run_p50, probed_end);
+        // Like the outage windows, none outlasts the run.
+        for w in &mut degraded.windows {
+            w.end_ms = w.end_ms.min(duration_ms).max(w.start_ms);
+            w.duration_ms = w.end_ms - w.start_ms;
+        }
+        degraded.total_ms = degraded
+            .windows
+            .iter()
+            .fold(0.0, |acc, w| acc + w.duration_ms);
         let probed = self.first_intended_ms.map(|start_ms| Span {
             start_ms,
             end_ms: (self.last_intended_ms + self.period_ms)
