@@ -375,7 +375,8 @@ pub struct OutageWindow {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Degraded {
     /// The median latency the rule starts from, ms: the baseline phase's (before the
-    /// trigger), or the run's own without one; absent when no ok answer gave one.
+    /// trigger), or the run's own without one (or when no ok answer came before it);
+    /// absent when no ok answer gave one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub baseline_p50_ms: Option<f64>,
     /// The latency above which an ok answer is slow, ms.

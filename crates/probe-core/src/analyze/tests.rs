@@ -553,3 +553,33 @@ fn a_held_answer_is_placed_where_it_arrived() {
     // The holding shows as slowness on intended time.
     assert_eq!(degraded_spans(&r), [(1500.0, 1600.0, 10)]);
 }
+
+#[test]
+fn every_stream_has_its_own_degraded_windows() {
+    // The fresh stream waited 1 s for its connects from 1.5 s to 1.6 s; the
+    // keep-alive one was served at once throughout.
+    let mut h = header();
+    h.streams = vec!["local-fresh".into(), "local-keepalive".into()];
+    let mut a = RunAnalyzer::new(&h);
+    for stream in ["local-fresh", "local-keepalive"] {
+        for seq in 0..300u64 {
+            let slow = stream == "local-fresh" && (150..160).contains(&seq);
+            let mut s = sample(seq, Outcome::Ok, "v1", if slow { 1000.0 } else { 1.0 });
+            s.stream = stream.into();
+            a.push(s);
+        }
+    }
+    let r = a.finish(&h, Some(&footer(3000.0)));
+    assert_eq!(degraded_spans(&r), [(1500.0, 1600.0, 10)]);
+    let per_stream: Vec<usize> = r.streams.iter().map(|s| s.degraded.windows.len()).collect();
+    assert_eq!(per_stream, [1, 0]);
+    let summary = r.summary();
+    assert!(
+        summary.contains("Degraded windows of local-fresh: ok answers slower than 101.0 ms"),
+        "{summary}"
+    );
+    assert!(
+        !summary.contains("Degraded windows of local-keepalive"),
+        "{summary}"
+    );
+}
