@@ -71,7 +71,8 @@ impl Drop for TestServer {
     }
 }
 
-fn read_request(stream: &mut TcpStream) -> bool {
+/// Reads a request's head (up to its blank line); false if the client went first.
+pub fn read_request(stream: &mut TcpStream) -> bool {
     let mut buf = Vec::new();
     let mut chunk = [0u8; 2048];
     let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));

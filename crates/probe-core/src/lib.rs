@@ -90,9 +90,9 @@ pub use probe::{
     write_report_files, LiveStats, Probe, ProbeBuilder, ProbeError, ProbeHandle, VantagePoint,
 };
 pub use report::{
-    Downtime, EventRef, FailureDetail, Latency, MixedWindow, OutageWindow, Phase, PodSeen,
-    ProbeHealth, Report, SecondStats, Span, StreamReport, Timeline, TotalOutage, Totals,
-    VersionSeen, REPORT_SCHEMA,
+    Degraded, DegradedWindow, Downtime, EventRef, FailureDetail, Latency, MixedWindow,
+    OutageWindow, Phase, PodSeen, ProbeHealth, Report, SecondStats, Span, StreamReport, Timeline,
+    TotalOutage, Totals, VersionSeen, REPORT_SCHEMA,
 };
 pub use rollout::{
     Rollout, RolloutError, TriggerOutput, DEFAULT_ROLLOUT_TIMEOUT, DEFAULT_SETTLE, DEFAULT_WARMUP,

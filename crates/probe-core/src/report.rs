@@ -97,6 +97,10 @@ pub struct Report {
     /// The trigger and how it ended, when the run had one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trigger: Option<TriggerReport>,
+    /// Degraded windows: spans of ok answers far slower than the baseline (of the
+    /// first stream, like `downtime`; absent from reports written before it existed).
+    #[serde(default)]
+    pub degraded: Degraded,
 }
 
 impl Report {
@@ -108,6 +112,7 @@ impl Report {
             totals: stream.totals.clone(),
             failures: stream.failures.clone(),
             downtime: stream.downtime.clone(),
+            degraded: stream.degraded.clone(),
             versions: stream.versions.clone(),
             pods: stream.pods.clone(),
             latency_ms: stream.latency_ms.clone(),
@@ -141,6 +146,9 @@ pub struct StreamReport {
     pub failures: BTreeMap<String, u64>,
     /// Its outage windows.
     pub downtime: Downtime,
+    /// Its degraded windows.
+    #[serde(default)]
+    pub degraded: Degraded,
     /// The versions it saw answer.
     pub versions: Vec<VersionSeen>,
     /// The pods that answered it.
@@ -244,9 +252,9 @@ impl Report {
 pub struct PodSeen {
     /// Its name, as the answer gave it.
     pub pod: String,
-    /// Intended time of its first ok answer, ms.
+    /// When its first ok answer arrived, ms.
     pub first_ms: f64,
-    /// Intended time of its last ok answer, ms.
+    /// When its last ok answer arrived, ms.
     pub last_ms: f64,
     /// Ok answers it gave.
     pub count: u64,
@@ -359,6 +367,50 @@ pub struct OutageWindow {
     pub proxy_retried: Option<u64>,
 }
 
+/// Degraded windows and their total: where ok answers were far slower than the
+/// baseline (a proxy's retry, a paused pod, a queue). An ok answer is slow when its
+/// latency from the intended send is above `threshold_ms` = max(5 x `baseline_p50_ms`,
+/// `baseline_p50_ms` + 100 ms); a window is a run of slow answers in send order,
+/// ended by [`FAST_TO_END`] fast answers in a row or by a failure (an outage).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Degraded {
+    /// The median latency the rule starts from, ms: the baseline phase's (before the
+    /// trigger), or the run's own without one (or when no ok answer came before it);
+    /// absent when no ok answer gave one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline_p50_ms: Option<f64>,
+    /// The latency above which an ok answer is slow, ms.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub threshold_ms: Option<f64>,
+    /// Sum of the windows' lengths, ms.
+    pub total_ms: f64,
+    /// Every window, in time order.
+    pub windows: Vec<DegradedWindow>,
+}
+
+/// Fast answers in a row that end a degraded window.
+pub const FAST_TO_END: u32 = 3;
+
+/// A run of slow ok answers, on intended time like the outage windows.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DegradedWindow {
+    /// Intended time of its first slow answer, ms.
+    pub start_ms: f64,
+    /// Intended time of the first fast answer (or failure) after it, ms; for an open
+    /// window, one period after the stream's last tick.
+    pub end_ms: f64,
+    /// `end_ms - start_ms`.
+    pub duration_ms: f64,
+    /// Slow answers in it.
+    pub slow: u64,
+    /// What the slow answers took beyond the baseline median, summed, ms.
+    pub extra_ms: f64,
+    /// The slowest answer's latency, ms.
+    pub max_ms: f64,
+    /// Still slow when the run ended.
+    pub open: bool,
+}
+
 /// A pointer from a window to the event before it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EventRef {
@@ -377,9 +429,9 @@ pub struct EventRef {
 pub struct VersionSeen {
     /// The version string.
     pub version: String,
-    /// Intended time of its first ok answer, ms.
+    /// When its first ok answer arrived, ms.
     pub first_ms: f64,
-    /// Intended time of its last ok answer, ms.
+    /// When its last ok answer arrived, ms.
     pub last_ms: f64,
     /// Ok answers from it.
     pub count: u64,

@@ -189,6 +189,21 @@ proptest! {
         }
         prop_assert_eq!(w.iter().map(|x| x.failed).sum::<u64>(), r.totals.failed);
         prop_assert!(w.iter().map(|x| x.held_ok).sum::<u64>() <= r.totals.ok);
+        // Degraded windows: ordered, within the run, made of ok answers, and never
+        // inside an outage window (there the outage tells).
+        let d = &r.degraded.windows;
+        for win in d {
+            prop_assert!(win.start_ms <= win.end_ms && win.end_ms <= duration, "{:?} in {}", win, duration);
+            prop_assert!(win.slow > 0 && win.max_ms > r.degraded.threshold_ms.unwrap(), "{:?}", win);
+            for o in w {
+                prop_assert!(win.end_ms <= o.start_ms || o.end_ms <= win.start_ms, "{:?} overlaps {:?}", win, o);
+            }
+        }
+        for pair in d.windows(2) {
+            prop_assert!(pair[0].end_ms <= pair[1].start_ms, "overlap: {:?}", pair);
+        }
+        prop_assert!(d.iter().map(|x| x.slow).sum::<u64>() <= r.totals.ok);
+        prop_assert!((r.degraded.total_ms - d.iter().map(|x| x.duration_ms).sum::<f64>()).abs() < 1e-6);
         // Every target failure is inside a window.
         for (i, t) in ticks.iter().enumerate() {
             let at = i as f64 * 10.0;

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use probe_core::{
     analyze_samples_file, count_proxy_retries, read_samples, AccessLog, Outcome, Probe, Proxy,
-    Sample, UpstreamRecord,
+    Report, Sample, UpstreamRecord,
 };
 
 // ---------------------------------------------------------------- backends
@@ -252,6 +252,7 @@ http {{
   upstream retry {{ server 127.0.0.1:{refused} max_fails=0; server 127.0.0.1:{ok} max_fails=0; }}
   upstream all_down {{ server 127.0.0.1:{refused} max_fails=0; server 127.0.0.2:{refused} max_fails=0; }}
   upstream slow_retry {{ server 127.0.0.1:{hung} max_fails=0; server 127.0.0.1:{ok} max_fails=0; }}
+  upstream sometimes_slow {{ server 127.0.0.1:{hung} weight=1 max_fails=0; server 127.0.0.1:{ok} weight=9 max_fails=0; }}
   server {{
     listen 127.0.0.1:{port};
     location /ok {{ proxy_pass http://127.0.0.1:{ok}; }}
@@ -264,6 +265,7 @@ http {{
     location /retry {{ proxy_pass http://retry; }}
     location /all-down {{ proxy_pass http://all_down; }}
     location /slow-retry {{ proxy_pass http://slow_retry; }}
+    location /sometimes-slow {{ proxy_pass http://sometimes_slow; }}
   }}
 }}
 "#,
@@ -431,20 +433,31 @@ fn envoy(name: &str, base_id: u32, clusters: &str, routes: &[&str]) -> Running {
 
 /// Three requests through the proxy to `path`; the samples as recorded.
 async fn probe(proxy: &Running, path: &str) -> Vec<Sample> {
+    let (_, samples) = probe_for(proxy, path, 10.0, Duration::from_millis(300)).await;
+    assert_eq!(samples.len(), 3, "{path}: {samples:?}");
+    samples
+}
+
+/// Probes `path` through the proxy at `rate` for `duration`: the live report and
+/// the samples as recorded.
+async fn probe_for(
+    proxy: &Running,
+    path: &str,
+    rate: f64,
+    duration: Duration,
+) -> (Report, Vec<Sample>) {
     let out = proxy.dir.join(format!("run{}", path.replace('/', "-")));
     let probe = Probe::builder(&format!("http://127.0.0.1:{}{path}", proxy.port))
-        .rate(10)
-        .duration(Duration::from_millis(300))
+        .rate(rate)
+        .duration(duration)
         .timeout(Duration::from_secs(6))
         .out_dir(&out)
         .start()
         .await
         .expect("probe starts");
     probe.schedule_finished().await;
-    probe.stop().await.expect("probe stops");
-    let samples = read_samples(&out).unwrap().samples;
-    assert_eq!(samples.len(), 3, "{path}: {samples:?}");
-    samples
+    let report = probe.stop().await.expect("probe stops");
+    (report, read_samples(&out).unwrap().samples)
 }
 
 /// The proxy's access log once it speaks of every one of `samples` (proxies flush
@@ -670,6 +683,45 @@ async fn nginx_faults_and_retries() {
         }
     }
     assert!(retried > 0, "no request met the hung server first");
+    check_slow_retries_are_degraded(&p).await;
+}
+
+/// Behind nginx's ingress retry, one request in ten meets a hung server first and
+/// is answered by the other after nginx's 1 s timeout: a success to the client, but
+/// a slow one, which the report must show as a degraded window (and not as an outage).
+/// (Run inside the nginx test: one nginx per test process, as its folder is named
+/// by the process id.)
+async fn check_slow_retries_are_degraded(p: &Running) {
+    let (report, samples) =
+        probe_for(p, "/sometimes-slow", 20.0, Duration::from_millis(1500)).await;
+    assert!(
+        samples.iter().all(|s| s.outcome == Outcome::Ok),
+        "{samples:?}"
+    );
+    assert!(report.downtime.windows.is_empty(), "{}", report.summary());
+    let log = joined_log(p, &samples.iter().collect::<Vec<_>>());
+    let retried: Vec<f64> = samples
+        .iter()
+        .filter(|s| {
+            log.get(s.request_id.as_deref().unwrap())
+                .expect("logged")
+                .retried()
+        })
+        .map(|s| s.intended_ms)
+        .collect();
+    assert!(!retried.is_empty(), "no request met the hung server first");
+    let d = &report.degraded;
+    // Every retried request is inside a degraded window (a loaded machine may add
+    // slow answers of its own, never remove these).
+    for t in &retried {
+        assert!(
+            d.windows.iter().any(|w| w.start_ms <= *t && *t < w.end_ms),
+            "retried at {t} ms, not in a degraded window: {d:?}"
+        );
+    }
+    let slow: u64 = d.windows.iter().map(|w| w.slow).sum();
+    assert!(slow >= retried.len() as u64, "{d:?}");
+    assert!(report.summary().contains("Degraded windows"));
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -10,6 +10,7 @@ mod support;
 mod access_log;
 mod bad_input;
 mod cli;
+mod degraded;
 mod deploy_args;
 mod help;
 mod hostile;

@@ -14,12 +14,21 @@
 //! in send order holds an ok sample until a tick intended after its answer is in
 //! (again bounded by timeout x rate).
 //!
+//! What an answer says (its version, its pod) is placed where the answer arrived,
+//! not where it was meant to be sent: a proxy that held a request for 2 s and then
+//! had it answered by the new version says nothing about the new version 2 s
+//! earlier. A third buffer, ordered by arrival, releases an answer once a sample
+//! intended after its arrival is processed (every later one arrives later still),
+//! so it holds at most the answers in flight (timeout x rate). Outage and degraded
+//! windows and phases stay on intended time.
+//!
 //! The same [`Analyzer`] serves the live run and `rollprobe report`, which is
 //! what makes a report reproducible from its samples.csv.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
 mod buckets;
+mod degraded;
 mod latency;
 mod pods;
 mod seconds;
@@ -28,6 +37,7 @@ mod streams;
 mod tests;
 
 use buckets::{kind_index, Buckets};
+use degraded::SlowSpans;
 use latency::Latencies;
 use pods::Pods;
 use seconds::Seconds;
@@ -132,6 +142,17 @@ pub struct Analyzer {
     /// The pod of the latest ok answer, for the window that may open next.
     last_pod: Option<String>,
     rollout_events: bool,
+    /// Ok answers waiting to be placed at their arrival, by (arrival in µs, seq).
+    arrivals: BTreeMap<(i64, u64), Arrival>,
+    slow: SlowSpans,
+}
+
+/// What an ok answer said, to be placed when it arrived.
+struct Arrival {
+    intended_ms: f64,
+    arrived_ms: f64,
+    pod: Option<String>,
+    version: Option<String>,
 }
 
 impl Analyzer {
@@ -175,6 +196,8 @@ impl Analyzer {
             pods: Pods::default(),
             last_pod: None,
             rollout_events: false,
+            arrivals: BTreeMap::new(),
+            slow: SlowSpans::new(),
         }
     }
 
@@ -276,6 +299,8 @@ impl Analyzer {
     }
 
     fn process(&mut self, s: Sample, held: Held) {
+        self.place_arrivals(Some(s.intended_ms));
+        self.settle_baseline(s.intended_ms);
         self.last_intended_ms = self.last_intended_ms.max(s.intended_ms);
         let first = self.first_intended_ms.get_or_insert(s.intended_ms);
         *first = first.min(s.intended_ms);
@@ -315,6 +340,7 @@ impl Analyzer {
             return;
         }
         if s.outcome.is_target_failure() {
+            self.slow.outage(s.intended_ms);
             self.totals.failed += 1;
             self.phases[phase].failed += 1;
             let last_pod = &self.last_pod;
@@ -338,50 +364,97 @@ impl Analyzer {
                 .open
                 .get_or_insert_with(|| OpenWindow::at(s.intended_ms, last_pod.clone()));
             w.held_ok += 1;
+            self.slow.outage(s.intended_ms);
         } else if let Some(w) = self.open.take() {
             self.close_window(w, s.intended_ms, false, s.pod.clone());
         }
-        if let Some(ms) = s.response_ms() {
+        let response_ms = s.response_ms();
+        if let Some(ms) = response_ms {
             self.latency.record(ms);
             self.phases[phase].latency.record(ms);
+            if !held {
+                self.slow.answer(s.intended_ms, ms);
+            }
         }
         if let Some(total) = s.total_ms {
             self.service.record(total);
         }
-        if let Some(pod) = &s.pod {
-            self.pods.answer(pod, s.intended_ms, s.version.as_deref());
-            if !held {
-                self.last_pod.clone_from(&s.pod);
-            }
+        if !held && s.pod.is_some() {
+            self.last_pod.clone_from(&s.pod);
         }
-        let response_ms = s.response_ms();
-        let mut version = None;
-        if let Some(v) = s.version {
-            let idx = match self.version_index.get(&v) {
-                Some(&i) => i,
-                None => {
-                    self.versions.push(VersionSeen {
-                        version: v.clone(),
-                        first_ms: s.intended_ms,
-                        last_ms: s.intended_ms,
-                        count: 0,
-                    });
-                    self.version_index.insert(v, self.versions.len() - 1);
-                    self.versions.len() - 1
-                }
-            };
-            let seen = &mut self.versions[idx];
-            seen.count += 1;
-            seen.first_ms = seen.first_ms.min(s.intended_ms);
-            seen.last_ms = seen.last_ms.max(s.intended_ms);
-            if self.last_version.is_some_and(|last| last != idx) {
-                self.flips += 1;
-                self.buckets.at(s.intended_ms).version_changed = true;
-            }
-            self.last_version = Some(idx);
-            version = Some(idx);
+        self.seconds.ok_answer(s.intended_ms, response_ms, None);
+        let arrived_ms = completed_ms(&s).unwrap_or(s.intended_ms);
+        self.arrivals.insert(
+            ((arrived_ms * 1000.0).round() as i64, s.seq),
+            Arrival {
+                intended_ms: s.intended_ms,
+                arrived_ms,
+                pod: s.pod,
+                version: s.version,
+            },
+        );
+    }
+
+    /// Fixes the degraded rule's baseline once the baseline phase is over: samples
+    /// come in send order, so the first one intended after the trigger closes it.
+    fn settle_baseline(&mut self, intended_ms: f64) {
+        if self.slow.has_baseline() || self.phase_of(intended_ms) == PhaseName::Before {
+            return;
         }
-        self.seconds.ok_answer(s.intended_ms, response_ms, version);
+        let baseline = &self.phases[PhaseName::Before as usize].latency;
+        if !baseline.is_empty() {
+            self.slow.set_baseline(baseline.summary().p50);
+        }
+    }
+
+    /// Places the answers that arrived by `now_ms` (all of them with `None`), in
+    /// order of arrival: versions, flips and pods.
+    fn place_arrivals(&mut self, now_ms: Option<f64>) {
+        while let Some(entry) = self.arrivals.first_entry() {
+            if now_ms.is_some_and(|now| entry.get().arrived_ms > now) {
+                break;
+            }
+            let a = entry.remove();
+            self.arrive(a);
+        }
+    }
+
+    fn arrive(&mut self, a: Arrival) {
+        let at = a.arrived_ms;
+        if let Some(pod) = &a.pod {
+            self.pods.answer(pod, at, a.version.as_deref());
+        }
+        let Some(v) = a.version else {
+            return;
+        };
+        let idx = match self.version_index.get(&v) {
+            Some(&i) => i,
+            None => {
+                self.versions.push(VersionSeen {
+                    version: v.clone(),
+                    first_ms: at,
+                    last_ms: at,
+                    count: 0,
+                });
+                self.version_index.insert(v, self.versions.len() - 1);
+                self.versions.len() - 1
+            }
+        };
+        let seen = &mut self.versions[idx];
+        seen.count += 1;
+        seen.first_ms = seen.first_ms.min(at);
+        seen.last_ms = seen.last_ms.max(at);
+        if self.last_version.is_some_and(|last| last != idx) {
+            self.flips += 1;
+            // The strip is on intended time and ends with the last tick.
+            self.buckets
+                .at(at.min(self.last_intended_ms))
+                .version_changed = true;
+        }
+        self.last_version = Some(idx);
+        // The per-second series is by intended second: the versions that answered
+        // the requests sent in it.
+        self.seconds.ok_answer(a.intended_ms, None, Some(idx));
     }
 
     fn close_window(&mut self, w: OpenWindow, end_ms: f64, open: bool, pod_after: Option<String>) {
@@ -420,6 +493,7 @@ impl Analyzer {
             self.look_ahead(s);
         }
         self.decide(true);
+        self.place_arrivals(None);
         // The run's length is when probing stopped (run.json's end); a run killed
         // before it was written ends one period after its last tick.
         let duration_ms = footer
@@ -461,6 +535,19 @@ impl Analyzer {
         self.totals.availability = (counted > 0).then(|| self.totals.ok as f64 / counted as f64);
 
         let mixed = self.mixed_window();
+        let run_p50 = (!self.latency.is_empty()).then(|| self.latency.summary().p50);
+        let probed_end = (self.last_intended_ms + self.period_ms).min(duration_ms);
+        let slow = std::mem::replace(&mut self.slow, SlowSpans::new());
+        let mut degraded = slow.finish(run_p50, probed_end);
+        // Like the outage windows, none outlasts the run.
+        for w in &mut degraded.windows {
+            w.end_ms = w.end_ms.min(duration_ms).max(w.start_ms);
+            w.duration_ms = w.end_ms - w.start_ms;
+        }
+        degraded.total_ms = degraded
+            .windows
+            .iter()
+            .fold(0.0, |acc, w| acc + w.duration_ms);
         let probed = self.first_intended_ms.map(|start_ms| Span {
             start_ms,
             end_ms: (self.last_intended_ms + self.period_ms)
@@ -504,6 +591,7 @@ impl Analyzer {
                 longest_ms,
                 windows: self.windows,
             },
+            degraded,
             mixed_ms: mixed
                 .as_ref()
                 .map(|m| (m.end_ms - m.start_ms).max(0.0))

@@ -245,6 +245,7 @@ fn stream_report(
         totals: r.totals.clone(),
         failures: r.failures.clone(),
         downtime: r.downtime.clone(),
+        degraded: r.degraded.clone(),
         versions: r.versions.clone(),
         pods: r.pods.clone(),
         latency_ms: r.latency_ms.clone(),

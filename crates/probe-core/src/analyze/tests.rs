@@ -419,3 +419,167 @@ fn every_stream_has_its_own_phases_and_the_summary_names_them() {
         "{summary}"
     );
 }
+
+/// 100 req/s for 3 s, answered by `version_of` after `latency_of` ms, with a
+/// trigger at 1 s when `trigger` (else the run's own median is the baseline).
+fn paced_run(
+    trigger: bool,
+    latency_of: impl Fn(u64) -> f64,
+    version_of: impl Fn(u64) -> &'static str,
+) -> Report {
+    let mut a = Analyzer::new(100.0);
+    if trigger {
+        a.event(Event::new(1000.0, EventKind::TriggerStart, "deploy"));
+    }
+    // Completion order must not matter: feed them backwards.
+    for seq in (0..300u64).rev() {
+        a.push(sample(seq, Outcome::Ok, version_of(seq), latency_of(seq)));
+    }
+    a.finish(&header(), Some(&footer(3000.0)))
+}
+
+/// Each degraded window's start, end and slow answers.
+fn degraded_spans(r: &Report) -> Vec<(f64, f64, u64)> {
+    r.degraded
+        .windows
+        .iter()
+        .map(|w| (w.start_ms, w.end_ms, w.slow))
+        .collect()
+}
+
+#[test]
+fn a_slow_span_after_a_fast_baseline_is_one_degraded_window() {
+    // Held 1 s from 1.5 s to 1.7 s (a proxy's slow retry), 2 ms otherwise.
+    let slow = |seq: u64| {
+        if (150..170).contains(&seq) {
+            1000.0
+        } else {
+            2.0
+        }
+    };
+    for trigger in [true, false] {
+        let r = paced_run(trigger, slow, |_| "v1");
+        let d = &r.degraded;
+        assert_eq!(d.baseline_p50_ms, Some(2.0), "trigger {trigger}");
+        // max(5 x 2 ms, 2 ms + 100 ms)
+        assert_eq!(d.threshold_ms, Some(102.0));
+        assert_eq!(d.windows.len(), 1, "{d:?}");
+        let w = &d.windows[0];
+        assert_eq!(
+            (w.start_ms, w.end_ms, w.duration_ms),
+            (1500.0, 1700.0, 200.0)
+        );
+        assert_eq!((w.slow, w.max_ms, w.open), (20, 1000.0, false));
+        assert_eq!(w.extra_ms, 20.0 * 998.0);
+        assert_eq!(d.total_ms, 200.0);
+        // Slow is not down.
+        assert!(r.downtime.windows.is_empty());
+        assert_eq!(r.totals.ok, 300);
+    }
+}
+
+#[test]
+fn noise_below_the_rule_gives_no_degraded_window() {
+    // 1..10 ms, with a 60 ms hiccup every half second: all under 5 x p50 + 100 ms.
+    let noisy = |seq: u64| {
+        if seq % 50 == 7 {
+            60.0
+        } else {
+            (seq % 10 + 1) as f64
+        }
+    };
+    for trigger in [true, false] {
+        let r = paced_run(trigger, noisy, |_| "v1");
+        assert!(r.degraded.windows.is_empty(), "{:?}", r.degraded);
+        assert!(r.degraded.threshold_ms.unwrap() > 100.0);
+        assert_eq!(r.degraded.total_ms, 0.0);
+    }
+}
+
+#[test]
+fn fewer_fast_answers_than_needed_do_not_split_a_degraded_window() {
+    // Slow at 1.0 s and 1.2 s, two fast answers between: one window of two slow
+    // answers, ended by the first of the three fast ones after 1.02 s.
+    let slow = |seq: u64| if seq == 100 || seq == 103 { 500.0 } else { 1.0 };
+    let r = paced_run(false, slow, |_| "v1");
+    assert_eq!(degraded_spans(&r), [(1000.0, 1040.0, 2)]);
+}
+
+#[test]
+fn a_failure_ends_a_degraded_window_and_an_outage_follows() {
+    // The timeouts complete after the slow answers, which were therefore not held
+    // through an outage (that would put them inside its window instead).
+    let mut a = Analyzer::new(100.0);
+    for seq in 0..300u64 {
+        let (outcome, latency) = match seq {
+            100..=109 => (Outcome::Ok, 800.0),
+            110..=119 => (Outcome::ResponseTimeout, 1000.0),
+            _ => (Outcome::Ok, 1.0),
+        };
+        a.push(sample(seq, outcome, "v1", latency));
+    }
+    let r = a.finish(&header(), Some(&footer(3000.0)));
+    assert_eq!(degraded_spans(&r), [(1000.0, 1100.0, 10)]);
+    let o: Vec<(f64, f64)> = r
+        .downtime
+        .windows
+        .iter()
+        .map(|w| (w.start_ms, w.end_ms))
+        .collect();
+    assert_eq!(o, [(1100.0, 1200.0)]);
+}
+
+#[test]
+fn a_held_answer_is_placed_where_it_arrived() {
+    // v2 starts at 3.5 s; the requests of 1.5 s .. 1.6 s were held 2 s by a proxy
+    // and answered by v2 when they came back, at 3.5 s .. 3.6 s.
+    let held = |seq: u64| (150..160).contains(&seq);
+    let r = paced_run(
+        true,
+        |seq| if held(seq) { 2000.0 } else { 2.0 },
+        |seq| if held(seq) || seq >= 350 { "v2" } else { "v1" },
+    );
+    let seen: Vec<(&str, f64, f64, u64)> = r
+        .versions
+        .iter()
+        .map(|v| (v.version.as_str(), v.first_ms, v.last_ms, v.count))
+        .collect();
+    // Only ticks up to 2.99 s were sent: v1 answers to 2.992 s, v2's held ones
+    // from 3.5 s.
+    assert_eq!(seen, [("v1", 2.0, 2992.0, 290), ("v2", 3500.0, 3590.0, 10)]);
+    // In order of arrival the version changed once, not three times.
+    assert_eq!(r.flips, 1);
+    assert_eq!(r.mixed_ms, 0.0);
+    // The holding shows as slowness on intended time.
+    assert_eq!(degraded_spans(&r), [(1500.0, 1600.0, 10)]);
+}
+
+#[test]
+fn every_stream_has_its_own_degraded_windows() {
+    // The fresh stream waited 1 s for its connects from 1.5 s to 1.6 s; the
+    // keep-alive one was served at once throughout.
+    let mut h = header();
+    h.streams = vec!["local-fresh".into(), "local-keepalive".into()];
+    let mut a = RunAnalyzer::new(&h);
+    for stream in ["local-fresh", "local-keepalive"] {
+        for seq in 0..300u64 {
+            let slow = stream == "local-fresh" && (150..160).contains(&seq);
+            let mut s = sample(seq, Outcome::Ok, "v1", if slow { 1000.0 } else { 1.0 });
+            s.stream = stream.into();
+            a.push(s);
+        }
+    }
+    let r = a.finish(&h, Some(&footer(3000.0)));
+    assert_eq!(degraded_spans(&r), [(1500.0, 1600.0, 10)]);
+    let per_stream: Vec<usize> = r.streams.iter().map(|s| s.degraded.windows.len()).collect();
+    assert_eq!(per_stream, [1, 0]);
+    let summary = r.summary();
+    assert!(
+        summary.contains("Degraded windows of local-fresh: ok answers slower than 101.0 ms"),
+        "{summary}"
+    );
+    assert!(
+        !summary.contains("Degraded windows of local-keepalive"),
+        "{summary}"
+    );
+}

@@ -106,9 +106,11 @@ fn summary(r: &Report) -> String {
     if r.streams.len() > 1 {
         for st in &r.streams {
             windows_section(&mut out, &format!(" of {}", st.name), &st.downtime.windows);
+            degraded_section(&mut out, &format!(" of {}", st.name), &st.degraded);
         }
     } else {
         windows_section(&mut out, "", &r.downtime.windows);
+        degraded_section(&mut out, "", &r.degraded);
     }
     if !r.versions.is_empty() {
         let _ = writeln!(out, "\nVersions");
@@ -342,6 +344,47 @@ fn windows_section(out: &mut String, title: &str, windows: &[crate::report::Outa
                 duration(down)
             );
         }
+    }
+}
+
+/// The degraded windows, with the rule's threshold so that a reader can check it.
+fn degraded_section(out: &mut String, title: &str, d: &crate::report::Degraded) {
+    let (Some(threshold), Some(p50)) = (d.threshold_ms, d.baseline_p50_ms) else {
+        return;
+    };
+    if d.windows.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "\nDegraded windows{title}: ok answers slower than {threshold:.1} ms (baseline p50 {p50:.2} ms), {} in all",
+        duration(d.total_ms)
+    );
+    for (i, w) in d.windows.iter().enumerate().take(MAX_WINDOWS_SHOWN) {
+        let _ = writeln!(
+            out,
+            "  #{} {} .. {}{}  {}  {} slow answer{}, {} extra, slowest {}",
+            i + 1,
+            offset(w.start_ms),
+            offset(w.end_ms),
+            if w.open {
+                " (still slow at the end)"
+            } else {
+                ""
+            },
+            duration(w.duration_ms),
+            w.slow,
+            if w.slow == 1 { "" } else { "s" },
+            duration(w.extra_ms),
+            duration(w.max_ms),
+        );
+    }
+    if d.windows.len() > MAX_WINDOWS_SHOWN {
+        let _ = writeln!(
+            out,
+            "  ... and {} more: report.json and windows.csv have them all",
+            d.windows.len() - MAX_WINDOWS_SHOWN
+        );
     }
 }
 

@@ -1,11 +1,14 @@
 //! windows.csv: one row per outage window, every window of the run (the text
-//! summary lists only the first few).
+//! summary lists only the first few), then one per degraded window. The columns
+//! that say which is which (`kind`) and what a degraded window cost (`slow`,
+//! `extra_ms`) come last, so readers of the older header keep working.
 
 use std::path::Path;
 
 use crate::report::Report;
 
-/// Writes windows.csv: one row per outage window.
+/// Writes windows.csv: one row per outage window, then one per degraded window,
+/// numbered on.
 pub fn write_windows_csv(path: &Path, report: &Report) -> std::io::Result<()> {
     let mut w = csv::Writer::from_path(path).map_err(std::io::Error::other)?;
     w.write_record([
@@ -20,6 +23,9 @@ pub fn write_windows_csv(path: &Path, report: &Report) -> std::io::Result<()> {
         "after_event_detail",
         "after_event_offset_ms",
         "cause",
+        "kind",
+        "slow",
+        "extra_ms",
     ])?;
     for (i, win) in report.downtime.windows.iter().enumerate() {
         let kinds = win
@@ -47,6 +53,28 @@ pub fn write_windows_csv(path: &Path, report: &Report) -> std::io::Result<()> {
                 .as_ref()
                 .map(ToString::to_string)
                 .unwrap_or_default(),
+            "outage".to_string(),
+            String::new(),
+            String::new(),
+        ])?;
+    }
+    let outages = report.downtime.windows.len();
+    for (i, win) in report.degraded.windows.iter().enumerate() {
+        w.write_record([
+            (outages + i + 1).to_string(),
+            win.start_ms.to_string(),
+            win.end_ms.to_string(),
+            win.duration_ms.to_string(),
+            "0".to_string(),
+            win.open.to_string(),
+            String::new(),
+            String::new(),
+            String::new(),
+            String::new(),
+            String::new(),
+            "degraded".to_string(),
+            win.slow.to_string(),
+            win.extra_ms.to_string(),
         ])?;
     }
     w.flush()

@@ -235,8 +235,8 @@ impl Layout {
 }
 
 /// The columns of a row that the analyzer reads, borrowed from the CSV record: the
-/// others (wall time, errno name, request id, connection, error text) are neither
-/// copied nor kept.
+/// others (wall time, errno name, request id, connection, and the error text of any
+/// row but a TLS failure) are neither copied nor kept.
 #[derive(serde::Deserialize)]
 struct AnalyzedRow<'a> {
     #[serde(default)]
@@ -256,11 +256,15 @@ struct AnalyzedRow<'a> {
     syn_retransmits: Option<u32>,
     ttfb_ms: Option<f64>,
     total_ms: Option<f64>,
+    /// Kept for `tls` rows only: their text names the handshake's reason.
+    #[serde(default, borrow)]
+    error: Option<&'a str>,
 }
 
 /// Like [`stream_samples`], for the analyzer: each row is read into one reused
 /// record and only the columns [`crate::Analyzer`] reads are kept; the wall time,
-/// errno name, request id, connection and error of the [`Sample`] are left empty.
+/// errno name, request id and connection of the [`Sample`] are left empty, and its
+/// error too unless it is a TLS failure (whose text the summary names).
 /// Every row is still checked (its column count, and every column kept).
 pub(crate) fn stream_for_analysis(
     path: &Path,
@@ -338,6 +342,10 @@ pub(crate) fn stream_for_analysis(
             syn_retransmits: row.syn_retransmits,
             ttfb_ms: row.ttfb_ms,
             total_ms: row.total_ms,
+            error: row
+                .error
+                .filter(|_| outcome == crate::outcome::Outcome::Tls)
+                .map(str::to_string),
             ..Sample::new(stream.clone(), row.seq, row.intended_ms, outcome)
         };
         each(&layout.header, sample);
@@ -634,5 +642,35 @@ mod tests {
         let err = read_samples(&path).unwrap_err().to_string();
         assert!(err.contains("not a rollprobe samples file"), "{err}");
         std::fs::remove_file(&path).unwrap();
+    }
+
+    #[test]
+    fn a_rebuilt_report_names_the_tls_reason() {
+        let dir = std::env::temp_dir().join(format!("rp-tls-reason-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("samples.csv");
+        RunRecord {
+            header: header(),
+            end: None,
+        }
+        .write(&dir)
+        .unwrap();
+        let mut w = SampleWriter::create(&path).unwrap();
+        let reason = crate::TlsReason::UnknownIssuer;
+        w.write(&Sample {
+            error: Some(format!("{}: invalid peer certificate", reason.as_str())),
+            ..sample(0, Outcome::Tls)
+        })
+        .unwrap();
+        w.finish().unwrap();
+        let report = crate::analyze::analyze_samples_file(&path, Vec::new()).unwrap();
+        let hints: Vec<&str> = report
+            .failure_details
+            .iter()
+            .filter(|d| d.kind == "tls")
+            .map(|d| d.hint.as_str())
+            .collect();
+        assert_eq!(hints, [reason.summary()]);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

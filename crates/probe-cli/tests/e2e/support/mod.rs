@@ -12,9 +12,11 @@ use std::process::Command;
 mod loopback;
 #[path = "../../../src/service.rs"]
 mod service;
+mod slow_server;
 
 pub use loopback::*;
 pub use service::ServiceInstance;
+pub use slow_server::SlowForAWhile;
 
 /// The `rollprobe` binary under test, as Cargo built it for this test.
 pub const ROLLPROBE: &str = env!("CARGO_BIN_EXE_rollprobe");

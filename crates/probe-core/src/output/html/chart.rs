@@ -170,6 +170,27 @@ pub(super) fn timeline(out: &mut String, r: &Report, kinds: &[&str]) {
         );
     }
 
+    // Degraded windows beside them, told apart by colour, dash and their D label.
+    for (i, w) in r.degraded.windows.iter().enumerate().take(MAX_WINDOWS) {
+        let (x0, x1) = (scale.x(w.start_ms), scale.x(w.end_ms));
+        let width = (x1 - x0).max(2.0);
+        let _ = writeln!(
+            out,
+            "<g class=\"degraded\"><title>degraded window D{} {} .. {} ({}), {} slow answers, {} extra</title><rect x=\"{x0:.1}\" y=\"{:.1}\" width=\"{width:.1}\" height=\"{:.1}\" fill=\"#0072B2\" fill-opacity=\"0.12\" stroke=\"#0072B2\" stroke-width=\"1\" stroke-dasharray=\"3 2\"/><text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\" font-weight=\"bold\">D{}</text></g>",
+            i + 1,
+            offset(w.start_ms),
+            offset(w.end_ms),
+            duration(w.duration_ms),
+            w.slow,
+            duration(w.extra_ms),
+            bar_top - 16.0,
+            lanes_bottom - bar_top + 16.0,
+            x0 + width / 2.0,
+            bar_top - 4.0,
+            i + 1
+        );
+    }
+
     // Stacked bars: requests per second by kind; height is the bar's rate so
     // that a partly covered last second does not look like a drop.
     let rate = |b: &Bar, n: u64| n as f64 / ((b.end_ms - b.start_ms) / 1000.0).max(0.001);
@@ -328,7 +349,7 @@ pub(super) fn timeline(out: &mut String, r: &Report, kinds: &[&str]) {
     }
     out.push_str("</svg>\n");
     let mut note = format!(
-        "Each bar is {} of intended send time; its height is requests per second, stacked by outcome (ok at the bottom). Shaded: outage windows, numbered as in the table below; dashed: events.",
+        "Each bar is {} of intended send time; its height is requests per second, stacked by outcome (ok at the bottom). Shaded: outage windows, numbered as in the table below (and degraded windows, blue, D1 and on); dashed: events.",
         if per_bar == 1 {
             "one second".to_string()
         } else {

@@ -154,3 +154,16 @@ pub(super) fn legend(out: &mut String, kinds: &[&str], extra: &str) {
 
 /// The legend's entry for the timeline's shaded outage windows.
 pub(super) const WINDOW_LEGEND: &str = "<span><svg class=\"swatch\" viewBox=\"0 0 22 14\" aria-hidden=\"true\"><rect width=\"22\" height=\"14\" fill=\"#D55E00\" fill-opacity=\"0.15\" stroke=\"#D55E00\"/></svg> outage window</span>";
+
+/// The legend's entry for the timeline's shaded degraded windows (blue and
+/// dashed, where outages are vermillion and solid).
+pub(super) const DEGRADED_LEGEND: &str = "<span><svg class=\"swatch\" viewBox=\"0 0 22 14\" aria-hidden=\"true\"><rect width=\"22\" height=\"14\" fill=\"#0072B2\" fill-opacity=\"0.12\" stroke=\"#0072B2\" stroke-dasharray=\"3 2\"/></svg> degraded window (slow answers)</span>";
+
+/// The legend's window entries: outages always, degraded windows when there are any.
+pub(super) fn window_legend(r: &crate::report::Report) -> String {
+    if r.degraded.windows.is_empty() {
+        WINDOW_LEGEND.to_string()
+    } else {
+        format!("{WINDOW_LEGEND}{DEGRADED_LEGEND}")
+    }
+}

@@ -93,13 +93,13 @@ pub fn render_html(report: &Report) -> String {
         for stream in &report.streams {
             let view = report.of_stream(stream);
             let _ = writeln!(out, "<h2>Timeline of {}</h2>", esc(&stream.name));
-            legend(&mut out, &kinds, WINDOW_LEGEND);
+            legend(&mut out, &kinds, &window_legend(&view));
             timeline(&mut out, &view, &kinds);
             latency(&mut out, &view);
         }
     } else {
         out.push_str("<h2>Timeline</h2>\n");
-        legend(&mut out, &kinds, WINDOW_LEGEND);
+        legend(&mut out, &kinds, &window_legend(report));
         timeline(&mut out, report, &kinds);
         latency(&mut out, report);
     }

@@ -82,6 +82,8 @@ pub(super) fn tables(out: &mut String, r: &Report, kinds: &[&str]) {
         }
     }
 
+    degraded_table(out, &r.degraded);
+
     out.push_str("<h2>Versions</h2>\n");
     if r.versions.is_empty() {
         out.push_str("<p>No version was read from the answers.</p>\n");
@@ -184,4 +186,43 @@ pub(super) fn tables(out: &mut String, r: &Report, kinds: &[&str]) {
         esc(&r.started_at),
         esc(&r.ended_at)
     );
+}
+
+/// The degraded windows, with the rule that found them.
+fn degraded_table(out: &mut String, d: &crate::report::Degraded) {
+    let (Some(threshold), Some(p50)) = (d.threshold_ms, d.baseline_p50_ms) else {
+        return;
+    };
+    out.push_str("<h2>Degraded windows</h2>\n");
+    let _ = writeln!(
+        out,
+        "<p class=\"note\">An ok answer is slow above {threshold:.1} ms from its intended send: max(5 x the baseline p50 {p50:.2} ms, p50 + 100 ms). A window is a run of slow answers, ended by three fast ones or by a failure.</p>"
+    );
+    if d.windows.is_empty() {
+        out.push_str("<p>No degraded window.</p>\n");
+        return;
+    }
+    out.push_str("<table><tr><th class=\"n\">#</th><th>from</th><th>to</th><th class=\"n\">length</th><th class=\"n\">slow answers</th><th class=\"n\">extra latency</th><th class=\"n\">slowest</th></tr>\n");
+    for (i, w) in d.windows.iter().enumerate().take(MAX_WINDOWS) {
+        let _ = writeln!(
+            out,
+            "<tr><td class=\"n\">D{}</td><td>{}</td><td>{}{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td></tr>",
+            i + 1,
+            offset(w.start_ms),
+            offset(w.end_ms),
+            if w.open { " (still slow at the end)" } else { "" },
+            duration(w.duration_ms),
+            w.slow,
+            duration(w.extra_ms),
+            duration(w.max_ms),
+        );
+    }
+    out.push_str("</table>\n");
+    if d.windows.len() > MAX_WINDOWS {
+        let _ = writeln!(
+            out,
+            "<p class=\"note\">The first {MAX_WINDOWS} of {} degraded windows; windows.csv has every one.</p>",
+            d.windows.len()
+        );
+    }
 }

@@ -279,3 +279,31 @@ fn matrix_page_bans_an_invalid_run_and_never_recommends_it() {
     ));
     assert!(page.contains("rests on 1 valid run; 1 invalid run not counted)"));
 }
+
+#[test]
+fn degraded_windows_are_shaded_apart_from_outages_with_their_legend() {
+    let plain = render_html(&base_report("fast", "http://127.0.0.1:1/"));
+    assert!(plain.contains("outage window</span>"));
+    assert!(!plain.contains("class=\"degraded\""));
+    assert!(!plain.contains("degraded window (slow answers)"));
+
+    let mut r = base_report("slow", "http://127.0.0.1:1/");
+    r.degraded.windows.push(crate::report::DegradedWindow {
+        start_ms: 2000.0,
+        end_ms: 2500.0,
+        duration_ms: 500.0,
+        slow: 500,
+        extra_ms: 450_000.0,
+        max_ms: 1200.0,
+        open: false,
+    });
+    r.degraded.total_ms = 500.0;
+    let page = render_html(&r);
+    // Drawn (blue, dashed, labelled D1), in the legend and in its own table.
+    assert!(page.contains("<g class=\"degraded\"><title>degraded window D1 +2.000 s .. +2.500 s (500 ms), 500 slow answers"));
+    assert!(page.contains("degraded window (slow answers)</span>"));
+    assert!(page.contains("<h2>Degraded windows</h2>"));
+    assert!(page.contains("<td class=\"n\">D1</td><td>+2.000 s</td><td>+2.500 s</td>"));
+    // The outage keeps its own shading.
+    assert!(page.contains("<g class=\"window\">"));
+}
