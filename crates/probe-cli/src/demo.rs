@@ -7,6 +7,11 @@
 //! - **rolling**: v2 starts listening on the same port (SO_REUSEPORT) before v1
 //!   stops, as a RollingUpdate with a readinessProbe hands over.
 //!
+//! Each redeploy is the trigger future of a [`Rollout`], the procedure `rollprobe run`
+//! and users' tests go through, so the demo's reports are made as theirs are (its
+//! trigger recorded, its phases from its start and end); the instances' stops and starts
+//! are typed events on the probe's clock.
+//!
 //! Every instance names itself in an `x-pod-name` header, as the lab's app does, and the
 //! demo reads it (`--pod-from header:x-pod-name`), so its reports list the pods that
 //! answered. The service itself is `crate::service`.

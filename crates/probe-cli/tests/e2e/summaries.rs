@@ -79,7 +79,7 @@ fn report_reads_a_lone_samples_csv_and_says_what_it_inferred() {
     assert_eq!(report["config"]["rate"], 20.0);
     assert_eq!(report["target"], "");
     // The start is the run's own, to the millisecond it was written with.
-    assert_eq!(report["started_at"], recorded["header"]["started_at"]);
+    assert_eq!(report["started_at"], recorded["started_at"]);
     assert_eq!(report["totals"]["sent"], 20);
     let warning = report["warnings"][0].as_str().unwrap();
     assert!(warning.contains("the target"), "{warning}");
