@@ -71,7 +71,8 @@ async fn measure<F, Fut>(
     label: &str,
     addr: SocketAddr,
     rate: f64,
-    (out, quiet): (&Path, bool),
+    out: &Path,
+    quiet: bool,
     redeploy: F,
 ) -> Result<Report, CliError>
 where
@@ -130,7 +131,7 @@ async fn v1(reuse_port: bool) -> Result<ServiceInstance, CliError> {
 async fn recreate(rate: f64, out: &Path, quiet: bool) -> Result<Report, CliError> {
     let v1 = v1(false).await?;
     let addr = v1.addr();
-    let report = measure("recreate", addr, rate, (out, quiet), |run| async move {
+    measure("recreate", addr, rate, out, quiet, |run| async move {
         v1.stop().await;
         run.event(EventKind::InstanceStopped, "v1");
         tokio::time::sleep(STARTUP_DELAY).await;
@@ -140,14 +141,14 @@ async fn recreate(rate: f64, out: &Path, quiet: bool) -> Result<Report, CliError
         run.event(EventKind::InstanceListening, "v2");
         run.keep_serving(v2);
         Ok(())
-    });
-    report.await
+    })
+    .await
 }
 
 async fn rolling(rate: f64, out: &Path, quiet: bool) -> Result<Report, CliError> {
     let v1 = v1(true).await?;
     let addr = v1.addr();
-    let report = measure("rolling", addr, rate, (out, quiet), |run| async move {
+    measure("rolling", addr, rate, out, quiet, |run| async move {
         // The new instance starts up while the old one keeps serving.
         tokio::time::sleep(STARTUP_DELAY).await;
         let v2 = ServiceInstance::start(addr, "v2", true)
@@ -159,8 +160,8 @@ async fn rolling(rate: f64, out: &Path, quiet: bool) -> Result<Report, CliError>
         run.event(EventKind::InstanceStopped, "v1");
         run.keep_serving(v2);
         Ok(())
-    });
-    report.await
+    })
+    .await
 }
 
 /// `rollprobe demo`.

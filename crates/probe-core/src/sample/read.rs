@@ -456,8 +456,8 @@ struct SeqSpan {
 impl SeqSpan {
     fn rate(&self) -> Option<f64> {
         let (seqs, ms) = (self.high.0 - self.low.0, self.high.1 - self.low.1);
-        // Intended times are kept to the microsecond: to the thousandth of a req/s
-        // the spacing gives the rate back exactly.
+        // Intended times are kept to the microsecond, so the spacing gives the rate
+        // back to well within the thousandth of a req/s it is rounded to.
         (seqs > 0 && ms > 0.0).then(|| (1e6 * seqs as f64 / ms).round() / 1000.0)
     }
 }
