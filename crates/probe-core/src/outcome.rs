@@ -221,6 +221,47 @@ impl Outcome {
         }
     }
 
+    /// What this failure usually means: during a Kubernetes rollout when `cluster` (the
+    /// run had a cluster's events), else in plain words for a server restarted on its
+    /// own host, with no kube-proxy, Service, endpoint or pod to blame.
+    ///
+    /// ```
+    /// use probe_core::Outcome;
+    /// assert!(Outcome::ConnectionRefused.hint_for(true).contains("kube-proxy"));
+    /// assert!(!Outcome::ConnectionRefused.hint_for(false).contains("kube-proxy"));
+    /// ```
+    pub fn hint_for(self, cluster: bool) -> &'static str {
+        if cluster {
+            return self.hint();
+        }
+        match self {
+            Outcome::ConnectionRefused => {
+                "nothing accepted the connection: nothing listened on that port (the server was stopped, \
+                 restarting, or not listening yet)"
+            }
+            Outcome::HostUnreachable => {
+                "the address stopped answering: the host is down, gone, or no longer on this network"
+            }
+            Outcome::ConnectionReset => {
+                "the connection was aborted: the server was killed or restarted with it open"
+            }
+            Outcome::ConnectionClosed => {
+                "the server closed the connection before answering: a keep-alive connection to a server shutting down"
+            }
+            Outcome::ResponseTimeout => "no full answer in time: an overloaded or hung server",
+            Outcome::ProxyNoUpstream => {
+                "a proxy had nothing to send to: its upstreams were all down or refused"
+            }
+            Outcome::ProxyUpstreamFailed => {
+                "a proxy's upstream refused, reset or was gone (it was restarted under the proxy)"
+            }
+            Outcome::ProxyUpstreamTimeout => {
+                "a proxy gave up waiting: the upstream hung or was unreachable until the proxy's timeout"
+            }
+            other => other.hint(),
+        }
+    }
+
     /// What this failure usually means during a Kubernetes rollout.
     pub fn hint(self) -> &'static str {
         match self {
@@ -341,5 +382,26 @@ mod tests {
         assert!(!Outcome::LocalEmfile.is_target_failure());
         assert!(!Outcome::Skipped.is_failure());
         assert!(Outcome::ConnectionRefused.is_target_failure());
+    }
+
+    #[test]
+    fn plain_hints_have_no_kubernetes_words_and_cluster_hints_keep_them() {
+        let cluster_words = [
+            "kube",
+            "endpoint",
+            "pod",
+            "readiness",
+            "service",
+            "ingress",
+            "sidecar",
+        ];
+        for k in Outcome::ALL {
+            let plain = k.hint_for(false).to_lowercase();
+            for word in cluster_words {
+                assert!(!plain.contains(word), "{k}: {plain}");
+            }
+            assert_eq!(k.hint_for(true), k.hint(), "{k}");
+        }
+        assert!(Outcome::ConnectionRefused.hint().contains("kube-proxy"));
     }
 }

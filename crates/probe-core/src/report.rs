@@ -45,7 +45,8 @@ pub struct Report {
     /// Every version that answered, in order of first answer.
     pub versions: Vec<VersionSeen>,
     /// From the first answer of the newest version to the last answer of the
-    /// oldest one; 0 when they did not overlap or only one version answered.
+    /// oldest one (or of the newest, if it stopped first); 0 when they did not
+    /// overlap or only one version answered.
     pub mixed_ms: f64,
     /// The mixed window itself, when two versions answered.
     pub mixed: Option<MixedWindow>,
@@ -236,6 +237,9 @@ impl Report {
                 ));
             }
         }
+        if t.ok == 0 && t.failed > 0 {
+            warnings.push(nothing_answered(t.failed, &self.failures));
+        }
         if t.syn_retransmitted > 0 {
             warnings.push(format!(
                 "{} connects needed a retransmitted SYN: their first SYN got no answer (a REJECT or failed ARP whose ICMP error was rate-limited away, or a drop), so each waited 1 s or more",
@@ -245,6 +249,37 @@ impl Report {
         self.warnings = warnings;
         self
     }
+}
+
+/// The warning of a run in which no request succeeded: then the figures describe a
+/// target that was never up (a typo in the URL, a dead port, a wrong path), not a
+/// rollout, and the most common kind says what to check first.
+fn nothing_answered(failed: u64, failures: &BTreeMap<String, u64>) -> String {
+    use crate::outcome::Outcome;
+    let most = failures
+        .iter()
+        .filter_map(|(kind, n)| Some((kind.parse::<Outcome>().ok()?, *n)))
+        .filter(|(kind, _)| !kind.is_local())
+        .max_by(|a, b| a.1.cmp(&b.1).then(b.0.cmp(&a.0)))
+        .map(|(kind, _)| kind);
+    let check = match most {
+        Some(Outcome::ConnectionRefused) => {
+            "nothing listens there: check the host and port, and that the service is running"
+        }
+        Some(Outcome::Dns) => "the host name did not resolve: check its spelling and --resolve",
+        Some(Outcome::UnexpectedStatus) => {
+            "it answered with other statuses: check the path and --expect-status"
+        }
+        Some(Outcome::Tls) => "check the scheme (http or https), --cacert and the host name",
+        Some(Outcome::HostUnreachable | Outcome::NetworkUnreachable | Outcome::ConnectTimeout) => {
+            "the address is not reachable from here: check the host, the port and the route"
+        }
+        _ => "check the URL (host, port, path), that the service is up, and --expect-status",
+    };
+    format!(
+        "nothing ever answered: none of the {failed} requests succeeded ({}), so this measures a target that was never up, not a rollout; {check}",
+        most.map_or_else(|| "no known failure kind".to_string(), |k| format!("mostly {k}"))
+    )
 }
 
 /// A pod (instance) that answered.
@@ -446,7 +481,8 @@ pub struct MixedWindow {
     pub new: String,
     /// First answer of `new`, ms.
     pub start_ms: f64,
-    /// Last answer of `old`, ms.
+    /// The end of the overlap: the last answer of `old`, or of `new` if that came
+    /// first (the new version stopped answering while the old one still did), ms.
     pub end_ms: f64,
     /// The pods whose latest answer was `old` (with `pod_from`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

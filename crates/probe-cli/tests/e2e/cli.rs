@@ -243,7 +243,10 @@ fn compare_prints_one_row_per_run_in_three_formats() {
     let text = run(&[&["compare"][..], &paths].concat());
     let text = String::from_utf8_lossy(&text.stdout).to_string();
     let lines: Vec<&str> = text.lines().collect();
-    assert_eq!(lines.len(), 3, "{text}");
+    // The table (header and a row per run), then the recommendation line that the
+    // JSON and the html page have too: one run each, and only "good" lost nothing.
+    assert_eq!(lines.len(), 4, "{text}");
+    assert!(lines[3].starts_with("recommendation: good"), "{text}");
     assert!(
         lines[0].starts_with("label") && lines[0].contains("connection_refused"),
         "{text}"

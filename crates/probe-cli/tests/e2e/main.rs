@@ -29,6 +29,7 @@ mod request_ids;
 mod shells_and_help;
 mod signals;
 mod streams;
+mod summaries;
 mod truthful_times;
 mod unreachable_errnos;
 mod usage;

@@ -556,6 +556,9 @@ impl Analyzer {
         });
         let phases = self.phases(duration_ms);
         let per_second = self.seconds.finish(&self.versions);
+        // Kubernetes words only where a cluster took part.
+        let cluster =
+            header.config.rollout_events || self.events.iter().any(|e| e.kind.is_rollout());
         let failure_details = self
             .details
             .iter()
@@ -565,7 +568,7 @@ impl Analyzer {
                 errno_name: errno.and_then(errno_name).map(str::to_string),
                 message: errno.map(os_message),
                 count,
-                hint: tls.map_or_else(|| kind.hint().to_string(), |t| t.summary()),
+                hint: tls.map_or_else(|| kind.hint_for(cluster).to_string(), |t| t.summary()),
             })
             .collect();
         let report = Report {
@@ -651,7 +654,9 @@ impl Analyzer {
             old: old.version.clone(),
             new: new.version.clone(),
             start_ms: new.first_ms,
-            end_ms: old.last_ms,
+            // Both answered only while both still answered: a new version that
+            // stopped (rolled back) ends the overlap before the old one's last answer.
+            end_ms: old.last_ms.min(new.last_ms),
             old_pods: pods_of(&old.version),
             new_pods: pods_of(&new.version),
         })
@@ -804,9 +809,13 @@ pub fn analyze_samples_file(
     let mut events = Some(events);
     let mut start =
         |header: &RunHeader| RunAnalyzer::with_events(header, events.take().unwrap_or_default());
-    let (header, footer) = crate::sample::stream_for_analysis(path, |header, s| {
+    let (header, footer, inferred) = crate::sample::stream_for_analysis(path, |header, s| {
         analyzer.get_or_insert_with(|| start(header)).push(s);
     })?;
     let analyzer = analyzer.unwrap_or_else(|| start(&header));
-    Ok(analyzer.finish(&header, footer.as_ref()))
+    let mut report = analyzer.finish(&header, footer.as_ref());
+    if let Some(inferred) = inferred {
+        report.warnings.insert(0, inferred.warning());
+    }
+    Ok(report)
 }

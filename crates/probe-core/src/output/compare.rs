@@ -4,8 +4,8 @@
 //! Every row says whether its run is a valid measurement, because an invalid
 //! run's figures (often the best-looking ones: an overloaded prober sends little
 //! and sees little fail) are the prober's, not the target's. The recommendation
-//! (in the JSON; the html page is matrix.html's) is the matrix's, by the same
-//! rule, so the two commands never disagree.
+//! (the text's last line, the JSON's key; the html page is matrix.html's) is the
+//! matrix's, by the same rule, so the two commands never disagree.
 
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
@@ -117,9 +117,9 @@ impl Comparison {
         set.into_iter().cloned().collect()
     }
 
-    /// An aligned text table, then a line for each run that is not a valid
-    /// measurement. The recommendation is in the JSON and the html page; the table
-    /// keeps its one row per run.
+    /// An aligned text table (one row per run), then a line for each run that is not
+    /// a valid measurement, then the recommendation line (as in the JSON and the html
+    /// page) when there are runs to choose between.
     pub fn to_text(&self) -> String {
         let kinds = self.kinds();
         let mut header = vec![
@@ -154,6 +154,9 @@ impl Comparison {
         for r in self.rows.iter().filter(|r| !r.valid) {
             let reason = r.invalid_reason.as_deref().unwrap_or("the run says so");
             let _ = writeln!(text, "{}: not a valid measurement: {reason}", r.label);
+        }
+        if let Some(line) = &self.recommendation {
+            let _ = writeln!(text, "{line}");
         }
         text
     }
@@ -225,7 +228,9 @@ mod tests {
             text.contains("overloaded: not a valid measurement: 91983 of 94983 ticks"),
             "{text}"
         );
-        assert_eq!(text.lines().count(), 4, "{text}");
+        // The table, the invalid run's line, and the recommendation, as in the JSON.
+        assert_eq!(text.lines().count(), 5, "{text}");
+        assert_eq!(text.lines().last(), c.recommendation.as_deref(), "{text}");
 
         let csv = c.to_csv();
         assert!(
@@ -259,5 +264,6 @@ mod tests {
         let c = Comparison::new(&[base_report("solo", "http://127.0.0.1:1/")]);
         assert_eq!(c.recommendation, None);
         assert!(!c.to_json().contains("recommendation"));
+        assert!(!c.to_text().contains("recommendation"), "{}", c.to_text());
     }
 }

@@ -5,6 +5,7 @@
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
 
+use crate::event::EventKind;
 use crate::outcome::Outcome;
 use crate::output::fmt::{duration, offset};
 use crate::report::Report;
@@ -27,7 +28,12 @@ fn summary(r: &Report) -> String {
     let _ = writeln!(
         out,
         "rollprobe {label}: {}  ({}, {} req/s, {}{}{})",
-        r.target,
+        // A report of a lone samples.csv does not know it.
+        if r.target.is_empty() {
+            "(target unknown)"
+        } else {
+            &r.target
+        },
         r.config.connection,
         r.config.rate,
         duration(r.duration_ms),
@@ -112,6 +118,13 @@ fn summary(r: &Report) -> String {
         windows_section(&mut out, "", &r.downtime.windows);
         degraded_section(&mut out, "", &r.degraded);
     }
+    let marks = marks_of(r);
+    if !marks.is_empty() {
+        let _ = writeln!(out, "\nMarks");
+        for (i, m) in marks.iter().enumerate() {
+            let _ = writeln!(out, "  {:<2} {}  {}", i + 1, offset(m.at_ms), m.detail);
+        }
+    }
     if !r.versions.is_empty() {
         let _ = writeln!(out, "\nVersions");
         for v in &r.versions {
@@ -136,9 +149,26 @@ fn summary(r: &Report) -> String {
                 let _ = writeln!(out, "  pods: {}", by_version.join("; "));
             }
             if m.end_ms >= m.start_ms {
+                // When the new version stopped first, say so: the old one was
+                // alone again after the overlap.
+                let old_last = r
+                    .versions
+                    .iter()
+                    .find(|v| v.version == m.old)
+                    .map_or(m.end_ms, |v| v.last_ms);
+                let after = if old_last > m.end_ms {
+                    format!(
+                        "; then {} answered no more, and {} answered until {}",
+                        m.new,
+                        m.old,
+                        offset(old_last)
+                    )
+                } else {
+                    String::new()
+                };
                 let _ = writeln!(
                     out,
-                    "  mixed {}: {} and {} both answered from {} to {}; flips {}",
+                    "  mixed {}: {} and {} both answered from {} to {}{after}; flips {}",
                     duration(r.mixed_ms),
                     m.old,
                     m.new,
@@ -196,15 +226,51 @@ fn summary(r: &Report) -> String {
     );
     if r.streams.len() > 1 {
         for st in &r.streams {
-            strip_section(&mut out, &format!(" of {}", st.name), &st.timeline);
+            strip_section(&mut out, &format!(" of {}", st.name), &st.timeline, &marks);
         }
     } else {
-        strip_section(&mut out, "", &r.timeline);
+        strip_section(&mut out, "", &r.timeline, &marks);
     }
     out
 }
 
-fn strip_section(out: &mut String, title: &str, timeline: &crate::report::Timeline) {
+/// The run's marks (`--marks-stdin`, `ProbeHandle::mark`, a lab's steps), in time order.
+fn marks_of(r: &Report) -> Vec<&crate::event::Event> {
+    let mut marks: Vec<&crate::event::Event> = r
+        .events
+        .iter()
+        .filter(|e| e.kind == EventKind::Mark)
+        .collect();
+    marks.sort_by(|a, b| a.at_ms.total_cmp(&b.at_ms));
+    marks
+}
+
+/// The character of the `i`-th mark in the Marks list and under the strip.
+fn mark_symbol(i: usize) -> char {
+    char::from_digit(i as u32 + 1, 10).unwrap_or('*')
+}
+
+/// The line under a strip that puts each mark under its character; marks that share
+/// a character show as `*`.
+fn marks_line(timeline: &crate::report::Timeline, marks: &[&crate::event::Event]) -> String {
+    let width = timeline.strip.chars().count();
+    let mut line = vec![' '; width];
+    for (i, m) in marks.iter().enumerate() {
+        if width == 0 || timeline.bucket_ms <= 0.0 {
+            break;
+        }
+        let at = ((m.at_ms / timeline.bucket_ms).max(0.0) as usize).min(width - 1);
+        line[at] = if line[at] == ' ' { mark_symbol(i) } else { '*' };
+    }
+    line.into_iter().collect::<String>().trim_end().to_string()
+}
+
+fn strip_section(
+    out: &mut String,
+    title: &str,
+    timeline: &crate::report::Timeline,
+    marks: &[&crate::event::Event],
+) {
     if !timeline.strip.is_empty() {
         let _ = writeln!(
             out,
@@ -212,6 +278,9 @@ fn strip_section(out: &mut String, title: &str, timeline: &crate::report::Timeli
             duration(timeline.bucket_ms),
             timeline.strip
         );
+        if !marks.is_empty() {
+            let _ = writeln!(out, "   {}", marks_line(timeline, marks));
+        }
         let used: BTreeSet<char> = timeline.strip.chars().collect();
         let mut legend: Vec<String> = Vec::new();
         if used.contains(&'.') {
@@ -229,6 +298,9 @@ fn strip_section(out: &mut String, title: &str, timeline: &crate::report::Timeli
                     if k.is_local() { "local_*" } else { k.as_str() }
                 ));
             }
+        }
+        if !marks.is_empty() {
+            legend.push("1-9 the marks listed above (* several, or the 10th on)".into());
         }
         let _ = writeln!(out, "  {}", legend.join("  "));
     }
@@ -467,5 +539,199 @@ impl Report {
     /// The human summary printed at the end of a run.
     pub fn summary(&self) -> String {
         summary(self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::analyze::RunAnalyzer;
+    use crate::config::RecordedConfig;
+    use crate::event::{Event, EventKind};
+    use crate::outcome::Outcome;
+    use crate::report::Report;
+    use crate::sample::{RunHeader, Sample};
+
+    fn header() -> RunHeader {
+        RunHeader {
+            schema: crate::sample::SAMPLES_SCHEMA.into(),
+            label: None,
+            target: "http://127.0.0.1:1/".into(),
+            config: RecordedConfig::for_tests(100.0, 5000, 1016),
+            started_at: "2026-01-01T00:00:00.000Z".into(),
+            run_id: String::new(),
+            streams: Vec::new(),
+        }
+    }
+
+    /// 100 req/s for `seconds`; `answer(seq)` is each request's outcome and version,
+    /// answered at once (so answer times are the intended times the tests name).
+    fn run(
+        seconds: u64,
+        events: Vec<Event>,
+        answer: impl Fn(u64) -> (Outcome, &'static str),
+    ) -> Report {
+        let mut a = RunAnalyzer::with_events(&header(), events);
+        for seq in 0..seconds * 100 {
+            let (outcome, version) = answer(seq);
+            let intended = seq as f64 * 10.0;
+            a.push(Sample {
+                sent_ms: Some(intended),
+                total_ms: Some(0.0),
+                errno: (outcome == Outcome::ConnectionRefused).then_some(111),
+                version: (outcome == Outcome::Ok).then(|| version.to_string()),
+                ..Sample::new("local-fresh", seq, intended, outcome)
+            });
+        }
+        a.finish(&header(), None)
+    }
+
+    fn line_with<'a>(summary: &'a str, start: &str) -> &'a str {
+        summary
+            .lines()
+            .find(|l| l.trim_start().starts_with(start))
+            .unwrap_or_else(|| panic!("no line starting with {start:?} in:\n{summary}"))
+    }
+
+    #[test]
+    fn the_mixed_sentence_ends_when_the_new_version_stopped_answering() {
+        // Issue 24 case 10: v1 answered for 7 s, v2 beside it only until +2.0 s
+        // (rolled back), so they both answered from +0.02 s to +2.0 s, not to +7 s.
+        let r = run(7, Vec::new(), |seq| match seq {
+            2..=200 if seq % 2 == 0 => (Outcome::Ok, "v2"),
+            _ => (Outcome::Ok, "v1"),
+        });
+        let mixed = r.mixed.as_ref().unwrap();
+        assert_eq!((mixed.start_ms, mixed.end_ms), (20.0, 2000.0));
+        assert_eq!(r.mixed_ms, 1980.0);
+        let summary = r.summary();
+        let line = line_with(&summary, "mixed");
+        assert!(
+            line.contains("v1 and v2 both answered from +0.020 s to +2.000 s; then v2 answered no more, and v1 answered until +6.990 s"),
+            "{line}"
+        );
+    }
+
+    #[test]
+    fn a_rollout_that_left_the_new_version_serving_keeps_its_sentence() {
+        let r = run(3, Vec::new(), |seq| match seq {
+            0..=99 => (Outcome::Ok, "v1"),
+            100..=199 if seq % 2 == 0 => (Outcome::Ok, "v2"),
+            100..=199 => (Outcome::Ok, "v1"),
+            _ => (Outcome::Ok, "v2"),
+        });
+        let summary = r.summary();
+        let line = line_with(&summary, "mixed");
+        assert!(
+            line.contains("v1 and v2 both answered from +1.000 s to +1.990 s; flips"),
+            "{line}"
+        );
+    }
+
+    #[test]
+    fn marks_are_listed_with_their_times_and_marked_under_the_strip() {
+        let marks = vec![
+            Event::new(1000.0, EventKind::Mark, "scaled to 0"),
+            Event::new(500.0, EventKind::TriggerStart, "kubectl"),
+            Event::new(3000.0, EventKind::Mark, "scaled to 3"),
+        ];
+        let r = run(4, marks, |seq| match seq {
+            100..=199 => (Outcome::ConnectionRefused, ""),
+            _ => (Outcome::Ok, "v1"),
+        });
+        let summary = r.summary();
+        let lines: Vec<&str> = summary.lines().collect();
+        let at = lines.iter().position(|l| *l == "Marks").expect(&summary);
+        assert_eq!(lines[at + 1], "  1  +1.000 s  scaled to 0", "{summary}");
+        assert_eq!(lines[at + 2], "  2  +3.000 s  scaled to 3", "{summary}");
+        // The trigger is not a mark.
+        assert_eq!(lines[at + 3], "", "{summary}");
+        // The line under the strip puts each mark under its character.
+        let strip = lines
+            .iter()
+            .position(|l| l.starts_with("  ["))
+            .expect(&summary);
+        let under = lines[strip + 1];
+        let bucket = r.timeline.bucket_ms;
+        let column = |ms: f64| 3 + (ms / bucket) as usize;
+        assert_eq!(under.find('1'), Some(column(1000.0)), "{summary}");
+        assert_eq!(under.find('2'), Some(column(3000.0)), "{summary}");
+        assert_eq!(
+            under.trim().len(),
+            column(3000.0) - column(1000.0) + 1,
+            "{summary}"
+        );
+        // The failure under mark 1 starts right at it.
+        let refused = Outcome::ConnectionRefused.symbol();
+        assert_eq!(
+            lines[strip].chars().nth(column(1000.0)),
+            Some(refused),
+            "{summary}"
+        );
+        assert!(
+            lines[strip + 2].contains("1-9 the marks listed above"),
+            "{summary}"
+        );
+    }
+
+    #[test]
+    fn a_run_without_marks_has_no_marks_section_nor_line() {
+        let r = run(2, Vec::new(), |_| (Outcome::Ok, "v1"));
+        let summary = r.summary();
+        assert!(!summary.contains("Marks"), "{summary}");
+        let lines: Vec<&str> = summary.lines().collect();
+        let strip = lines.iter().position(|l| l.starts_with("  [")).unwrap();
+        assert!(lines[strip + 1].starts_with("  . ok"), "{summary}");
+    }
+
+    #[test]
+    fn a_run_where_nothing_ever_answered_says_so_and_what_to_check() {
+        let r = run(1, Vec::new(), |_| (Outcome::ConnectionRefused, ""));
+        let warning = r
+            .warnings
+            .iter()
+            .find(|w| w.starts_with("nothing ever answered"))
+            .unwrap_or_else(|| panic!("{:?}", r.warnings));
+        assert!(
+            warning.contains("none of the 100 requests succeeded (mostly connection_refused)"),
+            "{warning}"
+        );
+        assert!(warning.contains("check the host and port"), "{warning}");
+        assert!(r.summary().contains(&format!("warning: {warning}")));
+        // One answer is enough to not say it.
+        let once = run(1, Vec::new(), |seq| match seq {
+            0 => (Outcome::Ok, "v1"),
+            _ => (Outcome::ConnectionRefused, ""),
+        });
+        assert!(
+            !once.warnings.iter().any(|w| w.contains("nothing ever")),
+            "{:?}",
+            once.warnings
+        );
+    }
+
+    #[test]
+    fn kubernetes_hints_only_for_a_run_with_cluster_events() {
+        let refused = |seq| match seq {
+            50..=59 => (Outcome::ConnectionRefused, ""),
+            _ => (Outcome::Ok, "v1"),
+        };
+        let local = run(1, Vec::new(), refused);
+        let hint = &local.failure_details[0].hint;
+        assert!(!hint.contains("kube-proxy"), "{hint}");
+        assert!(hint.contains("nothing listened on that port"), "{hint}");
+        assert!(
+            !local.summary().contains("kube-proxy"),
+            "{}",
+            local.summary()
+        );
+
+        let mut ready = Event::new(100.0, EventKind::PodReady, "web-b");
+        ready.subject.pod = Some("web-b".into());
+        let cluster = run(1, vec![ready], refused);
+        assert_eq!(
+            cluster.failure_details[0].hint,
+            Outcome::ConnectionRefused.hint()
+        );
+        assert!(cluster.summary().contains("kube-proxy"));
     }
 }

@@ -6,7 +6,9 @@ use std::fs::File;
 use std::io::{self, BufRead, BufReader};
 use std::path::{Path, PathBuf};
 
-use super::{RunFooter, RunHeader, RunRecord, Sample, FOOTER_PREFIX, HEADER_PREFIX, RUN_FILE};
+use super::{
+    RunFooter, RunHeader, RunRecord, Sample, StreamInfo, FOOTER_PREFIX, HEADER_PREFIX, RUN_FILE,
+};
 
 /// A samples file read back: the run's header, its rows, and its end if it ended cleanly.
 #[derive(Debug, Clone)]
@@ -61,6 +63,8 @@ struct Layout {
     body_end: u64,
     /// The CSV line number of the body's first line, for messages.
     first_line: u64,
+    /// Set when run.json was missing and the header was inferred from the rows.
+    inferred: Option<Inferred>,
 }
 
 fn layout(path: &Path) -> Result<Layout, ReadError> {
@@ -95,7 +99,25 @@ fn layout(path: &Path) -> Result<Layout, ReadError> {
                 "not a rollprobe samples file (its header row must start with 'stream,seq')".into(),
             ));
         }
-        let record = RunRecord::read(dir)?;
+        let record = match RunRecord::read(dir) {
+            Ok(record) => record,
+            // A samples.csv copied on its own: its rows still say what was run.
+            Err(ReadError::Io {
+                path: missing,
+                source,
+            }) if source.kind() == io::ErrorKind::NotFound => {
+                let inferred = Inferred::from_rows(path, &missing)?;
+                return Ok(Layout {
+                    header: inferred.header(),
+                    footer: None,
+                    body_start: 0,
+                    body_end: len,
+                    first_line: 1,
+                    inferred: Some(inferred),
+                });
+            }
+            Err(e) => return Err(e),
+        };
         crate::config::check_rate(record.header.config.rate).map_err(|e| ReadError::Format {
             path: dir.join(RUN_FILE).display().to_string(),
             line: 0,
@@ -107,6 +129,7 @@ fn layout(path: &Path) -> Result<Layout, ReadError> {
             body_start: 0,
             body_end: len,
             first_line: 1,
+            inferred: None,
         });
     }
     let header = parse_header_line(&first).map_err(|reason| format_err(1, reason))?;
@@ -128,6 +151,7 @@ fn layout(path: &Path) -> Result<Layout, ReadError> {
         body_start: first.len() as u64,
         body_end: body_end.max(first.len() as u64),
         first_line: 2,
+        inferred: None,
     })
 }
 
@@ -266,10 +290,11 @@ struct AnalyzedRow<'a> {
 /// errno name, request id and connection of the [`Sample`] are left empty, and its
 /// error too unless it is a TLS failure (whose text the summary names).
 /// Every row is still checked (its column count, and every column kept).
+/// Also returns what was inferred, when run.json was missing.
 pub(crate) fn stream_for_analysis(
     path: &Path,
     mut each: impl FnMut(&RunHeader, Sample),
-) -> Result<(RunHeader, Option<RunFooter>), ReadError> {
+) -> Result<(RunHeader, Option<RunFooter>, Option<Inferred>), ReadError> {
     let Body {
         layout,
         shown,
@@ -350,7 +375,9 @@ pub(crate) fn stream_for_analysis(
         };
         each(&layout.header, sample);
     }
-    layout.end(pending_error)
+    let inferred = layout.inferred.clone();
+    let (header, footer) = layout.end(pending_error)?;
+    Ok((header, footer, inferred))
 }
 
 /// Finds the end line of a clean run in `text` (an old file's body, or its tail):
@@ -399,6 +426,172 @@ fn check_intended_ms(ms: f64) -> Result<(), String> {
         Err(format!(
             "intended_ms {shown} is not a time of the run (0 to 1e12 ms)"
         ))
+    }
+}
+
+/// What a samples.csv copied without its run.json still says of its run, read from
+/// its rows: each stream's rate (the spacing of intended times over its seq numbers:
+/// request *i* is due at *i*/rate) and the start (the first wall time less its intended
+/// time). The target and the other settings are not in the rows.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Inferred {
+    /// The run.json that was looked for.
+    pub(crate) missing: String,
+    /// The wall-clock start, when a row had a wall time.
+    pub(crate) started_at: Option<String>,
+    /// Each stream's name and rate, in order of first row.
+    pub(crate) streams: Vec<(String, f64)>,
+}
+
+/// The columns the inference reads.
+#[derive(serde::Deserialize)]
+struct InferredRow<'a> {
+    #[serde(default)]
+    stream: &'a str,
+    seq: u64,
+    intended_ms: f64,
+    #[serde(default)]
+    wall_time: &'a str,
+}
+
+/// One stream's lowest and highest seq seen, each with its intended time.
+struct SeqSpan {
+    name: String,
+    low: (u64, f64),
+    high: (u64, f64),
+}
+
+impl SeqSpan {
+    fn rate(&self) -> Option<f64> {
+        let (seqs, ms) = (self.high.0 - self.low.0, self.high.1 - self.low.1);
+        // Intended times are kept to the microsecond, so the spacing gives the rate
+        // back to well within the thousandth of a req/s it is rounded to.
+        (seqs > 0 && ms > 0.0).then(|| (1e6 * seqs as f64 / ms).round() / 1000.0)
+    }
+}
+
+impl Inferred {
+    /// Reads the rows of `path` (a samples.csv whose run.json, `missing`, is not there).
+    /// Bad rows are skipped here: the analysis reads every row again and refuses them
+    /// with their line.
+    fn from_rows(path: &Path, missing: &str) -> Result<Inferred, ReadError> {
+        let shown = path.display().to_string();
+        let io_err = |source| ReadError::Io {
+            path: shown.clone(),
+            source,
+        };
+        let file = File::open(path).map_err(io_err)?;
+        let mut csv = csv::ReaderBuilder::new()
+            .flexible(false)
+            .from_reader(BufReader::with_capacity(256 * 1024, file));
+        let headers = csv
+            .byte_headers()
+            .map_err(|e| format_err(&shown, 1, e.to_string()))?
+            .clone();
+        let mut record = csv::ByteRecord::new();
+        let mut spans: Vec<SeqSpan> = Vec::new();
+        let mut started_at = None;
+        while let Ok(true) = csv.read_byte_record(&mut record) {
+            let Ok(row) = record.deserialize::<InferredRow>(Some(&headers)) else {
+                continue;
+            };
+            if check_intended_ms(row.intended_ms).is_err() {
+                continue;
+            }
+            if started_at.is_none() {
+                started_at = row
+                    .wall_time
+                    .parse::<jiff::Timestamp>()
+                    .ok()
+                    .and_then(|t| crate::clock::wall_after(t, -row.intended_ms))
+                    .map(crate::clock::format_wall);
+            }
+            let name = if row.stream.is_empty() {
+                "local-fresh"
+            } else {
+                row.stream
+            };
+            let at = (row.seq, row.intended_ms);
+            match spans.iter_mut().find(|s| s.name == name) {
+                Some(s) if at.0 < s.low.0 => s.low = at,
+                Some(s) if at.0 > s.high.0 => s.high = at,
+                Some(_) => {}
+                None => spans.push(SeqSpan {
+                    name: name.to_string(),
+                    low: at,
+                    high: at,
+                }),
+            }
+        }
+        let Some(known) = spans.iter().find_map(SeqSpan::rate) else {
+            return Err(ReadError::Io {
+                path: missing.to_string(),
+                source: io::Error::new(
+                    io::ErrorKind::NotFound,
+                    "it is missing, and the rows are too few to tell the rate (two requests of one stream are needed)",
+                ),
+            });
+        };
+        let streams: Vec<(String, f64)> = spans
+            .iter()
+            .map(|s| (s.name.clone(), s.rate().unwrap_or(known)))
+            .collect();
+        for (_, rate) in &streams {
+            crate::config::check_rate(*rate).map_err(|e| ReadError::Format {
+                path: shown.clone(),
+                line: 0,
+                reason: format!("the rate inferred from the rows: {e}"),
+            })?;
+        }
+        Ok(Inferred {
+            missing: missing.to_string(),
+            started_at,
+            streams,
+        })
+    }
+
+    /// The header the rows imply: no target, the documented defaults for every setting
+    /// the rows do not show, the first stream's rate as the run's.
+    fn header(&self) -> RunHeader {
+        let (first, rate) = (&self.streams[0].0, self.streams[0].1);
+        let mut config = crate::config::ProbeConfig::new(
+            crate::config::Target::parse("http://unknown.invalid/").expect("a constant, valid URL"),
+        );
+        config.rate = rate;
+        config.connection = StreamInfo::from(first.as_str()).connection;
+        RunHeader {
+            target: String::new(),
+            started_at: self.started_at.clone().unwrap_or_default(),
+            streams: self
+                .streams
+                .iter()
+                .map(|(name, r)| StreamInfo {
+                    // A stream's own rate is kept only where it is not the run's.
+                    rate: (*r != rate).then_some(*r),
+                    ..StreamInfo::from(name.as_str())
+                })
+                .collect(),
+            ..RunHeader::new(&config)
+        }
+    }
+
+    /// The warning a report of these rows carries: what was missing, what was
+    /// inferred, what is not known.
+    pub(crate) fn warning(&self) -> String {
+        let rates = self
+            .streams
+            .iter()
+            .map(|(name, rate)| format!("{name} {rate} req/s"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let start = match &self.started_at {
+            Some(at) => format!("the start ({at}) from the first row's wall_time"),
+            None => "no start (no row has a wall_time)".to_string(),
+        };
+        format!(
+            "{} was missing: inferred from the rows the rate ({rates}, from the intended times) and {start}; the target, the other settings and whether the run ended cleanly are unknown",
+            self.missing
+        )
     }
 }
 
@@ -521,6 +714,82 @@ mod tests {
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
+    /// A samples.csv alone in its folder, as copied off a CI runner: two streams at
+    /// 50 and 20 req/s, their clock started at 10:00:10.
+    fn write_lone_samples(name: &str, rows_per_stream: u64) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("samples.csv");
+        let t0: jiff::Timestamp = "2026-01-01T10:00:10Z".parse().unwrap();
+        let mut w = SampleWriter::create(&path).unwrap();
+        // Completion order, not send order: the second row of each stream first.
+        for seq in (0..rows_per_stream).rev() {
+            for (stream, period) in [("local-fresh", 20.0), ("local-keepalive", 50.0)] {
+                let intended = seq as f64 * period;
+                let outcome = if seq == 1 {
+                    Outcome::ConnectionRefused
+                } else {
+                    Outcome::Ok
+                };
+                w.write(&Sample {
+                    sent_ms: Some(intended + 0.1),
+                    total_ms: Some(1.0),
+                    wall_time: crate::clock::format_wall(
+                        crate::clock::wall_after(t0, intended).unwrap(),
+                    ),
+                    ..Sample::new(stream, seq, intended, outcome)
+                })
+                .unwrap();
+            }
+        }
+        w.finish().unwrap();
+        path
+    }
+
+    #[test]
+    fn a_lone_samples_csv_is_read_with_a_header_inferred_from_its_rows() {
+        let path = write_lone_samples("rp-lone", 40);
+        let report = crate::analyze_samples_file(&path, Vec::new()).unwrap();
+        assert_eq!(report.target, "");
+        assert_eq!(report.config.rate, 50.0);
+        assert_eq!(report.started_at, "2026-01-01T10:00:10.000Z");
+        let names: Vec<&str> = report.streams.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, ["local-fresh", "local-keepalive"]);
+        assert_eq!(report.totals.sent, 80);
+        assert_eq!(report.totals.failed, 2);
+        let warning = &report.warnings[0];
+        assert!(
+            warning.starts_with(&format!(
+                "{} was missing: ",
+                path.with_file_name("run.json").display()
+            )),
+            "{warning}"
+        );
+        for said in [
+            "local-fresh 50 req/s, local-keepalive 20 req/s",
+            "the start (2026-01-01T10:00:10.000Z) from the first row's wall_time",
+            "the target",
+        ] {
+            assert!(warning.contains(said), "{said}: {warning}");
+        }
+        let summary = report.summary();
+        assert!(summary.contains("(target unknown)"), "{summary}");
+        assert!(summary.contains(warning.as_str()), "{summary}");
+        std::fs::remove_dir_all(path.parent().unwrap()).unwrap();
+    }
+
+    #[test]
+    fn a_lone_samples_csv_too_short_to_tell_the_rate_is_refused_naming_run_json() {
+        let path = write_lone_samples("rp-lone-short", 1);
+        let err = crate::analyze_samples_file(&path, Vec::new())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("run.json"), "{err}");
+        assert!(err.contains("too few to tell the rate"), "{err}");
+        std::fs::remove_dir_all(path.parent().unwrap()).unwrap();
+    }
+
     #[test]
     fn reads_the_old_format_with_comment_lines() {
         let dir = std::env::temp_dir().join(format!("rp-old-{}", std::process::id()));
@@ -587,7 +856,7 @@ mod tests {
         let (dir, path, rows, w) = write_two_rows("rp-lean");
         drop(w);
         let mut seen = Vec::new();
-        let (h, footer) = stream_for_analysis(&path, |_, s| seen.push(s)).unwrap();
+        let (h, footer, _) = stream_for_analysis(&path, |_, s| seen.push(s)).unwrap();
         assert_eq!(h, header());
         assert!(footer.is_none());
         assert_eq!(seen, rows.iter().map(analyzed).collect::<Vec<_>>());
