@@ -169,6 +169,14 @@ fn figure(out: &mut String, name: &str, value: &str, bad: bool) {
     );
 }
 
+fn plural(n: usize) -> &'static str {
+    if n == 1 {
+        ""
+    } else {
+        "s"
+    }
+}
+
 fn header(out: &mut String, r: &Report) {
     let _ = write!(
         out,
@@ -210,30 +218,61 @@ fn header(out: &mut String, r: &Report) {
     } else {
         figure(out, "availability", &availability, t.failed > 0);
     }
-    let n = r.downtime.windows.len();
-    figure(
-        out,
-        &format!("downtime in {n} window{}", if n == 1 { "" } else { "s" }),
-        &duration(r.downtime.total_ms),
-        n > 0,
-    );
-    figure(
-        out,
-        "longest window",
-        &duration(r.downtime.longest_ms),
-        n > 0,
-    );
-    figure(out, "versions", &r.versions.len().to_string(), false);
-    if r.mixed.is_some() {
-        figure(out, "mixed versions", &duration(r.mixed_ms), false);
+    if r.streams.len() > 1 {
+        // The top-level downtime, windows and latency are the first stream's alone:
+        // with several streams, each one's own figures stand side by side instead.
+        out.push_str("</div>\n<div class=\"figures\">");
+        for st in &r.streams {
+            let n = st.downtime.windows.len();
+            let name = &st.name;
+            figure(
+                out,
+                &format!("{name}: failed"),
+                &st.totals.failed.to_string(),
+                st.totals.failed > 0,
+            );
+            figure(
+                out,
+                &format!("{name}: downtime in {n} window{}", plural(n)),
+                &duration(st.downtime.total_ms),
+                n > 0,
+            );
+            figure(
+                out,
+                &format!("{name}: latency p50 / p99"),
+                &format!("{:.1} / {:.1} ms", st.latency_ms.p50, st.latency_ms.p99),
+                false,
+            );
+        }
+        out.push_str("</div>\n<div class=\"figures\">");
+        figure(out, "versions", &r.versions.len().to_string(), false);
+        out.push_str("</div>\n");
+    } else {
+        let n = r.downtime.windows.len();
+        figure(
+            out,
+            &format!("downtime in {n} window{}", plural(n)),
+            &duration(r.downtime.total_ms),
+            n > 0,
+        );
+        figure(
+            out,
+            "longest window",
+            &duration(r.downtime.longest_ms),
+            n > 0,
+        );
+        figure(out, "versions", &r.versions.len().to_string(), false);
+        if r.mixed.is_some() {
+            figure(out, "mixed versions", &duration(r.mixed_ms), false);
+        }
+        figure(
+            out,
+            "latency p50 / p99",
+            &format!("{:.1} / {:.1} ms", r.latency_ms.p50, r.latency_ms.p99),
+            false,
+        );
+        out.push_str("</div>\n");
     }
-    figure(
-        out,
-        "latency p50 / p99",
-        &format!("{:.1} / {:.1} ms", r.latency_ms.p50, r.latency_ms.p99),
-        false,
-    );
-    out.push_str("</div>\n");
     if t.local > 0 {
         let _ = writeln!(
             out,

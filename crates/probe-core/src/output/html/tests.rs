@@ -307,3 +307,53 @@ fn degraded_windows_are_shaded_apart_from_outages_with_their_legend() {
     // The outage keeps its own shading.
     assert!(page.contains("<g class=\"window\">"));
 }
+
+#[test]
+fn with_several_streams_the_header_shows_each_streams_failed_and_downtime() {
+    // Issue 24 case 5: the header said "downtime in 0 windows" (the first stream's)
+    // beside "failed 5" (every stream's). Here the fresh stream is healthy and the
+    // keep-alive one fails for 50 ms.
+    let header = RunHeader {
+        schema: crate::sample::SAMPLES_SCHEMA.into(),
+        label: Some("both".into()),
+        target: "http://127.0.0.1:1/".into(),
+        config: RecordedConfig::for_tests(1000.0, 2000, 5016),
+        started_at: "2026-01-01T00:00:00.000Z".into(),
+        run_id: String::new(),
+        streams: Vec::new(),
+    };
+    let mut a = crate::RunAnalyzer::with_events(&header, Vec::new());
+    for stream in ["local-fresh", "local-keepalive"] {
+        for seq in 0..1000u64 {
+            let failed = stream == "local-keepalive" && (500..550).contains(&seq);
+            let outcome = if failed {
+                Outcome::ConnectionReset
+            } else {
+                Outcome::Ok
+            };
+            a.push(Sample {
+                sent_ms: Some(seq as f64),
+                total_ms: Some(1.0),
+                version: (!failed).then(|| "v1".into()),
+                ..Sample::new(stream, seq, seq as f64, outcome)
+            });
+        }
+    }
+    let r = a.finish(&header, None);
+    assert_eq!(r.streams.len(), 2);
+    let page = render_html(&r);
+    let head = &page[..page.find("</header>").expect("a header")];
+    for needle in [
+        "local-fresh: failed",
+        "local-fresh: downtime in 0 windows",
+        "local-keepalive: failed",
+        "local-keepalive: downtime in 1 window",
+        "local-keepalive: latency p50 / p99",
+    ] {
+        assert!(head.contains(needle), "{needle} missing from the header");
+    }
+    assert!(
+        !head.contains(">downtime in"),
+        "no unlabelled first-stream downtime beside the summed failures"
+    );
+}
