@@ -4,6 +4,7 @@
 use std::fmt::Write as _;
 
 use super::*;
+use crate::report::Phase;
 
 pub(super) fn tables(out: &mut String, r: &Report, kinds: &[&str]) {
     out.push_str("<h2>Failure kinds</h2>\n");
@@ -124,12 +125,31 @@ pub(super) fn tables(out: &mut String, r: &Report, kinds: &[&str]) {
         }
     }
 
-    if !r.phases.is_empty() {
-        out.push_str("<h2>Phases</h2>\n<table><tr><th>phase</th><th>from</th><th>to</th><th class=\"n\">sent</th><th class=\"n\">ok</th><th class=\"n\">failed</th><th class=\"n\">downtime</th><th class=\"n\">p99</th></tr>\n");
-        for p in &r.phases {
+    // The top-level phases are the first stream's: with several streams, each one's own.
+    let phase_tables: Vec<(String, &[Phase])> = if r.streams.len() > 1 {
+        r.streams
+            .iter()
+            .map(|st| (format!("Phases of {}", st.name), st.phases.as_slice()))
+            .collect()
+    } else {
+        vec![("Phases".to_string(), r.phases.as_slice())]
+    };
+    for (title, phases) in phase_tables {
+        if phases.is_empty() {
+            continue;
+        }
+        let _ = writeln!(out, "<h2>{}</h2>", esc(&title));
+        out.push_str("<table><tr><th>phase</th><th>from</th><th>to</th><th class=\"n\">sent</th><th class=\"n\">ok</th><th class=\"n\">failed</th><th class=\"n\">downtime</th><th class=\"n\">p99</th></tr>\n");
+        for p in phases {
+            // A phase without an ok answer has no latency to show.
+            let p99 = if p.ok > 0 {
+                format!("{:.1} ms", p.latency_ms.p99)
+            } else {
+                "–".to_string()
+            };
             let _ = writeln!(
                 out,
-                "<tr><td>{}</td><td>{}</td><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{:.1} ms</td></tr>",
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td></tr>",
                 esc(&p.name),
                 offset(p.start_ms),
                 p.end_ms.map(offset).unwrap_or_else(|| "end".into()),
@@ -137,7 +157,7 @@ pub(super) fn tables(out: &mut String, r: &Report, kinds: &[&str]) {
                 p.ok,
                 p.failed,
                 duration(p.downtime_ms),
-                p.latency_ms.p99
+                p99
             );
         }
         out.push_str("</table>\n");

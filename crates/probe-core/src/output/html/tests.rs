@@ -322,7 +322,11 @@ fn with_several_streams_the_header_shows_each_streams_failed_and_downtime() {
         run_id: String::new(),
         streams: Vec::new(),
     };
-    let mut a = crate::RunAnalyzer::with_events(&header, Vec::new());
+    let trigger = vec![
+        Event::new(400.0, EventKind::TriggerStart, "redeploy"),
+        Event::new(600.0, EventKind::TriggerExit, "exit code 0"),
+    ];
+    let mut a = crate::RunAnalyzer::with_events(&header, trigger);
     for stream in ["local-fresh", "local-keepalive"] {
         for seq in 0..1000u64 {
             let failed = stream == "local-keepalive" && (500..550).contains(&seq);
@@ -356,4 +360,9 @@ fn with_several_streams_the_header_shows_each_streams_failed_and_downtime() {
         !head.contains(">downtime in"),
         "no unlabelled first-stream downtime beside the summed failures"
     );
+    // Each stream's phases are a table of their own; the first stream's are not shown
+    // as if they were the run's.
+    assert!(page.contains("<h2>Phases of local-fresh</h2>"), "{page}");
+    assert!(page.contains("<h2>Phases of local-keepalive</h2>"));
+    assert!(!page.contains("<h2>Phases</h2>"));
 }
