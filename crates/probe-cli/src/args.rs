@@ -38,7 +38,11 @@ Failure kinds (each request ends in one):
   connection_reset            ECONNRESET: a pod killed with the connection open
   connection_closed           EOF before a full response (keep-alive closed on shutdown)
   response_timeout            no full response within --timeout
-  http_5xx, proxy_no_upstream a 5xx; a 503 from Envoy without a healthy upstream
+  http_5xx                    a 5xx from the application itself
+  proxy_no_upstream           a proxy (nginx, HAProxy, Envoy) had no server to send it to
+  proxy_upstream_failed       a proxy's server refused, reset or closed the connection
+  proxy_upstream_timeout      a proxy's server did not answer in the proxy's time
+  proxy_overloaded            a proxy shed it (Envoy's overflow)
   unexpected_status           another status outside --expect-status
   dns, tls, other             resolution or handshake failed; anything else (errno kept)
   local_*                     the prober itself ran out of something: never downtime
@@ -46,7 +50,8 @@ Failure kinds (each request ends in one):
 
 Exit codes:
   0  ok
-  1  a threshold (--max-failures, --max-downtime) was breached; the line says which
+  1  a gate failed: a threshold (--max-failures, --max-downtime) was breached, or the
+     trigger failed or was killed by --duration; the line says which
   2  bad usage or input: one line on stderr, before any request is sent
   3  the prober itself failed, or the measurement is not valid";
 

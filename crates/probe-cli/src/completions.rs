@@ -59,7 +59,26 @@ pub fn man(dir: Option<&Path>) -> Exit {
 fn page(cmd: clap::Command) -> std::io::Result<Vec<u8>> {
     let mut out = Vec::new();
     clap_mangen::Man::new(cmd).render(&mut out)?;
-    Ok(out)
+    Ok(verbatim_extra(&String::from_utf8_lossy(&out)).into_bytes())
+}
+
+/// The EXTRA section (the long help's examples and tables) is laid out in columns for a
+/// terminal: man must not refill it, or the failure-kind table wraps into a jumble.
+fn verbatim_extra(roff: &str) -> String {
+    let Some(start) = roff.find(".SH EXTRA\n") else {
+        return roff.to_string();
+    };
+    let body = start + ".SH EXTRA\n".len();
+    let end = roff[body..]
+        .find("\n.SH ")
+        .map(|i| body + i + 1)
+        .unwrap_or(roff.len());
+    format!(
+        "{}.nf\n{}.fi\n{}",
+        &roff[..body],
+        &roff[body..end],
+        &roff[end..]
+    )
 }
 
 fn write_stdout(bytes: &[u8]) -> Exit {

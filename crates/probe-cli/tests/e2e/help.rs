@@ -127,3 +127,35 @@ printf '%s\n' "${{COMPREPLY[@]}}" | sort"#,
     let offered: Vec<&str> = offered.lines().collect();
     assert_eq!(offered, ["both", "fresh", "keepalive"]);
 }
+
+#[test]
+fn the_man_pages_failure_kind_table_keeps_one_row_per_line() {
+    let page = rollprobe(&["man"]);
+    assert!(page.status.success());
+    let path = Path::new(env!("CARGO_TARGET_TMPDIR")).join("help-table.1");
+    std::fs::write(&path, &page.stdout).unwrap();
+    let out = Command::new("man")
+        .arg("-l")
+        .arg(&path)
+        .env("MANWIDTH", "100")
+        .env("MANPAGER", "cat")
+        .env("PAGER", "cat")
+        .output()
+        .expect("`man` must be installed to render the page (apt-get install man-db)");
+    let text = String::from_utf8_lossy(&out.stdout);
+    // man used to refill the table, so a row's text ran onto the next line.
+    for (kind, words) in [
+        ("connection_refused", "the app not listening yet"),
+        (
+            "proxy_upstream_failed",
+            "refused, reset or closed the connection",
+        ),
+        ("skipped", "--max-in-flight requests were out"),
+    ] {
+        assert!(
+            text.lines()
+                .any(|l| l.trim_start().starts_with(kind) && l.contains(words)),
+            "the {kind} row is not on one line:\n{text}"
+        );
+    }
+}
