@@ -238,7 +238,7 @@ impl ProbeBuilder {
     /// assert!(probe_core::Probe::builder("http://a.test/").resolve("a.test").config().is_err());
     /// ```
     pub fn resolve(self, rule: &str) -> Self {
-        match rule.parse::<crate::ResolveRule>() {
+        match rule.parse::<crate::config::ResolveRule>() {
             Ok(rule) => self.set(|c| c.resolve.push(rule)),
             Err(e) => self.fail(e),
         }
@@ -253,7 +253,7 @@ impl ProbeBuilder {
     ///     .cacert("ca.pem");
     /// ```
     pub fn cacert(self, path: impl AsRef<std::path::Path>) -> Self {
-        match crate::CaFile::load(path) {
+        match crate::config::CaFile::load(path) {
             Ok(ca) => self.set(|c| c.cacert = Some(ca)),
             Err(e) => self.fail(e),
         }

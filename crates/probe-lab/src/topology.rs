@@ -16,10 +16,10 @@ use crate::config::{
 };
 use crate::controller::Desired;
 use crate::controller::Names;
+use crate::error::LabError;
 use crate::kernel::{self, Kernel, Role};
 use crate::manifest::ServiceType;
 use crate::netns::{destroy_netns, ip_batch, run, sysctls};
-use crate::LabError;
 
 pub(crate) fn build_network(kernel: Kernel, names: &Names) -> Result<(), LabError> {
     run("ip", &["netns", "add", &names.lan], None)?;

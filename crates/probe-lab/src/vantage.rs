@@ -15,9 +15,9 @@ use std::sync::Arc;
 
 use probe_core::Vantage;
 
+use crate::error::LabError;
 use crate::lab::Lab;
 use crate::manifest::ServiceType;
-use crate::LabError;
 
 /// Where in the lab a probe stands (`--from`); [`Lab::vantage_point`] makes it a place to
 /// probe from.

@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 use probe_core::{Attachment, BoxFuture, EventSink, EventSource, Vantage};
 
 use crate::controller::{Shared, Status};
+use crate::error::LabError;
 use crate::lab::Lab;
-use crate::LabError;
 
 pub(crate) fn status(shared: &Shared) -> Status {
     shared.status.lock().map(|s| s.clone()).unwrap_or_default()

@@ -19,10 +19,10 @@ use std::time::Instant;
 use probe_core::{EventKind, Subject};
 
 use super::{fnv, node_name, Desired, Phase, World};
+use crate::error::LabError;
 use crate::manifest::{selects, ServiceType};
 use crate::netns::{gratuitous_arp, ip_batch, run};
 use crate::proxy::{transition, ProxyState, SvcRules};
-use crate::LabError;
 
 /// The node (0-based) of `nodes` that announces LoadBalancer address `ip`.
 pub(crate) fn elected_node(ip: Ipv4Addr, nodes: usize) -> usize {

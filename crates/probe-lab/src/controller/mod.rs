@@ -32,10 +32,10 @@ use std::time::{Duration, Instant};
 use probe_core::{Event, EventHub, EventKind, Subject};
 
 use crate::config::LabConfig;
+use crate::error::LabError;
 use crate::manifest::{Deployment, Labels, PodTemplate, Service, ServiceType};
 use crate::netns::destroy_netns;
 use crate::proxy::ProxyState;
-use crate::LabError;
 
 mod deployment;
 mod endpoints;
@@ -637,11 +637,11 @@ mod tests {
 
     #[test]
     fn hashes_are_stable_and_kubernetes_shaped() {
-        let t = crate::parse_manifests(
+        let t = crate::manifest::parse_manifests(
             "kind: Deployment\nmetadata: {name: a}\nspec:\n  selector: {matchLabels: {x: y}}\n  template:\n    metadata: {labels: {x: y}}\n    spec: {containers: [{name: c, image: 'i:v1'}]}\n",
         )
         .unwrap();
-        let crate::Object::Deployment(d) = &t[0] else {
+        let crate::manifest::Object::Deployment(d) = &t[0] else {
             panic!()
         };
         let h = template_hash(&d.template);

@@ -8,7 +8,7 @@ use probe_core::{IntOrPercent, Strategy};
 
 use super::parse::Ctx;
 use super::{selects, Container, Deployment, HttpProbe, Labels, PodTemplate, PreStop};
-use crate::LabError;
+use crate::error::LabError;
 
 const POD: &str = "spec.template.spec";
 const FIRST: &str = "spec.template.spec.containers[0]";

@@ -11,7 +11,7 @@ use serde::Deserialize;
 use yaml_serde::Value;
 
 use super::{deployment::deployment, service::service, ManifestWarning, Object, Parsed};
-use crate::LabError;
+use crate::error::LabError;
 
 /// Where an error or a warning is: document number (1-based), `Kind name`, and the
 /// document as YAML (to tell a field that is absent from one k8s-openapi defaulted).

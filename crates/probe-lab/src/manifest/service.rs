@@ -7,7 +7,7 @@ use k8s_openapi::api::core::v1 as core;
 
 use super::parse::Ctx;
 use super::{Service, ServicePort, ServiceType};
-use crate::LabError;
+use crate::error::LabError;
 
 pub(super) fn service(ctx: &Ctx, s: core::Service) -> Result<Service, LabError> {
     let name = s
