@@ -34,6 +34,7 @@ mod clock;
 mod config;
 mod event;
 mod execute;
+mod format;
 mod gate;
 mod host;
 mod http1;
