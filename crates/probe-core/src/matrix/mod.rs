@@ -15,7 +15,6 @@ use crate::format::times::seconds;
 use crate::report::Report;
 
 mod recommend;
-pub(crate) mod run;
 mod surge;
 
 pub use recommend::{CaseSpread, Recommendation};
