@@ -25,6 +25,7 @@ use crate::config::{
 use crate::event::{Event, EventKind, EventSink, Vantage};
 use crate::execute::Executor;
 use crate::metrics::{Metrics, MetricsServer};
+use crate::output::export;
 pub use crate::record::LiveStats;
 use crate::record::{self, Record, Recorded, RunFiles};
 use crate::report::Report;
@@ -843,22 +844,8 @@ fn new_run_id() -> String {
 
 /// Writes report.json, windows.csv, timeline.csv and report.html for a finished report.
 pub fn write_report_files(dir: &Path, report: &Report) -> Result<(), ProbeError> {
-    let json = dir.join("report.json");
-    std::fs::write(&json, report.to_json())
-        .map_err(|source| ProbeError::Output { path: json, source })?;
-    let windows = dir.join("windows.csv");
-    crate::output::windows_csv::write_windows_csv(&windows, report).map_err(|source| {
-        ProbeError::Output {
-            path: windows,
-            source,
-        }
-    })?;
-    let timeline = dir.join("timeline.csv");
-    crate::output::timeline_csv::write(&timeline, report).map_err(|source| ProbeError::Output {
-        path: timeline,
-        source,
-    })?;
-    let html = dir.join("report.html");
-    crate::output::html::write(&html, report)
-        .map_err(|source| ProbeError::Output { path: html, source })
+    export::write_all(dir, report, export::REPORT_FILES).map_err(|e| ProbeError::Output {
+        path: e.path,
+        source: e.source,
+    })
 }

@@ -3,6 +3,7 @@
 
 mod cause;
 pub(crate) mod compare;
+pub(crate) mod export;
 pub mod html;
 pub mod junit;
 pub(crate) mod text;
