@@ -17,8 +17,8 @@ use crate::error::LabError;
 use crate::kernel::Kernel;
 use crate::manifest::{parse_manifests, Labels, Object, ServiceType};
 use crate::netns::NAME_PREFIX;
+use crate::sources::{all_rollouts_complete, status, wait_until};
 use crate::topology::{allocate, build_network, destroy_fixed};
-use crate::watch::{all_rollouts_complete, status, wait_until};
 
 /// Where and how to probe a Service.
 #[derive(Debug, Clone, PartialEq, Eq)]

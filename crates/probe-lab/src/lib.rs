@@ -94,10 +94,10 @@ mod manifest;
 mod netns;
 mod proxy;
 mod serving;
+mod sources;
 mod steps;
 mod topology;
 mod vantage;
-mod watch;
 
 pub use app::{run_app, AppConfig, POD_HEADER};
 pub use config::{

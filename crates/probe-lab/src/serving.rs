@@ -15,7 +15,7 @@ use crate::controller::http_get_ok;
 use crate::error::LabError;
 use crate::lab::Lab;
 use crate::netns::enter_netns;
-use crate::watch::status;
+use crate::sources::status;
 
 /// Requests of the pre-probe; all must succeed.
 const PRE_PROBE_REQUESTS: u32 = 20;

@@ -15,7 +15,7 @@ use probe_core::{Event, EventKind, Subject};
 use crate::error::LabError;
 use crate::lab::Lab;
 use crate::manifest::{Labels, PodTemplate, PreStop};
-use crate::watch::status;
+use crate::sources::status;
 
 /// How long a `wait:rollout` or `wait:available` step waits at most.
 pub const STEP_WAIT_TIMEOUT: Duration = Duration::from_secs(300);
