@@ -12,12 +12,12 @@ use std::time::Duration;
 use probe_core::{Event, EventHub, EventKind, Strategy, Subject};
 
 use crate::config::{find_app, LabConfig};
+use crate::controller::waits::{all_rollouts_complete, status, wait_until};
 use crate::controller::{DeploymentStatus, Desired, Names, ServiceStatus, Shared, Status, World};
 use crate::error::LabError;
 use crate::kernel::Kernel;
 use crate::manifest::{parse_manifests, Labels, Object, ServiceType};
 use crate::netns::NAME_PREFIX;
-use crate::sources::{all_rollouts_complete, status, wait_until};
 use crate::topology::{allocate, build_network, destroy_fixed};
 
 /// Where and how to probe a Service.

@@ -12,10 +12,10 @@ use std::time::Duration;
 
 use probe_core::{Event, EventKind, Subject};
 
+use crate::controller::waits::status;
 use crate::error::LabError;
 use crate::lab::Lab;
 use crate::manifest::{Labels, PodTemplate, PreStop};
-use crate::sources::status;
 
 /// How long a `wait:rollout` or `wait:available` step waits at most.
 pub const STEP_WAIT_TIMEOUT: Duration = Duration::from_secs(300);

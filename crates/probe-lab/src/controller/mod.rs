@@ -40,6 +40,7 @@ use crate::proxy::ProxyState;
 mod deployment;
 mod endpoints;
 mod kubelet;
+pub(crate) mod waits;
 
 pub(crate) use endpoints::elected_node;
 pub(crate) use kubelet::http_get_ok;
