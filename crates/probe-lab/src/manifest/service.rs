@@ -5,7 +5,7 @@ use std::net::Ipv4Addr;
 
 use k8s_openapi::api::core::v1 as core;
 
-use super::parse::Ctx;
+use super::ctx::Ctx;
 use super::{Service, ServicePort, ServiceType};
 use crate::error::LabError;
 
