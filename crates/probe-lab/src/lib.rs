@@ -88,6 +88,7 @@ mod config;
 mod controller;
 mod deployments;
 mod error;
+mod hash;
 mod kernel;
 mod lab;
 mod manifest;

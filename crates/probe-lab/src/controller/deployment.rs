@@ -11,7 +11,8 @@ use std::time::Instant;
 
 use probe_core::{EventKind, Strategy};
 
-use super::{encode, fnv, scaled, template_hash, Desired, Phase, Pod, ReplicaSet, World};
+use super::{encode, scaled, template_hash, Desired, Phase, Pod, ReplicaSet, World};
+use crate::hash::fnv1a;
 use crate::manifest::version_of_image;
 
 impl World {
@@ -246,7 +247,7 @@ impl World {
         let id = self.next_id;
         let ip = self.fresh_ip();
         let rs = &self.rss[ri];
-        let suffix = encode(fnv(&format!("{}-{id}", self.names.run_id), 7), 5);
+        let suffix = encode(fnv1a(&format!("{}-{id}", self.names.run_id), 7), 5);
         let name = format!("{}-{}-{suffix}", rs.deployment, rs.hash);
         let mut labels = rs.template.labels.clone();
         labels.insert("pod-template-hash".into(), rs.hash.clone());

@@ -18,15 +18,16 @@ use std::time::Instant;
 
 use probe_core::{EventKind, Subject};
 
-use super::{fnv, node_name, Desired, Phase, World};
+use super::{node_name, Desired, Phase, World};
 use crate::error::LabError;
+use crate::hash::fnv1a;
 use crate::manifest::{selects, ServiceType};
 use crate::netns::{gratuitous_arp, ip_batch, run};
 use crate::proxy::{transition, ProxyState, SvcRules};
 
 /// The node (0-based) of `nodes` that announces LoadBalancer address `ip`.
 pub(crate) fn elected_node(ip: Ipv4Addr, nodes: usize) -> usize {
-    (fnv(&ip.to_string(), 0) % nodes.max(1) as u64) as usize
+    (fnv1a(&ip.to_string(), 0) % nodes.max(1) as u64) as usize
 }
 
 impl World {

@@ -33,6 +33,7 @@ use probe_core::{Event, EventHub, EventKind, Subject};
 
 use crate::config::LabConfig;
 use crate::error::LabError;
+use crate::hash::fnv1a;
 use crate::manifest::{Deployment, Labels, PodTemplate, Service, ServiceType};
 use crate::netns::destroy_netns;
 use crate::proxy::ProxyState;
@@ -280,15 +281,6 @@ pub(crate) struct World {
 
 const HASH_ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
 
-fn fnv(s: &str, seed: u64) -> u64 {
-    let mut h = 0xcbf2_9ce4_8422_2325u64 ^ seed;
-    for b in s.bytes() {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
-    h
-}
-
 fn encode(mut v: u64, len: usize) -> String {
     (0..len)
         .map(|_| {
@@ -301,7 +293,7 @@ fn encode(mut v: u64, len: usize) -> String {
 
 /// `pod-template-hash`: a stable hash of the template, 10 characters like Kubernetes'.
 fn template_hash(t: &PodTemplate) -> String {
-    encode(fnv(&format!("{t:?}"), 0), 10)
+    encode(fnv1a(&format!("{t:?}"), 0), 10)
 }
 
 /// The port the lab's app listens on in a pod of this template (its `PORT` env).
