@@ -33,7 +33,8 @@ impl World {
     }
 
     pub(super) fn deployments(&mut self, desired: &Desired, now: Instant) {
-        for (name, (d, generation)) in &desired.deployments {
+        for (name, desired) in &desired.deployments {
+            let (d, generation) = (&desired.spec, &desired.generation);
             let hash = template_hash(&d.template);
             let new_idx = match self
                 .rss

@@ -35,7 +35,8 @@ impl World {
 
     pub(super) fn endpoint_slices(&mut self, desired: &Desired, now: Instant) {
         let mut state = ProxyState::default();
-        for (name, (svc, cip, eip)) in &desired.services {
+        for (name, desired) in &desired.services {
+            let (svc, cip, eip) = (&desired.spec, &desired.cluster_ip, &desired.external_ip);
             let mut eps: Vec<(Ipv4Addr, String)> = self
                 .pods
                 .iter()

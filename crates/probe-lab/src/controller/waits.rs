@@ -67,7 +67,7 @@ pub(crate) async fn all_rollouts_complete(
         .map_err(|_| LabError::Setup("lab state poisoned".into()))?
         .deployments
         .iter()
-        .map(|(n, (_, g))| (n.clone(), *g))
+        .map(|(n, d)| (n.clone(), d.generation))
         .collect();
     wait_until(
         &shared,
