@@ -611,6 +611,26 @@ fn crates() -> Vec<Crate> {
     out
 }
 
+/// The references that make a circle's edges, one line per edge (`edge_of` names the
+/// edge a reference belongs to, if it is one of the circle's): its first reference.
+fn why(krate: &Crate, edge_of: impl Fn(&Edge) -> Option<(usize, usize)>) -> Vec<String> {
+    let mut seen = BTreeSet::new();
+    krate
+        .edges
+        .iter()
+        .filter(|e| edge_of(e).is_some_and(|edge| seen.insert(edge)))
+        .map(|e| {
+            format!(
+                "    {}:{} -> {}  ({})",
+                display(krate, e.from),
+                e.line,
+                display(krate, e.to),
+                e.text
+            )
+        })
+        .collect()
+}
+
 /// The circles of one crate, as lines that name the files and the references.
 fn crate_circles(krate: &Crate) -> Vec<String> {
     let mut problems = Vec::new();
@@ -618,20 +638,9 @@ fn crate_circles(krate: &Crate) -> Vec<String> {
     let file_edges: BTreeSet<(usize, usize)> = krate.edges.iter().map(|e| (e.from, e.to)).collect();
     for comp in circles(krate.files.len(), &file_edges) {
         let names: Vec<_> = comp.iter().map(|&f| display(krate, f)).collect();
-        // One line per pair of files: the first reference that makes the edge.
-        let mut seen = BTreeSet::new();
-        let mut why = Vec::new();
-        for e in &krate.edges {
-            if comp.contains(&e.from) && comp.contains(&e.to) && seen.insert((e.from, e.to)) {
-                why.push(format!(
-                    "    {}:{} -> {}  ({})",
-                    display(krate, e.from),
-                    e.line,
-                    display(krate, e.to),
-                    e.text
-                ));
-            }
-        }
+        let why = why(krate, |e| {
+            (comp.contains(&e.from) && comp.contains(&e.to)).then_some((e.from, e.to))
+        });
         problems.push(format!(
             "{}: circle between files {}\n{}",
             krate.name,
@@ -662,21 +671,10 @@ fn crate_circles(krate: &Crate) -> Vec<String> {
                 }
             })
             .collect();
-        // One line per pair of modules: the first reference that makes the edge.
-        let mut seen = BTreeSet::new();
-        let mut why = Vec::new();
-        for e in &krate.edges {
+        let why = why(krate, |e| {
             let (a, b) = (at(&top(&krate.files[e.from])), at(&top(&krate.files[e.to])));
-            if a != b && comp.contains(&a) && comp.contains(&b) && seen.insert((a, b)) {
-                why.push(format!(
-                    "    {}:{} -> {}  ({})",
-                    display(krate, e.from),
-                    e.line,
-                    display(krate, e.to),
-                    e.text
-                ));
-            }
-        }
+            (a != b && comp.contains(&a) && comp.contains(&b)).then_some((a, b))
+        });
         problems.push(format!(
             "{}: circle between top-level modules {}\n{}",
             krate.name,
