@@ -161,8 +161,8 @@ fn lex(src: &str) -> Vec<(Tok, usize)> {
         } else if ch == '\'' || (ch == 'b' && c.get(i + 1) == Some(&'\'')) {
             let q = if ch == '\'' { i } else { i + 1 };
             if c.get(q + 1) == Some(&'\\') {
-                // An escaped character literal.
-                i = q + 2;
+                // An escaped character literal: skip the escaped character itself.
+                i = q + 3;
                 while i < n && c[i] != '\'' {
                     i += 1;
                 }
@@ -776,4 +776,52 @@ fn architecture_lists_probe_core_in_layer_order() {
         listed, layers,
         "ARCHITECTURE.md's probe-core code map must list PROBE_CORE_LAYERS' modules, in order"
     );
+}
+
+#[test]
+fn the_reader_sees_use_trees_and_inline_paths_but_not_strings_or_comments() {
+    let src = r#"
+        use crate::{a::X, b::{self, c::Y as Z}};
+        use super::*;
+        // use crate::commented;
+        fn f() -> char {
+            let _ = "crate::in_a_string";
+            let _ = crate::d::call();
+            let _: &'static str = r"crate::raw";
+            '\''
+        }
+        use crate::e;
+    "#;
+    let toks = lex(src);
+    let mut paths = Vec::new();
+    let mut k = 0;
+    while k < toks.len() {
+        if is_ident(toks.get(k), "use") {
+            k += 1;
+            paths.extend(use_paths(&toks, &mut k).into_iter().map(|p| p.join("::")));
+        } else {
+            k += 1;
+        }
+    }
+    assert_eq!(
+        paths,
+        [
+            "crate::a::X",
+            "crate::b",
+            "crate::b::c::Y",
+            "super",
+            "crate::e"
+        ]
+    );
+    let words: Vec<String> = toks
+        .iter()
+        .filter_map(|(t, _)| match t {
+            Tok::Ident(w) => Some(w.clone()),
+            _ => None,
+        })
+        .collect();
+    assert!(words.contains(&"d".to_string()), "the inline path is read");
+    for hidden in ["commented", "in_a_string", "raw"] {
+        assert!(!words.contains(&hidden.to_string()), "{hidden} was read");
+    }
 }
