@@ -13,6 +13,8 @@
 //!   A folder's `mod.rs` referring to its own children (declaring, re-exporting, using
 //!   them) is containment and no edge: the children may use their parent's items,
 //!   and siblings may use each other in one direction;
+//! - nothing inside a crate imports through its root (`use crate::Foo` where `Foo` is
+//!   a re-export);
 //! - in probe-core, no module imports one that stands above it in [`PROBE_CORE_LAYERS`],
 //!   the order ARCHITECTURE.md's code map lists.
 //!
@@ -693,6 +695,29 @@ fn no_import_circles_in_any_crate() {
     assert!(
         problems.is_empty(),
         "import circles:\n{}",
+        problems.join("\n")
+    );
+}
+
+#[test]
+fn nothing_imports_through_its_crate_root() {
+    // A root's `pub use` is the crate's face for its users; inside the crate an item
+    // is imported from the module that defines it.
+    let mut problems = Vec::new();
+    for krate in crates() {
+        let root = krate.modules[&Vec::new()];
+        for e in krate.edges.iter().filter(|e| e.to == root) {
+            problems.push(format!(
+                "{}:{}: {}",
+                display(&krate, e.from),
+                e.line,
+                e.text
+            ));
+        }
+    }
+    assert!(
+        problems.is_empty(),
+        "imports through a crate root:\n{}",
         problems.join("\n")
     );
 }
