@@ -6,8 +6,8 @@ use probe_core::output::html::render_matrix_html;
 use probe_core::{Comparison, Matrix, Report};
 
 use crate::args::{CompareArgs, TableFormat};
+use crate::error::CliError;
 use crate::exit::Exit;
-use crate::CliError;
 
 /// `rollprobe compare`.
 pub fn compare(a: CompareArgs) -> Result<Exit, CliError> {

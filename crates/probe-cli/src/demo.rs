@@ -28,9 +28,9 @@ use probe_core::{
 };
 
 use crate::args::DemoArgs;
+use crate::error::CliError;
 use crate::exit::Exit;
 use crate::service::ServiceInstance;
-use crate::CliError;
 
 /// How long the new version takes to listen in the Recreate case, like a Spring Boot start.
 const STARTUP_DELAY: Duration = Duration::from_millis(1500);

@@ -8,8 +8,8 @@ use std::time::Duration;
 use probe_core::{Report, RolloutError, Thresholds};
 
 use crate::args::{FailureLimit, Format, OutputArgs};
+use crate::error::CliError;
 use crate::exit::Exit;
-use crate::CliError;
 
 /// Prints the report and applies the thresholds: the end of every run.
 pub fn finish_run(report: &Report, o: &OutputArgs) -> Exit {

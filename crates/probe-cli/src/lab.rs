@@ -10,11 +10,11 @@ use probe_lab::{
 };
 
 use crate::args::{LabAction, LabArgs, LabOptions};
+use crate::error::CliError;
 use crate::exit::Exit;
 use crate::finish::finish_rollout;
 use crate::options::{check_new_out_dir, lab_pod_from, probe_config, OutKind};
 use crate::progress::observe;
-use crate::CliError;
 
 /// The steps of the rollout: `--step`s, or the one step of a shorthand.
 fn steps_of(a: &LabArgs) -> Result<Vec<Step>, CliError> {

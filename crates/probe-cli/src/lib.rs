@@ -9,6 +9,7 @@ mod args;
 mod compare;
 mod completions;
 mod demo;
+mod error;
 mod exit;
 mod finish;
 mod lab;
@@ -26,37 +27,8 @@ use std::process::ExitCode;
 use clap::Parser;
 
 pub use args::Cli;
+pub use error::CliError;
 pub use exit::Exit;
-
-/// An error that ends the command, with the exit code it stands for.
-#[derive(Debug)]
-pub enum CliError {
-    /// Bad usage or input: exit 2.
-    Usage(String),
-    /// The prober itself failed: exit 3.
-    Failed(String),
-}
-
-impl From<probe_core::RolloutError> for CliError {
-    fn from(e: probe_core::RolloutError) -> Self {
-        match e {
-            probe_core::RolloutError::Usage(m) => CliError::Usage(m),
-            probe_core::RolloutError::Probe(p) => p.into(),
-            baseline @ probe_core::RolloutError::Baseline(_) => {
-                CliError::Failed(baseline.to_string())
-            }
-        }
-    }
-}
-
-impl From<probe_core::ProbeError> for CliError {
-    fn from(e: probe_core::ProbeError) -> Self {
-        match e {
-            probe_core::ProbeError::Config(c) => CliError::Usage(c.to_string()),
-            other => CliError::Failed(other.to_string()),
-        }
-    }
-}
 
 /// Runs the command line and returns the process's exit code.
 pub fn main() -> ExitCode {

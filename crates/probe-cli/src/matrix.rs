@@ -9,11 +9,11 @@ use std::time::Duration;
 use probe_core::{Deployments, EventSource, Matrix, MatrixRunner, ProbeBuilder, Report, Vantage};
 
 use crate::args::{MatrixArgs, OutputArgs};
+use crate::error::CliError;
 use crate::exit::Exit;
 use crate::lab::{lab_error, load_manifests, pick_service, start_lab, vantage_points};
 use crate::options::{check_new_out_dir, lab_pod_from, probe_config, OutKind};
 use crate::progress::{Progress, ProgressSlot};
-use crate::CliError;
 
 /// Where the matrix's Deployment lives, as the library's traits see it.
 struct Place {

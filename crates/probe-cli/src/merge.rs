@@ -3,9 +3,9 @@
 use std::path::Path;
 
 use crate::args::{Format, MergeArgs};
+use crate::error::CliError;
 use crate::exit::Exit;
 use crate::options::{check_new_out_dir, OutKind};
-use crate::CliError;
 
 /// `rollprobe merge`.
 pub fn merge(a: MergeArgs) -> Result<Exit, CliError> {

@@ -6,7 +6,7 @@ use std::path::Path;
 use probe_core::{CaFile, ProbeConfig, Target};
 
 use crate::args::{OutputArgs, ProbeArgs};
-use crate::CliError;
+use crate::error::CliError;
 
 /// Turns the parsed options into a validated configuration (exit 2 on error).
 pub fn probe_config(url: &str, p: &ProbeArgs, o: &OutputArgs) -> Result<ProbeConfig, CliError> {

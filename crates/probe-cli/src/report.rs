@@ -5,9 +5,9 @@ use std::path::Path;
 use probe_core::{AccessLog, Report};
 
 use crate::args::{Format, ReportArgs};
+use crate::error::CliError;
 use crate::exit::Exit;
 use crate::options::check_out_dir;
-use crate::CliError;
 
 /// `rollprobe report`.
 pub fn report(a: ReportArgs) -> Result<Exit, CliError> {

@@ -6,11 +6,11 @@ use std::sync::Arc;
 use probe_core::{ProbeBuilder, Rollout};
 
 use crate::args::RunArgs;
+use crate::error::CliError;
 use crate::exit::Exit;
 use crate::finish::finish_rollout;
 use crate::options::{check_new_out_dir, probe_config, OutKind};
 use crate::progress::observe;
-use crate::CliError;
 
 /// `rollprobe run`.
 pub async fn run(a: RunArgs) -> Result<Exit, CliError> {

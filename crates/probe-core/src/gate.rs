@@ -1,8 +1,8 @@
 //! The CI gate: limits a run must stay within (`--max-failures`,
 //! `--max-downtime`), each breach one sentence.
 
+use crate::format::times::duration;
 use crate::outcome::Outcome;
-use crate::output::fmt::duration;
 use crate::report::Report;
 
 /// Limits that turn a run into a CI gate.

@@ -34,10 +34,12 @@ mod clock;
 mod config;
 mod event;
 mod execute;
+mod format;
 mod gate;
 mod host;
 mod http1;
 mod matrix;
+mod matrix_runner;
 mod merge;
 mod metrics;
 mod outcome;
@@ -78,10 +80,10 @@ pub use execute::{Attempt, Executor, MAX_BODY_BYTES};
 pub use gate::{GateCheck, Thresholds};
 pub use host::host_kernel_note;
 pub use hyper::HeaderMap;
-pub use matrix::run::{Deployments, MatrixError, MatrixOutcome, MatrixRunner, MatrixTrigger};
 pub use matrix::{
     surge_pods_peak, CaseSpread, Matrix, MatrixCase, MatrixRun, Recommendation, StreamFigures,
 };
+pub use matrix_runner::{Deployments, MatrixError, MatrixOutcome, MatrixRunner, MatrixTrigger};
 pub use merge::{merge_runs, MergeError};
 pub use outcome::{Outcome, Proxy, UnknownOutcome};
 pub use output::compare::{Comparison, ComparisonRow};

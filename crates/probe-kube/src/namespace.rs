@@ -38,7 +38,7 @@ impl Deployments for Namespace {
             deployment.to_string(),
         );
         Box::pin(async move {
-            crate::read_strategy(client, &ns, &d)
+            crate::control::read_strategy(client, &ns, &d)
                 .await
                 .map_err(|e| e.to_string())
         })
@@ -51,7 +51,7 @@ impl Deployments for Namespace {
             deployment.to_string(),
         );
         Box::pin(async move {
-            crate::set_strategy(client, &ns, &d, &strategy)
+            crate::control::set_strategy(client, &ns, &d, &strategy)
                 .await
                 .map_err(|e| e.to_string())
         })
@@ -64,7 +64,7 @@ impl Deployments for Namespace {
             deployment.to_string(),
         );
         Box::pin(async move {
-            crate::restart(client, &ns, &d)
+            crate::control::restart(client, &ns, &d)
                 .await
                 .map(|_| ())
                 .map_err(|e| e.to_string())
@@ -79,7 +79,7 @@ impl Deployments for Namespace {
         );
         let image = image.to_string();
         Box::pin(async move {
-            crate::set_image(client, &ns, &d, None, &image)
+            crate::control::set_image(client, &ns, &d, None, &image)
                 .await
                 .map_err(|e| e.to_string())
         })
@@ -96,7 +96,7 @@ impl Deployments for Namespace {
             deployment.to_string(),
         );
         Box::pin(async move {
-            crate::wait_rollout_complete(client, &ns, &d, timeout)
+            crate::control::wait_rollout_complete(client, &ns, &d, timeout)
                 .await
                 .map_err(|e| e.to_string())
         })

@@ -28,7 +28,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::version_of_image;
+use crate::manifest::version_of_image;
 
 static TERMINATING: AtomicBool = AtomicBool::new(false);
 

@@ -85,7 +85,7 @@ pub struct LabConfig {
     /// gone pod IP meets a failed ARP (EHOSTUNREACH after ~3 s).
     pub sandbox_teardown_delay: Duration,
     /// The kernel settings of every namespace (default [`crate::Kernel::Stock`]).
-    pub kernel: crate::Kernel,
+    pub kernel: crate::kernel::Kernel,
     /// Multiplies every duration that comes from a manifest (`minReadySeconds`,
     /// readinessProbe `initialDelaySeconds`/`periodSeconds`/`timeoutSeconds`,
     /// `terminationGracePeriodSeconds`), for fast tests (default 1.0). The lab's own
@@ -100,7 +100,7 @@ pub struct LabConfig {
 impl Default for LabConfig {
     fn default() -> Self {
         LabConfig {
-            run_id: crate::new_run_id(),
+            run_id: crate::netns::new_run_id(),
             app_command: None,
             startup_delay: Duration::from_secs(8),
             pod_start_latency: Duration::from_millis(2500),
@@ -109,7 +109,7 @@ impl Default for LabConfig {
             nodes: 1,
             node_sync_delays: Vec::new(),
             sandbox_teardown_delay: Duration::from_millis(2000),
-            kernel: crate::Kernel::Stock,
+            kernel: crate::kernel::Kernel::Stock,
             time_scale: 1.0,
             app_output: false,
             max_lifetime: Duration::from_secs(6 * 3600),
@@ -193,12 +193,12 @@ pub const LAB_APP_ENV: &str = "ROLLPROBE_LAB_APP";
 /// let e = probe_lab::find_app().unwrap_err();
 /// assert!(e.to_string().contains("ROLLPROBE_LAB_APP"), "{e}");
 /// ```
-pub fn find_app() -> Result<Vec<String>, crate::LabError> {
+pub fn find_app() -> Result<Vec<String>, crate::error::LabError> {
     let command = |p: &std::path::Path| vec![p.to_string_lossy().into_owned(), "lab-app".into()];
     if let Some(path) = std::env::var_os(LAB_APP_ENV).filter(|v| !v.is_empty()) {
         let path = std::path::PathBuf::from(path);
         if !is_executable(&path) {
-            return Err(crate::LabError::AppNotFound(format!(
+            return Err(crate::error::LabError::AppNotFound(format!(
                 "{LAB_APP_ENV}={} is not an executable file: point it at a rollprobe binary",
                 path.display()
             )));
@@ -218,7 +218,7 @@ pub fn find_app() -> Result<Vec<String>, crate::LabError> {
             return Ok(command(&exe));
         }
     }
-    Err(crate::LabError::AppNotFound(format!(
+    Err(crate::error::LabError::AppNotFound(format!(
         "the lab's pods run the rollprobe app, and none was found: set {LAB_APP_ENV} to a \
          rollprobe binary (e.g. target/debug/rollprobe) or put rollprobe on PATH"
     )))

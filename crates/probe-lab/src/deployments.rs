@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use probe_core::{BoxFuture, Deployments, Strategy};
 
-use crate::Lab;
+use crate::lab::Lab;
 
 impl Deployments for Lab {
     fn strategy(&self, deployment: &str) -> BoxFuture<Result<Strategy, String>> {

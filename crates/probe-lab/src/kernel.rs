@@ -27,8 +27,8 @@
 use std::fmt;
 use std::str::FromStr;
 
+use crate::error::LabError;
 use crate::netns::sysctls;
-use crate::LabError;
 
 /// Which kernel settings the lab's namespaces run with.
 ///

@@ -12,13 +12,16 @@ use std::time::Duration;
 use probe_core::{Event, EventHub, EventKind, Strategy, Subject};
 
 use crate::config::{find_app, LabConfig};
-use crate::controller::{DeploymentStatus, Desired, Names, ServiceStatus, Shared, Status, World};
+use crate::controller::waits::{all_rollouts_complete, status, wait_until};
+use crate::controller::{
+    DeploymentStatus, Desired, DesiredDeployment, DesiredService, Names, ServiceStatus, Shared,
+    Status, World,
+};
+use crate::error::LabError;
 use crate::kernel::Kernel;
 use crate::manifest::{parse_manifests, Labels, Object, ServiceType};
 use crate::netns::NAME_PREFIX;
 use crate::topology::{allocate, build_network, destroy_fixed};
-use crate::watch::{all_rollouts_complete, status, wait_until};
-use crate::LabError;
 
 /// Where and how to probe a Service.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -215,11 +218,8 @@ impl Lab {
     /// elected speaker), or `None` for a ClusterIP Service.
     pub fn announcing_node(&self, service: &str) -> Result<Option<usize>, LabError> {
         let d = self.desired()?;
-        let (svc, _, eip) = d
-            .services
-            .get(service)
-            .ok_or_else(|| LabError::NotFound(format!("service {service}")))?;
-        Ok(match (svc.service_type, eip) {
+        let found = d.service(service)?;
+        Ok(match (found.spec.service_type, &found.external_ip) {
             (ServiceType::LoadBalancer, Some(ip)) => {
                 Some(crate::controller::elected_node(*ip, self.inner.names.nodes.len()) + 1)
             }
@@ -247,16 +247,23 @@ impl Lab {
             match obj {
                 Object::Deployment(dep) => {
                     let generation = match d.deployments.get(&dep.name) {
-                        Some((old, g)) if *old == dep => *g,
-                        Some((_, g)) => g + 1,
+                        Some(old) if old.spec == dep => old.generation,
+                        Some(old) => old.generation + 1,
                         None => 1,
                     };
-                    d.deployments.insert(dep.name.clone(), (dep, generation));
+                    d.deployments.insert(
+                        dep.name.clone(),
+                        DesiredDeployment {
+                            spec: dep,
+                            generation,
+                        },
+                    );
                 }
                 Object::Service(svc) => {
                     let (cip, eip) = match d.services.get(&svc.name) {
                         // Re-applied: keep its addresses, unless it became a LoadBalancer.
-                        Some((_, c, e)) => {
+                        Some(old) => {
+                            let (c, e) = (&old.cluster_ip, &old.external_ip);
                             let e = match (svc.service_type, e) {
                                 (ServiceType::LoadBalancer, None) => {
                                     let mut others = d.clone();
@@ -270,7 +277,14 @@ impl Lab {
                         }
                         None => allocate(&d, &svc)?,
                     };
-                    d.services.insert(svc.name.clone(), (svc, cip, eip));
+                    d.services.insert(
+                        svc.name.clone(),
+                        DesiredService {
+                            spec: svc,
+                            cluster_ip: cip,
+                            external_ip: eip,
+                        },
+                    );
                 }
             }
         }
@@ -280,16 +294,10 @@ impl Lab {
     /// Changes the image of a Deployment's (first) container, like
     /// `kubectl set image deployment/NAME CONTAINER=IMAGE`: a rollout starts.
     pub fn set_image(&self, deployment: &str, image: &str) -> Result<(), LabError> {
-        let mut d = self.desired()?;
-        let (dep, generation) = d
-            .deployments
-            .get_mut(deployment)
-            .ok_or_else(|| LabError::NotFound(format!("deployment {deployment}")))?;
-        if dep.template.container.image != image {
+        self.desired()?.update_deployment(deployment, |dep| {
             dep.template.container.image = image.to_string();
-            *generation += 1;
-        }
-        Ok(())
+            Ok(())
+        })
     }
 
     /// Scales a Deployment, like `kubectl scale deployment/NAME --replicas=N` (for
@@ -300,37 +308,27 @@ impl Lab {
                 "replicas must be 0..=10000, got {replicas}"
             )));
         }
-        let mut d = self.desired()?;
-        let (dep, generation) = d
-            .deployments
-            .get_mut(deployment)
-            .ok_or_else(|| LabError::NotFound(format!("deployment {deployment}")))?;
-        if dep.replicas != replicas {
+        self.desired()?.update_deployment(deployment, |dep| {
             dep.replicas = replicas;
-            *generation += 1;
-        }
-        Ok(())
+            Ok(())
+        })
     }
 
     /// Restarts a Deployment like `kubectl rollout restart`: sets the pod
     /// template's `kubectl.kubernetes.io/restartedAt` annotation, so a rollout
     /// starts with the same image.
     pub fn restart(&self, deployment: &str) -> Result<(), LabError> {
-        let mut d = self.desired()?;
-        let (dep, generation) = d
-            .deployments
-            .get_mut(deployment)
-            .ok_or_else(|| LabError::NotFound(format!("deployment {deployment}")))?;
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap_or_default();
-        // Kubernetes writes RFC 3339; a unique, increasing value is what matters here.
-        dep.template.annotations.insert(
-            "kubectl.kubernetes.io/restartedAt".into(),
-            format!("{}.{:09}", now.as_secs(), now.subsec_nanos()),
-        );
-        *generation += 1;
-        Ok(())
+        self.desired()?.update_deployment(deployment, |dep| {
+            // Kubernetes writes RFC 3339; a unique, increasing value is what matters here.
+            dep.template.annotations.insert(
+                "kubectl.kubernetes.io/restartedAt".into(),
+                format!("{}.{:09}", now.as_secs(), now.subsec_nanos()),
+            );
+            Ok(())
+        })
     }
 
     /// Changes a Deployment's strategy, like `kubectl patch` of `spec.strategy`:
@@ -344,16 +342,10 @@ impl Lab {
             // The API server's validation, so the lab refuses what a cluster refuses.
             Strategy::rolling(max_surge, max_unavailable).map_err(LabError::Invalid)?;
         }
-        let mut d = self.desired()?;
-        let (dep, generation) = d
-            .deployments
-            .get_mut(deployment)
-            .ok_or_else(|| LabError::NotFound(format!("deployment {deployment}")))?;
-        if dep.strategy != strategy {
+        self.desired()?.update_deployment(deployment, |dep| {
             dep.strategy = strategy;
-            *generation += 1;
-        }
-        Ok(())
+            Ok(())
+        })
     }
 
     /// The Deployment as the lab holds it now (its spec, not its status).
@@ -362,7 +354,7 @@ impl Lab {
             .ok()?
             .deployments
             .get(name)
-            .map(|(d, _)| d.clone())
+            .map(|d| d.spec.clone())
     }
 
     /// Sets selector labels of a Service (merge: the given keys are set, the others kept),
@@ -371,10 +363,11 @@ impl Lab {
     pub fn set_selector(&self, service: &str, labels: &Labels) -> Result<(), LabError> {
         let detail = {
             let mut d = self.desired()?;
-            let (svc, _, _) = d
+            let svc = &mut d
                 .services
                 .get_mut(service)
-                .ok_or_else(|| LabError::NotFound(format!("service {service}")))?;
+                .ok_or_else(|| LabError::NotFound(format!("service {service}")))?
+                .spec;
             for (k, v) in labels {
                 svc.selector.insert(k.clone(), v.clone());
             }
@@ -418,9 +411,9 @@ impl Lab {
             "every Deployment to be available",
             timeout,
             |st| {
-                desired.deployments.iter().all(|(n, (_, g))| {
+                desired.deployments.iter().all(|(n, d)| {
                     st.deployments.get(n).is_some_and(|s| {
-                        s.observed_generation >= *g
+                        s.observed_generation >= d.generation
                             && s.complete
                             && s.available_replicas >= s.desired_replicas
                     })
@@ -444,12 +437,7 @@ impl Lab {
         deployment: &str,
         timeout: Duration,
     ) -> Result<(), LabError> {
-        let generation = self
-            .desired()?
-            .deployments
-            .get(deployment)
-            .map(|(_, g)| *g)
-            .ok_or_else(|| LabError::NotFound(format!("deployment {deployment}")))?;
+        let generation = self.desired()?.deployment(deployment)?.generation;
         let what = format!("deployment {deployment} rollout to complete");
         wait_until(&self.inner.shared, &what, timeout, |st| {
             st.deployments
@@ -463,10 +451,8 @@ impl Lab {
     /// the client namespace, for a ClusterIP Service its ClusterIP from the node namespace.
     pub fn probe_target(&self, service: &str) -> Result<ProbeTarget, LabError> {
         let d = self.desired()?;
-        let (svc, cip, eip) = d
-            .services
-            .get(service)
-            .ok_or_else(|| LabError::NotFound(format!("service {service}")))?;
+        let found = d.service(service)?;
+        let (svc, cip, eip) = (&found.spec, &found.cluster_ip, &found.external_ip);
         let port = svc.ports[0].port;
         let (ip, netns) = match (svc.service_type, eip) {
             (ServiceType::LoadBalancer, Some(e)) => (*e, self.inner.names.client.clone()),
@@ -514,7 +500,8 @@ impl Lab {
         };
         let d = self.desired()?;
         let found = ip.and_then(|ip| {
-            d.services.values().find_map(|(svc, cip, eip)| {
+            d.services.values().find_map(|found| {
+                let (svc, cip, eip) = (&found.spec, &found.cluster_ip, &found.external_ip);
                 if svc.service_type == ServiceType::LoadBalancer && *eip == Some(ip) {
                     Some((svc.name.clone(), true))
                 } else if *cip == ip {
@@ -565,12 +552,7 @@ impl Lab {
 
     /// The pods' port behind `service` (its first port's targetPort).
     pub(crate) fn target_port(&self, service: &str) -> Result<u16, LabError> {
-        let d = self.desired()?;
-        let (svc, _, _) = d
-            .services
-            .get(service)
-            .ok_or_else(|| LabError::NotFound(format!("service {service}")))?;
-        Ok(svc.ports[0].target_port)
+        Ok(self.desired()?.service(service)?.spec.ports[0].target_port)
     }
 
     pub(crate) fn desired(&self) -> Result<std::sync::MutexGuard<'_, Desired>, LabError> {

@@ -87,16 +87,18 @@ mod app;
 mod config;
 mod controller;
 mod deployments;
+mod error;
+mod hash;
 mod kernel;
 mod lab;
 mod manifest;
 mod netns;
 mod proxy;
 mod serving;
+mod sources;
 mod steps;
 mod topology;
 mod vantage;
-mod watch;
 
 pub use app::{run_app, AppConfig, POD_HEADER};
 pub use config::{
@@ -105,6 +107,7 @@ pub use config::{
     SLOWER_NODE_SYNC_STEP,
 };
 pub use controller::{DeploymentStatus, ServiceStatus};
+pub use error::LabError;
 pub use kernel::Kernel;
 pub use lab::{Lab, ProbeTarget};
 pub use manifest::{
@@ -117,43 +120,3 @@ pub use netns::{cleanup_leftovers, cleanup_own, enter_netns, new_run_id, NAME_PR
 pub use probe_core::{IntOrPercent, Strategy};
 pub use steps::{Revision, Step, WaitFor, STEP_WAIT_TIMEOUT};
 pub use vantage::{LabFrom, LabVantage};
-
-/// Errors of the lab. Each displays as one line.
-#[derive(Debug, thiserror::Error)]
-pub enum LabError {
-    /// A manifest is invalid: which document, which object, what is wrong.
-    #[error("manifest document {doc} ({object}): {message}")]
-    Manifest {
-        /// 1-based index of the YAML document.
-        doc: usize,
-        /// `Kind name` of the object (`?` where unknown).
-        object: String,
-        /// What is wrong, naming the field.
-        message: String,
-    },
-    /// No app for the lab's pods was found (see [`find_app`]).
-    #[error("{0}")]
-    AppNotFound(String),
-    /// The lab needs root.
-    #[error("the lab needs root for network namespaces and iptables (running as uid {0})")]
-    NotRoot(u32),
-    /// Building or removing the lab failed.
-    #[error("lab setup failed: {0}")]
-    Setup(String),
-    /// A command (`ip`, `iptables-restore`) failed.
-    #[error("{0}")]
-    Command(String),
-    /// A named Deployment or Service does not exist in the lab.
-    #[error("{0} not found in the lab")]
-    NotFound(String),
-    /// A wait ran out of time.
-    #[error("{0}")]
-    Timeout(String),
-    /// A pod's app keeps exiting by itself (CrashLoopBackOff): waiting for it would never
-    /// end. The line names the pod and its last exit status.
-    #[error("{0}: the app cannot start; check the container's env in the manifest")]
-    CrashLoop(String),
-    /// An invalid argument or configuration.
-    #[error("{0}")]
-    Invalid(String),
-}

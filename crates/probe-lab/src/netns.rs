@@ -17,7 +17,7 @@ use std::os::fd::AsRawFd;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use crate::LabError;
+use crate::error::LabError;
 
 /// The fixed prefix of every namespace the lab creates.
 pub const NAME_PREFIX: &str = "rplab-";

@@ -28,6 +28,8 @@
 use std::fmt::Write as _;
 use std::net::Ipv4Addr;
 
+use crate::hash::fnv1a;
+
 /// One Service as kube-proxy sees it at a sync.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct SvcRules {
@@ -62,15 +64,7 @@ impl ProxyState {
 /// kube-proxy-like chain suffix: 16 base32 characters of a hash of `key`.
 fn chain_hash(key: &str) -> String {
     const ALPHABET: &[u8; 32] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
-    let fnv = |seed: u64| {
-        let mut h = 0xcbf2_9ce4_8422_2325u64 ^ seed;
-        for b in key.bytes() {
-            h ^= u64::from(b);
-            h = h.wrapping_mul(0x0100_0000_01b3);
-        }
-        h
-    };
-    let (a, b) = (fnv(0), fnv(0x9e37_79b9_7f4a_7c15));
+    let (a, b) = (fnv1a(key, 0), fnv1a(key, 0x9e37_79b9_7f4a_7c15));
     (0..16)
         .map(|i| {
             let v = if i < 8 {

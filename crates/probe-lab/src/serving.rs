@@ -12,9 +12,10 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use crate::controller::http_get_ok;
+use crate::controller::waits::status;
+use crate::error::LabError;
+use crate::lab::Lab;
 use crate::netns::enter_netns;
-use crate::watch::status;
-use crate::{Lab, LabError};
 
 /// Requests of the pre-probe; all must succeed.
 const PRE_PROBE_REQUESTS: u32 = 20;

@@ -12,9 +12,10 @@ use std::time::Duration;
 
 use probe_core::{Event, EventKind, Subject};
 
+use crate::controller::waits::status;
+use crate::error::LabError;
+use crate::lab::Lab;
 use crate::manifest::{Labels, PodTemplate, PreStop};
-use crate::watch::status;
-use crate::{Lab, LabError};
 
 /// How long a `wait:rollout` or `wait:available` step waits at most.
 pub const STEP_WAIT_TIMEOUT: Duration = Duration::from_secs(300);
@@ -351,15 +352,10 @@ impl Lab {
             })?,
         };
         let (number, template) = (target.number, target.template.clone());
-        let mut d = self.desired()?;
-        let (dep, generation) = d
-            .deployments
-            .get_mut(deployment)
-            .ok_or_else(|| LabError::NotFound(format!("deployment {deployment}")))?;
-        if dep.template != template {
+        self.desired()?.update_deployment(deployment, |dep| {
             dep.template = template;
-            *generation += 1;
-        }
+            Ok(())
+        })?;
         Ok(number)
     }
 
@@ -373,26 +369,22 @@ impl Lab {
         deployment: &str,
         seconds: Option<u32>,
     ) -> Result<Option<u32>, LabError> {
-        let mut d = self.desired()?;
-        let (dep, generation) = d
-            .deployments
-            .get_mut(deployment)
-            .ok_or_else(|| LabError::NotFound(format!("deployment {deployment}")))?;
-        let hook = &mut dep.template.container.pre_stop;
-        let before = match hook {
-            None => None,
-            Some(PreStop::Sleep { seconds }) => Some(*seconds),
-            Some(other) => {
-                return Err(LabError::Invalid(format!(
-                    "deployment {deployment} has a preStop hook that is not a sleep ({other:?}): a +prestop case would replace it"
-                )))
+        self.desired()?.update_deployment(deployment, |dep| {
+            let hook = &mut dep.template.container.pre_stop;
+            let before = match hook {
+                None => None,
+                Some(PreStop::Sleep { seconds }) => Some(*seconds),
+                Some(other) => {
+                    return Err(LabError::Invalid(format!(
+                        "deployment {deployment} has a preStop hook that is not a sleep ({other:?}): a +prestop case would replace it"
+                    )))
+                }
+            };
+            if before != seconds {
+                *hook = seconds.map(|seconds| PreStop::Sleep { seconds });
             }
-        };
-        if before != seconds {
-            *hook = seconds.map(|seconds| PreStop::Sleep { seconds });
-            *generation += 1;
-        }
-        Ok(before)
+            Ok(before)
+        })
     }
 }
 

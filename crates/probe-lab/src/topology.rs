@@ -16,10 +16,10 @@ use crate::config::{
 };
 use crate::controller::Desired;
 use crate::controller::Names;
+use crate::error::LabError;
 use crate::kernel::{self, Kernel, Role};
 use crate::manifest::ServiceType;
 use crate::netns::{destroy_netns, ip_batch, run, sysctls};
-use crate::LabError;
 
 pub(crate) fn build_network(kernel: Kernel, names: &Names) -> Result<(), LabError> {
     run("ip", &["netns", "add", &names.lan], None)?;
@@ -151,8 +151,8 @@ pub(crate) fn allocate(
     d: &Desired,
     svc: &crate::manifest::Service,
 ) -> Result<(Ipv4Addr, Option<Ipv4Addr>), LabError> {
-    let used_c: Vec<Ipv4Addr> = d.services.values().map(|(_, c, _)| *c).collect();
-    let used_e: Vec<Ipv4Addr> = d.services.values().filter_map(|(_, _, e)| *e).collect();
+    let used_c: Vec<Ipv4Addr> = d.services.values().map(|s| s.cluster_ip).collect();
+    let used_e: Vec<Ipv4Addr> = d.services.values().filter_map(|s| s.external_ip).collect();
     let cip = match svc.cluster_ip {
         Some(ip) => {
             let o = ip.octets();
@@ -195,6 +195,7 @@ pub(crate) fn allocate(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::controller::DesiredService;
 
     #[test]
     fn addresses_are_allocated_from_the_lab_ranges() {
@@ -213,7 +214,14 @@ mod tests {
         let mut d = Desired::default();
         let (c1, e1) = allocate(&d, &svc("a", true)).unwrap();
         assert_eq!((c1, e1), (FIRST_CLUSTER_IP, Some(FIRST_EXTERNAL_IP)));
-        d.services.insert("a".into(), (svc("a", true), c1, e1));
+        d.services.insert(
+            "a".into(),
+            DesiredService {
+                spec: svc("a", true),
+                cluster_ip: c1,
+                external_ip: e1,
+            },
+        );
         let (c2, e2) = allocate(&d, &svc("b", false)).unwrap();
         assert_eq!(c2, Ipv4Addr::new(10, 96, 0, 11));
         assert_eq!(e2, None);

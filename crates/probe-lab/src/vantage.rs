@@ -15,9 +15,9 @@ use std::sync::Arc;
 
 use probe_core::Vantage;
 
+use crate::error::LabError;
 use crate::lab::Lab;
 use crate::manifest::ServiceType;
-use crate::LabError;
 
 /// Where in the lab a probe stands (`--from`); [`Lab::vantage_point`] makes it a place to
 /// probe from.
@@ -126,11 +126,7 @@ impl Lab {
     /// Service, node 1 for a ClusterIP Service.
     pub fn default_vantage_point(&self, service: &str) -> Result<LabFrom, LabError> {
         let d = self.desired()?;
-        let (svc, _, _) = d
-            .services
-            .get(service)
-            .ok_or_else(|| LabError::NotFound(format!("service {service}")))?;
-        Ok(match svc.service_type {
+        Ok(match d.service(service)?.spec.service_type {
             ServiceType::LoadBalancer => LabFrom::Client,
             ServiceType::ClusterIp => LabFrom::Node(1),
         })
@@ -153,10 +149,8 @@ impl Lab {
         let names = self.names();
         let (port, cip, eip) = {
             let d = self.desired()?;
-            let (svc, cip, eip) = d
-                .services
-                .get(service)
-                .ok_or_else(|| LabError::NotFound(format!("service {service}")))?;
+            let found = d.service(service)?;
+            let (svc, cip, eip) = (&found.spec, &found.cluster_ip, &found.external_ip);
             let eip = match svc.service_type {
                 ServiceType::LoadBalancer => *eip,
                 ServiceType::ClusterIp => None,

@@ -119,7 +119,7 @@ pub struct Analyzer {
     totals: Totals,
     late: u64,
     failures: BTreeMap<Outcome, u64>,
-    details: BTreeMap<(Outcome, Option<i32>, Option<crate::TlsReason>), u64>,
+    details: BTreeMap<(Outcome, Option<i32>, Option<crate::tls::TlsReason>), u64>,
     windows: Vec<OutageWindow>,
     open: Option<OpenWindow>,
     versions: Vec<VersionSeen>,
@@ -330,7 +330,11 @@ impl Analyzer {
         if s.outcome.is_failure() {
             *self.failures.entry(s.outcome).or_default() += 1;
             let tls = (s.outcome == Outcome::Tls)
-                .then(|| s.error.as_deref().and_then(crate::TlsReason::in_message))
+                .then(|| {
+                    s.error
+                        .as_deref()
+                        .and_then(crate::tls::TlsReason::in_message)
+                })
                 .flatten();
             *self.details.entry((s.outcome, s.errno, tls)).or_default() += 1;
         }

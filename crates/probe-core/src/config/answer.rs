@@ -111,7 +111,7 @@ const MAX_BODY_VERSION: usize = 64;
 
 impl VersionSource {
     /// Extracts the version from a response's headers and body prefix.
-    pub fn extract(&self, headers: &crate::HeaderMap, body: &[u8]) -> Option<String> {
+    pub fn extract(&self, headers: &hyper::HeaderMap, body: &[u8]) -> Option<String> {
         match self {
             VersionSource::Body => {
                 let text = std::str::from_utf8(body).ok()?.trim();

@@ -10,12 +10,11 @@ use std::fmt::Write as _;
 
 use serde::{Deserialize, Serialize};
 
-use crate::output::fmt::seconds;
-use crate::output::table::aligned_table;
+use crate::format::table::aligned_table;
+use crate::format::times::seconds;
 use crate::report::Report;
 
 mod recommend;
-pub(crate) mod run;
 mod surge;
 
 pub use recommend::{CaseSpread, Recommendation};

@@ -10,7 +10,7 @@
 //! reason for a pick. Invalid runs measure the prober, not the target, so they
 //! count for nothing and a case without a valid run is never picked.
 
-use crate::output::fmt::seconds;
+use crate::format::times::seconds;
 
 use super::MatrixRun;
 

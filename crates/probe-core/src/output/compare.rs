@@ -12,9 +12,9 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
+use crate::format::table::aligned_table;
+use crate::format::times::duration;
 use crate::matrix::Matrix;
-use crate::output::fmt::duration;
-use crate::output::table::aligned_table;
 use crate::report::Report;
 
 /// One row of `rollprobe compare`.

@@ -121,7 +121,7 @@ mod tests {
     fn a_matrix_has_one_testsuite_per_run() {
         let a = crate::output::html::tests::base_report("recreate#1", "http://127.0.0.1:1/");
         let b = crate::output::html::tests::base_report("recreate#2", "http://127.0.0.1:1/");
-        let gate = crate::Thresholds {
+        let gate = crate::gate::Thresholds {
             max_failures: Some(0),
             ..Default::default()
         };

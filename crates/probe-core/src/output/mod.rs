@@ -3,10 +3,9 @@
 
 mod cause;
 pub(crate) mod compare;
-pub(crate) mod fmt;
+pub(crate) mod export;
 pub mod html;
 pub mod junit;
-pub(crate) mod table;
 pub(crate) mod text;
 pub mod timeline_csv;
 pub(crate) mod windows_csv;

@@ -6,8 +6,8 @@ use std::collections::BTreeSet;
 use std::fmt::Write as _;
 
 use crate::event::EventKind;
+use crate::format::times::{duration, offset};
 use crate::outcome::Outcome;
-use crate::output::fmt::{duration, offset};
 use crate::report::Report;
 
 /// Windows listed in the text summary; the files keep every one.

@@ -11,7 +11,8 @@ use std::time::Instant;
 
 use probe_core::{EventKind, Strategy};
 
-use super::{encode, fnv, scaled, template_hash, Desired, Phase, Pod, ReplicaSet, World};
+use super::{encode, scaled, template_hash, Desired, Phase, Pod, ReplicaSet, World};
+use crate::hash::fnv1a;
 use crate::manifest::version_of_image;
 
 impl World {
@@ -32,7 +33,8 @@ impl World {
     }
 
     pub(super) fn deployments(&mut self, desired: &Desired, now: Instant) {
-        for (name, (d, generation)) in &desired.deployments {
+        for (name, desired) in &desired.deployments {
+            let (d, generation) = (&desired.spec, &desired.generation);
             let hash = template_hash(&d.template);
             let new_idx = match self
                 .rss
@@ -246,7 +248,7 @@ impl World {
         let id = self.next_id;
         let ip = self.fresh_ip();
         let rs = &self.rss[ri];
-        let suffix = encode(fnv(&format!("{}-{id}", self.names.run_id), 7), 5);
+        let suffix = encode(fnv1a(&format!("{}-{id}", self.names.run_id), 7), 5);
         let name = format!("{}-{}-{suffix}", rs.deployment, rs.hash);
         let mut labels = rs.template.labels.clone();
         labels.insert("pod-template-hash".into(), rs.hash.clone());

@@ -18,15 +18,16 @@ use std::time::Instant;
 
 use probe_core::{EventKind, Subject};
 
-use super::{fnv, node_name, Desired, Phase, World};
+use super::{node_name, Desired, Phase, World};
+use crate::error::LabError;
+use crate::hash::fnv1a;
 use crate::manifest::{selects, ServiceType};
 use crate::netns::{gratuitous_arp, ip_batch, run};
 use crate::proxy::{transition, ProxyState, SvcRules};
-use crate::LabError;
 
 /// The node (0-based) of `nodes` that announces LoadBalancer address `ip`.
 pub(crate) fn elected_node(ip: Ipv4Addr, nodes: usize) -> usize {
-    (fnv(&ip.to_string(), 0) % nodes.max(1) as u64) as usize
+    (fnv1a(&ip.to_string(), 0) % nodes.max(1) as u64) as usize
 }
 
 impl World {
@@ -34,7 +35,8 @@ impl World {
 
     pub(super) fn endpoint_slices(&mut self, desired: &Desired, now: Instant) {
         let mut state = ProxyState::default();
-        for (name, (svc, cip, eip)) in &desired.services {
+        for (name, desired) in &desired.services {
+            let (svc, cip, eip) = (&desired.spec, &desired.cluster_ip, &desired.external_ip);
             let mut eps: Vec<(Ipv4Addr, String)> = self
                 .pods
                 .iter()

@@ -19,10 +19,10 @@ use std::time::{Duration, Instant};
 use probe_core::EventKind;
 
 use super::{scaled, Phase, Pod, Shared, World};
+use crate::error::LabError;
 use crate::kernel::{self, Role};
 use crate::manifest::{HttpProbe, PreStop};
 use crate::netns::{destroy_netns, enter_netns, ip_batch, run};
-use crate::LabError;
 fn sleep_checked(d: Duration, stop: &AtomicBool, lab_stop: &AtomicBool) -> bool {
     let until = Instant::now() + d;
     loop {

@@ -32,14 +32,16 @@ use std::time::{Duration, Instant};
 use probe_core::{Event, EventHub, EventKind, Subject};
 
 use crate::config::LabConfig;
+use crate::error::LabError;
+use crate::hash::fnv1a;
 use crate::manifest::{Deployment, Labels, PodTemplate, Service, ServiceType};
 use crate::netns::destroy_netns;
 use crate::proxy::ProxyState;
-use crate::LabError;
 
 mod deployment;
 mod endpoints;
 mod kubelet;
+pub(crate) mod waits;
 
 pub(crate) use endpoints::elected_node;
 pub(crate) use kubelet::http_get_ok;
@@ -54,8 +56,66 @@ pub(crate) const TICK: Duration = Duration::from_millis(20);
 /// What the user asked for (written by [`crate::Lab`], read by the controller).
 #[derive(Debug, Default, Clone)]
 pub(crate) struct Desired {
-    pub deployments: BTreeMap<String, (Deployment, u64)>,
-    pub services: BTreeMap<String, (Service, Ipv4Addr, Option<Ipv4Addr>)>,
+    /// By name.
+    pub deployments: BTreeMap<String, DesiredDeployment>,
+    /// By name.
+    pub services: BTreeMap<String, DesiredService>,
+}
+
+impl Desired {
+    /// The Deployment named `name`, or [`LabError::NotFound`].
+    pub(crate) fn deployment(&self, name: &str) -> Result<&DesiredDeployment, LabError> {
+        self.deployments
+            .get(name)
+            .ok_or_else(|| LabError::NotFound(format!("deployment {name}")))
+    }
+
+    /// The Service named `name`, or [`LabError::NotFound`].
+    pub(crate) fn service(&self, name: &str) -> Result<&DesiredService, LabError> {
+        self.services
+            .get(name)
+            .ok_or_else(|| LabError::NotFound(format!("service {name}")))
+    }
+
+    /// Changes the spec of the Deployment named `name` with `change`; if the spec is
+    /// different afterwards, its generation moves on (the API server's
+    /// `metadata.generation`), which is what the controller and every wait watch.
+    pub(crate) fn update_deployment<T>(
+        &mut self,
+        name: &str,
+        change: impl FnOnce(&mut Deployment) -> Result<T, LabError>,
+    ) -> Result<T, LabError> {
+        let d = self
+            .deployments
+            .get_mut(name)
+            .ok_or_else(|| LabError::NotFound(format!("deployment {name}")))?;
+        let before = d.spec.clone();
+        let out = change(&mut d.spec)?;
+        if d.spec != before {
+            d.generation += 1;
+        }
+        Ok(out)
+    }
+}
+
+/// A Deployment as applied, with its `metadata.generation`.
+#[derive(Debug, Clone)]
+pub(crate) struct DesiredDeployment {
+    /// Its spec.
+    pub spec: Deployment,
+    /// Bumped by every change of the spec.
+    pub generation: u64,
+}
+
+/// A Service as applied, with the addresses the lab gave it.
+#[derive(Debug, Clone)]
+pub(crate) struct DesiredService {
+    /// Its spec.
+    pub spec: Service,
+    /// Its ClusterIP.
+    pub cluster_ip: Ipv4Addr,
+    /// Its LoadBalancer address (`None` for a ClusterIP Service).
+    pub external_ip: Option<Ipv4Addr>,
 }
 
 /// The state of one Deployment, as `kubectl get deployment -o yaml` would show it.
@@ -279,15 +339,6 @@ pub(crate) struct World {
 
 const HASH_ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
 
-fn fnv(s: &str, seed: u64) -> u64 {
-    let mut h = 0xcbf2_9ce4_8422_2325u64 ^ seed;
-    for b in s.bytes() {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
-    h
-}
-
 fn encode(mut v: u64, len: usize) -> String {
     (0..len)
         .map(|_| {
@@ -300,7 +351,7 @@ fn encode(mut v: u64, len: usize) -> String {
 
 /// `pod-template-hash`: a stable hash of the template, 10 characters like Kubernetes'.
 fn template_hash(t: &PodTemplate) -> String {
-    encode(fnv(&format!("{t:?}"), 0), 10)
+    encode(fnv1a(&format!("{t:?}"), 0), 10)
 }
 
 /// The port the lab's app listens on in a pod of this template (its `PORT` env).
@@ -477,7 +528,8 @@ impl World {
 
     fn publish(&mut self, desired: &Desired, now: Instant) {
         let mut st = Status::default();
-        for (name, (d, generation)) in &desired.deployments {
+        for (name, desired) in &desired.deployments {
+            let (d, generation) = (&desired.spec, &desired.generation);
             let hash = template_hash(&d.template);
             let mut ds = DeploymentStatus {
                 generation: *generation,
@@ -519,7 +571,8 @@ impl World {
             }
             st.deployments.insert(name.clone(), ds);
         }
-        for (name, (svc, cip, eip)) in &desired.services {
+        for (name, desired) in &desired.services {
+            let (svc, cip, eip) = (&desired.spec, &desired.cluster_ip, &desired.external_ip);
             let now_ready: Vec<Ipv4Addr> = self
                 .endpoints
                 .get(name)
@@ -637,11 +690,11 @@ mod tests {
 
     #[test]
     fn hashes_are_stable_and_kubernetes_shaped() {
-        let t = crate::parse_manifests(
+        let t = crate::manifest::parse_manifests(
             "kind: Deployment\nmetadata: {name: a}\nspec:\n  selector: {matchLabels: {x: y}}\n  template:\n    metadata: {labels: {x: y}}\n    spec: {containers: [{name: c, image: 'i:v1'}]}\n",
         )
         .unwrap();
-        let crate::Object::Deployment(d) = &t[0] else {
+        let crate::manifest::Object::Deployment(d) = &t[0] else {
             panic!()
         };
         let h = template_hash(&d.template);

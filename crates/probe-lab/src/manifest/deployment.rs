@@ -6,9 +6,9 @@ use k8s_openapi::api::apps::v1 as apps;
 use k8s_openapi::api::core::v1 as core;
 use probe_core::{IntOrPercent, Strategy};
 
-use super::parse::Ctx;
+use super::ctx::Ctx;
 use super::{selects, Container, Deployment, HttpProbe, Labels, PodTemplate, PreStop};
-use crate::LabError;
+use crate::error::LabError;
 
 const POD: &str = "spec.template.spec";
 const FIRST: &str = "spec.template.spec.containers[0]";

@@ -31,6 +31,7 @@ use std::collections::BTreeMap;
 
 use probe_core::Strategy;
 
+mod ctx;
 mod deployment;
 mod parse;
 mod service;

@@ -5,9 +5,9 @@ use std::net::Ipv4Addr;
 
 use k8s_openapi::api::core::v1 as core;
 
-use super::parse::Ctx;
+use super::ctx::Ctx;
 use super::{Service, ServicePort, ServiceType};
-use crate::LabError;
+use crate::error::LabError;
 
 pub(super) fn service(ctx: &Ctx, s: core::Service) -> Result<Service, LabError> {
     let name = s

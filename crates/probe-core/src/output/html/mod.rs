@@ -21,8 +21,8 @@ use std::fmt::Write as _;
 use std::io;
 use std::path::Path;
 
+use crate::format::times::{duration, offset};
 use crate::outcome::Outcome;
-use crate::output::fmt::{duration, offset};
 use crate::report::{Report, SecondStats};
 
 mod chart;

@@ -1,9 +1,9 @@
 use super::*;
+use crate::analyze::Analyzer;
 use crate::config::RecordedConfig;
 use crate::event::{Event, EventKind, Subject};
 use crate::report::OutageWindow;
 use crate::sample::{RunHeader, Sample};
-use crate::Analyzer;
 
 /// A real (small) report from the analyzer, for the tests to reshape: 3 s
 /// at 1000 req/s, v1 then 300 refused then v2.
@@ -202,7 +202,7 @@ fn matrix_page_escapes_cases_and_links_and_groups_repeats() {
         ),
         (base_report("plain", "http://127.0.0.1:1/"), None),
     ];
-    let m = crate::Matrix::from_reports(&reports);
+    let m = crate::matrix::Matrix::from_reports(&reports);
     assert_eq!(m.summary().len(), 2, "{evil}#1 and #2 are one case");
     assert_eq!(m.runs[1].run, 2);
     let page = render_matrix_html(&m, "rollprobe compare");
@@ -262,7 +262,7 @@ fn matrix_page_bans_an_invalid_run_and_never_recommends_it() {
         (invalid_report("overloaded"), None),
         (base_report("recreate", "http://127.0.0.1:1/"), None),
     ];
-    let m = crate::Matrix::from_reports(&reports);
+    let m = crate::matrix::Matrix::from_reports(&reports);
     let page = render_matrix_html(&m, "rollprobe compare");
     let banner = page
         .find("not a valid measurement: overloaded run 1: 91983 of 94983 ticks")
@@ -326,7 +326,7 @@ fn with_several_streams_the_header_shows_each_streams_failed_and_downtime() {
         Event::new(400.0, EventKind::TriggerStart, "redeploy"),
         Event::new(600.0, EventKind::TriggerExit, "exit code 0"),
     ];
-    let mut a = crate::RunAnalyzer::with_events(&header, trigger);
+    let mut a = crate::analyze::RunAnalyzer::with_events(&header, trigger);
     for stream in ["local-fresh", "local-keepalive"] {
         for seq in 0..1000u64 {
             let failed = stream == "local-keepalive" && (500..550).contains(&seq);

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use crate::event::{BoxFuture, EventSource, Vantage};
 use crate::matrix::{Matrix, MatrixRun};
+use crate::output::export::{self, MatrixCsv, MatrixHtml, MatrixJson};
 use crate::probe::{ProbeBuilder, ProbeError, ProbeHandle};
 use crate::rollout::{
     Rollout, RolloutError, DEFAULT_ROLLOUT_TIMEOUT, DEFAULT_SETTLE, DEFAULT_WARMUP,
@@ -446,20 +447,11 @@ struct PreStopState {
 }
 
 fn write_matrix(dir: &Path, m: &Matrix, strategy_now: Option<Strategy>) -> Result<(), MatrixError> {
-    let fail = |path: PathBuf| move |source| MatrixError::Output { path, source };
-    let csv = dir.join("matrix.csv");
-    std::fs::write(&csv, m.to_csv()).map_err(fail(csv.clone()))?;
-    let json = dir.join("matrix.json");
-    let mut value: serde_json::Value =
-        serde_json::from_str(&m.to_json()).unwrap_or(serde_json::Value::Null);
-    if let (Some(s), serde_json::Value::Object(map)) = (strategy_now, &mut value) {
-        map.insert("strategy_after".into(), s.to_string().into());
-    }
-    std::fs::write(
-        &json,
-        serde_json::to_string_pretty(&value).unwrap_or_default(),
-    )
-    .map_err(fail(json.clone()))?;
-    let html = dir.join("matrix.html");
-    crate::output::html::write_matrix_html(&html, m, "rollprobe matrix").map_err(fail(html.clone()))
+    let json = MatrixJson {
+        strategy_after: strategy_now,
+    };
+    export::write_all(dir, m, &[&MatrixCsv, &json, &MatrixHtml]).map_err(|e| MatrixError::Output {
+        path: e.path,
+        source: e.source,
+    })
 }
