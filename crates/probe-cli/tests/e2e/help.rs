@@ -85,15 +85,7 @@ fn man_dir_writes_a_page_per_command_that_man_renders() {
     ] {
         assert!(dir.join(format!("{page}.1")).is_file(), "{page}.1 missing");
     }
-    let out = Command::new("man")
-        .arg("-l")
-        .arg(dir.join("rollprobe-run.1"))
-        .env("MANWIDTH", "100")
-        .env("MANPAGER", "cat")
-        .env("PAGER", "cat")
-        .output()
-        .expect("`man` must be installed to render the page (apt-get install man-db)");
-    let text = String::from_utf8_lossy(&out.stdout);
+    let text = crate::support::man_page_text(&dir.join("rollprobe-run.1"));
     assert!(text.contains("rollprobe-run"), "{text}");
     assert!(
         text.contains("--max-failures") && text.contains("--resolve"),
@@ -134,15 +126,7 @@ fn the_man_pages_failure_kind_table_keeps_one_row_per_line() {
     assert!(page.status.success());
     let path = Path::new(env!("CARGO_TARGET_TMPDIR")).join("help-table.1");
     std::fs::write(&path, &page.stdout).unwrap();
-    let out = Command::new("man")
-        .arg("-l")
-        .arg(&path)
-        .env("MANWIDTH", "100")
-        .env("MANPAGER", "cat")
-        .env("PAGER", "cat")
-        .output()
-        .expect("`man` must be installed to render the page (apt-get install man-db)");
-    let text = String::from_utf8_lossy(&out.stdout);
+    let text = crate::support::man_page_text(&path);
     // man used to refill the table, so a row's text ran onto the next line.
     for (kind, words) in [
         ("connection_refused", "the app not listening yet"),

@@ -3,59 +3,38 @@
 //! the one document whatever the trigger prints, and `--out` never overwrites an
 //! earlier run's samples. Each test runs the real binary against a real loopback server.
 
-use std::io::{Read, Write};
-use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
+use std::process::Output;
 
-/// A loopback HTTP server that answers every request `200 v1` and closes; it lives as
-/// long as the test process.
-fn server() -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
-    let addr = listener.local_addr().expect("its address");
-    std::thread::spawn(move || {
-        for mut stream in listener.incoming().flatten() {
-            let mut head = Vec::new();
-            let mut buf = [0u8; 1024];
-            while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-                match stream.read(&mut buf) {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => head.extend_from_slice(&buf[..n]),
-                }
-            }
-            let _ = stream
-                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nv1");
-        }
-    });
-    format!("http://{addr}/")
+use crate::support::{read_json, serve, temp_dir, Behaviour, TestServer};
+
+/// A loopback HTTP server that answers every request `200 v1`.
+fn server() -> TestServer {
+    serve(Behaviour::Respond {
+        status: 200,
+        headers: Vec::new(),
+        body: "v1".into(),
+    })
 }
 
 fn rollprobe(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_rollprobe"))
+    crate::support::rollprobe()
         .args(args)
         .output()
         .expect("run rollprobe")
 }
 
-/// A fresh folder under the target's temporary directory, named after the test.
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("verdict-{name}"));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("make the test folder");
-    dir
-}
-
 fn report_json(dir: &Path) -> serde_json::Value {
-    let text = std::fs::read_to_string(dir.join("report.json")).expect("report.json written");
-    serde_json::from_str(&text).expect("report.json is JSON")
+    read_json(&dir.join("report.json"))
 }
 
 const QUICK: [&str; 6] = ["--rate", "20", "--warmup", "300ms", "--settle", "300ms"];
 
 #[test]
 fn a_trigger_that_fails_fails_the_gate_in_the_summary_junit_and_report() {
-    let url = server();
-    let dir = temp_dir("failed");
+    let server = server();
+    let url = server.url();
+    let dir = temp_dir("verdict-failed");
     let junit = dir.join("junit.xml");
     let out = dir.join("run");
     let mut args = vec!["run", &url, "-q", "--max-failures", "0"];
@@ -100,7 +79,8 @@ fn a_trigger_that_fails_fails_the_gate_in_the_summary_junit_and_report() {
 
 #[test]
 fn a_trigger_killed_by_the_duration_fails_the_gate() {
-    let url = server();
+    let server = server();
+    let url = server.url();
     let o = rollprobe(&[
         "run",
         &url,
@@ -135,8 +115,9 @@ fn a_trigger_killed_by_the_duration_fails_the_gate() {
 
 #[test]
 fn json_stdout_holds_only_the_report_and_the_trigger_output_goes_to_stderr_and_its_log() {
-    let url = server();
-    let dir = temp_dir("json");
+    let server = server();
+    let url = server.url();
+    let dir = temp_dir("verdict-json");
     let out = dir.join("run");
     let mut args = vec!["run", &url, "-q", "--format", "json"];
     args.extend(QUICK);
@@ -165,8 +146,9 @@ fn json_stdout_holds_only_the_report_and_the_trigger_output_goes_to_stderr_and_i
 
 #[test]
 fn out_never_overwrites_an_earlier_run_without_force() {
-    let url = server();
-    let dir = temp_dir("out");
+    let server = server();
+    let url = server.url();
+    let dir = temp_dir("verdict-out");
     let out = dir.join("run");
     let out_s = out.to_str().unwrap();
     let first = rollprobe(&["run", &url, "-q", "--duration", "500ms", "--out", out_s]);
