@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::support::signal;
+
 fn seed(name: &str) -> String {
     format!("{}/examples/seed/{name}.yaml", crate::support::REPO)
 }
@@ -82,13 +84,6 @@ fn wait_probing(out: &Path, child: &mut Child) {
         }
         assert!(Instant::now() < deadline, "no samples after 240 s");
         std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
-fn signal(child: &Child, sig: i32) {
-    // SAFETY: kill(2) of our own child.
-    unsafe {
-        libc::kill(child.id() as i32, sig);
     }
 }
 

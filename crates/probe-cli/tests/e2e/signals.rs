@@ -4,7 +4,7 @@
 use std::process::{Child, Stdio};
 use std::time::Duration;
 
-use crate::support::{read_json, rollprobe, serve, temp_dir, Behaviour};
+use crate::support::{read_json, rollprobe, serve, signal, temp_dir, Behaviour};
 
 fn ok_server() -> crate::support::TestServer {
     serve(Behaviour::Respond {
@@ -23,11 +23,6 @@ fn start_run(url: &str, out: &std::path::Path, extra: &[&str]) -> Child {
         .stderr(Stdio::piped())
         .spawn()
         .expect("rollprobe runs")
-}
-
-fn signal(child: &Child, sig: i32) {
-    // SAFETY: kill(2) on our own child's pid.
-    assert_eq!(unsafe { libc::kill(child.id() as i32, sig) }, 0);
 }
 
 #[test]

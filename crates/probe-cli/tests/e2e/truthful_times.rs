@@ -5,7 +5,7 @@
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::support::{closed_port, read_json, rollprobe, serve, temp_dir, Behaviour};
+use crate::support::{closed_port, read_json, rollprobe, serve, signal, temp_dir, Behaviour};
 
 /// `rollprobe run` with a JSON report and its folder at `out`.
 fn run_command(args: &[&str], out: &std::path::Path) -> Command {
@@ -33,11 +33,6 @@ fn spawn_run(args: &[&str], out: &std::path::Path) -> Child {
         .stderr(Stdio::piped())
         .spawn()
         .expect("rollprobe runs")
-}
-
-fn signal(child: &Child, sig: i32) {
-    // SAFETY: kill(2) on our own child's pid.
-    assert_eq!(unsafe { libc::kill(child.id() as i32, sig) }, 0);
 }
 
 #[test]

@@ -67,3 +67,9 @@ pub fn man_page_text(page: &Path) -> String {
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
+
+/// Sends `sig` to a child this test started (a run to stop as a user or CI would).
+pub fn signal(child: &std::process::Child, sig: i32) {
+    // SAFETY: kill(2) on our own child's pid, which is not reaped before this returns.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, sig) }, 0);
+}
