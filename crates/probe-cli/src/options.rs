@@ -46,20 +46,6 @@ pub fn lab_pod_from(config: &mut ProbeConfig) {
     }
 }
 
-/// What a run (or a matrix, or a merge) leaves in its folder: any of them there means
-/// the folder holds a run whose samples a new run would overwrite.
-const RUN_FILES: [&str; 9] = [
-    probe_core::RUN_FILE,
-    "samples.csv",
-    "events.csv",
-    "windows.csv",
-    "timeline.csv",
-    "report.json",
-    "report.html",
-    probe_core::TRIGGER_LOG,
-    "matrix.json",
-];
-
 /// What an output folder will hold: one run, or a matrix (one run folder per case).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OutKind {
@@ -99,8 +85,8 @@ pub fn check_new_out_dir(dir: &Path, force: bool, kind: OutKind) -> Result<(), C
 
 /// The files of an earlier run in `dir`, and for a matrix its sub-folders that hold a run.
 fn earlier_runs(dir: &Path, kind: OutKind) -> Vec<std::path::PathBuf> {
-    let mut found: Vec<_> = RUN_FILES
-        .iter()
+    let mut found: Vec<_> = probe_core::output_file_names()
+        .into_iter()
         .map(|f| dir.join(f))
         .filter(|p| p.exists())
         .collect();

@@ -74,7 +74,7 @@ pub use config::{
 };
 pub use event::{
     read_events, version_of_image, Attachment, BoxFuture, Event, EventHub, EventKind, EventSink,
-    EventSource, EventWriter, Subject, Vantage,
+    EventSource, EventWriter, Subject, Vantage, EVENTS_FILE,
 };
 pub use execute::{Attempt, Executor, MAX_BODY_BYTES};
 pub use gate::{GateCheck, Thresholds};
@@ -87,6 +87,7 @@ pub use matrix_runner::{Deployments, MatrixError, MatrixOutcome, MatrixRunner, M
 pub use merge::{merge_runs, MergeError};
 pub use outcome::{Outcome, Proxy, UnknownOutcome};
 pub use output::compare::{Comparison, ComparisonRow};
+pub use output::export::output_file_names;
 pub use output::windows_csv::write_windows_csv;
 pub use probe::{
     write_report_files, LiveStats, Probe, ProbeBuilder, ProbeError, ProbeHandle, VantagePoint,
@@ -102,7 +103,7 @@ pub use rollout::{
 pub use sample::{
     read_run_header, read_samples, samples_path, stream_samples, MergedInput, ReadError,
     RecordedRun, RunFooter, RunHeader, RunRecord, Sample, SampleWriter, StreamInfo, RUN_FILE,
-    SAMPLES_SCHEMA,
+    SAMPLES_FILE, SAMPLES_SCHEMA,
 };
 pub use strategy::{IntOrPercent, Strategy, StrategyCase};
 pub use tls::TlsReason;

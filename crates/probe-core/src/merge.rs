@@ -146,7 +146,7 @@ pub fn merge_runs(inputs: &[&Path], out: &Path) -> Result<Report, MergeError> {
             });
             streams.push(info.clone());
         }
-        let events_path = samples_path(&input.dir).with_file_name("events.csv");
+        let events_path = samples_path(&input.dir).with_file_name(crate::event::EVENTS_FILE);
         if events_path.is_file() {
             let own = read_events(&events_path).map_err(|source| MergeError::Events {
                 dir: input.dir.display().to_string(),
@@ -187,14 +187,14 @@ pub fn merge_runs(inputs: &[&Path], out: &Path) -> Result<Report, MergeError> {
         source,
     })?;
     let fail = |path: PathBuf| move |source| MergeError::Output { path, source };
-    let mut event_writer =
-        EventWriter::create(&out.join("events.csv")).map_err(fail(out.join("events.csv")))?;
+    let mut event_writer = EventWriter::create(&out.join(crate::event::EVENTS_FILE))
+        .map_err(fail(out.join(crate::event::EVENTS_FILE)))?;
     for e in &events {
         event_writer
             .write(e)
-            .map_err(fail(out.join("events.csv")))?;
+            .map_err(fail(out.join(crate::event::EVENTS_FILE)))?;
     }
-    let samples_out = out.join("samples.csv");
+    let samples_out = out.join(crate::sample::SAMPLES_FILE);
     let mut writer = SampleWriter::create(&samples_out).map_err(fail(samples_out.clone()))?;
     let mut analyzer = RunAnalyzer::with_events(&header, events);
     for input in &read {

@@ -78,9 +78,9 @@ impl RunFiles {
             end: None,
         };
         record.write(dir).map_err(fail(dir.join(RUN_FILE)))?;
-        let samples_path = dir.join("samples.csv");
+        let samples_path = dir.join(crate::sample::SAMPLES_FILE);
         let samples = SampleWriter::create(&samples_path).map_err(fail(samples_path))?;
-        let events_path = dir.join("events.csv");
+        let events_path = dir.join(crate::event::EVENTS_FILE);
         let events = EventWriter::create(&events_path).map_err(fail(events_path))?;
         Ok(RunFiles {
             dir: dir.to_path_buf(),
@@ -133,7 +133,7 @@ pub(crate) async fn run(
             _ = flush.tick() => {
                 if let Some(o) = outputs.as_mut() {
                     let r = o.samples.flush();
-                    let path = o.dir.join("samples.csv");
+                    let path = o.dir.join(crate::sample::SAMPLES_FILE);
                     note(r, &path, &mut outputs);
                 }
                 continue;
@@ -144,7 +144,7 @@ pub(crate) async fn run(
                 for sample in samples {
                     if let Some(o) = outputs.as_mut() {
                         if let Err(e) = o.samples.write(&sample) {
-                            let path = o.dir.join("samples.csv");
+                            let path = o.dir.join(crate::sample::SAMPLES_FILE);
                             note(Err(e), &path, &mut outputs);
                         }
                     }
@@ -156,14 +156,14 @@ pub(crate) async fn run(
             Record::Event(event) => {
                 if let Some(o) = outputs.as_mut() {
                     let r = o.events.write(&event);
-                    let path = o.dir.join("events.csv");
+                    let path = o.dir.join(crate::event::EVENTS_FILE);
                     note(r, &path, &mut outputs);
                 }
                 analyzer.event(event);
             }
             Record::Stopping(footer) => {
                 if let Some(o) = outputs.as_mut() {
-                    let path = o.dir.join("samples.csv");
+                    let path = o.dir.join(crate::sample::SAMPLES_FILE);
                     note(o.samples.flush(), &path, &mut outputs);
                 }
                 if let Some(o) = outputs.as_ref() {
@@ -178,7 +178,7 @@ pub(crate) async fn run(
             Record::Finish(footer, done) => {
                 let dir = outputs.as_ref().map(|o| o.dir.clone());
                 if let Some(o) = outputs.take() {
-                    let path = o.dir.join("samples.csv");
+                    let path = o.dir.join(crate::sample::SAMPLES_FILE);
                     note(o.samples.finish(), &path, &mut outputs);
                     let record = RunRecord {
                         header: header.clone(),

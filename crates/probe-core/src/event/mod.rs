@@ -25,6 +25,9 @@ mod csv;
 mod hub;
 
 pub use self::csv::{read_events, EventWriter};
+
+/// The events file of a run folder.
+pub const EVENTS_FILE: &str = "events.csv";
 pub use hub::{Attachment, BoxFuture, EventHub, EventSink, EventSource, Vantage};
 
 /// What happened. Serialised as the snake_case names that events.csv and

@@ -95,6 +95,32 @@ impl Exporter<Report> for ReportHtml {
     }
 }
 
+/// Every file rollprobe may leave in a run's or a matrix's output folder, so that a
+/// new run can tell whether a folder already holds one (and what `--force` replaces).
+///
+/// ```
+/// let names = probe_core::output_file_names();
+/// assert!(names.contains(&"samples.csv") && names.contains(&"matrix.json"));
+/// ```
+pub fn output_file_names() -> Vec<&'static str> {
+    let matrix: [&dyn Exporter<Matrix>; 3] = [
+        &MatrixCsv,
+        &MatrixJson {
+            strategy_after: None,
+        },
+        &MatrixHtml,
+    ];
+    let mut names = vec![
+        crate::sample::RUN_FILE,
+        crate::sample::SAMPLES_FILE,
+        crate::event::EVENTS_FILE,
+        crate::trigger::TRIGGER_LOG,
+    ];
+    names.extend(REPORT_FILES.iter().map(|e| e.file_name()));
+    names.extend(matrix.iter().map(|e| e.file_name()));
+    names
+}
+
 /// matrix.csv: one row per run.
 pub(crate) struct MatrixCsv;
 /// matrix.json: the matrix, with the strategy the Deployment was left with.

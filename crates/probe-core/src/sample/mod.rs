@@ -405,6 +405,8 @@ pub const SAMPLE_COLUMNS: [&str; 20] = [
 pub const SAMPLES_SCHEMA: &str = "rollprobe.samples/v1";
 /// The run's record beside samples.csv.
 pub const RUN_FILE: &str = "run.json";
+/// The samples file of a run folder.
+pub const SAMPLES_FILE: &str = "samples.csv";
 pub(super) const HEADER_PREFIX: &str = "# rollprobe.samples/v1 ";
 pub(super) const FOOTER_PREFIX: &str = "# end ";
 

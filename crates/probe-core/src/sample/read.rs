@@ -47,7 +47,7 @@ pub enum ReadError {
 /// samples.csv of a run folder, or the file itself.
 pub fn samples_path(path: &Path) -> PathBuf {
     if path.is_dir() {
-        path.join("samples.csv")
+        path.join(super::SAMPLES_FILE)
     } else {
         path.to_path_buf()
     }
