@@ -246,11 +246,11 @@ impl Rollout {
                     End::Interrupted => interrupted = true,
                     End::Finished => {}
                     End::Done(()) => {
-                        let run =
+                        let report =
                             run_trigger(trigger, &handle, &mut ends, out_dir.as_deref()).await;
-                        interrupted = run.interrupted;
-                        let finished = run.finished;
-                        probe.record_trigger(run.report);
+                        interrupted = report.outcome == TriggerOutcome::Interrupted;
+                        let finished = report.outcome == TriggerOutcome::KilledByDuration;
+                        probe.record_trigger(report);
                         if !interrupted && !finished {
                             if let Some(source) = &self.source {
                                 let complete = source.rollout_complete(self.rollout_timeout);
@@ -330,13 +330,6 @@ impl Ends<'_> {
     }
 }
 
-/// How a trigger run ended: interrupted, the probe's duration ran out, and the report.
-struct TriggerRun {
-    interrupted: bool,
-    finished: bool,
-    report: TriggerReport,
-}
-
 /// Runs the trigger between `trigger_start` and `trigger_exit`; a command's output is
 /// relayed (see [`OutputRelay`]), never mixed into stdout.
 async fn run_trigger(
@@ -344,90 +337,41 @@ async fn run_trigger(
     handle: &ProbeHandle,
     ends: &mut Ends<'_>,
     out_dir: Option<&std::path::Path>,
-) -> TriggerRun {
-    let (command, end) = match trigger {
+) -> TriggerReport {
+    let report = match trigger {
         Trigger::Future(redeploy) => {
-            handle.emit(EventKind::TriggerStart, "trigger");
-            let end = match ends.race(redeploy).await {
-                End::Done(Ok(())) => TriggerEnd::done(TriggerOutcome::Succeeded, None, None),
-                End::Done(Err(reason)) => {
-                    TriggerEnd::done(TriggerOutcome::Failed, None, Some(reason))
-                }
-                End::Interrupted => TriggerEnd::cut(TriggerOutcome::Interrupted),
-                End::Finished => TriggerEnd::cut(TriggerOutcome::KilledByDuration),
+            let name = "trigger";
+            handle.emit(EventKind::TriggerStart, name);
+            let (outcome, error) = match ends.race(redeploy).await {
+                End::Done(Ok(())) => (TriggerOutcome::Succeeded, None),
+                End::Done(Err(reason)) => (TriggerOutcome::Failed, Some(reason)),
+                End::Interrupted => (TriggerOutcome::Interrupted, None),
+                End::Finished => (TriggerOutcome::KilledByDuration, None),
             };
-            ("trigger".to_string(), end)
+            TriggerReport::ended(name, outcome, None, error)
         }
         Trigger::Command(command) => {
             let line = command.join(" ");
             handle.emit(EventKind::TriggerStart, &line);
             let relay = OutputRelay::new(out_dir);
-            let end = run_command(&command, ends, &relay).await;
-            let end = TriggerEnd {
+            let (outcome, exit_code, error) = run_command(&command, ends, &relay).await;
+            TriggerReport {
                 stderr_tail: relay.stderr_tail(),
-                ..end
-            };
-            (line, end)
+                ..TriggerReport::ended(line, outcome, exit_code, error)
+            }
         }
     };
-    let report = TriggerReport {
-        command,
-        outcome: end.outcome,
-        exit_code: end.exit_code,
-        killed_by: match end.outcome {
-            TriggerOutcome::KilledByDuration => Some("duration".to_string()),
-            TriggerOutcome::Interrupted => Some("interrupt".to_string()),
-            _ => None,
-        },
-        error: end.error,
-        stderr_tail: end.stderr_tail,
-    };
-    // The event keeps today's words for people reading events.csv; the verdict reads
-    // the typed report.
-    let detail = match (report.outcome, report.exit_code) {
-        (TriggerOutcome::Succeeded, None) => "ok".to_string(),
-        (TriggerOutcome::Interrupted, _) => "killed: the run was interrupted".to_string(),
-        (TriggerOutcome::KilledByDuration, _) => "killed: --duration reached".to_string(),
-        (_, Some(code)) => format!("exit code {code}"),
-        (TriggerOutcome::NotStarted, None) => format!(
-            "could not start: {}",
-            report.error.as_deref().unwrap_or("unknown")
-        ),
-        (_, None) => format!("failed: {}", report.error.as_deref().unwrap_or("unknown")),
-    };
-    handle.emit(EventKind::TriggerExit, &detail);
-    TriggerRun {
-        interrupted: report.outcome == TriggerOutcome::Interrupted,
-        finished: report.outcome == TriggerOutcome::KilledByDuration,
-        report,
-    }
+    handle.emit(EventKind::TriggerExit, &report.event_detail());
+    report
 }
 
-/// How a trigger ended, before it is put into a [`TriggerReport`].
-struct TriggerEnd {
-    outcome: TriggerOutcome,
-    exit_code: Option<i32>,
-    error: Option<String>,
-    stderr_tail: Option<String>,
-}
-
-impl TriggerEnd {
-    fn done(outcome: TriggerOutcome, exit_code: Option<i32>, error: Option<String>) -> Self {
-        TriggerEnd {
-            outcome,
-            exit_code,
-            error,
-            stderr_tail: None,
-        }
-    }
-
-    fn cut(outcome: TriggerOutcome) -> Self {
-        TriggerEnd::done(outcome, None, None)
-    }
-}
-
-/// Runs a trigger command to its end (or the run's), its output through `relay`.
-async fn run_command(command: &[String], ends: &mut Ends<'_>, relay: &OutputRelay) -> TriggerEnd {
+/// Runs a trigger command to its end (or the run's), its output through `relay`:
+/// how it ended, its exit code, and why when no exit code says it.
+async fn run_command(
+    command: &[String],
+    ends: &mut Ends<'_>,
+    relay: &OutputRelay,
+) -> (TriggerOutcome, Option<i32>, Option<String>) {
     let mut child = tokio::process::Command::new(&command[0]);
     child
         .args(&command[1..])
@@ -437,7 +381,7 @@ async fn run_command(command: &[String], ends: &mut Ends<'_>, relay: &OutputRela
         .kill_on_drop(true);
     let mut child = match child.spawn() {
         Ok(child) => child,
-        Err(e) => return TriggerEnd::done(TriggerOutcome::NotStarted, None, Some(e.to_string())),
+        Err(e) => return (TriggerOutcome::NotStarted, None, Some(e.to_string())),
     };
     let stdout = child
         .stdout
@@ -449,22 +393,22 @@ async fn run_command(command: &[String], ends: &mut Ends<'_>, relay: &OutputRela
         .map(|err| tokio::spawn(relay.clone().relay(err, true)));
     let end = match ends.race(child.wait()).await {
         End::Done(Ok(status)) => match status.code() {
-            Some(0) => TriggerEnd::done(TriggerOutcome::Succeeded, Some(0), None),
-            Some(code) => TriggerEnd::done(TriggerOutcome::Failed, Some(code), None),
-            None => TriggerEnd::done(TriggerOutcome::Failed, None, Some(status.to_string())),
+            Some(0) => (TriggerOutcome::Succeeded, Some(0), None),
+            Some(code) => (TriggerOutcome::Failed, Some(code), None),
+            None => (TriggerOutcome::Failed, None, Some(status.to_string())),
         },
-        End::Done(Err(e)) => TriggerEnd::done(
+        End::Done(Err(e)) => (
             TriggerOutcome::Failed,
             None,
             Some(format!("wait failed: {e}")),
         ),
         End::Interrupted => {
             let _ = child.kill().await;
-            TriggerEnd::cut(TriggerOutcome::Interrupted)
+            (TriggerOutcome::Interrupted, None, None)
         }
         End::Finished => {
             let _ = child.kill().await;
-            TriggerEnd::cut(TriggerOutcome::KilledByDuration)
+            (TriggerOutcome::KilledByDuration, None, None)
         }
     };
     // The pipes close when the command (and whatever it started that kept them) ends;

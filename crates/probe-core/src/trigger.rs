@@ -98,6 +98,42 @@ pub struct TriggerReport {
 }
 
 impl TriggerReport {
+    /// How `command` ended, without its stderr: what killed it follows from `outcome`.
+    pub(crate) fn ended(
+        command: impl Into<String>,
+        outcome: TriggerOutcome,
+        exit_code: Option<i32>,
+        error: Option<String>,
+    ) -> TriggerReport {
+        let killed_by = match outcome {
+            TriggerOutcome::KilledByDuration => Some("duration".to_string()),
+            TriggerOutcome::Interrupted => Some("interrupt".to_string()),
+            _ => None,
+        };
+        TriggerReport {
+            command: command.into(),
+            outcome,
+            exit_code,
+            killed_by,
+            error,
+            stderr_tail: None,
+        }
+    }
+
+    /// The `trigger_exit` event's detail: the words events.csv has always used, for
+    /// people; the verdict reads the typed report.
+    pub(crate) fn event_detail(&self) -> String {
+        let reason = || self.error.as_deref().unwrap_or("unknown");
+        match (self.outcome, self.exit_code) {
+            (TriggerOutcome::Succeeded, None) => "ok".to_string(),
+            (TriggerOutcome::Interrupted, _) => "killed: the run was interrupted".to_string(),
+            (TriggerOutcome::KilledByDuration, _) => "killed: --duration reached".to_string(),
+            (_, Some(code)) => format!("exit code {code}"),
+            (TriggerOutcome::NotStarted, None) => format!("could not start: {}", reason()),
+            (_, None) => format!("failed: {}", reason()),
+        }
+    }
+
     /// The last line of the stderr tail, which is where tools say why they failed.
     pub fn last_stderr_line(&self) -> Option<&str> {
         self.stderr_tail
