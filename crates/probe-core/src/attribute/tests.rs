@@ -24,6 +24,7 @@ fn window(start: f64, end: f64, kind: &str) -> OutageWindow {
         pod_before: None,
         pod_after: None,
         proxy_retried: None,
+        programming_latency: None,
     }
 }
 

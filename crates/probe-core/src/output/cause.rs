@@ -11,7 +11,11 @@ use std::fmt::{self, Display, Formatter};
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::cause::{AnsweredAround, Cause, Explanation, NoEndpointSign, RateLimited};
+use crate::cause::{
+    AnsweredAround, Cause, Explanation, NoEndpointSign, ProgrammingLatency, RateLimited,
+    PROGRAMMING_SLACK_CONFIDENCE,
+};
+use crate::format::times::duration;
 use crate::outcome::Outcome;
 
 /// `+12.31 s`: a time on the probe's clock.
@@ -257,6 +261,48 @@ impl Display for AnsweredAround {
             (None, None) => Ok(()),
         }
     }
+}
+
+/// windows.csv's `programming_latency`, the summary's and report.html's line: the
+/// figure as a lower bound with its slack, then the nodes' own syncs.
+impl Display for ProgrammingLatency {
+    fn fmt(&self, f: &mut Formatter<'_>) -> fmt::Result {
+        let n = self.endpoints;
+        let odds = if n <= 1 {
+            "every new connection met it".to_string()
+        } else {
+            format!("over {n} endpoints a new connection met it 1 time in {n}")
+        };
+        let address = self.address.map(|a| format!(" ({a})")).unwrap_or_default();
+        write!(
+            f,
+            "network programming latency as the client saw it: at least {} from the EndpointSlice change at {} to the last new connection that reached pod {}{address} at {} (a lower bound: {odds}, so the last hit comes on average {n} probe period{} ({}) and, {} times in {}, at most {} ({}) before the rules really changed)",
+            duration(self.at_least_ms()),
+            at(self.slice_changed_ms),
+            self.pod,
+            at(self.last_reached_ms),
+            if n == 1 { "" } else { "s" },
+            duration(f64::from(n) * self.period_ms),
+            (PROGRAMMING_SLACK_CONFIDENCE * 20.0).round(),
+            20,
+            periods(self.slack_periods()),
+            duration(self.slack_ms()),
+        )?;
+        if !self.node_syncs.is_empty() {
+            let syncs: Vec<String> = self
+                .node_syncs
+                .iter()
+                .map(|s| format!("{} after {}", s.node, duration(s.after_ms)))
+                .collect();
+            write!(f, "; the nodes' rules dropped it: {}", syncs.join(", "))?;
+        }
+        Ok(())
+    }
+}
+
+/// `1 period`, `5 periods`.
+fn periods(n: u32) -> String {
+    format!("{n} period{}", if n == 1 { "" } else { "s" })
 }
 
 /// The cause, then what attribution adds, each after a `; `.

@@ -402,6 +402,9 @@ fn windows_section(out: &mut String, title: &str, windows: &[crate::report::Outa
             if let Some(cause) = &w.cause {
                 let _ = writeln!(out, "      cause: {cause}");
             }
+            if let Some(latency) = &w.programming_latency {
+                let _ = writeln!(out, "      {latency}");
+            }
         }
         if windows.len() > MAX_WINDOWS_SHOWN {
             let rest = &windows[MAX_WINDOWS_SHOWN..];
