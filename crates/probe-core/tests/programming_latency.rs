@@ -15,8 +15,8 @@
 use std::net::IpAddr;
 
 use probe_core::{
-    Analyzer, Event, EventKind, Outcome, ProbeConfig, ProgrammingLatency, RunHeader, Sample,
-    Subject, Target, PROGRAMMING_SLACK_CONFIDENCE,
+    write_windows_csv, Analyzer, Event, EventKind, Outcome, ProbeConfig, ProgrammingLatency,
+    Report, RunHeader, Sample, Subject, Target, PROGRAMMING_SLACK_CONFIDENCE,
 };
 
 const RATE: f64 = 100.0;
@@ -145,8 +145,8 @@ fn header() -> RunHeader {
     }
 }
 
-/// The figure every stale-route window of one generated run carries (they must agree).
-fn measure(n: usize, delay_ms: f64, seed: u64) -> ProgrammingLatency {
+/// The report of one generated run.
+fn run(n: usize, delay_ms: f64, seed: u64) -> Report {
     let mut rng = Rng(seed);
     let mut a = Analyzer::new(RATE);
     for e in events(n, delay_ms) {
@@ -155,7 +155,12 @@ fn measure(n: usize, delay_ms: f64, seed: u64) -> ProgrammingLatency {
     for s in samples(n, delay_ms, &mut rng) {
         a.push(s);
     }
-    let report = a.finish(&header(), None);
+    a.finish(&header(), None)
+}
+
+/// The figure every stale-route window of one generated run carries (they must agree).
+fn measure(n: usize, delay_ms: f64, seed: u64) -> ProgrammingLatency {
+    let report = run(n, delay_ms, seed);
     let windows = &report.downtime.windows;
     let figures: Vec<&ProgrammingLatency> = windows
         .iter()
@@ -238,4 +243,44 @@ fn the_figure_is_a_lower_bound_within_its_slack_over_two_endpoints() {
 #[test]
 fn the_figure_is_a_lower_bound_within_its_slack_over_three_endpoints() {
     check_bound(3);
+}
+
+/// The summary, windows.csv (its last column) and report.json say the same figure.
+#[test]
+fn the_figure_reads_the_same_in_the_summary_csv_and_json() {
+    let report = run(2, 800.0, 1);
+    let w = report
+        .downtime
+        .windows
+        .iter()
+        .find(|w| w.programming_latency.is_some())
+        .expect("a stale-route window");
+    let sentence = w.programming_latency.as_ref().unwrap().to_string();
+    assert!(
+        sentence.starts_with("network programming latency as the client saw it: at least "),
+        "{sentence}"
+    );
+    assert!(report.summary().contains(&sentence), "{}", report.summary());
+
+    let dir = std::env::temp_dir().join(format!("rollprobe-programming-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("windows.csv");
+    write_windows_csv(&path, &report).unwrap();
+    let mut csv = csv::Reader::from_path(&path).unwrap();
+    let header = csv.headers().unwrap().clone();
+    assert_eq!(header.iter().next_back(), Some("programming_latency"));
+    let rows: Vec<csv::StringRecord> = csv.records().map(Result::unwrap).collect();
+    std::fs::remove_dir_all(&dir).unwrap();
+    let first = report
+        .downtime
+        .windows
+        .iter()
+        .position(|w| w.programming_latency.is_some())
+        .unwrap();
+    assert_eq!(rows[first].iter().next_back(), Some(sentence.as_str()));
+
+    let json = serde_json::to_value(&report).unwrap();
+    let key = &json["downtime"]["windows"][first]["programming_latency"];
+    assert_eq!(key["endpoints"], 2, "{key}");
+    assert_eq!(key["slice_changed_ms"], SLICE_CHANGE_MS);
 }

@@ -198,3 +198,209 @@ pub(crate) fn measure_programming_latency(
         });
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::attribute::attribute_causes;
+    use crate::event::Subject;
+    use crate::outcome::Outcome;
+
+    const IP: &str = "10.244.16.2";
+
+    /// A window of refused connections.
+    fn window(start_ms: f64, end_ms: f64) -> OutageWindow {
+        crate::attribute::tests::window(start_ms, end_ms, "connection_refused")
+    }
+
+    fn endpoint(at: f64, kind: EventKind, ip: &str, pod: &str, node: Option<&str>) -> Event {
+        let subject = Subject::endpoint("svc", ip.parse().unwrap(), Some(8080)).with_pod(pod);
+        let subject = match node {
+            Some(node) => subject.with_node(node),
+            None => subject,
+        };
+        Event::new(at, kind, "svc").with_subject(subject)
+    }
+
+    fn pod(at: f64, kind: EventKind, name: &str, ip: &str) -> Event {
+        Event::new(at, kind, name).with_subject(Subject::pod(name, ip.parse().ok()))
+    }
+
+    /// web-old leaves the slice at +10 s; node1 drops it 100 ms later, node2 2 s later.
+    fn lagging_node2() -> Vec<Event> {
+        vec![
+            pod(0.0, EventKind::PodReady, "web-old", IP),
+            pod(0.0, EventKind::PodReady, "web-new", "10.244.0.3"),
+            endpoint(0.0, EventKind::EndpointAdded, IP, "web-old", None),
+            endpoint(0.0, EventKind::EndpointAdded, "10.244.0.3", "web-new", None),
+            Event::new(9000.0, EventKind::TriggerStart, "kubectl"),
+            pod(10_000.0, EventKind::PodTerminating, "web-old", IP),
+            endpoint(10_000.0, EventKind::EndpointRemoved, IP, "web-old", None),
+            endpoint(
+                10_100.0,
+                EventKind::EndpointRemoved,
+                IP,
+                "web-old",
+                Some("node1"),
+            ),
+            pod(10_900.0, EventKind::PodDeleted, "web-old", IP),
+            endpoint(
+                12_000.0,
+                EventKind::EndpointRemoved,
+                IP,
+                "web-old",
+                Some("node2"),
+            ),
+        ]
+    }
+
+    fn sample(seq: u64, sent_ms: f64, outcome: Outcome, pod: Option<&str>) -> Sample {
+        Sample {
+            sent_ms: Some(sent_ms),
+            pod: pod.map(str::to_string),
+            connection: Some("new".into()),
+            ..Sample::new("node2-fresh", seq, sent_ms, outcome)
+        }
+    }
+
+    #[test]
+    fn a_lagging_nodes_window_measures_from_the_slice_change_to_the_last_hit() {
+        let events = lagging_node2();
+        let mut ws = vec![window(11_000.0, 11_020.0), window(11_500.0, 11_520.0)];
+        attribute_causes(&mut ws, &events);
+        assert!(matches!(
+            ws[0].cause.as_ref().unwrap().cause,
+            Cause::LaggingNode { .. }
+        ));
+        let mut reached = Reached::default();
+        reached.answered(&sample(1, 10_050.0, Outcome::Ok, Some("web-old")));
+        reached.failed(
+            &sample(2, 11_000.4, Outcome::ConnectionRefused, None),
+            11_000.0,
+        );
+        reached.failed(
+            &sample(3, 11_500.3, Outcome::ConnectionRefused, None),
+            11_500.0,
+        );
+        // A reused connection stays on its pod whatever the rules say: not a hit.
+        let reused = Sample {
+            connection: Some("reused".into()),
+            ..sample(4, 11_900.0, Outcome::Ok, Some("web-old"))
+        };
+        reached.answered(&reused);
+        measure_programming_latency(&mut ws, &events, &reached, 10.0);
+        let want = ProgrammingLatency {
+            pod: "web-old".into(),
+            address: IP.parse().ok(),
+            slice_changed_ms: 10_000.0,
+            last_reached_ms: 11_500.3,
+            endpoints: 2,
+            period_ms: 10.0,
+            node_syncs: vec![
+                NodeSync {
+                    node: "node1".into(),
+                    after_ms: 100.0,
+                },
+                NodeSync {
+                    node: "node2".into(),
+                    after_ms: 2000.0,
+                },
+            ],
+        };
+        assert_eq!(ws[0].programming_latency.as_ref(), Some(&want));
+        assert_eq!(ws[1].programming_latency.as_ref(), Some(&want));
+        assert_eq!(
+            want.to_string(),
+            "network programming latency as the client saw it: at least 1.500 s from the EndpointSlice change at +10.00 s to the last new connection that reached pod web-old (10.244.16.2) at +11.50 s (a lower bound: over 2 endpoints a new connection met it 1 time in 2, so the last hit comes on average 2 probe periods (20 ms) and, 19 times in 20, at most 5 periods (50 ms) before the rules really changed); the nodes' rules dropped it: node1 after 100 ms, node2 after 2.000 s"
+        );
+    }
+
+    #[test]
+    fn the_pods_own_late_answer_can_be_the_last_hit() {
+        let events = lagging_node2();
+        let mut ws = vec![window(11_000.0, 11_020.0)];
+        attribute_causes(&mut ws, &events);
+        let mut reached = Reached::default();
+        reached.failed(
+            &sample(2, 11_000.4, Outcome::ConnectionRefused, None),
+            11_000.0,
+        );
+        // Another node's traffic, answered by the pod while it drained.
+        reached.answered(&sample(9, 11_800.0, Outcome::Ok, Some("web-old")));
+        measure_programming_latency(&mut ws, &events, &reached, 10.0);
+        let got = ws[0].programming_latency.as_ref().expect("a figure");
+        assert_eq!((got.last_reached_ms, got.at_least_ms()), (11_800.0, 1800.0));
+    }
+
+    #[test]
+    fn a_pod_still_in_the_slice_is_no_stale_route() {
+        // Terminating but still an endpoint until +0.9 s: the window's requests were
+        // routed by rules that were right.
+        let events = vec![
+            pod(0.0, EventKind::PodReady, "old-a", "10.244.0.2"),
+            endpoint(0.0, EventKind::EndpointAdded, "10.244.0.2", "old-a", None),
+            pod(500.0, EventKind::PodTerminating, "old-a", "10.244.0.2"),
+            endpoint(
+                900.0,
+                EventKind::EndpointRemoved,
+                "10.244.0.2",
+                "old-a",
+                None,
+            ),
+        ];
+        let mut ws = vec![window(600.0, 800.0)];
+        attribute_causes(&mut ws, &events);
+        assert!(matches!(
+            ws[0].cause.as_ref().unwrap().cause,
+            Cause::TerminatingPodStillRouted { .. }
+        ));
+        let mut reached = Reached::default();
+        reached.failed(&sample(1, 790.0, Outcome::ConnectionRefused, None), 600.0);
+        measure_programming_latency(&mut ws, &events, &reached, 10.0);
+        assert_eq!(ws[0].programming_latency, None);
+    }
+
+    #[test]
+    fn a_window_without_a_stale_route_gets_no_figure() {
+        let mut ws = vec![window(11_000.0, 11_020.0)];
+        ws[0].cause = Some(
+            Cause::ReadyBeforeListening {
+                pod: "web-new".into(),
+                ready_ms: 10_000.0,
+                until_ms: 11_020.0,
+            }
+            .into(),
+        );
+        let mut reached = Reached::default();
+        reached.failed(
+            &sample(2, 11_000.4, Outcome::ConnectionRefused, None),
+            11_000.0,
+        );
+        measure_programming_latency(&mut ws, &lagging_node2(), &reached, 10.0);
+        assert_eq!(ws[0].programming_latency, None);
+    }
+
+    /// report.json: a new key on the window, typed numbers that read back as they
+    /// were; absent on every other window, so older readers see nothing new.
+    #[test]
+    fn report_json_keeps_the_figure_on_its_window_only() {
+        let events = lagging_node2();
+        let mut ws = vec![window(11_000.0, 11_020.0), window(20_000.0, 20_010.0)];
+        attribute_causes(&mut ws, &events);
+        let mut reached = Reached::default();
+        reached.failed(
+            &sample(2, 11_000.4, Outcome::ConnectionRefused, None),
+            11_000.0,
+        );
+        measure_programming_latency(&mut ws, &events, &reached, 10.0);
+        let json = serde_json::to_value(&ws).unwrap();
+        let figure = &json[0]["programming_latency"];
+        assert_eq!(figure["slice_changed_ms"], 10_000.0);
+        assert_eq!(figure["last_reached_ms"], 11_000.4);
+        assert_eq!(figure["endpoints"], 2);
+        assert_eq!(figure["node_syncs"][1]["node"], "node2");
+        assert!(json[1].get("programming_latency").is_none(), "{json}");
+        let back: Vec<OutageWindow> = serde_json::from_value(json).unwrap();
+        assert_eq!(back[0].programming_latency, ws[0].programming_latency);
+    }
+}
