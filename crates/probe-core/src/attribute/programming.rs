@@ -103,25 +103,24 @@ fn drops(e: &Event) -> bool {
 }
 
 /// The EndpointSlice change that dropped the pod, when it came at or before `until`
-/// and the pod was not put back since: the latest slice-level event about its
-/// endpoint up to then is a drop.
+/// and the pod was not put back since: the first of the slice-level drops (its
+/// endpoint turning terminating, then leaving) after its last addition.
 fn slice_change(events: &[Event], pod: &str, address: Option<IpAddr>, until: f64) -> Option<f64> {
-    events
+    let slice: Vec<&Event> = events
         .iter()
         .filter(|e| e.at_ms <= until && e.subject.node.is_none() && e.kind.is_endpoint())
-        .rfind(|e| about(e, pod, address))
-        .filter(|e| drops(e))
-        .map(|e| e.at_ms)
+        .filter(|e| about(e, pod, address))
+        .collect();
+    let since_added = slice.iter().rposition(|e| !drops(e)).map_or(0, |i| i + 1);
+    slice.get(since_added).map(|e| e.at_ms)
 }
 
 /// The endpoints in the Service just before `at_ms`, the pod at `address` included.
+/// The nodes' own endpoint events count too: a source that joined late (the lab's
+/// state when a probe attaches) may give the endpoints only as the nodes' rules.
 fn endpoints_before(events: &[Event], at_ms: f64, address: Option<IpAddr>) -> u32 {
-    let slice: Vec<Event> = events
-        .iter()
-        .filter(|e| e.at_ms < at_ms && !(e.kind.is_endpoint() && e.subject.node.is_some()))
-        .cloned()
-        .collect();
-    let c = Cluster::replay(&slice, at_ms);
+    let before: Vec<Event> = events.iter().filter(|e| e.at_ms < at_ms).cloned().collect();
+    let c = Cluster::replay(&before, at_ms);
     let serving: Vec<Option<IpAddr>> = c.serving().iter().map(|s| s.pod.ip).collect();
     let missing = address.is_none_or(|a| !serving.contains(&Some(a)));
     (serving.len() + usize::from(missing)) as u32
