@@ -402,4 +402,52 @@ mod tests {
         let back: Vec<OutageWindow> = serde_json::from_value(json).unwrap();
         assert_eq!(back[0].programming_latency, ws[0].programming_latency);
     }
+
+    /// The slice marks the endpoint terminating, then removes it: the change is the
+    /// first of the two; the endpoints before it are counted from the nodes' own
+    /// events when the slice's additions came before the source joined.
+    #[test]
+    fn the_slice_change_is_the_first_drop_after_the_last_addition() {
+        let other = "10.244.0.3";
+        let events = vec![
+            pod(0.0, EventKind::PodReady, "web-old", IP),
+            pod(0.0, EventKind::PodReady, "web-new", other),
+            endpoint(0.0, EventKind::EndpointAdded, IP, "web-old", Some("node1")),
+            endpoint(
+                0.0,
+                EventKind::EndpointAdded,
+                other,
+                "web-new",
+                Some("node1"),
+            ),
+            Event::new(9000.0, EventKind::TriggerStart, "kubectl"),
+            pod(10_000.0, EventKind::PodTerminating, "web-old", IP),
+            endpoint(
+                10_000.1,
+                EventKind::EndpointTerminating,
+                IP,
+                "web-old",
+                None,
+            ),
+            endpoint(10_000.2, EventKind::EndpointRemoved, IP, "web-old", None),
+            endpoint(
+                12_000.0,
+                EventKind::EndpointRemoved,
+                IP,
+                "web-old",
+                Some("node1"),
+            ),
+        ];
+        let mut ws = vec![window(11_000.0, 11_020.0)];
+        attribute_causes(&mut ws, &events);
+        let mut reached = Reached::default();
+        reached.failed(
+            &sample(2, 11_900.0, Outcome::ConnectionRefused, None),
+            11_000.0,
+        );
+        measure_programming_latency(&mut ws, &events, &reached, 10.0);
+        let got = ws[0].programming_latency.as_ref().expect("a figure");
+        assert_eq!((got.slice_changed_ms, got.endpoints), (10_000.1, 2));
+        assert_eq!(got.node_syncs[0].after_ms, 12_000.0 - 10_000.1);
+    }
 }
