@@ -242,12 +242,16 @@ pub const PROGRAMMING_SLACK_CONFIDENCE: f64 = 0.95;
 /// // 1 - 0.5^5 >= 0.95 > 1 - 0.5^4
 /// assert_eq!((seen.slack_periods(), seen.slack_ms()), (5, 50.0));
 /// ```
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+///
+/// report.json keeps these facts under the window's `programming_latency` key, with
+/// the derived `at_least_ms`, `slack_periods`, `slack_ms` and the sentence (`text`)
+/// beside them; reading it back takes the facts and ignores the rest.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct ProgrammingLatency {
     /// The pod the EndpointSlice dropped.
     pub pod: String,
     /// Its address, when an event named it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub address: Option<IpAddr>,
     /// When the EndpointSlice dropped it (its `endpoint_removed` or
     /// `endpoint_terminating` event without a node), ms.
@@ -262,7 +266,7 @@ pub struct ProgrammingLatency {
     pub period_ms: f64,
     /// When each node's rules dropped it, as the events say (the lab's kube-proxy
     /// syncs; a cluster's watch gives none).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(default)]
     pub node_syncs: Vec<NodeSync>,
 }
 

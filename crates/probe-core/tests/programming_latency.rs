@@ -283,4 +283,5 @@ fn the_figure_reads_the_same_in_the_summary_csv_and_json() {
     let key = &json["downtime"]["windows"][first]["programming_latency"];
     assert_eq!(key["endpoints"], 2, "{key}");
     assert_eq!(key["slice_changed_ms"], SLICE_CHANGE_MS);
+    assert_eq!(key["text"], sentence.as_str());
 }

@@ -398,6 +398,13 @@ mod tests {
         assert_eq!(figure["last_reached_ms"], 11_000.4);
         assert_eq!(figure["endpoints"], 2);
         assert_eq!(figure["node_syncs"][1]["node"], "node2");
+        let facts = ws[0].programming_latency.as_ref().unwrap();
+        assert_eq!(figure["at_least_ms"], facts.at_least_ms());
+        assert_eq!(
+            (figure["slack_periods"].clone(), figure["slack_ms"].clone()),
+            (5.into(), 50.0.into())
+        );
+        assert_eq!(figure["text"], facts.to_string());
         assert!(json[1].get("programming_latency").is_none(), "{json}");
         let back: Vec<OutageWindow> = serde_json::from_value(json).unwrap();
         assert_eq!(back[0].programming_latency, ws[0].programming_latency);

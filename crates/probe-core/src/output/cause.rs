@@ -9,6 +9,7 @@
 
 use std::fmt::{self, Display, Formatter};
 
+use serde::ser::SerializeStruct;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::cause::{
@@ -303,6 +304,30 @@ impl Display for ProgrammingLatency {
 /// `1 period`, `5 periods`.
 fn periods(n: u32) -> String {
     format!("{n} period{}", if n == 1 { "" } else { "s" })
+}
+
+/// report.json's `programming_latency`: the facts, what follows from them, and the
+/// sentence, so a reader of the JSON needs neither the bound's formula nor the text's.
+impl Serialize for ProgrammingLatency {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_struct("ProgrammingLatency", 12)?;
+        m.serialize_field("pod", &self.pod)?;
+        if self.address.is_some() {
+            m.serialize_field("address", &self.address)?;
+        }
+        m.serialize_field("slice_changed_ms", &self.slice_changed_ms)?;
+        m.serialize_field("last_reached_ms", &self.last_reached_ms)?;
+        m.serialize_field("endpoints", &self.endpoints)?;
+        m.serialize_field("period_ms", &self.period_ms)?;
+        if !self.node_syncs.is_empty() {
+            m.serialize_field("node_syncs", &self.node_syncs)?;
+        }
+        m.serialize_field("at_least_ms", &self.at_least_ms())?;
+        m.serialize_field("slack_periods", &self.slack_periods())?;
+        m.serialize_field("slack_ms", &self.slack_ms())?;
+        m.serialize_field("text", &self.to_string())?;
+        m.end()
+    }
 }
 
 /// The cause, then what attribution adds, each after a `; `.
