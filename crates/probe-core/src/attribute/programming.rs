@@ -32,8 +32,9 @@ use crate::sample::Sample;
 pub(crate) struct Reached {
     /// Per pod, when the last new connection it answered was sent, ms.
     answered: BTreeMap<String, f64>,
-    /// Per window (by its start), when its last failed new connection was sent, ms.
-    failed: Vec<(f64, f64)>,
+    /// Per window (by its start's bits), when its last failed new connection was
+    /// sent, ms.
+    failed: BTreeMap<u64, f64>,
 }
 
 /// When a sample's route was chosen: its send time on a new connection (a reused
@@ -60,17 +61,12 @@ impl Reached {
         let Some(at) = routed_ms(s) else {
             return;
         };
-        match self.failed.last_mut() {
-            Some((start, last)) if *start == window_start_ms => *last = last.max(at),
-            _ => self.failed.push((window_start_ms, at)),
-        }
+        let last = self.failed.entry(window_start_ms.to_bits()).or_insert(at);
+        *last = last.max(at);
     }
 
     fn last_failed_in(&self, w: &OutageWindow) -> Option<f64> {
-        self.failed
-            .iter()
-            .find(|(start, _)| *start == w.start_ms)
-            .map(|(_, last)| *last)
+        self.failed.get(&w.start_ms.to_bits()).copied()
     }
 }
 
@@ -102,15 +98,20 @@ fn drops(e: &Event) -> bool {
     )
 }
 
+/// The slice-level (not a node's) endpoint events about one pod, in time order.
+fn slice_events<'e>(events: &'e [Event], pod: &str, address: Option<IpAddr>) -> Vec<&'e Event> {
+    events
+        .iter()
+        .filter(|e| e.subject.node.is_none() && e.kind.is_endpoint())
+        .filter(|e| about(e, pod, address))
+        .collect()
+}
+
 /// The EndpointSlice change that dropped the pod, when it came at or before `until`
 /// and the pod was not put back since: the first of the slice-level drops (its
 /// endpoint turning terminating, then leaving) after its last addition.
-fn slice_change(events: &[Event], pod: &str, address: Option<IpAddr>, until: f64) -> Option<f64> {
-    let slice: Vec<&Event> = events
-        .iter()
-        .filter(|e| e.at_ms <= until && e.subject.node.is_none() && e.kind.is_endpoint())
-        .filter(|e| about(e, pod, address))
-        .collect();
+fn slice_change(slice: &[&Event], until: f64) -> Option<f64> {
+    let slice = &slice[..slice.partition_point(|e| e.at_ms <= until)];
     let since_added = slice.iter().rposition(|e| !drops(e)).map_or(0, |i| i + 1);
     slice.get(since_added).map(|e| e.at_ms)
 }
@@ -156,8 +157,10 @@ pub(crate) fn measure_programming_latency(
         return;
     }
     let events = &super::by_time(events);
-    // (window, pod, address, slice change) of every stale-route window.
-    let mut stale: Vec<(usize, String, Option<IpAddr>, f64)> = Vec::new();
+    // Per pod a stale-route cause names: its address and its slice-level events.
+    let mut pods: BTreeMap<String, (Option<IpAddr>, Vec<&Event>)> = BTreeMap::new();
+    // Per stale-route window: its pod, the slice change, its last failure.
+    let mut stale: Vec<(usize, String, f64, f64)> = Vec::new();
     for (i, w) in windows.iter().enumerate() {
         let Some((pod, address)) = w.cause.as_ref().and_then(|c| routed_pod(&c.cause)) else {
             continue;
@@ -165,36 +168,41 @@ pub(crate) fn measure_programming_latency(
         let Some(last_failed) = reached.last_failed_in(w) else {
             continue;
         };
-        let address = address.or_else(|| {
-            events
-                .iter()
-                .filter(|e| e.subject.pod.as_deref() == Some(pod))
-                .find_map(|e| e.subject.address)
+        let (_, slice) = pods.entry(pod.to_string()).or_insert_with(|| {
+            let address = address.or_else(|| {
+                events
+                    .iter()
+                    .filter(|e| e.subject.pod.as_deref() == Some(pod))
+                    .find_map(|e| e.subject.address)
+            });
+            (address, slice_events(events, pod, address))
         });
-        if let Some(changed) = slice_change(events, pod, address, last_failed) {
-            stale.push((i, pod.to_string(), address, changed));
+        if let Some(changed) = slice_change(slice, last_failed) {
+            stale.push((i, pod.to_string(), changed, last_failed));
         }
     }
-    for (i, pod, address, changed) in &stale {
-        // The last hit over the whole stream: its answers and every window blamed on
-        // it since the same slice change.
-        let failed = stale
-            .iter()
-            .filter(|(_, p, _, c)| p == pod && c == changed)
-            .filter_map(|(j, ..)| reached.last_failed_in(&windows[*j]));
-        let answered = reached.answered.get(pod).copied();
-        let Some(last_reached_ms) = failed.chain(answered).reduce(f64::max) else {
-            continue;
-        };
-        windows[*i].programming_latency = Some(ProgrammingLatency {
-            pod: pod.clone(),
-            address: *address,
-            slice_changed_ms: *changed,
-            last_reached_ms,
-            endpoints: endpoints_before(events, *changed, *address),
-            period_ms,
-            node_syncs: node_syncs(events, pod, *address, *changed),
-        });
+    // One figure per pod and slice change: the last hit over the whole stream, from
+    // its answers and every window blamed on it since that change.
+    let mut figures: BTreeMap<(&str, u64), ProgrammingLatency> = BTreeMap::new();
+    for (_, pod, changed, last_failed) in &stale {
+        let figure = figures
+            .entry((pod.as_str(), changed.to_bits()))
+            .or_insert_with(|| {
+                let address = pods.get(pod).and_then(|(a, _)| *a);
+                ProgrammingLatency {
+                    pod: pod.clone(),
+                    address,
+                    slice_changed_ms: *changed,
+                    last_reached_ms: reached.answered.get(pod).copied().unwrap_or(*last_failed),
+                    endpoints: endpoints_before(events, *changed, address),
+                    period_ms,
+                    node_syncs: node_syncs(events, pod, address, *changed),
+                }
+            });
+        figure.last_reached_ms = figure.last_reached_ms.max(*last_failed);
+    }
+    for (i, pod, changed, _) in &stale {
+        windows[*i].programming_latency = figures.get(&(pod.as_str(), changed.to_bits())).cloned();
     }
 }
 
