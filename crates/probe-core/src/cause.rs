@@ -12,6 +12,8 @@
 
 use std::net::IpAddr;
 
+use serde::{Deserialize, Serialize};
+
 use crate::event::EventKind;
 use crate::outcome::Outcome;
 
@@ -208,4 +210,99 @@ pub enum Cause {
     },
     /// A sentence read back from a report.json, which keeps only the text.
     Recorded(String),
+}
+
+/// How often the last hit on a stale pod comes within [`ProgrammingLatency::slack_periods`]
+/// probe periods of the real rule change: 19 times in 20.
+pub const PROGRAMMING_SLACK_CONFIDENCE: f64 = 0.95;
+
+/// The network programming latency as the client saw it: from the EndpointSlice
+/// change that dropped a pod to the last request that still reached it.
+///
+/// It is a lower bound of the real delay until the rules changed: a new connection
+/// meets the dropped pod only with probability 1/`endpoints` (random DNAT), so the
+/// last hit comes some probe periods before the rules really moved. The number of
+/// requests between the last hit and the change is geometric: more than `k` of them
+/// in a row miss it with probability (1 - 1/`endpoints`)^k, so the last hit comes on
+/// average `endpoints` periods early, and at most [`ProgrammingLatency::slack_periods`]
+/// periods early in [`PROGRAMMING_SLACK_CONFIDENCE`] of runs.
+///
+/// ```
+/// use probe_core::ProgrammingLatency;
+/// let seen = ProgrammingLatency {
+///     pod: "web-a".into(),
+///     address: None,
+///     slice_changed_ms: 10_000.0,
+///     last_reached_ms: 10_480.0,
+///     endpoints: 2,
+///     period_ms: 10.0,
+///     node_syncs: Vec::new(),
+/// };
+/// assert_eq!(seen.at_least_ms(), 480.0);
+/// // 1 - 0.5^5 >= 0.95 > 1 - 0.5^4
+/// assert_eq!((seen.slack_periods(), seen.slack_ms()), (5, 50.0));
+/// ```
+///
+/// report.json keeps these facts under the window's `programming_latency` key, with
+/// the derived `at_least_ms`, `slack_periods`, `slack_ms` and the sentence (`text`)
+/// beside them; reading it back takes the facts and ignores the rest.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct ProgrammingLatency {
+    /// The pod the EndpointSlice dropped.
+    pub pod: String,
+    /// Its address, when an event named it.
+    #[serde(default)]
+    pub address: Option<IpAddr>,
+    /// When the EndpointSlice dropped it (its `endpoint_removed` or
+    /// `endpoint_terminating` event without a node), ms.
+    pub slice_changed_ms: f64,
+    /// When the last new connection that reached it was sent (an answer it gave, or a
+    /// failure of a window blamed on it), ms.
+    pub last_reached_ms: f64,
+    /// The Service's endpoints just before it was dropped, it included: a new
+    /// connection met it with probability 1/`endpoints`.
+    pub endpoints: u32,
+    /// The stream's probe period, ms.
+    pub period_ms: f64,
+    /// When each node's rules dropped it, as the events say (the lab's kube-proxy
+    /// syncs; a cluster's watch gives none).
+    #[serde(default)]
+    pub node_syncs: Vec<NodeSync>,
+}
+
+impl ProgrammingLatency {
+    /// The figure: the real programming delay was at least this long, ms.
+    pub fn at_least_ms(&self) -> f64 {
+        (self.last_reached_ms - self.slice_changed_ms).max(0.0)
+    }
+
+    /// The fewest probe periods `k` with 1 - (1 - 1/endpoints)^k >= the confidence:
+    /// how many periods before the real change the last hit can come, 19 times in 20.
+    /// One endpoint is hit by every request: one period.
+    pub fn slack_periods(&self) -> u32 {
+        slack_periods(self.endpoints)
+    }
+
+    /// [`ProgrammingLatency::slack_periods`] in ms.
+    pub fn slack_ms(&self) -> f64 {
+        f64::from(self.slack_periods()) * self.period_ms
+    }
+}
+
+/// See [`ProgrammingLatency::slack_periods`].
+fn slack_periods(endpoints: u32) -> u32 {
+    if endpoints <= 1 {
+        return 1;
+    }
+    let miss = 1.0 - 1.0 / f64::from(endpoints);
+    ((1.0 - PROGRAMMING_SLACK_CONFIDENCE).ln() / miss.ln()).ceil() as u32
+}
+
+/// One node's rules dropping an endpoint, after the EndpointSlice change.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NodeSync {
+    /// The node.
+    pub node: String,
+    /// How long after the EndpointSlice change, ms.
+    pub after_ms: f64,
 }

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::cause::Explanation;
+use crate::cause::{Explanation, ProgrammingLatency};
 use crate::config::RecordedConfig;
 use crate::event::Event;
 use crate::trigger::{TriggerOutcome, TriggerReport};
@@ -400,6 +400,11 @@ pub struct OutageWindow {
     /// from its joined access log; absent when no log was joined.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub proxy_retried: Option<u64>,
+    /// For a window whose requests still reached a pod the EndpointSlice had dropped
+    /// (a stale route): the network programming latency as the client saw it, a
+    /// lower bound with its slack; absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub programming_latency: Option<ProgrammingLatency>,
 }
 
 /// Degraded windows and their total: where ok answers were far slower than the

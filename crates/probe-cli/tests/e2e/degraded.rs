@@ -80,7 +80,10 @@ fn a_slow_stretch_is_a_degraded_window_in_json_and_csv() {
             "cause"
         ]
     );
-    assert_eq!(header[11..], ["kind", "slow", "extra_ms"]);
+    assert_eq!(
+        header[11..],
+        ["kind", "slow", "extra_ms", "programming_latency"]
+    );
     let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
     assert_eq!(rows.len(), windows.len(), "{csv}");
     let row = rows

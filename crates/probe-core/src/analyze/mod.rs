@@ -43,6 +43,7 @@ use pods::Pods;
 use seconds::Seconds;
 pub use streams::RunAnalyzer;
 
+use crate::attribute::Reached;
 use crate::classify::errno_name;
 use crate::event::{Event, EventKind};
 use crate::outcome::Outcome;
@@ -145,6 +146,8 @@ pub struct Analyzer {
     /// Ok answers waiting to be placed at their arrival, by (arrival in µs, seq).
     arrivals: BTreeMap<(i64, u64), Arrival>,
     slow: SlowSpans,
+    /// Which pods new connections reached, for the programming latency.
+    reached: Reached,
 }
 
 /// What an ok answer said, to be placed when it arrived.
@@ -198,6 +201,7 @@ impl Analyzer {
             rollout_events: false,
             arrivals: BTreeMap::new(),
             slow: SlowSpans::new(),
+            reached: Reached::default(),
         }
     }
 
@@ -352,6 +356,7 @@ impl Analyzer {
                 .open
                 .get_or_insert_with(|| OpenWindow::at(s.intended_ms, last_pod.clone()));
             w.failed += 1;
+            self.reached.failed(&s, w.start_ms);
             w.syn_retransmitted += u64::from(retransmitted);
             *w.kinds.entry(s.outcome.as_str().to_string()).or_default() += 1;
             return;
@@ -386,6 +391,7 @@ impl Analyzer {
         if !held && s.pod.is_some() {
             self.last_pod.clone_from(&s.pod);
         }
+        self.reached.answered(&s);
         self.seconds.ok_answer(s.intended_ms, response_ms, None);
         let arrived_ms = completed_ms(&s).unwrap_or(s.intended_ms);
         self.arrivals.insert(
@@ -476,6 +482,7 @@ impl Analyzer {
             pod_before: w.pod_before,
             pod_after,
             proxy_retried: None,
+            programming_latency: None,
         });
     }
 
@@ -528,6 +535,12 @@ impl Analyzer {
         }
         crate::attribute::attribute_causes(&mut self.windows, &self.events);
         crate::attribute::name_pods_around(&mut self.windows);
+        crate::attribute::measure_programming_latency(
+            &mut self.windows,
+            &self.events,
+            &self.reached,
+            self.period_ms,
+        );
         // fold from +0.0: f64's sum() of nothing is -0.0, which prints as "-0".
         let total_ms = self.windows.iter().fold(0.0, |acc, w| acc + w.duration_ms);
         let longest_ms = self

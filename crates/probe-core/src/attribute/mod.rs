@@ -24,10 +24,12 @@ use crate::outcome::Outcome;
 use crate::report::OutageWindow;
 
 mod cluster;
+mod programming;
 #[cfg(test)]
 mod tests;
 
 use cluster::{Cluster, Pod, Serving};
+pub(crate) use programming::{measure_programming_latency, Reached};
 
 /// How long after a pod became ready its endpoint can first carry traffic, at most:
 /// kube-proxy's sync and the load balancer's announcement, with room for a slow node.
@@ -341,6 +343,13 @@ fn explain(w: &OutageWindow, sorted: &[Event], rollout_began: Option<f64>) -> Ex
     }
 }
 
+/// The events in time order.
+fn by_time(events: &[Event]) -> Vec<Event> {
+    let mut sorted: Vec<Event> = events.to_vec();
+    sorted.sort_by(|a, b| a.at_ms.total_cmp(&b.at_ms));
+    sorted
+}
+
 /// Fills in `cause` for every window, when the run has rollout events.
 ///
 /// ```
@@ -361,7 +370,7 @@ fn explain(w: &OutageWindow, sorted: &[Event], rollout_began: Option<f64>) -> Ex
 ///     start_ms: 1200.0, end_ms: 3100.0, duration_ms: 1900.0, failed: 190, held_ok: 0,
 ///     kinds: [("host_unreachable".to_string(), 190)].into(), open: false,
 ///     after_event: None, cause: None, syn_retransmitted: 0, pod_before: None, pod_after: None,
-///     proxy_retried: None,
+///     proxy_retried: None, programming_latency: None,
 /// }];
 /// attribute_causes(&mut windows, &events);
 /// let why = windows[0].cause.as_ref().unwrap();
@@ -374,8 +383,7 @@ pub fn attribute_causes(windows: &mut [OutageWindow], events: &[Event]) {
     if !events.iter().any(|e| e.kind.is_rollout()) {
         return;
     }
-    let mut sorted: Vec<Event> = events.to_vec();
-    sorted.sort_by(|a, b| a.at_ms.total_cmp(&b.at_ms));
+    let sorted = by_time(events);
     let rollout_began = sorted
         .iter()
         .find(|e| e.kind == EventKind::TriggerStart || e.kind == EventKind::RolloutStart)

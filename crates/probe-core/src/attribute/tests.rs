@@ -9,7 +9,7 @@ fn sentence(w: &OutageWindow) -> String {
     w.cause.as_ref().expect("a cause").to_string()
 }
 
-fn window(start: f64, end: f64, kind: &str) -> OutageWindow {
+pub(super) fn window(start: f64, end: f64, kind: &str) -> OutageWindow {
     OutageWindow {
         start_ms: start,
         end_ms: end,
@@ -24,6 +24,7 @@ fn window(start: f64, end: f64, kind: &str) -> OutageWindow {
         pod_before: None,
         pod_after: None,
         proxy_retried: None,
+        programming_latency: None,
     }
 }
 

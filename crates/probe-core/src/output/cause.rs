@@ -9,9 +9,14 @@
 
 use std::fmt::{self, Display, Formatter};
 
+use serde::ser::SerializeStruct;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::cause::{AnsweredAround, Cause, Explanation, NoEndpointSign, RateLimited};
+use crate::cause::{
+    AnsweredAround, Cause, Explanation, NoEndpointSign, ProgrammingLatency, RateLimited,
+    PROGRAMMING_SLACK_CONFIDENCE,
+};
+use crate::format::times::duration;
 use crate::outcome::Outcome;
 
 /// `+12.31 s`: a time on the probe's clock.
@@ -256,6 +261,72 @@ impl Display for AnsweredAround {
             (None, Some(after)) => write!(f, "the first answer after it came from pod {after}"),
             (None, None) => Ok(()),
         }
+    }
+}
+
+/// windows.csv's `programming_latency`, the summary's and report.html's line: the
+/// figure as a lower bound with its slack, then the nodes' own syncs.
+impl Display for ProgrammingLatency {
+    fn fmt(&self, f: &mut Formatter<'_>) -> fmt::Result {
+        let n = self.endpoints;
+        let odds = if n <= 1 {
+            "every new connection met it".to_string()
+        } else {
+            format!("over {n} endpoints a new connection met it 1 time in {n}")
+        };
+        let address = self.address.map(|a| format!(" ({a})")).unwrap_or_default();
+        write!(
+            f,
+            "network programming latency as the client saw it: at least {} from the EndpointSlice change at {} to the last new connection that reached pod {}{address} at {} (a lower bound: {odds}, so the last hit comes on average {n} probe period{} ({}) and, {} times in {}, at most {} ({}) before the rules really changed)",
+            duration(self.at_least_ms()),
+            at(self.slice_changed_ms),
+            self.pod,
+            at(self.last_reached_ms),
+            if n == 1 { "" } else { "s" },
+            duration(f64::from(n) * self.period_ms),
+            (PROGRAMMING_SLACK_CONFIDENCE * 20.0).round(),
+            20,
+            periods(self.slack_periods()),
+            duration(self.slack_ms()),
+        )?;
+        if !self.node_syncs.is_empty() {
+            let syncs: Vec<String> = self
+                .node_syncs
+                .iter()
+                .map(|s| format!("{} after {}", s.node, duration(s.after_ms)))
+                .collect();
+            write!(f, "; the nodes' rules dropped it: {}", syncs.join(", "))?;
+        }
+        Ok(())
+    }
+}
+
+/// `1 period`, `5 periods`.
+fn periods(n: u32) -> String {
+    format!("{n} period{}", if n == 1 { "" } else { "s" })
+}
+
+/// report.json's `programming_latency`: the facts, what follows from them, and the
+/// sentence, so a reader of the JSON needs neither the bound's formula nor the text's.
+impl Serialize for ProgrammingLatency {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_struct("ProgrammingLatency", 12)?;
+        m.serialize_field("pod", &self.pod)?;
+        if self.address.is_some() {
+            m.serialize_field("address", &self.address)?;
+        }
+        m.serialize_field("slice_changed_ms", &self.slice_changed_ms)?;
+        m.serialize_field("last_reached_ms", &self.last_reached_ms)?;
+        m.serialize_field("endpoints", &self.endpoints)?;
+        m.serialize_field("period_ms", &self.period_ms)?;
+        if !self.node_syncs.is_empty() {
+            m.serialize_field("node_syncs", &self.node_syncs)?;
+        }
+        m.serialize_field("at_least_ms", &self.at_least_ms())?;
+        m.serialize_field("slack_periods", &self.slack_periods())?;
+        m.serialize_field("slack_ms", &self.slack_ms())?;
+        m.serialize_field("text", &self.to_string())?;
+        m.end()
     }
 }
 

@@ -402,6 +402,21 @@ fn windows_section(out: &mut String, title: &str, windows: &[crate::report::Outa
             if let Some(cause) = &w.cause {
                 let _ = writeln!(out, "      cause: {cause}");
             }
+            if let Some(latency) = &w.programming_latency {
+                // A stale route splits into many short windows that share one figure:
+                // the sentence once, then a pointer to it.
+                let first = windows[..i]
+                    .iter()
+                    .position(|o| o.programming_latency.as_ref() == Some(latency));
+                let _ = match first {
+                    Some(j) => writeln!(
+                        out,
+                        "      network programming latency: as for window #{}",
+                        j + 1
+                    ),
+                    None => writeln!(out, "      {latency}"),
+                };
+            }
         }
         if windows.len() > MAX_WINDOWS_SHOWN {
             let rest = &windows[MAX_WINDOWS_SHOWN..];

@@ -1,7 +1,8 @@
 //! windows.csv: one row per outage window, every window of the run (the text
 //! summary lists only the first few), then one per degraded window. The columns
 //! that say which is which (`kind`) and what a degraded window cost (`slow`,
-//! `extra_ms`) come last, so readers of the older header keep working.
+//! `extra_ms`) come last, so readers of the older header keep working; after them
+//! `programming_latency`, for a window caused by a stale route.
 
 use std::path::Path;
 
@@ -26,6 +27,7 @@ pub fn write_windows_csv(path: &Path, report: &Report) -> std::io::Result<()> {
         "kind",
         "slow",
         "extra_ms",
+        "programming_latency",
     ])?;
     for (i, win) in report.downtime.windows.iter().enumerate() {
         let kinds = win
@@ -56,6 +58,10 @@ pub fn write_windows_csv(path: &Path, report: &Report) -> std::io::Result<()> {
             "outage".to_string(),
             String::new(),
             String::new(),
+            win.programming_latency
+                .as_ref()
+                .map(ToString::to_string)
+                .unwrap_or_default(),
         ])?;
     }
     let outages = report.downtime.windows.len();
@@ -75,6 +81,7 @@ pub fn write_windows_csv(path: &Path, report: &Report) -> std::io::Result<()> {
             "degraded".to_string(),
             win.slow.to_string(),
             win.extra_ms.to_string(),
+            String::new(),
         ])?;
     }
     w.flush()

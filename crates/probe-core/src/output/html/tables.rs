@@ -70,7 +70,14 @@ pub(super) fn tables(out: &mut String, r: &Report, kinds: &[&str]) {
                 if w.open { " (still open at the end)" } else { "" },
                 duration(w.duration_ms),
                 w.failed,
-                esc(&w.cause.as_ref().map(ToString::to_string).unwrap_or_default()),
+                esc(&[
+                    w.cause.as_ref().map(ToString::to_string),
+                    w.programming_latency.as_ref().map(ToString::to_string),
+                ]
+                .into_iter()
+                .flatten()
+                .collect::<Vec<_>>()
+                .join("; ")),
             );
         }
         out.push_str("</table>\n");

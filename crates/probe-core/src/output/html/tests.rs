@@ -366,3 +366,30 @@ fn with_several_streams_the_header_shows_each_streams_failed_and_downtime() {
     assert!(page.contains("<h2>Phases of local-keepalive</h2>"));
     assert!(!page.contains("<h2>Phases</h2>"));
 }
+
+/// A stale-route window's programming latency stands in its cause cell, escaped,
+/// after the cause.
+#[test]
+fn the_programming_latency_follows_the_cause_in_the_windows_table() {
+    let mut r = base_report("stale", "http://127.0.0.1:8080/test/version");
+    let w = &mut r.downtime.windows[0];
+    w.cause = Some("connections refused while pod web<a> was terminating".into());
+    let figure = crate::cause::ProgrammingLatency {
+        pod: "web<a>".into(),
+        address: None,
+        slice_changed_ms: 1000.0,
+        last_reached_ms: 1499.0,
+        endpoints: 2,
+        period_ms: 1.0,
+        node_syncs: Vec::new(),
+    };
+    w.programming_latency = Some(figure.clone());
+    let page = render_html(&r);
+    let cell = format!(
+        "{}; {}",
+        esc("connections refused while pod web<a> was terminating"),
+        esc(&figure.to_string())
+    );
+    assert!(page.contains(&cell), "{page}");
+    assert!(!page.contains("web<a>"), "unescaped");
+}
