@@ -95,6 +95,9 @@ pub struct LabConfig {
     pub app_output: bool,
     /// The lab stops by itself after this long (a safety net; default 6 h).
     pub max_lifetime: Duration,
+    /// The ingress controllers' settings, for the proxies applied Ingresses ask for
+    /// (see [`crate::Ingress`]).
+    pub ingress: crate::ingress::IngressConfig,
 }
 
 impl Default for LabConfig {
@@ -113,6 +116,7 @@ impl Default for LabConfig {
             time_scale: 1.0,
             app_output: false,
             max_lifetime: Duration::from_secs(6 * 3600),
+            ingress: Default::default(),
         }
     }
 }

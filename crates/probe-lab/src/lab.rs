@@ -259,6 +259,7 @@ impl Lab {
                         },
                     );
                 }
+                Object::Ingress(ing) => crate::ingress::apply_ingress(&mut d, ing)?,
                 Object::Service(svc) => {
                     let (cip, eip) = match d.services.get(&svc.name) {
                         // Re-applied: keep its addresses, unless it became a LoadBalancer.

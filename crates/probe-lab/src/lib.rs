@@ -89,6 +89,7 @@ mod controller;
 mod deployments;
 mod error;
 mod hash;
+mod ingress;
 mod kernel;
 mod lab;
 mod manifest;
@@ -108,12 +109,13 @@ pub use config::{
 };
 pub use controller::{DeploymentStatus, ServiceStatus};
 pub use error::LabError;
+pub use ingress::{lab_dir, IngressConfig, IngressKind, DEFAULT_INGRESS_SYNC_DELAY, INGRESS_PORT};
 pub use kernel::Kernel;
 pub use lab::{Lab, ProbeTarget};
 pub use manifest::{
     parse_manifests, parse_manifests_with_warnings, selects, version_of_image, Container,
-    Deployment, HttpProbe, Labels, ManifestWarning, Object, Parsed, PodTemplate, PreStop, Service,
-    ServicePort, ServiceType,
+    Deployment, HttpProbe, Ingress, IngressBackend, IngressPath, IngressRule, Labels,
+    ManifestWarning, Object, Parsed, PodTemplate, PreStop, Service, ServicePort, ServiceType,
 };
 pub use netns::{cleanup_leftovers, cleanup_own, enter_netns, new_run_id, NAME_PREFIX};
 /// The rollout strategy type the lab shares with the rest of rollprobe.

@@ -69,6 +69,38 @@ pub(crate) fn http_get_ok(ip: Ipv4Addr, port: u16, path: &str, timeout: Duration
     (200..400).contains(&code)
 }
 
+/// A pod's sandbox: namespace `netns` with address `ip` on its node's bridge (through
+/// the veth `veth` in `node_ns`), routed via the node, with the lab's kernel settings.
+pub(super) fn build_sandbox(
+    kernel: crate::kernel::Kernel,
+    node_ns: &str,
+    netns: &str,
+    veth: &str,
+    ip: Ipv4Addr,
+) -> Result<(), LabError> {
+    let gw = crate::config::node_bridge_ip(crate::config::node_of_pod_ip(ip));
+    run("ip", &["netns", "add", netns], None)?;
+    ip_batch(
+        Some(node_ns),
+        &[
+            format!("link add {veth} type veth peer name eth0 netns {netns}"),
+            format!("link set {veth} master br0 up"),
+        ],
+    )?;
+    ip_batch(
+        Some(netns),
+        &[
+            "link set lo up".to_string(),
+            format!("addr add {ip}/20 dev eth0"),
+            "link set eth0 up".to_string(),
+            format!("route add {} via {gw}", crate::config::POD_CIDR),
+            format!("route add {} via {gw}", crate::config::CLIENT_SEGMENT),
+            format!("route add {} via {gw}", crate::config::SERVICE_CIDR),
+        ],
+    )?;
+    kernel::apply(kernel, Role::Pod, netns, &["eth0"])
+}
+
 /// The kubelet's readiness prober for one pod: runs in the node namespace.
 #[allow(clippy::too_many_arguments)]
 fn probe_worker(
@@ -143,30 +175,7 @@ impl World {
     }
 
     pub(super) fn create_sandbox(&self, p: &Pod) -> Result<(), LabError> {
-        let gw = self.gateway(p);
-        run("ip", &["netns", "add", &p.netns], None)?;
-        ip_batch(
-            Some(self.node_ns(p)),
-            &[
-                format!(
-                    "link add {} type veth peer name eth0 netns {}",
-                    p.veth, p.netns
-                ),
-                format!("link set {} master br0 up", p.veth),
-            ],
-        )?;
-        ip_batch(
-            Some(&p.netns),
-            &[
-                "link set lo up".to_string(),
-                format!("addr add {}/20 dev eth0", p.ip),
-                "link set eth0 up".to_string(),
-                format!("route add {} via {gw}", crate::config::POD_CIDR),
-                format!("route add {} via {gw}", crate::config::CLIENT_SEGMENT),
-                format!("route add {} via {gw}", crate::config::SERVICE_CIDR),
-            ],
-        )?;
-        kernel::apply(self.cfg.kernel, Role::Pod, &p.netns, &["eth0"])
+        build_sandbox(self.cfg.kernel, self.node_ns(p), &p.netns, &p.veth, p.ip)
     }
 
     pub(super) fn spawn_app(&self, p: &Pod) -> Result<Child, LabError> {

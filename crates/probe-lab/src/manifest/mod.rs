@@ -33,9 +33,11 @@ use probe_core::Strategy;
 
 mod ctx;
 mod deployment;
+mod ingress;
 mod parse;
 mod service;
 
+pub use ingress::{Ingress, IngressBackend, IngressPath, IngressRule};
 pub use parse::{parse_manifests, parse_manifests_with_warnings};
 
 /// Labels of an object, or a label selector's `matchLabels`.
@@ -51,6 +53,8 @@ pub enum Object {
     Deployment(Deployment),
     /// A `v1` Service.
     Service(Service),
+    /// A `networking.k8s.io/v1` Ingress whose class is one of the lab's proxies.
+    Ingress(Ingress),
 }
 
 impl Object {
@@ -59,6 +63,7 @@ impl Object {
         match self {
             Object::Deployment(d) => &d.name,
             Object::Service(s) => &s.name,
+            Object::Ingress(i) => &i.name,
         }
     }
 }

