@@ -8,6 +8,8 @@
 //! the probe stays at the rate the seed uses.
 
 use std::collections::BTreeSet;
+use std::io::{Read, Write};
+use std::net::SocketAddrV4;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -258,4 +260,109 @@ fn assert_retries_save_requests(
 async fn nginx_retries_save_requests_of_a_rolling_update_without_readiness() {
     let kind = IngressKind::Nginx;
     assert_retries_save_requests(kind, rolling_direct_and_through(kind).await);
+}
+
+#[tokio::test]
+#[cfg_attr(not(netns_tests), ignore = "needs root and ROLLPROBE_NETNS_TESTS=1")]
+async fn haproxy_retries_save_requests_of_a_rolling_update_without_readiness() {
+    let kind = IngressKind::Haproxy;
+    assert_retries_save_requests(kind, rolling_direct_and_through(kind).await);
+}
+
+/// Runs `command` on the runtime API socket of `lab`'s HAProxy.
+fn haproxy_api(lab: &Lab, command: &str) -> String {
+    let socket = probe_lab::lab_dir(lab.run_id()).join("ingress-haproxy/admin.sock");
+    let mut s = std::os::unix::net::UnixStream::connect(&socket).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    s.write_all(format!("{command}\n").as_bytes()).unwrap();
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).unwrap();
+    answer
+}
+
+/// The addresses of the servers HAProxy has in service for `web-svc` (`show servers
+/// state`: the fifth field is the address, the seventh the admin state, whose bits
+/// 0x23 say maintenance; a slot configured `disabled` keeps bit 0x04 when ready).
+fn haproxy_servers(lab: &Lab) -> BTreeSet<SocketAddrV4> {
+    haproxy_api(lab, "show servers state web-svc-8080")
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            let (ip, port) = (f.get(4)?.parse().ok()?, f.get(18)?.parse().ok()?);
+            let admin: u32 = f.get(6)?.parse().ok()?;
+            (admin & 0x23 == 0).then(|| SocketAddrV4::new(ip, port))
+        })
+        .collect()
+}
+
+/// The Service's ready endpoints at its targetPort.
+fn endpoints(lab: &Lab) -> BTreeSet<SocketAddrV4> {
+    let status = lab.service_status("web-svc").expect("web-svc");
+    status
+        .endpoints
+        .iter()
+        .map(|ip| SocketAddrV4::new(*ip, 8080))
+        .collect()
+}
+
+/// The pids in a namespace.
+fn pids(ns: &str) -> String {
+    let out = std::process::Command::new("ip")
+        .args(["netns", "pids", ns])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// Waits (bounded) until HAProxy's servers are the Service's endpoints.
+async fn haproxy_follows(lab: &Lab) -> (BTreeSet<SocketAddrV4>, BTreeSet<SocketAddrV4>) {
+    for _ in 0..50 {
+        let (servers, eps) = (haproxy_servers(lab), endpoints(lab));
+        if servers == eps {
+            return (servers, eps);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    (haproxy_servers(lab), endpoints(lab))
+}
+
+#[tokio::test]
+#[cfg_attr(not(netns_tests), ignore = "needs root and ROLLPROBE_NETNS_TESTS=1")]
+async fn haproxy_servers_follow_the_endpoints_through_its_runtime_api() {
+    let lab = Lab::start(fast_config()).await.unwrap();
+    let (_attachment, events) = upstream_events(&lab);
+    let measured = async {
+        lab.apply_yaml(WEB)?;
+        let front = lab.expose_through(IngressKind::Haproxy, "web-svc", 8080)?;
+        lab.wait_available(Duration::from_secs(20)).await?;
+        lab.wait_serving(front, Duration::from_secs(10)).await?;
+        let ns = lab.ingress_netns(IngressKind::Haproxy);
+        let pids_before = pids(&ns);
+        let before = haproxy_follows(&lab).await;
+        lab.set_image("web", "shop/web:v2")?;
+        lab.wait_rollout_complete("web", Duration::from_secs(30))
+            .await?;
+        lab.set_replicas("web", 3)?;
+        lab.wait_available(Duration::from_secs(20)).await?;
+        let after = haproxy_follows(&lab).await;
+        let pids_after = pids(&ns);
+        Ok::<_, Box<dyn std::error::Error>>((before, after, pids_before, pids_after))
+    }
+    .await;
+    lab.shutdown().await.unwrap();
+    let (before, after, pids_before, pids_after) = measured.unwrap();
+    assert_eq!(before.0, before.1, "HAProxy's servers are the endpoints");
+    assert_eq!(before.0.len(), 2);
+    assert_eq!(
+        after.0, after.1,
+        "and follow them after a rollout and a scale-up"
+    );
+    assert_eq!(after.0.len(), 3);
+    assert!(before.0.is_disjoint(&after.0), "{before:?} {after:?}");
+    // No reload, no restart: the same HAProxy process throughout.
+    assert!(!pids_before.is_empty());
+    assert_eq!(pids_before, pids_after);
+    let events = events.lock().unwrap();
+    assert!(events.len() >= 4, "{events:?}");
 }

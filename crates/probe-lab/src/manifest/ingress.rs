@@ -186,14 +186,15 @@ pub(super) fn ingress(ctx: &Ctx, i: net::Ingress) -> Result<Option<Ingress>, Lab
         let http_paths = rule.http.map(|h| h.paths).unwrap_or_default();
         for (p, path) in http_paths.into_iter().enumerate() {
             let field = format!("spec.rules[{r}].http.paths[{p}]");
-            let exact =
-                match path.path_type.as_str() {
-                    "Exact" => true,
-                    "Prefix" | "ImplementationSpecific" => false,
-                    other => return Err(ctx.err(format!(
+            let exact = match path.path_type.as_str() {
+                "Exact" => true,
+                "Prefix" | "ImplementationSpecific" => false,
+                other => {
+                    return Err(ctx.err(format!(
                         "{field}.pathType {other} is not Exact, Prefix or ImplementationSpecific"
-                    ))),
-                };
+                    )))
+                }
+            };
             paths.push(IngressPath {
                 path: path.path.unwrap_or_else(|| "/".into()),
                 exact,
