@@ -264,6 +264,13 @@ async fn nginx_retries_save_requests_of_a_rolling_update_without_readiness() {
 
 #[tokio::test]
 #[cfg_attr(not(netns_tests), ignore = "needs root and ROLLPROBE_NETNS_TESTS=1")]
+async fn envoy_retries_save_requests_of_a_rolling_update_without_readiness() {
+    let kind = IngressKind::Envoy;
+    assert_retries_save_requests(kind, rolling_direct_and_through(kind).await);
+}
+
+#[tokio::test]
+#[cfg_attr(not(netns_tests), ignore = "needs root and ROLLPROBE_NETNS_TESTS=1")]
 async fn haproxy_retries_save_requests_of_a_rolling_update_without_readiness() {
     let kind = IngressKind::Haproxy;
     assert_retries_save_requests(kind, rolling_direct_and_through(kind).await);
