@@ -373,3 +373,97 @@ async fn haproxy_servers_follow_the_endpoints_through_its_runtime_api() {
     let events = events.lock().unwrap();
     assert!(events.len() >= 4, "{events:?}");
 }
+
+/// One Ingress per proxy, all routing `shop.example`'s `/test` to `web-svc`.
+fn shop_ingress(kind: IngressKind) -> String {
+    format!(
+        r#"
+---
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata: {{name: shop-{kind}}}
+spec:
+  ingressClassName: {kind}
+  rules:
+  - host: shop.example
+    http:
+      paths:
+      - {{path: /test, pathType: Prefix, backend: {{service: {{name: web-svc, port: {{number: 8080}}}}}}}}
+"#
+    )
+}
+
+/// GET `path` with Host `host` from namespace `ns`: the status line, the headers
+/// (lower case) and the body.
+fn get(ns: &str, addr: std::net::SocketAddr, host: &str, path: &str) -> (String, String, String) {
+    let (ns, request) = (
+        ns.to_string(),
+        format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"),
+    );
+    std::thread::spawn(move || {
+        probe_lab::enter_netns(&ns).unwrap();
+        let mut s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(5)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        s.write_all(request.as_bytes()).unwrap();
+        let mut all = String::new();
+        let _ = s.read_to_string(&mut all);
+        let (head, body) = all.split_once("\r\n\r\n").unwrap_or((&all, ""));
+        let (status, headers) = head.split_once("\r\n").unwrap_or((head, ""));
+        (
+            status.to_string(),
+            headers.to_ascii_lowercase(),
+            body.to_string(),
+        )
+    })
+    .join()
+    .unwrap()
+}
+
+#[tokio::test]
+#[cfg_attr(not(netns_tests), ignore = "needs root and ROLLPROBE_NETNS_TESTS=1")]
+async fn ingress_manifests_route_their_hosts_and_paths_through_each_proxy() {
+    let lab = Lab::start(fast_config()).await.unwrap();
+    let mut yaml = WEB.to_string();
+    for kind in IngressKind::ALL {
+        yaml.push_str(&shop_ingress(kind));
+    }
+    let measured = async {
+        lab.apply_yaml(&yaml)?;
+        lab.wait_available(Duration::from_secs(20)).await?;
+        let mut answers = Vec::new();
+        for kind in IngressKind::ALL {
+            // The pre-probe sends the rules' host: routed, it answers.
+            lab.wait_serving(kind.service_name(), Duration::from_secs(15))
+                .await?;
+            let target = lab.probe_target(kind.service_name())?;
+            let ask = |host: &str, path: &str| get(&target.netns, target.addr, host, path);
+            answers.push((
+                kind,
+                ask("shop.example", "/test/version"),
+                ask("other.example", "/test/version"),
+                ask("shop.example", "/elsewhere"),
+            ));
+        }
+        Ok::<_, Box<dyn std::error::Error>>(answers)
+    }
+    .await;
+    lab.shutdown().await.unwrap();
+    for (kind, routed, other_host, other_path) in measured.unwrap() {
+        assert!(routed.0.contains(" 200 "), "{kind}: {routed:?}");
+        assert_eq!(routed.2, "v1", "{kind}");
+        for not_routed in [&other_host, &other_path] {
+            assert!(not_routed.0.contains(" 404 "), "{kind}: {not_routed:?}");
+            // The proxy's own 404, not the app's.
+            let own = match kind {
+                IngressKind::Nginx => not_routed.2.contains("<center>nginx"),
+                IngressKind::Haproxy => not_routed.2.contains("<h1>404 Not Found</h1>"),
+                IngressKind::Envoy => not_routed.1.contains("server: envoy"),
+            };
+            assert!(own, "{kind}: {not_routed:?}");
+            assert!(
+                !not_routed.1.contains("x-pod-name"),
+                "{kind}: {not_routed:?}"
+            );
+        }
+    }
+}

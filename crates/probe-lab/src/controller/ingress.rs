@@ -57,6 +57,9 @@ fn proxy_config(desired: &Desired, kind: IngressKind) -> ProxyConfig {
     for ing in desired.ingresses.values().filter(|i| i.class == kind) {
         config.routes.extend(ing.routes());
     }
+    config
+        .routes
+        .sort_by_key(|r| (r.host.is_none(), !r.exact, std::cmp::Reverse(r.path.len())));
     config.backends = config.routes.iter().map(|r| r.backend.clone()).collect();
     config.backends.sort();
     config.backends.dedup();

@@ -39,6 +39,18 @@ fn sleep_checked(d: Duration, stop: &AtomicBool, lab_stop: &AtomicBool) -> bool 
 
 /// One HTTP GET as the kubelet's prober does it: success is a 2xx/3xx status.
 pub(crate) fn http_get_ok(ip: Ipv4Addr, port: u16, path: &str, timeout: Duration) -> bool {
+    http_get_ok_as(ip, port, None, path, timeout)
+}
+
+/// [`http_get_ok`] with the Host header `host` (default `IP:PORT`), as a client of an
+/// ingress rule for that host sends it.
+pub(crate) fn http_get_ok_as(
+    ip: Ipv4Addr,
+    port: u16,
+    host: Option<&str>,
+    path: &str,
+    timeout: Duration,
+) -> bool {
     use std::io::{Read, Write};
     let addr = std::net::SocketAddr::from((ip, port));
     let Ok(mut s) = std::net::TcpStream::connect_timeout(&addr, timeout) else {
@@ -46,8 +58,9 @@ pub(crate) fn http_get_ok(ip: Ipv4Addr, port: u16, path: &str, timeout: Duration
     };
     let _ = s.set_read_timeout(Some(timeout));
     let _ = s.set_write_timeout(Some(timeout));
+    let host = host.map_or_else(|| format!("{ip}:{port}"), str::to_string);
     let req = format!(
-        "GET {path} HTTP/1.1\r\nHost: {ip}:{port}\r\nUser-Agent: kube-probe/1.30\r\nConnection: close\r\n\r\n"
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: kube-probe/1.30\r\nConnection: close\r\n\r\n"
     );
     if s.write_all(req.as_bytes()).is_err() {
         return false;

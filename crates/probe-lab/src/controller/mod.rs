@@ -45,7 +45,7 @@ mod kubelet;
 pub(crate) mod waits;
 
 pub(crate) use endpoints::elected_node;
-pub(crate) use kubelet::http_get_ok;
+pub(crate) use kubelet::http_get_ok_as;
 
 /// A pod whose app exited by itself this many times is in CrashLoopBackOff, as
 /// `kubectl get pods` shows from the second exit on.

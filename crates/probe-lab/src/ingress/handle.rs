@@ -86,6 +86,25 @@ impl Lab {
         logs
     }
 
+    /// The Host a client of `service` must send when it is an ingress controller's
+    /// Service whose routes all name hosts (the first of them); `None` otherwise.
+    pub(crate) fn ingress_host(&self, service: &str) -> Option<String> {
+        let d = self.desired().ok()?;
+        let kind = IngressKind::ALL
+            .into_iter()
+            .find(|k| k.service_name() == service)?;
+        let routes: Vec<_> = d
+            .ingresses
+            .values()
+            .filter(|i| i.class == kind)
+            .flat_map(|i| i.routes())
+            .collect();
+        if routes.iter().any(|r| r.host.is_none()) {
+            return None;
+        }
+        routes.into_iter().find_map(|r| r.host)
+    }
+
     /// The network namespace of `kind`'s proxy pod (`<run>-ing-<kind>`), where
     /// `ip netns pids` shows the proxy process.
     pub fn ingress_netns(&self, kind: IngressKind) -> String {

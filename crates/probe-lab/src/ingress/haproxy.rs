@@ -89,6 +89,10 @@ pub(super) fn write_config(dir: &Path, config: &ProxyConfig) -> Result<Vec<Strin
             };
             rules.push_str(&format!("  use_backend {} if {cond}\n", r.backend));
         }
+        if host.is_some() {
+            // A host a rule names takes only its own routes, as nginx's servers do.
+            rules.push_str(&format!("  use_backend no_route if host{h}\n"));
+        }
     }
     let mut backends = String::new();
     for b in &config.backends {

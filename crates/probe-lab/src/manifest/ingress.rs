@@ -113,7 +113,9 @@ impl Ingress {
 
     /// The proxy's routes: per host, exact paths first, then prefixes longest first (a
     /// proxy that takes the first match then picks what nginx's longest match would);
-    /// the default backend last, for any host and path.
+    /// the default backend last, as `/` for every host and for any other host. A host
+    /// that a rule names takes only its own routes, as nginx's servers and Envoy's
+    /// virtual hosts do; the host-less ones are for every other host.
     pub(crate) fn routes(&self) -> Vec<Route> {
         let mut routes: Vec<Route> = Vec::new();
         for rule in &self.rules {
@@ -128,19 +130,75 @@ impl Ingress {
         }
         routes.sort_by_key(|r| (r.host.is_none(), !r.exact, std::cmp::Reverse(r.path.len())));
         if let Some(b) = &self.default_backend {
-            routes.push(Route {
-                host: None,
-                path: "/".into(),
-                exact: false,
-                backend: backend_name(&b.service, b.port),
-            });
+            let mut hosts: Vec<Option<String>> = Vec::new();
+            for r in &routes {
+                if !hosts.contains(&r.host) {
+                    hosts.push(r.host.clone());
+                }
+            }
+            if !hosts.contains(&None) {
+                hosts.push(None);
+            }
+            for host in hosts {
+                if !routes
+                    .iter()
+                    .any(|r| r.host == host && !r.exact && r.path == "/")
+                {
+                    routes.push(Route {
+                        host,
+                        path: "/".into(),
+                        exact: false,
+                        backend: backend_name(&b.service, b.port),
+                    });
+                }
+            }
+            routes.sort_by_key(|r| (r.host.is_none(), !r.exact, std::cmp::Reverse(r.path.len())));
         }
         routes
     }
+
+    /// The backend a request with this Host header (`None`: none that a rule names) and
+    /// path reaches through the proxy, or `None` when the proxy answers its 404. A
+    /// prefix matches as a string prefix, as the proxies match it.
+    ///
+    /// ```
+    /// let objs = probe_lab::parse_manifests(r#"
+    /// apiVersion: networking.k8s.io/v1
+    /// kind: Ingress
+    /// metadata: {name: shop}
+    /// spec:
+    ///   ingressClassName: haproxy
+    ///   rules:
+    ///   - host: shop.example
+    ///     http:
+    ///       paths:
+    ///       - {path: /test, pathType: Prefix, backend: {service: {name: web-svc, port: {number: 8080}}}}
+    /// "#).unwrap();
+    /// let probe_lab::Object::Ingress(ing) = &objs[0] else { panic!() };
+    /// let found = ing.backend_for(Some("shop.example:80"), "/test/version").unwrap();
+    /// assert_eq!(found.service, "web-svc");
+    /// assert!(ing.backend_for(None, "/test/version").is_none());
+    /// assert!(ing.backend_for(Some("shop.example"), "/other").is_none());
+    /// ```
+    pub fn backend_for(&self, host: Option<&str>, path: &str) -> Option<&IngressBackend> {
+        let host = host.map(|h| h.split(':').next().unwrap_or(h).to_ascii_lowercase());
+        let routes = self.routes();
+        let known = |h: &str| routes.iter().any(|r| r.host.as_deref() == Some(h));
+        let host = host.filter(|h| known(h));
+        let route = routes.iter().find(|r| {
+            r.host.as_deref().map(str::to_ascii_lowercase) == host
+                && if r.exact {
+                    r.path == path
+                } else {
+                    path.starts_with(&r.path)
+                }
+        })?;
+        self.backends()
+            .into_iter()
+            .find(|b| backend_name(&b.service, b.port) == route.backend)
+    }
 }
 
-/// The lab's Ingress, or `None` (with a warning) for one without a class: a cluster
-/// leaves such an Ingress to its default IngressClass, and the lab has none.
 pub(super) fn ingress(ctx: &Ctx, i: net::Ingress) -> Result<Option<Ingress>, LabError> {
     let name = i
         .metadata
@@ -202,7 +260,10 @@ pub(super) fn ingress(ctx: &Ctx, i: net::Ingress) -> Result<Option<Ingress>, Lab
             });
         }
         rules.push(IngressRule {
-            host: rule.host.filter(|h| !h.is_empty()),
+            host: rule
+                .host
+                .filter(|h| !h.is_empty())
+                .map(|h| h.to_ascii_lowercase()),
             paths,
         });
     }
@@ -215,4 +276,74 @@ pub(super) fn ingress(ctx: &Ctx, i: net::Ingress) -> Result<Option<Ingress>, Lab
         rules,
         default_backend,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::manifest::{parse_manifests, parse_manifests_with_warnings, Object};
+
+    fn ingress(spec: &str) -> Result<Vec<Object>, String> {
+        parse_manifests(&format!(
+            "apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata: {{name: shop}}\nspec: {spec}\n"
+        ))
+        .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn a_class_the_lab_does_not_run_or_a_named_port_is_one_line() {
+        let backend = "{service: {name: web, port: {number: 80}}}";
+        let e = ingress(&format!(
+            "{{ingressClassName: traefik, defaultBackend: {backend}}}"
+        ))
+        .unwrap_err();
+        assert_eq!(
+            e,
+            "manifest document 1 (Ingress shop): spec.ingressClassName: unknown ingress class 'traefik' (nginx, haproxy or envoy)"
+        );
+        let e = ingress(
+            "{ingressClassName: nginx, defaultBackend: {service: {name: web, port: {name: http}}}}",
+        )
+        .unwrap_err();
+        assert!(
+            e.contains("spec.defaultBackend.service.port.number is required"),
+            "{e}"
+        );
+        let e = ingress("{ingressClassName: nginx}").unwrap_err();
+        assert!(
+            e.contains("neither rules with paths nor a defaultBackend"),
+            "{e}"
+        );
+        // The older annotation selects the class too.
+        let objs = parse_manifests(&format!(
+            "apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata: {{name: a, annotations: {{kubernetes.io/ingress.class: envoy}}}}\nspec: {{defaultBackend: {backend}}}\n"
+        ))
+        .unwrap();
+        let Object::Ingress(i) = &objs[0] else {
+            panic!()
+        };
+        assert_eq!(i.class, crate::IngressKind::Envoy);
+    }
+
+    #[test]
+    fn hosts_take_their_own_routes_and_the_default_backend_catches_the_rest() {
+        let objs = ingress(
+            "{ingressClassName: nginx, defaultBackend: {service: {name: fallback, port: {number: 80}}}, rules: [{host: Shop.Example, http: {paths: [{path: /api, pathType: Prefix, backend: {service: {name: api, port: {number: 8080}}}}, {path: /api/health, pathType: Exact, backend: {service: {name: health, port: {number: 8080}}}}]}}]}",
+        )
+        .unwrap();
+        let Object::Ingress(i) = &objs[0] else {
+            panic!()
+        };
+        let to =
+            |host: Option<&str>, path: &str| i.backend_for(host, path).map(|b| b.service.as_str());
+        assert_eq!(to(Some("shop.example"), "/api/health"), Some("health"));
+        assert_eq!(to(Some("shop.example"), "/api/v1"), Some("api"));
+        assert_eq!(to(Some("shop.example"), "/"), Some("fallback"));
+        assert_eq!(to(Some("other"), "/api"), Some("fallback"));
+        assert_eq!(to(None, "/x"), Some("fallback"));
+        let tls = parse_manifests_with_warnings(
+            "apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata: {name: t}\nspec: {ingressClassName: nginx, tls: [{hosts: [a]}], defaultBackend: {service: {name: w, port: {number: 80}}}}\n",
+        )
+        .unwrap();
+        assert_eq!(tls.warnings.len(), 1, "{:?}", tls.warnings);
+    }
 }
