@@ -134,7 +134,7 @@ pub struct LabArgs {
     /// Maintenance of the lab.
     #[command(subcommand)]
     pub action: Option<LabAction>,
-    /// Kubernetes YAML with Deployments and Services (repeatable).
+    /// Kubernetes YAML with Deployments, Services and Ingresses (repeatable).
     #[arg(short = 'f', long = "file", value_name = "FILE")]
     pub files: Vec<PathBuf>,
     /// The rollout, one step after another (repeatable, run in order after the warm-up):

@@ -232,15 +232,16 @@ impl Lab {
         &self.inner.names.client
     }
 
-    /// Parses multi-document YAML of Deployments and Services (see
+    /// Parses multi-document YAML of Deployments, Services and Ingresses (see
     /// [`crate::parse_manifests`]) and applies it, like `kubectl apply -f`.
     pub fn apply_yaml(&self, yaml: &str) -> Result<(), LabError> {
         self.apply(parse_manifests(yaml)?)
     }
 
-    /// Creates or updates Deployments and Services, like `kubectl apply`. Returns at once;
-    /// the controller acts on its next tick. A changed Deployment spec bumps its
-    /// generation (and a changed pod template starts a rollout).
+    /// Creates or updates Deployments, Services and Ingresses, like `kubectl apply`.
+    /// Returns at once; the controller acts on its next tick. A changed Deployment spec
+    /// bumps its generation (and a changed pod template starts a rollout). An Ingress
+    /// brings its proxy's LoadBalancer Service; its proxy must be installed.
     pub fn apply(&self, objects: Vec<Object>) -> Result<(), LabError> {
         let mut d = self.desired()?;
         for obj in objects {
