@@ -260,7 +260,22 @@ impl Lab {
                         },
                     );
                 }
-                Object::Ingress(ing) => crate::ingress::apply_ingress(&mut d, ing)?,
+                Object::Ingress(ing) => {
+                    // Its proxy must be installed; the first of its class brings the
+                    // controller's LoadBalancer Service.
+                    ing.class.binary()?;
+                    let spec = ing.class.service();
+                    if !d.services.contains_key(&spec.name) {
+                        let (cluster_ip, external_ip) = allocate(&d, &spec)?;
+                        let service = DesiredService {
+                            spec,
+                            cluster_ip,
+                            external_ip,
+                        };
+                        d.services.insert(service.spec.name.clone(), service);
+                    }
+                    d.ingresses.insert(ing.name.clone(), ing);
+                }
                 Object::Service(svc) => {
                     let (cip, eip) = match d.services.get(&svc.name) {
                         // Re-applied: keep its addresses, unless it became a LoadBalancer.

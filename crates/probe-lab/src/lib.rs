@@ -90,6 +90,7 @@ mod deployments;
 mod error;
 mod hash;
 mod ingress;
+mod ingresses;
 mod kernel;
 mod lab;
 mod manifest;
@@ -103,18 +104,18 @@ mod vantage;
 
 pub use app::{run_app, AppConfig, POD_HEADER};
 pub use config::{
-    find_app, LabConfig, CLIENT_IP, CLIENT_SEGMENT, FIRST_CLUSTER_IP, FIRST_EXTERNAL_IP,
-    LAB_APP_ENV, MAX_NODES, NODE_BRIDGE_IP, NODE_CLIENT_IP, POD_CIDR, SERVICE_CIDR,
-    SLOWER_NODE_SYNC_STEP,
+    find_app, IngressConfig, LabConfig, CLIENT_IP, CLIENT_SEGMENT, DEFAULT_INGRESS_SYNC_DELAY,
+    FIRST_CLUSTER_IP, FIRST_EXTERNAL_IP, LAB_APP_ENV, MAX_NODES, NODE_BRIDGE_IP, NODE_CLIENT_IP,
+    POD_CIDR, SERVICE_CIDR, SLOWER_NODE_SYNC_STEP,
 };
 pub use controller::{DeploymentStatus, ServiceStatus};
 pub use error::LabError;
-pub use ingress::{lab_dir, IngressConfig, IngressKind, DEFAULT_INGRESS_SYNC_DELAY, INGRESS_PORT};
+pub use ingress::{lab_dir, INGRESS_PORT};
 pub use kernel::Kernel;
 pub use lab::{Lab, ProbeTarget};
 pub use manifest::{
     parse_manifests, parse_manifests_with_warnings, selects, version_of_image, Container,
-    Deployment, HttpProbe, Ingress, IngressBackend, IngressPath, IngressRule, Labels,
+    Deployment, HttpProbe, Ingress, IngressBackend, IngressKind, IngressPath, IngressRule, Labels,
     ManifestWarning, Object, Parsed, PodTemplate, PreStop, Service, ServicePort, ServiceType,
 };
 pub use netns::{cleanup_leftovers, cleanup_own, enter_netns, new_run_id, NAME_PREFIX};

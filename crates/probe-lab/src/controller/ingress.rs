@@ -20,7 +20,8 @@ use probe_core::{EventKind, Subject};
 use super::kubelet::build_sandbox;
 use super::{node_name, Desired, World};
 use crate::error::LabError;
-use crate::ingress::{lab_dir, IngressKind, ProxyConfig, ProxyProcess};
+use crate::ingress::{lab_dir, ProxyConfig, ProxyProcess};
+use crate::manifest::IngressKind;
 use crate::netns::destroy_netns;
 
 /// Per backend (`<service>-<port>`), its upstreams.

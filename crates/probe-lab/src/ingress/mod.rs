@@ -25,67 +25,21 @@
 //! that probe-core's access-log join reads, into the lab's folder (see [`lab_dir`]).
 //! The controller side (sync delay, events) is `controller/ingress.rs`.
 
-use std::fmt;
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::str::FromStr;
-use std::time::Duration;
 
 use crate::error::LabError;
+use crate::manifest::{IngressKind, Route, Service, ServicePort, ServiceType};
 
 mod envoy;
-mod handle;
 mod haproxy;
 mod nginx;
-
-pub(crate) use handle::apply_ingress;
 
 /// The port every proxy listens on in its pod (its Service's port and targetPort).
 pub const INGRESS_PORT: u16 = 80;
 
-/// How long an ingress controller takes from an EndpointSlice change to the proxy's
-/// upstreams reflecting it, by default (1 s): the controller's informer sees the change
-/// within tens of milliseconds, then its sync runs; ingress-nginx's sync rate limiter
-/// lets one sync through at once and later ones at 0.3 per second, istiod debounces
-/// pushes for at least 100 ms. One second stands for an idle controller.
-pub const DEFAULT_INGRESS_SYNC_DELAY: Duration = Duration::from_secs(1);
-
-/// Which ingress proxy (the `ingressClassName` that selects it).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum IngressKind {
-    /// nginx with its Lua balancer, as ingress-nginx runs it (class `nginx`).
-    Nginx,
-    /// HAProxy, as the HAProxy ingress controllers run it (class `haproxy`).
-    Haproxy,
-    /// Envoy, as an Istio ingress gateway (class `envoy`).
-    Envoy,
-}
-
 impl IngressKind {
-    /// Every kind, in a fixed order.
-    pub const ALL: [IngressKind; 3] =
-        [IngressKind::Nginx, IngressKind::Haproxy, IngressKind::Envoy];
-
-    /// The `ingressClassName` (and `--ingress` value) that selects it.
-    pub fn class(self) -> &'static str {
-        match self {
-            IngressKind::Nginx => "nginx",
-            IngressKind::Haproxy => "haproxy",
-            IngressKind::Envoy => "envoy",
-        }
-    }
-
-    /// The name of the controller's own LoadBalancer Service, as the projects' charts
-    /// name it: the address clients (and the probe) reach.
-    pub fn service_name(self) -> &'static str {
-        match self {
-            IngressKind::Nginx => "ingress-nginx-controller",
-            IngressKind::Haproxy => "haproxy-ingress",
-            IngressKind::Envoy => "istio-ingressgateway",
-        }
-    }
-
     /// What to install when the binary is missing.
     pub fn install_hint(self) -> &'static str {
         match self {
@@ -139,48 +93,29 @@ impl IngressKind {
     pub(crate) fn pod_name(self) -> String {
         format!("{}-0", self.service_name())
     }
-}
 
-impl fmt::Display for IngressKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.class())
-    }
-}
-
-impl FromStr for IngressKind {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        IngressKind::ALL
-            .into_iter()
-            .find(|k| k.class() == s)
-            .ok_or_else(|| format!("unknown ingress class '{s}' (nginx, haproxy or envoy)"))
+    /// The controller's own LoadBalancer Service. Its endpoint is the proxy pod, which
+    /// the ingress controller publishes; a selector of its own keeps the app's pods out.
+    pub(crate) fn service(self) -> Service {
+        let name = self.service_name();
+        Service {
+            name: name.to_string(),
+            selector: [("app.kubernetes.io/name".to_string(), name.to_string())].into(),
+            ports: vec![ServicePort {
+                name: Some("http".into()),
+                port: INGRESS_PORT,
+                target_port: INGRESS_PORT,
+            }],
+            service_type: ServiceType::LoadBalancer,
+            cluster_ip: None,
+            load_balancer_ip: None,
+        }
     }
 }
 
 /// Whether `ip` is one of the proxy pods' fixed addresses (never given to a pod).
 pub(crate) fn is_proxy_ip(ip: Ipv4Addr) -> bool {
     IngressKind::ALL.iter().any(|k| k.pod_ip() == ip)
-}
-
-/// The ingress controllers' settings (the lab config's `ingress` field).
-///
-/// ```
-/// let cfg = probe_lab::LabConfig::default();
-/// assert_eq!(cfg.ingress.sync_delay, probe_lab::DEFAULT_INGRESS_SYNC_DELAY);
-/// ```
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct IngressConfig {
-    /// From a change of a backend Service's ready endpoints to the proxy's upstreams
-    /// reflecting it (default [`DEFAULT_INGRESS_SYNC_DELAY`]).
-    pub sync_delay: Duration,
-}
-
-impl Default for IngressConfig {
-    fn default() -> Self {
-        IngressConfig {
-            sync_delay: DEFAULT_INGRESS_SYNC_DELAY,
-        }
-    }
 }
 
 /// The lab's folder for files its processes need (proxy configs, sockets, access logs):
@@ -200,28 +135,12 @@ pub(crate) fn access_log_path(run_id: &str, kind: IngressKind) -> PathBuf {
     proxy_dir(run_id, kind).join("access.log")
 }
 
-/// One route of the proxy: requests whose Host (any, when `None`) and path match go to
-/// `backend`. Routes are tried in the order given (longest paths first within a host).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Route {
-    pub host: Option<String>,
-    pub path: String,
-    /// `pathType: Exact` (else a prefix).
-    pub exact: bool,
-    pub backend: String,
-}
-
 /// What a proxy is started with: its routes and the backends they name.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub(crate) struct ProxyConfig {
     pub routes: Vec<Route>,
     /// Every backend name (`<service>-<port>`), sorted, without repeats.
     pub backends: Vec<String>,
-}
-
-/// The name a proxy gives the backend of a Service port.
-pub(crate) fn backend_name(service: &str, port: u16) -> String {
-    format!("{service}-{port}")
 }
 
 /// The hosts of `routes` in order of first appearance (`None`: any host).

@@ -7,11 +7,81 @@
 //! Services by port number; a resource backend or a named port is an error, TLS a
 //! warning (the lab's proxies speak plain HTTP).
 
+use std::fmt;
+use std::str::FromStr;
+
 use k8s_openapi::api::networking::v1 as net;
 
 use super::ctx::Ctx;
 use crate::error::LabError;
-use crate::ingress::{backend_name, IngressKind, Route};
+
+/// Which ingress proxy (the `ingressClassName` that selects it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum IngressKind {
+    /// nginx with its Lua balancer, as ingress-nginx runs it (class `nginx`).
+    Nginx,
+    /// HAProxy, as the HAProxy ingress controllers run it (class `haproxy`).
+    Haproxy,
+    /// Envoy, as an Istio ingress gateway (class `envoy`).
+    Envoy,
+}
+
+impl IngressKind {
+    /// Every kind, in a fixed order.
+    pub const ALL: [IngressKind; 3] =
+        [IngressKind::Nginx, IngressKind::Haproxy, IngressKind::Envoy];
+
+    /// The `ingressClassName` (and `--ingress` value) that selects it.
+    pub fn class(self) -> &'static str {
+        match self {
+            IngressKind::Nginx => "nginx",
+            IngressKind::Haproxy => "haproxy",
+            IngressKind::Envoy => "envoy",
+        }
+    }
+
+    /// The name of the controller's own LoadBalancer Service, as the projects' charts
+    /// name it: the address clients (and the probe) reach.
+    pub fn service_name(self) -> &'static str {
+        match self {
+            IngressKind::Nginx => "ingress-nginx-controller",
+            IngressKind::Haproxy => "haproxy-ingress",
+            IngressKind::Envoy => "istio-ingressgateway",
+        }
+    }
+}
+
+impl fmt::Display for IngressKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.class())
+    }
+}
+
+impl FromStr for IngressKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        IngressKind::ALL
+            .into_iter()
+            .find(|k| k.class() == s)
+            .ok_or_else(|| format!("unknown ingress class '{s}' (nginx, haproxy or envoy)"))
+    }
+}
+
+/// One route of the proxy: requests whose Host (any, when `None`) and path match go to
+/// `backend`. Routes are tried in the order given (longest paths first within a host).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Route {
+    pub host: Option<String>,
+    pub path: String,
+    /// `pathType: Exact` (else a prefix).
+    pub exact: bool,
+    pub backend: String,
+}
+
+/// The name a proxy gives the backend of a Service port.
+pub(crate) fn backend_name(service: &str, port: u16) -> String {
+    format!("{service}-{port}")
+}
 
 /// An Ingress, reduced to what its proxy routes.
 ///
@@ -321,7 +391,7 @@ mod tests {
         let Object::Ingress(i) = &objs[0] else {
             panic!()
         };
-        assert_eq!(i.class, crate::IngressKind::Envoy);
+        assert_eq!(i.class, super::IngressKind::Envoy);
     }
 
     #[test]

@@ -38,7 +38,8 @@ mod ingress;
 mod parse;
 mod service;
 
-pub use ingress::{Ingress, IngressBackend, IngressPath, IngressRule};
+pub(crate) use ingress::Route;
+pub use ingress::{Ingress, IngressBackend, IngressKind, IngressPath, IngressRule};
 pub use parse::{parse_manifests, parse_manifests_with_warnings};
 
 /// Labels of an object, or a label selector's `matchLabels`.

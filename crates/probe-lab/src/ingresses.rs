@@ -1,49 +1,14 @@
-//! The [`Lab`]'s ingress side: applying an Ingress (which brings its controller's
-//! Service), and what a caller needs of the running proxies (their Service, their
-//! access logs, their pod's namespace).
+//! The [`Lab`]'s ingress side: putting a proxy in front of a Service, and what a caller
+//! needs of the running proxies (their access logs, their pod's namespace, the Host
+//! their rules route). The proxies themselves are `ingress/` and
+//! `controller/ingress.rs`.
 
 use std::path::PathBuf;
 
-use super::{access_log_path, IngressKind, INGRESS_PORT};
-use crate::controller::{Desired, DesiredService};
 use crate::error::LabError;
+use crate::ingress::access_log_path;
 use crate::lab::Lab;
-use crate::manifest::{Ingress, Service, ServicePort, ServiceType};
-use crate::topology::allocate;
-
-/// Adds (or replaces) `ing` in `d`, with its controller's LoadBalancer Service when it
-/// is the first Ingress of its class. The proxy's binary must be installed.
-pub(crate) fn apply_ingress(d: &mut Desired, ing: Ingress) -> Result<(), LabError> {
-    ing.class.binary()?;
-    let name = ing.class.service_name();
-    if !d.services.contains_key(name) {
-        let spec = Service {
-            name: name.to_string(),
-            // Its endpoint is the proxy pod, which the ingress controller publishes; a
-            // selector of its own keeps the app's pods out.
-            selector: [("app.kubernetes.io/name".to_string(), name.to_string())].into(),
-            ports: vec![ServicePort {
-                name: Some("http".into()),
-                port: INGRESS_PORT,
-                target_port: INGRESS_PORT,
-            }],
-            service_type: ServiceType::LoadBalancer,
-            cluster_ip: None,
-            load_balancer_ip: None,
-        };
-        let (cluster_ip, external_ip) = allocate(d, &spec)?;
-        d.services.insert(
-            name.to_string(),
-            DesiredService {
-                spec,
-                cluster_ip,
-                external_ip,
-            },
-        );
-    }
-    d.ingresses.insert(ing.name.clone(), ing);
-    Ok(())
-}
+use crate::manifest::{Ingress, IngressKind, Object};
 
 impl Lab {
     /// Puts an ingress proxy of `kind` in front of `service`'s `port` (an Ingress that
@@ -62,7 +27,7 @@ impl Lab {
         service: &str,
         port: u16,
     ) -> Result<&'static str, LabError> {
-        self.apply(vec![crate::manifest::Object::Ingress(Ingress::catch_all(
+        self.apply(vec![Object::Ingress(Ingress::catch_all(
             kind, service, port,
         ))])?;
         Ok(kind.service_name())
