@@ -244,12 +244,16 @@ impl World {
         let Some(p) = c.process.as_mut().filter(|_| c.listening) else {
             return Ok(());
         };
-        let mut pushed = Vec::new();
+        let (mut pushed, mut failed) = (Vec::new(), None);
         for (backend, upstreams) in &c.due {
             if c.applied.get(backend) == Some(upstreams) {
                 continue;
             }
-            p.set_upstreams(backend, upstreams)?;
+            // A refused update is tried again on the next tick.
+            if let Err(e) = p.set_upstreams(backend, upstreams) {
+                failed = Some(e);
+                break;
+            }
             c.applied.insert(backend.clone(), upstreams.clone());
             pushed.push((backend.clone(), upstreams.clone()));
         }
@@ -280,7 +284,7 @@ impl World {
                 format!("{} ({kind}) sends {backend} to {list}", kind.pod_name()),
             );
         }
-        Ok(())
+        failed.map_or(Ok(()), Err)
     }
 
     /// Ends a controller: its proxy, then its pod.

