@@ -29,6 +29,11 @@
 //!   maxSurge/maxUnavailable, minReadySeconds, readinessProbe httpGet, preStop sleeps,
 //!   grace periods, rollout history under revisionHistoryLimit (and undo) and label
 //!   selectors behave as in Kubernetes.
+//! - **ingress proxies** ([`Ingress`], [`Lab::expose_through`]): the real nginx,
+//!   HAProxy or Envoy in a proxy pod behind its own LoadBalancer, set up as
+//!   ingress-nginx, the HAProxy controllers and an Istio gateway set them up (their
+//!   retries, endpoints changed without a reload after the controller's own sync delay,
+//!   [`LabConfig::ingress`]), each writing the access log probe-core joins by request id.
 //! - **the procedure**: [`Lab::wait_serving`] waits for a healthy baseline before anything
 //!   is measured, and [`Lab::run_steps`] runs a rollout made of several [`Step`]s (scale,
 //!   switch a selector, set an image, undo, restart, wait), each an event.

@@ -10,7 +10,7 @@
 use std::collections::BTreeSet;
 use std::io::{Read, Write};
 use std::net::SocketAddrV4;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -125,7 +125,20 @@ async fn nginx_answers_a_service_without_endpoints_with_its_503() {
         Ok::<_, Box<dyn std::error::Error>>((report, samples, log))
     }
     .await;
-    lab.shutdown().await.unwrap();
+    // Dropping the last handle ends the proxy and its pod with the lab.
+    let ns = lab.ingress_netns(IngressKind::Nginx);
+    let proxy = pids(&ns);
+    let folder = probe_lab::lab_dir(lab.run_id());
+    drop(lab);
+    assert!(!proxy.is_empty());
+    for pid in proxy.split_whitespace() {
+        assert!(
+            !Path::new(&format!("/proc/{pid}")).exists(),
+            "nginx {pid} outlived the lab"
+        );
+    }
+    assert!(!Path::new(&format!("/run/netns/{ns}")).exists());
+    assert!(!folder.exists());
     let (report, samples, log) = measured.unwrap();
     let _ = std::fs::remove_dir_all(&out);
     assert_eq!(samples.len(), 20, "{}", report.summary());
