@@ -21,7 +21,7 @@ use super::kubelet::build_sandbox;
 use super::{node_name, Desired, World};
 use crate::error::LabError;
 use crate::ingress::{lab_dir, ProxyConfig, ProxyProcess};
-use crate::manifest::IngressKind;
+use crate::manifest::{IngressKind, Route};
 use crate::netns::destroy_netns;
 
 /// Per backend (`<service>-<port>`), its upstreams.
@@ -58,9 +58,7 @@ fn proxy_config(desired: &Desired, kind: IngressKind) -> ProxyConfig {
     for ing in desired.ingresses.values().filter(|i| i.class == kind) {
         config.routes.extend(ing.routes());
     }
-    config
-        .routes
-        .sort_by_key(|r| (r.host.is_none(), !r.exact, std::cmp::Reverse(r.path.len())));
+    config.routes.sort_by_key(Route::order);
     config.backends = config.routes.iter().map(|r| r.backend.clone()).collect();
     config.backends.sort();
     config.backends.dedup();

@@ -61,7 +61,7 @@ impl IngressKind {
     pub fn binary(self) -> Result<PathBuf, LabError> {
         let missing = |what: &str| {
             LabError::Invalid(format!(
-                "--ingress {}: {what} is not installed: {}",
+                "ingress class {}: {what} is not installed: {}",
                 self.class(),
                 self.install_hint()
             ))

@@ -5,7 +5,8 @@
 //! name a proxy the lab runs (`nginx`, `haproxy`, `envoy`): an Ingress the lab would
 //! route some other way than its class says would measure the wrong proxy. Backends are
 //! Services by port number; a resource backend or a named port is an error, TLS a
-//! warning (the lab's proxies speak plain HTTP).
+//! warning (the lab's proxies speak plain HTTP). The routes an Ingress makes ([`Route`],
+//! in the order a first-match proxy tries them) are what every proxy renders.
 
 use std::fmt;
 use std::str::FromStr;
@@ -76,6 +77,19 @@ pub(crate) struct Route {
     /// `pathType: Exact` (else a prefix).
     pub exact: bool,
     pub backend: String,
+}
+
+impl Route {
+    /// The order a proxy that takes the first match tries routes in: hosts a rule names
+    /// first, then exact paths, then prefixes longest first (what nginx's longest match
+    /// picks).
+    pub(crate) fn order(&self) -> (bool, bool, std::cmp::Reverse<usize>) {
+        (
+            self.host.is_none(),
+            !self.exact,
+            std::cmp::Reverse(self.path.len()),
+        )
+    }
 }
 
 /// The name a proxy gives the backend of a Service port.
@@ -198,7 +212,7 @@ impl Ingress {
                 });
             }
         }
-        routes.sort_by_key(|r| (r.host.is_none(), !r.exact, std::cmp::Reverse(r.path.len())));
+        routes.sort_by_key(Route::order);
         if let Some(b) = &self.default_backend {
             let mut hosts: Vec<Option<String>> = Vec::new();
             for r in &routes {
@@ -222,7 +236,7 @@ impl Ingress {
                     });
                 }
             }
-            routes.sort_by_key(|r| (r.host.is_none(), !r.exact, std::cmp::Reverse(r.path.len())));
+            routes.sort_by_key(Route::order);
         }
         routes
     }
