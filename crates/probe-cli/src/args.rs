@@ -134,7 +134,7 @@ pub struct LabArgs {
     /// Maintenance of the lab.
     #[command(subcommand)]
     pub action: Option<LabAction>,
-    /// Kubernetes YAML with Deployments and Services (repeatable).
+    /// Kubernetes YAML with Deployments, Services and Ingresses (repeatable).
     #[arg(short = 'f', long = "file", value_name = "FILE")]
     pub files: Vec<PathBuf>,
     /// The rollout, one step after another (repeatable, run in order after the warm-up):
@@ -241,6 +241,16 @@ pub struct LabOptions {
     /// [default: client for a LoadBalancer Service, else node].
     #[arg(long = "from", value_parser = parse_vantage, value_name = "client|node[:N]|pod[:N]")]
     pub from: Vec<probe_lab::LabFrom>,
+    /// Put an ingress proxy in front of the Service (the real binary, set up as its
+    /// controller sets it up: nginx as ingress-nginx, haproxy, envoy as an Istio gateway);
+    /// the probe targets the proxy's own LoadBalancer and its access log is joined to
+    /// the samples.
+    #[arg(long, value_parser = parse_ingress, value_name = "nginx|haproxy|envoy")]
+    pub ingress: Option<probe_lab::IngressKind>,
+}
+
+fn parse_ingress(s: &str) -> Result<probe_lab::IngressKind, String> {
+    s.parse()
 }
 
 fn parse_trigger(s: &str) -> Result<MatrixTrigger, String> {

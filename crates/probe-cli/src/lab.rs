@@ -4,9 +4,11 @@
 
 use std::time::Duration;
 
+use probe_core::AccessLog;
 use probe_core::{ProbeBuilder, Rollout};
 use probe_lab::{
-    parse_manifests_with_warnings, Lab, LabConfig, LabError, LabFrom, Object, ServiceType, Step,
+    parse_manifests_with_warnings, Ingress, Lab, LabConfig, LabError, LabFrom, Object, ServiceType,
+    Step,
 };
 
 use crate::args::{LabAction, LabArgs, LabOptions};
@@ -59,8 +61,9 @@ pub async fn lab(a: LabArgs) -> Result<Exit, CliError> {
         ));
     }
     let steps = steps_of(&a)?;
-    let objects = load_manifests(&a.files)?;
-    let (service, is_lb) = pick_service(&objects, a.service.as_deref())?;
+    let mut objects = load_manifests(&a.files)?;
+    let (service, is_lb) =
+        probed_service(&mut objects, &a.topology, a.service.as_deref(), &a.probe)?;
     let from = vantage_points(&a.topology, is_lb)?;
     let services = services_of(&objects);
     for step in &steps {
@@ -186,7 +189,97 @@ async fn probe_rollout(
         .run()
         .await;
     progress.clear();
+    let result = match (&output.out, result) {
+        (Some(dir), Ok(mut report)) => {
+            if let Err(CliError::Usage(e) | CliError::Failed(e)) =
+                join_proxy_logs(lab, dir, &mut report).await
+            {
+                eprintln!("rollprobe: the proxies' access logs were not joined: {e}");
+            }
+            Ok(report)
+        }
+        (_, result) => result,
+    };
     finish_rollout(result, output)
+}
+
+/// The lab's proxies' access logs joined to the run's samples (read before the lab
+/// goes, which removes them).
+async fn join_proxy_logs(
+    lab: &Lab,
+    dir: &std::path::Path,
+    report: &mut probe_core::Report,
+) -> Result<(), CliError> {
+    let logs = lab.access_logs();
+    if logs.is_empty() {
+        return Ok(());
+    }
+    // Envoy writes its log every 100 ms: let the last requests' lines in.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut log = AccessLog::default();
+    for path in &logs {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| CliError::Failed(format!("cannot read {}: {e}", path.display())))?;
+        text.lines().for_each(|line| log.add_line(line));
+    }
+    crate::run::join_at_end(&log, dir, report)
+}
+
+/// The Service the probe targets, and whether it is a LoadBalancer. With `--ingress
+/// KIND` a catch-all Ingress of that class goes in front of the chosen Service and the
+/// probe targets the proxy; with an Ingress in the manifests (and no `--service`) the
+/// probe targets its proxy, as a user reaches it (the Host header of `-H`). A missing
+/// proxy binary, or an Ingress that routes no request of the probe, is bad input.
+pub fn probed_service(
+    objects: &mut Vec<Object>,
+    o: &LabOptions,
+    named: Option<&str>,
+    probe: &crate::args::ProbeArgs,
+) -> Result<(String, bool), CliError> {
+    let host = probe
+        .headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("host"))
+        .map(|(_, v)| v.as_str());
+    let first_ingress = objects.iter().find_map(|o| match o {
+        Object::Ingress(i) => Some(i.clone()),
+        _ => None,
+    });
+    for o in objects.iter() {
+        if let Object::Ingress(i) = o {
+            i.class.binary().map_err(lab_error)?;
+        }
+    }
+    let ingress = match (o.ingress, first_ingress) {
+        (Some(kind), _) => {
+            kind.binary().map_err(lab_error)?;
+            let (service, _) = pick_service(objects, named)?;
+            let port = services_of(objects)
+                .iter()
+                .find(|s| s.name == service)
+                .map(|s| s.ports[0].port)
+                .unwrap_or(80);
+            let ingress = Ingress::catch_all(kind, &service, port);
+            objects.push(Object::Ingress(ingress.clone()));
+            ingress
+        }
+        (None, Some(ingress)) if named.is_none() => ingress,
+        (None, _) => return pick_service(objects, named),
+    };
+    if ingress.backend_for(host, "/test/version").is_none() {
+        let hosts: Vec<&str> = ingress
+            .rules
+            .iter()
+            .filter_map(|r| r.host.as_deref())
+            .collect();
+        return Err(CliError::Usage(format!(
+            "ingress {}: no rule routes /test/version for {}: add -H 'Host: NAME' for one of its hosts ({})",
+            ingress.name,
+            host.map_or("a request without a Host of its rules".to_string(), |h| format!("Host {h}")),
+            hosts.join(", ")
+        )));
+    }
+    Ok((ingress.class.service_name().to_string(), true))
 }
 
 /// The rollout's trigger: the steps, in order, each said on stderr as it starts.

@@ -11,7 +11,7 @@ use probe_core::{Deployments, EventSource, Matrix, MatrixRunner, ProbeBuilder, R
 use crate::args::{MatrixArgs, OutputArgs};
 use crate::error::CliError;
 use crate::exit::Exit;
-use crate::lab::{lab_error, load_manifests, pick_service, start_lab, vantage_points};
+use crate::lab::{lab_error, load_manifests, probed_service, start_lab, vantage_points};
 use crate::options::{check_new_out_dir, lab_pod_from, probe_config, OutKind};
 use crate::progress::{Progress, ProgressSlot};
 
@@ -167,8 +167,9 @@ fn run_reports(out: &Path, m: &Matrix) -> Result<Vec<Report>, CliError> {
 }
 
 async fn in_lab(a: &MatrixArgs) -> Result<Place, CliError> {
-    let objects = load_manifests(&a.files)?;
-    let (service, is_lb) = pick_service(&objects, a.service.as_deref())?;
+    let mut objects = load_manifests(&a.files)?;
+    let (service, is_lb) =
+        probed_service(&mut objects, &a.topology, a.service.as_deref(), &a.probe)?;
     let from = vantage_points(&a.topology, is_lb)?;
     if !objects
         .iter()

@@ -65,9 +65,9 @@ pub async fn run(a: RunArgs) -> Result<Exit, CliError> {
     }
     let result = match (&a.access_log, &a.output.out, result) {
         (Some(log), Some(dir), Ok(mut report)) => {
-            if let Err(CliError::Usage(e) | CliError::Failed(e)) =
-                join_at_end(log, dir, &mut report)
-            {
+            let joined = crate::report::read_access_log(log)
+                .and_then(|log| join_at_end(&log, dir, &mut report));
+            if let Err(CliError::Usage(e) | CliError::Failed(e)) = joined {
                 eprintln!("rollprobe: the access log was not joined: {e}");
             }
             Ok(report)
@@ -77,14 +77,14 @@ pub async fn run(a: RunArgs) -> Result<Exit, CliError> {
     finish_rollout(result, &a.output)
 }
 
-/// `--access-log`: joins the finished run's samples and rewrites its report files.
-fn join_at_end(
-    log: &std::path::Path,
+/// Joins a proxy's access log to the finished run's samples and rewrites its report
+/// files (`--access-log`, and the lab's proxies).
+pub fn join_at_end(
+    log: &probe_core::AccessLog,
     dir: &std::path::Path,
     report: &mut probe_core::Report,
 ) -> Result<(), CliError> {
-    let log = crate::report::read_access_log(log)?;
-    crate::report::join_access_log(&log, dir)?;
+    crate::report::join_access_log(log, dir)?;
     crate::report::count_retries(report, dir)?;
     probe_core::write_report_files(dir, report).map_err(|e| CliError::Failed(e.to_string()))
 }

@@ -95,6 +95,9 @@ pub struct LabConfig {
     pub app_output: bool,
     /// The lab stops by itself after this long (a safety net; default 6 h).
     pub max_lifetime: Duration,
+    /// The ingress controllers' settings, for the proxies applied Ingresses ask for
+    /// (see [`crate::Ingress`]).
+    pub ingress: IngressConfig,
 }
 
 impl Default for LabConfig {
@@ -113,6 +116,35 @@ impl Default for LabConfig {
             time_scale: 1.0,
             app_output: false,
             max_lifetime: Duration::from_secs(6 * 3600),
+            ingress: Default::default(),
+        }
+    }
+}
+
+/// How long an ingress controller takes from an EndpointSlice change to the proxy's
+/// upstreams reflecting it, by default (1 s): the controller's informer sees the change
+/// within tens of milliseconds, then its sync runs; ingress-nginx's sync rate limiter
+/// lets one sync through at once and later ones at 0.3 per second, istiod debounces
+/// pushes for at least 100 ms. One second stands for an idle controller.
+pub const DEFAULT_INGRESS_SYNC_DELAY: Duration = Duration::from_secs(1);
+
+/// The ingress controllers' settings (the lab config's `ingress` field).
+///
+/// ```
+/// let cfg = probe_lab::LabConfig::default();
+/// assert_eq!(cfg.ingress.sync_delay, probe_lab::DEFAULT_INGRESS_SYNC_DELAY);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IngressConfig {
+    /// From a change of a backend Service's ready endpoints to the proxy's upstreams
+    /// reflecting it (default [`DEFAULT_INGRESS_SYNC_DELAY`]).
+    pub sync_delay: Duration,
+}
+
+impl Default for IngressConfig {
+    fn default() -> Self {
+        IngressConfig {
+            sync_delay: DEFAULT_INGRESS_SYNC_DELAY,
         }
     }
 }

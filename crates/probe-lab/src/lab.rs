@@ -232,15 +232,16 @@ impl Lab {
         &self.inner.names.client
     }
 
-    /// Parses multi-document YAML of Deployments and Services (see
+    /// Parses multi-document YAML of Deployments, Services and Ingresses (see
     /// [`crate::parse_manifests`]) and applies it, like `kubectl apply -f`.
     pub fn apply_yaml(&self, yaml: &str) -> Result<(), LabError> {
         self.apply(parse_manifests(yaml)?)
     }
 
-    /// Creates or updates Deployments and Services, like `kubectl apply`. Returns at once;
-    /// the controller acts on its next tick. A changed Deployment spec bumps its
-    /// generation (and a changed pod template starts a rollout).
+    /// Creates or updates Deployments, Services and Ingresses, like `kubectl apply`.
+    /// Returns at once; the controller acts on its next tick. A changed Deployment spec
+    /// bumps its generation (and a changed pod template starts a rollout). An Ingress
+    /// brings its proxy's LoadBalancer Service; its proxy must be installed.
     pub fn apply(&self, objects: Vec<Object>) -> Result<(), LabError> {
         let mut d = self.desired()?;
         for obj in objects {
@@ -258,6 +259,22 @@ impl Lab {
                             generation,
                         },
                     );
+                }
+                Object::Ingress(ing) => {
+                    // Its proxy must be installed; the first of its class brings the
+                    // controller's LoadBalancer Service.
+                    ing.class.binary()?;
+                    let spec = ing.class.service();
+                    if !d.services.contains_key(&spec.name) {
+                        let (cluster_ip, external_ip) = allocate(&d, &spec)?;
+                        let service = DesiredService {
+                            spec,
+                            cluster_ip,
+                            external_ip,
+                        };
+                        d.services.insert(service.spec.name.clone(), service);
+                    }
+                    d.ingresses.insert(ing.name.clone(), ing);
                 }
                 Object::Service(svc) => {
                     let (cip, eip) = match d.services.get(&svc.name) {

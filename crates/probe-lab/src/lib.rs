@@ -29,6 +29,11 @@
 //!   maxSurge/maxUnavailable, minReadySeconds, readinessProbe httpGet, preStop sleeps,
 //!   grace periods, rollout history under revisionHistoryLimit (and undo) and label
 //!   selectors behave as in Kubernetes.
+//! - **ingress proxies** ([`Ingress`], [`Lab::expose_through`]): the real nginx,
+//!   HAProxy or Envoy in a proxy pod behind its own LoadBalancer, set up as
+//!   ingress-nginx, the HAProxy controllers and an Istio gateway set them up (their
+//!   retries, endpoints changed without a reload after the controller's own sync delay,
+//!   [`LabConfig::ingress`]), each writing the access log probe-core joins by request id.
 //! - **the procedure**: [`Lab::wait_serving`] waits for a healthy baseline before anything
 //!   is measured, and [`Lab::run_steps`] runs a rollout made of several [`Step`]s (scale,
 //!   switch a selector, set an image, undo, restart, wait), each an event.
@@ -89,6 +94,8 @@ mod controller;
 mod deployments;
 mod error;
 mod hash;
+mod ingress;
+mod ingresses;
 mod kernel;
 mod lab;
 mod manifest;
@@ -102,18 +109,19 @@ mod vantage;
 
 pub use app::{run_app, AppConfig, POD_HEADER};
 pub use config::{
-    find_app, LabConfig, CLIENT_IP, CLIENT_SEGMENT, FIRST_CLUSTER_IP, FIRST_EXTERNAL_IP,
-    LAB_APP_ENV, MAX_NODES, NODE_BRIDGE_IP, NODE_CLIENT_IP, POD_CIDR, SERVICE_CIDR,
-    SLOWER_NODE_SYNC_STEP,
+    find_app, IngressConfig, LabConfig, CLIENT_IP, CLIENT_SEGMENT, DEFAULT_INGRESS_SYNC_DELAY,
+    FIRST_CLUSTER_IP, FIRST_EXTERNAL_IP, LAB_APP_ENV, MAX_NODES, NODE_BRIDGE_IP, NODE_CLIENT_IP,
+    POD_CIDR, SERVICE_CIDR, SLOWER_NODE_SYNC_STEP,
 };
 pub use controller::{DeploymentStatus, ServiceStatus};
 pub use error::LabError;
+pub use ingress::{lab_dir, INGRESS_PORT};
 pub use kernel::Kernel;
 pub use lab::{Lab, ProbeTarget};
 pub use manifest::{
     parse_manifests, parse_manifests_with_warnings, selects, version_of_image, Container,
-    Deployment, HttpProbe, Labels, ManifestWarning, Object, Parsed, PodTemplate, PreStop, Service,
-    ServicePort, ServiceType,
+    Deployment, HttpProbe, Ingress, IngressBackend, IngressKind, IngressPath, IngressRule, Labels,
+    ManifestWarning, Object, Parsed, PodTemplate, PreStop, Service, ServicePort, ServiceType,
 };
 pub use netns::{cleanup_leftovers, cleanup_own, enter_netns, new_run_id, NAME_PREFIX};
 /// The rollout strategy type the lab shares with the rest of rollprobe.

@@ -272,7 +272,7 @@ fn owner_pid(name: &str) -> Option<i32> {
 
 /// Removes what killed lab runs left behind: every namespace whose name starts with
 /// [`NAME_PREFIX`] and whose owning process (the pid in its name) is gone, with the
-/// processes inside it. The lab's interfaces and iptables rules all live inside those
+/// processes inside it (a proxy pod's proxy too), and those runs' lab folders. The lab's interfaces and iptables rules all live inside those
 /// namespaces, so they go with them; nothing of the lab lives in the host's namespace.
 /// Namespaces of live runs (including this process's) are left alone; so is a leftover
 /// whose pid has meanwhile been reused by another process, until that process ends.
@@ -300,9 +300,24 @@ pub fn cleanup_leftovers() -> Result<usize, LabError> {
             }
         }
     }
+    // The proxies' folders (configs, sockets, logs) of the same dead runs.
+    remove_lab_dirs(|pid| pid != me && !std::path::Path::new(&format!("/proc/{pid}")).exists());
     match first_err {
         Some(e) => Err(e),
         None => Ok(removed),
+    }
+}
+
+/// Removes the lab folders ([`crate::lab_dir`]) whose owning pid `gone` says is gone.
+fn remove_lab_dirs(gone: impl Fn(i32) -> bool) {
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if owner_pid(&name).is_some_and(&gone) && entry.path().is_dir() {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
     }
 }
 
@@ -318,6 +333,8 @@ pub fn cleanup_own() -> Result<usize, LabError> {
         destroy_netns(&ns)?;
         removed += 1;
     }
+    let me = std::process::id() as i32;
+    remove_lab_dirs(|pid| pid == me);
     Ok(removed)
 }
 

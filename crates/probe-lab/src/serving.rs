@@ -11,7 +11,7 @@
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use crate::controller::http_get_ok;
+use crate::controller::http_get_ok_as;
 use crate::controller::waits::status;
 use crate::error::LabError;
 use crate::lab::Lab;
@@ -53,15 +53,22 @@ fn all_listen(netns: &str, targets: &[SocketAddr]) -> Result<(), String> {
 }
 
 /// From namespace `netns`, [`PRE_PROBE_REQUESTS`] GETs of `addr`'s `/test/version`, each
-/// on a fresh connection as a new client's would be; the first that fails, as text.
-fn pre_probe(netns: &str, addr: SocketAddr) -> Result<(), String> {
+/// on a fresh connection as a new client's would be (with Host `host`, default the
+/// address); the first that fails, as text.
+fn pre_probe(netns: &str, addr: SocketAddr, host: Option<String>) -> Result<(), String> {
     enter_netns(netns).map_err(|e| format!("cannot enter {netns}: {e}"))?;
     let SocketAddr::V4(v4) = addr else {
         return Err(format!("{addr} is not an IPv4 address"));
     };
     for n in 0..PRE_PROBE_REQUESTS {
         let t = Instant::now();
-        if !http_get_ok(*v4.ip(), v4.port(), "/test/version", CHECK_TIMEOUT) {
+        if !http_get_ok_as(
+            *v4.ip(),
+            v4.port(),
+            host.as_deref(),
+            "/test/version",
+            CHECK_TIMEOUT,
+        ) {
             return Err(format!(
                 "request {} of {PRE_PROBE_REQUESTS} to http://{addr}/test/version failed",
                 n + 1
@@ -124,9 +131,11 @@ impl Lab {
                         eps.iter().map(|ip| SocketAddr::from((*ip, port))).collect();
                     let node = self.node_netns().to_string();
                     let (netns, addr) = (target.netns.clone(), target.addr);
+                    // An ingress whose rules all name hosts routes only those.
+                    let host = self.ingress_host(service);
                     let checked = on_own_thread(move || {
                         all_listen(&node, &targets)?;
-                        pre_probe(&netns, addr)
+                        pre_probe(&netns, addr, host)
                     })
                     .await?;
                     match checked {

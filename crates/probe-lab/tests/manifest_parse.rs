@@ -165,7 +165,7 @@ fn a_cluster_ready_manifest_parses_with_warnings() {
         format!("manifest document 3 (Deployment web): {c0}.envFrom ignored: the lab passes only literal env values"),
         format!("manifest document 3 (Deployment web): {c0}.livenessProbe ignored: the lab runs readiness probes only"),
         format!("manifest document 3 (Deployment web): {c0}.startupProbe ignored: the lab runs readiness probes only"),
-        "manifest document 5 (Ingress web): ignored: the lab runs only apps/v1 Deployments and v1 Services, not networking.k8s.io/v1 Ingress".into(),
+        "manifest document 5 (Ingress web): ignored: no spec.ingressClassName (the lab runs nginx, haproxy or envoy)".into(),
         "manifest document 6 (HorizontalPodAutoscaler web): ignored: the lab runs only apps/v1 Deployments and v1 Services, not autoscaling/v2 HorizontalPodAutoscaler".into(),
         "manifest document 7 (Deployment legacy): ignored: the lab runs only apps/v1 Deployments and v1 Services, not apps/v1beta2 Deployment".into(),
     ];

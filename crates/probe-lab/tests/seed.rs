@@ -61,6 +61,7 @@ fn the_five_seed_cases() {
                         assert_eq!(s.selector.get("version").map(String::as_str), Some("v1"));
                     }
                 }
+                Object::Ingress(i) => panic!("{file}: the seed has no Ingress, found {}", i.name),
             }
         }
         assert_eq!(seen, deployments, "{file}");

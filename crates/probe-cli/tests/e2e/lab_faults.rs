@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::support::signal;
+use crate::support::{namespaces_of, signal};
 
 fn seed(name: &str) -> String {
     format!("{}/examples/seed/{name}.yaml", crate::support::REPO)
@@ -36,17 +36,6 @@ fn start_lab(manifest: &str, args: &[&str], out: &Path) -> Child {
         .stderr(Stdio::piped())
         .spawn()
         .expect("rollprobe lab runs")
-}
-
-/// The lab namespaces of the process `pid` that still exist.
-fn namespaces_of(pid: u32) -> Vec<String> {
-    let prefix = format!("rplab-{pid}-");
-    let list = Command::new("ip").args(["netns", "list"]).output().unwrap();
-    String::from_utf8_lossy(&list.stdout)
-        .lines()
-        .filter(|l| l.starts_with(&prefix))
-        .map(|l| l.split_whitespace().next().unwrap_or(l).to_string())
-        .collect()
 }
 
 /// Waits (bounded) for the child to exit and returns its output, read while it runs (a

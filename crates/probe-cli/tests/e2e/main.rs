@@ -16,6 +16,7 @@ mod help;
 mod hostile;
 mod junit;
 mod lab_faults;
+mod lab_ingress;
 mod lab_library;
 mod lab_nodes;
 mod lab_procedure;

@@ -88,11 +88,14 @@ pub enum EventKind {
     InstanceStopped,
     /// The demo's own server instance listens.
     InstanceListening,
+    /// An ingress proxy's controller gave it a Service's upstreams (the subject names
+    /// the Service and the proxy's pod; the detail lists the addresses).
+    ProxyUpstreamsUpdated,
     /// Any other name (a user's own kinds, or a newer file's).
     Other(String),
 }
 
-const NAMED_KINDS: [(EventKind, &str); 23] = [
+const NAMED_KINDS: [(EventKind, &str); 24] = [
     (EventKind::TriggerStart, "trigger_start"),
     (EventKind::TriggerExit, "trigger_exit"),
     (EventKind::Mark, "mark"),
@@ -122,6 +125,7 @@ const NAMED_KINDS: [(EventKind, &str); 23] = [
     (EventKind::PodCrashLoop, "pod_crash_loop"),
     (EventKind::InstanceStopped, "instance_stopped"),
     (EventKind::InstanceListening, "instance_listening"),
+    (EventKind::ProxyUpstreamsUpdated, "proxy_upstreams_updated"),
 ];
 
 impl EventKind {

@@ -44,6 +44,9 @@ impl World {
                 .filter(|p| selects(&svc.selector, &p.labels))
                 .map(|p| (p.ip, p.name.clone()))
                 .collect();
+            if let Some(proxy) = self.ingress_endpoints(name) {
+                eps = proxy;
+            }
             eps.sort();
             let port = svc.ports.first().map(|p| p.target_port).unwrap_or(0);
             let old = self.endpoints.get(name).cloned().unwrap_or_default();

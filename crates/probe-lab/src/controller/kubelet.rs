@@ -39,6 +39,18 @@ fn sleep_checked(d: Duration, stop: &AtomicBool, lab_stop: &AtomicBool) -> bool 
 
 /// One HTTP GET as the kubelet's prober does it: success is a 2xx/3xx status.
 pub(crate) fn http_get_ok(ip: Ipv4Addr, port: u16, path: &str, timeout: Duration) -> bool {
+    http_get_ok_as(ip, port, None, path, timeout)
+}
+
+/// [`http_get_ok`] with the Host header `host` (default `IP:PORT`), as a client of an
+/// ingress rule for that host sends it.
+pub(crate) fn http_get_ok_as(
+    ip: Ipv4Addr,
+    port: u16,
+    host: Option<&str>,
+    path: &str,
+    timeout: Duration,
+) -> bool {
     use std::io::{Read, Write};
     let addr = std::net::SocketAddr::from((ip, port));
     let Ok(mut s) = std::net::TcpStream::connect_timeout(&addr, timeout) else {
@@ -46,8 +58,9 @@ pub(crate) fn http_get_ok(ip: Ipv4Addr, port: u16, path: &str, timeout: Duration
     };
     let _ = s.set_read_timeout(Some(timeout));
     let _ = s.set_write_timeout(Some(timeout));
+    let host = host.map_or_else(|| format!("{ip}:{port}"), str::to_string);
     let req = format!(
-        "GET {path} HTTP/1.1\r\nHost: {ip}:{port}\r\nUser-Agent: kube-probe/1.30\r\nConnection: close\r\n\r\n"
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: kube-probe/1.30\r\nConnection: close\r\n\r\n"
     );
     if s.write_all(req.as_bytes()).is_err() {
         return false;
@@ -67,6 +80,38 @@ pub(crate) fn http_get_ok(ip: Ipv4Addr, port: u16, path: &str, timeout: Duration
         .and_then(|c| c.parse().ok())
         .unwrap_or(0);
     (200..400).contains(&code)
+}
+
+/// A pod's sandbox: namespace `netns` with address `ip` on its node's bridge (through
+/// the veth `veth` in `node_ns`), routed via the node, with the lab's kernel settings.
+pub(super) fn build_sandbox(
+    kernel: crate::kernel::Kernel,
+    node_ns: &str,
+    netns: &str,
+    veth: &str,
+    ip: Ipv4Addr,
+) -> Result<(), LabError> {
+    let gw = crate::config::node_bridge_ip(crate::config::node_of_pod_ip(ip));
+    run("ip", &["netns", "add", netns], None)?;
+    ip_batch(
+        Some(node_ns),
+        &[
+            format!("link add {veth} type veth peer name eth0 netns {netns}"),
+            format!("link set {veth} master br0 up"),
+        ],
+    )?;
+    ip_batch(
+        Some(netns),
+        &[
+            "link set lo up".to_string(),
+            format!("addr add {ip}/20 dev eth0"),
+            "link set eth0 up".to_string(),
+            format!("route add {} via {gw}", crate::config::POD_CIDR),
+            format!("route add {} via {gw}", crate::config::CLIENT_SEGMENT),
+            format!("route add {} via {gw}", crate::config::SERVICE_CIDR),
+        ],
+    )?;
+    kernel::apply(kernel, Role::Pod, netns, &["eth0"])
 }
 
 /// The kubelet's readiness prober for one pod: runs in the node namespace.
@@ -143,30 +188,7 @@ impl World {
     }
 
     pub(super) fn create_sandbox(&self, p: &Pod) -> Result<(), LabError> {
-        let gw = self.gateway(p);
-        run("ip", &["netns", "add", &p.netns], None)?;
-        ip_batch(
-            Some(self.node_ns(p)),
-            &[
-                format!(
-                    "link add {} type veth peer name eth0 netns {}",
-                    p.veth, p.netns
-                ),
-                format!("link set {} master br0 up", p.veth),
-            ],
-        )?;
-        ip_batch(
-            Some(&p.netns),
-            &[
-                "link set lo up".to_string(),
-                format!("addr add {}/20 dev eth0", p.ip),
-                "link set eth0 up".to_string(),
-                format!("route add {} via {gw}", crate::config::POD_CIDR),
-                format!("route add {} via {gw}", crate::config::CLIENT_SEGMENT),
-                format!("route add {} via {gw}", crate::config::SERVICE_CIDR),
-            ],
-        )?;
-        kernel::apply(self.cfg.kernel, Role::Pod, &p.netns, &["eth0"])
+        build_sandbox(self.cfg.kernel, self.node_ns(p), &p.netns, &p.veth, p.ip)
     }
 
     pub(super) fn spawn_app(&self, p: &Pod) -> Result<Child, LabError> {

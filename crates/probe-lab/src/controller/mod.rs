@@ -40,11 +40,12 @@ use crate::proxy::ProxyState;
 
 mod deployment;
 mod endpoints;
+mod ingress;
 mod kubelet;
 pub(crate) mod waits;
 
 pub(crate) use endpoints::elected_node;
-pub(crate) use kubelet::http_get_ok;
+pub(crate) use kubelet::http_get_ok_as;
 
 /// A pod whose app exited by itself this many times is in CrashLoopBackOff, as
 /// `kubectl get pods` shows from the second exit on.
@@ -60,6 +61,8 @@ pub(crate) struct Desired {
     pub deployments: BTreeMap<String, DesiredDeployment>,
     /// By name.
     pub services: BTreeMap<String, DesiredService>,
+    /// By name: the Ingresses whose proxies the lab runs.
+    pub ingresses: BTreeMap<String, crate::manifest::Ingress>,
 }
 
 impl Desired {
@@ -335,6 +338,8 @@ pub(crate) struct World {
     probe_rx: Receiver<(u64, bool)>,
     last_error: Option<String>,
     last_pod_exit: Option<String>,
+    /// The ingress controllers and their proxies.
+    ingress: ingress::Ingresses,
 }
 
 const HASH_ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
@@ -396,6 +401,7 @@ impl World {
             probe_rx,
             last_error: None,
             last_pod_exit: None,
+            ingress: Default::default(),
         }
     }
 
@@ -416,11 +422,6 @@ impl World {
     /// The name of the node `pod` runs on (`node1`, ...).
     fn node_name_of(&self, pod: &Pod) -> String {
         node_name(crate::config::node_of_pod_ip(pod.ip))
-    }
-
-    /// The gateway of `pod`: its node's bridge address.
-    fn gateway(&self, pod: &Pod) -> Ipv4Addr {
-        crate::config::node_bridge_ip(crate::config::node_of_pod_ip(pod.ip))
     }
 
     /// `endpoint_terminating` for each Service endpoint of a pod that begins terminating,
@@ -494,6 +495,7 @@ impl World {
         self.replicasets(now);
         self.endpoint_slices(&desired, now);
         self.kube_proxy(now);
+        self.ingress_controllers(&desired, now);
         self.publish(&desired, now);
     }
 
@@ -518,7 +520,11 @@ impl World {
             let offset = n % (16 << 8);
             let ip = Ipv4Addr::from(u32::from(Ipv4Addr::new(10, 244, 0, 0)) + base + offset);
             let last = offset & 0xff;
-            if last != 0 && last != 255 && ip != crate::config::client_pod_ip(node) {
+            if last != 0
+                && last != 255
+                && ip != crate::config::client_pod_ip(node)
+                && !crate::ingress::is_proxy_ip(ip)
+            {
                 return ip;
             }
         }
@@ -662,7 +668,7 @@ impl World {
     /// Kills every pod and removes every pod namespace (the fixed namespaces are removed
     /// by the caller).
     pub(crate) fn teardown(&mut self) -> Result<(), LabError> {
-        let mut first = None;
+        let mut first = self.ingress_teardown().err();
         for p in &mut self.pods {
             Self::stop_probe(p);
             if let Some(c) = p.child.as_mut() {

@@ -1,16 +1,17 @@
-//! Kubernetes manifests: the subset of `apps/v1` Deployment and `v1` Service that decides
-//! what a client sees during a rollout.
+//! Kubernetes manifests: the subset of `apps/v1` Deployment, `v1` Service and
+//! `networking.k8s.io/v1` Ingress that decides what a client sees during a rollout.
 //!
-//! Parsing (`parse.rs`, with one file per kind: `deployment.rs`, `service.rs`) reads each
-//! YAML document into k8s-openapi's type for its kind, the same types probe-kube reads
-//! from a cluster. Those types know every field of the Kubernetes API, so a manifest
-//! that kubectl accepts deserializes whatever else it sets (resources, volumes,
-//! affinity, env from secrets...); what the lab does not model is dropped there, and
-//! where dropping it would change a rollout (a second container, a liveness probe,
+//! Parsing (`parse.rs`, with one file per kind: `deployment.rs`, `service.rs`,
+//! `ingress.rs`) reads each YAML document into k8s-openapi's type for its kind, the same
+//! types probe-kube reads from a cluster. Those types know every field of the Kubernetes
+//! API, so a manifest that kubectl accepts deserializes whatever else it sets (resources,
+//! volumes, affinity, env from secrets...); what the lab does not model is dropped there,
+//! and where dropping it would change a rollout (a second container, a liveness probe,
 //! `valueFrom`) it is reported as a [`ManifestWarning`]. A kind or apiVersion the lab
-//! does not run (ConfigMap, Ingress, HorizontalPodAutoscaler...) is skipped with a
-//! warning too. The typed objects are then validated into the strict model types
-//! below, so an error is one line naming the document, the object and the field path
+//! does not run (ConfigMap, HorizontalPodAutoscaler, an Ingress without a class...) is
+//! skipped with a warning too. The typed objects are then validated into the strict
+//! model types below, so an error is one line naming the document, the object and the
+//! field path
 //! (`manifest document 2 (Deployment web): spec.strategy.rollingUpdate.maxSurge ...`).
 //! A modelled field whose value the lab cannot honour (a NodePort Service, a named
 //! port, an exec readiness probe, `matchExpressions`) stays an error: running the
@@ -33,9 +34,12 @@ use probe_core::Strategy;
 
 mod ctx;
 mod deployment;
+mod ingress;
 mod parse;
 mod service;
 
+pub(crate) use ingress::Route;
+pub use ingress::{Ingress, IngressBackend, IngressKind, IngressPath, IngressRule};
 pub use parse::{parse_manifests, parse_manifests_with_warnings};
 
 /// Labels of an object, or a label selector's `matchLabels`.
@@ -51,6 +55,8 @@ pub enum Object {
     Deployment(Deployment),
     /// A `v1` Service.
     Service(Service),
+    /// A `networking.k8s.io/v1` Ingress whose class is one of the lab's proxies.
+    Ingress(Ingress),
 }
 
 impl Object {
@@ -59,6 +65,7 @@ impl Object {
         match self {
             Object::Deployment(d) => &d.name,
             Object::Service(s) => &s.name,
+            Object::Ingress(i) => &i.name,
         }
     }
 }

