@@ -15,8 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use probe_core::{
-    read_samples, AccessLog, Event, EventKind, EventSource, Outcome, Probe, Proxy, Report, Rollout,
-    Sample,
+    read_samples, AccessLog, Event, EventSource, Outcome, Probe, Proxy, Report, Rollout, Sample,
 };
 use probe_lab::{IngressKind, Lab, LabConfig};
 
@@ -87,12 +86,12 @@ fn joined_log(lab: &Lab, samples: &[Sample]) -> AccessLog {
     }
 }
 
-/// Records the lab's `proxy_upstreams_updated` events.
+/// Records the lab's `proxy_upstream_added` and `proxy_upstream_removed` events.
 fn upstream_events(lab: &Lab) -> (probe_core::Attachment, Arc<Mutex<Vec<Event>>>) {
     let seen: Arc<Mutex<Vec<Event>>> = Arc::default();
     let s = seen.clone();
     let attachment = lab.attach(Arc::new(move |e: Event| {
-        if e.kind == EventKind::ProxyUpstreamsUpdated {
+        if e.kind.is_proxy_upstream() {
             s.lock().unwrap().push(e);
         }
     }));

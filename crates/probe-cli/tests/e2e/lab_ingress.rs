@@ -166,7 +166,7 @@ fn a_run_through_an_ingress_manifest_joins_the_proxys_log_and_leaves_nothing() {
     let report = crate::support::read_json(&out.join("report.json"));
     assert!(report["totals"]["proxy_retried"].is_u64(), "{report}");
     let events = std::fs::read_to_string(out.join("events.csv")).unwrap();
-    assert!(events.contains("proxy_upstreams_updated"), "{events}");
+    assert!(events.contains("proxy_upstream_added"), "{events}");
     assert!(namespaces_of(pid).is_empty(), "{:?}", namespaces_of(pid));
     assert!(proxies_of(pid).is_empty(), "{:?}", proxies_of(pid));
     assert!(lab_dirs_of(pid).is_empty(), "{:?}", lab_dirs_of(pid));

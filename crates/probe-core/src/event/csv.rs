@@ -9,8 +9,9 @@ use std::path::Path;
 
 use super::{Event, EventKind, Subject};
 
-/// The columns of events.csv: the original four, then the subject's typed fields.
-const EVENT_COLUMNS: [&str; 11] = [
+/// The columns of events.csv: the original four, then the subject's typed fields
+/// (`proxy` last: it came later, and files without it still read).
+const EVENT_COLUMNS: [&str; 12] = [
     "at_ms",
     "kind",
     "detail",
@@ -22,9 +23,10 @@ const EVENT_COLUMNS: [&str; 11] = [
     "version",
     "service",
     "deployment",
+    "proxy",
 ];
 
-fn event_record(e: &Event) -> [String; 11] {
+fn event_record(e: &Event) -> [String; 12] {
     let s = &e.subject;
     let opt = |v: &Option<String>| v.clone().unwrap_or_default();
     [
@@ -39,6 +41,7 @@ fn event_record(e: &Event) -> [String; 11] {
         opt(&s.version),
         opt(&s.service),
         opt(&s.deployment),
+        opt(&s.proxy),
     ]
 }
 
@@ -119,6 +122,7 @@ pub fn read_events(path: &Path) -> io::Result<Vec<Event>> {
                 version: field(col("version")),
                 service: field(col("service")),
                 deployment: field(col("deployment")),
+                proxy: field(col("proxy")),
             }
         } else {
             legacy_subject(&kind, &detail)
@@ -227,6 +231,49 @@ mod tests {
         assert_eq!(legacy[0].subject.pod.as_deref(), Some("web-a"));
         std::fs::write(&path, "at_ms,kind,detail\nNaN,mark,x\n").unwrap();
         assert!(read_events(&path).is_err());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// A proxy's upstream change keeps the proxy in its own column, after every older
+    /// one; a typed file from before that column reads with no proxy.
+    #[test]
+    fn the_proxy_column_round_trips_and_older_typed_files_read() {
+        let dir =
+            std::env::temp_dir().join(format!("rollprobe-events-proxy-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("events.csv");
+        let ip: IpAddr = "10.244.1.4".parse().unwrap();
+        let written = vec![Event::new(
+            40.0,
+            EventKind::ProxyUpstreamRemoved,
+            "ingress-nginx-controller-0 drops web-a",
+        )
+        .with_subject(
+            Subject::endpoint("web", ip, Some(8080))
+                .with_pod("web-a")
+                .with_proxy("ingress-nginx-controller-0"),
+        )];
+        let mut w = EventWriter::create(&path).unwrap();
+        w.write(&written[0]).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(
+            text.starts_with("at_ms,kind,detail,server_time,pod,address,port,node,version,service,deployment,proxy\n"),
+            "{text}"
+        );
+        assert_eq!(read_events(&path).unwrap(), written);
+        std::fs::write(
+            &path,
+            "at_ms,kind,detail,server_time,pod,address,port,node,version,service,deployment\n\
+             7,proxy_upstreams_updated,x,,ingress-nginx-controller-0,10.244.15.251,,node-1,,web,\n",
+        )
+        .unwrap();
+        let older = read_events(&path).unwrap();
+        assert_eq!(older[0].kind, EventKind::ProxyUpstreamsUpdated);
+        assert_eq!(
+            older[0].subject.pod.as_deref(),
+            Some("ingress-nginx-controller-0")
+        );
+        assert_eq!(older[0].subject.proxy, None);
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -89,13 +89,21 @@ pub enum EventKind {
     /// The demo's own server instance listens.
     InstanceListening,
     /// An ingress proxy's controller gave it a Service's upstreams (the subject names
-    /// the Service and the proxy's pod; the detail lists the addresses).
+    /// the Service and the proxy's pod; the detail lists the addresses). Written by
+    /// labs before the upstreams were typed; newer ones emit
+    /// [`EventKind::ProxyUpstreamAdded`] and [`EventKind::ProxyUpstreamRemoved`].
     ProxyUpstreamsUpdated,
+    /// A proxy began sending a Service's requests to an upstream: the subject's
+    /// `pod` and `address` are the upstream, `proxy` the proxy, `service` the Service.
+    ProxyUpstreamAdded,
+    /// A proxy stopped sending a Service's requests to an upstream (subject as for
+    /// [`EventKind::ProxyUpstreamAdded`]).
+    ProxyUpstreamRemoved,
     /// Any other name (a user's own kinds, or a newer file's).
     Other(String),
 }
 
-const NAMED_KINDS: [(EventKind, &str); 24] = [
+const NAMED_KINDS: [(EventKind, &str); 26] = [
     (EventKind::TriggerStart, "trigger_start"),
     (EventKind::TriggerExit, "trigger_exit"),
     (EventKind::Mark, "mark"),
@@ -126,6 +134,8 @@ const NAMED_KINDS: [(EventKind, &str); 24] = [
     (EventKind::InstanceStopped, "instance_stopped"),
     (EventKind::InstanceListening, "instance_listening"),
     (EventKind::ProxyUpstreamsUpdated, "proxy_upstreams_updated"),
+    (EventKind::ProxyUpstreamAdded, "proxy_upstream_added"),
+    (EventKind::ProxyUpstreamRemoved, "proxy_upstream_removed"),
 ];
 
 impl EventKind {
@@ -161,10 +171,19 @@ impl EventKind {
         )
     }
 
+    /// A proxy's own upstream list changed: one upstream added or removed.
+    pub fn is_proxy_upstream(&self) -> bool {
+        matches!(
+            self,
+            EventKind::ProxyUpstreamAdded | EventKind::ProxyUpstreamRemoved
+        )
+    }
+
     /// Reported by a cluster (the lab or Kubernetes), not by the prober or the user.
     pub fn is_rollout(&self) -> bool {
         self.is_pod()
             || self.is_endpoint()
+            || self.is_proxy_upstream()
             || matches!(
                 self,
                 EventKind::RolloutStart
@@ -216,7 +235,9 @@ impl<'de> Deserialize<'de> for EventKind {
 /// What an event is about, in typed fields; empty fields are unknown or do not apply.
 ///
 /// A pod event names the pod and its address; an endpoint event names the
-/// Service, the address (and port) and, when the source knows it, the pod.
+/// Service, the address (and port) and, when the source knows it, the pod. A proxy's
+/// upstream event names the upstream as an endpoint (pod, address, port, Service) and
+/// the proxy in its own field, so `pod` and `node` keep meaning the upstream's.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Subject {
     /// The pod's name.
@@ -240,6 +261,10 @@ pub struct Subject {
     /// The Deployment.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deployment: Option<String>,
+    /// The proxy (an ingress or gateway, by its pod's name) whose own upstream list
+    /// the event is about.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proxy: Option<String>,
 }
 
 impl Subject {
@@ -282,6 +307,12 @@ impl Subject {
     /// Sets the pod.
     pub fn with_pod(mut self, pod: impl Into<String>) -> Subject {
         self.pod = Some(pod.into());
+        self
+    }
+
+    /// Sets the proxy whose upstream list the event is about.
+    pub fn with_proxy(mut self, proxy: impl Into<String>) -> Subject {
+        self.proxy = Some(proxy.into());
         self
     }
 

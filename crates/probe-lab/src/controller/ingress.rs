@@ -5,9 +5,10 @@
 //! Service once the proxy listens, and follows the ready endpoints of the Services its
 //! Ingresses name. Like a real controller it sees each change only after its own sync
 //! delay ([`crate::IngressConfig::sync_delay`]), which is where a proxy still sends to a
-//! pod that is already gone, and each time it hands the proxy new upstreams it emits a
-//! `proxy_upstreams_updated` event naming the Service, the proxy's pod and the
-//! addresses. Upstreams change through each proxy's live mechanism, never a reload; a
+//! pod that is already gone, and each time it hands the proxy new upstreams it emits,
+//! per upstream gained or lost, a `proxy_upstream_added` or `proxy_upstream_removed`
+//! event: the upstream typed as an endpoint (pod, address, port, Service) and the proxy
+//! in the subject's `proxy` field, so attribution replays the proxy's own list. Upstreams change through each proxy's live mechanism, never a reload; a
 //! change of the routes themselves (a re-applied Ingress) restarts the proxy, as the
 //! lab keeps no reload path.
 
@@ -18,7 +19,7 @@ use std::time::{Duration, Instant};
 use probe_core::{EventKind, Subject};
 
 use super::kubelet::build_sandbox;
-use super::{node_name, Desired, World};
+use super::{Desired, World};
 use crate::error::LabError;
 use crate::ingress::{lab_dir, ProxyConfig, ProxyProcess};
 use crate::manifest::{IngressKind, Route};
@@ -244,7 +245,8 @@ impl World {
         };
         let (mut pushed, mut failed) = (Vec::new(), None);
         for (backend, upstreams) in &c.due {
-            if c.applied.get(backend) == Some(upstreams) {
+            let before = c.applied.get(backend).cloned().unwrap_or_default();
+            if c.applied.contains_key(backend) && before == *upstreams {
                 continue;
             }
             // A refused update is tried again on the next tick.
@@ -253,34 +255,37 @@ impl World {
                 break;
             }
             c.applied.insert(backend.clone(), upstreams.clone());
-            pushed.push((backend.clone(), upstreams.clone()));
+            pushed.push((backend.clone(), before, upstreams.clone()));
         }
-        for (backend, upstreams) in pushed {
+        for (backend, before, after) in pushed {
             let service = backend
                 .rsplit_once('-')
                 .map(|(s, _)| s.to_string())
                 .unwrap_or_default();
-            let subject = Subject {
-                service: Some(service),
-                pod: Some(kind.pod_name()),
-                address: Some(IpAddr::V4(kind.pod_ip())),
-                node: Some(node_name(1)),
-                ..Subject::default()
-            };
-            let list = if upstreams.is_empty() {
-                "no upstream".to_string()
-            } else {
-                upstreams
-                    .iter()
-                    .map(|u| u.to_string())
-                    .collect::<Vec<_>>()
-                    .join(" ")
-            };
-            self.emit(
-                EventKind::ProxyUpstreamsUpdated,
-                subject,
-                format!("{} ({kind}) sends {backend} to {list}", kind.pod_name()),
-            );
+            // One typed event per upstream the proxy gained or lost.
+            let changes = after
+                .iter()
+                .filter(|u| !before.contains(u))
+                .map(|u| (EventKind::ProxyUpstreamAdded, u, "sends"))
+                .chain(
+                    before
+                        .iter()
+                        .filter(|u| !after.contains(u))
+                        .map(|u| (EventKind::ProxyUpstreamRemoved, u, "no longer sends")),
+                );
+            for (event, upstream, verb) in changes {
+                let pod = self.pods.iter().find(|p| p.ip == *upstream.ip());
+                let mut subject =
+                    Subject::endpoint(&service, IpAddr::V4(*upstream.ip()), Some(upstream.port()))
+                        .with_proxy(kind.pod_name());
+                subject.pod = pod.map(|p| p.name.clone());
+                let detail = format!(
+                    "{} ({kind}) {verb} {backend} to {upstream} {}",
+                    kind.pod_name(),
+                    subject.pod.as_deref().unwrap_or("")
+                );
+                self.emit(event, subject, detail.trim_end().to_string());
+            }
         }
         failed.map_or(Ok(()), Err)
     }
