@@ -197,6 +197,49 @@ pub enum Cause {
         /// The window's failure kinds.
         kinds: Vec<Outcome>,
     },
+    /// A proxy (an ingress or gateway) still sent requests to a pod the EndpointSlice
+    /// had dropped: its own upstream list, which its controller updates after a sync
+    /// delay of its own, lagged behind the Service.
+    ProxyStaleUpstream {
+        /// The proxy, by its pod's name.
+        proxy: String,
+        /// The upstream's pod, when an event named it, else its address.
+        pod: String,
+        /// The upstream's address.
+        address: Option<IpAddr>,
+        /// When the EndpointSlice dropped it (removed, or marked terminating).
+        slice_dropped_ms: f64,
+        /// When the proxy dropped it from its upstreams, if it did before the run ended.
+        proxy_dropped_ms: Option<f64>,
+        /// The window's most frequent failure kind.
+        kind: Outcome,
+    },
+    /// A proxy had no upstream at all: its list was empty.
+    ProxyNoUpstream {
+        /// The proxy, by its pod's name.
+        proxy: String,
+        /// When its upstream list became empty.
+        since_ms: f64,
+        /// When the Service was left without a ready endpoint, as the EndpointSlice
+        /// events say (before the proxy heard of it).
+        service_empty_ms: Option<f64>,
+        /// The first upstream the proxy was given back at or after the window's start.
+        next_upstream: Option<PodAt>,
+        /// The window's most frequent failure kind.
+        kind: Outcome,
+    },
+    /// Every upstream a proxy had failed it: pods not yet listening, or draining.
+    ProxyUpstreamsRefused {
+        /// The proxy, by its pod's name.
+        proxy: String,
+        /// Upstream pods that became ready shortly before or during the window (or
+        /// never did), with when: their app may not have listened yet.
+        not_listening: Vec<PodAt>,
+        /// Upstream pods that had begun terminating, with since when.
+        draining: Vec<PodAt>,
+        /// The window's most frequent failure kind.
+        kind: Outcome,
+    },
     /// No rollout event explains the window: what is known instead.
     Unexplained {
         /// The window's failure kinds with their counts.
@@ -237,6 +280,7 @@ pub const PROGRAMMING_SLACK_CONFIDENCE: f64 = 0.95;
 ///     endpoints: 2,
 ///     period_ms: 10.0,
 ///     node_syncs: Vec::new(),
+///     proxy_syncs: Vec::new(),
 /// };
 /// assert_eq!(seen.at_least_ms(), 480.0);
 /// // 1 - 0.5^5 >= 0.95 > 1 - 0.5^4
@@ -268,6 +312,11 @@ pub struct ProgrammingLatency {
     /// syncs; a cluster's watch gives none).
     #[serde(default)]
     pub node_syncs: Vec<NodeSync>,
+    /// When each proxy (an ingress or gateway) dropped it from its own upstreams, as
+    /// the events say: the proxy's own sync, which is what a window seen through it
+    /// waited for.
+    #[serde(default)]
+    pub proxy_syncs: Vec<ProxySync>,
 }
 
 impl ProgrammingLatency {
@@ -296,6 +345,15 @@ fn slack_periods(endpoints: u32) -> u32 {
     }
     let miss = 1.0 - 1.0 / f64::from(endpoints);
     ((1.0 - PROGRAMMING_SLACK_CONFIDENCE).ln() / miss.ln()).ceil() as u32
+}
+
+/// One proxy dropping an upstream from its own list, after the EndpointSlice change.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProxySync {
+    /// The proxy, by its pod's name.
+    pub proxy: String,
+    /// How long after the EndpointSlice change, ms.
+    pub after_ms: f64,
 }
 
 /// One node's rules dropping an endpoint, after the EndpointSlice change.

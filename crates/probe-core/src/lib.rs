@@ -61,7 +61,7 @@ pub use analyze::{analyze_recorded, analyze_samples_file, Analyzer, RunAnalyzer}
 pub use attribute::attribute_causes;
 pub use cause::{
     AnsweredAround, Cause, Explanation, LastEvent, NoEndpointSign, NodeSync, PodAt,
-    ProgrammingLatency, RateLimited, PROGRAMMING_SLACK_CONFIDENCE,
+    ProgrammingLatency, ProxySync, RateLimited, PROGRAMMING_SLACK_CONFIDENCE,
 };
 pub use classify::{
     classify_answer, classify_error, errno_name, is_envoy_no_upstream, outcome_for_errno,

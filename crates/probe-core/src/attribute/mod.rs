@@ -25,6 +25,7 @@ use crate::report::OutageWindow;
 
 mod cluster;
 mod programming;
+mod proxy;
 #[cfg(test)]
 mod tests;
 
@@ -335,7 +336,10 @@ fn explain(w: &OutageWindow, sorted: &[Event], rollout_began: Option<f64>) -> Ex
             kinds: kinds_of(w).into_iter().map(|(k, _)| k).collect(),
         });
     }
-    let cause = lagging_node(w, sorted).unwrap_or_else(|| cause_of(w, sorted));
+    // A proxy's answers are its own list's doing, not kube-proxy's: asked first.
+    let cause = proxy::proxy_cause(w, sorted, &kinds_of(w))
+        .or_else(|| lagging_node(w, sorted))
+        .unwrap_or_else(|| cause_of(w, sorted));
     let no_ready_endpoint = matches!(cause, Cause::NoReadyEndpoint { .. });
     Explanation {
         rate_limited: rate_limited(w, no_ready_endpoint),

@@ -20,7 +20,7 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use super::cluster::Cluster;
-use crate::cause::{Cause, NodeSync, ProgrammingLatency};
+use crate::cause::{Cause, NodeSync, ProgrammingLatency, ProxySync};
 use crate::event::{Event, EventKind};
 use crate::report::OutageWindow;
 use crate::sample::Sample;
@@ -38,9 +38,10 @@ pub(crate) struct Reached {
 }
 
 /// When a sample's route was chosen: its send time on a new connection (a reused
-/// one says nothing about the rules).
+/// one says nothing about the rules), or on any connection when a proxy answered it
+/// (a proxy picks an upstream per request, whatever the client's connection).
 fn routed_ms(s: &Sample) -> Option<f64> {
-    if s.connection.as_deref() == Some("reused") {
+    if s.connection.as_deref() == Some("reused") && s.proxy.is_none() {
         return None;
     }
     Some(s.sent_ms.unwrap_or(s.intended_ms))
@@ -74,7 +75,8 @@ impl Reached {
 fn routed_pod(cause: &Cause) -> Option<(&str, Option<IpAddr>)> {
     match cause {
         Cause::LaggingNode { pod, address, .. }
-        | Cause::DeletedPodStillRouted { pod, address, .. } => Some((pod, *address)),
+        | Cause::DeletedPodStillRouted { pod, address, .. }
+        | Cause::ProxyStaleUpstream { pod, address, .. } => Some((pod, *address)),
         Cause::TerminatingPodStillRouted { pod, .. }
         | Cause::RefusedWhileTerminating { pod, .. } => Some((pod, None)),
         _ => None,
@@ -99,7 +101,11 @@ fn drops(e: &Event) -> bool {
 }
 
 /// The slice-level (not a node's) endpoint events about one pod, in time order.
-fn slice_events<'e>(events: &'e [Event], pod: &str, address: Option<IpAddr>) -> Vec<&'e Event> {
+pub(super) fn slice_events<'e>(
+    events: &'e [Event],
+    pod: &str,
+    address: Option<IpAddr>,
+) -> Vec<&'e Event> {
     events
         .iter()
         .filter(|e| e.subject.node.is_none() && e.kind.is_endpoint())
@@ -110,7 +116,7 @@ fn slice_events<'e>(events: &'e [Event], pod: &str, address: Option<IpAddr>) -> 
 /// The EndpointSlice change that dropped the pod, when it came at or before `until`
 /// and the pod was not put back since: the first of the slice-level drops (its
 /// endpoint turning terminating, then leaving) after its last addition.
-fn slice_change(slice: &[&Event], until: f64) -> Option<f64> {
+pub(super) fn slice_change(slice: &[&Event], until: f64) -> Option<f64> {
     let slice = &slice[..slice.partition_point(|e| e.at_ms <= until)];
     let since_added = slice.iter().rposition(|e| !drops(e)).map_or(0, |i| i + 1);
     slice.get(since_added).map(|e| e.at_ms)
@@ -139,6 +145,26 @@ fn node_syncs(events: &[Event], pod: &str, address: Option<IpAddr>, since: f64) 
         .into_iter()
         .map(|(node, after_ms)| NodeSync {
             node: node.to_string(),
+            after_ms,
+        })
+        .collect()
+}
+
+/// Each proxy's first drop of the upstream from its own list after the slice change.
+fn proxy_syncs(events: &[Event], address: Option<IpAddr>, since: f64) -> Vec<ProxySync> {
+    let mut first: BTreeMap<&str, f64> = BTreeMap::new();
+    let removals = events
+        .iter()
+        .filter(|e| e.at_ms >= since && e.kind == EventKind::ProxyUpstreamRemoved);
+    for e in removals.filter(|e| address.is_some() && e.subject.address == address) {
+        if let Some(proxy) = e.subject.proxy.as_deref() {
+            first.entry(proxy).or_insert(e.at_ms - since);
+        }
+    }
+    first
+        .into_iter()
+        .map(|(proxy, after_ms)| ProxySync {
+            proxy: proxy.to_string(),
             after_ms,
         })
         .collect()
@@ -197,6 +223,7 @@ pub(crate) fn measure_programming_latency(
                     endpoints: endpoints_before(events, *changed, address),
                     period_ms,
                     node_syncs: node_syncs(events, pod, address, *changed),
+                    proxy_syncs: proxy_syncs(events, address, *changed),
                 }
             });
         figure.last_reached_ms = figure.last_reached_ms.max(*last_failed);
@@ -313,6 +340,7 @@ mod tests {
                     after_ms: 2000.0,
                 },
             ],
+            proxy_syncs: Vec::new(),
         };
         assert_eq!(ws[0].programming_latency.as_ref(), Some(&want));
         assert_eq!(ws[1].programming_latency.as_ref(), Some(&want));

@@ -554,3 +554,203 @@ fn the_pods_answering_around_a_window_are_kept_beside_its_cause() {
         }
     );
 }
+
+/// The lab's ingress-nginx pod, as its upstream events name it.
+const PROXY: &str = "ingress-nginx-controller-0";
+
+/// The proxy gains (`added`) or loses an upstream pod.
+fn upstream_ev(at: f64, added: bool, pod: &str, ip: &str) -> Event {
+    let kind = if added {
+        "proxy_upstream_added"
+    } else {
+        "proxy_upstream_removed"
+    };
+    ev(at, kind, PROXY).with_subject(
+        Subject::endpoint("svc", ip.parse().unwrap(), Some(8080))
+            .with_pod(pod)
+            .with_proxy(PROXY),
+    )
+}
+
+/// old-a (10.244.0.2) and web-b (10.244.0.3) serve, in the slice and the proxy's list.
+fn behind_proxy() -> Vec<Event> {
+    let mut events = base();
+    events.extend([
+        pod_ev(0.0, "pod_ready", "web-b", "10.244.0.3"),
+        ep_ev(0.0, "endpoint_added", "10.244.0.3"),
+        upstream_ev(0.0, true, "old-a", "10.244.0.2"),
+        upstream_ev(0.0, true, "web-b", "10.244.0.3"),
+        ev(900.0, "trigger_start", "kubectl"),
+    ]);
+    events
+}
+
+/// old-a leaves the slice at +1 s, the proxy's list only at +2 s; the window between,
+/// attributed.
+fn proxy_dropped_late() -> (Vec<Event>, Vec<OutageWindow>) {
+    let mut events = behind_proxy();
+    events.extend([
+        pod_ev(1000.0, "pod_terminating", "old-a", "10.244.0.2"),
+        ep_ev(1000.0, "endpoint_removed", "10.244.0.2"),
+        upstream_ev(2000.0, false, "old-a", "10.244.0.2"),
+    ]);
+    let mut ws = vec![window(1100.0, 1900.0, "proxy_upstream_failed")];
+    attribute_causes(&mut ws, &events);
+    (events, ws)
+}
+
+#[test]
+fn a_proxy_still_sending_to_a_pod_the_slice_dropped_names_both_times() {
+    let (events, ws) = proxy_dropped_late();
+    assert_eq!(
+        ws[0].cause.as_ref().unwrap().cause,
+        Cause::ProxyStaleUpstream {
+            proxy: PROXY.into(),
+            pod: "old-a".into(),
+            address: "10.244.0.2".parse().ok(),
+            slice_dropped_ms: 1000.0,
+            proxy_dropped_ms: Some(2000.0),
+            kind: Outcome::ProxyUpstreamFailed,
+        }
+    );
+    assert_eq!(
+        sentence(&ws[0]),
+        "proxy ingress-nginx-controller-0 still sent requests to pod old-a (10.244.0.2), gone from the EndpointSlice at +1.00 s, dropped from the proxy's upstreams only at +2.00 s (its controller's sync: 1.000 s later): proxy_upstream_failed"
+    );
+    // The same window seen directly is kube-proxy's, not the proxy's.
+    let mut direct = vec![window(1100.0, 1900.0, "connection_refused")];
+    attribute_causes(&mut direct, &events);
+    assert!(!sentence(&direct[0]).contains("proxy"), "{direct:?}");
+}
+
+#[test]
+fn a_stale_upstreams_programming_latency_is_the_proxys_own_sync() {
+    let (events, mut ws) = proxy_dropped_late();
+    // The client keeps its connection to the proxy, which picks an upstream per
+    // request: a failure the proxy answered counts even on a reused connection.
+    let failed = crate::sample::Sample {
+        sent_ms: Some(1890.0),
+        connection: Some("reused".into()),
+        proxy: Some(crate::outcome::Proxy::Nginx),
+        ..crate::sample::Sample::new("lb-fresh", 1, 1890.0, Outcome::ProxyUpstreamFailed)
+    };
+    let mut reached = Reached::default();
+    reached.failed(&failed, 1100.0);
+    measure_programming_latency(&mut ws, &events, &reached, 10.0);
+    let figure = ws[0].programming_latency.as_ref().expect("a figure");
+    assert_eq!(
+        (figure.slice_changed_ms, figure.last_reached_ms),
+        (1000.0, 1890.0)
+    );
+    assert_eq!(
+        figure.proxy_syncs,
+        vec![crate::cause::ProxySync {
+            proxy: PROXY.into(),
+            after_ms: 1000.0
+        }]
+    );
+    let text = figure.to_string();
+    assert!(
+        text.ends_with("; the proxies' own syncs dropped it from their upstreams: ingress-nginx-controller-0 after 1.000 s"),
+        "{text}"
+    );
+    let json = serde_json::to_value(figure).unwrap();
+    assert_eq!(json["proxy_syncs"][0]["after_ms"], 1000.0, "{json}");
+}
+
+#[test]
+fn a_proxy_without_upstreams_says_since_when_and_why() {
+    // Recreate: the only pod goes, the proxy hears of it later, a new pod comes back.
+    let mut events = base();
+    events.extend([
+        upstream_ev(0.0, true, "old-a", "10.244.0.2"),
+        ev(900.0, "trigger_start", "kubectl"),
+        pod_ev(1000.0, "pod_terminating", "old-a", "10.244.0.2"),
+        ep_ev(1000.0, "endpoint_removed", "10.244.0.2"),
+        upstream_ev(1500.0, false, "old-a", "10.244.0.2"),
+        pod_ev(2800.0, "pod_ready", "new-b", "10.244.0.4"),
+        ep_ev(2800.0, "endpoint_added", "10.244.0.4"),
+        upstream_ev(3200.0, true, "new-b", "10.244.0.4"),
+    ]);
+    let mut ws = vec![
+        window(1600.0, 3200.0, "proxy_no_upstream"),
+        // Before the proxy heard: its old upstream was stale.
+        window(1100.0, 1450.0, "proxy_upstream_failed"),
+    ];
+    attribute_causes(&mut ws, &events);
+    assert_eq!(
+        ws[0].cause.as_ref().unwrap().cause,
+        Cause::ProxyNoUpstream {
+            proxy: PROXY.into(),
+            since_ms: 1500.0,
+            service_empty_ms: Some(1000.0),
+            next_upstream: Some(PodAt {
+                pod: "new-b".into(),
+                at_ms: 3200.0
+            }),
+            kind: Outcome::ProxyNoUpstream,
+        }
+    );
+    assert_eq!(
+        sentence(&ws[0]),
+        "proxy ingress-nginx-controller-0 had no upstream from +1.50 s (Service without ready endpoints from +1.00 s) until it was given pod new-b at +3.20 s: it answered by itself (proxy_no_upstream)"
+    );
+    assert!(
+        matches!(&ws[1].cause.as_ref().unwrap().cause, Cause::ProxyStaleUpstream { pod, .. } if pod == "old-a"),
+        "{:?}",
+        ws[1].cause
+    );
+}
+
+#[test]
+fn every_upstream_refusing_names_the_new_and_the_draining_pods() {
+    let mut events = behind_proxy();
+    events.extend([
+        // web-b is replaced by new-c, ready at once (no readinessProbe).
+        pod_ev(1000.0, "pod_ready", "new-c", "10.244.0.5"),
+        ep_ev(1000.0, "endpoint_added", "10.244.0.5"),
+        upstream_ev(1050.0, true, "new-c", "10.244.0.5"),
+        pod_ev(1100.0, "pod_terminating", "web-b", "10.244.0.3"),
+        pod_ev(1100.0, "pod_terminating", "old-a", "10.244.0.2"),
+        // Still in the slice until after the window: not stale, draining.
+        ep_ev(1600.0, "endpoint_removed", "10.244.0.3"),
+        ep_ev(1600.0, "endpoint_removed", "10.244.0.2"),
+    ]);
+    let mut ws = vec![window(1200.0, 1500.0, "proxy_upstream_failed")];
+    attribute_causes(&mut ws, &events);
+    let at = |pod: &str, at_ms| PodAt {
+        pod: pod.into(),
+        at_ms,
+    };
+    assert_eq!(
+        ws[0].cause.as_ref().unwrap().cause,
+        Cause::ProxyUpstreamsRefused {
+            proxy: PROXY.into(),
+            not_listening: vec![at("new-c", 1000.0)],
+            draining: vec![at("old-a", 1100.0), at("web-b", 1100.0)],
+            kind: Outcome::ProxyUpstreamFailed,
+        }
+    );
+    assert_eq!(
+        sentence(&ws[0]),
+        "every upstream proxy ingress-nginx-controller-0 had failed it (proxy_upstream_failed): pods new-c not yet listening (ready since +1.00 s); pods old-a, web-b draining (terminating since +1.10 s)"
+    );
+}
+
+#[test]
+fn a_proxy_window_its_upstreams_do_not_explain_stays_unexplained() {
+    // Both upstreams had served for long and nothing changed: the events say nothing.
+    let events = behind_proxy();
+    let mut ws = vec![window(20_000.0, 20_100.0, "proxy_upstream_timeout")];
+    attribute_causes(&mut ws, &events);
+    assert!(
+        matches!(
+            ws[0].cause.as_ref().unwrap().cause,
+            Cause::Unexplained { .. }
+        ),
+        "{:?}",
+        ws[0].cause
+    );
+    assert!(sentence(&ws[0])
+        .starts_with("no rollout event explains this window (proxy_upstream_timeout x 10)"));
+}

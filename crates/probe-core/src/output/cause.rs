@@ -191,6 +191,77 @@ impl Display for Cause {
                     kind_names(kinds),
                 )
             }
+            Cause::ProxyStaleUpstream {
+                proxy,
+                pod,
+                address,
+                slice_dropped_ms,
+                proxy_dropped_ms,
+                kind,
+            } => {
+                let address = address.map(|a| format!(" ({a})")).unwrap_or_default();
+                write!(
+                    f,
+                    "proxy {proxy} still sent requests to pod {pod}{address}, gone from the EndpointSlice at {}, ",
+                    at(*slice_dropped_ms)
+                )?;
+                match proxy_dropped_ms {
+                    Some(t) => write!(
+                        f,
+                        "dropped from the proxy's upstreams only at {} (its controller's sync: {} later)",
+                        at(*t),
+                        duration((t - slice_dropped_ms).max(0.0))
+                    )?,
+                    None => f.write_str("still among the proxy's upstreams when the run ended")?,
+                }
+                write!(f, ": {kind}")
+            }
+            Cause::ProxyNoUpstream {
+                proxy,
+                since_ms,
+                service_empty_ms,
+                next_upstream,
+                kind,
+            } => {
+                write!(f, "proxy {proxy} had no upstream from {}", at(*since_ms))?;
+                if let Some(t) = service_empty_ms {
+                    write!(f, " (Service without ready endpoints from {})", at(*t))?;
+                }
+                match next_upstream {
+                    Some(p) => write!(f, " until it was given pod {} at {}", p.pod, at(p.at_ms))?,
+                    None => f.write_str(" and was given none back before the run ended")?,
+                }
+                write!(f, ": it answered by itself ({kind})")
+            }
+            Cause::ProxyUpstreamsRefused {
+                proxy,
+                not_listening,
+                draining,
+                kind,
+            } => {
+                write!(f, "every upstream proxy {proxy} had failed it ({kind})")?;
+                let mut sep = ": ";
+                if let Some(first) = not_listening.first() {
+                    let who: Vec<&str> = not_listening.iter().map(|p| p.pod.as_str()).collect();
+                    write!(
+                        f,
+                        "{sep}pods {} not yet listening (ready since {})",
+                        names(&who),
+                        at(first.at_ms)
+                    )?;
+                    sep = "; ";
+                }
+                if let Some(first) = draining.first() {
+                    let who: Vec<&str> = draining.iter().map(|p| p.pod.as_str()).collect();
+                    write!(
+                        f,
+                        "{sep}pods {} draining (terminating since {})",
+                        names(&who),
+                        at(first.at_ms)
+                    )?;
+                }
+                Ok(())
+            }
             Cause::Unexplained {
                 kinds,
                 last_event,
@@ -297,6 +368,18 @@ impl Display for ProgrammingLatency {
                 .collect();
             write!(f, "; the nodes' rules dropped it: {}", syncs.join(", "))?;
         }
+        if !self.proxy_syncs.is_empty() {
+            let syncs: Vec<String> = self
+                .proxy_syncs
+                .iter()
+                .map(|s| format!("{} after {}", s.proxy, duration(s.after_ms)))
+                .collect();
+            write!(
+                f,
+                "; the proxies' own syncs dropped it from their upstreams: {}",
+                syncs.join(", ")
+            )?;
+        }
         Ok(())
     }
 }
@@ -310,7 +393,7 @@ fn periods(n: u32) -> String {
 /// sentence, so a reader of the JSON needs neither the bound's formula nor the text's.
 impl Serialize for ProgrammingLatency {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut m = s.serialize_struct("ProgrammingLatency", 12)?;
+        let mut m = s.serialize_struct("ProgrammingLatency", 13)?;
         m.serialize_field("pod", &self.pod)?;
         if self.address.is_some() {
             m.serialize_field("address", &self.address)?;
@@ -321,6 +404,9 @@ impl Serialize for ProgrammingLatency {
         m.serialize_field("period_ms", &self.period_ms)?;
         if !self.node_syncs.is_empty() {
             m.serialize_field("node_syncs", &self.node_syncs)?;
+        }
+        if !self.proxy_syncs.is_empty() {
+            m.serialize_field("proxy_syncs", &self.proxy_syncs)?;
         }
         m.serialize_field("at_least_ms", &self.at_least_ms())?;
         m.serialize_field("slack_periods", &self.slack_periods())?;

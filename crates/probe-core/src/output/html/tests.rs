@@ -382,6 +382,7 @@ fn the_programming_latency_follows_the_cause_in_the_windows_table() {
         endpoints: 2,
         period_ms: 1.0,
         node_syncs: Vec::new(),
+        proxy_syncs: Vec::new(),
     };
     w.programming_latency = Some(figure.clone());
     let page = render_html(&r);

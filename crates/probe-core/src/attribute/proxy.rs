@@ -1,0 +1,228 @@
+//! Causes for windows seen through a proxy (an ingress or gateway).
+//!
+//! Behind a proxy the client never meets a pod: the proxy picks an upstream from its
+//! own list, which its controller rewrites from the EndpointSlices after a sync delay
+//! of its own, retries, and answers by itself when nothing is left (`proxy_*` kinds).
+//! So what explains such a window is the proxy's list, not kube-proxy's rules: a pod
+//! the slice had dropped but the proxy still held, an empty list, or a list whose
+//! every pod could not answer. The lab says each change of that list as a typed
+//! `proxy_upstream_added` / `proxy_upstream_removed` event; this replays them, with
+//! the slice's own events beside them, and names the proxy, the pod and both times.
+//! A window the replay does not explain is left to the other rules, which say so.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use super::cluster::Cluster;
+use super::programming::{slice_change, slice_events};
+use super::{dominant, READY_REACH_MS};
+use crate::cause::{Cause, PodAt};
+use crate::event::{Event, EventKind};
+use crate::outcome::Outcome;
+use crate::report::OutageWindow;
+
+/// The proxy's own failure kinds: it answered, not a pod.
+fn is_proxy_kind(kind: Outcome) -> bool {
+    matches!(
+        kind,
+        Outcome::ProxyNoUpstream
+            | Outcome::ProxyUpstreamFailed
+            | Outcome::ProxyUpstreamTimeout
+            | Outcome::ProxyOverloaded
+    )
+}
+
+/// One upstream in a proxy's list.
+#[derive(Debug, Clone)]
+struct Upstream {
+    /// Its pod, when the event named it.
+    pod: Option<String>,
+}
+
+/// A proxy's list as its events tell it, at one time.
+#[derive(Debug, Default)]
+struct ProxyList {
+    upstreams: BTreeMap<IpAddr, Upstream>,
+    /// When the list last became empty (after having had an upstream).
+    emptied_at: Option<f64>,
+}
+
+/// Every proxy's list at `until_ms`, by proxy.
+fn replay(events: &[Event], until_ms: f64) -> BTreeMap<&str, ProxyList> {
+    let mut proxies: BTreeMap<&str, ProxyList> = BTreeMap::new();
+    for e in events.iter().filter(|e| e.at_ms <= until_ms) {
+        let (Some(proxy), Some(ip)) = (e.subject.proxy.as_deref(), e.subject.address) else {
+            continue;
+        };
+        let list = proxies.entry(proxy).or_default();
+        match e.kind {
+            EventKind::ProxyUpstreamAdded => {
+                let pod = e.subject.pod.clone();
+                list.upstreams.insert(ip, Upstream { pod });
+                list.emptied_at = None;
+            }
+            EventKind::ProxyUpstreamRemoved
+                if list.upstreams.remove(&ip).is_some() && list.upstreams.is_empty() =>
+            {
+                list.emptied_at = Some(e.at_ms);
+            }
+            _ => {}
+        }
+    }
+    proxies
+}
+
+/// When the proxy dropped `ip` from its list at or after `since`.
+fn proxy_dropped(events: &[Event], proxy: &str, ip: IpAddr, since: f64) -> Option<f64> {
+    events
+        .iter()
+        .find(|e| {
+            e.kind == EventKind::ProxyUpstreamRemoved
+                && e.at_ms >= since
+                && e.subject.proxy.as_deref() == Some(proxy)
+                && e.subject.address == Some(ip)
+        })
+        .map(|e| e.at_ms)
+}
+
+/// When the Service was left without a ready endpoint, as of `at_ms`: the start of
+/// the stretch without one that `at_ms` is in, from the slice-level endpoint events.
+fn service_emptied(events: &[Event], at_ms: f64) -> Option<f64> {
+    let mut empty_since = None;
+    let slice = events
+        .iter()
+        .filter(|e| e.at_ms <= at_ms && e.kind.is_endpoint() && e.subject.node.is_none());
+    for e in slice {
+        if Cluster::replay(events, e.at_ms).serving().is_empty() {
+            empty_since.get_or_insert(e.at_ms);
+        } else {
+            empty_since = None;
+        }
+    }
+    empty_since
+}
+
+/// The upstream's name in a sentence: its pod, else its address.
+fn upstream_name(ip: IpAddr, u: &Upstream) -> String {
+    u.pod.clone().unwrap_or_else(|| ip.to_string())
+}
+
+/// One proxy's list at a window, with what is needed to blame it.
+struct AtWindow<'a> {
+    events: &'a [Event],
+    w: &'a OutageWindow,
+    proxy: &'a str,
+    list: &'a ProxyList,
+    /// The window's most frequent kind.
+    kind: Outcome,
+}
+
+impl AtWindow<'_> {
+    /// A stale upstream: in the list at the window's start though the EndpointSlice
+    /// had dropped it by the window's end (the earliest dropped, when several were).
+    fn stale(&self) -> Option<Cause> {
+        let (ip, name, dropped) = self
+            .list
+            .upstreams
+            .iter()
+            .filter_map(|(ip, u)| {
+                let name = upstream_name(*ip, u);
+                let slice = slice_events(self.events, &name, Some(*ip));
+                let dropped = slice_change(&slice, self.w.end_ms)?;
+                Some((*ip, name, dropped))
+            })
+            .min_by(|a, b| a.2.total_cmp(&b.2))?;
+        Some(Cause::ProxyStaleUpstream {
+            proxy: self.proxy.to_string(),
+            pod: name,
+            address: Some(ip),
+            slice_dropped_ms: dropped,
+            proxy_dropped_ms: proxy_dropped(self.events, self.proxy, ip, dropped),
+            kind: self.kind,
+        })
+    }
+
+    /// Every upstream in the list could not answer: its pod became ready within reach
+    /// of the window, or had begun terminating. `None` when one of them had been
+    /// serving for a while (or no pod event names it): the events cannot blame it.
+    fn all_refused(&self) -> Option<Cause> {
+        let c = Cluster::replay(self.events, self.w.end_ms);
+        let (mut not_listening, mut draining) = (Vec::new(), Vec::new());
+        for (ip, u) in &self.list.upstreams {
+            let pod = c.pods.get(u.pod.as_ref()?)?;
+            let name = upstream_name(*ip, u);
+            if let Some(since) = pod.terminating_at.filter(|t| *t <= self.w.end_ms) {
+                draining.push(PodAt {
+                    pod: name,
+                    at_ms: since,
+                });
+            } else if let Some(ready) = pod
+                .ready_at
+                .filter(|t| *t >= self.w.start_ms - READY_REACH_MS)
+            {
+                not_listening.push(PodAt {
+                    pod: name,
+                    at_ms: ready,
+                });
+            } else {
+                return None;
+            }
+        }
+        let by_time = |v: &mut Vec<PodAt>| v.sort_by(|a, b| a.at_ms.total_cmp(&b.at_ms));
+        by_time(&mut not_listening);
+        by_time(&mut draining);
+        Some(Cause::ProxyUpstreamsRefused {
+            proxy: self.proxy.to_string(),
+            not_listening,
+            draining,
+            kind: self.kind,
+        })
+    }
+}
+
+/// The cause of a window whose failures the proxy answered itself, from the proxies'
+/// lists; `None` when the window is not one, or the lists do not explain it. The
+/// events in time order.
+pub(super) fn proxy_cause(
+    w: &OutageWindow,
+    events: &[Event],
+    kinds: &[(Outcome, u64)],
+) -> Option<Cause> {
+    let kind = dominant(kinds).filter(|k| is_proxy_kind(*k))?;
+    let at_start = replay(events, w.start_ms);
+    for (proxy, list) in &at_start {
+        if list.upstreams.is_empty() {
+            let Some(since_ms) = list.emptied_at else {
+                continue;
+            };
+            let next_upstream = events
+                .iter()
+                .filter(|e| e.kind == EventKind::ProxyUpstreamAdded && e.at_ms >= w.start_ms)
+                .filter(|e| e.subject.proxy.as_deref() == Some(*proxy))
+                .find_map(|e| {
+                    Some(PodAt {
+                        pod: e.subject.pod.clone()?,
+                        at_ms: e.at_ms,
+                    })
+                });
+            return Some(Cause::ProxyNoUpstream {
+                proxy: proxy.to_string(),
+                since_ms,
+                service_empty_ms: service_emptied(events, since_ms),
+                next_upstream,
+                kind,
+            });
+        }
+        let at = AtWindow {
+            events,
+            w,
+            proxy,
+            list,
+            kind,
+        };
+        if let Some(cause) = at.stale().or_else(|| at.all_refused()) {
+            return Some(cause);
+        }
+    }
+    None
+}
