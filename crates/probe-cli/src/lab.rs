@@ -191,11 +191,12 @@ async fn probe_rollout(
     progress.clear();
     let result = match (&output.out, result) {
         (Some(dir), Ok(mut report)) => {
-            if let Err(CliError::Usage(e) | CliError::Failed(e)) =
-                join_proxy_logs(lab, dir, &mut report).await
-            {
-                eprintln!("rollprobe: the proxies' access logs were not joined: {e}");
-            }
+            describe_data_path(&mut report, service);
+            complete_run(lab, dir, &mut report).await;
+            Ok(report)
+        }
+        (None, Ok(mut report)) => {
+            describe_data_path(&mut report, service);
             Ok(report)
         }
         (_, result) => result,
@@ -203,16 +204,46 @@ async fn probe_rollout(
     finish_rollout(result, output)
 }
 
-/// The lab's proxies' access logs joined to the run's samples (read before the lab
-/// goes, which removes them).
-async fn join_proxy_logs(
-    lab: &Lab,
-    dir: &std::path::Path,
-    report: &mut probe_core::Report,
-) -> Result<(), CliError> {
+/// kube-proxy's mode in the lab: it writes iptables rules, and no other kind.
+const LAB_PROXY_MODE: &str = "iptables";
+
+/// Says in the report's `lab` which path the requests took: kube-proxy's mode, and
+/// the ingress proxy in front when the probed Service is an ingress controller's.
+pub fn describe_data_path(report: &mut probe_core::Report, service: &str) {
+    if let Some(lab) = report.lab.as_mut() {
+        lab.proxy_mode = Some(LAB_PROXY_MODE.to_string());
+        lab.ingress = probe_lab::IngressKind::ALL
+            .iter()
+            .find(|k| k.service_name() == service)
+            .map(|k| k.class().to_string());
+    }
+}
+
+/// Joins the lab's proxies' access logs (when it runs any) to a finished run in `dir`
+/// and rewrites its report files, which the data path changed too. A failure is said
+/// on stderr: the run's measurement stands without it.
+pub async fn complete_run(lab: &Lab, dir: &std::path::Path, report: &mut probe_core::Report) {
+    let joined = match proxy_access_log(lab).await {
+        Ok(Some(log)) => crate::run::join_at_end(&log, dir, report).map(|()| true),
+        Ok(None) => Ok(false),
+        Err(e) => Err(e),
+    };
+    if let Err(CliError::Usage(e) | CliError::Failed(e)) = &joined {
+        eprintln!("rollprobe: the proxies' access logs were not joined: {e}");
+    }
+    if !matches!(joined, Ok(true)) {
+        if let Err(e) = probe_core::write_report_files(dir, report) {
+            eprintln!("rollprobe: {e}");
+        }
+    }
+}
+
+/// The lab's proxies' access logs, read before the lab goes (which removes them);
+/// `None` when the lab runs no proxy.
+pub async fn proxy_access_log(lab: &Lab) -> Result<Option<AccessLog>, CliError> {
     let logs = lab.access_logs();
     if logs.is_empty() {
-        return Ok(());
+        return Ok(None);
     }
     // Envoy writes its log every 100 ms: let the last requests' lines in.
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -222,7 +253,7 @@ async fn join_proxy_logs(
             .map_err(|e| CliError::Failed(format!("cannot read {}: {e}", path.display())))?;
         text.lines().for_each(|line| log.add_line(line));
     }
-    crate::run::join_at_end(&log, dir, report)
+    Ok(Some(log))
 }
 
 /// The Service the probe targets, and whether it is a LoadBalancer. With `--ingress

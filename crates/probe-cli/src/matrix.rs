@@ -24,6 +24,8 @@ struct Place {
     points: Vec<probe_lab::LabVantage>,
     url: String,
     lab: Option<probe_lab::Lab>,
+    /// The Service the lab's probe targets (an ingress controller's, behind `--ingress`).
+    lab_service: Option<String>,
     watch: Option<Arc<probe_kube::WatchHandle>>,
 }
 
@@ -121,6 +123,9 @@ pub async fn matrix(a: MatrixArgs) -> Result<Exit, CliError> {
         );
     }
     if let Some(lab) = &place.lab {
+        if let Some(service) = &place.lab_service {
+            complete_lab_runs(lab, &a.out, &outcome.matrix, service).await;
+        }
         lab.shutdown().await.map_err(lab_error)?;
     }
     drop(place.events);
@@ -149,21 +154,45 @@ pub async fn matrix(a: MatrixArgs) -> Result<Exit, CliError> {
     ))
 }
 
+/// A run's report.json, read back from its folder.
+fn run_report(path: &Path) -> Result<Report, String> {
+    std::fs::read_to_string(path)
+        .map_err(|e| e.to_string())
+        .and_then(|text| Report::from_json(&text).map_err(|e| e.to_string()))
+}
+
+/// Where a run's report.json is.
+fn report_json_of(out: &Path, row: &probe_core::MatrixRun) -> std::path::PathBuf {
+    let html = row.report_html.as_deref().unwrap_or_default();
+    out.join(html).with_file_name("report.json")
+}
+
 /// Every run's report.json, read back from its folder (the gate needs whole reports).
 fn run_reports(out: &Path, m: &Matrix) -> Result<Vec<Report>, CliError> {
     m.runs
         .iter()
         .map(|row| {
-            let html = row.report_html.as_deref().unwrap_or_default();
-            let path = out.join(html).with_file_name("report.json");
-            std::fs::read_to_string(&path)
-                .map_err(|e| e.to_string())
-                .and_then(|text| Report::from_json(&text).map_err(|e| e.to_string()))
-                .map_err(|e| {
-                    CliError::Failed(format!("cannot read {} for the gate: {e}", path.display()))
-                })
+            let path = report_json_of(out, row);
+            run_report(&path).map_err(|e| {
+                CliError::Failed(format!("cannot read {} for the gate: {e}", path.display()))
+            })
         })
         .collect()
+}
+
+/// Does for every run in the lab what `rollprobe lab` does for its one: the report's
+/// `lab` says the data path, and the samples are joined to the proxies' access logs
+/// (one log for all the runs: the join matches each run's own request ids).
+async fn complete_lab_runs(lab: &probe_lab::Lab, out: &Path, m: &Matrix, service: &str) {
+    for row in m.runs.iter().filter(|r| r.report_html.is_some()) {
+        let path = report_json_of(out, row);
+        let (Some(dir), Ok(mut report)) = (path.parent(), run_report(&path)) else {
+            eprintln!("rollprobe matrix: cannot read {}", path.display());
+            continue;
+        };
+        crate::lab::describe_data_path(&mut report, service);
+        crate::lab::complete_run(lab, dir, &mut report).await;
+    }
 }
 
 async fn in_lab(a: &MatrixArgs) -> Result<Place, CliError> {
@@ -216,6 +245,7 @@ async fn in_lab(a: &MatrixArgs) -> Result<Place, CliError> {
         url: points[0].url.clone(),
         points,
         lab: Some(lab),
+        lab_service: Some(service),
         watch: None,
     })
 }
@@ -242,6 +272,7 @@ async fn in_cluster(a: &MatrixArgs) -> Result<Place, CliError> {
         points: Vec::new(),
         url: a.url.clone().unwrap_or_default(),
         lab: None,
+        lab_service: None,
         watch: Some(watch),
     })
 }

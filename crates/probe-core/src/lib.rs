@@ -94,7 +94,7 @@ pub use probe::{
     write_report_files, LiveStats, Probe, ProbeBuilder, ProbeError, ProbeHandle, VantagePoint,
 };
 pub use report::{
-    Degraded, DegradedWindow, Downtime, EventRef, FailureDetail, Latency, MixedWindow,
+    Degraded, DegradedWindow, Downtime, EventRef, FailureDetail, LabInfo, Latency, MixedWindow,
     OutageWindow, Phase, PodSeen, ProbeHealth, Report, SecondStats, Span, StreamReport, Timeline,
     TotalOutage, Totals, VersionSeen, REPORT_SCHEMA,
 };

@@ -297,11 +297,43 @@ pub struct PodSeen {
     pub version: Option<String>,
 }
 
-/// The lab a run was measured in.
+/// The lab a run was measured in, and the path its requests took there.
+///
+/// ```
+/// use probe_core::LabInfo;
+/// let lab = LabInfo::new("stock");
+/// assert_eq!(serde_json::to_string(&lab).unwrap(), r#"{"kernel":"stock"}"#);
+/// let behind_nginx = LabInfo {
+///     proxy_mode: Some("iptables".into()),
+///     ingress: Some("nginx".into()),
+///     ..lab
+/// };
+/// let json = serde_json::to_string(&behind_nginx).unwrap();
+/// assert_eq!(json, r#"{"kernel":"stock","proxy_mode":"iptables","ingress":"nginx"}"#);
+/// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LabInfo {
     /// `stock` (Linux defaults) or `tuned` (ICMP limits lifted, short neighbour timers).
     pub kernel: String,
+    /// The mode of the lab's kube-proxy rules (`iptables`); absent in reports written
+    /// before the data path was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proxy_mode: Option<String>,
+    /// The ingress proxy the requests went through (`nginx`, `haproxy`, `envoy`), when
+    /// one did; absent when they went to the Service directly.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ingress: Option<String>,
+}
+
+impl LabInfo {
+    /// A lab with `kernel` settings, its data path not (yet) known.
+    pub fn new(kernel: impl Into<String>) -> LabInfo {
+        LabInfo {
+            kernel: kernel.into(),
+            proxy_mode: None,
+            ingress: None,
+        }
+    }
 }
 
 /// Request counts of a run.

@@ -633,11 +633,7 @@ impl Analyzer {
             timeline: self.buckets.timeline(),
             per_second,
             pods: self.pods.seen,
-            lab: header
-                .config
-                .lab_kernel
-                .clone()
-                .map(|kernel| LabInfo { kernel }),
+            lab: header.config.lab_kernel.clone().map(LabInfo::new),
             warnings: Vec::new(),
             valid: true,
             invalid_reason: None,
