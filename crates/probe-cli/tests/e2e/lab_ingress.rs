@@ -165,6 +165,9 @@ fn a_run_through_an_ingress_manifest_joins_the_proxys_log_and_leaves_nothing() {
     }
     let report = crate::support::read_json(&out.join("report.json"));
     assert!(report["totals"]["proxy_retried"].is_u64(), "{report}");
+    // The report says which path the requests took.
+    assert_eq!(report["lab"]["ingress"], "nginx", "{}", report["lab"]);
+    assert_eq!(report["lab"]["proxy_mode"], "iptables", "{}", report["lab"]);
     let events = std::fs::read_to_string(out.join("events.csv")).unwrap();
     assert!(events.contains("proxy_upstream_added"), "{events}");
     assert!(namespaces_of(pid).is_empty(), "{:?}", namespaces_of(pid));
@@ -211,5 +214,69 @@ fn sigkill_ends_the_proxy_and_lab_cleanup_removes_the_rest() {
     assert_eq!(o.status.code(), Some(0));
     assert!(namespaces_of(pid).is_empty(), "{:?}", namespaces_of(pid));
     assert!(lab_dirs_of(pid).is_empty(), "{:?}", lab_dirs_of(pid));
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// WEB with the Recreate strategy: every old pod goes before a new one starts.
+fn recreate() -> String {
+    WEB.replace(
+        "  replicas: 2\n",
+        "  replicas: 2\n  strategy: {type: Recreate}\n",
+    )
+}
+
+#[test]
+#[cfg_attr(not(netns_tests), ignore = "needs root and ROLLPROBE_NETNS_TESTS=1")]
+fn a_recreate_through_nginx_blames_the_proxys_own_upstream_list() {
+    let (dir, file) = manifest("ingress-recreate", &recreate());
+    let out = dir.join("out");
+    let started = Instant::now();
+    let o = lab(
+        &file,
+        &[
+            "--ingress",
+            "nginx",
+            "--warmup",
+            "1s",
+            "--settle",
+            "1s",
+            "--rollout-timeout",
+            "30s",
+            "--quiet",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+    )
+    .output()
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    eprintln!("{stderr}\n{:?}", started.elapsed());
+    let report = crate::support::read_json(&out.join("report.json"));
+    assert_eq!(report["lab"]["ingress"], "nginx", "{}", report["lab"]);
+    let windows = report["downtime"]["windows"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let causes: Vec<&str> = windows.iter().filter_map(|w| w["cause"].as_str()).collect();
+    eprintln!("{causes:#?}");
+    // Recreate leaves nginx without a pod: its 503s are its own list's doing.
+    assert!(
+        causes
+            .iter()
+            .any(|c| c.starts_with("proxy ingress-nginx-controller-0 had no upstream from +")),
+        "{causes:#?}"
+    );
+    assert!(
+        !causes
+            .iter()
+            .any(|c| c.starts_with("no rollout event explains")),
+        "{causes:#?}"
+    );
+    let events = std::fs::read_to_string(out.join("events.csv")).unwrap();
+    assert!(
+        events.lines().next().unwrap().ends_with(",proxy"),
+        "{events}"
+    );
+    assert!(events.contains("proxy_upstream_removed"), "{events}");
     let _ = std::fs::remove_dir_all(dir);
 }

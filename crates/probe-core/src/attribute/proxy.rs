@@ -42,6 +42,8 @@ struct Upstream {
 /// A proxy's list as its events tell it, at one time.
 #[derive(Debug, Default)]
 struct ProxyList {
+    /// The Service its upstreams come from, as its latest event says.
+    service: Option<String>,
     upstreams: BTreeMap<IpAddr, Upstream>,
     /// When the list last became empty (after having had an upstream).
     emptied_at: Option<f64>,
@@ -55,6 +57,9 @@ fn replay(events: &[Event], until_ms: f64) -> BTreeMap<&str, ProxyList> {
             continue;
         };
         let list = proxies.entry(proxy).or_default();
+        if e.kind.is_proxy_upstream() && e.subject.service.is_some() {
+            list.service.clone_from(&e.subject.service);
+        }
         match e.kind {
             EventKind::ProxyUpstreamAdded => {
                 let pod = e.subject.pod.clone();
@@ -85,15 +90,21 @@ fn proxy_dropped(events: &[Event], proxy: &str, ip: IpAddr, since: f64) -> Optio
         .map(|e| e.at_ms)
 }
 
-/// When the Service was left without a ready endpoint, as of `at_ms`: the start of
-/// the stretch without one that `at_ms` is in, from the slice-level endpoint events.
-fn service_emptied(events: &[Event], at_ms: f64) -> Option<f64> {
+/// When `service` was left without a ready endpoint, as of `at_ms`: the start of the
+/// stretch without one that `at_ms` is in, from its slice-level endpoint events (other
+/// Services' endpoints, such as the proxy's own, do not count).
+fn service_emptied(events: &[Event], service: Option<&str>, at_ms: f64) -> Option<f64> {
+    let ours: Vec<Event> = events
+        .iter()
+        .filter(|e| !e.kind.is_endpoint() || e.subject.service.as_deref() == service)
+        .cloned()
+        .collect();
     let mut empty_since = None;
-    let slice = events
+    let slice = ours
         .iter()
         .filter(|e| e.at_ms <= at_ms && e.kind.is_endpoint() && e.subject.node.is_none());
     for e in slice {
-        if Cluster::replay(events, e.at_ms).serving().is_empty() {
+        if Cluster::replay(&ours, e.at_ms).serving().is_empty() {
             empty_since.get_or_insert(e.at_ms);
         } else {
             empty_since = None;
@@ -208,7 +219,7 @@ pub(super) fn proxy_cause(
             return Some(Cause::ProxyNoUpstream {
                 proxy: proxy.to_string(),
                 since_ms,
-                service_empty_ms: service_emptied(events, since_ms),
+                service_empty_ms: service_emptied(events, list.service.as_deref(), since_ms),
                 next_upstream,
                 kind,
             });

@@ -662,7 +662,11 @@ fn a_stale_upstreams_programming_latency_is_the_proxys_own_sync() {
 fn a_proxy_without_upstreams_says_since_when_and_why() {
     // Recreate: the only pod goes, the proxy hears of it later, a new pod comes back.
     let mut events = base();
+    // The proxy's own Service keeps its endpoint throughout: not the app's.
+    let mut own = ep_ev(0.0, "endpoint_added", "10.244.15.251");
+    own.subject.service = Some("ingress-nginx-controller".into());
     events.extend([
+        own,
         upstream_ev(0.0, true, "old-a", "10.244.0.2"),
         ev(900.0, "trigger_start", "kubectl"),
         pod_ev(1000.0, "pod_terminating", "old-a", "10.244.0.2"),

@@ -86,8 +86,9 @@ struct HubState {
     next_id: u64,
     /// Pod name -> its latest event (a deleted pod is forgotten).
     pods: BTreeMap<String, Event>,
-    /// (Service, address) -> its endpoint_added (until removed).
-    endpoints: BTreeMap<(Option<String>, IpAddr), Event>,
+    /// (proxy, Service, address) -> its endpoint_added or, for a proxy's own
+    /// upstream, its proxy_upstream_added (until removed).
+    endpoints: BTreeMap<(Option<String>, Option<String>, IpAddr), Event>,
 }
 
 /// The fan-out that every [`EventSource`] is built on: publishes events to the attached
@@ -130,12 +131,13 @@ impl EventHub {
                     }
                 }
             } else if let Some(addr) = event.subject.address {
-                let key = (event.subject.service.clone(), addr);
+                let subject = &event.subject;
+                let key = (subject.proxy.clone(), subject.service.clone(), addr);
                 match event.kind {
-                    EventKind::EndpointAdded => {
+                    EventKind::EndpointAdded | EventKind::ProxyUpstreamAdded => {
                         s.endpoints.insert(key, event.clone());
                     }
-                    EventKind::EndpointRemoved => {
+                    EventKind::EndpointRemoved | EventKind::ProxyUpstreamRemoved => {
                         s.endpoints.remove(&key);
                     }
                     _ => {}

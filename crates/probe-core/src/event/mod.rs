@@ -408,6 +408,46 @@ impl From<EventKind> for String {
 mod tests {
     use super::*;
 
+    /// A probe that attaches late first hears each proxy's standing upstreams, kept
+    /// apart from the Service's endpoints at the same address.
+    #[test]
+    fn a_late_sink_hears_the_proxies_standing_upstreams() {
+        use std::sync::{Arc, Mutex};
+        let ip: IpAddr = "10.244.0.2".parse().unwrap();
+        let endpoint = Subject::endpoint("web", ip, Some(8080)).with_pod("web-a");
+        let upstream = endpoint.clone().with_proxy("ingress-nginx-controller-0");
+        let hub = EventHub::default();
+        for (kind, subject) in [
+            (EventKind::EndpointAdded, &endpoint),
+            (EventKind::ProxyUpstreamAdded, &upstream),
+            (EventKind::EndpointRemoved, &endpoint),
+        ] {
+            hub.publish(Event::observed(kind, subject.clone(), "x"));
+        }
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let sink_seen = seen.clone();
+        let _attachment = hub.attach(Arc::new(move |e: Event| {
+            sink_seen.lock().unwrap().push((e.kind, e.subject))
+        }));
+        assert_eq!(
+            *seen.lock().unwrap(),
+            [(EventKind::ProxyUpstreamAdded, upstream.clone())]
+        );
+        hub.publish(Event::observed(
+            EventKind::ProxyUpstreamRemoved,
+            upstream,
+            "x",
+        ));
+        let seen = Arc::new(Mutex::new(0));
+        let sink_seen = seen.clone();
+        let _late = hub.attach(Arc::new(move |_| *sink_seen.lock().unwrap() += 1));
+        assert_eq!(
+            *seen.lock().unwrap(),
+            0,
+            "a dropped upstream is not standing"
+        );
+    }
+
     #[test]
     fn every_named_kind_round_trips() {
         for (kind, name) in NAMED_KINDS.iter() {
