@@ -310,6 +310,9 @@ pub struct PodSeen {
 /// };
 /// let json = serde_json::to_string(&behind_nginx).unwrap();
 /// assert_eq!(json, r#"{"kernel":"stock","proxy_mode":"iptables","ingress":"nginx"}"#);
+/// // A report from before the data path was recorded reads with neither.
+/// let older: LabInfo = serde_json::from_str(r#"{"kernel":"tuned"}"#).unwrap();
+/// assert_eq!((older.proxy_mode, older.ingress), (None, None));
 /// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LabInfo {
