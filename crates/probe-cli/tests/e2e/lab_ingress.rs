@@ -280,3 +280,39 @@ fn a_recreate_through_nginx_blames_the_proxys_own_upstream_list() {
     assert!(events.contains("proxy_upstream_removed"), "{events}");
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[test]
+#[cfg_attr(not(netns_tests), ignore = "needs root and ROLLPROBE_NETNS_TESTS=1")]
+fn matrix_through_nginx_joins_each_runs_samples_to_the_proxys_log() {
+    let (dir, file) = manifest("ingress-matrix", WEB);
+    let out = dir.join("out");
+    let o = crate::support::rollprobe()
+        .args(["matrix", "--lab", "-f", file.to_str().unwrap()])
+        .args(["--ingress", "nginx", "--deployment", "web"])
+        .args(["--case", "recreate", "--case", "rolling:100%/0%"])
+        .args(["--trigger", "image=shop/web:v2", "--rate", "50"])
+        .args(["--warmup", "1s", "--settle", "1s"])
+        .args(["--quiet", "--out", out.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(0), "{stderr}");
+    for case in ["recreate", "rolling-100pct-0pct"] {
+        let run = out.join(case).join("1");
+        let report = crate::support::read_json(&run.join("report.json"));
+        assert_eq!(
+            report["lab"]["ingress"], "nginx",
+            "{case}: {}",
+            report["lab"]
+        );
+        assert_eq!(report["lab"]["proxy_mode"], "iptables", "{case}");
+        let samples = rollprobe::read_samples(&run).unwrap().samples;
+        assert!(samples.len() > 50, "{case}: {} samples", samples.len());
+        // Every request of this run found in the one log all the runs shared.
+        for s in &samples {
+            let upstream = s.upstream.as_deref().unwrap_or_default();
+            assert!(upstream.starts_with("nginx "), "{case}: {s:?}");
+        }
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
