@@ -178,6 +178,11 @@ async fn probe_rollout(
     let label = output.label.clone().unwrap_or_else(|| "lab".into());
     let (observer, progress) = observe(label, output.quiet, false);
     let changer = lab.clone();
+    let trigger_name = steps
+        .iter()
+        .map(|s| s.to_string())
+        .collect::<Vec<_>>()
+        .join(" ");
     let result = Rollout::new(probe)
         .events(lab.clone())
         .warmup(a.timing.warmup)
@@ -186,6 +191,7 @@ async fn probe_rollout(
         .cancel_on(crate::signals::shutdown())
         .observe(observer)
         .trigger(async move { run_steps(&changer, steps).await })
+        .trigger_name(trigger_name)
         .run()
         .await;
     progress.clear();
