@@ -89,6 +89,7 @@ mod controller;
 mod deployments;
 mod error;
 mod hash;
+mod healthcheck;
 mod kernel;
 mod lab;
 mod manifest;
@@ -113,10 +114,11 @@ pub use lab::{Lab, ProbeTarget};
 pub use manifest::{
     parse_manifests, parse_manifests_with_warnings, selects, version_of_image, Container,
     Deployment, HttpProbe, Labels, ManifestWarning, Object, Parsed, PodTemplate, PreStop, Service,
-    ServicePort, ServiceType,
+    ServicePort, ServiceType, TrafficPolicy,
 };
 pub use netns::{cleanup_leftovers, cleanup_own, enter_netns, new_run_id, NAME_PREFIX};
 /// The rollout strategy type the lab shares with the rest of rollprobe.
 pub use probe_core::{IntOrPercent, Strategy};
+pub use proxy::ProxyMode;
 pub use steps::{Revision, Step, WaitFor, STEP_WAIT_TIMEOUT};
 pub use vantage::{LabFrom, LabVantage};

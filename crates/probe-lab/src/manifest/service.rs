@@ -1,12 +1,13 @@
 //! A `v1` Service, as k8s-openapi reads it, validated into the lab's [`Service`]: the
-//! type, ports and selector that kube-proxy and the load balancer act on.
+//! type, ports, selector and external traffic policy that kube-proxy and the load
+//! balancer act on.
 
 use std::net::Ipv4Addr;
 
 use k8s_openapi::api::core::v1 as core;
 
 use super::ctx::Ctx;
-use super::{Service, ServicePort, ServiceType};
+use super::{Service, ServicePort, ServiceType, TrafficPolicy};
 use crate::error::LabError;
 
 pub(super) fn service(ctx: &Ctx, s: core::Service) -> Result<Service, LabError> {
@@ -59,6 +60,33 @@ pub(super) fn service(ctx: &Ctx, s: core::Service) -> Result<Service, LabError> 
                 .map_err(|_| ctx.err(format!("{field} is not an IPv4 address: {s:?}"))),
         }
     };
+    let external_traffic_policy = match spec.external_traffic_policy.as_deref() {
+        None | Some("Cluster") => TrafficPolicy::Cluster,
+        Some("Local") if service_type == ServiceType::LoadBalancer => TrafficPolicy::Local,
+        Some("Local") => {
+            return Err(ctx.err(
+                "spec.externalTrafficPolicy Local needs spec.type LoadBalancer (as the API \
+                 server requires of a Service without external addresses)",
+            ))
+        }
+        Some(other) => {
+            return Err(ctx.err(format!(
+                "spec.externalTrafficPolicy {other} is not Cluster or Local"
+            )))
+        }
+    };
+    let health_check_node_port = match spec.health_check_node_port {
+        None => None,
+        Some(_) if external_traffic_policy != TrafficPolicy::Local => {
+            return Err(ctx.err("spec.healthCheckNodePort needs spec.externalTrafficPolicy Local"))
+        }
+        Some(p) if (30000..=32767).contains(&p) => Some(p as u16),
+        Some(p) => {
+            return Err(ctx.err(format!(
+                "spec.healthCheckNodePort {p} is outside the node port range 30000-32767"
+            )))
+        }
+    };
     Ok(Service {
         name,
         selector: spec.selector.unwrap_or_default(),
@@ -66,5 +94,7 @@ pub(super) fn service(ctx: &Ctx, s: core::Service) -> Result<Service, LabError> 
         service_type,
         cluster_ip: ip("spec.clusterIP", spec.cluster_ip)?,
         load_balancer_ip: ip("spec.loadBalancerIP", spec.load_balancer_ip)?,
+        external_traffic_policy,
+        health_check_node_port,
     })
 }
