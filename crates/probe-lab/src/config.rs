@@ -87,7 +87,7 @@ pub struct LabConfig {
     /// The kernel settings of every namespace (default [`crate::Kernel::Stock`]).
     pub kernel: crate::kernel::Kernel,
     /// How each node's kube-proxy writes its rules (default [`crate::ProxyMode::Iptables`]).
-    pub proxy_mode: crate::proxy::ProxyMode,
+    pub proxy_mode: crate::proxy_mode::ProxyMode,
     /// Multiplies every duration that comes from a manifest (`minReadySeconds`,
     /// readinessProbe `initialDelaySeconds`/`periodSeconds`/`timeoutSeconds`,
     /// `terminationGracePeriodSeconds`), for fast tests (default 1.0). The lab's own
@@ -112,7 +112,7 @@ impl Default for LabConfig {
             node_sync_delays: Vec::new(),
             sandbox_teardown_delay: Duration::from_millis(2000),
             kernel: crate::kernel::Kernel::Stock,
-            proxy_mode: crate::proxy::ProxyMode::Iptables,
+            proxy_mode: crate::proxy_mode::ProxyMode::Iptables,
             time_scale: 1.0,
             app_output: false,
             max_lifetime: Duration::from_secs(6 * 3600),

@@ -95,6 +95,7 @@ mod lab;
 mod manifest;
 mod netns;
 mod proxy;
+mod proxy_mode;
 mod serving;
 mod sources;
 mod steps;
@@ -119,6 +120,6 @@ pub use manifest::{
 pub use netns::{cleanup_leftovers, cleanup_own, enter_netns, new_run_id, NAME_PREFIX};
 /// The rollout strategy type the lab shares with the rest of rollprobe.
 pub use probe_core::{IntOrPercent, Strategy};
-pub use proxy::ProxyMode;
+pub use proxy_mode::ProxyMode;
 pub use steps::{Revision, Step, WaitFor, STEP_WAIT_TIMEOUT};
 pub use vantage::{LabFrom, LabVantage};
