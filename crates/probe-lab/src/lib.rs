@@ -9,7 +9,11 @@
 //!   a virtual address routed onto the pod bridge of an isolated *node* namespace, with
 //!   iptables NAT rules written as kube-proxy writes them (DNAT per endpoint with
 //!   `-m statistic --mode random --probability`, and a plain `REJECT` when there is no
-//!   ready endpoint, hence ECONNREFUSED at once). Rule changes land after a sync delay.
+//!   ready endpoint, hence ECONNREFUSED at once), or as its nftables mode writes them
+//!   ([`ProxyMode`]). Rule changes land after a sync delay. Terminating endpoints that
+//!   still serve get traffic only while no endpoint is ready, and
+//!   `externalTrafficPolicy: Local` keeps external traffic on the arrival node's own
+//!   endpoints (dropped where there is none), as kube-proxy does.
 //! - **a MetalLB-style L2 load balancer**: a separate *client* namespace shares an L2
 //!   segment with the node; the node answers ARP for a LoadBalancer address only while the
 //!   Service has a ready endpoint. When the last one goes, the client's neighbour entry

@@ -193,6 +193,8 @@ async fn local_policy(mode: ProxyMode) {
         .filter_map(|e| e.subject.node.clone())
         .collect();
     assert_eq!(announcers, ["node1"], "{mode:?}");
+    assert_eq!(lab.announcing_node("backend-svc").unwrap(), Some(1));
+    assert_eq!(st.announced_by, Some(1));
 
     let client = lab.client_netns().to_string();
     let node1 = SocketAddr::from((probe_lab::NODE_CLIENT_IP, port));

@@ -154,6 +154,8 @@ pub struct ServiceStatus {
     pub programmed_endpoints: Vec<Ipv4Addr>,
     /// Whether the node currently answers ARP for the external address.
     pub announced: bool,
+    /// The node (1-based) that answers ARP for it now, if one does.
+    pub announced_by: Option<usize>,
     /// Where each node serves kube-proxy's health check for it
     /// (`externalTrafficPolicy: Local` only).
     pub health_check_node_port: Option<u16>,
@@ -623,6 +625,12 @@ impl World {
                     programmed_endpoints: programmed,
                     announced: eip
                         .is_some_and(|ip| self.proxies.iter().any(|p| p.announced.contains(&ip))),
+                    announced_by: eip.and_then(|ip| {
+                        self.proxies
+                            .iter()
+                            .position(|p| p.announced.contains(&ip))
+                            .map(|i| i + 1)
+                    }),
                     health_check_node_port: health.get(name).copied(),
                 },
             );
