@@ -112,6 +112,12 @@ impl Lab {
                 config.run_id
             )));
         }
+        if let Err(why) = config.proxy_mode.check_tools() {
+            return Err(LabError::Setup(format!(
+                "proxy mode {}: {why}",
+                config.proxy_mode.name()
+            )));
+        }
         if !(config.time_scale.is_finite() && config.time_scale > 0.0) {
             return Err(LabError::Invalid(format!(
                 "time_scale must be > 0, got {}",

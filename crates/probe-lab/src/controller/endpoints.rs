@@ -13,7 +13,11 @@
 //! events above stay the EndpointSlice's view (an endpoint that begins terminating is
 //! `endpoint_terminating`, then `endpoint_removed` from the ready set at once); a node's
 //! `endpoint_removed` comes when its rules stop sending to it, which for a serving,
-//! terminating endpoint with no ready one beside it is when it stops serving.
+//! terminating endpoint with no ready one beside it is when it stops serving. A
+//! terminating pod serves while its process runs with its last readiness: the lab's
+//! kubelet stops probing when it begins killing a pod, where a real kubelet keeps probing
+//! and a pod that fails its probe while draining stops serving up to
+//! `failureThreshold × periodSeconds` before its process exits.
 //!
 //! Each LoadBalancer address is announced by one node elected among the candidates
 //! (MetalLB's L2 mode elects one speaker per address by hashing node names with the
