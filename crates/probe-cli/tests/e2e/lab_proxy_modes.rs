@@ -1,7 +1,7 @@
-//! `rollprobe lab --proxy-mode`: IPVS is refused with its reason before anything runs, and
-//! a Service scaled to zero fails with the same kinds in nftables mode as in iptables
-//! mode, as the binary measures and names them. The lab runs need root, iproute2,
-//! iptables and nft (ROLLPROBE_NETNS_TESTS=1).
+//! `rollprobe lab --proxy-mode`: IPVS, and nftables mode without `nft`, are refused with
+//! their reason before anything runs, and a Service scaled to zero fails with the same
+//! kinds in nftables mode as in iptables mode, as the binary measures and names them.
+//! The lab runs need root, iproute2, iptables and nft (ROLLPROBE_NETNS_TESTS=1).
 
 use std::collections::BTreeSet;
 
@@ -21,6 +21,23 @@ fn ipvs_is_refused_in_one_line_naming_the_missing_kernel_support() {
         "{stderr}"
     );
     assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+#[test]
+fn nftables_mode_without_nft_is_one_line_naming_the_package() {
+    let manifest = format!("{}/examples/seed/rolling.yaml", crate::support::REPO);
+    let empty = crate::support::temp_dir("no-nft");
+    let out = crate::support::rollprobe()
+        .env("PATH", &empty)
+        .args(["lab", "-f", &manifest, "--proxy-mode", "nftables"])
+        .args(["--step", "wait:1s"])
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_dir_all(&empty);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("nftables package"), "{stderr}");
 }
 
 /// The failure kinds of one run from node 1 against the seed's rolling.yaml Service (one
