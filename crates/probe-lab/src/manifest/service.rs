@@ -98,3 +98,55 @@ pub(super) fn service(ctx: &Ctx, s: core::Service) -> Result<Service, LabError> 
         health_check_node_port,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::manifest::{parse_manifests, Object, TrafficPolicy};
+
+    fn service(spec: &str) -> Result<crate::manifest::Service, String> {
+        let yaml = format!(
+            "apiVersion: v1\nkind: Service\nmetadata: {{name: web}}\nspec: {{selector: {{app: web}}, ports: [{{port: 80}}], {spec}}}\n"
+        );
+        match parse_manifests(&yaml).map_err(|e| e.to_string())?.pop() {
+            Some(Object::Service(s)) => Ok(s),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn external_traffic_policy_and_its_health_check_port() {
+        let s = service("type: LoadBalancer").unwrap();
+        assert_eq!(s.external_traffic_policy, TrafficPolicy::Cluster);
+        let s = service("type: LoadBalancer, externalTrafficPolicy: Local").unwrap();
+        assert_eq!(
+            (s.external_traffic_policy, s.health_check_node_port),
+            (TrafficPolicy::Local, None)
+        );
+        let s =
+            service("type: LoadBalancer, externalTrafficPolicy: Local, healthCheckNodePort: 32000")
+                .unwrap();
+        assert_eq!(s.health_check_node_port, Some(32000));
+        for (spec, says) in [
+            (
+                "externalTrafficPolicy: Local",
+                "needs spec.type LoadBalancer",
+            ),
+            (
+                "type: LoadBalancer, externalTrafficPolicy: Global",
+                "not Cluster or Local",
+            ),
+            (
+                "type: LoadBalancer, healthCheckNodePort: 32000",
+                "needs spec.externalTrafficPolicy Local",
+            ),
+            (
+                "type: LoadBalancer, externalTrafficPolicy: Local, healthCheckNodePort: 8080",
+                "30000-32767",
+            ),
+        ] {
+            let e = service(spec).unwrap_err();
+            assert!(e.contains(says), "{spec}: {e}");
+            assert_eq!(e.lines().count(), 1, "{e}");
+        }
+    }
+}
