@@ -46,8 +46,7 @@ pub(crate) fn elected_node(ip: Ipv4Addr, nodes: usize) -> usize {
     elected_index(ip, nodes)
 }
 
-/// The first node port the lab gives a `Local` Service's health check when its manifest
-/// names none; the range is Kubernetes' node port range.
+/// Kubernetes' node port range, where a `Local` Service's health check port lies.
 const NODE_PORTS: std::ops::RangeInclusive<u16> = 30000..=32767;
 
 /// Each `Local` Service's `healthCheckNodePort`: its manifest's, else one the lab
@@ -240,7 +239,11 @@ impl World {
             };
             run("ip", args, Some(&input))?;
         }
-        self.sync_health_checks(i, state)?;
+        // A health check that cannot listen is noted, as a failed command is; the rules
+        // and the announcement go on.
+        if let Err(e) = self.sync_health_checks(i, state) {
+            self.note_err(e);
+        }
         let want: BTreeSet<Ipv4Addr> = state
             .announced_by(i + 1, self.proxies.len())
             .into_iter()
