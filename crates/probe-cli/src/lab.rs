@@ -401,6 +401,9 @@ pub async fn start_lab(o: &LabOptions) -> Result<Lab, CliError> {
         Some(d) => d.0.clone(),
         None => Vec::new(),
     };
+    o.proxy_mode
+        .check_tools()
+        .map_err(|e| CliError::Usage(format!("--proxy-mode {}: {e}", o.proxy_mode.name())))?;
     let own = std::env::var_os(probe_lab::LAB_APP_ENV)
         .is_none()
         .then(std::env::current_exe)
@@ -408,6 +411,7 @@ pub async fn start_lab(o: &LabOptions) -> Result<Lab, CliError> {
         .map(|exe| vec![exe.to_string_lossy().into_owned(), "lab-app".into()]);
     let config = LabConfig {
         kernel: o.kernel,
+        proxy_mode: o.proxy_mode,
         nodes: usize::from(o.nodes),
         node_sync_delays,
         app_command: own,

@@ -86,6 +86,8 @@ pub struct LabConfig {
     pub sandbox_teardown_delay: Duration,
     /// The kernel settings of every namespace (default [`crate::Kernel::Stock`]).
     pub kernel: crate::kernel::Kernel,
+    /// How each node's kube-proxy writes its rules (default [`crate::ProxyMode::Iptables`]).
+    pub proxy_mode: crate::proxy_mode::ProxyMode,
     /// Multiplies every duration that comes from a manifest (`minReadySeconds`,
     /// readinessProbe `initialDelaySeconds`/`periodSeconds`/`timeoutSeconds`,
     /// `terminationGracePeriodSeconds`), for fast tests (default 1.0). The lab's own
@@ -113,6 +115,7 @@ impl Default for LabConfig {
             node_sync_delays: Vec::new(),
             sandbox_teardown_delay: Duration::from_millis(2000),
             kernel: crate::kernel::Kernel::Stock,
+            proxy_mode: crate::proxy_mode::ProxyMode::Iptables,
             time_scale: 1.0,
             app_output: false,
             max_lifetime: Duration::from_secs(6 * 3600),
@@ -256,7 +259,7 @@ pub fn find_app() -> Result<Vec<String>, crate::error::LabError> {
     )))
 }
 
-fn is_executable(path: &std::path::Path) -> bool {
+pub(crate) fn is_executable(path: &std::path::Path) -> bool {
     use std::os::unix::fs::PermissionsExt;
     std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }

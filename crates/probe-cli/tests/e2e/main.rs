@@ -20,6 +20,7 @@ mod lab_ingress;
 mod lab_library;
 mod lab_nodes;
 mod lab_procedure;
+mod lab_proxy_modes;
 mod lab_seed;
 mod metrics;
 mod noise;

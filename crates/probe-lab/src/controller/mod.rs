@@ -157,6 +157,11 @@ pub struct ServiceStatus {
     pub programmed_endpoints: Vec<Ipv4Addr>,
     /// Whether the node currently answers ARP for the external address.
     pub announced: bool,
+    /// The node (1-based) that answers ARP for it now, if one does.
+    pub announced_by: Option<usize>,
+    /// Where each node serves kube-proxy's health check for it
+    /// (`externalTrafficPolicy: Local` only).
+    pub health_check_node_port: Option<u16>,
 }
 
 /// Everything the API reads.
@@ -232,6 +237,8 @@ struct NodeProxy {
     queue: VecDeque<(Instant, ProxyState)>,
     applied: ProxyState,
     announced: BTreeSet<Ipv4Addr>,
+    /// Its health check servers, by Service and port (`Local` Services only).
+    health: BTreeMap<(String, u16), crate::healthcheck::HealthServer>,
 }
 
 #[derive(Debug)]
@@ -577,6 +584,7 @@ impl World {
             }
             st.deployments.insert(name.clone(), ds);
         }
+        let health = endpoints::health_check_ports(desired);
         for (name, desired) in &desired.services {
             let (svc, cip, eip) = (&desired.spec, &desired.cluster_ip, &desired.external_ip);
             let now_ready: Vec<Ipv4Addr> = self
@@ -589,12 +597,13 @@ impl World {
             let per_node: Vec<Vec<Ipv4Addr>> = self
                 .proxies
                 .iter()
-                .map(|p| {
+                .enumerate()
+                .map(|(i, p)| {
                     p.applied
                         .services
                         .iter()
                         .find(|s| &s.name == name)
-                        .map(|s| s.endpoints.clone())
+                        .map(|s| s.reachable(i + 1).iter().map(|e| e.ip).collect())
                         .unwrap_or_default()
                 })
                 .collect();
@@ -622,6 +631,13 @@ impl World {
                     programmed_endpoints: programmed,
                     announced: eip
                         .is_some_and(|ip| self.proxies.iter().any(|p| p.announced.contains(&ip))),
+                    announced_by: eip.and_then(|ip| {
+                        self.proxies
+                            .iter()
+                            .position(|p| p.announced.contains(&ip))
+                            .map(|i| i + 1)
+                    }),
+                    health_check_node_port: health.get(name).copied(),
                 },
             );
         }
@@ -669,6 +685,8 @@ impl World {
     /// by the caller).
     pub(crate) fn teardown(&mut self) -> Result<(), LabError> {
         let mut first = self.ingress_teardown().err();
+        // Health check sockets would keep their node's namespace alive.
+        self.proxies.iter_mut().for_each(|p| p.health.clear());
         for p in &mut self.pods {
             Self::stop_probe(p);
             if let Some(c) = p.child.as_mut() {

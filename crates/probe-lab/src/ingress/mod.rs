@@ -30,7 +30,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
 use crate::error::LabError;
-use crate::manifest::{IngressKind, Route, Service, ServicePort, ServiceType};
+use crate::manifest::{IngressKind, Route, Service, ServicePort, ServiceType, TrafficPolicy};
 
 mod envoy;
 mod haproxy;
@@ -109,6 +109,9 @@ impl IngressKind {
             service_type: ServiceType::LoadBalancer,
             cluster_ip: None,
             load_balancer_ip: None,
+            // As the controllers' charts install it: Cluster, the Kubernetes default.
+            external_traffic_policy: TrafficPolicy::Cluster,
+            health_check_node_port: None,
         }
     }
 }
