@@ -46,6 +46,7 @@ impl Lab {
             .map(|k| access_log_path(self.run_id(), k))
             .filter(|p| p.is_file())
             .collect();
+        logs.extend(crate::mesh::access_logs(self.run_id()));
         logs.sort();
         logs.dedup();
         logs
