@@ -245,6 +245,14 @@ async fn the_client_sidecars_retries_save_requests_of_a_rolling_update_without_r
         "node lost {node}, the meshed client pod lost {mesh}, its sidecar retried {retried} of {}\n{summary}",
         meshed.len()
     );
+    for s in meshed.iter().filter(|s| s.outcome != Outcome::Ok).take(5) {
+        let record = s.request_id.as_deref().and_then(|id| log.get(id));
+        eprintln!(
+            "  failed through the mesh: {} {:?}",
+            s.outcome,
+            record.map(|r| r.to_string())
+        );
+    }
     assert!(node > 0, "the node's path must lose requests: {summary}");
     assert!(
         mesh < node,

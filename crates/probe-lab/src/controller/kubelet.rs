@@ -328,10 +328,6 @@ impl World {
                     p.exited_at = Some(now);
                     p.child = None;
                     Self::stop_probe(p);
-                    if terminating.is_some() {
-                        // A native sidecar stops once the pod's app has exited.
-                        p.sidecar = None;
-                    }
                     let was_ready = std::mem::replace(&mut p.ready, false);
                     p.ready_since = None;
                     if terminating.is_none() {

@@ -3,8 +3,11 @@
 //! Server side, each app pod runs an inbound sidecar as Istio's native sidecar does: the
 //! kubelet starts it in the pod's sandbox (behind istio-init's redirect of the app's
 //! port) before the app, and the app starts only once Envoy listens, so the pod cannot
-//! be ready before its proxy. The sidecar ends when the app of a terminating pod exits,
-//! and with the pod.
+//! be ready before its proxy. The sidecar ends with the pod's sandbox, not with its
+//! app: Istio's proxy, told to stop once the app has exited, drains for its
+//! `terminationDrainDuration` (5 s) and answers meanwhile (a 503 for the gone app, which
+//! a caller's sidecar retries elsewhere); the sandbox's teardown delay stands for that
+//! drain.
 //!
 //! Client side, each node's client pod (the `--from pod:N` vantage point) runs an
 //! outbound sidecar with a listener per Service port. Like istiod, the controller sees

@@ -121,11 +121,17 @@ fn virtual_outbound() -> String {
     )
 }
 
+/// Istio's circuit breakers on every outbound cluster: no limit (`4294967295` each),
+/// where Envoy's own defaults allow 3 concurrent retries per cluster: under a burst of
+/// refusals a 4th retry would be dropped (flag `UO`) where Istio retries it.
+const ISTIO_CIRCUIT_BREAKERS: &str = "\n    circuit_breakers:\n      thresholds:\n      - {max_connections: 4294967295, max_pending_requests: 4294967295, max_requests: 4294967295, max_retries: 4294967295}";
+
 const BLACKHOLE_CLUSTER: &str = "\n  - name: BlackHoleCluster\n    type: STATIC\n    connect_timeout: 1s\n    load_assignment: {cluster_name: BlackHoleCluster}";
 
 /// Writes a calling pod's sidecar config into `dir`: the virtual outbound listener, one
 /// listener per Service port (Istio's default route and retry to its EDS cluster), one
-/// EDS cluster each (empty until the first push). Returns Envoy's arguments.
+/// EDS cluster each (empty until the first push, with Istio's circuit breakers).
+/// Returns Envoy's arguments.
 pub(crate) fn write_outbound(
     dir: &Path,
     log: &Path,
@@ -139,7 +145,8 @@ pub(crate) fn write_outbound(
         let listener =
             envoy::http_listener(&s.cluster, &s.cluster_ip.to_string(), s.port, &routes, log);
         listeners.push(format!("{listener}\n    bind_to_port: false"));
-        clusters.push(envoy::eds_cluster(dir, &s.cluster)?);
+        let cluster = envoy::eds_cluster(dir, &s.cluster)?;
+        clusters.push(format!("{cluster}{ISTIO_CIRCUIT_BREAKERS}"));
     }
     envoy::write_bootstrap(dir, node, &listeners, &clusters, &format!("{dir:?}"))
 }
