@@ -256,6 +256,15 @@ pub struct LabOptions {
     /// the samples.
     #[arg(long, value_parser = parse_ingress, value_name = "nginx|haproxy|envoy")]
     pub ingress: Option<probe_lab::IngressKind>,
+    /// Run a service mesh: istio puts the real Envoy as a sidecar beside every app pod
+    /// (inbound) and in the client pods (outbound, with Istio's default retry; probe
+    /// through it with --from pod[:N]); its access log is joined to the samples.
+    #[arg(long, value_parser = parse_mesh, value_name = "istio")]
+    pub mesh: Option<probe_lab::Mesh>,
+}
+
+fn parse_mesh(s: &str) -> Result<probe_lab::Mesh, String> {
+    s.parse()
 }
 
 fn parse_ingress(s: &str) -> Result<probe_lab::IngressKind, String> {

@@ -415,6 +415,7 @@ pub async fn start_lab(o: &LabOptions) -> Result<Lab, CliError> {
         nodes: usize::from(o.nodes),
         node_sync_delays,
         app_command: own,
+        mesh: o.mesh,
         ..LabConfig::default()
     };
     Lab::start(config).await.map_err(lab_error)

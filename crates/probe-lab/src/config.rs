@@ -100,6 +100,10 @@ pub struct LabConfig {
     /// The ingress controllers' settings, for the proxies applied Ingresses ask for
     /// (see [`crate::Ingress`]).
     pub ingress: IngressConfig,
+    /// The service mesh (default none): with [`crate::Mesh::Istio`] every app pod and
+    /// client pod gets an Envoy sidecar, fed endpoints after the ingress controllers'
+    /// sync delay (istiod's push delay, see [`IngressConfig::sync_delay`]).
+    pub mesh: Option<crate::mesh::Mesh>,
 }
 
 impl Default for LabConfig {
@@ -120,6 +124,7 @@ impl Default for LabConfig {
             app_output: false,
             max_lifetime: Duration::from_secs(6 * 3600),
             ingress: Default::default(),
+            mesh: None,
         }
     }
 }

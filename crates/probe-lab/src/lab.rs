@@ -131,6 +131,9 @@ impl Lab {
             Some(c) => c.clone(),
             None => find_app()?,
         };
+        if let Some(mesh) = config.mesh {
+            mesh.binary()?;
+        }
         if !(1..=crate::config::MAX_NODES).contains(&config.nodes) {
             return Err(LabError::Invalid(format!(
                 "nodes must be 1 to {}, got {}",

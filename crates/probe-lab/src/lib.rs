@@ -104,6 +104,7 @@ mod ingresses;
 mod kernel;
 mod lab;
 mod manifest;
+mod mesh;
 mod netns;
 mod proxy;
 mod proxy_mode;
@@ -130,6 +131,7 @@ pub use manifest::{
     ManifestWarning, Object, Parsed, PodTemplate, PreStop, Service, ServicePort, ServiceType,
     TrafficPolicy,
 };
+pub use mesh::{Mesh, INBOUND_PORT, OUTBOUND_PORT};
 pub use netns::{cleanup_leftovers, cleanup_own, enter_netns, new_run_id, NAME_PREFIX};
 /// The rollout strategy type the lab shares with the rest of rollprobe.
 pub use probe_core::{IntOrPercent, Strategy};

@@ -18,6 +18,7 @@ mod junit;
 mod lab_faults;
 mod lab_ingress;
 mod lab_library;
+mod lab_mesh;
 mod lab_nodes;
 mod lab_procedure;
 mod lab_proxy_modes;

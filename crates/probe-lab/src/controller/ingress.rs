@@ -152,7 +152,7 @@ impl World {
 
     /// Per backend of `config`, its Service's ready endpoints at the Service's
     /// targetPort for that port.
-    fn upstreams_of(&self, desired: &Desired, config: &ProxyConfig) -> Upstreams {
+    pub(super) fn upstreams_of(&self, desired: &Desired, config: &ProxyConfig) -> Upstreams {
         let mut out = Upstreams::new();
         for route in &config.routes {
             if out.contains_key(&route.backend) {

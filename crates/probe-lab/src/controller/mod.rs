@@ -42,6 +42,7 @@ mod deployment;
 mod endpoints;
 mod ingress;
 mod kubelet;
+mod mesh;
 pub(crate) mod waits;
 
 pub(crate) use endpoints::elected_node;
@@ -181,6 +182,8 @@ pub(crate) struct Status {
     /// A pod in CrashLoopBackOff (its app keeps exiting by itself), as one line naming
     /// the pod and its last exit status: a wait for it to serve would never end.
     pub crash_loop: Option<String>,
+    /// Whether every client pod's mesh sidecar catches its traffic (true without one).
+    pub mesh_ready: bool,
     /// Set when the controller thread has stopped.
     pub stopped: bool,
 }
@@ -297,6 +300,8 @@ struct Pod {
     sigterm_due: Option<Instant>,
     sigterm_at: Option<Instant>,
     sigkill_sent: bool,
+    /// Its inbound Envoy, with a mesh.
+    sidecar: Option<crate::mesh::Sidecar>,
 }
 
 impl Pod {
@@ -347,6 +352,8 @@ pub(crate) struct World {
     last_pod_exit: Option<String>,
     /// The ingress controllers and their proxies.
     ingress: ingress::Ingresses,
+    /// The client pods' mesh sidecars.
+    mesh: mesh::MeshSidecars,
 }
 
 const HASH_ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
@@ -409,6 +416,7 @@ impl World {
             last_error: None,
             last_pod_exit: None,
             ingress: Default::default(),
+            mesh: Default::default(),
         }
     }
 
@@ -503,6 +511,7 @@ impl World {
         self.endpoint_slices(&desired, now);
         self.kube_proxy(now);
         self.ingress_controllers(&desired, now);
+        self.mesh_clients(&desired, now);
         self.publish(&desired, now);
     }
 
@@ -662,6 +671,7 @@ impl World {
                     .push((p.ip, app_port(&p.template)));
             }
         }
+        st.mesh_ready = self.mesh_ready();
         st.last_error = self.last_error.clone();
         st.last_pod_exit = self.last_pod_exit.clone();
         st.crash_loop = self
@@ -684,6 +694,7 @@ impl World {
     /// Kills every pod and removes every pod namespace (the fixed namespaces are removed
     /// by the caller).
     pub(crate) fn teardown(&mut self) -> Result<(), LabError> {
+        self.mesh_teardown();
         let mut first = self.ingress_teardown().err();
         // Health check sockets would keep their node's namespace alive.
         self.proxies.iter_mut().for_each(|p| p.health.clear());
