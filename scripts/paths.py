@@ -30,7 +30,8 @@ PATHS = {
     "nginx": ["--ingress", "nginx"],
     "haproxy": ["--ingress", "haproxy"],
     "envoy": ["--ingress", "envoy"],
-    "istio": ["--mesh", "istio"],
+    # The mesh's client sidecar is in the client pod: probe from there.
+    "istio": ["--mesh", "istio", "--from", "pod"],
 }
 
 HEADER = ["case", "path", "sent", "failed", "by kind (and proxy)", "down_s", "degraded",

@@ -60,6 +60,7 @@ async fn a_failed_trigger_is_recorded_and_the_report_still_returned() {
         .warmup(Duration::from_millis(200))
         .settle(Duration::from_millis(200))
         .trigger(async { Err::<(), _>("the registry refused the image") })
+        .trigger_name("push shop/web:v2")
         .run()
         .await
         .expect("a failed trigger is not an error of run()");
@@ -70,6 +71,22 @@ async fn a_failed_trigger_is_recorded_and_the_report_still_returned() {
         .find(|e| e.kind == EventKind::TriggerExit)
         .expect("trigger_exit is on the timeline");
     assert_eq!(exit.detail, "failed: the registry refused the image");
+    // The name given to the future is what the timeline and the trigger's report say.
+    let start = report
+        .events
+        .iter()
+        .find(|e| e.kind == EventKind::TriggerStart);
+    assert_eq!(start.map(|e| e.detail.as_str()), Some("push shop/web:v2"));
+    let trigger = report
+        .trigger
+        .as_ref()
+        .expect("the trigger's end is reported");
+    assert_eq!(trigger.command, "push shop/web:v2");
+    assert!(
+        report.summary().contains("push shop/web:v2 failed"),
+        "{}",
+        report.summary()
+    );
     assert_eq!(report.totals.failed, 0, "{}", report.summary());
     assert!(report.totals.ok > 0);
 }

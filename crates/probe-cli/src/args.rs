@@ -205,6 +205,10 @@ fn parse_kernel(s: &str) -> Result<probe_lab::Kernel, String> {
     s.parse()
 }
 
+fn parse_proxy_mode(s: &str) -> Result<probe_lab::ProxyMode, String> {
+    s.parse()
+}
+
 fn parse_vantage(s: &str) -> Result<probe_lab::LabFrom, String> {
     s.parse()
 }
@@ -227,6 +231,11 @@ pub struct LabOptions {
     /// do) or tuned (ICMP limits lifted, short neighbour timers: shows each mechanism's errno).
     #[arg(long, default_value = "stock", value_parser = parse_kernel, value_name = "stock|tuned")]
     pub kernel: probe_lab::Kernel,
+    /// How each node's kube-proxy writes its rules: iptables (its default) or nftables (the
+    /// `ip kube-proxy` table). IPVS mode is not offered: it needs the kernel's IPVS
+    /// modules (CONFIG_IP_VS), which these machines lack.
+    #[arg(long, default_value = "iptables", value_parser = parse_proxy_mode, value_name = "iptables|nftables")]
+    pub proxy_mode: probe_lab::ProxyMode,
     /// Nodes of the lab (1-8): pods spread over them, each node's kube-proxy syncs after its
     /// own delay (node 1 0.5 s, each further node 1 s more), one node announces the
     /// LoadBalancer address.
@@ -247,6 +256,15 @@ pub struct LabOptions {
     /// the samples.
     #[arg(long, value_parser = parse_ingress, value_name = "nginx|haproxy|envoy")]
     pub ingress: Option<probe_lab::IngressKind>,
+    /// Run a service mesh: istio puts the real Envoy as a sidecar beside every app pod
+    /// (inbound) and in the client pods (outbound, with Istio's default retry; probe
+    /// through it with --from pod[:N]); its access log is joined to the samples.
+    #[arg(long, value_parser = parse_mesh, value_name = "istio")]
+    pub mesh: Option<probe_lab::Mesh>,
+}
+
+fn parse_mesh(s: &str) -> Result<probe_lab::Mesh, String> {
+    s.parse()
 }
 
 fn parse_ingress(s: &str) -> Result<probe_lab::IngressKind, String> {

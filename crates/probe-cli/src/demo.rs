@@ -99,6 +99,7 @@ where
             show_progress(handle);
         })
         .trigger(redeploy(run.clone()))
+        .trigger_name(format!("{label} redeploy v1 -> v2"))
         .run()
         .await;
     progress.clear();

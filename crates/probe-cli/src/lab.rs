@@ -178,6 +178,11 @@ async fn probe_rollout(
     let label = output.label.clone().unwrap_or_else(|| "lab".into());
     let (observer, progress) = observe(label, output.quiet, false);
     let changer = lab.clone();
+    let trigger_name = steps
+        .iter()
+        .map(|s| s.to_string())
+        .collect::<Vec<_>>()
+        .join(" ");
     let result = Rollout::new(probe)
         .events(lab.clone())
         .warmup(a.timing.warmup)
@@ -186,17 +191,18 @@ async fn probe_rollout(
         .cancel_on(crate::signals::shutdown())
         .observe(observer)
         .trigger(async move { run_steps(&changer, steps).await })
+        .trigger_name(trigger_name)
         .run()
         .await;
     progress.clear();
     let result = match (&output.out, result) {
         (Some(dir), Ok(mut report)) => {
-            describe_data_path(&mut report, service);
+            describe_data_path(&mut report, service, &a.topology);
             complete_run(lab, dir, &mut report).await;
             Ok(report)
         }
         (None, Ok(mut report)) => {
-            describe_data_path(&mut report, service);
+            describe_data_path(&mut report, service, &a.topology);
             Ok(report)
         }
         (_, result) => result,
@@ -204,14 +210,13 @@ async fn probe_rollout(
     finish_rollout(result, output)
 }
 
-/// kube-proxy's mode in the lab: it writes iptables rules, and no other kind.
-const LAB_PROXY_MODE: &str = "iptables";
-
-/// Says in the report's `lab` which path the requests took: kube-proxy's mode, and
-/// the ingress proxy in front when the probed Service is an ingress controller's.
-pub fn describe_data_path(report: &mut probe_core::Report, service: &str) {
+/// Says in the report's `lab` which path the requests took: kube-proxy's mode, the
+/// ingress proxy in front when the probed Service is an ingress controller's, and the
+/// mesh beside the pods.
+pub fn describe_data_path(report: &mut probe_core::Report, service: &str, o: &LabOptions) {
     if let Some(lab) = report.lab.as_mut() {
-        lab.proxy_mode = Some(LAB_PROXY_MODE.to_string());
+        lab.proxy_mode = Some(o.proxy_mode.name().to_string());
+        lab.mesh = o.mesh.map(|m| m.to_string());
         lab.ingress = probe_lab::IngressKind::ALL
             .iter()
             .find(|k| k.service_name() == service)
@@ -426,6 +431,9 @@ pub async fn start_lab(o: &LabOptions) -> Result<Lab, CliError> {
         Some(d) => d.0.clone(),
         None => Vec::new(),
     };
+    o.proxy_mode
+        .check_tools()
+        .map_err(|e| CliError::Usage(format!("--proxy-mode {}: {e}", o.proxy_mode.name())))?;
     let own = std::env::var_os(probe_lab::LAB_APP_ENV)
         .is_none()
         .then(std::env::current_exe)
@@ -433,9 +441,11 @@ pub async fn start_lab(o: &LabOptions) -> Result<Lab, CliError> {
         .map(|exe| vec![exe.to_string_lossy().into_owned(), "lab-app".into()]);
     let config = LabConfig {
         kernel: o.kernel,
+        proxy_mode: o.proxy_mode,
         nodes: usize::from(o.nodes),
         node_sync_delays,
         app_command: own,
+        mesh: o.mesh,
         ..LabConfig::default()
     };
     Lab::start(config).await.map_err(lab_error)

@@ -124,7 +124,7 @@ pub async fn matrix(a: MatrixArgs) -> Result<Exit, CliError> {
     }
     if let Some(lab) = &place.lab {
         if let Some(service) = &place.lab_service {
-            complete_lab_runs(lab, &a.out, &outcome.matrix, service).await;
+            complete_lab_runs(lab, &a.out, &outcome.matrix, (service, &a.topology)).await;
         }
         lab.shutdown().await.map_err(lab_error)?;
     }
@@ -183,14 +183,19 @@ fn run_reports(out: &Path, m: &Matrix) -> Result<Vec<Report>, CliError> {
 /// Does for every run in the lab what `rollprobe lab` does for its one: the report's
 /// `lab` says the data path, and the samples are joined to the proxies' access logs
 /// (one log for all the runs: the join matches each run's own request ids).
-async fn complete_lab_runs(lab: &probe_lab::Lab, out: &Path, m: &Matrix, service: &str) {
+async fn complete_lab_runs(
+    lab: &probe_lab::Lab,
+    out: &Path,
+    m: &Matrix,
+    (service, options): (&str, &crate::args::LabOptions),
+) {
     for row in m.runs.iter().filter(|r| r.report_html.is_some()) {
         let path = report_json_of(out, row);
         let (Some(dir), Ok(mut report)) = (path.parent(), run_report(&path)) else {
             eprintln!("rollprobe matrix: cannot read {}", path.display());
             continue;
         };
-        crate::lab::describe_data_path(&mut report, service);
+        crate::lab::describe_data_path(&mut report, service, options);
         crate::lab::complete_run(lab, dir, &mut report).await;
     }
 }

@@ -392,6 +392,12 @@ impl MatrixRunner {
             (MatrixTrigger::Restart | MatrixTrigger::Undo, _) => None,
         };
         let undo = self.trigger == MatrixTrigger::Undo;
+        // The words of the CLI's --trigger, so a run's summary says what it did.
+        let trigger_name = match (&image, undo) {
+            (Some(image), _) => format!("image={image}"),
+            (None, true) => "undo".to_string(),
+            (None, false) => "restart".to_string(),
+        };
         let replaced = Arc::new(std::sync::Mutex::new(None));
         // The trigger ends when the rollout it started is complete.
         let trigger = {
@@ -411,7 +417,8 @@ impl MatrixRunner {
             .warmup(self.warmup)
             .settle(self.settle)
             .rollout_timeout(self.rollout_timeout)
-            .trigger(trigger);
+            .trigger(trigger)
+            .trigger_name(format!("{trigger_name} deployment/{d}"));
         if let Some(source) = &self.source {
             rollout = rollout.events(source.clone());
         }

@@ -297,7 +297,8 @@ pub struct PodSeen {
     pub version: Option<String>,
 }
 
-/// The lab a run was measured in, and the path its requests took there.
+/// The lab a run was measured in, and the path its requests took there (filled by the
+/// CLI's `lab` and `matrix --lab`).
 ///
 /// ```
 /// use probe_core::LabInfo;
@@ -318,7 +319,7 @@ pub struct PodSeen {
 pub struct LabInfo {
     /// `stock` (Linux defaults) or `tuned` (ICMP limits lifted, short neighbour timers).
     pub kernel: String,
-    /// The mode of the lab's kube-proxy rules (`iptables`); absent in reports written
+    /// The mode of the lab's kube-proxy rules (`iptables`, `nftables`); absent in reports written
     /// before the data path was recorded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub proxy_mode: Option<String>,
@@ -326,6 +327,9 @@ pub struct LabInfo {
     /// one did; absent when they went to the Service directly.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ingress: Option<String>,
+    /// The service mesh whose sidecars stood beside the pods (`istio`), when one did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mesh: Option<String>,
 }
 
 impl LabInfo {
@@ -335,6 +339,7 @@ impl LabInfo {
             kernel: kernel.into(),
             proxy_mode: None,
             ingress: None,
+            mesh: None,
         }
     }
 }

@@ -48,7 +48,8 @@ impl<E: Display> TriggerOutput for Result<(), E> {
 }
 
 enum Trigger {
-    Future(BoxFuture<Result<(), String>>),
+    /// A future and what it does, in words (`trigger_start`'s detail, the summary's line).
+    Future(String, BoxFuture<Result<(), String>>),
     Command(Vec<String>),
 }
 
@@ -134,9 +135,28 @@ impl Rollout {
         F: Future + Send + 'static,
         F::Output: TriggerOutput,
     {
-        self.trigger = Some(Trigger::Future(Box::pin(async move {
-            redeploy.await.into_result()
-        })));
+        self.trigger = Some(Trigger::Future(
+            "trigger".to_string(),
+            Box::pin(async move { redeploy.await.into_result() }),
+        ));
+        self
+    }
+
+    /// Says what the trigger future does (`set-image:web=shop/web:v2`), for
+    /// `trigger_start` and the summary's trigger line [default: `trigger`]. A command
+    /// is named by its own words.
+    ///
+    /// ```
+    /// use probe_core::{Probe, Rollout};
+    /// let rollout = Rollout::new(Probe::builder("http://127.0.0.1:8080/"))
+    ///     .trigger(async {})
+    ///     .trigger_name("restart:web");
+    /// # drop(rollout);
+    /// ```
+    pub fn trigger_name(mut self, name: impl Into<String>) -> Rollout {
+        if let Some(Trigger::Future(named, _)) = &mut self.trigger {
+            *named = name.into();
+        }
         self
     }
 
@@ -199,7 +219,7 @@ impl Rollout {
         let duration = self.probe.config().map_err(ProbeError::from)?.duration;
         match &self.trigger {
             Some(Trigger::Command(cmd)) => check_command(cmd)?,
-            Some(Trigger::Future(_)) => {}
+            Some(Trigger::Future(..)) => {}
             None if duration.is_none() && self.cancel.is_none() => {
                 return Err(RolloutError::Usage(
                     "a rollout needs a trigger, a duration or a way to be stopped".into(),
@@ -339,9 +359,8 @@ async fn run_trigger(
     out_dir: Option<&std::path::Path>,
 ) -> TriggerReport {
     let report = match trigger {
-        Trigger::Future(redeploy) => {
-            let name = "trigger";
-            handle.emit(EventKind::TriggerStart, name);
+        Trigger::Future(name, redeploy) => {
+            handle.emit(EventKind::TriggerStart, &name);
             let (outcome, error) = match ends.race(redeploy).await {
                 End::Done(Ok(())) => (TriggerOutcome::Succeeded, None),
                 End::Done(Err(reason)) => (TriggerOutcome::Failed, Some(reason)),

@@ -79,7 +79,8 @@ impl TriggerOutcome {
 /// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TriggerReport {
-    /// The command line, or `trigger` for a future given to the library.
+    /// The command line, or a future's name (`Rollout::trigger_name`, `trigger` unless
+    /// named).
     pub command: String,
     /// How it ended.
     pub outcome: TriggerOutcome,

@@ -86,6 +86,8 @@ pub struct LabConfig {
     pub sandbox_teardown_delay: Duration,
     /// The kernel settings of every namespace (default [`crate::Kernel::Stock`]).
     pub kernel: crate::kernel::Kernel,
+    /// How each node's kube-proxy writes its rules (default [`crate::ProxyMode::Iptables`]).
+    pub proxy_mode: crate::proxy_mode::ProxyMode,
     /// Multiplies every duration that comes from a manifest (`minReadySeconds`,
     /// readinessProbe `initialDelaySeconds`/`periodSeconds`/`timeoutSeconds`,
     /// `terminationGracePeriodSeconds`), for fast tests (default 1.0). The lab's own
@@ -98,6 +100,10 @@ pub struct LabConfig {
     /// The ingress controllers' settings, for the proxies applied Ingresses ask for
     /// (see [`crate::Ingress`]).
     pub ingress: IngressConfig,
+    /// The service mesh (default none): with [`crate::Mesh::Istio`] every app pod and
+    /// client pod gets an Envoy sidecar, fed endpoints after the ingress controllers'
+    /// sync delay (istiod's push delay, see [`IngressConfig::sync_delay`]).
+    pub mesh: Option<crate::mesh::Mesh>,
 }
 
 impl Default for LabConfig {
@@ -113,10 +119,12 @@ impl Default for LabConfig {
             node_sync_delays: Vec::new(),
             sandbox_teardown_delay: Duration::from_millis(2000),
             kernel: crate::kernel::Kernel::Stock,
+            proxy_mode: crate::proxy_mode::ProxyMode::Iptables,
             time_scale: 1.0,
             app_output: false,
             max_lifetime: Duration::from_secs(6 * 3600),
             ingress: Default::default(),
+            mesh: None,
         }
     }
 }
@@ -256,7 +264,7 @@ pub fn find_app() -> Result<Vec<String>, crate::error::LabError> {
     )))
 }
 
-fn is_executable(path: &std::path::Path) -> bool {
+pub(crate) fn is_executable(path: &std::path::Path) -> bool {
     use std::os::unix::fs::PermissionsExt;
     std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }

@@ -33,8 +33,8 @@ impl Lab {
         Ok(kind.service_name())
     }
 
-    /// The access logs of the lab's running proxies, in the `rollprobe=<proxy>` line
-    /// format probe-core's `AccessLog` reads. They live in the lab's folder: read them
+    /// The access logs of the lab's running proxies (and of its client pods' mesh
+    /// sidecars), in the `rollprobe=<proxy>` line format probe-core's `AccessLog` reads. They live in the lab's folder: read them
     /// before the lab shuts down.
     pub fn access_logs(&self) -> Vec<PathBuf> {
         let kinds: Vec<IngressKind> = match self.desired() {
@@ -46,6 +46,7 @@ impl Lab {
             .map(|k| access_log_path(self.run_id(), k))
             .filter(|p| p.is_file())
             .collect();
+        logs.extend(crate::mesh::access_logs(self.run_id()));
         logs.sort();
         logs.dedup();
         logs

@@ -112,6 +112,12 @@ impl Lab {
                 config.run_id
             )));
         }
+        if let Err(why) = config.proxy_mode.check_tools() {
+            return Err(LabError::Setup(format!(
+                "proxy mode {}: {why}",
+                config.proxy_mode.name()
+            )));
+        }
         if !(config.time_scale.is_finite() && config.time_scale > 0.0) {
             return Err(LabError::Invalid(format!(
                 "time_scale must be > 0, got {}",
@@ -125,6 +131,9 @@ impl Lab {
             Some(c) => c.clone(),
             None => find_app()?,
         };
+        if let Some(mesh) = config.mesh {
+            mesh.binary()?;
+        }
         if !(1..=crate::config::MAX_NODES).contains(&config.nodes) {
             return Err(LabError::Invalid(format!(
                 "nodes must be 1 to {}, got {}",
@@ -215,10 +224,15 @@ impl Lab {
     }
 
     /// The node (1-based) that announces `service`'s LoadBalancer address (MetalLB's
-    /// elected speaker), or `None` for a ClusterIP Service.
+    /// elected speaker), or `None` for a ClusterIP Service. With
+    /// `externalTrafficPolicy: Local` the speaker is elected among the nodes with an
+    /// endpoint of their own, so it is the one announcing now (`None` while none does).
     pub fn announcing_node(&self, service: &str) -> Result<Option<usize>, LabError> {
         let d = self.desired()?;
         let found = d.service(service)?;
+        if found.spec.external_traffic_policy == crate::manifest::TrafficPolicy::Local {
+            return Ok(self.service_status(service).and_then(|s| s.announced_by));
+        }
         Ok(match (found.spec.service_type, &found.external_ip) {
             (ServiceType::LoadBalancer, Some(ip)) => {
                 Some(crate::controller::elected_node(*ip, self.inner.names.nodes.len()) + 1)

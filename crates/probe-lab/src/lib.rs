@@ -9,7 +9,11 @@
 //!   a virtual address routed onto the pod bridge of an isolated *node* namespace, with
 //!   iptables NAT rules written as kube-proxy writes them (DNAT per endpoint with
 //!   `-m statistic --mode random --probability`, and a plain `REJECT` when there is no
-//!   ready endpoint, hence ECONNREFUSED at once). Rule changes land after a sync delay.
+//!   ready endpoint, hence ECONNREFUSED at once), or as its nftables mode writes them
+//!   ([`ProxyMode`]). Rule changes land after a sync delay. Terminating endpoints that
+//!   still serve get traffic only while no endpoint is ready, and
+//!   `externalTrafficPolicy: Local` keeps external traffic on the arrival node's own
+//!   endpoints (dropped where there is none), as kube-proxy does.
 //! - **a MetalLB-style L2 load balancer**: a separate *client* namespace shares an L2
 //!   segment with the node; the node answers ARP for a LoadBalancer address only while the
 //!   Service has a ready endpoint. When the last one goes, the client's neighbour entry
@@ -94,13 +98,16 @@ mod controller;
 mod deployments;
 mod error;
 mod hash;
+mod healthcheck;
 mod ingress;
 mod ingresses;
 mod kernel;
 mod lab;
 mod manifest;
+mod mesh;
 mod netns;
 mod proxy;
+mod proxy_mode;
 mod serving;
 mod sources;
 mod steps;
@@ -122,9 +129,12 @@ pub use manifest::{
     parse_manifests, parse_manifests_with_warnings, selects, version_of_image, Container,
     Deployment, HttpProbe, Ingress, IngressBackend, IngressKind, IngressPath, IngressRule, Labels,
     ManifestWarning, Object, Parsed, PodTemplate, PreStop, Service, ServicePort, ServiceType,
+    TrafficPolicy,
 };
+pub use mesh::{Mesh, INBOUND_PORT, OUTBOUND_PORT};
 pub use netns::{cleanup_leftovers, cleanup_own, enter_netns, new_run_id, NAME_PREFIX};
 /// The rollout strategy type the lab shares with the rest of rollprobe.
 pub use probe_core::{IntOrPercent, Strategy};
+pub use proxy_mode::ProxyMode;
 pub use steps::{Revision, Step, WaitFor, STEP_WAIT_TIMEOUT};
 pub use vantage::{LabFrom, LabVantage};

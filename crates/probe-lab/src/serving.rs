@@ -126,6 +126,9 @@ impl Lab {
                 Some((_, false)) => {
                     last = format!("kube-proxy has not synced service {service}'s endpoints yet")
                 }
+                Some(_) if !st.mesh_ready => {
+                    last = "the mesh's client sidecars are not ready".into()
+                }
                 Some((eps, true)) => {
                     let targets: Vec<SocketAddr> =
                         eps.iter().map(|ip| SocketAddr::from((*ip, port))).collect();

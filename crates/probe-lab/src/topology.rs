@@ -98,7 +98,7 @@ pub(crate) fn build_network(kernel: Kernel, names: &Names) -> Result<(), LabErro
         run(
             "ip",
             &["netns", "exec", ns, "iptables-restore"],
-            Some(&crate::proxy::render(&Default::default())),
+            Some(&crate::proxy::render_iptables(&Default::default(), 1)),
         )?;
         build_client_pod(kernel, names, node)?;
     }
@@ -210,6 +210,8 @@ mod tests {
             },
             cluster_ip: None,
             load_balancer_ip: None,
+            external_traffic_policy: Default::default(),
+            health_check_node_port: None,
         };
         let mut d = Desired::default();
         let (c1, e1) = allocate(&d, &svc("a", true)).unwrap();

@@ -13,7 +13,7 @@ use crate::support::namespaces_of;
 
 /// Two replicas that listen 1 s after they start, no readinessProbe, behind a
 /// ClusterIP Service (the ingress is what clients reach).
-const WEB: &str = r#"
+pub(crate) const WEB: &str = r#"
 apiVersion: apps/v1
 kind: Deployment
 metadata: {name: web}
@@ -51,14 +51,14 @@ spec:
 "#;
 
 /// `yaml` written to a manifest file in a fresh folder.
-fn manifest(name: &str, yaml: &str) -> (PathBuf, PathBuf) {
+pub(crate) fn manifest(name: &str, yaml: &str) -> (PathBuf, PathBuf) {
     let dir = crate::support::temp_dir(name);
     let file = dir.join("web.yaml");
     std::fs::write(&file, yaml).unwrap();
     (dir, file)
 }
 
-fn lab(file: &Path, args: &[&str]) -> Command {
+pub(crate) fn lab(file: &Path, args: &[&str]) -> Command {
     let mut c = crate::support::rollprobe();
     c.args(["lab", "-f", file.to_str().unwrap()])
         .args(["--step", "set-image:web=shop/web:v2"])
@@ -67,7 +67,7 @@ fn lab(file: &Path, args: &[&str]) -> Command {
 }
 
 /// stderr of a usage error: exactly one line.
-fn one_line_exit_2(o: &Output) -> String {
+pub(crate) fn one_line_exit_2(o: &Output) -> String {
     let stderr = String::from_utf8_lossy(&o.stderr).trim().to_string();
     assert_eq!(o.status.code(), Some(2), "{stderr}");
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
@@ -102,7 +102,7 @@ fn an_ingress_that_routes_nothing_the_probe_sends_exits_2() {
 }
 
 /// Processes whose command line names the lab folder of process `pid` (its proxies).
-fn proxies_of(pid: u32) -> Vec<String> {
+pub(crate) fn proxies_of(pid: u32) -> Vec<String> {
     let dir = format!("{}/rplab-{pid}-", std::env::temp_dir().display());
     let mut found = Vec::new();
     for entry in std::fs::read_dir("/proc").unwrap().flatten() {
@@ -116,7 +116,7 @@ fn proxies_of(pid: u32) -> Vec<String> {
 }
 
 /// The lab folders of process `pid` that still exist.
-fn lab_dirs_of(pid: u32) -> Vec<PathBuf> {
+pub(crate) fn lab_dirs_of(pid: u32) -> Vec<PathBuf> {
     let prefix = format!("rplab-{pid}-");
     std::fs::read_dir(std::env::temp_dir())
         .unwrap()
@@ -126,43 +126,47 @@ fn lab_dirs_of(pid: u32) -> Vec<PathBuf> {
         .collect()
 }
 
-#[test]
-#[cfg_attr(not(netns_tests), ignore = "needs root and ROLLPROBE_NETNS_TESTS=1")]
-fn a_run_through_an_ingress_manifest_joins_the_proxys_log_and_leaves_nothing() {
-    let (dir, file) = manifest("ingress-run", &format!("{WEB}{SHOP}"));
-    let out = dir.join("out");
-    let child = lab(
-        &file,
-        &[
-            "-H",
-            "Host: shop.example",
-            "--warmup",
-            "1s",
-            "--settle",
-            "1s",
-            "--rollout-timeout",
-            "60s",
-            "--quiet",
-            "--out",
-            out.to_str().unwrap(),
-        ],
-    )
-    .stdout(Stdio::null())
-    .stderr(Stdio::piped())
-    .spawn()
-    .unwrap();
+/// Runs `lab` on `file` with `args` (1 s warm-up and settle, quiet) into `out` and checks
+/// that it succeeded, joined the proxy's log, and that every sample's `upstream` starts
+/// with `upstream` (every request went through the proxy). Returns the run's pid.
+pub(crate) fn run_joined(file: &Path, args: &[&str], out: &Path, upstream: &str) -> u32 {
+    let quick = [
+        "--warmup",
+        "1s",
+        "--settle",
+        "1s",
+        "--rollout-timeout",
+        "60s",
+        "--quiet",
+    ];
+    let child = lab(file, args)
+        .args(quick)
+        .arg("--out")
+        .arg(out)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
     let pid = child.id();
     let o = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(0), "{stderr}");
     assert!(stderr.contains("joined"), "{stderr}");
-    // Every request went through nginx, and its log says where to.
-    let samples = rollprobe::read_samples(&out).unwrap().samples;
+    let samples = rollprobe::read_samples(out).unwrap().samples;
     assert!(samples.len() > 100, "{} samples", samples.len());
     for s in &samples {
-        let upstream = s.upstream.as_deref().unwrap_or_default();
-        assert!(upstream.starts_with("nginx 10.244."), "{s:?}");
+        let seen = s.upstream.as_deref().unwrap_or_default();
+        assert!(seen.starts_with(upstream), "{s:?}");
     }
+    pid
+}
+
+#[test]
+#[cfg_attr(not(netns_tests), ignore = "needs root and ROLLPROBE_NETNS_TESTS=1")]
+fn a_run_through_an_ingress_manifest_joins_the_proxys_log_and_leaves_nothing() {
+    let (dir, file) = manifest("ingress-run", &format!("{WEB}{SHOP}"));
+    let out = dir.join("out");
+    let pid = run_joined(&file, &["-H", "Host: shop.example"], &out, "nginx 10.244.");
     let report = crate::support::read_json(&out.join("report.json"));
     assert!(report["totals"]["proxy_retried"].is_u64(), "{report}");
     // The report says which path the requests took.
@@ -179,15 +183,19 @@ fn a_run_through_an_ingress_manifest_joins_the_proxys_log_and_leaves_nothing() {
 #[test]
 #[cfg_attr(not(netns_tests), ignore = "needs root and ROLLPROBE_NETNS_TESTS=1")]
 fn sigkill_ends_the_proxy_and_lab_cleanup_removes_the_rest() {
-    let (dir, file) = manifest("ingress-kill", WEB);
-    let mut child = lab(
-        &file,
-        &["--ingress", "haproxy", "--warmup", "60s", "--quiet"],
-    )
-    .stdout(Stdio::null())
-    .stderr(Stdio::null())
-    .spawn()
-    .unwrap();
+    sigkill_then_cleanup("ingress-kill", &["--ingress", "haproxy"]);
+}
+
+/// Starts `lab` with `args` and a long warm-up, SIGKILLs it once a proxy of its lab
+/// runs, and checks that every proxy died with it and `lab cleanup` removes the rest.
+pub(crate) fn sigkill_then_cleanup(name: &str, args: &[&str]) {
+    let (dir, file) = manifest(name, WEB);
+    let mut child = lab(&file, args)
+        .args(["--warmup", "60s", "--quiet"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
     let pid = child.id();
     let deadline = Instant::now() + Duration::from_secs(60);
     while proxies_of(pid).is_empty() {

@@ -289,6 +289,7 @@ impl World {
             sigterm_due: None,
             sigterm_at: None,
             sigkill_sent: false,
+            sidecar: None,
         };
         self.emit_pod(EventKind::PodCreated, &pod);
         self.pods.push(pod);

