@@ -39,6 +39,21 @@ fn a_run_from_a_meshed_pod_goes_through_its_sidecar_and_leaves_nothing() {
         events.contains("client-pod1 (istio-proxy) sends web-svc-8080 to 10.244."),
         "{events}"
     );
+    // Typed: the upstream's pod and the sidecar's pod as the proxy.
+    let typed = rollprobe::read_events(&out.join("events.csv")).unwrap();
+    assert!(
+        typed
+            .iter()
+            .any(|e| e.kind == rollprobe::EventKind::ProxyUpstreamAdded
+                && e.subject.proxy.as_deref() == Some("client-pod1")
+                && e.subject
+                    .pod
+                    .as_deref()
+                    .is_some_and(|p| p.starts_with("web-"))),
+        "{events}"
+    );
+    let report = crate::support::read_json(&out.join("report.json"));
+    assert_eq!(report["lab"]["mesh"], "istio", "{}", report["lab"]);
     assert!(namespaces_of(pid).is_empty(), "{:?}", namespaces_of(pid));
     assert!(proxies_of(pid).is_empty(), "{:?}", proxies_of(pid));
     assert!(lab_dirs_of(pid).is_empty(), "{:?}", lab_dirs_of(pid));

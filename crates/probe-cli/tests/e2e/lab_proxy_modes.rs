@@ -71,6 +71,10 @@ fn kinds_when_scaled_to_zero(mode: &str) -> BTreeSet<String> {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(matches!(out.status.code(), Some(0 | 1)), "{mode}: {stderr}");
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    // The report says which rules the requests went through, the file as the output.
+    assert_eq!(report["lab"]["proxy_mode"], mode, "{}", report["lab"]);
+    let written = crate::support::read_json(&dir.join("run").join("report.json"));
+    assert_eq!(written["lab"], report["lab"]);
     let _ = std::fs::remove_dir_all(&dir);
     report["failures"]
         .as_object()
