@@ -268,3 +268,19 @@ pub(crate) fn is_executable(path: &std::path::Path) -> bool {
     use std::os::unix::fs::PermissionsExt;
     std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::manifest::IngressKind;
+
+    // Here rather than beside the proxies: the addresses are the configuration's, and
+    // the ingress module stays free of it (no import circle through `Mesh`).
+    #[test]
+    fn the_proxy_pods_stand_on_node_1_apart_from_its_client_pod() {
+        for k in IngressKind::ALL {
+            assert_eq!(node_of_pod_ip(k.pod_ip()), 1);
+            assert_ne!(k.pod_ip(), client_pod_ip(1));
+        }
+    }
+}
