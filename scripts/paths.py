@@ -15,6 +15,7 @@ scripts/seedlab.py holds what it shares with scripts/seed-kernels.py.
 """
 
 import argparse
+import re
 import subprocess
 from collections import Counter
 from pathlib import Path
@@ -85,14 +86,22 @@ def row(args, case, path, can_run):
 
 
 def causes(args, plan):
-    """Each outage window's cause, as the report words it."""
+    """Each run's outage causes, as the report words them, with times, pod names and
+    counts replaced by placeholders so that the windows of one cause count together."""
     for case, path in plan:
         run = read_run(run_dir(args.out, case, path), META)
         if run is None:
             continue
-        for i, w in enumerate(run[0]["downtime"]["windows"], 1):
-            print(f"{case}/{path} window {i} ({w['duration_ms'] / 1000:.1f} s, "
-                  f"{w['failed']} failed): {w.get('cause', '')}")
+        shapes = Counter()
+        for w in run[0]["downtime"]["windows"]:
+            text = w.get("cause", "")
+            text = re.sub(r"[a-z0-9]+(-[a-z0-9]+)*-[a-z0-9]{10}-[a-z0-9]{5}", "POD", text)
+            text = re.sub(r"[+-]?\d+(\.\d+)?( (s|ms))?", "N", text)
+            # Which answers framed the window varies from window to window.
+            text = re.sub(r"; (the last answer before it|pod POD answered just before).*$", "", text)
+            shapes[text] += 1
+        for text, n in shapes.most_common():
+            print(f"{case}/{path}: {n} window{'s' if n > 1 else ''}: {text}")
 
 
 def main():
