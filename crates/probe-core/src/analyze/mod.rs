@@ -533,7 +533,7 @@ impl Analyzer {
                     offset_ms: w.start_ms - e.at_ms,
                 });
         }
-        crate::attribute::attribute_causes(&mut self.windows, &self.events);
+        crate::attribute::attribute_causes_seen(&mut self.windows, &self.events, &self.reached);
         crate::attribute::name_pods_around(&mut self.windows);
         crate::attribute::measure_programming_latency(
             &mut self.windows,

@@ -82,6 +82,19 @@ fn next_ready(events: &[Event], from: f64) -> Option<PodAt> {
         })
 }
 
+/// When the rollout under way at `at_ms` began (its trigger or its start, the later);
+/// 0 when no event says.
+fn rollout_began_before(events: &[Event], at_ms: f64) -> f64 {
+    events
+        .iter()
+        .filter(|e| {
+            (e.kind == EventKind::RolloutStart || e.kind == EventKind::TriggerStart)
+                && e.at_ms <= at_ms
+        })
+        .map(|e| e.at_ms)
+        .fold(0.0, f64::max)
+}
+
 fn no_ready_endpoint(
     events: &[Event],
     c: &Cluster,
@@ -90,14 +103,7 @@ fn no_ready_endpoint(
     sign: NoEndpointSign,
 ) -> Cause {
     // Only pods that began terminating in this rollout, not in an earlier one.
-    let rollout_began = events
-        .iter()
-        .filter(|e| {
-            (e.kind == EventKind::RolloutStart || e.kind == EventKind::TriggerStart)
-                && e.at_ms <= w.start_ms
-        })
-        .map(|e| e.at_ms)
-        .fold(0.0, f64::max);
+    let rollout_began = rollout_began_before(events, w.start_ms);
     let terminating = c
         .terminating_between(f64::NEG_INFINITY, w.start_ms)
         .into_iter()
@@ -153,7 +159,7 @@ fn unexplained(
     }
 }
 
-fn cause_of(w: &OutageWindow, events: &[Event]) -> Cause {
+fn cause_of(w: &OutageWindow, events: &[Event], reached: &Reached) -> Cause {
     let c = Cluster::replay(events, w.start_ms);
     let kinds = kinds_of(w);
     let serving = c.serving();
@@ -261,11 +267,43 @@ fn cause_of(w: &OutageWindow, events: &[Event]) -> Cause {
                         since_ms: *since_ms,
                     };
                 }
+                // A pod terminating in the window is the likelier refuser; past it, a
+                // new pod whose app was slower to start than its readiness.
+                if let Some((ready_ms, pod)) = not_listening_yet(w, events, &serving, reached) {
+                    return Cause::ReadyBeforeListening {
+                        pod: pod.clone(),
+                        ready_ms,
+                        until_ms: w.end_ms,
+                    };
+                }
             }
             unexplained(kinds, w, events, &serving)
         }
         _ => unexplained(kinds, w, events, &serving),
     }
+}
+
+/// The one pod of this rollout still serving that became ready before the window and
+/// had answered nothing before it, with when it became ready. An app can take longer
+/// to listen than kube-proxy takes to route to its pod, so such a pod keeps refusing
+/// long after [`READY_REACH_MS`]; the samples' first answer from a pod says when it
+/// stopped. `None` when no pod or several fit: then the events cannot say which one
+/// refused.
+fn not_listening_yet<'s>(
+    w: &OutageWindow,
+    events: &[Event],
+    serving: &'s [Serving],
+    reached: &Reached,
+) -> Option<(f64, &'s String)> {
+    let rollout_began = rollout_began_before(events, w.start_ms);
+    let mut silent = serving
+        .iter()
+        .filter_map(|s| Some((s.pod.ready_at?, s.name.as_ref()?)))
+        .filter(|(t, pod)| {
+            *t >= rollout_began && *t <= w.end_ms && !reached.answered_before(pod, w.start_ms)
+        });
+    let first = silent.next()?;
+    silent.next().is_none().then_some(first)
 }
 
 /// Connect timeouts beside refusals or failed address resolution are, on a stock Linux
@@ -330,7 +368,12 @@ fn lagging_node(w: &OutageWindow, events: &[Event]) -> Option<Cause> {
 }
 
 /// The cause of one window, when the run has rollout events; the events in time order.
-fn explain(w: &OutageWindow, sorted: &[Event], rollout_began: Option<f64>) -> Explanation {
+fn explain(
+    w: &OutageWindow,
+    sorted: &[Event],
+    rollout_began: Option<f64>,
+    reached: &Reached,
+) -> Explanation {
     if rollout_began.is_some_and(|t| w.end_ms <= t) {
         return Explanation::from(Cause::Baseline {
             kinds: kinds_of(w).into_iter().map(|(k, _)| k).collect(),
@@ -339,7 +382,7 @@ fn explain(w: &OutageWindow, sorted: &[Event], rollout_began: Option<f64>) -> Ex
     // A proxy's answers are its own list's doing, not kube-proxy's: asked first.
     let cause = proxy::proxy_cause(w, sorted, &kinds_of(w))
         .or_else(|| lagging_node(w, sorted))
-        .unwrap_or_else(|| cause_of(w, sorted));
+        .unwrap_or_else(|| cause_of(w, sorted, reached));
     let no_ready_endpoint = matches!(cause, Cause::NoReadyEndpoint { .. });
     Explanation {
         rate_limited: rate_limited(w, no_ready_endpoint),
@@ -384,6 +427,15 @@ fn by_time(events: &[Event]) -> Vec<Event> {
 /// assert!(cause.contains("web-a") && cause.contains("new pod web-b not ready until +3.00 s"), "{cause}");
 /// ```
 pub fn attribute_causes(windows: &mut [OutageWindow], events: &[Event]) {
+    attribute_causes_seen(windows, events, &Reached::default());
+}
+
+/// [`attribute_causes`] knowing also which pods the samples saw answer, and when.
+pub(crate) fn attribute_causes_seen(
+    windows: &mut [OutageWindow],
+    events: &[Event],
+    reached: &Reached,
+) {
     if !events.iter().any(|e| e.kind.is_rollout()) {
         return;
     }
@@ -393,7 +445,7 @@ pub fn attribute_causes(windows: &mut [OutageWindow], events: &[Event]) {
         .find(|e| e.kind == EventKind::TriggerStart || e.kind == EventKind::RolloutStart)
         .map(|e| e.at_ms);
     for w in windows.iter_mut() {
-        w.cause = Some(explain(w, &sorted, rollout_began));
+        w.cause = Some(explain(w, &sorted, rollout_began, reached));
     }
 }
 

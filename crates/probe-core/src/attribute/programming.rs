@@ -26,12 +26,15 @@ use crate::report::OutageWindow;
 use crate::sample::Sample;
 
 /// What the samples say about which pods new connections reached, kept while the
-/// analyzer runs: per pod its last answer, per window its last failure. It grows
+/// analyzer runs: per pod its first and last answer, per window its last failure. It grows
 /// with the pods and the windows, never with the run's length.
 #[derive(Debug, Default)]
 pub(crate) struct Reached {
     /// Per pod, when the last new connection it answered was sent, ms.
     answered: BTreeMap<String, f64>,
+    /// Per pod, when the first request it answered was sent, ms, on any connection:
+    /// from then on its app listened.
+    first_answered: BTreeMap<String, f64>,
     /// Per window (by its start's bits), when its last failed new connection was
     /// sent, ms.
     failed: BTreeMap<u64, f64>,
@@ -50,6 +53,11 @@ fn routed_ms(s: &Sample) -> Option<f64> {
 impl Reached {
     /// An ok answer (not local, not skipped).
     pub(crate) fn answered(&mut self, s: &Sample) {
+        if let Some(pod) = &s.pod {
+            let sent = s.sent_ms.unwrap_or(s.intended_ms);
+            let first = self.first_answered.entry(pod.clone()).or_insert(sent);
+            *first = first.min(sent);
+        }
         let (Some(pod), Some(at)) = (&s.pod, routed_ms(s)) else {
             return;
         };
@@ -64,6 +72,11 @@ impl Reached {
         };
         let last = self.failed.entry(window_start_ms.to_bits()).or_insert(at);
         *last = last.max(at);
+    }
+
+    /// Whether the samples saw `pod` answer a request sent before `at_ms`.
+    pub(super) fn answered_before(&self, pod: &str, at_ms: f64) -> bool {
+        self.first_answered.get(pod).is_some_and(|t| *t < at_ms)
     }
 
     fn last_failed_in(&self, w: &OutageWindow) -> Option<f64> {

@@ -758,3 +758,68 @@ fn a_proxy_window_its_upstreams_do_not_explain_stays_unexplained() {
     assert!(sentence(&ws[0])
         .starts_with("no rollout event explains this window (proxy_upstream_timeout x 10)"));
 }
+
+/// The seed's rolling update of 2 replicas without a readinessProbe: each new pod is
+/// ready 2.5 s after it was created but its app listens only 8 s later, and the
+/// second one replaces the first old pod.
+fn rolling_two_slow_starters() -> Vec<Event> {
+    vec![
+        pod_ev(0.0, "pod_ready", "old-a", "10.244.0.2"),
+        ep_ev(0.0, "endpoint_added", "10.244.0.2"),
+        pod_ev(0.0, "pod_ready", "old-b", "10.244.0.3"),
+        ep_ev(0.0, "endpoint_added", "10.244.0.3"),
+        ev(2000.0, "rollout_start", "web"),
+        pod_ev(2100.0, "pod_created", "new-c", "10.244.0.4"),
+        pod_ev(4500.0, "pod_ready", "new-c", "10.244.0.4"),
+        ep_ev(4600.0, "endpoint_added", "10.244.0.4"),
+        pod_ev(14_500.0, "pod_terminating", "old-a", "10.244.0.2"),
+        ep_ev(14_510.0, "endpoint_removed", "10.244.0.2"),
+        pod_ev(14_550.0, "pod_created", "new-d", "10.244.0.5"),
+        pod_ev(17_000.0, "pod_ready", "new-d", "10.244.0.5"),
+        ep_ev(17_100.0, "endpoint_added", "10.244.0.5"),
+        pod_ev(17_600.0, "pod_deleted", "old-a", "10.244.0.2"),
+    ]
+}
+
+#[test]
+fn a_new_pod_still_refusing_past_the_ready_reach_is_named_by_its_first_answer() {
+    let events = rolling_two_slow_starters();
+    let ready_before_listening = |pod: &str, ready_ms, until_ms| Cause::ReadyBeforeListening {
+        pod: pod.into(),
+        ready_ms,
+        until_ms,
+    };
+    let answer = |seq, sent_ms, pod: &str| crate::sample::Sample {
+        sent_ms: Some(sent_ms),
+        pod: Some(pod.into()),
+        ..crate::sample::Sample::new("client-fresh", seq, sent_ms, Outcome::Ok)
+    };
+    let mut reached = Reached::default();
+    reached.answered(&answer(0, 10.0, "old-a"));
+    reached.answered(&answer(1, 30.0, "old-b"));
+    reached.answered(&answer(2, 12_560.0, "new-c"));
+    // More than READY_REACH_MS after new-c became ready, and it had not answered yet.
+    let late_first = window(9560.0, 9580.0, "connection_refused");
+    // More than READY_REACH_MS after new-d became ready; new-c had answered since.
+    let late_second = window(22_280.0, 22_300.0, "connection_refused");
+    let mut ws = [late_first.clone(), late_second.clone()];
+    attribute_causes_seen(&mut ws, &events, &reached);
+    let causes: Vec<Cause> = ws.into_iter().map(|w| w.cause.unwrap().cause).collect();
+    assert_eq!(
+        causes,
+        [
+            ready_before_listening("new-c", 4500.0, 9580.0),
+            ready_before_listening("new-d", 17_000.0, 22_300.0),
+        ]
+    );
+    // From the events alone the first is still new-c, the only pod of this rollout;
+    // for the second both new pods fit, and the events cannot tell which refused.
+    assert_eq!(
+        explained(late_first, &events).cause,
+        ready_before_listening("new-c", 4500.0, 9580.0)
+    );
+    assert!(matches!(
+        explained(late_second, &events).cause,
+        Cause::Unexplained { .. }
+    ));
+}
