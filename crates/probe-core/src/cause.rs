@@ -168,6 +168,14 @@ pub enum Cause {
         /// The window's end.
         until_ms: f64,
     },
+    /// Several pods of this rollout became ready before the window and none had
+    /// answered yet, as far as the run knows: one of them, not yet listening, refused.
+    ReadyBeforeListeningOneOf {
+        /// The pods, with when each became ready, in that order.
+        pods: Vec<PodAt>,
+        /// The window's end.
+        until_ms: f64,
+    },
     /// New connections went to a terminating pod whose app had stopped.
     RefusedWhileTerminating {
         /// The pod.

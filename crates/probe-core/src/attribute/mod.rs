@@ -269,10 +269,18 @@ fn cause_of(w: &OutageWindow, events: &[Event], reached: &Reached) -> Cause {
                 }
                 // A pod terminating in the window is the likelier refuser; past it, a
                 // new pod whose app was slower to start than its readiness.
-                if let Some((ready_ms, pod)) = not_listening_yet(w, events, &serving, reached) {
+                let mut silent = not_listening_yet(w, events, &serving, reached);
+                if silent.len() == 1 {
+                    let PodAt { pod, at_ms } = silent.remove(0);
                     return Cause::ReadyBeforeListening {
-                        pod: pod.clone(),
-                        ready_ms,
+                        pod,
+                        ready_ms: at_ms,
+                        until_ms: w.end_ms,
+                    };
+                }
+                if !silent.is_empty() {
+                    return Cause::ReadyBeforeListeningOneOf {
+                        pods: silent,
                         until_ms: w.end_ms,
                     };
                 }
@@ -283,27 +291,35 @@ fn cause_of(w: &OutageWindow, events: &[Event], reached: &Reached) -> Cause {
     }
 }
 
-/// The one pod of this rollout still serving that became ready before the window and
-/// had answered nothing before it, with when it became ready. An app can take longer
-/// to listen than kube-proxy takes to route to its pod, so such a pod keeps refusing
-/// long after [`READY_REACH_MS`]; the samples' first answer from a pod says when it
-/// stopped. `None` when no pod or several fit: then the events cannot say which one
-/// refused.
-fn not_listening_yet<'s>(
+/// The pods of this rollout still serving that became ready before the window's end
+/// and had answered nothing before it, with when each became ready, in that order.
+/// An app can take longer to listen than kube-proxy takes to route to its pod, so
+/// such a pod keeps refusing long after [`READY_REACH_MS`]; the samples' first answer
+/// from a pod says when it stopped. One pod is the refuser; of several (no answers
+/// named their pods) the events cannot say which one it was.
+fn not_listening_yet(
     w: &OutageWindow,
     events: &[Event],
-    serving: &'s [Serving],
+    serving: &[Serving],
     reached: &Reached,
-) -> Option<(f64, &'s String)> {
+) -> Vec<PodAt> {
     let rollout_began = rollout_began_before(events, w.start_ms);
-    let mut silent = serving
+    let mut silent: Vec<PodAt> = serving
         .iter()
-        .filter_map(|s| Some((s.pod.ready_at?, s.name.as_ref()?)))
-        .filter(|(t, pod)| {
-            *t >= rollout_began && *t <= w.end_ms && !reached.answered_before(pod, w.start_ms)
-        });
-    let first = silent.next()?;
-    silent.next().is_none().then_some(first)
+        .filter_map(|s| {
+            Some(PodAt {
+                pod: s.name.clone()?,
+                at_ms: s.pod.ready_at?,
+            })
+        })
+        .filter(|p| {
+            p.at_ms >= rollout_began
+                && p.at_ms <= w.end_ms
+                && !reached.answered_before(&p.pod, w.start_ms)
+        })
+        .collect();
+    silent.sort_by(|a, b| a.at_ms.total_cmp(&b.at_ms));
+    silent
 }
 
 /// Connect timeouts beside refusals or failed address resolution are, on a stock Linux

@@ -818,8 +818,25 @@ fn a_new_pod_still_refusing_past_the_ready_reach_is_named_by_its_first_answer() 
         explained(late_first, &events).cause,
         ready_before_listening("new-c", 4500.0, 9580.0)
     );
-    assert!(matches!(
-        explained(late_second, &events).cause,
-        Cause::Unexplained { .. }
-    ));
+    let one_of = explained(late_second, &events);
+    assert_eq!(
+        one_of.cause,
+        Cause::ReadyBeforeListeningOneOf {
+            pods: vec![
+                PodAt {
+                    pod: "new-c".into(),
+                    at_ms: 4500.0
+                },
+                PodAt {
+                    pod: "new-d".into(),
+                    at_ms: 17_000.0
+                },
+            ],
+            until_ms: 22_300.0,
+        }
+    );
+    assert_eq!(
+        one_of.to_string(),
+        "connections refused until +22.30 s by one of the pods that became ready before its app listened (a pod without a readinessProbe is ready as soon as its process runs): new-c since +4.50 s, new-d since +17.00 s"
+    );
 }

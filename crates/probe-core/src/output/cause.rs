@@ -162,6 +162,18 @@ impl Display for Cause {
                 at(*ready_ms),
                 at(*until_ms)
             ),
+            Cause::ReadyBeforeListeningOneOf { pods, until_ms } => {
+                let since: Vec<String> = pods
+                    .iter()
+                    .map(|p| format!("{} since {}", p.pod, at(p.at_ms)))
+                    .collect();
+                write!(
+                    f,
+                    "connections refused until {} by one of the pods that became ready before its app listened (a pod without a readinessProbe is ready as soon as its process runs): {}",
+                    at(*until_ms),
+                    names(&since)
+                )
+            }
             Cause::RefusedWhileTerminating { pod, since_ms } => write!(
                 f,
                 "connections refused while pod {pod} was terminating (since {}): new connections still routed to it met its stopped app; a preStop sleep keeps a pod accepting until kube-proxy's rules have moved",
