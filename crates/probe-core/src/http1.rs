@@ -118,7 +118,7 @@ fn invalid(what: impl std::fmt::Display) -> Classified {
     }
 }
 
-fn closed_early() -> Classified {
+pub(crate) fn closed_early() -> Classified {
     Classified {
         outcome: Outcome::ConnectionClosed,
         errno: None,

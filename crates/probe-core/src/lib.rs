@@ -69,8 +69,8 @@ pub use classify::{
 pub use clock::{format_wall, wall_after, Clock};
 pub use config::{
     check_duration, check_rate, parse_duration, parse_metrics_addr, CaFile, ConfigError,
-    ConnectionMode, ProbeConfig, RecordedConfig, ResolveRule, StatusSet, Target, VersionSource,
-    MAX_DURATION, MAX_IN_FLIGHT, MAX_RATE, MIN_RATE,
+    ConnectionMode, ExecutorChoice, ProbeConfig, RecordedConfig, ResolveRule, StatusSet, Target,
+    VersionSource, MAX_DURATION, MAX_IN_FLIGHT, MAX_RATE, MIN_RATE,
 };
 pub use event::{
     read_events, version_of_image, Attachment, BoxFuture, Event, EventHub, EventKind, EventSink,
@@ -93,9 +93,9 @@ pub use probe::{
     write_report_files, LiveStats, Probe, ProbeBuilder, ProbeError, ProbeHandle, VantagePoint,
 };
 pub use report::{
-    Degraded, DegradedWindow, Downtime, EventRef, FailureDetail, Latency, MixedWindow,
-    OutageWindow, Phase, PodSeen, ProbeHealth, Report, SecondStats, Span, StreamReport, Timeline,
-    TotalOutage, Totals, VersionSeen, REPORT_SCHEMA,
+    Degraded, DegradedWindow, Downtime, EventRef, ExecutorUsed, FailureDetail, Latency,
+    MixedWindow, OutageWindow, Phase, PodSeen, ProbeHealth, Report, SecondStats, Span,
+    StreamReport, Timeline, TotalOutage, Totals, VersionSeen, REPORT_SCHEMA,
 };
 pub use rollout::{
     Rollout, RolloutError, TriggerOutput, DEFAULT_ROLLOUT_TIMEOUT, DEFAULT_SETTLE, DEFAULT_WARMUP,

@@ -20,7 +20,7 @@ use crate::event::{Event, EventKind, EventSink, Vantage};
 use crate::execute::Executor;
 use crate::metrics::{Metrics, MetricsServer};
 use crate::record::{self, Record, Recorded, RunFiles};
-use crate::report::Report;
+use crate::report::{ExecutorUsed, Report};
 use crate::sample::{RunFooter, RunHeader, SAMPLES_SCHEMA};
 use crate::schedule::{self, RequestIds, SampleSink, Schedule};
 use crate::trigger::TriggerReport;
@@ -111,6 +111,8 @@ pub struct Probe {
     _runtimes: OwnRuntimes,
     /// Serves `/metrics` until the probe is finished (dropped).
     _metrics: Option<MetricsServer>,
+    /// Each stream's name and the executor that sends its requests.
+    executors: Vec<(String, ExecutorUsed)>,
 }
 
 impl Probe {
@@ -165,15 +167,18 @@ impl Probe {
         // Every stream's thread is ready before the clock starts: its first tick is
         // due at the clock's origin, and must not wait for threads to be built.
         let mut ready = Vec::new();
+        let mut executors = Vec::new();
         for stream in &plan.streams {
             let point = &points[stream.point];
             let stream_vantage = point.vantage.as_ref().map(|v| schedule::StreamVantage {
                 vantage: v.clone(),
                 url: point.url.clone(),
             });
-            let thread = schedule::prepare(stream_vantage)
+            let executor = Arc::new(Executor::new(stream.config.clone()));
+            let thread = schedule::prepare(stream_vantage, &executor)
                 .map_err(|e| ProbeError::Internal(format!("cannot start a schedule: {e}")))?;
-            ready.push((thread, Arc::new(Executor::new(stream.config.clone()))));
+            executors.push(thread.ran.clone());
+            ready.push((thread, executor));
         }
         // So are the files, the analyzer and the metrics: an unwritable folder is
         // refused before probing, and little work is left to compete with the first
@@ -203,6 +208,14 @@ impl Probe {
         let metrics_server = metrics_listener
             .zip(metrics.registry())
             .map(|(listener, registry)| MetricsServer::start(listener, registry, &handle));
+        // A fallback the user did not ask for is said once, whatever the streams.
+        if let Some(why) = executors
+            .iter()
+            .find(|r| !r.uring && !r.forced)
+            .and_then(|r| r.why.as_deref())
+        {
+            eprintln!("rollprobe: sending with the tokio executor, not io_uring: {why}");
+        }
         let clock = Clock::start();
         header.started_at = clock.started_at();
         let (tx, rx) = mpsc::unbounded_channel();
@@ -246,6 +259,19 @@ impl Probe {
             recorder,
             _runtimes: runtimes,
             _metrics: metrics_server,
+            executors: plan
+                .streams
+                .iter()
+                .zip(executors)
+                .map(|(stream, ran)| {
+                    let name = if ran.uring { "io_uring" } else { "tokio" };
+                    let used = ExecutorUsed {
+                        name: name.to_string(),
+                        why: ran.why,
+                    };
+                    (stream.info.name.clone(), used)
+                })
+                .collect(),
         })
     }
 
@@ -368,12 +394,18 @@ impl Probe {
         let (done_tx, done_rx) = oneshot::channel();
         let _ = self.shared.sender().send(Record::Finish(footer, done_tx));
         let Recorded {
-            report,
+            mut report,
             dir,
             write_error,
         } = done_rx
             .await
             .map_err(|_| ProbeError::Internal("the recorder stopped early".into()))?;
+        // The top level is the first stream's, as its other figures are.
+        report.probe.executor = self.executors.first().map(|(_, used)| used.clone());
+        for stream in &mut report.streams {
+            let used = self.executors.iter().find(|(name, _)| *name == stream.name);
+            stream.probe.executor = used.map(|(_, used)| used.clone());
+        }
         let _ = (&mut self.recorder).await;
         let written = match (write_error, dir) {
             (Some((path, source)), _) => Err(ProbeError::Output { path, source }),
