@@ -17,8 +17,7 @@
 //! connection found closed before its tick). With it, an expiry starts the chain and
 //! a cancel ends it. The timeout posts no completion of its own (`CQE_SKIP_SUCCESS`).
 //!
-//! Only a short horizon is submitted ahead (at least a millisecond, two periods at low
-//! rates), so a stop is prompt and the in-flight cap counts what is really out; only a
+//! Only a short horizon is submitted ahead (a millisecond), so a stop is prompt and the in-flight cap counts what is really out; only a
 //! connection known idle takes a request: every open connection has a `RECV` posted,
 //! so a server that closes it or sends anything unasked is seen, and a request already
 //! reserved on it is moved to a new connection. Errors are the completions' negative
@@ -60,10 +59,12 @@ const RING_ENTRIES: u32 = 512;
 /// What one `RECV` reads at most.
 const READ_ROOM: usize = 16 * 1024;
 
-/// How far ahead requests are submitted: at least this ...
-const HORIZON_MIN: Duration = Duration::from_millis(1);
-/// ... and at most this (two periods at low rates).
-const HORIZON_MAX: Duration = Duration::from_millis(250);
+/// How far ahead requests are submitted. Long enough that a wake-up a little late
+/// still submits a tick before it is due, and at high rates many ticks at once;
+/// short enough that a kept-alive connection is reserved only when the previous
+/// answer on it is in (at low rates a tick's own connection is then reused, as the
+/// tokio executor reuses it), a stop is prompt, and the cap counts what is out.
+const HORIZON: Duration = Duration::from_millis(1);
 
 /// The longest the last operations of a stopped stream are waited for.
 const DRAIN: Duration = Duration::from_secs(2);
@@ -261,7 +262,7 @@ impl Loop {
         let end = config.duration.map(|d| origin + d);
         let max_in_flight = config.effective_max_in_flight();
         let shed_after = Duration::from_secs_f64(10.0 / rate).max(Duration::from_millis(50));
-        let horizon = Duration::from_secs_f64(2.0 / rate).clamp(HORIZON_MIN, HORIZON_MAX);
+        let horizon = HORIZON;
         let drain_limit = config.connect_timeout + config.timeout + Duration::from_secs(2);
         let mut seq: u64 = 0;
         let mut stopped_at: Option<Instant> = None;
