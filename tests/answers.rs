@@ -25,13 +25,7 @@ async fn five(
         .duration(Duration::from_millis(250))
         .timeout(Duration::from_millis(300))
         .connect_timeout(Duration::from_millis(300));
-    let probe = configure(exec.on(builder))
-        .start()
-        .await
-        .expect("probe starts");
-    probe.schedule_finished().await;
-    let report = probe.stop().await.expect("probe stops");
-    exec.assert_ran(&report);
+    let report = exec.run(configure(exec.on(builder))).await;
     assert_eq!(report.totals.sent, 5, "{}", report.summary());
     report
 }

@@ -35,14 +35,7 @@ async fn probe(
         .duration(Duration::from_millis(500))
         .timeout(Duration::from_millis(800))
         .connect_timeout(Duration::from_millis(800));
-    let probe = configure(exec.on(builder))
-        .start()
-        .await
-        .expect("probe starts");
-    probe.schedule_finished().await;
-    let report = probe.stop().await.expect("probe stops");
-    exec.assert_ran(&report);
-    report
+    exec.run(configure(exec.on(builder))).await
 }
 
 fn only_kind(r: &Report, kind: &str) {

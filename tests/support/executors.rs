@@ -30,6 +30,16 @@ impl Exec {
         }
     }
 
+    /// Runs `builder` (made with [`Exec::on`]) to the end of its schedule and returns
+    /// its report, which must say this executor sent the requests.
+    pub async fn run(self, builder: ProbeBuilder) -> Report {
+        let probe = builder.start().await.expect("probe starts");
+        probe.schedule_finished().await;
+        let report = probe.stop().await.expect("probe stops");
+        self.assert_ran(&report);
+        report
+    }
+
     /// Asserts that `report` was sent by this executor.
     pub fn assert_ran(self, report: &Report) {
         let used = report
