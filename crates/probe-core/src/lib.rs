@@ -93,17 +93,17 @@ pub use probe::{
     write_report_files, LiveStats, Probe, ProbeBuilder, ProbeError, ProbeHandle, VantagePoint,
 };
 pub use report::{
-    Degraded, DegradedWindow, Downtime, EventRef, ExecutorUsed, FailureDetail, Latency,
-    MixedWindow, OutageWindow, Phase, PodSeen, ProbeHealth, Report, SecondStats, Span,
-    StreamReport, Timeline, TotalOutage, Totals, VersionSeen, REPORT_SCHEMA,
+    Degraded, DegradedWindow, Downtime, EventRef, FailureDetail, Latency, MixedWindow,
+    OutageWindow, Phase, PodSeen, ProbeHealth, Report, SecondStats, Span, StreamReport, Timeline,
+    TotalOutage, Totals, VersionSeen, REPORT_SCHEMA,
 };
 pub use rollout::{
     Rollout, RolloutError, TriggerOutput, DEFAULT_ROLLOUT_TIMEOUT, DEFAULT_SETTLE, DEFAULT_WARMUP,
 };
 pub use sample::{
-    read_run_header, read_samples, samples_path, stream_samples, MergedInput, ReadError,
-    RecordedRun, RunFooter, RunHeader, RunRecord, Sample, SampleWriter, StreamInfo, RUN_FILE,
-    SAMPLES_FILE, SAMPLES_SCHEMA,
+    read_run_header, read_samples, samples_path, stream_samples, ExecutorUsed, MergedInput,
+    ReadError, RecordedRun, RunFooter, RunHeader, RunRecord, Sample, SampleWriter, StreamInfo,
+    RUN_FILE, SAMPLES_FILE, SAMPLES_SCHEMA,
 };
 pub use strategy::{IntOrPercent, Strategy, StrategyCase};
 pub use tls::TlsReason;

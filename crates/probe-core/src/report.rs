@@ -548,20 +548,10 @@ pub struct ProbeHealth {
     pub late: u64,
     /// Ticks not sent at all because of the in-flight cap.
     pub skipped: u64,
-    /// The executor that sent the requests (a report made again from samples.csv has
-    /// none).
+    /// The executor that sent the requests, from run.json (a run recorded before it
+    /// was kept has none).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub executor: Option<ExecutorUsed>,
-}
-
-/// The executor that sent a stream's requests.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct ExecutorUsed {
-    /// `io_uring` (the kernel keeps the schedule) or `tokio` (the portable one).
-    pub name: String,
-    /// Why not io_uring, when it was not (TLS, no io_uring in the kernel, asked for).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub why: Option<String>,
+    pub executor: Option<crate::sample::ExecutorUsed>,
 }
 
 /// A one-line picture of the run: one character per time bucket.

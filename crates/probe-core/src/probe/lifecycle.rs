@@ -20,8 +20,8 @@ use crate::event::{Event, EventKind, EventSink, Vantage};
 use crate::execute::Executor;
 use crate::metrics::{Metrics, MetricsServer};
 use crate::record::{self, Record, Recorded, RunFiles};
-use crate::report::{ExecutorUsed, Report};
-use crate::sample::{RunFooter, RunHeader, SAMPLES_SCHEMA};
+use crate::report::Report;
+use crate::sample::{ExecutorUsed, RunFooter, RunHeader, StreamInfo, SAMPLES_SCHEMA};
 use crate::schedule::{self, RequestIds, SampleSink, Schedule};
 use crate::trigger::TriggerReport;
 
@@ -111,8 +111,6 @@ pub struct Probe {
     _runtimes: OwnRuntimes,
     /// Serves `/metrics` until the probe is finished (dropped).
     _metrics: Option<MetricsServer>,
-    /// Each stream's name and the executor that sends its requests.
-    executors: Vec<(String, ExecutorUsed)>,
 }
 
 impl Probe {
@@ -191,7 +189,20 @@ impl Probe {
             config: RecordedConfig::from(&config),
             started_at: crate::clock::format_wall(jiff::Timestamp::now()),
             run_id: new_run_id(),
-            streams: plan.streams.iter().map(|s| s.info.clone()).collect(),
+            // Which executor sends each stream's requests, kept in run.json so that a
+            // report made again from the files says it too.
+            streams: plan
+                .streams
+                .iter()
+                .zip(&executors)
+                .map(|(s, ran)| StreamInfo {
+                    executor: Some(ExecutorUsed {
+                        name: if ran.uring { "io_uring" } else { "tokio" }.to_string(),
+                        why: ran.why.clone(),
+                    }),
+                    ..s.info.clone()
+                })
+                .collect(),
         };
         let outputs = match out_dir {
             Some(dir) => Some(
@@ -259,19 +270,6 @@ impl Probe {
             recorder,
             _runtimes: runtimes,
             _metrics: metrics_server,
-            executors: plan
-                .streams
-                .iter()
-                .zip(executors)
-                .map(|(stream, ran)| {
-                    let name = if ran.uring { "io_uring" } else { "tokio" };
-                    let used = ExecutorUsed {
-                        name: name.to_string(),
-                        why: ran.why,
-                    };
-                    (stream.info.name.clone(), used)
-                })
-                .collect(),
         })
     }
 
@@ -394,18 +392,13 @@ impl Probe {
         let (done_tx, done_rx) = oneshot::channel();
         let _ = self.shared.sender().send(Record::Finish(footer, done_tx));
         let Recorded {
-            mut report,
+            report,
             dir,
             write_error,
         } = done_rx
             .await
             .map_err(|_| ProbeError::Internal("the recorder stopped early".into()))?;
-        // The top level is the first stream's, as its other figures are.
-        report.probe.executor = self.executors.first().map(|(_, used)| used.clone());
-        for stream in &mut report.streams {
-            let used = self.executors.iter().find(|(name, _)| *name == stream.name);
-            stream.probe.executor = used.map(|(_, used)| used.clone());
-        }
+
         let _ = (&mut self.recorder).await;
         let written = match (write_error, dir) {
             (Some((path, source)), _) => Err(ProbeError::Output { path, source }),

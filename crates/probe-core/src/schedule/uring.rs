@@ -168,6 +168,8 @@ struct Req {
     deadline: Instant,
     /// Which of the target's addresses its connection is to.
     addr_index: usize,
+    /// The probe stopped before its tick: its timeout is being cancelled.
+    withdrawn: bool,
 }
 
 /// An open connection and the memory its operations read and write: it lives until
@@ -388,23 +390,43 @@ impl Loop {
         self.shared.done_notify.notify_waiters();
     }
 
-    /// The probe stopped: the requests whose tick has not come are withdrawn (they
-    /// were never released).
+    /// The probe stopped: the requests whose tick has not come are withdrawn, their
+    /// timeouts cancelled. A chain whose timer fires before the cancel arrives goes
+    /// out and is recorded like any other; one that is cancelled was never released
+    /// and leaves no sample (see [`Loop::forget_withdrawn`]).
     fn withdraw(&mut self, now: Instant) {
-        for slot in 0..self.conns.len() {
-            let Some(conn) = self.conns[slot].as_mut() else {
+        let mut cancels = Vec::new();
+        for (slot, conn) in self.conns.iter_mut().enumerate() {
+            let Some(conn) = conn.as_mut() else {
                 continue;
             };
-            let future = conn
-                .req
-                .as_ref()
-                .is_some_and(|r| r.sent.is_none() && r.due > now);
-            if future {
-                conn.req = None;
-                self.shared.in_flight.fetch_sub(1, Ordering::AcqRel);
-                self.close(slot);
+            if let Some(req) = conn.req.as_mut().filter(|r| r.sent.is_none() && r.due > now) {
+                req.withdrawn = true;
+                cancels.push(
+                    opcode::AsyncCancel::new(user_data(slot, conn.gen, OP_TIMEOUT))
+                        .build()
+                        .flags(squeue::Flags::SKIP_SUCCESS)
+                        .user_data(OP_CANCEL),
+                );
             }
         }
+        for cancel in cancels {
+            self.room(1);
+            self.push_all(&[cancel]);
+        }
+    }
+
+    /// A withdrawn request's chain was cancelled before it went out: it is dropped,
+    /// and so is its place in flight. Whether that was so.
+    fn forget_withdrawn(&mut self, slot: usize, res: i32) -> bool {
+        let conn = self.conns[slot].as_mut().expect("checked");
+        if res != -libc::ECANCELED || !conn.req.as_ref().is_some_and(|r| r.withdrawn) {
+            return false;
+        }
+        conn.req = None;
+        self.shared.in_flight.fetch_sub(1, Ordering::AcqRel);
+        self.close(slot);
+        true
     }
 
     /// Sends tick `seq` (due at `due`), or records it as skipped when the prober is
@@ -452,6 +474,7 @@ impl Loop {
             prefix: Vec::new(),
             deadline: start + timeout,
             addr_index: 0,
+            withdrawn: false,
         };
         if self.exec.config().connection == ConnectionMode::Keepalive {
             if let Some(slot) = self.idle.pop() {
@@ -645,6 +668,9 @@ impl Loop {
     }
 
     fn connected(&mut self, slot: usize, res: i32, now: Instant) {
+        if self.forget_withdrawn(slot, res) {
+            return;
+        }
         let conn = self.conns[slot].as_mut().expect("checked");
         let retransmits = tcp_info(conn.fd.as_raw_fd()).map(|(_, r)| r);
         let timeout = self.exec.config().timeout;
@@ -679,6 +705,9 @@ impl Loop {
     }
 
     fn sent(&mut self, slot: usize, res: i32, now: Instant) {
+        if self.forget_withdrawn(slot, res) {
+            return;
+        }
         let conn = self.conns[slot].as_mut().expect("checked");
         let Some(req) = conn.req.as_mut() else {
             return;
