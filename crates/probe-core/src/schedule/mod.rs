@@ -492,6 +492,19 @@ impl Pending {
         samples.push(sample);
     }
 
+    /// When the oldest waiting sample finished, if any waits.
+    fn oldest(&self) -> Option<Instant> {
+        if self
+            .samples
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_empty()
+        {
+            return None;
+        }
+        *self.oldest.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     /// Hands the waiting samples to `sink` if the oldest must go before `next_wake`
     /// (the schedule's next wake-up), if a batch is full, or always when there is no
     /// next wake-up; each one ends its request's time in flight.

@@ -17,7 +17,8 @@
 //! connection found closed before its tick). With it, an expiry starts the chain and
 //! a cancel ends it. The timeout posts no completion of its own (`CQE_SKIP_SUCCESS`).
 //!
-//! Only a short horizon is submitted ahead (a millisecond), so a stop is prompt and the in-flight cap counts what is really out; only a
+//! Only a short horizon is submitted ahead (a millisecond; up to two periods at low
+//! rates when a connection is ready for the tick), so a stop is prompt and the in-flight cap counts what is really out; only a
 //! connection known idle takes a request: every open connection has a `RECV` posted,
 //! so a server that closes it or sends anything unasked is seen, and a request already
 //! reserved on it is moved to a new connection. Errors are the completions' negative
@@ -61,10 +62,13 @@ const READ_ROOM: usize = 16 * 1024;
 
 /// How far ahead requests are submitted. Long enough that a wake-up a little late
 /// still submits a tick before it is due, and at high rates many ticks at once;
-/// short enough that a kept-alive connection is reserved only when the previous
-/// answer on it is in (at low rates a tick's own connection is then reused, as the
-/// tokio executor reuses it), a stop is prompt, and the cap counts what is out.
+/// short enough that a stop is prompt and the cap counts what is out.
 const HORIZON: Duration = Duration::from_millis(1);
+
+/// At low rates, up to two periods ahead (at most this) when a connection is ready
+/// for the tick: then the previous answer's wake-up submits it, and the tick costs
+/// no wake-up of its own.
+const EARLY_HORIZON: Duration = Duration::from_millis(250);
 
 /// The longest the last operations of a stopped stream are waited for.
 const DRAIN: Duration = Duration::from_secs(2);
@@ -179,6 +183,10 @@ struct Conn {
     gen: u32,
     /// Submitted operations whose completion has not been seen.
     ops: u32,
+    /// Of those, the ones linked behind a pending timeout: a cancelled timeout (it
+    /// skips its completion on success, so the kernel then skips theirs too) ends them
+    /// all in its own completion.
+    behind_timeout: u32,
     recv_posted: bool,
     closing: bool,
     rbuf: Box<[u8]>,
@@ -264,7 +272,9 @@ impl Loop {
         let end = config.duration.map(|d| origin + d);
         let max_in_flight = config.effective_max_in_flight();
         let shed_after = Duration::from_secs_f64(10.0 / rate).max(Duration::from_millis(50));
-        let horizon = HORIZON;
+        // At low rates a tick goes to the kernel as soon as a connection is idle for
+        // it (on the wake-up of the previous answer), not on a wake-up of its own.
+        let early = Duration::from_secs_f64(2.0 / rate).clamp(HORIZON, EARLY_HORIZON);
         let drain_limit = config.connect_timeout + config.timeout + Duration::from_secs(2);
         let mut seq: u64 = 0;
         let mut stopped_at: Option<Instant> = None;
@@ -296,7 +306,8 @@ impl Loop {
                         });
                         break;
                     }
-                    if due > now + horizon {
+                    let ahead = if self.can_go_early() { early } else { HORIZON };
+                    if due > now + ahead {
                         break;
                     }
                     // At the cap, a tick waits for its own time to be judged: an
@@ -320,16 +331,18 @@ impl Loop {
                 (Some(_), _) => None,
                 (None, Some(last)) => Some(last),
                 (None, None) if at_cap => Some(self.due_of(seq)),
-                (None, None) => Some(self.due_of(seq) - horizon),
+                (None, None) if self.can_go_early() => Some(self.due_of(seq) - early),
+                (None, None) => Some(self.due_of(seq) - HORIZON),
             };
             let mut wake = next_tick;
             if let Some(Reverse((deadline, _, _))) = self.deadlines.peek() {
                 wake = Some(wake.map_or(*deadline, |w| w.min(*deadline)));
             }
-            let out = self.shared.in_flight.load(Ordering::Acquire);
-            if out > 0 {
-                let soon = now + HAND_OVER_EVERY;
-                wake = Some(wake.map_or(soon, |w| w.min(soon)));
+            // A request out wakes the loop by its own completion or deadline; only a
+            // finished sample needs a wake-up for its hand-over.
+            if let Some(oldest) = self.pending.oldest() {
+                let by = oldest + HAND_OVER_EVERY;
+                wake = Some(wake.map_or(by, |w| w.min(by)));
             }
             self.pending.hand_over(&self.shared, &self.sink, wake);
             if let Some(stopped) = stopped_at {
@@ -370,6 +383,13 @@ impl Loop {
         }
     }
 
+    /// Whether a tick can be handed to the kernel well before it is due: a new
+    /// connection's socket costs nothing to make early, a kept-alive one must be idle
+    /// (reserving one that is still answering would open another).
+    fn can_go_early(&self) -> bool {
+        self.exec.config().connection != ConnectionMode::Keepalive || !self.idle.is_empty()
+    }
+
     /// Requests out (a finished one waiting for its hand-over holds no place).
     fn sending(&self) -> usize {
         self.shared
@@ -400,7 +420,11 @@ impl Loop {
             let Some(conn) = conn.as_mut() else {
                 continue;
             };
-            if let Some(req) = conn.req.as_mut().filter(|r| r.sent.is_none() && r.due > now) {
+            if let Some(req) = conn
+                .req
+                .as_mut()
+                .filter(|r| r.sent.is_none() && r.due > now)
+            {
                 req.withdrawn = true;
                 cancels.push(
                     opcode::AsyncCancel::new(user_data(slot, conn.gen, OP_TIMEOUT))
@@ -499,6 +523,7 @@ impl Loop {
         conn.timespec = types::Timespec::new().sec(sec).nsec(nsec);
         conn.req = Some(req);
         conn.ops += 1;
+        conn.behind_timeout = u32::from(timed);
         let fd = types::Fd(conn.fd.as_raw_fd());
         let gen = conn.gen;
         let send = opcode::Send::new(fd, conn.send.as_ptr(), conn.send.len() as u32)
@@ -544,6 +569,7 @@ impl Loop {
             fd,
             gen,
             ops: 3,
+            behind_timeout: if timed { 3 } else { 0 },
             recv_posted: true,
             closing: false,
             rbuf: vec![0u8; READ_ROOM].into_boxed_slice(),
@@ -640,9 +666,12 @@ impl Loop {
                 }
                 return;
             }
-            // A cancelled timeout (its chain gets its own completions) or a cancel
-            // that found nothing left to cancel.
-            OP_TIMEOUT | OP_CANCEL => return,
+            OP_TIMEOUT => {
+                self.timeout_failed(slot, gen);
+                return;
+            }
+            // A cancel that found nothing left to cancel.
+            OP_CANCEL => return,
             _ => {}
         }
         let Some(conn) = self.conns.get_mut(slot).and_then(|c| c.as_mut()) else {
@@ -654,6 +683,10 @@ impl Loop {
         conn.ops = conn.ops.saturating_sub(1);
         if op == OP_RECV {
             conn.recv_posted = false;
+        } else {
+            // A connect or a send ran: its timer fired, a cancel no longer ends the
+            // chain. (A receive may be a kept-alive connection's own, not the chain's.)
+            conn.behind_timeout = 0;
         }
         if conn.closing {
             self.free_if_done(slot);
@@ -665,6 +698,29 @@ impl Loop {
             OP_RECV => self.received(slot, res, now),
             _ => {}
         }
+    }
+
+    /// A chain's timeout completed, which it does only when it failed (cancelled):
+    /// the operations linked behind it were cancelled without completions of their
+    /// own (the kernel skips them after a head that skips its success).
+    fn timeout_failed(&mut self, slot: usize, gen: u32) {
+        let Some(conn) = self.conns.get_mut(slot).and_then(|c| c.as_mut()) else {
+            return;
+        };
+        if conn.gen != gen {
+            return;
+        }
+        let behind = std::mem::take(&mut conn.behind_timeout);
+        conn.ops = conn.ops.saturating_sub(behind);
+        if behind == 3 {
+            // A new connection's chain ends with its receive.
+            conn.recv_posted = false;
+        }
+        if conn.closing {
+            self.free_if_done(slot);
+            return;
+        }
+        self.forget_withdrawn(slot, -libc::ECANCELED);
     }
 
     fn connected(&mut self, slot: usize, res: i32, now: Instant) {
