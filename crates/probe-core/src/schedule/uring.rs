@@ -70,6 +70,9 @@ const HORIZON: Duration = Duration::from_millis(1);
 /// no wake-up of its own.
 const EARLY_HORIZON: Duration = Duration::from_millis(250);
 
+/// Receive buffers kept for new connections (1 MiB of them at most).
+const MAX_SPARE_BUFFERS: usize = 64;
+
 /// The longest the last operations of a stopped stream are waited for.
 const DRAIN: Duration = Duration::from_secs(2);
 
@@ -210,6 +213,9 @@ struct Loop {
     addrs: Vec<SocketAddr>,
     conns: Vec<Option<Box<Conn>>>,
     free: Vec<usize>,
+    /// Receive buffers of closed connections, for the next ones: a new connection per
+    /// request would otherwise allocate (and the allocator map) 16 KiB each time.
+    spare_buffers: Vec<Box<[u8]>>,
     /// Kept-alive connections known idle, the newest last.
     idle: Vec<usize>,
     deadlines: BinaryHeap<Reverse<(Instant, usize, u32)>>,
@@ -254,6 +260,7 @@ pub(crate) fn run(
         addrs,
         conns: Vec::new(),
         free: Vec::new(),
+        spare_buffers: Vec::new(),
         idle: Vec::new(),
         deadlines: BinaryHeap::new(),
         next_gen: 0,
@@ -556,7 +563,9 @@ impl Loop {
                 return;
             }
         };
-        let _ = socket.set_nodelay(true);
+        // No TCP_NODELAY (a system call per connection saved): a request is one
+        // write, made when nothing is unacknowledged (a connection's first, or after
+        // an answer that acknowledged the request before it), so Nagle never holds it.
         let fd = OwnedFd::from(socket);
         req.phase = Phase::Connecting;
         req.deadline = req.start + self.exec.config().connect_timeout;
@@ -572,7 +581,10 @@ impl Loop {
             behind_timeout: if timed { 3 } else { 0 },
             recv_posted: true,
             closing: false,
-            rbuf: vec![0u8; READ_ROOM].into_boxed_slice(),
+            rbuf: self
+                .spare_buffers
+                .pop()
+                .unwrap_or_else(|| vec![0u8; READ_ROOM].into_boxed_slice()),
             buf: BytesMut::new(),
             send: bytes,
             sent: 0,
@@ -782,6 +794,8 @@ impl Loop {
             req.sent = Some(if req.reused { now } else { req.start });
         }
         if conn.sent < conn.send.len() {
+            // The rest follows unacknowledged bytes: Nagle must not hold it.
+            let _ = socket2::SockRef::from(&conn.fd).set_nodelay(true);
             let fd = types::Fd(conn.fd.as_raw_fd());
             let rest = &conn.send[conn.sent..];
             let entry = opcode::Send::new(fd, rest.as_ptr(), rest.len() as u32)
@@ -1011,7 +1025,13 @@ impl Loop {
             .is_some_and(|c| c.closing && c.ops == 0);
         if done {
             // Dropping the connection closes its socket.
-            self.conns[slot] = None;
+            if let Some(conn) = self.conns[slot].take() {
+                // Its socket closes here; its buffer serves the next connection.
+                let Conn { rbuf, .. } = *conn;
+                if self.spare_buffers.len() < MAX_SPARE_BUFFERS {
+                    self.spare_buffers.push(rbuf);
+                }
+            }
             self.free.push(slot);
         }
     }
