@@ -11,9 +11,12 @@ rollprobe in release mode, starts nginx on 127.0.0.1 with benches/nginx.conf,
 and then:
 
 1. the matrix: for each mode (keepalive, fresh) and rate (10, 1000, 2000,
-   5000 req/s), rollprobe, oha and hey run alternately (A B C A B C), 5 s each
-   (10 s at rates under 100 req/s, where a run's fixed start-up cost would
-   otherwise dominate);
+   5000, 10000 req/s), rollprobe (its default executor, io_uring where the
+   kernel allows it), rollprobe-tokio (the same binary with
+   ROLLPROBE_EXECUTOR=tokio), oha and hey run alternately (A B C D A B C D),
+   5 s each (10 s at rates under 100 req/s, where a run's fixed start-up cost
+   would otherwise dominate); each rollprobe row names the executor its
+   report.json says ran;
 2. the search, per mode: rollprobe's highest clean rate (at least 99% of the
    asked requests sent, send-lag p99 under 2 ms, under 1% failures), doubling
    from 2500 req/s then bisecting, bounded in time; and wrk's closed-loop
@@ -26,7 +29,13 @@ build and the installs).
 
 Each tool runs as a child pinned to its own core (nginx on another core) when
 the machine has two or more; its CPU (user+sys) and peak RSS come from
-wait4()'s rusage for that child alone. See benches/README.md.
+wait4()'s rusage for that child, which is how /usr/bin/time measures a
+command: the whole process with every thread and every descendant it waited
+for (`taskset` execs the tool, so the child is the tool). The `reconcile`
+phase checks that: it runs rollprobe and oha at 5000 req/s (keepalive) once
+as the matrix does and once under a plain `/usr/bin/time -f '%U %S'` of the
+same command line, and prints both figures per 1000 requests side by side.
+See benches/README.md.
 
 `--memory-run SECONDS` instead runs rollprobe alone at 1000 req/s for that long
 (600 for the 10-minute run) and records its RSS every few seconds.
@@ -259,7 +268,7 @@ def rss_kib(pid):
     return None
 
 
-def run_measured(argv, log_prefix, timeout, rss_every=None):
+def run_measured(argv, log_prefix, timeout, rss_every=None, env=None):
     """Runs argv as a child; returns (exit code, stdout, cpu_s, peak_rss_kib, wall_s, series).
 
     CPU and peak RSS are wait4()'s rusage of this child alone; `series` is
@@ -268,7 +277,7 @@ def run_measured(argv, log_prefix, timeout, rss_every=None):
     with open(out_path, "w") as out, open(err_path, "w") as err:
         start = time.monotonic()
         proc = subprocess.Popen(argv, stdout=out, stderr=err, stdin=subprocess.DEVNULL,
-                                preexec_fn=raise_nofile)
+                                preexec_fn=raise_nofile, env=env)
         series = []
         next_sample = start
         status = ru = None
@@ -320,6 +329,8 @@ def parse_rollprobe(stdout, secs):
         "send_lag_max_ms": p.get("send_lag_max_ms"),
         "late": p["late"],
         "skipped": p.get("skipped", t.get("skipped", 0)),
+        # Which executor sent the requests (older builds do not say).
+        "executor": (p.get("executor") or {}).get("name"),
     }
 
 
@@ -438,8 +449,12 @@ class Bench:
         name = f"{self.count:03d}-{tag}-{tool}-{mode}-{rate}"
         prefix = os.path.join(self.run_dir, "runs", name)
         os.makedirs(os.path.dirname(prefix), exist_ok=True)
+        env = None
         if tool == "rollprobe":
             argv = rollprobe_argv(self.binary, self.url, mode, rate, secs, prefix + ".out")
+        elif tool == "rollprobe-tokio":
+            argv = rollprobe_argv(self.binary, self.url, mode, rate, secs, prefix + ".out")
+            env = dict(os.environ, ROLLPROBE_EXECUTOR="tokio")
         elif tool == "candidate":
             argv = rollprobe_argv(self.args.candidate, self.url, mode, rate, secs, prefix + ".out")
         elif tool == "oha":
@@ -450,16 +465,19 @@ class Bench:
             argv = hey_argv(self.hey, self.url, mode, rate, secs)
         nginx_before = self.nginx.cpu_seconds()
         code, stdout, cpu, rss, wall, series = run_measured(
-            pinned(self.load_cpu, argv), prefix, timeout=secs + 60, rss_every=rss_every)
+            pinned(self.load_cpu, argv), prefix, timeout=secs + 60, rss_every=rss_every,
+            env=env)
         nginx_cpu = self.nginx.cpu_seconds() - nginx_before
         row = {"tool": tool, "mode": mode, "rate": rate, "secs": secs, "tag": tag,
                "exit": code, "cpu_s": cpu, "peak_rss_kib": rss, "wall_s": wall,
                "context_switches": run_measured.last_switches,
-               "nginx_cpu_s": nginx_cpu, "argv": argv, "log": prefix}
+               "nginx_cpu_s": nginx_cpu, "argv": argv, "log": prefix,
+               "env": {"ROLLPROBE_EXECUTOR": "tokio"} if env else {}}
         if series:
             row["rss_series"] = series
         try:
-            parser = {"rollprobe": parse_rollprobe, "candidate": parse_rollprobe,
+            parser = {"rollprobe": parse_rollprobe, "rollprobe-tokio": parse_rollprobe,
+                      "candidate": parse_rollprobe,
                       "oha": parse_oha, "hey": parse_hey, "wrk": parse_wrk}[tool]
             row.update(parser(stdout, secs))
         except (ValueError, KeyError, TypeError) as e:
@@ -470,16 +488,19 @@ class Bench:
         row["cpu_s_per_1k"] = cpu / n * 1000 if n else None
         # Each time a thread sleeps (and is woken) or is preempted: wake-ups per request.
         row["switches_per_req"] = row["context_switches"] / n if n else None
-        if tool in ("rollprobe", "candidate") and code not in (0, 1):
+        if tool in ROLLPROBES and code not in (0, 1):
             row["parse_error"] = row.get("parse_error", f"exit {code}")
         # samples.csv of long runs is not needed once parsed
         shutil.rmtree(prefix + ".out", ignore_errors=True)
         log(f"{tool:9s} {mode:9s} {rate:>6} req/s: {n} req, cpu {cpu:.2f} s "
             f"({fmt(row['cpu_s_per_1k'], 4)} s/1k), rss {rss / 1024:.1f} MiB"
             + (f", lag p99 {row.get('send_lag_p99_ms')} ms late {row.get('late')}"
-               if tool in ("rollprobe", "candidate") else "")
+               if tool in ROLLPROBES else "")
             + (f"  [{row['parse_error']}]" if "parse_error" in row else ""))
         return row
+
+
+ROLLPROBES = ("rollprobe", "rollprobe-tokio", "candidate")
 
 
 def fmt(v, digits=2):
@@ -525,8 +546,10 @@ def summarize(rows, tools):
     for mode, rate, tool in keys:
         rs = [r for r in rows if (r["mode"], r["rate"], r["tool"]) == (mode, rate, tool)]
         cpus = [r["cpu_s_per_1k"] for r in rs if r["cpu_s_per_1k"] is not None]
+        executors = sorted({r["executor"] for r in rs if r.get("executor")})
+        label = f"{tool} ({', '.join(executors)})" if executors else tool
         lines.append({
-            "mode": mode, "rate": rate, "tool": tool, "n": len(rs),
+            "mode": mode, "rate": rate, "tool": label, "n": len(rs),
             "achieved": median([r["achieved_rps"] for r in rs]),
             "cpu_1k": median(cpus),
             "cpu_1k_min": min(cpus) if cpus else None,
@@ -571,7 +594,7 @@ def table_md(lines):
     return "\n".join(out)
 
 
-LAG_BOUND_MS = 2.0  # a clean rate keeps send-lag p99 under this
+LAG_BOUND_MS = 1.0  # a clean rate keeps send-lag p99 under this (issue 26: 1 ms)
 
 
 def clean(r, asked):
@@ -626,6 +649,41 @@ def search(bench, args, mode):
     return {"mode": mode, "clean": lo, "first_unclean": hi, "trials": trials,
             "bounded_by": "time budget" if not time_left() else
             ("the search maximum" if hi is None else "converged")}
+
+
+def reconcile(bench, args):
+    """The same command measured twice: as the matrix measures it (wait4() of the
+    child) and by a plain `/usr/bin/time`, for rollprobe and oha at 5000 req/s."""
+    if not os.access("/usr/bin/time", os.X_OK):
+        apt_install("time")
+    rows = []
+    for tool in [t for t in ("rollprobe", "oha") if t in args.tools]:
+        r = bench.run(tool, "keepalive", 5000, args.duration, tag="reconcile")
+        argv = list(r["argv"])
+        if tool == "rollprobe":
+            out = os.path.join(bench.run_dir, "runs", "reconcile-time.out")
+            argv[argv.index("--out") + 1] = out
+        times = os.path.join(bench.run_dir, "runs", f"reconcile-{tool}.time")
+        timed = ["/usr/bin/time", "-f", "%U %S", "-o", times] + pinned(bench.load_cpu, argv)
+        proc = subprocess.run(timed, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                              stdin=subprocess.DEVNULL, preexec_fn=raise_nofile,
+                              timeout=args.duration + 60, text=True)
+        if tool == "rollprobe":
+            shutil.rmtree(out, ignore_errors=True)
+        with open(times) as f:
+            user, sys_ = (float(x) for x in f.read().split()[-2:])
+        parsed = {"rollprobe": parse_rollprobe, "oha": parse_oha}[tool](
+            proc.stdout, args.duration)
+        n = parsed.get("requests") or 0
+        row = {"tool": tool, "wait4_cpu_s": r["cpu_s"], "wait4_requests": r["requests"],
+               "wait4_cpu_s_per_1k": r["cpu_s_per_1k"], "time_cpu_s": user + sys_,
+               "time_requests": n,
+               "time_cpu_s_per_1k": (user + sys_) / n * 1000 if n else None,
+               "time_argv": timed}
+        log(f"reconcile {tool}: wait4 {fmt(row['wait4_cpu_s_per_1k'], 4)} s/1k, "
+            f"/usr/bin/time {fmt(row['time_cpu_s_per_1k'], 4)} s/1k")
+        rows.append(row)
+    return rows
 
 
 def wrk_max(bench, args):
@@ -747,10 +805,10 @@ def machine():
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--rates", default="10,1000,2000,5000",
-                    help="matrix rates (default 10,1000,2000,5000)")
+    ap.add_argument("--rates", default="10,1000,2000,5000,10000",
+                    help="matrix rates (default 10,1000,2000,5000,10000)")
     ap.add_argument("--modes", default="keepalive,fresh")
-    ap.add_argument("--tools", default="rollprobe,oha,hey")
+    ap.add_argument("--tools", default="rollprobe,rollprobe-tokio,oha,hey")
     ap.add_argument("--reps", type=int, default=2, help="A B C rounds per cell (default 2)")
     ap.add_argument("--duration", type=int, default=5,
                     help="seconds per run (default 5; at least 10 under 100 req/s)")
@@ -758,7 +816,7 @@ def main():
     ap.add_argument("--out", help="results folder")
     ap.add_argument("--no-build", action="store_true", help="use the built release binary")
     ap.add_argument("--skip", default="",
-                    help="comma list of phases to skip: matrix,search,wrk,report")
+                    help="comma list of phases to skip: matrix,reconcile,search,wrk,report")
     ap.add_argument("--search-start", type=int, default=2500)
     ap.add_argument("--search-max", type=int, default=80000)
     ap.add_argument("--search-secs", type=int, default=3, help="seconds per search trial")
@@ -832,6 +890,9 @@ def main():
             rows = matrix(bench, args)
             results["matrix"] = rows
             save()
+        if "reconcile" not in skip:
+            results["reconcile"] = reconcile(bench, args)
+            save()
         if "search" not in skip:
             results["search"] = [search(bench, args, mode) for mode in args.modes]
             save()
@@ -859,6 +920,13 @@ def main():
                "| mode | rate | median ratio | pairs |", "|---|---|---|---|"]
         for (mode, rate), (m, pairs) in rat.items():
             md.append(f"| {mode} | {rate} | {m:.2f} | {', '.join(f'{p:.2f}' for p in pairs)} |")
+        if "rollprobe-tokio" in args.tools:
+            md += ["", "rollprobe-tokio / oha: " + "; ".join(
+                f"{mode} {rate}: {m:.2f}" for (mode, rate), (m, _) in
+                ratios(results["matrix"], num="rollprobe-tokio").items()),
+                "", "rollprobe / rollprobe-tokio: " + "; ".join(
+                f"{mode} {rate}: {m:.2f}" for (mode, rate), (m, _) in
+                ratios(results["matrix"], den="rollprobe-tokio").items())]
         if "candidate" in args.tools:
             md += ["", "candidate / rollprobe: " + "; ".join(
                 f"{mode} {rate}: {m:.2f}" for (mode, rate), (m, _) in
@@ -867,6 +935,14 @@ def main():
             md += ["", "rollprobe / hey: " + "; ".join(
                 f"{mode} {rate}: {m:.2f}" for (mode, rate), (m, _) in
                 ratios(results["matrix"], den="hey").items())]
+        md.append("")
+    if results.get("reconcile"):
+        md += ["### The same command, measured twice (keepalive, 5000 req/s)", "",
+               "| tool | wait4() as the matrix: CPU s / 1000 req | plain /usr/bin/time: "
+               "CPU s / 1000 req |", "|---|---|---|"]
+        for x in results["reconcile"]:
+            md.append(f"| {x['tool']} | {fmt(x['wait4_cpu_s_per_1k'], 4)} "
+                      f"| {fmt(x['time_cpu_s_per_1k'], 4)} |")
         md.append("")
     if "search" in results:
         md += ["### Highest clean rate (rollprobe)", "",

@@ -6,9 +6,27 @@ mod support;
 use std::time::Duration;
 
 use probe_core::{ConnectionMode, Probe, Report};
-use support::{closed_port, serve, Behaviour};
+use support::{closed_port, serve, Behaviour, Exec};
 
+on_both_executors!(
+    refused_on_a_closed_port_with_its_errno,
+    reset_when_the_server_aborts,
+    closed_when_the_server_hangs_up_after_reading,
+    closed_on_a_kept_alive_connection_too,
+    response_timeout_when_no_answer_comes,
+    connect_timeout_when_syns_are_dropped,
+    http_5xx_keeps_its_status,
+    envoy_503_is_proxy_no_upstream,
+    plain_503_is_http_5xx,
+    unexpected_status_outside_the_expected_set,
+    versions_from_header_and_json,
+    ticks_over_the_in_flight_cap_are_skipped_not_dropped,
+    a_finished_request_frees_its_place_under_the_cap_at_once,
+);
+
+/// A short probe of `url` on `exec`, which the report must say ran it.
 async fn probe(
+    exec: Exec,
     url: &str,
     configure: impl FnOnce(probe_core::ProbeBuilder) -> probe_core::ProbeBuilder,
 ) -> Report {
@@ -17,9 +35,7 @@ async fn probe(
         .duration(Duration::from_millis(500))
         .timeout(Duration::from_millis(800))
         .connect_timeout(Duration::from_millis(800));
-    let probe = configure(builder).start().await.expect("probe starts");
-    probe.schedule_finished().await;
-    probe.stop().await.expect("probe stops")
+    exec.run(configure(exec.on(builder))).await
 }
 
 fn only_kind(r: &Report, kind: &str) {
@@ -36,10 +52,9 @@ fn only_kind(r: &Report, kind: &str) {
     assert!(r.downtime.windows[0].open);
 }
 
-#[tokio::test]
-async fn refused_on_a_closed_port_with_its_errno() {
+async fn refused_on_a_closed_port_with_its_errno(exec: Exec) {
     let closed = closed_port();
-    let r = probe(&format!("http://127.0.0.1:{}/", closed.port), |b| b).await;
+    let r = probe(exec, &format!("http://127.0.0.1:{}/", closed.port), |b| b).await;
     only_kind(&r, "connection_refused");
     let d = &r.failure_details[0];
     assert_eq!(d.errno, Some(111));
@@ -47,37 +62,32 @@ async fn refused_on_a_closed_port_with_its_errno() {
     assert_eq!(d.message.as_deref(), Some("Connection refused"));
 }
 
-#[tokio::test]
-async fn reset_when_the_server_aborts() {
+async fn reset_when_the_server_aborts(exec: Exec) {
     let s = serve(Behaviour::Reset);
-    let r = probe(&s.url(), |b| b).await;
+    let r = probe(exec, &s.url(), |b| b).await;
     only_kind(&r, "connection_reset");
     assert_eq!(r.failure_details[0].errno, Some(104));
 }
 
-#[tokio::test]
-async fn closed_when_the_server_hangs_up_after_reading() {
+async fn closed_when_the_server_hangs_up_after_reading(exec: Exec) {
     let s = serve(Behaviour::CloseAfterRead);
-    let r = probe(&s.url(), |b| b).await;
+    let r = probe(exec, &s.url(), |b| b).await;
     only_kind(&r, "connection_closed");
 }
 
-#[tokio::test]
-async fn closed_on_a_kept_alive_connection_too() {
+async fn closed_on_a_kept_alive_connection_too(exec: Exec) {
     let s = serve(Behaviour::CloseAfterRead);
-    let r = probe(&s.url(), |b| b.connection(ConnectionMode::Keepalive)).await;
+    let r = probe(exec, &s.url(), |b| b.connection(ConnectionMode::Keepalive)).await;
     only_kind(&r, "connection_closed");
 }
 
-#[tokio::test]
-async fn response_timeout_when_no_answer_comes() {
+async fn response_timeout_when_no_answer_comes(exec: Exec) {
     let s = serve(Behaviour::NeverAnswer);
-    let r = probe(&s.url(), |b| b.timeout(Duration::from_millis(200))).await;
+    let r = probe(exec, &s.url(), |b| b.timeout(Duration::from_millis(200))).await;
     only_kind(&r, "response_timeout");
 }
 
-#[tokio::test]
-async fn connect_timeout_when_syns_are_dropped() {
+async fn connect_timeout_when_syns_are_dropped(exec: Exec) {
     // A listener that never accepts, with its tiny backlog already full: the
     // kernel drops further SYNs, as a DROP rule would.
     let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
@@ -97,7 +107,7 @@ async fn connect_timeout_when_syns_are_dropped() {
             fillers.push(c);
         }
     }
-    let r = probe(&format!("http://{addr}/"), |b| {
+    let r = probe(exec, &format!("http://{addr}/"), |b| {
         b.connect_timeout(Duration::from_millis(200))
     })
     .await;
@@ -115,38 +125,34 @@ fn respond(status: u16, headers: &[(&str, &str)], body: &str) -> support::TestSe
     })
 }
 
-#[tokio::test]
-async fn http_5xx_keeps_its_status() {
+async fn http_5xx_keeps_its_status(exec: Exec) {
     let s = respond(502, &[], "bad gateway");
-    let r = probe(&s.url(), |b| b).await;
+    let r = probe(exec, &s.url(), |b| b).await;
     only_kind(&r, "http_5xx");
 }
 
-#[tokio::test]
-async fn envoy_503_is_proxy_no_upstream() {
+async fn envoy_503_is_proxy_no_upstream(exec: Exec) {
     let s = respond(503, &[("server", "envoy")], "no healthy upstream");
-    let r = probe(&s.url(), |b| b).await;
+    let r = probe(exec, &s.url(), |b| b).await;
     only_kind(&r, "proxy_no_upstream");
 }
 
-#[tokio::test]
-async fn plain_503_is_http_5xx() {
+async fn plain_503_is_http_5xx(exec: Exec) {
     let s = respond(
         503,
         &[("server", "nginx")],
         "Service Temporarily Unavailable",
     );
-    let r = probe(&s.url(), |b| b).await;
+    let r = probe(exec, &s.url(), |b| b).await;
     only_kind(&r, "http_5xx");
 }
 
-#[tokio::test]
-async fn unexpected_status_outside_the_expected_set() {
+async fn unexpected_status_outside_the_expected_set(exec: Exec) {
     let s = respond(404, &[], "nope");
-    let r = probe(&s.url(), |b| b).await;
+    let r = probe(exec, &s.url(), |b| b).await;
     only_kind(&r, "unexpected_status");
     let accepted = respond(404, &[], "nope");
-    let r = probe(&accepted.url(), |b| {
+    let r = probe(exec, &accepted.url(), |b| {
         b.expect_status("200-299,404".parse().unwrap())
     })
     .await;
@@ -156,21 +162,26 @@ async fn unexpected_status_outside_the_expected_set() {
 #[tokio::test]
 async fn tls_when_the_server_does_not_speak_it() {
     let s = serve(Behaviour::SendOnAccept(b"HTTP/1.1 400 Bad Request\r\n\r\n"));
-    let r = probe(&format!("https://{}/", s.addr), |b| b).await;
+    // TLS runs on the tokio executor, whatever was asked: the report says so and why.
+    let r = probe(Exec::Tokio, &format!("https://{}/", s.addr), |b| {
+        b.executor(probe_core::ExecutorChoice::Auto)
+    })
+    .await;
     only_kind(&r, "tls");
+    let used = r.probe.executor.as_ref().unwrap();
+    assert!(used.why.as_deref().unwrap().contains("https"), "{used:?}");
 }
 
-#[tokio::test]
-async fn versions_from_header_and_json() {
+async fn versions_from_header_and_json(exec: Exec) {
     let s = respond(200, &[("x-version", "v7")], r#"{"build":{"version":"v8"}}"#);
-    let r = probe(&s.url(), |b| {
+    let r = probe(exec, &s.url(), |b| {
         b.version_from("header:X-Version".parse().unwrap())
     })
     .await;
     assert_eq!(r.totals.ok, 10);
     assert_eq!(r.versions.len(), 1);
     assert_eq!(r.versions[0].version, "v7");
-    let r = probe(&s.url(), |b| {
+    let r = probe(exec, &s.url(), |b| {
         b.version_from("json:/build/version".parse().unwrap())
     })
     .await;
@@ -178,10 +189,9 @@ async fn versions_from_header_and_json() {
     assert_eq!(r.versions[0].count, 10);
 }
 
-#[tokio::test]
-async fn ticks_over_the_in_flight_cap_are_skipped_not_dropped() {
+async fn ticks_over_the_in_flight_cap_are_skipped_not_dropped(exec: Exec) {
     let s = serve(Behaviour::NeverAnswer);
-    let r = probe(&s.url(), |b| {
+    let r = probe(exec, &s.url(), |b| {
         b.max_in_flight(2).timeout(Duration::from_millis(300))
     })
     .await;
@@ -193,14 +203,13 @@ async fn ticks_over_the_in_flight_cap_are_skipped_not_dropped() {
     assert_eq!(r.failures.get("response_timeout"), Some(&r.totals.sent));
 }
 
-#[tokio::test]
-async fn a_finished_request_frees_its_place_under_the_cap_at_once() {
+async fn a_finished_request_frees_its_place_under_the_cap_at_once(exec: Exec) {
     // One request at a time, each answered within a millisecond, a tick every
     // 100 ms: every tick finds the previous request over and is sent. (A finished
     // sample waits up to half a second for its hand-over to the recorder; it must not
     // hold a place under the cap meanwhile.)
     let s = respond(200, &[], "v1");
-    let r = probe(&s.url(), |b| {
+    let r = probe(exec, &s.url(), |b| {
         b.rate(10).duration(Duration::from_secs(1)).max_in_flight(1)
     })
     .await;

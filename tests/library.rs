@@ -6,15 +6,21 @@ mod support;
 use std::time::Duration;
 
 use probe_core::{ConnectionMode, Probe};
-use support::ServiceInstance;
+use support::{Exec, ServiceInstance};
 
-#[tokio::test]
-async fn a_redeploy_with_a_gap_is_one_refused_window_between_two_versions() {
+on_both_executors!(
+    a_redeploy_with_a_gap_is_one_refused_window_between_two_versions,
+    keepalive_reuses_connections_and_sees_the_restart,
+);
+on_both_executors!(multi_thread: a_one_second_outage_at_200_per_second_is_measured_to_the_tick);
+
+async fn a_redeploy_with_a_gap_is_one_refused_window_between_two_versions(exec: Exec) {
     let v1 = ServiceInstance::start("127.0.0.1:0".parse().unwrap(), "v1", false)
         .await
         .unwrap();
     let addr = v1.addr();
-    let probe = Probe::builder(&format!("http://{addr}/test/version"))
+    let probe = exec
+        .on(Probe::builder(&format!("http://{addr}/test/version")))
         .rate(100)
         .label("gap")
         .start()
@@ -28,6 +34,7 @@ async fn a_redeploy_with_a_gap_is_one_refused_window_between_two_versions() {
     probe.mark("v2 listening");
     tokio::time::sleep(Duration::from_millis(1000)).await;
     let report = probe.stop().await.unwrap();
+    exec.assert_ran(&report);
     v2.stop().await;
     let summary = report.summary();
 
@@ -85,14 +92,18 @@ async fn a_redeploy_with_a_gap_is_one_refused_window_between_two_versions() {
     assert!(report.latency_ms.count == t.ok && report.latency_ms.p50 > 0.0);
 }
 
-#[tokio::test]
-async fn keepalive_reuses_connections_and_sees_the_restart() {
+async fn keepalive_reuses_connections_and_sees_the_restart(exec: Exec) {
     let v1 = ServiceInstance::start("127.0.0.1:0".parse().unwrap(), "v1", false)
         .await
         .unwrap();
     let addr = v1.addr();
-    let dir = std::env::temp_dir().join(format!("rollprobe-lib-keepalive-{}", std::process::id()));
-    let probe = Probe::builder(&format!("http://{addr}/test/version"))
+    let dir = std::env::temp_dir().join(format!(
+        "rollprobe-lib-keepalive-{}-{}",
+        std::process::id(),
+        exec.name()
+    ));
+    let probe = exec
+        .on(Probe::builder(&format!("http://{addr}/test/version")))
         .rate(100)
         .connection(ConnectionMode::Keepalive)
         .out_dir(&dir)
@@ -105,6 +116,7 @@ async fn keepalive_reuses_connections_and_sees_the_restart() {
     let v2 = ServiceInstance::start(addr, "v2", false).await.unwrap();
     tokio::time::sleep(Duration::from_millis(500)).await;
     let report = probe.stop().await.unwrap();
+    exec.assert_ran(&report);
     v2.stop().await;
     let summary = report.summary();
     assert!(report.totals.failed > 0, "{summary}");
@@ -125,14 +137,18 @@ async fn keepalive_reuses_connections_and_sees_the_restart() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_one_second_outage_at_200_per_second_is_measured_to_the_tick() {
-    let dir = std::env::temp_dir().join(format!("rollprobe-lib-1s-{}", std::process::id()));
+async fn a_one_second_outage_at_200_per_second_is_measured_to_the_tick(exec: Exec) {
+    let dir = std::env::temp_dir().join(format!(
+        "rollprobe-lib-1s-{}-{}",
+        std::process::id(),
+        exec.name()
+    ));
     let v1 = ServiceInstance::start("127.0.0.1:0".parse().unwrap(), "v1", false)
         .await
         .unwrap();
     let addr = v1.addr();
-    let probe = Probe::builder(&format!("http://{addr}/test/version"))
+    let probe = exec
+        .on(Probe::builder(&format!("http://{addr}/test/version")))
         .rate(200)
         .out_dir(&dir)
         .start()
@@ -146,6 +162,7 @@ async fn a_one_second_outage_at_200_per_second_is_measured_to_the_tick() {
     let up_at = probe.elapsed_ms();
     tokio::time::sleep(Duration::from_millis(1000)).await;
     let report = probe.stop().await.unwrap();
+    exec.assert_ran(&report);
     v2.stop().await;
     let summary = report.summary();
     let actual = up_at - down_at;

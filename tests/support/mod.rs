@@ -6,9 +6,11 @@
 // Each suite is its own crate and uses only some of this.
 #![allow(dead_code, unused_imports)]
 
+mod executors;
 mod loopback;
 #[path = "../../crates/probe-cli/src/service.rs"]
 mod service;
 
+pub use executors::*;
 pub use loopback::*;
 pub use service::ServiceInstance;

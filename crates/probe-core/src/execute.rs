@@ -18,7 +18,7 @@ use crate::classify::{
     classify_answer, classify_error, errno_name, Classified, ProxySigns, PROXY_SIGN_HEADERS,
 };
 use crate::config::{ConnectionMode, ProbeConfig, VersionSource};
-use crate::http1::{has_token, Connection, Io};
+use crate::http1::{has_token, Connection, Head, Io};
 use crate::outcome::{Outcome, Proxy};
 use crate::tls::{root_store, NoVerification, TlsReason};
 
@@ -100,16 +100,35 @@ pub struct Executor {
     wanted_headers: Vec<String>,
 }
 
-struct Failure {
-    classified: Classified,
-    connect_ms: Option<f64>,
-    syn_retransmits: Option<u32>,
-    ttfb_ms: Option<f64>,
-    status: Option<u16>,
+/// A request that failed, with what was known of it when it did.
+pub(crate) struct Failure {
+    pub(crate) classified: Classified,
+    pub(crate) connect_ms: Option<f64>,
+    pub(crate) syn_retransmits: Option<u32>,
+    pub(crate) ttfb_ms: Option<f64>,
+    pub(crate) status: Option<u16>,
 }
 
 impl Failure {
-    fn at_connect(classified: Classified, syn_retransmits: Option<u32>) -> Failure {
+    /// The attempt this failure ends.
+    pub(crate) fn into_attempt(self, total_ms: f64, reused: bool) -> Attempt {
+        Attempt {
+            outcome: self.classified.outcome,
+            errno: self.classified.errno,
+            status: self.status,
+            version: None,
+            pod: None,
+            connect_ms: self.connect_ms,
+            syn_retransmits: self.syn_retransmits,
+            ttfb_ms: self.ttfb_ms,
+            total_ms,
+            reused,
+            error: Some(self.classified.message),
+            proxy: None,
+        }
+    }
+
+    pub(crate) fn at_connect(classified: Classified, syn_retransmits: Option<u32>) -> Failure {
         Failure {
             classified,
             connect_ms: None,
@@ -120,7 +139,7 @@ impl Failure {
     }
 }
 
-fn timed_out(outcome: Outcome, what: &str, after: Duration) -> Classified {
+pub(crate) fn timed_out(outcome: Outcome, what: &str, after: Duration) -> Classified {
     Classified {
         outcome,
         errno: None,
@@ -128,7 +147,7 @@ fn timed_out(outcome: Outcome, what: &str, after: Duration) -> Classified {
     }
 }
 
-fn ms(d: Duration) -> f64 {
+pub(crate) fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
@@ -230,20 +249,7 @@ impl Executor {
                 attempt.reused = reused;
                 attempt
             }
-            Err(f) => Attempt {
-                outcome: f.classified.outcome,
-                errno: f.classified.errno,
-                status: f.status,
-                version: None,
-                pod: None,
-                connect_ms: f.connect_ms,
-                syn_retransmits: f.syn_retransmits,
-                ttfb_ms: f.ttfb_ms,
-                total_ms,
-                reused,
-                error: Some(f.classified.message),
-                proxy: None,
-            },
+            Err(f) => f.into_attempt(total_ms, reused),
         }
     }
 
@@ -263,7 +269,9 @@ impl Executor {
         }
     }
 
-    async fn resolve(&self) -> Result<Vec<SocketAddr>, Classified> {
+    /// The target's addresses when no DNS is needed for them: a `--resolve` rule for
+    /// its host and port, or an IP address for a host.
+    pub(crate) fn addresses_without_dns(&self) -> Option<Vec<SocketAddr>> {
         let target = &self.config.target;
         // The last rule for the host and port wins, as a later option overrides.
         let rules = &self.config.resolve;
@@ -272,15 +280,22 @@ impl Executor {
             .rev()
             .find(|r| r.applies_to(&target.host, target.port))
         {
-            return Ok(rule
-                .addrs
-                .iter()
-                .map(|ip| SocketAddr::new(*ip, target.port))
-                .collect());
+            return Some(
+                rule.addrs
+                    .iter()
+                    .map(|ip| SocketAddr::new(*ip, target.port))
+                    .collect(),
+            );
         }
-        if let Ok(ip) = target.host.parse::<IpAddr>() {
-            return Ok(vec![SocketAddr::new(ip, target.port)]);
+        let ip = target.host.parse::<IpAddr>().ok()?;
+        Some(vec![SocketAddr::new(ip, target.port)])
+    }
+
+    async fn resolve(&self) -> Result<Vec<SocketAddr>, Classified> {
+        if let Some(addrs) = self.addresses_without_dns() {
+            return Ok(addrs);
         }
+        let target = &self.config.target;
         match tokio::net::lookup_host((target.host.as_str(), target.port)).await {
             Ok(addrs) => {
                 let addrs: Vec<SocketAddr> = addrs.collect();
@@ -338,7 +353,7 @@ impl Executor {
         Err(last.expect("resolve returns at least one address"))
     }
 
-    fn connect_timed_out(&self, retransmits: Option<u32>) -> Failure {
+    pub(crate) fn connect_timed_out(&self, retransmits: Option<u32>) -> Failure {
         Failure::at_connect(
             timed_out(
                 Outcome::ConnectTimeout,
@@ -372,7 +387,7 @@ impl Executor {
     }
 
     /// The bytes of one request.
-    fn request(&self, request_id: Option<&str>) -> Vec<u8> {
+    pub(crate) fn request(&self, request_id: Option<&str>) -> Vec<u8> {
         let mut bytes = Vec::with_capacity(self.request_head.len() + 64 + self.request_body.len());
         bytes.extend_from_slice(&self.request_head);
         if let Some(id) = request_id {
@@ -434,21 +449,54 @@ impl Executor {
                 })
             }
         };
-        if reusable && !self.request_closes && self.config.connection == ConnectionMode::Keepalive {
+        if self.keeps(reusable) {
             self.put_idle(connection);
         }
+        Ok(self.judge(&head, &prefix, connect_ms, syn_retransmits, ttfb_ms))
+    }
+
+    /// Whether a connection whose answer left it `reusable` goes back to the pool.
+    pub(crate) fn keeps(&self, reusable: bool) -> bool {
+        reusable && !self.request_closes && self.config.connection == ConnectionMode::Keepalive
+    }
+
+    /// The configuration this executor sends by.
+    pub(crate) fn config(&self) -> &ProbeConfig {
+        &self.config
+    }
+
+    /// Whether requests are HEAD (their answers have no body).
+    pub(crate) fn head_request(&self) -> bool {
+        self.head_request
+    }
+
+    /// The response headers that the answer's checks read.
+    pub(crate) fn wanted_headers(&self) -> &[String] {
+        &self.wanted_headers
+    }
+
+    /// What a complete answer (its head and the kept prefix of its body) comes to:
+    /// ok, or a failure named by its status and the proxy signs.
+    pub(crate) fn judge(
+        &self,
+        head: &Head,
+        prefix: &[u8],
+        connect_ms: Option<f64>,
+        syn_retransmits: Option<u32>,
+        ttfb_ms: Option<f64>,
+    ) -> Attempt {
         let code = head.status;
         let (outcome, version, pod, error, proxy) = if self.config.expect_status.contains(code) {
-            let version = self.config.version_from.extract(&head.headers, &prefix);
+            let version = self.config.version_from.extract(&head.headers, prefix);
             let pod = self
                 .config
                 .pod_from
                 .as_ref()
-                .and_then(|source| source.extract(&head.headers, &prefix));
+                .and_then(|source| source.extract(&head.headers, prefix));
             (Outcome::Ok, version, pod, None, None)
         } else {
             let signs = ProxySigns::from_headers(&head.headers);
-            let (outcome, proxy) = classify_answer(code, &signs, &prefix);
+            let (outcome, proxy) = classify_answer(code, &signs, prefix);
             let snippet = String::from_utf8_lossy(&prefix[..prefix.len().min(120)])
                 .trim()
                 .replace(['\r', '\n'], " ");
@@ -456,7 +504,7 @@ impl Executor {
             let error = Some(format!("HTTP {code}{from}: {snippet}"));
             (outcome, None, None, error, proxy)
         };
-        Ok(Attempt {
+        Attempt {
             outcome,
             errno: None,
             status: Some(code),
@@ -469,7 +517,7 @@ impl Executor {
             reused: false,
             error,
             proxy,
-        })
+        }
     }
 }
 
@@ -507,7 +555,7 @@ async fn tcp_connect(
         Ok(Ok(())) => {
             // One getsockopt answers both questions on the usual path: an established
             // connection has no pending error to fetch with SO_ERROR.
-            let info = tcp_info(&stream);
+            let info = tcp_info(std::os::fd::AsRawFd::as_raw_fd(&stream));
             if let Some((TCP_ESTABLISHED, retransmits)) = info {
                 return Ok((stream, retransmits));
             }
@@ -521,7 +569,8 @@ async fn tcp_connect(
 
 /// Retransmitted segments of a connection that has sent nothing but SYNs yet.
 fn syn_retransmits(stream: &TcpStream) -> Option<u32> {
-    tcp_info(stream).map(|(_, retransmits)| retransmits)
+    use std::os::fd::AsRawFd;
+    tcp_info(stream.as_raw_fd()).map(|(_, retransmits)| retransmits)
 }
 
 /// `TCP_ESTABLISHED` of the kernel's tcp_states.h (the libc crate has it only for Hurd).
@@ -529,15 +578,14 @@ const TCP_ESTABLISHED: u8 = 1;
 
 /// The connection's TCP state (e.g. [`TCP_ESTABLISHED`]) and its retransmitted
 /// segments so far, from `TCP_INFO`.
-fn tcp_info(stream: &TcpStream) -> Option<(u8, u32)> {
-    use std::os::fd::AsRawFd;
+pub(crate) fn tcp_info(fd: std::os::fd::RawFd) -> Option<(u8, u32)> {
     // SAFETY: tcp_info is plain old data; getsockopt writes at most `len` bytes into it.
     let mut info: libc::tcp_info = unsafe { std::mem::zeroed() };
     let mut len = std::mem::size_of::<libc::tcp_info>() as libc::socklen_t;
-    // SAFETY: the fd is owned by `stream` for the duration of the call.
+    // SAFETY: getsockopt on any fd is safe; a closed or foreign one fails.
     let rc = unsafe {
         libc::getsockopt(
-            stream.as_raw_fd(),
+            fd,
             libc::IPPROTO_TCP,
             libc::TCP_INFO,
             (&mut info as *mut libc::tcp_info).cast(),

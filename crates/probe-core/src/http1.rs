@@ -118,7 +118,7 @@ fn invalid(what: impl std::fmt::Display) -> Classified {
     }
 }
 
-fn closed_early() -> Classified {
+pub(crate) fn closed_early() -> Classified {
     Classified {
         outcome: Outcome::ConnectionClosed,
         errno: None,
@@ -215,32 +215,8 @@ impl Connection {
         wanted: &[String],
     ) -> Result<Head, Classified> {
         loop {
-            if !self.buf.is_empty() {
-                let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
-                let mut parsed = httparse::Response::new(&mut slots);
-                match parsed.parse(&self.buf) {
-                    Ok(httparse::Status::Complete(len)) => {
-                        let status = parsed.code.unwrap_or(0);
-                        if status < 100 {
-                            return Err(invalid(format_args!("status {status}")));
-                        }
-                        if (100..200).contains(&status) && status != 101 {
-                            self.buf.advance(len);
-                            continue;
-                        }
-                        let head = head_of(&parsed, head_request, wanted)?;
-                        self.buf.advance(len);
-                        return Ok(head);
-                    }
-                    Ok(httparse::Status::Partial) => {}
-                    Err(e) => return Err(invalid(e)),
-                }
-            }
-            if self.buf.len() >= MAX_HEAD_BYTES {
-                return Err(invalid(format_args!(
-                    "the head is longer than {} KiB",
-                    MAX_HEAD_BYTES / 1024
-                )));
+            if let Some(head) = parse_head(&mut self.buf, head_request, wanted)? {
+                return Ok(head);
             }
             if !self.fill().await? {
                 return Err(closed_early());
@@ -256,113 +232,203 @@ impl Connection {
         prefix: &mut Vec<u8>,
         limit: usize,
     ) -> Result<bool, Classified> {
-        match head.framing {
-            Framing::Empty => {}
-            Framing::Length(length) => self.read_exactly(length, prefix, limit).await?,
-            Framing::Chunked => self.read_chunks(prefix, limit).await?,
-            Framing::UntilClose => loop {
-                let take = self.buf.len();
-                self.consume(take, prefix, limit);
-                if !self.fill().await? {
-                    return Ok(false);
-                }
-            },
+        let mut body = BodyReader::new(head);
+        loop {
+            if let Some(reusable) = body.advance(&mut self.buf, prefix, limit)? {
+                return Ok(reusable);
+            }
+            if !self.fill().await? {
+                return body.at_end();
+            }
         }
-        Ok(head.keep_alive && self.buf.is_empty())
+    }
+}
+
+/// Parses the head of an answer from the start of `buf` (see
+/// [`Connection::read_head`]): `Ok(None)` while it needs more bytes. The head and any
+/// interim answers before it are taken out of `buf`; the body's first bytes stay.
+///
+/// Both executors read answers with this and [`BodyReader`]: what a byte stream
+/// means is decided in one place, whoever reads the socket.
+pub(crate) fn parse_head(
+    buf: &mut BytesMut,
+    head_request: bool,
+    wanted: &[String],
+) -> Result<Option<Head>, Classified> {
+    while !buf.is_empty() {
+        let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        let mut parsed = httparse::Response::new(&mut slots);
+        match parsed.parse(buf) {
+            Ok(httparse::Status::Complete(len)) => {
+                let status = parsed.code.unwrap_or(0);
+                if status < 100 {
+                    return Err(invalid(format_args!("status {status}")));
+                }
+                if (100..200).contains(&status) && status != 101 {
+                    buf.advance(len);
+                    continue;
+                }
+                let head = head_of(&parsed, head_request, wanted)?;
+                buf.advance(len);
+                return Ok(Some(head));
+            }
+            Ok(httparse::Status::Partial) => break,
+            Err(e) => return Err(invalid(e)),
+        }
+    }
+    if buf.len() >= MAX_HEAD_BYTES {
+        return Err(invalid(format_args!(
+            "the head is longer than {} KiB",
+            MAX_HEAD_BYTES / 1024
+        )));
+    }
+    Ok(None)
+}
+
+/// Where a body's reading stands between two reads from the socket.
+#[derive(Debug, Clone, Copy)]
+enum BodyState {
+    /// This many bytes of a `Content-Length` body are still to come.
+    Length(u64),
+    /// A chunk-size line is next.
+    ChunkSize,
+    /// This many bytes of the current chunk are still to come.
+    ChunkData(u64),
+    /// The line end after a chunk's data is next.
+    ChunkEnd,
+    /// The trailer lines after the last chunk; this many bytes of them seen.
+    Trailers(usize),
+    /// Everything until the server closes the connection.
+    UntilClose,
+    /// The body has ended.
+    Done,
+}
+
+/// Reads a body by its framing from bytes handed to it as they arrive: a state
+/// machine, so that a reader that waits on a socket ([`Connection::read_body`]) and
+/// one that is handed completed reads (the io_uring executor) frame bodies alike.
+pub(crate) struct BodyReader {
+    state: BodyState,
+    keep_alive: bool,
+}
+
+impl BodyReader {
+    /// A reader for the body that `head` announced.
+    pub(crate) fn new(head: &Head) -> BodyReader {
+        let state = match head.framing {
+            Framing::Empty => BodyState::Done,
+            Framing::Length(0) => BodyState::Done,
+            Framing::Length(n) => BodyState::Length(n),
+            Framing::Chunked => BodyState::ChunkSize,
+            Framing::UntilClose => BodyState::UntilClose,
+        };
+        BodyReader {
+            state,
+            keep_alive: head.keep_alive,
+        }
     }
 
-    /// Reads `length` body bytes, keeping what still fits under `limit`.
-    async fn read_exactly(
+    /// Takes what it can of `buf`, keeping at most `limit` body bytes in `prefix`.
+    /// `Ok(Some(reusable))` when the body has ended (and whether the connection can
+    /// carry another request), `Ok(None)` while it needs more bytes.
+    pub(crate) fn advance(
         &mut self,
-        mut length: u64,
+        buf: &mut BytesMut,
         prefix: &mut Vec<u8>,
         limit: usize,
-    ) -> Result<(), Classified> {
-        while length > 0 {
-            if self.buf.is_empty() && !self.fill().await? {
-                return Err(closed_early());
-            }
-            let take = self
-                .buf
-                .len()
-                .min(usize::try_from(length).unwrap_or(usize::MAX));
-            self.consume(take, prefix, limit);
-            length -= take as u64;
-        }
-        Ok(())
-    }
-
-    /// Moves `n` buffered body bytes out, keeping what still fits under `limit`.
-    fn consume(&mut self, n: usize, prefix: &mut Vec<u8>, limit: usize) {
-        let room = limit.saturating_sub(prefix.len()).min(n);
-        prefix.extend_from_slice(&self.buf[..room]);
-        self.buf.advance(n);
-    }
-
-    async fn read_chunks(&mut self, prefix: &mut Vec<u8>, limit: usize) -> Result<(), Classified> {
+    ) -> Result<Option<bool>, Classified> {
         loop {
-            let size = loop {
-                // httparse reads a line without a digit as size 0, which would end a
-                // garbled body as if it were complete.
-                if self.buf.first().is_some_and(|b| !b.is_ascii_hexdigit()) {
-                    return Err(invalid("a bad chunk size"));
-                }
-                match httparse::parse_chunk_size(&self.buf) {
-                    Ok(httparse::Status::Complete((len, size))) => {
-                        self.buf.advance(len);
-                        break size;
+            match self.state {
+                BodyState::Done => return Ok(Some(self.keep_alive && buf.is_empty())),
+                BodyState::Length(left) | BodyState::ChunkData(left) => {
+                    if buf.is_empty() {
+                        return Ok(None);
                     }
-                    Ok(httparse::Status::Partial) => {
-                        if self.buf.len() >= MAX_HEAD_BYTES {
-                            return Err(invalid("a chunk-size line without its end"));
-                        }
-                        if !self.fill().await? {
-                            return Err(closed_early());
-                        }
+                    let take = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+                    consume(buf, take, prefix, limit);
+                    let left = left - take as u64;
+                    self.state = match (self.state, left) {
+                        (BodyState::Length(_), 0) => BodyState::Done,
+                        (BodyState::Length(_), _) => BodyState::Length(left),
+                        (_, 0) => BodyState::ChunkEnd,
+                        _ => BodyState::ChunkData(left),
+                    };
+                }
+                BodyState::ChunkSize => {
+                    // httparse reads a line without a digit as size 0, which would end
+                    // a garbled body as if it were complete.
+                    if buf.first().is_some_and(|b| !b.is_ascii_hexdigit()) {
+                        return Err(invalid("a bad chunk size"));
                     }
-                    Err(_) => return Err(invalid("a bad chunk size")),
+                    match httparse::parse_chunk_size(buf) {
+                        Ok(httparse::Status::Complete((len, size))) => {
+                            buf.advance(len);
+                            self.state = if size == 0 {
+                                BodyState::Trailers(0)
+                            } else {
+                                BodyState::ChunkData(size)
+                            };
+                        }
+                        Ok(httparse::Status::Partial) => {
+                            if buf.len() >= MAX_HEAD_BYTES {
+                                return Err(invalid("a chunk-size line without its end"));
+                            }
+                            return Ok(None);
+                        }
+                        Err(_) => return Err(invalid("a bad chunk size")),
+                    }
                 }
-            };
-            if size == 0 {
-                return self.skip_trailers().await;
-            }
-            self.read_exactly(size, prefix, limit).await?;
-            while self.buf.len() < 2 {
-                if !self.fill().await? {
-                    return Err(closed_early());
+                BodyState::ChunkEnd => {
+                    if buf.len() < 2 {
+                        return Ok(None);
+                    }
+                    if &buf[..2] != b"\r\n" {
+                        return Err(invalid("a chunk without its line end"));
+                    }
+                    buf.advance(2);
+                    self.state = BodyState::ChunkSize;
+                }
+                BodyState::Trailers(seen) => match buf.iter().position(|b| *b == b'\n') {
+                    Some(end) => {
+                        let empty = end == 0 || (end == 1 && buf[0] == b'\r');
+                        buf.advance(end + 1);
+                        self.state = if empty {
+                            BodyState::Done
+                        } else {
+                            BodyState::Trailers(seen + end + 1)
+                        };
+                    }
+                    None => {
+                        if seen + buf.len() >= MAX_HEAD_BYTES {
+                            return Err(invalid("trailers longer than the head's limit"));
+                        }
+                        return Ok(None);
+                    }
+                },
+                BodyState::UntilClose => {
+                    let take = buf.len();
+                    consume(buf, take, prefix, limit);
+                    return Ok(None);
                 }
             }
-            if &self.buf[..2] != b"\r\n" {
-                return Err(invalid("a chunk without its line end"));
-            }
-            self.buf.advance(2);
         }
     }
 
-    /// Skips the trailer lines after the last chunk, up to the empty line.
-    async fn skip_trailers(&mut self) -> Result<(), Classified> {
-        let mut seen = 0;
-        loop {
-            match self.buf.iter().position(|b| *b == b'\n') {
-                Some(end) => {
-                    let empty = end == 0 || (end == 1 && self.buf[0] == b'\r');
-                    seen += end + 1;
-                    self.buf.advance(end + 1);
-                    if empty {
-                        return Ok(());
-                    }
-                }
-                None => {
-                    if seen + self.buf.len() >= MAX_HEAD_BYTES {
-                        return Err(invalid("trailers longer than the head's limit"));
-                    }
-                    if !self.fill().await? {
-                        return Err(closed_early());
-                    }
-                }
-            }
+    /// The server closed the connection (after everything `advance` was handed):
+    /// the end of a body framed by it, or an answer cut short.
+    pub(crate) fn at_end(&self) -> Result<bool, Classified> {
+        match self.state {
+            BodyState::UntilClose => Ok(false),
+            _ => Err(closed_early()),
         }
     }
+}
+
+/// Moves `n` buffered body bytes out, keeping what still fits under `limit`.
+fn consume(buf: &mut BytesMut, n: usize, prefix: &mut Vec<u8>, limit: usize) {
+    let room = limit.saturating_sub(prefix.len()).min(n);
+    prefix.extend_from_slice(&buf[..room]);
+    buf.advance(n);
 }
 
 /// The parts of a parsed head that the prober uses.

@@ -70,8 +70,8 @@ pub use classify::{
 pub use clock::{format_wall, wall_after, Clock};
 pub use config::{
     check_duration, check_rate, parse_duration, parse_metrics_addr, CaFile, ConfigError,
-    ConnectionMode, ProbeConfig, RecordedConfig, ResolveRule, StatusSet, Target, VersionSource,
-    MAX_DURATION, MAX_IN_FLIGHT, MAX_RATE, MIN_RATE,
+    ConnectionMode, ExecutorChoice, ProbeConfig, RecordedConfig, ResolveRule, StatusSet, Target,
+    VersionSource, MAX_DURATION, MAX_IN_FLIGHT, MAX_RATE, MIN_RATE,
 };
 pub use event::{
     read_events, version_of_image, Attachment, BoxFuture, Event, EventHub, EventKind, EventSink,
@@ -102,9 +102,9 @@ pub use rollout::{
     Rollout, RolloutError, TriggerOutput, DEFAULT_ROLLOUT_TIMEOUT, DEFAULT_SETTLE, DEFAULT_WARMUP,
 };
 pub use sample::{
-    read_run_header, read_samples, samples_path, stream_samples, MergedInput, ReadError,
-    RecordedRun, RunFooter, RunHeader, RunRecord, Sample, SampleWriter, StreamInfo, RUN_FILE,
-    SAMPLES_FILE, SAMPLES_SCHEMA,
+    read_run_header, read_samples, samples_path, stream_samples, ExecutorUsed, MergedInput,
+    ReadError, RecordedRun, RunFooter, RunHeader, RunRecord, Sample, SampleWriter, StreamInfo,
+    RUN_FILE, SAMPLES_FILE, SAMPLES_SCHEMA,
 };
 pub use strategy::{IntOrPercent, Strategy, StrategyCase};
 pub use tls::TlsReason;

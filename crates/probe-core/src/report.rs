@@ -593,6 +593,10 @@ pub struct ProbeHealth {
     pub late: u64,
     /// Ticks not sent at all because of the in-flight cap.
     pub skipped: u64,
+    /// The executor that sent the requests, from run.json (a run recorded before it
+    /// was kept has none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub executor: Option<crate::sample::ExecutorUsed>,
 }
 
 /// A one-line picture of the run: one character per time bucket.

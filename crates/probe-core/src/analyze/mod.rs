@@ -629,6 +629,7 @@ impl Analyzer {
                 send_lag_max_ms: self.max_lag_ms,
                 late: self.late,
                 skipped: self.totals.skipped,
+                executor: None,
             },
             timeline: self.buckets.timeline(),
             per_second,

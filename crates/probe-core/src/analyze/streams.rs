@@ -11,7 +11,9 @@ use std::collections::BTreeMap;
 
 use super::Analyzer;
 use crate::event::Event;
-use crate::report::{OutageWindow, PodSeen, Report, Span, StreamReport, TotalOutage, VersionSeen};
+use crate::report::{
+    OutageWindow, PodSeen, ProbeHealth, Report, Span, StreamReport, TotalOutage, VersionSeen,
+};
 use crate::sample::{RunFooter, RunHeader, Sample, StreamInfo};
 
 /// Streaming analysis of a run of one or more streams. Samples are routed by their
@@ -139,6 +141,8 @@ impl RunAnalyzer {
         let merged = parts.iter().any(|(info, _)| info.merged_from.is_some());
         let mut rest = parts.into_iter().map(|(_, r)| r);
         let mut report = rest.next().expect("at least one stream");
+        // The top level's executor is the first stream's, as its windows are.
+        report.probe.executor = streams.first().and_then(|s| s.probe.executor.clone());
         for other in rest {
             add_counts(&mut report, other);
         }
@@ -250,7 +254,10 @@ fn stream_report(
         pods: r.pods.clone(),
         latency_ms: r.latency_ms.clone(),
         phases: r.phases.clone(),
-        probe: r.probe.clone(),
+        probe: ProbeHealth {
+            executor: info.executor.clone(),
+            ..r.probe.clone()
+        },
         timeline: r.timeline.clone(),
         per_second: r.per_second.clone(),
     }

@@ -325,6 +325,19 @@ pub struct ProbeConfig {
     pub cacert: Option<CaFile>,
     /// Do not verify the server's certificate (`--insecure`).
     pub insecure: bool,
+    /// Which executor sends the requests (default: io_uring where it works).
+    pub executor: ExecutorChoice,
+}
+
+/// Which executor sends a probe's requests.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ExecutorChoice {
+    /// io_uring where the kernel allows it and the target is plain HTTP at known
+    /// addresses; the tokio executor otherwise (and with `ROLLPROBE_EXECUTOR=tokio`).
+    #[default]
+    Auto,
+    /// Always the tokio executor.
+    Tokio,
 }
 
 impl ProbeConfig {
@@ -353,6 +366,7 @@ impl ProbeConfig {
             resolve: Vec::new(),
             cacert: None,
             insecure: false,
+            executor: ExecutorChoice::Auto,
         }
     }
 

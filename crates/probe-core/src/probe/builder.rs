@@ -5,7 +5,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::config::{ConfigError, ConnectionMode, ProbeConfig, StatusSet, Target, VersionSource};
+use crate::config::{
+    ConfigError, ConnectionMode, ExecutorChoice, ProbeConfig, StatusSet, Target, VersionSource,
+};
 use crate::event::Vantage;
 
 use super::lifecycle::Probe;
@@ -65,6 +67,12 @@ impl ProbeBuilder {
             self.config = Err(e);
         }
         self
+    }
+
+    /// Which executor sends the requests (default [`ExecutorChoice::Auto`]: io_uring
+    /// where it works). `ExecutorChoice::Tokio` forces the portable one.
+    pub fn executor(self, choice: ExecutorChoice) -> Self {
+        self.set(|c| c.executor = choice)
     }
 
     /// Requests per second (default 50).

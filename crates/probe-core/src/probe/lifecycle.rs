@@ -21,7 +21,7 @@ use crate::execute::Executor;
 use crate::metrics::{Metrics, MetricsServer};
 use crate::record::{self, Record, Recorded, RunFiles};
 use crate::report::Report;
-use crate::sample::{RunFooter, RunHeader, SAMPLES_SCHEMA};
+use crate::sample::{ExecutorUsed, RunFooter, RunHeader, StreamInfo, SAMPLES_SCHEMA};
 use crate::schedule::{self, RequestIds, SampleSink, Schedule};
 use crate::trigger::TriggerReport;
 
@@ -165,15 +165,18 @@ impl Probe {
         // Every stream's thread is ready before the clock starts: its first tick is
         // due at the clock's origin, and must not wait for threads to be built.
         let mut ready = Vec::new();
+        let mut executors = Vec::new();
         for stream in &plan.streams {
             let point = &points[stream.point];
             let stream_vantage = point.vantage.as_ref().map(|v| schedule::StreamVantage {
                 vantage: v.clone(),
                 url: point.url.clone(),
             });
-            let thread = schedule::prepare(stream_vantage)
+            let executor = Arc::new(Executor::new(stream.config.clone()));
+            let thread = schedule::prepare(stream_vantage, &executor)
                 .map_err(|e| ProbeError::Internal(format!("cannot start a schedule: {e}")))?;
-            ready.push((thread, Arc::new(Executor::new(stream.config.clone()))));
+            executors.push(thread.ran.clone());
+            ready.push((thread, executor));
         }
         // So are the files, the analyzer and the metrics: an unwritable folder is
         // refused before probing, and little work is left to compete with the first
@@ -186,7 +189,20 @@ impl Probe {
             config: RecordedConfig::from(&config),
             started_at: crate::clock::format_wall(jiff::Timestamp::now()),
             run_id: new_run_id(),
-            streams: plan.streams.iter().map(|s| s.info.clone()).collect(),
+            // Which executor sends each stream's requests, kept in run.json so that a
+            // report made again from the files says it too.
+            streams: plan
+                .streams
+                .iter()
+                .zip(&executors)
+                .map(|(s, ran)| StreamInfo {
+                    executor: Some(ExecutorUsed {
+                        name: if ran.uring { "io_uring" } else { "tokio" }.to_string(),
+                        why: ran.why.clone(),
+                    }),
+                    ..s.info.clone()
+                })
+                .collect(),
         };
         let outputs = match out_dir {
             Some(dir) => Some(
@@ -203,6 +219,14 @@ impl Probe {
         let metrics_server = metrics_listener
             .zip(metrics.registry())
             .map(|(listener, registry)| MetricsServer::start(listener, registry, &handle));
+        // A fallback the user did not ask for is said once, whatever the streams.
+        if let Some(why) = executors
+            .iter()
+            .find(|r| !r.uring && !r.forced)
+            .and_then(|r| r.why.as_deref())
+        {
+            eprintln!("rollprobe: sending with the tokio executor, not io_uring: {why}");
+        }
         let clock = Clock::start();
         header.started_at = clock.started_at();
         let (tx, rx) = mpsc::unbounded_channel();
@@ -374,6 +398,7 @@ impl Probe {
         } = done_rx
             .await
             .map_err(|_| ProbeError::Internal("the recorder stopped early".into()))?;
+
         let _ = (&mut self.recorder).await;
         let written = match (write_error, dir) {
             (Some((path, source)), _) => Err(ProbeError::Output { path, source }),

@@ -234,6 +234,20 @@ pub struct StreamInfo {
     /// far that start lies after the merged run's start (ms), stated rather than hidden.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub merged_from: Option<MergedInput>,
+    /// The executor that sent its requests (files written before it was recorded
+    /// have none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub executor: Option<ExecutorUsed>,
+}
+
+/// The executor that sent a stream's requests.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ExecutorUsed {
+    /// `io_uring` (the kernel keeps the schedule) or `tokio` (the portable one).
+    pub name: String,
+    /// Why not io_uring, when it was not (TLS, no io_uring in the kernel, asked for).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub why: Option<String>,
 }
 
 /// Where a merged run's stream came from.
@@ -257,6 +271,7 @@ impl StreamInfo {
             target: None,
             rate: None,
             merged_from: None,
+            executor: None,
         }
     }
 }
@@ -291,6 +306,8 @@ enum StreamEntry {
         rate: Option<f64>,
         #[serde(default)]
         merged_from: Option<MergedInput>,
+        #[serde(default)]
+        executor: Option<ExecutorUsed>,
     },
 }
 
@@ -305,6 +322,7 @@ impl From<StreamEntry> for StreamInfo {
                 target,
                 rate,
                 merged_from,
+                executor,
             } => StreamInfo {
                 name,
                 vantage,
@@ -312,6 +330,7 @@ impl From<StreamEntry> for StreamInfo {
                 target,
                 rate,
                 merged_from,
+                executor,
             },
         }
     }

@@ -29,7 +29,7 @@
 //! been handed over. The schedule knows nothing of the recorder behind the sink.
 
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -38,11 +38,13 @@ use tokio::io::unix::AsyncFd;
 use tokio::sync::Notify;
 
 use crate::clock::{round_ms, Clock};
-use crate::config::ProbeConfig;
+use crate::config::{ExecutorChoice, ProbeConfig};
 use crate::event::Vantage;
-use crate::execute::Executor;
+use crate::execute::{Attempt, Executor};
 use crate::outcome::Outcome;
 use crate::sample::Sample;
+
+mod uring;
 
 /// Where the schedule hands finished samples, a batch at a time.
 pub(crate) type SampleSink = Arc<dyn Fn(Vec<Sample>) + Send + Sync>;
@@ -79,6 +81,10 @@ pub(crate) struct Schedule {
     pub(crate) done_notify: Notify,
     /// Wakes a schedule that sleeps until a distant tick, when `stop` is set.
     stop_notify: Notify,
+    /// The io_uring executor's eventfd, written by `stop` to wake it (it sleeps in
+    /// the kernel, not in the runtime). Held locked while written, so the loop never
+    /// closes it under a writer.
+    wake_fd: Mutex<Option<RawFd>>,
 }
 
 impl Schedule {
@@ -91,7 +97,13 @@ impl Schedule {
             done: AtomicBool::new(false),
             done_notify: Notify::new(),
             stop_notify: Notify::new(),
+            wake_fd: Mutex::new(None),
         }
+    }
+
+    /// Sets (or, before it is closed, clears) the eventfd that `stop` writes.
+    fn set_wake_fd(&self, fd: Option<RawFd>) {
+        *self.wake_fd.lock().unwrap_or_else(|p| p.into_inner()) = fd;
     }
 
     /// Ends the schedule: it releases no tick once it has seen this, and a schedule
@@ -100,6 +112,11 @@ impl Schedule {
         self.stop.store(true, Ordering::Release);
         // A permit is kept when the schedule is not waiting yet.
         self.stop_notify.notify_one();
+        if let Some(fd) = *self.wake_fd.lock().unwrap_or_else(|p| p.into_inner()) {
+            let one = 1u64;
+            // SAFETY: writes 8 bytes to an eventfd that stays open while the lock is held.
+            unsafe { libc::write(fd, (&one as *const u64).cast(), 8) };
+        }
     }
 }
 
@@ -109,6 +126,13 @@ pub(crate) struct RequestIds {
     pub(crate) prefix: String,
     pub(crate) stream: String,
     pub(crate) enabled: bool,
+}
+
+impl RequestIds {
+    /// The `x-request-id` of request `seq`, when request ids are on.
+    fn request_id(&self, seq: u64) -> Option<String> {
+        self.enabled.then(|| format!("{}{seq}", self.prefix))
+    }
 }
 
 /// Where a stream's requests leave from: its thread enters `vantage` for `url`
@@ -128,6 +152,71 @@ pub(crate) struct StreamVantage {
 pub(crate) struct ReadyStream {
     thread: std::thread::JoinHandle<()>,
     go: std::sync::mpsc::Sender<Go>,
+    /// The executor the stream will run.
+    pub(crate) ran: ExecutorRan,
+}
+
+/// Which executor a stream runs: io_uring, or the tokio one and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ExecutorRan {
+    pub(crate) uring: bool,
+    /// Why not io_uring, when not.
+    pub(crate) why: Option<String>,
+    /// The user asked for the tokio executor (nothing to tell them).
+    pub(crate) forced: bool,
+}
+
+impl ExecutorRan {
+    fn tokio(why: impl Into<String>, forced: bool) -> ExecutorRan {
+        ExecutorRan {
+            uring: false,
+            why: Some(why.into()),
+            forced,
+        }
+    }
+}
+
+/// The environment variable that forces an executor: `tokio`, or `io_uring` (the
+/// default where it works).
+pub const EXECUTOR_ENV: &str = "ROLLPROBE_EXECUTOR";
+
+/// Whether `executor`'s requests can go through io_uring (the target's addresses
+/// then), or why not. Whether the kernel allows a ring is asked on the stream's thread.
+fn uring_plan(executor: &Executor) -> Result<Vec<std::net::SocketAddr>, ExecutorRan> {
+    let config = executor.config();
+    if config.executor == ExecutorChoice::Tokio {
+        return Err(ExecutorRan::tokio(
+            "asked for (ExecutorChoice::Tokio)",
+            true,
+        ));
+    }
+    match std::env::var(EXECUTOR_ENV).ok().as_deref() {
+        None | Some("") | Some("io_uring") | Some("auto") => {}
+        Some("tokio") => {
+            return Err(ExecutorRan::tokio(
+                format!("asked for ({EXECUTOR_ENV}=tokio)"),
+                true,
+            ))
+        }
+        Some(other) => {
+            return Err(ExecutorRan::tokio(
+                format!("{EXECUTOR_ENV}={other} is neither tokio nor io_uring"),
+                false,
+            ))
+        }
+    }
+    if config.target.https {
+        return Err(ExecutorRan::tokio(
+            "the target is https (TLS runs on the tokio executor)",
+            false,
+        ));
+    }
+    executor.addresses_without_dns().ok_or_else(|| {
+        ExecutorRan::tokio(
+            "the target's host is a name, resolved for each connection",
+            false,
+        )
+    })
 }
 
 /// What a ready stream thread needs to run its schedule.
@@ -138,10 +227,15 @@ struct Go {
     sink: SampleSink,
 }
 
-/// Starts a stream's thread (entering `vantage` first, when given) and returns once
-/// it is ready. Dropped without [`ReadyStream::go`], the thread ends at once.
-pub(crate) fn prepare(vantage: Option<StreamVantage>) -> io::Result<ReadyStream> {
-    let (ready_tx, ready_rx) = std::sync::mpsc::channel::<io::Result<()>>();
+/// Starts a stream's thread (entering `vantage` first, when given) for `executor`'s
+/// requests and returns once it is ready, with the executor it will run (io_uring
+/// where it works). Dropped without [`ReadyStream::go`], the thread ends at once.
+pub(crate) fn prepare(
+    vantage: Option<StreamVantage>,
+    executor: &Executor,
+) -> io::Result<ReadyStream> {
+    let plan = uring_plan(executor);
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel::<io::Result<ExecutorRan>>();
     let (go_tx, go_rx) = std::sync::mpsc::channel::<Go>();
     let thread = std::thread::Builder::new()
         .name("rollprobe-schedule".into())
@@ -153,6 +247,28 @@ pub(crate) fn prepare(vantage: Option<StreamVantage>) -> io::Result<ReadyStream>
                     return;
                 }
             };
+            // The ring is made here, where the requests will leave from.
+            let (ring, ran) = match plan {
+                Ok(addrs) => match uring::Ring::new() {
+                    Ok(ring) => (
+                        Some((ring, addrs)),
+                        ExecutorRan {
+                            uring: true,
+                            why: None,
+                            forced: false,
+                        },
+                    ),
+                    Err(why) => (None, ExecutorRan::tokio(why, false)),
+                },
+                Err(ran) => (None, ran),
+            };
+            if let Some((ring, addrs)) = ring {
+                let _ = ready_tx.send(Ok(ran));
+                if let Ok(go) = go_rx.recv() {
+                    uring::run(ring, go.shared, go.executor, go.ids, go.sink, addrs);
+                }
+                return;
+            }
             let timer = match runtime.block_on(async { DueTimer::new() }) {
                 Ok(t) => t,
                 Err(e) => {
@@ -160,13 +276,17 @@ pub(crate) fn prepare(vantage: Option<StreamVantage>) -> io::Result<ReadyStream>
                     return;
                 }
             };
-            let _ = ready_tx.send(Ok(()));
+            let _ = ready_tx.send(Ok(ran));
             if let Ok(go) = go_rx.recv() {
                 runtime.block_on(run(go.shared, go.executor, timer, go.ids, go.sink));
             }
         })?;
     match ready_rx.recv() {
-        Ok(Ok(())) => Ok(ReadyStream { thread, go: go_tx }),
+        Ok(Ok(ran)) => Ok(ReadyStream {
+            thread,
+            go: go_tx,
+            ran,
+        }),
         Ok(Err(e)) => {
             let _ = thread.join();
             Err(e)
@@ -237,9 +357,42 @@ fn stream_runtime(vantage: Option<&StreamVantage>) -> io::Result<tokio::runtime:
 /// with no relative-sleep drift.
 struct DueTimer {
     fd: AsyncFd<OwnedFd>,
-    /// CLOCK_MONOTONIC of `anchor`, ns: `Instant` does not expose its raw value.
+    monotonic: Monotonic,
+}
+
+/// `Instant`s as CLOCK_MONOTONIC nanoseconds, which the kernel's absolute timers take
+/// (`Instant` does not expose its raw value).
+#[derive(Clone, Copy)]
+struct Monotonic {
     anchor: Instant,
+    /// CLOCK_MONOTONIC at `anchor`, ns.
     anchor_ns: i128,
+}
+
+impl Monotonic {
+    fn now() -> Monotonic {
+        let anchor = Instant::now();
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: writes one timespec.
+        unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+        let anchor_ns = i128::from(ts.tv_sec) * 1_000_000_000 + i128::from(ts.tv_nsec);
+        Monotonic { anchor, anchor_ns }
+    }
+
+    /// `at` on CLOCK_MONOTONIC: seconds and nanoseconds, never 0 (which would disarm
+    /// a timerfd: one nanosecond is "already due").
+    fn at(&self, at: Instant) -> (u64, u32) {
+        let ns = if at >= self.anchor {
+            self.anchor_ns + (at - self.anchor).as_nanos() as i128
+        } else {
+            self.anchor_ns - (self.anchor - at).as_nanos() as i128
+        };
+        let ns = ns.max(1);
+        ((ns / 1_000_000_000) as u64, (ns % 1_000_000_000) as u32)
+    }
 }
 
 impl DueTimer {
@@ -256,40 +409,25 @@ impl DueTimer {
         }
         // SAFETY: `raw` is a new fd that nothing else owns.
         let owned = unsafe { OwnedFd::from_raw_fd(raw) };
-        let anchor = Instant::now();
-        let mut ts = libc::timespec {
-            tv_sec: 0,
-            tv_nsec: 0,
-        };
-        // SAFETY: writes one timespec.
-        unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-        let anchor_ns = i128::from(ts.tv_sec) * 1_000_000_000 + i128::from(ts.tv_nsec);
         // SAFETY: the timerfd is owned by the AsyncFd and closed only when it is dropped.
         let fd = unsafe { AsyncFd::register_with_interest(owned, tokio::io::Interest::READABLE)? };
         Ok(DueTimer {
             fd,
-            anchor,
-            anchor_ns,
+            monotonic: Monotonic::now(),
         })
     }
 
     /// Sleeps until `at` (returns at once if it has passed).
     async fn sleep_until(&self, at: Instant) -> io::Result<()> {
-        let ns = if at >= self.anchor {
-            self.anchor_ns + (at - self.anchor).as_nanos() as i128
-        } else {
-            self.anchor_ns - (self.anchor - at).as_nanos() as i128
-        };
-        // 0 would disarm the timer: one nanosecond is "already due".
-        let ns = ns.max(1);
+        let (sec, nsec) = self.monotonic.at(at);
         let spec = libc::itimerspec {
             it_interval: libc::timespec {
                 tv_sec: 0,
                 tv_nsec: 0,
             },
             it_value: libc::timespec {
-                tv_sec: (ns / 1_000_000_000) as libc::time_t,
-                tv_nsec: (ns % 1_000_000_000) as libc::c_long,
+                tv_sec: sec as libc::time_t,
+                tv_nsec: nsec as libc::c_long,
             },
         };
         // SAFETY: the fd is a timerfd owned by `self`; `spec` is a valid itimerspec.
@@ -338,6 +476,7 @@ impl DueTimer {
 }
 
 /// Samples finished on the stream's thread, waiting to be handed to the sink.
+#[derive(Default)]
 struct Pending {
     samples: Mutex<Vec<Sample>>,
     /// When the oldest waiting sample finished.
@@ -351,6 +490,19 @@ impl Pending {
             *self.oldest.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
         }
         samples.push(sample);
+    }
+
+    /// When the oldest waiting sample finished, if any waits.
+    fn oldest(&self) -> Option<Instant> {
+        if self
+            .samples
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_empty()
+        {
+            return None;
+        }
+        *self.oldest.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Hands the waiting samples to `sink` if the oldest must go before `next_wake`
@@ -389,10 +541,7 @@ async fn run(
     sink: SampleSink,
 ) {
     let ids = Arc::new(ids);
-    let pending = Arc::new(Pending {
-        samples: Mutex::new(Vec::new()),
-        oldest: Mutex::new(None),
-    });
+    let pending = Arc::new(Pending::default());
     let origin = shared.clock.origin();
     let rate = shared.config.rate;
     let end = shared.config.duration.map(|d| origin + d);
@@ -555,27 +704,48 @@ fn release(
             ));
             return;
         }
-        let request_id = ids.enabled.then(|| format!("{}{seq}", ids.prefix));
+        let request_id = ids.request_id(seq);
         let attempt = executor.execute(request_id.as_deref()).await;
-        pending.push(Sample {
-            sent_ms: Some(round_ms(shared.clock.ms_at(sent))),
-            wall_time: shared.clock.wall_at(intended_ms),
-            errno: attempt.errno,
-            errno_name: attempt.errno_name().map(str::to_string),
-            status: attempt.status,
-            version: attempt.version,
-            pod: attempt.pod,
+        pending.push(sent_sample(
+            &shared.clock,
+            &ids.stream,
+            seq,
+            intended_ms,
+            sent,
             request_id,
-            connect_ms: attempt.connect_ms.map(round_ms),
-            syn_retransmits: attempt.syn_retransmits,
-            ttfb_ms: attempt.ttfb_ms.map(round_ms),
-            total_ms: Some(round_ms(attempt.total_ms)),
-            connection: Some(if attempt.reused { "reused" } else { "new" }.to_string()),
-            error: attempt.error,
-            proxy: attempt.proxy,
-            ..Sample::new(ids.stream.clone(), seq, intended_ms, attempt.outcome)
-        });
+            attempt,
+        ));
     });
+}
+
+/// The sample of a request that was sent at `sent`, whichever executor sent it.
+fn sent_sample(
+    clock: &Clock,
+    stream: &str,
+    seq: u64,
+    intended_ms: f64,
+    sent: Instant,
+    request_id: Option<String>,
+    attempt: Attempt,
+) -> Sample {
+    Sample {
+        sent_ms: Some(round_ms(clock.ms_at(sent))),
+        wall_time: clock.wall_at(intended_ms),
+        errno: attempt.errno,
+        errno_name: attempt.errno_name().map(str::to_string),
+        status: attempt.status,
+        version: attempt.version,
+        pod: attempt.pod,
+        request_id,
+        connect_ms: attempt.connect_ms.map(round_ms),
+        syn_retransmits: attempt.syn_retransmits,
+        ttfb_ms: attempt.ttfb_ms.map(round_ms),
+        total_ms: Some(round_ms(attempt.total_ms)),
+        connection: Some(if attempt.reused { "reused" } else { "new" }.to_string()),
+        error: attempt.error,
+        proxy: attempt.proxy,
+        ..Sample::new(stream, seq, intended_ms, attempt.outcome)
+    }
 }
 
 fn skipped_sample(stream: &str, seq: u64, intended_ms: f64, clock: &Clock) -> Sample {
