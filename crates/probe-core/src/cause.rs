@@ -248,6 +248,11 @@ pub enum Cause {
         /// The window's most frequent failure kind.
         kind: Outcome,
     },
+    /// A window through a proxy that went through several of the proxy causes above
+    /// in turn, in time order: in a Recreate, the old pods the proxy still held, then
+    /// no upstream at all, then new pods that could not answer yet. Each phase starts
+    /// where the one before it stopped explaining the window.
+    ProxyPhases(Vec<Cause>),
     /// No rollout event explains the window: what is known instead.
     Unexplained {
         /// The window's failure kinds with their counts.

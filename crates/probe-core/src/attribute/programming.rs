@@ -92,6 +92,8 @@ fn routed_pod(cause: &Cause) -> Option<(&str, Option<IpAddr>)> {
         | Cause::ProxyStaleUpstream { pod, address, .. } => Some((pod, *address)),
         Cause::TerminatingPodStillRouted { pod, .. }
         | Cause::RefusedWhileTerminating { pod, .. } => Some((pod, None)),
+        // A proxy's phases: the stale pod, if one of them was one.
+        Cause::ProxyPhases(phases) => phases.iter().find_map(routed_pod),
         _ => None,
     }
 }

@@ -191,8 +191,14 @@ impl AtWindow<'_> {
     }
 }
 
+/// At most this many phases in one window's cause: a Recreate has three (stale, empty,
+/// not listening); more would be a list nobody reads.
+const MAX_PHASES: usize = 4;
+
 /// The cause of a window whose failures the proxy answered itself, from the proxies'
-/// lists; `None` when the window is not one, or the lists do not explain it. The
+/// lists; `None` when the window is not one, or the lists do not explain it. When the
+/// first explanation ends before the window does (the proxy dropped the stale pod, or
+/// was given an upstream), what the lists say from there is the next phase. The
 /// events in time order.
 pub(super) fn proxy_cause(
     w: &OutageWindow,
@@ -200,6 +206,55 @@ pub(super) fn proxy_cause(
     kinds: &[(Outcome, u64)],
 ) -> Option<Cause> {
     let kind = dominant(kinds).filter(|k| is_proxy_kind(*k))?;
+    let mut phases: Vec<Cause> = Vec::new();
+    let mut from = w.start_ms;
+    while phases.len() < MAX_PHASES {
+        let rest = OutageWindow {
+            start_ms: from,
+            ..w.clone()
+        };
+        let Some(cause) = cause_from(&rest, events, kind) else {
+            break;
+        };
+        let ends = phase_end(&cause);
+        // Old pods the proxy dropped one after the other are one phase: the first
+        // named, the window told on from the last one's drop.
+        let again = matches!(
+            (phases.last(), &cause),
+            (
+                Some(Cause::ProxyStaleUpstream { .. }),
+                Cause::ProxyStaleUpstream { .. }
+            )
+        );
+        if !again {
+            phases.push(cause);
+        }
+        match ends {
+            Some(t) if t > from && t < w.end_ms => from = t,
+            _ => break,
+        }
+    }
+    match phases.len() {
+        0 => None,
+        1 => phases.pop(),
+        _ => Some(Cause::ProxyPhases(phases)),
+    }
+}
+
+/// Where a phase stops explaining the window: the stale pod left the proxy's list, or
+/// the empty list got an upstream. Refusing upstreams explain the window to its end.
+fn phase_end(cause: &Cause) -> Option<f64> {
+    match cause {
+        Cause::ProxyStaleUpstream {
+            proxy_dropped_ms, ..
+        } => *proxy_dropped_ms,
+        Cause::ProxyNoUpstream { next_upstream, .. } => next_upstream.as_ref().map(|p| p.at_ms),
+        _ => None,
+    }
+}
+
+/// The proxies' lists as of `w.start_ms`, and the first cause they give.
+fn cause_from(w: &OutageWindow, events: &[Event], kind: Outcome) -> Option<Cause> {
     let at_start = replay(events, w.start_ms);
     for (proxy, list) in &at_start {
         if list.upstreams.is_empty() {

@@ -840,3 +840,41 @@ fn a_new_pod_still_refusing_past_the_ready_reach_is_named_by_its_first_answer() 
         "connections refused until +22.30 s by one of the pods that became ready before its app listened (a pod without a readinessProbe is ready as soon as its process runs): new-c since +4.50 s, new-d since +17.00 s"
     );
 }
+
+#[test]
+fn a_recreate_through_a_proxy_is_told_phase_by_phase() {
+    // One window from the old pod's stale entry to the new pod's first answer: the
+    // proxy still held old-a, then had nothing, then had new-b, which did not listen yet.
+    let mut events = base();
+    events.extend([
+        upstream_ev(0.0, true, "old-a", "10.244.0.2"),
+        ev(900.0, "trigger_start", "kubectl"),
+        pod_ev(1000.0, "pod_terminating", "old-a", "10.244.0.2"),
+        ep_ev(1000.0, "endpoint_removed", "10.244.0.2"),
+        upstream_ev(1500.0, false, "old-a", "10.244.0.2"),
+        pod_ev(2800.0, "pod_ready", "new-b", "10.244.0.4"),
+        ep_ev(2800.0, "endpoint_added", "10.244.0.4"),
+        upstream_ev(3200.0, true, "new-b", "10.244.0.4"),
+    ]);
+    let mut w = window(1100.0, 5000.0, "proxy_upstream_failed");
+    w.kinds.insert("proxy_no_upstream".into(), 4);
+    let mut ws = vec![w];
+    attribute_causes(&mut ws, &events);
+    let Cause::ProxyPhases(phases) = &ws[0].cause.as_ref().unwrap().cause else {
+        panic!("{:?}", ws[0].cause);
+    };
+    let names: Vec<&str> = phases
+        .iter()
+        .map(|p| match p {
+            Cause::ProxyStaleUpstream { pod, .. } => pod.as_str(),
+            Cause::ProxyNoUpstream { .. } => "none",
+            Cause::ProxyUpstreamsRefused { not_listening, .. } => not_listening[0].pod.as_str(),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(names, ["old-a", "none", "new-b"]);
+    assert_eq!(
+        sentence(&ws[0]),
+        "proxy ingress-nginx-controller-0 still sent requests to pod old-a (10.244.0.2), gone from the EndpointSlice at +1.00 s, dropped from the proxy's upstreams only at +1.50 s (its controller's sync: 500 ms later); then proxy ingress-nginx-controller-0 had no upstream from +1.50 s (Service without ready endpoints from +1.00 s) until it was given pod new-b at +3.20 s: it answered by itself; then every upstream proxy ingress-nginx-controller-0 had failed it: pods new-b not yet listening (ready since +2.80 s) (mostly proxy_upstream_failed)"
+    );
+}

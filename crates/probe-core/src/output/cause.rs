@@ -203,76 +203,22 @@ impl Display for Cause {
                     kind_names(kinds),
                 )
             }
-            Cause::ProxyStaleUpstream {
-                proxy,
-                pod,
-                address,
-                slice_dropped_ms,
-                proxy_dropped_ms,
-                kind,
-            } => {
-                let address = address.map(|a| format!(" ({a})")).unwrap_or_default();
-                write!(
-                    f,
-                    "proxy {proxy} still sent requests to pod {pod}{address}, gone from the EndpointSlice at {}, ",
-                    at(*slice_dropped_ms)
-                )?;
-                match proxy_dropped_ms {
-                    Some(t) => write!(
-                        f,
-                        "dropped from the proxy's upstreams only at {} (its controller's sync: {} later)",
-                        at(*t),
-                        duration((t - slice_dropped_ms).max(0.0))
-                    )?,
-                    None => f.write_str("still among the proxy's upstreams when the run ended")?,
+            Cause::ProxyStaleUpstream { .. }
+            | Cause::ProxyNoUpstream { .. }
+            | Cause::ProxyUpstreamsRefused { .. } => proxy_sentence(f, self, true),
+            Cause::ProxyPhases(phases) => {
+                // Every phase carries the window's most frequent kind: said once, at the
+                // end, since each phase's own share is not known.
+                for (i, phase) in phases.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str("; then ")?;
+                    }
+                    proxy_sentence(f, phase, false)?;
                 }
-                write!(f, ": {kind}")
-            }
-            Cause::ProxyNoUpstream {
-                proxy,
-                since_ms,
-                service_empty_ms,
-                next_upstream,
-                kind,
-            } => {
-                write!(f, "proxy {proxy} had no upstream from {}", at(*since_ms))?;
-                if let Some(t) = service_empty_ms {
-                    write!(f, " (Service without ready endpoints from {})", at(*t))?;
+                match phases.first().and_then(proxy_kind) {
+                    Some(kind) => write!(f, " (mostly {kind})"),
+                    None => Ok(()),
                 }
-                match next_upstream {
-                    Some(p) => write!(f, " until it was given pod {} at {}", p.pod, at(p.at_ms))?,
-                    None => f.write_str(" and was given none back before the run ended")?,
-                }
-                write!(f, ": it answered by itself ({kind})")
-            }
-            Cause::ProxyUpstreamsRefused {
-                proxy,
-                not_listening,
-                draining,
-                kind,
-            } => {
-                write!(f, "every upstream proxy {proxy} had failed it ({kind})")?;
-                let mut sep = ": ";
-                if let Some(first) = not_listening.first() {
-                    let who: Vec<&str> = not_listening.iter().map(|p| p.pod.as_str()).collect();
-                    write!(
-                        f,
-                        "{sep}pods {} not yet listening (ready since {})",
-                        names(&who),
-                        at(first.at_ms)
-                    )?;
-                    sep = "; ";
-                }
-                if let Some(first) = draining.first() {
-                    let who: Vec<&str> = draining.iter().map(|p| p.pod.as_str()).collect();
-                    write!(
-                        f,
-                        "{sep}pods {} draining (terminating since {})",
-                        names(&who),
-                        at(first.at_ms)
-                    )?;
-                }
-                Ok(())
             }
             Cause::Unexplained {
                 kinds,
@@ -313,6 +259,108 @@ impl Display for Cause {
 }
 
 /// ` until its endpoint was removed at +4.00 s`, or nothing.
+/// A proxy cause's sentence; `show_kind` adds the window's most frequent kind (left
+/// out inside [`Cause::ProxyPhases`], which says it once).
+fn proxy_sentence(f: &mut Formatter<'_>, cause: &Cause, show_kind: bool) -> fmt::Result {
+    match cause {
+        Cause::ProxyStaleUpstream {
+            proxy,
+            pod,
+            address,
+            slice_dropped_ms,
+            proxy_dropped_ms,
+            kind,
+        } => {
+            let address = address.map(|a| format!(" ({a})")).unwrap_or_default();
+            write!(
+                    f,
+                    "proxy {proxy} still sent requests to pod {pod}{address}, gone from the EndpointSlice at {}, ",
+                    at(*slice_dropped_ms)
+                )?;
+            match proxy_dropped_ms {
+                    Some(t) => write!(
+                        f,
+                        "dropped from the proxy's upstreams only at {} (its controller's sync: {} later)",
+                        at(*t),
+                        duration((t - slice_dropped_ms).max(0.0))
+                    )?,
+                    None => f.write_str("still among the proxy's upstreams when the run ended")?,
+                }
+            if show_kind {
+                write!(f, ": {kind}")?;
+            }
+            Ok(())
+        }
+        Cause::ProxyNoUpstream {
+            proxy,
+            since_ms,
+            service_empty_ms,
+            next_upstream,
+            kind,
+        } => {
+            write!(f, "proxy {proxy} had no upstream from {}", at(*since_ms))?;
+            if let Some(t) = service_empty_ms {
+                write!(f, " (Service without ready endpoints from {})", at(*t))?;
+            }
+            match next_upstream {
+                Some(p) => write!(f, " until it was given pod {} at {}", p.pod, at(p.at_ms))?,
+                None => f.write_str(" and was given none back before the run ended")?,
+            }
+            f.write_str(": it answered by itself")?;
+            match (show_kind, *kind) {
+                (false, _) => Ok(()),
+                (true, Outcome::ProxyNoUpstream) => write!(f, " ({kind})"),
+                // Its own answers were not most of the window: once it had an
+                // upstream again, that upstream failed the rest.
+                (true, kind) => write!(f, ", and its upstreams failed the rest ({kind})"),
+            }
+        }
+        Cause::ProxyUpstreamsRefused {
+            proxy,
+            not_listening,
+            draining,
+            kind,
+        } => {
+            write!(f, "every upstream proxy {proxy} had failed it")?;
+            if show_kind {
+                write!(f, " ({kind})")?;
+            }
+            let mut sep = ": ";
+            if let Some(first) = not_listening.first() {
+                let who: Vec<&str> = not_listening.iter().map(|p| p.pod.as_str()).collect();
+                write!(
+                    f,
+                    "{sep}pods {} not yet listening (ready since {})",
+                    names(&who),
+                    at(first.at_ms)
+                )?;
+                sep = "; ";
+            }
+            if let Some(first) = draining.first() {
+                let who: Vec<&str> = draining.iter().map(|p| p.pod.as_str()).collect();
+                write!(
+                    f,
+                    "{sep}pods {} draining (terminating since {})",
+                    names(&who),
+                    at(first.at_ms)
+                )?;
+            }
+            Ok(())
+        }
+        other => write!(f, "{other}"),
+    }
+}
+
+/// The window's most frequent kind a proxy cause carries.
+fn proxy_kind(cause: &Cause) -> Option<Outcome> {
+    match cause {
+        Cause::ProxyStaleUpstream { kind, .. }
+        | Cause::ProxyNoUpstream { kind, .. }
+        | Cause::ProxyUpstreamsRefused { kind, .. } => Some(*kind),
+        _ => None,
+    }
+}
+
 fn until_removed(endpoint_removed_ms: Option<f64>) -> String {
     endpoint_removed_ms
         .map(|t| format!(" until its endpoint was removed at {}", at(t)))
