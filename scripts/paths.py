@@ -96,7 +96,8 @@ def causes(args, plan):
         for w in run[0]["downtime"]["windows"]:
             text = w.get("cause", "")
             text = re.sub(r"[a-z0-9]+(-[a-z0-9]+)*-[a-z0-9]{10}-[a-z0-9]{5}", "POD", text)
-            text = re.sub(r"[+-]?\d+(\.\d+)?( (s|ms))?", "N", text)
+            text = re.sub(r"\d+\.\d+\.\d+\.\d+", "ADDR", text)
+            text = re.sub(r"(?<![\w-])[+-]?\d+(\.\d+)?( (s|ms)\b)?", "N", text)
             # Which answers framed the window varies from window to window.
             text = re.sub(r"; (the last answer before it|pod POD answered just before).*$", "", text)
             shapes[text] += 1
