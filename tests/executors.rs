@@ -1,5 +1,6 @@
-//! Choosing the executor: io_uring by default where the kernel allows it, the tokio
-//! executor when forced (`ROLLPROBE_EXECUTOR=tokio` or `ExecutorChoice::Tokio`), and
+//! Choosing the executor: io_uring by default for kept-alive connections where the
+//! kernel allows it, the tokio executor for new connections unless io_uring is asked
+//! for, and when forced (`ROLLPROBE_EXECUTOR=tokio` or `ExecutorChoice::Tokio`);
 //! report.json's `probe` says which ran and why.
 //!
 //! One test in its own file (its own process): it sets the environment variable,
@@ -9,11 +10,12 @@ mod support;
 
 use std::time::Duration;
 
-use probe_core::{ExecutorUsed, Probe};
+use probe_core::{ConnectionMode, ExecutorUsed, Probe};
 use support::{serve, Behaviour};
 
-async fn executor_of(url: &str) -> ExecutorUsed {
+async fn executor_of(url: &str, connection: ConnectionMode) -> ExecutorUsed {
     let probe = Probe::builder(url)
+        .connection(connection)
         .rate(50)
         .duration(Duration::from_millis(200))
         .start()
@@ -39,23 +41,29 @@ async fn the_environment_forces_the_fallback_and_the_report_says_so() {
     // SAFETY (edition 2024's concern): no other thread of this process reads the
     // environment meanwhile; this file has one test.
     std::env::set_var("ROLLPROBE_EXECUTOR", "tokio");
-    let forced = executor_of(&s.url()).await;
+    let forced = executor_of(&s.url(), ConnectionMode::Keepalive).await;
     assert_eq!(forced.name, "tokio");
     assert_eq!(
         forced.why.as_deref(),
         Some("asked for (ROLLPROBE_EXECUTOR=tokio)")
     );
     std::env::set_var("ROLLPROBE_EXECUTOR", "epoll");
-    let unknown = executor_of(&s.url()).await;
+    let unknown = executor_of(&s.url(), ConnectionMode::Keepalive).await;
     assert_eq!(unknown.name, "tokio");
     assert!(unknown.why.unwrap().contains("neither tokio nor io_uring"));
+    // Asked for, new connections go through io_uring too.
+    std::env::set_var("ROLLPROBE_EXECUTOR", "io_uring");
+    let asked = executor_of(&s.url(), ConnectionMode::Fresh).await;
+    assert_eq!(asked.name, "io_uring", "{asked:?}");
     std::env::remove_var("ROLLPROBE_EXECUTOR");
-    let default = executor_of(&s.url()).await;
-    assert_eq!(
-        default,
-        ExecutorUsed {
-            name: "io_uring".into(),
-            why: None
-        }
-    );
+    let uring = ExecutorUsed {
+        name: "io_uring".into(),
+        why: None,
+    };
+    let default = executor_of(&s.url(), ConnectionMode::Keepalive).await;
+    assert_eq!(default, uring);
+    // By default new connections are sent (and timed) by the tokio executor.
+    let fresh = executor_of(&s.url(), ConnectionMode::Fresh).await;
+    assert_eq!(fresh.name, "tokio");
+    assert!(fresh.why.unwrap().starts_with("new connections"));
 }

@@ -70,7 +70,8 @@ impl ProbeBuilder {
     }
 
     /// Which executor sends the requests (default [`ExecutorChoice::Auto`]: io_uring
-    /// where it works). `ExecutorChoice::Tokio` forces the portable one.
+    /// for kept-alive connections where it works). `ExecutorChoice::Tokio` forces the
+    /// portable one, `ExecutorChoice::IoUring` io_uring for new connections too.
     pub fn executor(self, choice: ExecutorChoice) -> Self {
         self.set(|c| c.executor = choice)
     }

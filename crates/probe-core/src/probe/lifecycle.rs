@@ -222,7 +222,7 @@ impl Probe {
         // A fallback the user did not ask for is said once, whatever the streams.
         if let Some(why) = executors
             .iter()
-            .find(|r| !r.uring && !r.forced)
+            .find(|r| !r.uring && !r.quiet)
             .and_then(|r| r.why.as_deref())
         {
             eprintln!("rollprobe: sending with the tokio executor, not io_uring: {why}");

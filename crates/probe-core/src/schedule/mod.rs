@@ -38,7 +38,7 @@ use tokio::io::unix::AsyncFd;
 use tokio::sync::Notify;
 
 use crate::clock::{round_ms, Clock};
-use crate::config::{ExecutorChoice, ProbeConfig};
+use crate::config::{ConnectionMode, ExecutorChoice, ProbeConfig};
 use crate::event::Vantage;
 use crate::execute::{Attempt, Executor};
 use crate::outcome::Outcome;
@@ -162,16 +162,17 @@ pub(crate) struct ExecutorRan {
     pub(crate) uring: bool,
     /// Why not io_uring, when not.
     pub(crate) why: Option<String>,
-    /// The user asked for the tokio executor (nothing to tell them).
-    pub(crate) forced: bool,
+    /// Nothing to tell the user: they asked for the tokio executor, or it is the
+    /// default for the stream's connection mode.
+    pub(crate) quiet: bool,
 }
 
 impl ExecutorRan {
-    fn tokio(why: impl Into<String>, forced: bool) -> ExecutorRan {
+    fn tokio(why: impl Into<String>, quiet: bool) -> ExecutorRan {
         ExecutorRan {
             uring: false,
             why: Some(why.into()),
-            forced,
+            quiet,
         }
     }
 }
@@ -190,8 +191,10 @@ fn uring_plan(executor: &Executor) -> Result<Vec<std::net::SocketAddr>, Executor
             true,
         ));
     }
+    let mut asked_uring = config.executor == ExecutorChoice::IoUring;
     match std::env::var(EXECUTOR_ENV).ok().as_deref() {
-        None | Some("") | Some("io_uring") | Some("auto") => {}
+        None | Some("") | Some("auto") => {}
+        Some("io_uring") => asked_uring = true,
         Some("tokio") => {
             return Err(ExecutorRan::tokio(
                 format!("asked for ({EXECUTOR_ENV}=tokio)"),
@@ -204,6 +207,17 @@ fn uring_plan(executor: &Executor) -> Result<Vec<std::net::SocketAddr>, Executor
                 false,
             ))
         }
+    }
+    // On io_uring a new connection's connect is issued when the stream's thread runs
+    // the ring's task work after its timer fired, and nothing times that: a starved
+    // thread would send late while its samples said on time. The tokio executor times
+    // the connect's start, so new connections go there unless io_uring is asked for.
+    if config.connection == ConnectionMode::Fresh && !asked_uring {
+        return Err(ExecutorRan::tokio(
+            "new connections (their send time is measured on the tokio executor; \
+             ROLLPROBE_EXECUTOR=io_uring sends them through io_uring)",
+            true,
+        ));
     }
     if config.target.https {
         return Err(ExecutorRan::tokio(
@@ -255,7 +269,7 @@ pub(crate) fn prepare(
                         ExecutorRan {
                             uring: true,
                             why: None,
-                            forced: false,
+                            quiet: false,
                         },
                     ),
                     Err(why) => (None, ExecutorRan::tokio(why, false)),
