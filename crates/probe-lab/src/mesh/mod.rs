@@ -236,11 +236,13 @@ impl Sidecar {
         unsafe {
             use std::os::unix::process::CommandExt;
             cmd.pre_exec(|| {
-                // The sidecar dies with the lab's controller thread, as its pod does.
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0);
                 if libc::setgroups(0, std::ptr::null()) != 0 || libc::setgid(SIDECAR_GID) != 0 {
                     return Err(std::io::Error::last_os_error());
                 }
+                // The sidecar dies with the lab's controller thread, as its pod does. Set
+                // after setgid: a change of the effective group clears the parent-death
+                // signal (prctl(2)), which let a sidecar outlive a SIGKILLed lab.
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0);
                 Ok(())
             });
         }
