@@ -17,50 +17,14 @@ use std::time::Duration;
 use probe_core::{
     read_samples, AccessLog, Event, EventSource, Outcome, Probe, Proxy, Report, Rollout, Sample,
 };
-use probe_lab::{IngressKind, Lab, LabConfig};
+use probe_lab::{IngressKind, Lab};
+use support::{fast_config, pids, WEB};
 
-fn fast_config() -> LabConfig {
-    LabConfig {
-        app_command: Some(vec![env!("CARGO_BIN_EXE_probe-lab-app").to_string()]),
-        startup_delay: Duration::from_millis(1000),
-        pod_start_latency: Duration::from_millis(200),
-        kill_latency: Duration::from_millis(300),
-        proxy_sync_delay: Duration::from_millis(100),
-        sandbox_teardown_delay: Duration::from_millis(300),
-        max_lifetime: Duration::from_secs(120),
-        ingress: probe_lab::IngressConfig {
-            sync_delay: Duration::from_millis(500),
-        },
-        ..LabConfig::default()
-    }
-}
+mod support;
 
-/// Two replicas of a versioned app without a readinessProbe (a pod is ready before its
-/// app listens), rolled 25%/25% (one surge pod, none unavailable), behind `web-svc`.
-const WEB: &str = r#"
-apiVersion: apps/v1
-kind: Deployment
-metadata: {name: web}
-spec:
-  replicas: 2
-  selector: {matchLabels: {app: web}}
-  template:
-    metadata: {labels: {app: web}}
-    spec:
-      terminationGracePeriodSeconds: 2
-      containers: [{name: app, image: "shop/web:v1"}]
----
-apiVersion: v1
-kind: Service
-metadata: {name: web-svc}
-spec: {type: LoadBalancer, selector: {app: web}, ports: [{port: 8080}]}
-"#;
-
-/// A scratch folder for a test's run, removed first.
+/// This suite's scratch folder for a test's run.
 fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("rollprobe-ingress-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
+    support::scratch("ingress", name)
 }
 
 /// Every access log of the lab's proxies in one, once it speaks of every sample
@@ -323,15 +287,6 @@ fn endpoints(lab: &Lab) -> BTreeSet<SocketAddrV4> {
         .iter()
         .map(|ip| SocketAddrV4::new(*ip, 8080))
         .collect()
-}
-
-/// The pids in a namespace.
-fn pids(ns: &str) -> String {
-    let out = std::process::Command::new("ip")
-        .args(["netns", "pids", ns])
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
 /// Waits (bounded) until HAProxy's servers are the Service's endpoints.

@@ -8,49 +8,26 @@
 
 use std::io::{Read, Write};
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use probe_core::{read_samples, AccessLog, Outcome, Probe, Rollout};
 use probe_lab::{Lab, LabConfig, LabFrom, Mesh};
+use support::{fast_config, pids, WEB};
+
+mod support;
 
 fn meshed_config() -> LabConfig {
     LabConfig {
-        app_command: Some(vec![env!("CARGO_BIN_EXE_probe-lab-app").to_string()]),
-        startup_delay: Duration::from_millis(1000),
-        pod_start_latency: Duration::from_millis(200),
-        kill_latency: Duration::from_millis(300),
-        proxy_sync_delay: Duration::from_millis(100),
-        sandbox_teardown_delay: Duration::from_millis(300),
-        max_lifetime: Duration::from_secs(120),
-        ingress: probe_lab::IngressConfig {
-            sync_delay: Duration::from_millis(500),
-        },
         mesh: Some(Mesh::Istio),
-        ..LabConfig::default()
+        ..fast_config()
     }
 }
 
-/// Two replicas without a readinessProbe (a pod is ready before its app listens),
-/// rolled with one surge pod and none unavailable, behind a ClusterIP Service.
-const WEB: &str = r#"
-apiVersion: apps/v1
-kind: Deployment
-metadata: {name: web}
-spec:
-  replicas: 2
-  selector: {matchLabels: {app: web}}
-  template:
-    metadata: {labels: {app: web}}
-    spec:
-      terminationGracePeriodSeconds: 2
-      containers: [{name: app, image: "shop/web:v1"}]
----
-apiVersion: v1
-kind: Service
-metadata: {name: web-svc}
-spec: {selector: {app: web}, ports: [{port: 8080}]}
-"#;
+/// The suites' app behind a ClusterIP Service (the mesh's client pod calls it).
+fn web() -> String {
+    WEB.replace("type: LoadBalancer, ", "")
+}
 
 /// GET /test/version at `addr` from namespace `ns` with request id `id`: the status
 /// line and the headers (lower case).
@@ -112,22 +89,13 @@ fn logged_by(lab: &Lab, id: &str) -> Vec<String> {
     }
 }
 
-/// The pids in network namespace `ns`.
-fn pids(ns: &str) -> String {
-    let out = std::process::Command::new("ip")
-        .args(["netns", "pids", ns])
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 #[tokio::test]
 #[cfg_attr(not(netns_tests), ignore = "needs root and ROLLPROBE_NETNS_TESTS=1")]
 async fn a_meshed_client_pod_reaches_a_meshed_service_through_both_sidecars() {
     let lab = Lab::start(meshed_config()).await.unwrap();
     let client_ns = format!("{}-cpod1", lab.run_id());
     let measured = async {
-        lab.apply_yaml(WEB)?;
+        lab.apply_yaml(&web())?;
         lab.wait_available(Duration::from_secs(15)).await?;
         lab.wait_serving("web-svc", Duration::from_secs(10)).await?;
         let url = lab.vantage_point(LabFrom::Pod(1), "web-svc")?.url;
@@ -172,20 +140,13 @@ async fn a_meshed_client_pod_reaches_a_meshed_service_through_both_sidecars() {
     assert!(!folder.exists());
 }
 
-/// A scratch folder for a test's run, removed first.
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("rollprobe-mesh-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
-}
-
 #[tokio::test]
 #[cfg_attr(not(netns_tests), ignore = "needs root and ROLLPROBE_NETNS_TESTS=1")]
 async fn the_client_sidecars_retries_save_requests_of_a_rolling_update_without_readiness() {
     let lab = Lab::start(meshed_config()).await.unwrap();
-    let out = scratch("rolling");
+    let out = support::scratch("mesh", "rolling");
     let measured = async {
-        lab.apply_yaml(WEB)?;
+        lab.apply_yaml(&web())?;
         lab.wait_available(Duration::from_secs(15)).await?;
         lab.wait_serving("web-svc", Duration::from_secs(10)).await?;
         // The node has no sidecar: kube-proxy's DNAT straight to the pods (their inbound
