@@ -658,9 +658,9 @@ fn a_stale_upstreams_programming_latency_is_the_proxys_own_sync() {
     assert_eq!(json["proxy_syncs"][0]["after_ms"], 1000.0, "{json}");
 }
 
-#[test]
-fn a_proxy_without_upstreams_says_since_when_and_why() {
-    // Recreate: the only pod goes, the proxy hears of it later, a new pod comes back.
+/// Recreate behind the proxy: the only pod goes at +1 s, the proxy hears of it at
+/// +1.5 s, a new pod is ready at +2.8 s and in the proxy's list at +3.2 s.
+fn recreate_behind_proxy() -> Vec<Event> {
     let mut events = base();
     // The proxy's own Service keeps its endpoint throughout: not the app's.
     let mut own = ep_ev(0.0, "endpoint_added", "10.244.15.251");
@@ -676,6 +676,12 @@ fn a_proxy_without_upstreams_says_since_when_and_why() {
         ep_ev(2800.0, "endpoint_added", "10.244.0.4"),
         upstream_ev(3200.0, true, "new-b", "10.244.0.4"),
     ]);
+    events
+}
+
+#[test]
+fn a_proxy_without_upstreams_says_since_when_and_why() {
+    let events = recreate_behind_proxy();
     let mut ws = vec![
         window(1600.0, 3200.0, "proxy_no_upstream"),
         // Before the proxy heard: its old upstream was stale.
@@ -845,17 +851,7 @@ fn a_new_pod_still_refusing_past_the_ready_reach_is_named_by_its_first_answer() 
 fn a_recreate_through_a_proxy_is_told_phase_by_phase() {
     // One window from the old pod's stale entry to the new pod's first answer: the
     // proxy still held old-a, then had nothing, then had new-b, which did not listen yet.
-    let mut events = base();
-    events.extend([
-        upstream_ev(0.0, true, "old-a", "10.244.0.2"),
-        ev(900.0, "trigger_start", "kubectl"),
-        pod_ev(1000.0, "pod_terminating", "old-a", "10.244.0.2"),
-        ep_ev(1000.0, "endpoint_removed", "10.244.0.2"),
-        upstream_ev(1500.0, false, "old-a", "10.244.0.2"),
-        pod_ev(2800.0, "pod_ready", "new-b", "10.244.0.4"),
-        ep_ev(2800.0, "endpoint_added", "10.244.0.4"),
-        upstream_ev(3200.0, true, "new-b", "10.244.0.4"),
-    ]);
+    let events = recreate_behind_proxy();
     let mut w = window(1100.0, 5000.0, "proxy_upstream_failed");
     w.kinds.insert("proxy_no_upstream".into(), 4);
     let mut ws = vec![w];
