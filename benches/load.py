@@ -11,10 +11,8 @@ rollprobe in release mode, starts nginx on 127.0.0.1 with benches/nginx.conf,
 and then:
 
 1. the matrix: for each mode (keepalive, fresh) and rate (10, 1000, 2000,
-   5000, 10000 req/s), rollprobe (its default executor: io_uring for
-   kept-alive connections where the kernel allows it, the tokio one for new
-   connections; run load.py with ROLLPROBE_EXECUTOR=io_uring in its environment
-   to send those through io_uring too), rollprobe-tokio (the same binary with
+   5000, 10000 req/s), rollprobe (its default executor: io_uring where the
+   kernel allows it), rollprobe-tokio (the same binary with
    ROLLPROBE_EXECUTOR=tokio), oha and hey run alternately (A B C D A B C D),
    5 s each (10 s at rates under 100 req/s, where a run's fixed start-up cost
    would otherwise dominate); each rollprobe row names the executor its

@@ -164,7 +164,7 @@ async fn tls_when_the_server_does_not_speak_it() {
     let s = serve(Behaviour::SendOnAccept(b"HTTP/1.1 400 Bad Request\r\n\r\n"));
     // TLS runs on the tokio executor, whatever was asked: the report says so and why.
     let r = probe(Exec::Tokio, &format!("https://{}/", s.addr), |b| {
-        b.executor(probe_core::ExecutorChoice::IoUring)
+        b.executor(probe_core::ExecutorChoice::Auto)
     })
     .await;
     only_kind(&r, "tls");

@@ -11,6 +11,7 @@ use support::{Exec, ServiceInstance};
 on_both_executors!(
     a_redeploy_with_a_gap_is_one_refused_window_between_two_versions,
     keepalive_reuses_connections_and_sees_the_restart,
+    send_times_are_measured_not_the_due_instants,
 );
 on_both_executors!(multi_thread: a_one_second_outage_at_200_per_second_is_measured_to_the_tick);
 
@@ -193,4 +194,40 @@ async fn a_one_second_outage_at_200_per_second_is_measured_to_the_tick(exec: Exe
     seqs.sort_unstable();
     assert!(seqs.iter().enumerate().all(|(i, s)| *s == i as u64));
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// A sample's send time is when the request really went out (a new connection's
+/// connect, a kept-alive one's send): never before its tick, and not the tick itself,
+/// as it would be if an executor wrote the due instant down instead of measuring.
+async fn send_times_are_measured_not_the_due_instants(exec: Exec) {
+    let service = ServiceInstance::start("127.0.0.1:0".parse().unwrap(), "v1", false)
+        .await
+        .unwrap();
+    for mode in [ConnectionMode::Fresh, ConnectionMode::Keepalive] {
+        let dir = std::env::temp_dir().join(format!(
+            "rollprobe-lib-send-times-{}-{}-{mode:?}",
+            std::process::id(),
+            exec.name()
+        ));
+        let builder = Probe::builder(&format!("http://{}/test/version", service.addr()))
+            .rate(200)
+            .duration(Duration::from_millis(250))
+            .connection(mode)
+            .out_dir(&dir);
+        let report = exec.run(exec.on(builder)).await;
+        assert_eq!(report.totals.ok, 50, "{mode:?}: {}", report.summary());
+        let run = probe_core::read_samples(&dir.join("samples.csv")).unwrap();
+        let lags: Vec<f64> = run
+            .samples
+            .iter()
+            .map(|s| s.sent_ms.expect("a sent request has its send time") - s.intended_ms)
+            .collect();
+        assert!(lags.iter().all(|lag| *lag >= 0.0), "{mode:?}: {lags:?}");
+        // Samples keep microseconds: a measured send a few microseconds after its
+        // tick shows; a few may round to the tick.
+        let on_the_tick = lags.iter().filter(|lag| **lag == 0.0).count();
+        assert!(on_the_tick * 10 < lags.len(), "{mode:?}: {lags:?}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+    service.stop().await;
 }

@@ -18,7 +18,7 @@ impl Exec {
     pub fn on(self, builder: ProbeBuilder) -> ProbeBuilder {
         match self {
             Exec::Tokio => builder.executor(ExecutorChoice::Tokio),
-            Exec::IoUring => builder.executor(ExecutorChoice::IoUring),
+            Exec::IoUring => builder.executor(ExecutorChoice::Auto),
         }
     }
 

@@ -332,17 +332,12 @@ pub struct ProbeConfig {
 /// Which executor sends a probe's requests.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum ExecutorChoice {
-    /// io_uring for kept-alive connections where the kernel allows it and the target is
-    /// plain HTTP at known addresses; the tokio executor otherwise (and with
-    /// `ROLLPROBE_EXECUTOR=tokio`).
+    /// io_uring where the kernel allows it and the target is plain HTTP at known
+    /// addresses; the tokio executor otherwise (and with `ROLLPROBE_EXECUTOR=tokio`).
     #[default]
     Auto,
     /// Always the tokio executor.
     Tokio,
-    /// io_uring wherever the kernel allows it, new connections included (`Auto` sends
-    /// those with the tokio executor: on io_uring a new connection's send time is not
-    /// measured yet, only the instant its timer was due; also `ROLLPROBE_EXECUTOR=io_uring`).
-    IoUring,
 }
 
 impl ProbeConfig {

@@ -70,8 +70,7 @@ impl ProbeBuilder {
     }
 
     /// Which executor sends the requests (default [`ExecutorChoice::Auto`]: io_uring
-    /// for kept-alive connections where it works). `ExecutorChoice::Tokio` forces the
-    /// portable one, `ExecutorChoice::IoUring` io_uring for new connections too.
+    /// where it works). `ExecutorChoice::Tokio` forces the portable one.
     pub fn executor(self, choice: ExecutorChoice) -> Self {
         self.set(|c| c.executor = choice)
     }

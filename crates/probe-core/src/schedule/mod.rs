@@ -38,7 +38,7 @@ use tokio::io::unix::AsyncFd;
 use tokio::sync::Notify;
 
 use crate::clock::{round_ms, Clock};
-use crate::config::{ConnectionMode, ExecutorChoice, ProbeConfig};
+use crate::config::{ExecutorChoice, ProbeConfig};
 use crate::event::Vantage;
 use crate::execute::{Attempt, Executor};
 use crate::outcome::Outcome;
@@ -191,10 +191,8 @@ fn uring_plan(executor: &Executor) -> Result<Vec<std::net::SocketAddr>, Executor
             true,
         ));
     }
-    let mut asked_uring = config.executor == ExecutorChoice::IoUring;
     match std::env::var(EXECUTOR_ENV).ok().as_deref() {
-        None | Some("") | Some("auto") => {}
-        Some("io_uring") => asked_uring = true,
+        None | Some("") | Some("auto") | Some("io_uring") => {}
         Some("tokio") => {
             return Err(ExecutorRan::tokio(
                 format!("asked for ({EXECUTOR_ENV}=tokio)"),
@@ -207,17 +205,6 @@ fn uring_plan(executor: &Executor) -> Result<Vec<std::net::SocketAddr>, Executor
                 false,
             ))
         }
-    }
-    // On io_uring a new connection's connect is issued when the stream's thread runs
-    // the ring's task work after its timer fired, and nothing times that: a starved
-    // thread would send late while its samples said on time. The tokio executor times
-    // the connect's start, so new connections go there unless io_uring is asked for.
-    if config.connection == ConnectionMode::Fresh && !asked_uring {
-        return Err(ExecutorRan::tokio(
-            "new connections (their send time is measured on the tokio executor; \
-             ROLLPROBE_EXECUTOR=io_uring sends them through io_uring)",
-            true,
-        ));
     }
     if config.target.https {
         return Err(ExecutorRan::tokio(

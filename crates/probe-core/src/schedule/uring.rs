@@ -15,7 +15,9 @@
 //! timeout that expires "fails" with `-ETIME` and cancels a soft-linked chain, and a
 //! hard link would still send after a timeout that was cancelled (a stop, or a
 //! connection found closed before its tick). With it, an expiry starts the chain and
-//! a cancel ends it. The timeout posts no completion of its own (`CQE_SKIP_SUCCESS`).
+//! a cancel ends it. A kept-alive request's timeout posts no completion of its own
+//! (`CQE_SKIP_SUCCESS`): its `SEND`'s completion times it. A new connection's posts
+//! one, which times its connect.
 //!
 //! Only a short horizon is submitted ahead (a millisecond; up to two periods at low
 //! rates when a connection is ready for the tick), so a stop is prompt and the in-flight cap counts what is really out; only a
@@ -27,9 +29,13 @@
 //! after its completion.
 //!
 //! The send time of a request on a kept-alive connection is when its `SEND`
-//! completion was harvested (the kernel had sent it by then); a new connection's is the
-//! due instant its timer fired at (or the submission, when that came late), as the tokio
-//! executor's is the start of its connect.
+//! completion was harvested (the kernel had sent it by then); a new connection's is
+//! when its timer's completion was harvested (or its submission, when that came late),
+//! as the tokio executor's is the start of its connect. Both are measured, not the due
+//! instant: the ring defers completion work to the thread (`DEFER_TASKRUN`), so the
+//! thread that runs the timer's work issues the `SEND` or `CONNECT` and then returns
+//! with its completion, a few microseconds later. A thread kept from running sends late
+//! and its samples say so.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -163,7 +169,8 @@ struct Req {
     due: Instant,
     intended_ms: f64,
     request_id: Option<String>,
-    /// When its attempt started: its due time, or its submission when that was late.
+    /// When its attempt started: when its `SEND` (kept alive) or its timer (a new
+    /// connection) completed, until then its due time, or its submission when late.
     start: Instant,
     sent: Option<Instant>,
     reused: bool,
@@ -190,9 +197,9 @@ struct Conn {
     gen: u32,
     /// Submitted operations whose completion has not been seen.
     ops: u32,
-    /// Of those, the ones linked behind a pending timeout: a cancelled timeout (it
-    /// skips its completion on success, so the kernel then skips theirs too) ends them
-    /// all in its own completion.
+    /// Of those, the ones linked behind a pending timeout that skips its completion
+    /// (a kept-alive request's): cancelled, it posts one after all, and the kernel
+    /// skips theirs, so its completion ends them all.
     behind_timeout: u32,
     recv_posted: bool,
     closing: bool,
@@ -553,7 +560,7 @@ impl Loop {
             .user_data(user_data(slot, gen, OP_SEND));
         let mut entries = Vec::with_capacity(2);
         if timed {
-            entries.push(timeout_entry(&conn.timespec, slot, gen));
+            entries.push(timeout_entry(&conn.timespec, slot, gen, false));
         }
         entries.push(send);
         self.push_all(&entries);
@@ -593,7 +600,9 @@ impl Loop {
             fd,
             gen,
             ops: 3,
-            behind_timeout: if timed { 3 } else { 0 },
+            // Its timeout posts its completions, so a cancel ends each of the three
+            // with its own (only a timeout that skips its completion takes theirs).
+            behind_timeout: 0,
             recv_posted: true,
             closing: false,
             rbuf: self
@@ -616,7 +625,7 @@ impl Loop {
         let fd = types::Fd(conn.fd.as_raw_fd());
         let mut entries = Vec::with_capacity(4);
         if timed {
-            entries.push(timeout_entry(&conn.timespec, slot, gen));
+            entries.push(timeout_entry(&conn.timespec, slot, gen, true));
         }
         entries.push(
             opcode::Connect::new(fd, conn.addr.as_ptr().cast(), conn.addr.len())
@@ -693,6 +702,10 @@ impl Loop {
                 }
                 return;
             }
+            OP_TIMEOUT if res == -libc::ETIME => {
+                self.timer_fired(slot, gen, now);
+                return;
+            }
             OP_TIMEOUT => {
                 self.timeout_failed(slot, gen);
                 return;
@@ -727,9 +740,30 @@ impl Loop {
         }
     }
 
-    /// A chain's timeout completed, which it does only when it failed (cancelled):
-    /// the operations linked behind it were cancelled without completions of their
-    /// own (the kernel skips them after a head that skips its success).
+    /// A new connection's timer fired and its connect was issued just before this
+    /// completion: that is the request's start, and its connect deadline counts from it.
+    fn timer_fired(&mut self, slot: usize, gen: u32, now: Instant) {
+        let Some(conn) = self.conns.get_mut(slot).and_then(|c| c.as_mut()) else {
+            return;
+        };
+        if conn.gen != gen {
+            return;
+        }
+        // The chain's operations now complete on their own.
+        conn.behind_timeout = 0;
+        let connect_timeout = self.exec.config().connect_timeout;
+        let Some(req) = conn.req.as_mut().filter(|r| r.phase == Phase::Connecting) else {
+            return;
+        };
+        req.start = now;
+        req.deadline = now + connect_timeout;
+        self.deadlines.push(Reverse((req.deadline, slot, gen)));
+    }
+
+    /// A chain's timeout completed without firing (cancelled). Behind a kept-alive
+    /// request's, the `SEND` was cancelled without a completion of its own (the kernel
+    /// skips the links' after a head that skips its success); a new connection's
+    /// operations post theirs.
     fn timeout_failed(&mut self, slot: usize, gen: u32) {
         let Some(conn) = self.conns.get_mut(slot).and_then(|c| c.as_mut()) else {
             return;
@@ -739,10 +773,6 @@ impl Loop {
         }
         let behind = std::mem::take(&mut conn.behind_timeout);
         conn.ops = conn.ops.saturating_sub(behind);
-        if behind == 3 {
-            // A new connection's chain ends with its receive.
-            conn.recv_posted = false;
-        }
         if conn.closing {
             self.free_if_done(slot);
             return;
@@ -806,7 +836,12 @@ impl Loop {
         }
         conn.sent += res as usize;
         if req.sent.is_none() {
-            req.sent = Some(if req.reused { now } else { req.start });
+            if req.reused {
+                // Its answer's times count from the send, as a new connection's count
+                // from its connect, not from the due instant.
+                req.start = now;
+            }
+            req.sent = Some(req.start);
         }
         if conn.sent < conn.send.len() {
             // The rest follows unacknowledged bytes: Nagle must not hold it.
@@ -1087,11 +1122,18 @@ impl Loop {
     }
 }
 
-/// The absolute timeout that starts a chain at its request's due instant.
-fn timeout_entry(timespec: &types::Timespec, slot: usize, gen: u32) -> squeue::Entry {
+/// The absolute timeout that starts a chain at its request's due instant. `fired`:
+/// whether it posts a completion when it fires (`-ETIME`), as a new connection's does
+/// to time its connect; a cancelled one always posts one.
+fn timeout_entry(timespec: &types::Timespec, slot: usize, gen: u32, fired: bool) -> squeue::Entry {
+    let flags = if fired {
+        squeue::Flags::IO_LINK
+    } else {
+        squeue::Flags::IO_LINK | squeue::Flags::SKIP_SUCCESS
+    };
     opcode::Timeout::new(timespec)
         .flags(types::TimeoutFlags::ABS | types::TimeoutFlags::ETIME_SUCCESS)
         .build()
-        .flags(squeue::Flags::IO_LINK | squeue::Flags::SKIP_SUCCESS)
+        .flags(flags)
         .user_data(user_data(slot, gen, OP_TIMEOUT))
 }
