@@ -188,11 +188,12 @@ fn both_streams_see_what_their_clients_would_see_of_one_redeploy() {
     let keepalive = stream(&report, "local-keepalive");
 
     // New connections were refused while nothing listened; a pooled connection
-    // never connects, so it is the one that meets the killed process's reset.
+    // never connects, so it is the one that meets the killed process's reset. A new
+    // connection meets it only when it waited in the old listener's queue as that
+    // closed (this server accepts every millisecond): at 50 req/s, one at most.
     assert!(count(fresh, "connection_refused") > 0, "{text}");
-    assert_eq!(
-        count(fresh, "connection_reset") + count(fresh, "connection_closed"),
-        0,
+    assert!(
+        count(fresh, "connection_reset") + count(fresh, "connection_closed") <= 1,
         "{text}"
     );
     assert!(
