@@ -17,14 +17,17 @@ and then:
    5 s each (10 s at rates under 100 req/s, where a run's fixed start-up cost
    would otherwise dominate); each rollprobe row names the executor its
    report.json says ran;
-2. the search, per mode: rollprobe's highest clean rate (at least 99% of the
-   asked requests sent, send-lag p99 under 2 ms, under 1% failures), doubling
+2. idle: what rollprobe (both executors), oha and hey cost at 10 req/s once
+   running, the CPU of a 15 s run minus that of a 5 s run over 10 s (start-up
+   and the report cancel out);
+3. the search, per mode: rollprobe's highest clean rate (at least 99% of the
+   asked requests sent, send-lag p99 under 1 ms, under 1% failures), doubling
    from 2500 req/s then bisecting, bounded in time; and wrk's closed-loop
    maximum (50 connections) for scale;
-3. `rollprobe report` with all of its outputs on a generated 1,000,000-row
+4. `rollprobe report` with all of its outputs on a generated 1,000,000-row
    samples.csv (wall, CPU, RSS).
 
-It prints the whole table and how long it took (about 9 minutes, without the
+It prints the whole table and how long it took (about 15 minutes, without the
 build and the installs).
 
 Each tool runs as a child pinned to its own core (nginx on another core) when
@@ -686,6 +689,33 @@ def reconcile(bench, args):
     return rows
 
 
+IDLE_RATE = 10
+IDLE_SHORT_S, IDLE_LONG_S = 5, 15
+
+
+def idle(bench, args):
+    """What a prober left running at 10 req/s costs once it runs: the CPU of a long run
+    minus that of a short one, over the difference in time, so that start-up and the
+    report written at the end cancel out (the matrix's 10 req/s cells include them)."""
+    rows = []
+    tools = [t for t in ("rollprobe", "rollprobe-tokio", "oha", "hey") if t in args.tools]
+    for mode in args.modes:
+        for rnd in range(args.reps):
+            for tool in tools:
+                short = bench.run(tool, mode, IDLE_RATE, IDLE_SHORT_S, tag="idle")
+                long_ = bench.run(tool, mode, IDLE_RATE, IDLE_LONG_S, tag="idle")
+                steady = (long_["cpu_s"] - short["cpu_s"]) / (IDLE_LONG_S - IDLE_SHORT_S)
+                row = {"tool": tool, "mode": mode, "round": rnd,
+                       "short_cpu_s": short["cpu_s"], "long_cpu_s": long_["cpu_s"],
+                       "executor": long_.get("executor"),
+                       "steady_pct_of_core": steady * 100}
+                log(f"idle {tool:9s} {mode:9s}: {IDLE_SHORT_S} s {short['cpu_s'] * 1000:.1f} ms, "
+                    f"{IDLE_LONG_S} s {long_['cpu_s'] * 1000:.1f} ms: "
+                    f"{row['steady_pct_of_core']:.3f} % of a core")
+                rows.append(row)
+    return rows
+
+
 def wrk_max(bench, args):
     """wrk's closed-loop maximum per mode, for scale (it has no schedule to keep)."""
     return [bench.run("wrk", mode, 0, args.search_secs, tag="wrk") for mode in args.modes]
@@ -816,7 +846,7 @@ def main():
     ap.add_argument("--out", help="results folder")
     ap.add_argument("--no-build", action="store_true", help="use the built release binary")
     ap.add_argument("--skip", default="",
-                    help="comma list of phases to skip: matrix,reconcile,search,wrk,report")
+                    help="comma list of phases to skip: matrix,reconcile,idle,search,wrk,report")
     ap.add_argument("--search-start", type=int, default=2500)
     ap.add_argument("--search-max", type=int, default=80000)
     ap.add_argument("--search-secs", type=int, default=3, help="seconds per search trial")
@@ -893,6 +923,9 @@ def main():
         if "reconcile" not in skip:
             results["reconcile"] = reconcile(bench, args)
             save()
+        if "idle" not in skip:
+            results["idle"] = idle(bench, args)
+            save()
         if "search" not in skip:
             results["search"] = [search(bench, args, mode) for mode in args.modes]
             save()
@@ -943,6 +976,18 @@ def main():
         for x in results["reconcile"]:
             md.append(f"| {x['tool']} | {fmt(x['wait4_cpu_s_per_1k'], 4)} "
                       f"| {fmt(x['time_cpu_s_per_1k'], 4)} |")
+        md.append("")
+    if results.get("idle"):
+        md += [f"### Idle: {IDLE_RATE} req/s once running ({IDLE_LONG_S} s run minus "
+               f"{IDLE_SHORT_S} s run)", "",
+               "| mode | tool | CPU % of a core (median [min-max]) |", "|---|---|---|"]
+        for mode in args.modes:
+            for tool in dict.fromkeys(x["tool"] for x in results["idle"]):
+                pct = [x["steady_pct_of_core"] for x in results["idle"]
+                       if x["tool"] == tool and x["mode"] == mode]
+                if pct:
+                    md.append(f"| {mode} | {tool} | {median(pct):.3f} "
+                              f"[{min(pct):.3f}-{max(pct):.3f}] |")
         md.append("")
     if "search" in results:
         md += ["### Highest clean rate (rollprobe)", "",
