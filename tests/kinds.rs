@@ -5,7 +5,7 @@ mod support;
 
 use std::time::Duration;
 
-use probe_core::{ConnectionMode, Probe, Report};
+use probe_core::{ConnectionMode, Outcome, Probe, Report};
 use support::{closed_port, serve, Behaviour, Exec};
 
 on_both_executors!(
@@ -14,6 +14,7 @@ on_both_executors!(
     closed_when_the_server_hangs_up_after_reading,
     closed_on_a_kept_alive_connection_too,
     response_timeout_when_no_answer_comes,
+    a_reused_connection_gets_the_whole_time_limit,
     connect_timeout_when_syns_are_dropped,
     http_5xx_keeps_its_status,
     envoy_503_is_proxy_no_upstream,
@@ -85,6 +86,37 @@ async fn response_timeout_when_no_answer_comes(exec: Exec) {
     let s = serve(Behaviour::NeverAnswer);
     let r = probe(exec, &s.url(), |b| b.timeout(Duration::from_millis(200))).await;
     only_kind(&r, "response_timeout");
+}
+
+/// A kept-alive request's time limit counts from when it went out, as its times do: a
+/// response timeout on a reused connection took at least the limit.
+async fn a_reused_connection_gets_the_whole_time_limit(exec: Exec) {
+    let s = serve(Behaviour::AnswerOnceThenHang);
+    let dir = std::env::temp_dir().join(format!(
+        "rollprobe-kinds-reused-limit-{}-{}",
+        std::process::id(),
+        exec.name()
+    ));
+    let limit = Duration::from_millis(200);
+    let r = probe(exec, &s.url(), |b| {
+        b.connection(ConnectionMode::Keepalive)
+            .timeout(limit)
+            .out_dir(&dir)
+    })
+    .await;
+    let run = probe_core::read_samples(&dir.join("samples.csv")).unwrap();
+    let timed_out: Vec<_> = run
+        .samples
+        .iter()
+        .filter(|s| s.outcome == Outcome::ResponseTimeout)
+        .collect();
+    assert!(!timed_out.is_empty(), "{}", r.summary());
+    for s in timed_out {
+        assert_eq!(s.connection.as_deref(), Some("reused"), "{s:?}");
+        let total = s.total_ms.expect("a timed-out request has its total");
+        assert!(total >= limit.as_secs_f64() * 1000.0, "{s:?}");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 async fn connect_timeout_when_syns_are_dropped(exec: Exec) {

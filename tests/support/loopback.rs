@@ -47,6 +47,9 @@ pub enum Behaviour {
     ResetAfterHeaders,
     /// Read the request, then shut down the sending side (FIN) and answer nothing.
     HalfClose,
+    /// Answer a connection's first request (`200`, body `v1`, kept alive), then read
+    /// the next one and never answer it.
+    AnswerOnceThenHang,
 }
 
 pub struct TestServer {
@@ -251,6 +254,18 @@ fn handle(mut stream: TcpStream, behaviour: Behaviour, stop: Arc<AtomicBool>) {
         Behaviour::SendOnAccept(bytes) => {
             let _ = stream.write_all(bytes);
             thread::sleep(Duration::from_millis(100));
+        }
+        Behaviour::AnswerOnceThenHang => {
+            if read_request(&mut stream)
+                && stream
+                    .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nv1")
+                    .is_ok()
+            {
+                read_request(&mut stream);
+                while !stop.load(Ordering::SeqCst) {
+                    thread::sleep(Duration::from_millis(20));
+                }
+            }
         }
         Behaviour::NeverAnswer => {
             read_request(&mut stream);

@@ -44,9 +44,10 @@
 //! instant: the thread that runs the timer's work in the kernel issues the `SEND` or
 //! `CONNECT` there and returns with its completion, a few microseconds later. A thread
 //! kept from running sends late and its samples say so. A connect's time runs from that
-//! harvest to its own completion's; on loopback the connect completes inside the task
-//! work that issued it, both come back together and it reads 0 ms: what one wake-up
-//! cannot resolve is not guessed.
+//! harvest to its own completion's. When the connect completes before the thread next
+//! harvests (on loopback, inside the task work that issued it; anywhere, when the
+//! thread was busy), both come back together and it reads 0 ms: what one harvest cannot
+//! resolve is not guessed.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -849,9 +850,11 @@ impl Loop {
         conn.sent += res as usize;
         if req.sent.is_none() {
             if req.reused {
-                // Its answer's times count from the send, as a new connection's count
-                // from its connect, not from the due instant.
+                // Its answer's times, and its time limit, count from the send, as a new
+                // connection's count from its connect, not from the due instant.
                 req.start = now;
+                req.deadline = now + self.exec.config().timeout;
+                self.deadlines.push(Reverse((req.deadline, slot, conn.gen)));
             }
             req.sent = Some(req.start);
         }
