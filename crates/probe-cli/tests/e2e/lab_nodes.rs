@@ -195,7 +195,18 @@ async fn recreate_from_the_client_and_from_a_pod() {
         client.contains(&"connection_refused"),
         "client {client:?}\n{summary}"
     );
-    assert_eq!(pod, ["connection_refused"], "pod\n{summary}");
+    // From the pod, through the ClusterIP to pod addresses: refused, never
+    // unreachable. A new connection still open to an old pod as it exits (in its
+    // listener's queue, or its request unanswered) is reset by the kernel: at 50 req/s,
+    // one per old pod at most (it happened once in a full run).
+    assert!(pod.contains(&"connection_refused"), "pod\n{summary}");
+    assert!(
+        pod.iter()
+            .all(|k| ["connection_refused", "connection_reset"].contains(k)),
+        "pod\n{summary}"
+    );
+    let resets = report.streams[1].failures.get("connection_reset");
+    assert!(resets.copied().unwrap_or(0) <= 2, "pod\n{summary}");
     // One clock: both streams' outages lie within the same rollout, between the old
     // pods' termination and the new pods' readiness.
     let at = |kind: EventKind| {
