@@ -18,36 +18,13 @@ use probe_core::{
     read_samples, AccessLog, Event, EventSource, Outcome, Probe, Proxy, Report, Rollout, Sample,
 };
 use probe_lab::{IngressKind, Lab};
-use support::{fast_config, pids, WEB};
+use support::{exchange, failed, fast_config, joined_log, pids, retried, show_failures, WEB};
 
 mod support;
 
 /// This suite's scratch folder for a test's run.
 fn scratch(name: &str) -> PathBuf {
     support::scratch("ingress", name)
-}
-
-/// Every access log of the lab's proxies in one, once it speaks of every sample
-/// (Envoy flushes its log every 100 ms: waits at most 3 s).
-fn joined_log(lab: &Lab, samples: &[Sample]) -> AccessLog {
-    let deadline = std::time::Instant::now() + Duration::from_secs(3);
-    loop {
-        let mut log = AccessLog::default();
-        for path in lab.access_logs() {
-            for line in std::fs::read_to_string(path).unwrap_or_default().lines() {
-                log.add_line(line);
-            }
-        }
-        let all = samples.iter().all(|s| {
-            s.request_id
-                .as_deref()
-                .is_some_and(|id| log.get(id).is_some())
-        });
-        if all || std::time::Instant::now() > deadline {
-            return log;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 /// Records the lab's `proxy_upstream_added` and `proxy_upstream_removed` events.
@@ -169,16 +146,6 @@ async fn rolling_direct_and_through(
     (report, samples, log, events)
 }
 
-/// Failed requests of the stream whose name starts with `prefix`.
-fn failed(report: &Report, prefix: &str) -> u64 {
-    report
-        .streams
-        .iter()
-        .find(|s| s.name.starts_with(prefix))
-        .map(|s| s.totals.failed)
-        .unwrap_or_else(|| panic!("no stream {prefix}: {}", report.summary()))
-}
-
 /// What a rolling update without readiness shows through a retrying proxy: it loses
 /// fewer requests than the direct path, its log shows retried requests, and its
 /// controller followed the endpoints with events naming the addresses.
@@ -188,26 +155,13 @@ fn assert_retries_save_requests(
 ) {
     let summary = report.summary();
     let (direct, through) = (failed(&report, "direct"), failed(&report, kind.class()));
-    let retried: Vec<&Sample> = samples
-        .iter()
-        .filter(|s| {
-            let record = s.request_id.as_deref().and_then(|id| log.get(id));
-            record.is_some_and(|r| r.retried())
-        })
-        .collect();
+    let retried = retried(&samples, &log);
     eprintln!(
         "{kind}: direct lost {direct}, through {kind} lost {through}, {kind} retried {} of {} requests\n{summary}",
         retried.len(),
         samples.len()
     );
-    for s in samples.iter().filter(|s| s.outcome != Outcome::Ok).take(5) {
-        let record = s.request_id.as_deref().and_then(|id| log.get(id));
-        eprintln!(
-            "  failed through {kind}: {} {:?}",
-            s.outcome,
-            record.map(|r| r.to_string())
-        );
-    }
+    show_failures(kind, &samples, &log);
     assert!(direct > 0, "the direct path must lose requests: {summary}");
     assert!(
         through < direct,
@@ -363,27 +317,8 @@ spec:
 /// GET `path` with Host `host` from namespace `ns`: the status line, the headers
 /// (lower case) and the body.
 fn get(ns: &str, addr: std::net::SocketAddr, host: &str, path: &str) -> (String, String, String) {
-    let (ns, request) = (
-        ns.to_string(),
-        format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"),
-    );
-    std::thread::spawn(move || {
-        probe_lab::enter_netns(&ns).unwrap();
-        let mut s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(5)).unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-        s.write_all(request.as_bytes()).unwrap();
-        let mut all = String::new();
-        let _ = s.read_to_string(&mut all);
-        let (head, body) = all.split_once("\r\n\r\n").unwrap_or((&all, ""));
-        let (status, headers) = head.split_once("\r\n").unwrap_or((head, ""));
-        (
-            status.to_string(),
-            headers.to_ascii_lowercase(),
-            body.to_string(),
-        )
-    })
-    .join()
-    .unwrap()
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+    exchange(ns, addr, request)
 }
 
 #[tokio::test]

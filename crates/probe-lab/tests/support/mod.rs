@@ -1,12 +1,16 @@
-//! What the proxy suites of the lab (ingress.rs, mesh.rs) share: the lab's timings
-//! scaled down for tests, the app they roll, and small helpers.
+//! What the lab's suites share: the lab's timings scaled down for the proxy suites
+//! (ingress.rs, mesh.rs), the app they roll, what they read of a rollout through a
+//! proxy, and running code inside a namespace.
 
 #![allow(dead_code)] // each suite uses its own part
 
+use std::io::{Read, Write};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use probe_lab::LabConfig;
+use probe_core::{AccessLog, Outcome, Report, Sample, UpstreamRecord};
+use probe_lab::{enter_netns, Lab, LabConfig};
 
 /// The lab's timings scaled down so each test takes well under 20 s.
 pub fn fast_config() -> LabConfig {
@@ -60,4 +64,87 @@ pub fn pids(ns: &str) -> String {
         .output()
         .unwrap();
     String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// Runs `f` on a thread inside namespace `ns`.
+pub fn in_ns<T: Send + 'static>(ns: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let ns = ns.to_string();
+    std::thread::spawn(move || {
+        enter_netns(&ns).expect("enter_netns");
+        f()
+    })
+    .join()
+    .unwrap()
+}
+
+/// Sends `request` (one that asks for `Connection: close`) to `addr` from namespace
+/// `ns`: the answer's status line, its headers (lower case) and its body.
+pub fn exchange(ns: &str, addr: SocketAddr, request: String) -> (String, String, String) {
+    in_ns(ns, move || {
+        let mut s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(5)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        s.write_all(request.as_bytes()).unwrap();
+        let mut all = String::new();
+        let _ = s.read_to_string(&mut all);
+        let (head, body) = all.split_once("\r\n\r\n").unwrap_or((&all, ""));
+        let (status, headers) = head.split_once("\r\n").unwrap_or((head, ""));
+        (
+            status.to_string(),
+            headers.to_ascii_lowercase(),
+            body.to_string(),
+        )
+    })
+}
+
+/// Every access log of the lab's proxies in one, once it speaks of every one of
+/// `samples` (Envoy flushes its log every 100 ms: waits at most 3 s).
+pub fn joined_log(lab: &Lab, samples: &[Sample]) -> AccessLog {
+    let deadline = std::time::Instant::now() + Duration::from_secs(3);
+    loop {
+        let mut log = AccessLog::default();
+        for path in lab.access_logs() {
+            for line in std::fs::read_to_string(path).unwrap_or_default().lines() {
+                log.add_line(line);
+            }
+        }
+        let all = samples.iter().all(|s| record(&log, s).is_some());
+        if all || std::time::Instant::now() > deadline {
+            return log;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// What `log` says of `sample`'s request.
+pub fn record<'a>(log: &'a AccessLog, sample: &Sample) -> Option<&'a UpstreamRecord> {
+    sample.request_id.as_deref().and_then(|id| log.get(id))
+}
+
+/// The requests of `samples` that the proxy retried, by its log.
+pub fn retried<'a>(samples: &'a [Sample], log: &AccessLog) -> Vec<&'a Sample> {
+    samples
+        .iter()
+        .filter(|s| record(log, s).is_some_and(|r| r.retried()))
+        .collect()
+}
+
+/// Prints the first failed requests of `samples` with what `log` says of each.
+pub fn show_failures(through: impl std::fmt::Display, samples: &[Sample], log: &AccessLog) {
+    for s in samples.iter().filter(|s| s.outcome != Outcome::Ok).take(5) {
+        eprintln!(
+            "  failed through {through}: {} {:?}",
+            s.outcome,
+            record(log, s).map(|r| r.to_string())
+        );
+    }
+}
+
+/// Failed requests of the stream whose name starts with `prefix`.
+pub fn failed(report: &Report, prefix: &str) -> u64 {
+    report
+        .streams
+        .iter()
+        .find(|s| s.name.starts_with(prefix))
+        .map(|s| s.totals.failed)
+        .unwrap_or_else(|| panic!("no stream {prefix}: {}", report.summary()))
 }
