@@ -15,10 +15,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use probe_core::{
-    read_samples, AccessLog, Event, EventSource, Outcome, Probe, Proxy, Report, Rollout, Sample,
+    read_samples, AccessLog, Event, EventSource, Outcome, Probe, Proxy, Report, Sample,
 };
 use probe_lab::{IngressKind, Lab};
-use support::{exchange, failed, fast_config, joined_log, pids, retried, show_failures, WEB};
+use support::{
+    exchange, failed, fast_config, joined_log, pids, retried, roll_web_through, show_failures, WEB,
+};
 
 mod support;
 
@@ -119,24 +121,8 @@ async fn rolling_direct_and_through(
         let probe = Probe::builder(&direct)
             .rate(50)
             .vantage_point("direct", &direct, vantage.clone())
-            .vantage_point(kind.class(), &through, vantage)
-            .out_dir(&out);
-        let change = lab.clone();
-        let report = Rollout::new(probe)
-            .events(lab.clone())
-            .warmup(Duration::from_millis(800))
-            .settle(Duration::from_millis(1500))
-            .rollout_timeout(Duration::from_secs(30))
-            .trigger(async move { change.set_image("web", "shop/web:v2") })
-            .run()
-            .await?;
-        let samples: Vec<Sample> = read_samples(&out)?
-            .samples
-            .into_iter()
-            .filter(|s| s.stream.starts_with(kind.class()))
-            .collect();
-        let log = joined_log(&lab, &samples);
-        Ok::<_, Box<dyn std::error::Error>>((report, samples, log))
+            .vantage_point(kind.class(), &through, vantage);
+        roll_web_through(&lab, probe, &out, kind.class()).await
     }
     .await;
     lab.shutdown().await.unwrap();

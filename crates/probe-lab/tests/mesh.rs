@@ -10,9 +10,9 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use probe_core::{read_samples, Outcome, Probe, Rollout, Sample};
+use probe_core::{Outcome, Probe};
 use probe_lab::{Lab, LabConfig, LabFrom, Mesh};
-use support::{exchange, failed, fast_config, joined_log, pids, retried, show_failures, WEB};
+use support::{exchange, failed, fast_config, pids, retried, roll_web_through, show_failures, WEB};
 
 mod support;
 
@@ -143,24 +143,8 @@ async fn the_client_sidecars_retries_save_requests_of_a_rolling_update_without_r
         let probe = Probe::builder(&node.url)
             .rate(50)
             .vantage_point("node", &node.url, node.vantage.clone())
-            .vantage_point("mesh", &pod.url, pod.vantage.clone())
-            .out_dir(&out);
-        let change = lab.clone();
-        let report = Rollout::new(probe)
-            .events(lab.clone())
-            .warmup(Duration::from_millis(800))
-            .settle(Duration::from_millis(1500))
-            .rollout_timeout(Duration::from_secs(30))
-            .trigger(async move { change.set_image("web", "shop/web:v2") })
-            .run()
-            .await?;
-        let meshed: Vec<Sample> = read_samples(&out)?
-            .samples
-            .into_iter()
-            .filter(|s| s.stream.starts_with("mesh"))
-            .collect();
-        let log = joined_log(&lab, &meshed);
-        Ok::<_, Box<dyn std::error::Error>>((report, meshed, log))
+            .vantage_point("mesh", &pod.url, pod.vantage.clone());
+        roll_web_through(&lab, probe, &out, "mesh").await
     }
     .await;
     lab.shutdown().await.unwrap();

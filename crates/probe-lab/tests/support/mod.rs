@@ -6,10 +6,12 @@
 
 use std::io::{Read, Write};
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use probe_core::{AccessLog, Outcome, Report, Sample, UpstreamRecord};
+use probe_core::{
+    read_samples, AccessLog, Outcome, ProbeBuilder, Report, Rollout, Sample, UpstreamRecord,
+};
 use probe_lab::{enter_netns, Lab, LabConfig};
 
 /// The lab's timings scaled down so each test takes well under 20 s.
@@ -147,4 +149,30 @@ pub fn failed(report: &Report, prefix: &str) -> u64 {
         .find(|s| s.name.starts_with(prefix))
         .map(|s| s.totals.failed)
         .unwrap_or_else(|| panic!("no stream {prefix}: {}", report.summary()))
+}
+
+/// Rolls `web` to v2 while `probe` runs (its samples in `out`): the report, the samples
+/// of the streams whose name starts with `through`, and the proxies' joined log.
+pub async fn roll_web_through(
+    lab: &Lab,
+    probe: ProbeBuilder,
+    out: &Path,
+    through: &str,
+) -> Result<(Report, Vec<Sample>, AccessLog), Box<dyn std::error::Error>> {
+    let change = lab.clone();
+    let report = Rollout::new(probe.out_dir(out))
+        .events(lab.clone())
+        .warmup(Duration::from_millis(800))
+        .settle(Duration::from_millis(1500))
+        .rollout_timeout(Duration::from_secs(30))
+        .trigger(async move { change.set_image("web", "shop/web:v2") })
+        .run()
+        .await?;
+    let samples: Vec<Sample> = read_samples(out)?
+        .samples
+        .into_iter()
+        .filter(|s| s.stream.starts_with(through))
+        .collect();
+    let log = joined_log(lab, &samples);
+    Ok((report, samples, log))
 }
