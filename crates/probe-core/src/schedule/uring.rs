@@ -210,10 +210,11 @@ struct Conn {
     gen: u32,
     /// Submitted operations whose completion has not been seen.
     ops: u32,
-    /// Of those, the ones linked behind a pending timeout that skips its completion
-    /// (a kept-alive request's): cancelled, it posts one after all, and the kernel
-    /// skips theirs, so its completion ends them all.
-    behind_timeout: u32,
+    /// Of those, a kept-alive request's `SEND` waits behind its timeout, which skips
+    /// its completion: cancelled, the timeout posts one after all and the kernel skips
+    /// the `SEND`'s, so the timeout's completion ends both. (A new connection's timeout
+    /// posts its completions, and so do the operations behind it.)
+    send_behind_timeout: bool,
     recv_posted: bool,
     closing: bool,
     rbuf: Box<[u8]>,
@@ -565,7 +566,7 @@ impl Loop {
         conn.timespec = types::Timespec::new().sec(sec).nsec(nsec);
         conn.req = Some(req);
         conn.ops += 1;
-        conn.behind_timeout = u32::from(timed);
+        conn.send_behind_timeout = timed;
         let fd = types::Fd(conn.fd.as_raw_fd());
         let gen = conn.gen;
         let send = opcode::Send::new(fd, conn.send.as_ptr(), conn.send.len() as u32)
@@ -613,9 +614,7 @@ impl Loop {
             fd,
             gen,
             ops: 3,
-            // Its timeout posts its completions, so a cancel ends each of the three
-            // with its own (only a timeout that skips its completion takes theirs).
-            behind_timeout: 0,
+            send_behind_timeout: false,
             recv_posted: true,
             closing: false,
             rbuf: self
@@ -737,9 +736,9 @@ impl Loop {
         if op == OP_RECV {
             conn.recv_posted = false;
         } else {
-            // A connect or a send ran: its timer fired, a cancel no longer ends the
-            // chain. (A receive may be a kept-alive connection's own, not the chain's.)
-            conn.behind_timeout = 0;
+            // A send ran: its timer fired, a cancel no longer ends it. (A receive may be
+            // a kept-alive connection's own, not the chain's.)
+            conn.send_behind_timeout = false;
         }
         if conn.closing {
             self.free_if_done(slot);
@@ -762,8 +761,6 @@ impl Loop {
         if conn.gen != gen {
             return;
         }
-        // The chain's operations now complete on their own.
-        conn.behind_timeout = 0;
         let connect_timeout = self.exec.config().connect_timeout;
         let Some(req) = conn.req.as_mut().filter(|r| r.phase == Phase::Connecting) else {
             return;
@@ -784,8 +781,9 @@ impl Loop {
         if conn.gen != gen {
             return;
         }
-        let behind = std::mem::take(&mut conn.behind_timeout);
-        conn.ops = conn.ops.saturating_sub(behind);
+        if std::mem::take(&mut conn.send_behind_timeout) {
+            conn.ops = conn.ops.saturating_sub(1);
+        }
         if conn.closing {
             self.free_if_done(slot);
             return;
